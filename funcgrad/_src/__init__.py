@@ -1,0 +1,1 @@
+"""funcgrad's implementation. Nothing here is public API; import from ``funcgrad``."""

@@ -1,0 +1,515 @@
+"""The user-facing transformations, built from the forward and reverse interpreters.
+
+Pytrees are flattened here, at the boundary, once; the interpreters see flat lists.
+"""
+from __future__ import annotations
+
+import functools
+import inspect
+import operator
+
+import numpy as np
+
+from . import ad
+from .backend import dtype_name, float0
+from .core import Primitive, Tracer, bind, defjvp, defvjp, new_trace
+from .errors import FuncgradTypeError, FuncgradValueError
+from .tree_util import tree_flatten, tree_map, tree_unflatten, treedef_is_leaf
+
+
+def _fnp():
+    from .. import numpy as fnp
+    return fnp
+
+
+def _fname(f):
+    return getattr(f, "__name__", None) or type(f).__name__
+
+
+def _as_array(x, what):
+    """A differentiable input as an array (Python scalars -> NumPy's default dtypes)."""
+    if isinstance(x, Tracer) or (hasattr(x, "shape") and hasattr(x, "dtype")):
+        return x
+    if isinstance(x, (bool, int, float, complex, list, tuple)) or isinstance(x, np.generic):
+        return np.asarray(x)
+    raise FuncgradTypeError(
+        f"{what}: argument of type {type(x).__name__} is not an array; pass a NumPy array, "
+        "a Python number, or a pytree (tuple/list/dict) of them")
+
+
+# --------------------------------------------------------------------------------------
+# stop_gradient
+
+
+stop_gradient_p = Primitive("stop_gradient", lambda x: x)   # no rules: derivative zero
+
+
+def stop_gradient(x):
+    """The value of ``x`` (any pytree) with its derivative blocked under every transformation.
+
+    Example:
+        >>> import funcgrad
+        >>> funcgrad.grad(lambda x: x * funcgrad.stop_gradient(x))(3.0)
+        array(3.)
+    """
+    return tree_map(lambda v: bind(stop_gradient_p, v) if isinstance(v, Tracer) else v, x)
+
+
+# --------------------------------------------------------------------------------------
+# jvp / linearize
+
+
+def jvp(fun, primals, tangents, has_aux=False):
+    """Forward mode: ``(fun(*primals), J @ tangents)``.
+
+    ``primals`` and ``tangents`` are tuples (or lists) of pytrees of one structure; each
+    tangent has its primal's shape and dtype (integer primals take ``float0`` tangents).
+    With ``has_aux=True``, ``fun`` returns ``(out, aux)`` and the result is
+    ``(out, tangent_out, aux)``.
+
+    Example (the lecture's forward derivative trace):
+        >>> import funcgrad, funcgrad.numpy as fnp
+        >>> f = lambda x1, x2: fnp.log(x1) + x1 * x2 - fnp.sin(x2)
+        >>> y, dy = funcgrad.jvp(f, (2.0, 5.0), (1.0, 0.0))
+        >>> round(float(y), 3), float(dy)
+        (11.652, 5.5)
+    """
+    if not isinstance(primals, (tuple, list)) or not isinstance(tangents, (tuple, list)):
+        raise FuncgradTypeError(
+            "jvp: primals and tangents must be tuples or lists of arguments, e.g. "
+            "jvp(f, (x,), (v,)); got "
+            f"{type(primals).__name__} and {type(tangents).__name__}")
+    if len(primals) != len(tangents):
+        raise FuncgradValueError(
+            f"jvp: {len(primals)} primal argument(s) but {len(tangents)} tangent(s)")
+    p_flat, p_tree = tree_flatten(tuple(primals))
+    try:
+        t_flat = tree_flatten(tuple(tangents))[0]
+        if tree_flatten(tuple(tangents))[1] != p_tree:
+            raise FuncgradValueError(
+                f"jvp: primal and tangent structures differ: {p_tree} vs "
+                f"{tree_flatten(tuple(tangents))[1]}")
+    except FuncgradValueError:
+        raise
+    p_flat = [_as_array(p, "jvp") for p in p_flat]
+    with new_trace(ad.JVPTrace) as trace:
+        ins = []
+        for i, (p, t) in enumerate(zip(p_flat, t_flat)):
+            if p.dtype.kind in "fc":
+                ins.append(ad.JVPTracer(trace, p, ad.check_tangent(t, p, f"jvp (leaf {i})")))
+            else:
+                if getattr(t, "dtype", None) not in (float0, None) and not (
+                        isinstance(t, np.ndarray) and t.dtype == p.dtype):
+                    raise FuncgradTypeError(
+                        f"jvp: primal leaf {i} has integer/boolean dtype {p.dtype}; its "
+                        "tangent must be a float0 array, e.g. "
+                        "numpy.zeros(shape, dtype=funcgrad.dtypes.float0)")
+                ins.append(p)
+        out = fun(*tree_unflatten(p_tree, ins))
+        if has_aux:
+            out, aux = _split_aux(out, "jvp")
+        out_flat, out_tree = tree_flatten(out)
+        primal_out, tangent_out = [], []
+        for o in out_flat:
+            if isinstance(o, ad.JVPTracer) and o._trace is trace:
+                primal_out.append(o.primal)
+                tangent_out.append(o.tangent)
+            else:
+                o = _as_array(o, "jvp output")
+                primal_out.append(o)
+                tangent_out.append(_fnp().zeros_like(o) if o.dtype.kind in "fc"
+                                   else np.zeros(o.shape, float0))
+    res = (tree_unflatten(out_tree, primal_out), tree_unflatten(out_tree, tangent_out))
+    if has_aux:
+        return res + (_strip_aux(aux, trace),)
+    return res
+
+
+def _split_aux(out, what):
+    if not (isinstance(out, (tuple, list)) and len(out) == 2):
+        raise FuncgradTypeError(
+            f"{what} with has_aux=True: the function must return a pair (output, aux), "
+            f"but it returned {type(out).__name__}"
+            + (f" of length {len(out)}" if isinstance(out, (tuple, list)) else ""))
+    return out[0], out[1]
+
+
+def _strip_aux(aux, trace):
+    """Auxiliary outputs come back without this transformation's derivative."""
+    def strip(x):
+        while isinstance(x, (ad.JVPTracer, ad.VJPTracer)) and x._trace is trace:
+            x = x.primal
+        return x
+    return tree_map(strip, aux)
+
+
+def linearize(fun, *primals):
+    """``(fun(*primals), f_jvp)`` where ``f_jvp(*tangents)`` is the Jacobian-vector
+    product at ``primals``.
+
+    Each call of ``f_jvp`` re-runs ``fun`` in forward mode (funcgrad evaluates eagerly and
+    keeps no partial evaluation of the linear part).
+    """
+    out = fun(*primals)
+
+    def f_jvp(*tangents):
+        return jvp(fun, primals, tangents)[1]
+
+    return out, f_jvp
+
+
+# --------------------------------------------------------------------------------------
+# vjp / grad
+
+
+def _trace_reverse(fun, primals, what, has_aux=False, allow_int=True, argnames=None):
+    """Run ``fun`` under a new reverse trace; returns what the callers need."""
+    p_flat, p_tree = tree_flatten(tuple(primals))
+    p_flat = [_as_array(p, what) for p in p_flat]
+    with new_trace(ad.VJPTrace) as trace:
+        ins = []
+        for i, p in enumerate(p_flat):
+            if p.dtype.kind in "fc":
+                ins.append(trace.new_input(p))
+            else:
+                if not allow_int:
+                    raise FuncgradTypeError(
+                        f"{what}: {argnames(i) if argnames else f'input leaf {i}'} has dtype "
+                        f"{p.dtype} (shape {tuple(p.shape)}); gradients are only defined for "
+                        "floating or complex inputs. Pass floats (e.g. x.astype(float)), "
+                        "exclude it with argnums, or use allow_int=True to get a float0 "
+                        "zero gradient")
+                ins.append(p)
+        out = fun(*tree_unflatten(p_tree, ins))
+        aux = None
+        if has_aux:
+            out, aux = _split_aux(out, what)
+            aux = _strip_aux(aux, trace)
+    return trace, p_flat, p_tree, ins, out, aux
+
+
+def _out_primal(o, trace):
+    if isinstance(o, ad.VJPTracer) and o._trace is trace:
+        return o.primal
+    return o
+
+
+def _input_cts(trace, ins, p_flat, cts):
+    res = []
+    for t, p in zip(ins, p_flat):
+        if isinstance(t, ad.VJPTracer):
+            g = cts[t.node.index]
+            res.append(_fnp().zeros_like(p) if g is None else g)
+        else:
+            res.append(np.zeros(np.shape(p), float0))
+    return res
+
+
+def vjp(fun, *primals, has_aux=False):
+    """Reverse mode: ``(fun(*primals), vjp_fn)`` where ``vjp_fn(cotangent)`` returns a
+    tuple with one cotangent per primal (``cotangent @ J``).
+
+    ``cotangent`` has the structure, shapes and dtypes of the output. ``vjp_fn`` may be
+    called many times. With ``has_aux=True`` returns ``(out, vjp_fn, aux)``.
+
+    Example:
+        >>> import funcgrad, funcgrad.numpy as fnp
+        >>> y, f_vjp = funcgrad.vjp(fnp.sin, 0.0)
+        >>> f_vjp(1.0)
+        (array(1.),)
+    """
+    trace, p_flat, p_tree, ins, out, aux = _trace_reverse(fun, primals, "vjp", has_aux)
+    out_flat, out_tree = tree_flatten(out)
+    primal_out = [_as_array(_out_primal(o, trace), "vjp output") for o in out_flat]
+    tape = trace.tape
+
+    def vjp_fn(cotangent):
+        ct_flat, ct_tree = tree_flatten(cotangent)
+        if ct_tree != out_tree:
+            if treedef_is_leaf(out_tree) and len(ct_flat) == 1:
+                pass
+            else:
+                raise FuncgradValueError(
+                    f"vjp_fn: the cotangent's structure {ct_tree} differs from the "
+                    f"output's structure {out_tree}")
+        seeds = []
+        for k, (o, po, ct) in enumerate(zip(out_flat, primal_out, ct_flat)):
+            if isinstance(ct, (int, float, complex)) and not isinstance(ct, bool) and po.dtype.kind in "fc":
+                ct = _fnp().full_like(po, ct)
+            elif getattr(ct, "dtype", None) == float0:
+                continue
+            else:
+                ct = ad.check_cotangent(ct, po, f"vjp_fn (output leaf {k})")
+            if isinstance(o, ad.VJPTracer) and o._trace is trace:
+                seeds.append((o, ct))
+        cts = ad.backward(tape, seeds)
+        return tree_unflatten(p_tree, _input_cts(trace, ins, p_flat, cts))
+
+    out_val = tree_unflatten(out_tree, primal_out)
+    if has_aux:
+        return out_val, vjp_fn, aux
+    return out_val, vjp_fn
+
+
+def _normalize_argnums(argnums, nargs, what, fun):
+    single = isinstance(argnums, (int, np.integer))
+    nums = (argnums,) if single else tuple(argnums)
+    if not nums:
+        raise FuncgradValueError(f"{what}: argnums is empty; give at least one argument index")
+    out = []
+    for a in nums:
+        try:
+            a = operator.index(a)
+        except TypeError:
+            raise FuncgradTypeError(f"{what}: argnums must be ints, got {a!r}") from None
+        if not -nargs <= a < nargs:
+            raise FuncgradValueError(
+                f"{what} of {_fname(fun)}: argnums={argnums} but the function was called "
+                f"with {nargs} positional argument(s); valid argnums are "
+                f"{-nargs}..{nargs - 1}" if nargs else
+                f"{what} of {_fname(fun)}: argnums={argnums} but the function was called "
+                "with no positional arguments (keyword arguments are not differentiated)")
+        out.append(a % nargs)
+    if len(set(out)) != len(out):
+        raise FuncgradValueError(f"{what}: repeated argnums {argnums}")
+    return single, tuple(out)
+
+
+def _check_scalar_output(o, what, fun, holomorphic):
+    shape = getattr(o, "shape", None)
+    dtype = getattr(o, "dtype", None)
+    if shape is None:
+        raise FuncgradTypeError(
+            f"{what} of {_fname(fun)}: the function must return a scalar array, but it "
+            f"returned {type(o).__name__}. With has_aux=True return (loss, aux)")
+    if tuple(shape) != ():
+        raise FuncgradTypeError(
+            f"{what} of {_fname(fun)}: the function must return a scalar (shape ()), but it "
+            f"returned {dtype_name(o)}. For a non-scalar output use jacrev, or vjp with a "
+            "cotangent; to return extra values use has_aux=True; to reduce it, "
+            "e.g. .sum() or .mean()")
+    kind = np.dtype(dtype).kind
+    if kind == "c" and not holomorphic:
+        raise FuncgradTypeError(
+            f"{what} of {_fname(fun)}: the output is complex ({dtype_name(o)}); use "
+            "holomorphic=True for a holomorphic function, or return a real value "
+            "(e.g. abs(z)**2 or z.real)")
+    if kind not in "fc":
+        raise FuncgradTypeError(
+            f"{what} of {_fname(fun)}: the output has dtype {np.dtype(dtype).name}; "
+            "gradients need a floating-point output")
+
+
+def value_and_grad(fun, argnums=0, has_aux=False, holomorphic=False, allow_int=False):
+    """Like :func:`grad`, but returns ``(value, gradient)`` (``((value, aux), gradient)``
+    with ``has_aux=True``)."""
+    @functools.wraps(fun)
+    def value_and_grad_f(*args, **kwargs):
+        single, nums = _normalize_argnums(argnums, len(args), "grad", fun)
+        dyn = tuple(args[i] for i in nums)
+
+        def f_dyn(*dyn_args):
+            full = list(args)
+            for i, a in zip(nums, dyn_args):
+                full[i] = a
+            return fun(*full, **kwargs)
+
+        def name_leaf(i):
+            return _leaf_name(fun, nums, dyn, i)
+
+        trace, p_flat, p_tree, ins, out, aux = _trace_reverse(
+            f_dyn, dyn, "grad", has_aux, allow_int, name_leaf)
+        if holomorphic:
+            for p in p_flat:
+                if p.dtype.kind != "c":
+                    raise FuncgradTypeError(
+                        f"grad with holomorphic=True of {_fname(fun)}: inputs must be complex, "
+                        f"got {dtype_name(p)}")
+        o = out
+        if isinstance(o, (list, tuple)) and not has_aux and len(o) == 2:
+            pass
+        _check_scalar_output(o, "grad", fun, holomorphic)
+        if isinstance(o, ad.VJPTracer) and o._trace is trace:
+            value = o.primal
+            cts = ad.backward(trace.tape, [(o, _fnp().ones_like(value))], free=True)
+        else:
+            value = o
+            cts = [None] * len(trace.tape)
+        grads = tree_unflatten(p_tree, _input_cts(trace, ins, p_flat, cts))
+        g = grads[0] if single else grads
+        return ((value, aux), g) if has_aux else (value, g)
+
+    return value_and_grad_f
+
+
+def _leaf_name(fun, nums, dyn, i):
+    """'argument x (argnums 0)' for flat leaf ``i`` of the differentiated arguments."""
+    try:
+        params = list(inspect.signature(fun).parameters)
+    except (TypeError, ValueError):
+        params = []
+    count = 0
+    for k, (n, a) in enumerate(zip(nums, dyn)):
+        leaves = tree_flatten(a)[0]
+        if i < count + len(leaves):
+            label = f"argument {params[n]!r}" if n < len(params) else f"argument {n}"
+            return label + (f" (leaf {i - count})" if len(leaves) > 1 else "")
+        count += len(leaves)
+    return f"input leaf {i}"
+
+
+def grad(fun, argnums=0, has_aux=False, holomorphic=False, allow_int=False):
+    """The gradient of a scalar-valued ``fun`` with respect to argument(s) ``argnums``.
+
+    ``argnums`` is an int (the gradient has that argument's structure) or a tuple (a
+    tuple of gradients). The output must be a real scalar (complex needs
+    ``holomorphic=True``). Integer/boolean arguments raise a ``TypeError`` unless
+    ``allow_int=True`` (their gradient is a ``float0`` zero array). With ``has_aux=True``,
+    ``fun`` returns ``(loss, aux)`` and ``grad`` returns ``(gradient, aux)``.
+
+    Example (the lecture's example: grad of mean(x + temp + 2) w.r.t. temp):
+        >>> import numpy as np, funcgrad, funcgrad.numpy as fnp
+        >>> f = lambda temp, x: fnp.mean(x + temp + 2)
+        >>> funcgrad.grad(f)(np.ones((2, 2)), np.zeros((2, 2)))
+        array([[0.25, 0.25],
+               [0.25, 0.25]])
+    """
+    vg = value_and_grad(fun, argnums, has_aux, holomorphic, allow_int)
+
+    @functools.wraps(fun)
+    def grad_f(*args, **kwargs):
+        if has_aux:
+            (_, aux), g = vg(*args, **kwargs)
+            return g, aux
+        return vg(*args, **kwargs)[1]
+
+    return grad_f
+
+
+# --------------------------------------------------------------------------------------
+# Jacobians and Hessians
+
+
+def _std_basis(x):
+    """Rows of the identity for the flattened ``x``: yields (index, one-hot array)."""
+    fnp = _fnp()
+    n = int(np.prod(x.shape))
+    eye = np.eye(n, dtype=x.dtype)
+    for k in range(n):
+        yield eye[k].reshape(x.shape)
+
+
+def _stack_jac(rows, out_shape, in_shape):
+    """Stack per-element results into an array of shape ``out_shape + in_shape``."""
+    fnp = _fnp()
+    if not rows:
+        return np.zeros(tuple(out_shape) + tuple(in_shape))
+    return fnp.reshape(fnp.stack(rows), tuple(out_shape) + tuple(in_shape))
+
+
+def jacfwd(fun, argnums=0, has_aux=False, holomorphic=False):
+    """The Jacobian of ``fun`` by forward mode (one jvp per input element).
+
+    The result for an output leaf of shape ``o`` and an input leaf of shape ``i`` has
+    shape ``o + i``; pytrees nest as (output structure, then input structure).
+    """
+    @functools.wraps(fun)
+    def jacfun(*args, **kwargs):
+        single, nums = _normalize_argnums(argnums, len(args), "jacfwd", fun)
+        dyn = tuple(args[i] for i in nums)
+        d_flat, d_tree = tree_flatten(dyn)
+        d_flat = [_as_array(d, "jacfwd") for d in d_flat]
+
+        def f_flat(*leaves):
+            full = list(args)
+            for i, a in zip(nums, tree_unflatten(d_tree, leaves)):
+                full[i] = a
+            return fun(*full, **kwargs)
+
+        per_input = []   # per input leaf: list over basis of flat output tangents
+        out = aux = out_tree = None
+        for j, x in enumerate(d_flat):
+            if x.dtype.kind not in "fc":
+                raise FuncgradTypeError(
+                    f"jacfwd of {_fname(fun)}: input leaf {j} has dtype {x.dtype}; "
+                    "Jacobians need floating or complex inputs")
+            cols = []
+            for e in _std_basis(x):
+                tangents = [e if k == j else _fnp().zeros_like(d) for k, d in enumerate(d_flat)]
+                res = jvp(f_flat, d_flat, tangents, has_aux=has_aux)
+                out, t_out = res[0], res[1]
+                if has_aux:
+                    aux = res[2]
+                o_flat, out_tree = tree_flatten(out)
+                cols.append(tree_flatten(t_out)[0])
+            per_input.append(cols)
+        if out is None:   # every input is empty: evaluate once for the structure
+            out = f_flat(*d_flat)
+            if has_aux:
+                out, aux = _split_aux(out, "jacfwd")
+        o_flat, out_tree = tree_flatten(out)
+        fnp = _fnp()
+        jac_rows = []
+        for oi, o in enumerate(o_flat):
+            row = []
+            for j, x in enumerate(d_flat):
+                cols = [c[oi] for c in per_input[j]]
+                if not cols:
+                    row.append(np.zeros(tuple(o.shape) + tuple(x.shape), o.dtype))
+                    continue
+                st = fnp.stack(cols, axis=-1)           # o.shape + (n,)
+                row.append(fnp.reshape(st, tuple(o.shape) + tuple(x.shape)))
+            in_tree_vals = tree_unflatten(d_tree, row)
+            jac_rows.append(in_tree_vals[0] if single else in_tree_vals)
+        jac = tree_unflatten(out_tree, jac_rows)
+        return (jac, aux) if has_aux else jac
+
+    return jacfun
+
+
+def jacrev(fun, argnums=0, has_aux=False, holomorphic=False, allow_int=False):
+    """The Jacobian of ``fun`` by reverse mode (one forward pass, one backward pass per
+    output element). Same result layout as :func:`jacfwd`."""
+    @functools.wraps(fun)
+    def jacfun(*args, **kwargs):
+        single, nums = _normalize_argnums(argnums, len(args), "jacrev", fun)
+        dyn = tuple(args[i] for i in nums)
+
+        def f_dyn(*dyn_args):
+            full = list(args)
+            for i, a in zip(nums, dyn_args):
+                full[i] = a
+            return fun(*full, **kwargs)
+
+        res = vjp(f_dyn, *dyn, has_aux=has_aux)
+        out, vjp_fn = res[0], res[1]
+        o_flat, out_tree = tree_flatten(out)
+        d_flat, d_tree = tree_flatten(dyn)
+        d_flat = [_as_array(d, "jacrev") for d in d_flat]
+        fnp = _fnp()
+        jac_rows = []
+        for oi, o in enumerate(o_flat):
+            rows = []
+            for e in _std_basis(o):
+                cts = [e if k == oi else fnp.zeros_like(p) for k, p in enumerate(o_flat)]
+                g = vjp_fn(tree_unflatten(out_tree, cts))
+                rows.append(tree_flatten(g)[0])
+            entry = []
+            for j, x in enumerate(d_flat):
+                if not rows:
+                    entry.append(np.zeros(tuple(o.shape) + tuple(x.shape), x.dtype))
+                else:
+                    entry.append(fnp.reshape(fnp.stack([r[j] for r in rows]),
+                                             tuple(o.shape) + tuple(x.shape)))
+            in_vals = tree_unflatten(d_tree, entry)
+            jac_rows.append(in_vals[0] if single else in_vals)
+        jac = tree_unflatten(out_tree, jac_rows)
+        return (jac, res[2]) if has_aux else jac
+
+    return jacfun
+
+
+def hessian(fun, argnums=0, has_aux=False, holomorphic=False):
+    """The Hessian of scalar ``fun``: ``jacfwd(jacrev(fun))`` (forward over reverse)."""
+    return jacfwd(jacrev(fun, argnums, has_aux=has_aux, holomorphic=holomorphic),
+                  argnums, has_aux=has_aux, holomorphic=holomorphic)

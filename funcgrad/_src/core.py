@@ -1,0 +1,411 @@
+"""The tracing core: primitives, the trace stack, ``bind`` and the ``Tracer`` array type.
+
+A transformation runs a user's function with tracers in place of arrays. Every array
+operation reaches :func:`bind`, which hands it to the innermost transformation among the
+arguments' tracers (the one with the highest level). Without any tracer, ``bind`` calls the
+implementation directly: that is the whole eager path.
+"""
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+
+from . import errors
+from .backend import dtype_name
+
+
+class Primitive:
+    """A named operation and all its rules.
+
+    Attributes (set by the module that defines the primitive, next to each other):
+      impl:  ``impl(*args, **params)`` on concrete arrays (NumPy or CuPy).
+      jvp_rules: a tuple with one rule per positional argument,
+        ``rule(tangent, ans, *args, **params) -> tangent contribution``, ``None`` meaning
+        the argument has no derivative; or ``None`` for a primitive with no derivative.
+      jvp:   optional whole rule ``jvp(primals, tangents, **params) -> (ans, tangent)``
+        where a tangent may be ``None`` (a symbolic zero); used instead of ``jvp_rules``.
+      vjp_rules: a tuple with one rule per positional argument,
+        ``rule(cotangent, ans, *args, **params) -> cotangent for that argument``.
+      vjp:   optional whole rule ``vjp(cotangent, ans, args, wanted, **params) -> list``
+        giving the cotangent of each argument whose index is in ``wanted``.
+      batch: optional batching rule (see the batching transformation).
+      abstract_eval: optional shape/dtype rule (the staging transformation falls back to
+        evaluating ``impl`` on zero-strided dummy arrays).
+    """
+
+    __slots__ = ("name", "impl", "jvp_rules", "jvp", "vjp_rules", "vjp", "batch",
+                 "abstract_eval", "multiple_results", "__weakref__")
+
+    def __init__(self, name, impl, *, multiple_results=False):
+        self.name = name
+        self.impl = impl
+        self.multiple_results = multiple_results
+        self.jvp_rules = self.jvp = self.vjp_rules = self.vjp = None
+        self.batch = self.abstract_eval = None
+
+    @property
+    def differentiable(self) -> bool:
+        return self.jvp_rules is not None or self.jvp is not None
+
+    def bind(self, *args, **params):
+        return bind(self, *args, **params)
+
+    def __repr__(self):
+        return self.name
+
+
+def defjvp(prim, *rules, full=None):
+    """Attach forward rules to ``prim``: one per argument, or a ``full`` rule."""
+    prim.jvp_rules = rules if rules else None
+    prim.jvp = full
+
+
+def defvjp(prim, *rules, full=None):
+    """Attach reverse rules to ``prim``: one per argument, or a ``full`` rule."""
+    prim.vjp_rules = rules if rules else None
+    prim.vjp = full
+
+
+# --------------------------------------------------------------------------------------
+# The trace stack
+
+
+class _TraceState(threading.local):
+    def __init__(self):
+        self.stack = []
+
+
+_state = _TraceState()
+
+
+class Trace:
+    """One active transformation. Its ``level`` orders it among the active ones."""
+
+    __slots__ = ("level", "alive", "name")
+
+    def __init__(self, level):
+        self.level = level
+        self.alive = True
+
+    def process(self, prim, args, params):  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def __repr__(self):
+        return f"{type(self).__name__}(level={self.level})"
+
+
+class new_trace:
+    """Context manager that pushes a new trace of class ``cls`` on this thread's stack."""
+
+    __slots__ = ("trace",)
+
+    def __init__(self, cls, *args):
+        self.trace = cls(len(_state.stack), *args)
+
+    def __enter__(self):
+        _state.stack.append(self.trace)
+        return self.trace
+
+    def __exit__(self, *exc):
+        trace = _state.stack.pop()
+        trace.alive = False
+        return False
+
+
+def trace_depth() -> int:
+    return len(_state.stack)
+
+
+def bind(prim, *args, **params):
+    """The single door through which every operation passes."""
+    top = None
+    level = -1
+    for a in args:
+        if isinstance(a, Tracer):
+            t = a._trace
+            if t.level > level:
+                top = t
+                level = t.level
+    if top is None:
+        return prim.impl(*args, **params)
+    if not top.alive:
+        raise errors.UnexpectedTracerError(
+            f"{prim.name}: an argument is a tracer of a transformation that has already "
+            f"finished ({top!r}). A traced value leaked out of the function being "
+            "transformed, e.g. through a global variable, a list or a closure that "
+            "outlived the call. Return the value from the function instead."
+        )
+    return top.process(prim, args, params)
+
+
+# --------------------------------------------------------------------------------------
+# The Tracer: the array-like object a transformed function sees
+
+
+class Tracer:
+    """An array-like value seen by a function under a transformation.
+
+    Subclasses say how to get the value underneath (``_value``) when one exists.
+    Everything else (operators, methods, indexing) routes through ``funcgrad.numpy``.
+    """
+
+    __slots__ = ("_trace",)
+    __array_priority__ = 1000
+    __hash__ = None
+
+    # Subclasses provide `shape` and `dtype`.
+    @property
+    def ndim(self):
+        return len(self.shape)
+
+    @property
+    def size(self):
+        n = 1
+        for d in self.shape:
+            n *= d
+        return n
+
+    @property
+    def T(self):
+        return _np().transpose(self)
+
+    @property
+    def mT(self):
+        return _np().swapaxes(self, -1, -2)
+
+    @property
+    def real(self):
+        return _np().real(self)
+
+    @property
+    def imag(self):
+        return _np().imag(self)
+
+    def _concrete(self, what):
+        """The concrete value below all transformations, or a ConcretizationTypeError."""
+        v = self
+        while isinstance(v, Tracer):
+            v = v._value(what)
+        return v
+
+    def _value(self, what):  # overridden by tracers that hold a concrete value
+        raise errors.ConcretizationTypeError(
+            f"{what} needs a concrete value, but this is an abstract tracer "
+            f"{dtype_name(self)} under {self._trace!r}. Inside jit, mark the argument "
+            "it depends on static with static_argnums/static_argnames, or use "
+            "funcgrad.numpy.where instead of Python control flow."
+        )
+
+    def __len__(self):
+        if not self.shape:
+            raise TypeError("len() of unsized object (a 0-d tracer)")
+        return self.shape[0]
+
+    def __iter__(self):
+        if not self.shape:
+            raise TypeError("iteration over a 0-d tracer")
+        return (self[i] for i in range(self.shape[0]))
+
+    def __bool__(self):
+        return bool(self._concrete("bool() of a traced value (an `if` or `while` on it)"))
+
+    def _scalar_conversion(self, kind):
+        raise errors.ConcretizationTypeError(
+            f"{kind}() of a traced {dtype_name(self)} would drop its derivative silently. "
+            "Keep it an array (funcgrad.numpy works on 0-d arrays), or if you really want a "
+            "plain Python number that does not track derivatives, call .item() on "
+            "funcgrad.stop_gradient(x)."
+        )
+
+    def __float__(self):
+        self._scalar_conversion("float")
+
+    def __int__(self):
+        self._scalar_conversion("int")
+
+    def __complex__(self):
+        self._scalar_conversion("complex")
+
+    def __index__(self):
+        self._scalar_conversion("operator.index")
+
+    def item(self):
+        """The value as a Python scalar; only allowed where its derivative is blocked."""
+        self._scalar_conversion("item")
+
+    def __array__(self, dtype=None, copy=None):
+        raise errors.TracerArrayConversionError(
+            f"numpy.asarray/np.array was called on a traced {dtype_name(self)} under "
+            f"{self._trace!r}; converting it to a plain array would silently drop its "
+            "derivative. Use funcgrad.numpy (import funcgrad.numpy as fnp) for this "
+            "operation, or wrap the value in funcgrad.stop_gradient(...) first if you "
+            "want no derivative."
+        )
+
+    def __setitem__(self, idx, value):
+        raise errors.FuncgradTypeError(
+            "funcgrad arrays are immutable under transformations: `x[idx] = v` is not "
+            "allowed on a tracer. Use the functional update `x = x.at[idx].set(v)` "
+            "(or .add/.multiply/.min/.max)."
+        )
+
+    def __repr__(self):
+        try:
+            v = self._concrete("repr")
+        except errors.ConcretizationTypeError:
+            return f"{type(self).__name__}<{dtype_name(self)}>"
+        return f"{type(self).__name__}({v!r})"
+
+    def __str__(self):
+        try:
+            return str(self._concrete("str"))
+        except errors.ConcretizationTypeError:
+            return repr(self)
+
+    def __format__(self, spec):
+        try:
+            return format(self._concrete("format"), spec)
+        except errors.ConcretizationTypeError:
+            return repr(self)
+
+    # NumPy interop: route plain `np.sin(tracer)` and `np.sum(tracer)` to funcgrad.numpy.
+    def __array_ufunc__(self, ufunc, method, *inputs, **kwargs):
+        from ..numpy import _dispatch
+        return _dispatch.array_ufunc(ufunc, method, inputs, kwargs)
+
+    def __array_function__(self, func, types, args, kwargs):
+        from ..numpy import _dispatch
+        return _dispatch.array_function(func, args, kwargs)
+
+
+_fnp = None
+
+
+def _np():
+    global _fnp
+    if _fnp is None:
+        from .. import numpy as fnp
+        _fnp = fnp
+    return _fnp
+
+
+def _binop(name, reflected=False):
+    def op(self, other):
+        f = getattr(_np(), name)
+        return f(other, self) if reflected else f(self, other)
+    op.__name__ = f"__{'r' if reflected else ''}{name}__"
+    return op
+
+
+for _dunder, _fname in [("add", "add"), ("sub", "subtract"), ("mul", "multiply"),
+                        ("truediv", "true_divide"), ("floordiv", "floor_divide"),
+                        ("mod", "remainder"), ("pow", "power"), ("matmul", "matmul"),
+                        ("and", "bitwise_and"), ("or", "bitwise_or"), ("xor", "bitwise_xor")]:
+    setattr(Tracer, f"__{_dunder}__", _binop(_fname))
+    setattr(Tracer, f"__r{_dunder}__", _binop(_fname, reflected=True))
+for _dunder, _fname in [("lt", "less"), ("le", "less_equal"), ("gt", "greater"),
+                        ("ge", "greater_equal"), ("eq", "equal"), ("ne", "not_equal")]:
+    setattr(Tracer, f"__{_dunder}__", _binop(_fname))
+
+
+def _divmod(self, other):
+    return _np().floor_divide(self, other), _np().remainder(self, other)
+
+
+Tracer.__divmod__ = _divmod
+Tracer.__neg__ = lambda self: _np().negative(self)
+Tracer.__pos__ = lambda self: self
+Tracer.__abs__ = lambda self: _np().abs(self)
+Tracer.__invert__ = lambda self: _np().invert(self)
+Tracer.__getitem__ = lambda self, idx: _np()._getitem(self, idx)
+
+
+def _method(fname, doc=None):
+    def method(self, *args, **kwargs):
+        return getattr(_np(), fname)(self, *args, **kwargs)
+    method.__name__ = fname
+    method.__doc__ = doc or f"Same as ``funcgrad.numpy.{fname}(self, ...)``."
+    return method
+
+
+for _m in ["sum", "mean", "prod", "max", "min", "var", "std", "all", "any", "argmax",
+           "argmin", "transpose", "swapaxes", "astype", "dot", "clip", "ravel",
+           "squeeze", "round", "conj", "conjugate", "cumsum", "cumprod", "flatten",
+           "repeat", "take", "nonzero", "sort", "argsort", "trace", "diagonal"]:
+    setattr(Tracer, _m, _method("ravel" if _m == "flatten" else _m))
+
+
+def _reshape(self, *shape, **kwargs):
+    if len(shape) == 1 and not isinstance(shape[0], int):
+        shape = shape[0]
+    return _np().reshape(self, shape, **kwargs)
+
+
+def _transpose(self, *axes):
+    if len(axes) == 1 and not isinstance(axes[0], int):
+        axes = axes[0]
+    return _np().transpose(self, axes or None)
+
+
+Tracer.reshape = _reshape
+Tracer.transpose = _transpose
+
+
+class _IndexUpdateHelper:
+    """``x.at[idx]`` — the functional replacement for in-place assignment."""
+
+    __slots__ = ("array",)
+
+    def __init__(self, array):
+        self.array = array
+
+    def __getitem__(self, idx):
+        return _IndexUpdateRef(self.array, idx)
+
+
+class _IndexUpdateRef:
+    __slots__ = ("array", "idx")
+
+    def __init__(self, array, idx):
+        self.array = array
+        self.idx = idx
+
+    def get(self):
+        """``x[idx]``."""
+        return _np()._getitem(self.array, self.idx)
+
+    def set(self, values):
+        """A copy of ``x`` with ``x[idx] = values``."""
+        return _np()._scatter(self.array, self.idx, values, "set")
+
+    def add(self, values):
+        """A copy of ``x`` with ``values`` added at ``idx``; repeated indices accumulate
+        (like ``numpy.add.at``)."""
+        return _np()._scatter(self.array, self.idx, values, "add")
+
+    def multiply(self, values):
+        """A copy of ``x`` with ``x[idx] *= values`` (NumPy assignment semantics: with
+        repeated indices the last write wins)."""
+        return self.set(self.get() * values)
+
+    mul = multiply
+
+    def divide(self, values):
+        """A copy of ``x`` with ``x[idx] /= values`` (see ``multiply`` on repeats)."""
+        return self.set(self.get() / values)
+
+    def power(self, values):
+        """A copy of ``x`` with ``x[idx] **= values`` (see ``multiply`` on repeats)."""
+        return self.set(self.get() ** values)
+
+    def min(self, values):
+        """A copy of ``x`` with ``x[idx] = minimum(x[idx], values)``."""
+        return self.set(_np().minimum(self.get(), values))
+
+    def max(self, values):
+        """A copy of ``x`` with ``x[idx] = maximum(x[idx], values)``."""
+        return self.set(_np().maximum(self.get(), values))
+
+
+Tracer.at = property(_IndexUpdateHelper, doc="Functional index updates: x.at[idx].set(v).")

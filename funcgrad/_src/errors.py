@@ -1,0 +1,26 @@
+"""funcgrad's exception types: subclasses of the built-in ones users already catch."""
+
+
+class FuncgradError(Exception):
+    """Base class of every error funcgrad raises on purpose."""
+
+
+class FuncgradTypeError(FuncgradError, TypeError):
+    """A value of the wrong kind: a dtype, a structure, a non-scalar output, ..."""
+
+
+class FuncgradValueError(FuncgradError, ValueError):
+    """A value of the right kind but wrong content: a shape, an axis, an argnum, ..."""
+
+
+class UnexpectedTracerError(FuncgradTypeError):
+    """A tracer was used after the transformation that made it had finished."""
+
+
+class ConcretizationTypeError(FuncgradTypeError):
+    """A concrete value was needed (Python control flow, float()) but only a traced,
+    abstract one exists, or converting would drop the derivative."""
+
+
+class TracerArrayConversionError(FuncgradTypeError):
+    """``numpy.asarray`` was called on a tracer."""

@@ -1,0 +1,243 @@
+"""Contractions: ``matmul`` (BLAS directly) and ``einsum`` (opt_einsum's path optimizer,
+the path cached per subscripts and shapes), and the NumPy functions built on them: ``dot
+vdot inner outer tensordot``.
+
+Reverse rules are contractions too: the cotangent of an einsum operand is another einsum.
+"""
+from __future__ import annotations
+
+import string
+
+import numpy as np
+import opt_einsum
+
+from ..backend import dtype_name
+from ..core import Primitive, bind, defjvp, defvjp
+from ..errors import FuncgradValueError
+from . import shape as _shape
+
+# ---- matmul ----------------------------------------------------------------------------
+
+
+def _swap(x):
+    return _shape.swapaxes(x, -1, -2)
+
+
+def _matmul_vjp_a(g, ans, a, b):
+    if b.ndim == 1:
+        if a.ndim == 1:                       # (k,)·(k,) -> ()
+            return _shape._cast_cotangent(g * b, a.dtype)
+        ga = _shape.expand_dims(g, -1) * b    # (..., m) x (k,) -> (..., m, k)
+    elif a.ndim == 1:                         # (k,) @ (..., k, n) -> (..., n)
+        ga = matmul(b, _shape.expand_dims(g, -1))[..., 0]
+    else:
+        ga = matmul(g, _swap(b))
+    return _shape.unbroadcast(ga, a)
+
+
+def _matmul_vjp_b(g, ans, a, b):
+    if a.ndim == 1:
+        if b.ndim == 1:
+            return _shape._cast_cotangent(g * a, b.dtype)
+        gb = _shape.expand_dims(a, -1) * _shape.expand_dims(g, -2)   # (k, 1) * (..., 1, n)
+    elif b.ndim == 1:                          # (..., m, k) @ (k,) -> (..., m)
+        gb = matmul(_swap(a), _shape.expand_dims(g, -1))[..., 0]
+    else:
+        gb = matmul(_swap(a), g)
+    return _shape.unbroadcast(gb, b)
+
+
+matmul_p = Primitive("matmul", np.matmul)
+defjvp(matmul_p, lambda t, ans, a, b: matmul(t, b), lambda t, ans, a, b: matmul(a, t))
+defvjp(matmul_p, _matmul_vjp_a, _matmul_vjp_b)
+
+
+def matmul(x1, x2, /):
+    """Matrix product with NumPy's rules: 1-D operands are promoted and the added axis
+    removed; leading (batch) dimensions broadcast."""
+    x1 = _shape._as_array(x1)
+    x2 = _shape._as_array(x2)
+    if x1.ndim == 0 or x2.ndim == 0:
+        raise FuncgradValueError(
+            f"matmul: operands must be at least 1-D, got {dtype_name(x1)} and "
+            f"{dtype_name(x2)}; use multiply for scalars")
+    k1 = x1.shape[-1]
+    k2 = x2.shape[-2] if x2.ndim > 1 else x2.shape[0]
+    if k1 != k2:
+        raise FuncgradValueError(
+            f"matmul: contracted dimensions differ: {dtype_name(x1)} @ {dtype_name(x2)} "
+            f"({k1} != {k2})")
+    return bind(matmul_p, x1, x2)
+
+
+# ---- einsum ----------------------------------------------------------------------------
+_expr_cache: dict = {}
+
+
+def _contract(*operands, subscripts):
+    key = (subscripts, tuple(o.shape for o in operands))
+    expr = _expr_cache.get(key)
+    if expr is None:
+        if len(_expr_cache) > 4096:
+            _expr_cache.clear()
+        expr = _expr_cache[key] = opt_einsum.contract_expression(
+            subscripts, *key[1], optimize="auto")
+    return expr(*operands)
+
+
+def _split_subs(subscripts):
+    ins, out = subscripts.split("->")
+    return ins.split(","), out
+
+
+def _einsum_jvp(primals, tangents, subscripts):
+    out = bind(einsum_p, *primals, subscripts=subscripts)
+    tout = None
+    for i, t in enumerate(tangents):
+        if t is not None:
+            ops = list(primals)
+            ops[i] = t
+            c = bind(einsum_p, *ops, subscripts=subscripts)
+            tout = c if tout is None else tout + c
+    return out, tout
+
+
+def _einsum_operand_ct(g, args, i, ins, out):
+    """The cotangent of operand ``i``: an einsum of ``g`` with the other operands,
+    broadcast over letters only operand ``i`` has, and embedded on repeated letters."""
+    target = ins[i]
+    x = args[i]
+    sizes = dict(zip(target, x.shape))
+    uniq = "".join(dict.fromkeys(target))
+    others = [j for j in range(len(args)) if j != i]
+    avail = set(out).union(*[ins[j] for j in others])
+    keep = "".join(c for c in uniq if c in avail)
+    ct = einsum(",".join([out] + [ins[j] for j in others]) + "->" + keep,
+                g, *[args[j] for j in others])
+    if keep != uniq:
+        ct = _shape.reshape(ct, tuple(sizes[c] if c in keep else 1 for c in uniq))
+        ct = _shape.broadcast_to(ct, tuple(sizes[c] for c in uniq))
+    if uniq != target:
+        free = iter(c for c in string.ascii_letters if c not in target and c not in uniq)
+        renamed = []
+        eyes = []
+        seen = set()
+        for c in target:
+            if c in seen:
+                f = next(free)
+                renamed.append(f)
+                eyes.append((c + f, np.eye(sizes[c], dtype=ct.dtype)))
+            else:
+                seen.add(c)
+                renamed.append(c)
+        ct = einsum(",".join([uniq] + [s for s, _ in eyes]) + "->" + "".join(renamed),
+                    ct, *[e for _, e in eyes])
+    return _shape._cast_cotangent(ct, x.dtype) if ct.dtype != x.dtype else ct
+
+
+def _einsum_vjp(g, ans, args, wanted, subscripts):
+    ins, out = _split_subs(subscripts)
+    return [_einsum_operand_ct(g, args, i, ins, out) for i in wanted]
+
+
+einsum_p = Primitive("einsum", _contract)
+defjvp(einsum_p, full=_einsum_jvp)
+defvjp(einsum_p, full=_einsum_vjp)
+
+
+def einsum(subscripts, *operands, optimize="auto", dtype=None):
+    """Einstein summation, NumPy's notation (implicit and explicit output, ``...``).
+
+    Contractions run through opt_einsum with the path cached per (subscripts, shapes).
+    Differentiable in every operand, to any order. The interleaved ``einsum(op, sublist,
+    ...)`` form is not supported.
+    """
+    if not isinstance(subscripts, str):
+        raise FuncgradValueError("einsum: give the subscripts as a string, e.g. 'ij,jk->ik'")
+    operands = [_shape._as_array(o) for o in operands]
+    if dtype is not None:
+        operands = [_shape.astype(o, dtype) for o in operands]
+    try:
+        ins, out, _ = opt_einsum.parser.parse_einsum_input(
+            [subscripts.replace(" ", "")] + [o.shape for o in operands], shapes=True)
+    except ValueError as e:
+        raise FuncgradValueError(
+            f"einsum {subscripts!r} with operands "
+            f"{', '.join(dtype_name(o) for o in operands)}: {e}") from None
+    ins_list = ins.split(",")
+    sizes = {}
+    for sub, o in zip(ins_list, operands):
+        for c, d in zip(sub, o.shape):
+            if sizes.setdefault(c, d) != d and d != 1 and sizes[c] != 1:
+                raise FuncgradValueError(
+                    f"einsum {subscripts!r}: index {c!r} has sizes {sizes[c]} and {d} in "
+                    f"operands {', '.join(dtype_name(o) for o in operands)}")
+    return bind(einsum_p, *operands, subscripts=ins + "->" + out)
+
+
+# ---- built on the two above ------------------------------------------------------------
+def tensordot(a, b, axes=2):
+    """Sum products over the given axes (an int N: the last N of ``a`` with the first N of
+    ``b``; or a pair of axis sequences)."""
+    a = _shape._as_array(a)
+    b = _shape._as_array(b)
+    if isinstance(axes, (int, np.integer)):
+        ax_a = list(range(a.ndim - axes, a.ndim))
+        ax_b = list(range(axes))
+    else:
+        ax_a, ax_b = axes
+        ax_a = [ax_a] if isinstance(ax_a, (int, np.integer)) else list(ax_a)
+        ax_b = [ax_b] if isinstance(ax_b, (int, np.integer)) else list(ax_b)
+    ax_a = [_shape.normalize_axis(i, a.ndim, "tensordot") for i in ax_a]
+    ax_b = [_shape.normalize_axis(i, b.ndim, "tensordot") for i in ax_b]
+    if len(ax_a) != len(ax_b):
+        raise FuncgradValueError("tensordot: axes of a and b must have the same length")
+    letters = iter(string.ascii_letters)
+    sa = [next(letters) for _ in range(a.ndim)]
+    sb = [next(letters) for _ in range(b.ndim)]
+    for i, j in zip(ax_a, ax_b):
+        if a.shape[i] != b.shape[j]:
+            raise FuncgradValueError(
+                f"tensordot: shape mismatch for sum: {dtype_name(a)} axis {i} vs "
+                f"{dtype_name(b)} axis {j}")
+        sb[j] = sa[i]
+    out = [c for k, c in enumerate(sa) if k not in ax_a] + [c for k, c in enumerate(sb) if k not in ax_b]
+    return einsum("".join(sa) + "," + "".join(sb) + "->" + "".join(out), a, b)
+
+
+def dot(a, b):
+    """NumPy's ``dot``: scalars multiply, 1-D/2-D use matmul, N-D contracts the last axis of
+    ``a`` with the second-to-last of ``b``."""
+    a = _shape._as_array(a)
+    b = _shape._as_array(b)
+    if a.ndim == 0 or b.ndim == 0:
+        return a * b
+    if a.ndim <= 2 and b.ndim <= 2:
+        return matmul(a, b)
+    return tensordot(a, b, axes=([-1], [-2 if b.ndim > 1 else -1]))
+
+
+def vdot(a, b):
+    """Dot product of the flattened arrays, conjugating the first (complex) argument."""
+    from .elementwise import conj
+    a = _shape.ravel(_shape._as_array(a))
+    b = _shape.ravel(_shape._as_array(b))
+    if a.dtype.kind == "c":
+        a = conj(a)
+    return matmul(a, b)
+
+
+def inner(a, b):
+    """Inner product over the last axes."""
+    a = _shape._as_array(a)
+    b = _shape._as_array(b)
+    if a.ndim == 0 or b.ndim == 0:
+        return a * b
+    return tensordot(a, b, axes=([-1], [-1]))
+
+
+def outer(a, b):
+    """Outer product of the flattened inputs."""
+    a = _shape.ravel(_shape._as_array(a))
+    b = _shape.ravel(_shape._as_array(b))
+    return _shape.expand_dims(a, 1) * _shape.expand_dims(b, 0)

@@ -1,0 +1,393 @@
+"""Elementwise primitives: every ufunc with its forward and reverse rules side by side.
+
+A differentiable unary primitive is defined by its derivative ``d(ans, x)``; the forward
+rule is ``t * d`` and the reverse rule ``g * d`` (a plain transpose, no conjugation: JAX's
+convention for complex numbers). Binary primitives give one partial derivative per
+argument; reverse rules sum broadcast dimensions back with :func:`unbroadcast`.
+
+Conventions at non-differentiable points (documented in ``funcgrad.numpy``):
+``abs'(0) = 0``; ``maximum``/``minimum`` split the gradient equally at ties;
+``clip`` passes the gradient to ``x`` on the closed interval ``[a_min, a_max]``.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from ..core import Primitive, bind, defjvp, defvjp
+from . import shape as _shape
+
+unbroadcast = _shape.unbroadcast
+
+
+def _unary(name, impl, d):
+    p = Primitive(name, impl)
+    if d is not None:
+        defjvp(p, lambda t, ans, x: t * d(ans, x))
+        defvjp(p, lambda g, ans, x: g * d(ans, x))
+    return p
+
+
+def _binary(name, impl, dx, dy):
+    p = Primitive(name, impl)
+    if dx is not None:
+        defjvp(p, lambda t, ans, x, y: t * dx(ans, x, y), lambda t, ans, x, y: t * dy(ans, x, y))
+        defvjp(p, lambda g, ans, x, y: unbroadcast(g * dx(ans, x, y), x),
+               lambda g, ans, x, y: unbroadcast(g * dy(ans, x, y), y))
+    return p
+
+
+def _wrap1(p, doc):
+    def f(x, /):
+        return bind(p, x)
+    f.__name__ = f.__qualname__ = p.name
+    f.__doc__ = doc
+    return f
+
+
+def _wrap2(p, doc):
+    def f(x1, x2, /):
+        return bind(p, x1, x2)
+    f.__name__ = f.__qualname__ = p.name
+    f.__doc__ = doc
+    return f
+
+
+_LN2 = math.log(2.0)
+_LN10 = math.log(10.0)
+
+# ---- unary, differentiable -----------------------------------------------------------
+negative_p = Primitive("negative", np.negative)
+defjvp(negative_p, lambda t, ans, x: -t)
+defvjp(negative_p, lambda g, ans, x: -g)
+
+sin_p = _unary("sin", np.sin, lambda ans, x: cos(x))
+cos_p = _unary("cos", np.cos, lambda ans, x: -sin(x))
+tan_p = _unary("tan", np.tan, lambda ans, x: 1 + ans * ans)
+arcsin_p = _unary("arcsin", np.arcsin, lambda ans, x: reciprocal(sqrt(1 - x * x)))
+arccos_p = _unary("arccos", np.arccos, lambda ans, x: -reciprocal(sqrt(1 - x * x)))
+arctan_p = _unary("arctan", np.arctan, lambda ans, x: reciprocal(1 + x * x))
+sinh_p = _unary("sinh", np.sinh, lambda ans, x: cosh(x))
+cosh_p = _unary("cosh", np.cosh, lambda ans, x: sinh(x))
+tanh_p = _unary("tanh", np.tanh, lambda ans, x: 1 - ans * ans)
+arcsinh_p = _unary("arcsinh", np.arcsinh, lambda ans, x: reciprocal(sqrt(x * x + 1)))
+arccosh_p = _unary("arccosh", np.arccosh, lambda ans, x: reciprocal(sqrt(x * x - 1)))
+arctanh_p = _unary("arctanh", np.arctanh, lambda ans, x: reciprocal(1 - x * x))
+exp_p = _unary("exp", np.exp, lambda ans, x: ans)
+exp2_p = _unary("exp2", np.exp2, lambda ans, x: ans * _LN2)
+expm1_p = _unary("expm1", np.expm1, lambda ans, x: ans + 1)
+log_p = _unary("log", np.log, lambda ans, x: reciprocal(x))
+log2_p = _unary("log2", np.log2, lambda ans, x: reciprocal(x * _LN2))
+log10_p = _unary("log10", np.log10, lambda ans, x: reciprocal(x * _LN10))
+log1p_p = _unary("log1p", np.log1p, lambda ans, x: reciprocal(1 + x))
+sqrt_p = _unary("sqrt", np.sqrt, lambda ans, x: 0.5 / ans)
+cbrt_p = _unary("cbrt", np.cbrt, lambda ans, x: reciprocal(3 * ans * ans))
+square_p = _unary("square", np.square, lambda ans, x: 2 * x)
+reciprocal_p = _unary("reciprocal", np.reciprocal, lambda ans, x: -(ans * ans))
+deg2rad_p = _unary("deg2rad", np.deg2rad, lambda ans, x: math.pi / 180)
+rad2deg_p = _unary("rad2deg", np.rad2deg, lambda ans, x: 180 / math.pi)
+
+
+def _abs_jvp(t, ans, x):
+    if x.dtype.kind == "c":
+        return real(conj(x) * t) / where(ans == 0, 1, ans)
+    return t * sign(x)
+
+
+def _abs_vjp(g, ans, x):
+    if x.dtype.kind == "c":
+        return g * x / where(ans == 0, 1, ans)
+    return g * sign(x)
+
+
+abs_p = Primitive("absolute", np.abs)
+defjvp(abs_p, _abs_jvp)
+defvjp(abs_p, _abs_vjp)
+
+# Complex parts. Reverse rules are transposes of the real-linear maps (JAX's convention).
+real_p = Primitive("real", np.real)
+defjvp(real_p, lambda t, ans, x: real(t))
+defvjp(real_p, lambda g, ans, x: _shape.astype(g, x.dtype))
+imag_p = Primitive("imag", np.imag)
+defjvp(imag_p, lambda t, ans, x: imag(t))
+defvjp(imag_p, lambda g, ans, x: g * (-1j) if x.dtype.kind == "c" else None)
+conj_p = Primitive("conjugate", np.conjugate)
+defjvp(conj_p, lambda t, ans, x: conj(t))
+defvjp(conj_p, lambda g, ans, x: conj(g))
+
+# ---- unary, zero derivative (piecewise constant) or non-numeric result ---------------
+sign_p = Primitive("sign", np.sign)
+floor_p = Primitive("floor", np.floor)
+ceil_p = Primitive("ceil", np.ceil)
+trunc_p = Primitive("trunc", np.trunc)
+rint_p = Primitive("rint", np.rint)
+round_p = Primitive("round", lambda x, decimals=0: np.round(x, decimals))
+logical_not_p = Primitive("logical_not", np.logical_not)
+invert_p = Primitive("invert", np.invert)
+isnan_p = Primitive("isnan", np.isnan)
+isinf_p = Primitive("isinf", np.isinf)
+isfinite_p = Primitive("isfinite", np.isfinite)
+signbit_p = Primitive("signbit", np.signbit)
+
+# ---- binary, differentiable ----------------------------------------------------------
+add_p = Primitive("add", np.add)
+defjvp(add_p, lambda t, ans, x, y: t, lambda t, ans, x, y: t)
+defvjp(add_p, lambda g, ans, x, y: unbroadcast(g, x), lambda g, ans, x, y: unbroadcast(g, y))
+
+subtract_p = Primitive("subtract", np.subtract)
+defjvp(subtract_p, lambda t, ans, x, y: t, lambda t, ans, x, y: -t)
+defvjp(subtract_p, lambda g, ans, x, y: unbroadcast(g, x),
+       lambda g, ans, x, y: unbroadcast(-g, y))
+
+multiply_p = Primitive("multiply", np.multiply)
+defjvp(multiply_p, lambda t, ans, x, y: t * y, lambda t, ans, x, y: x * t)
+defvjp(multiply_p, lambda g, ans, x, y: unbroadcast(g * y, x),
+       lambda g, ans, x, y: unbroadcast(x * g, y))
+
+true_divide_p = Primitive("true_divide", np.true_divide)
+defjvp(true_divide_p, lambda t, ans, x, y: t / y, lambda t, ans, x, y: -t * ans / y)
+defvjp(true_divide_p, lambda g, ans, x, y: unbroadcast(g / y, x),
+       lambda g, ans, x, y: unbroadcast(-g * ans / y, y))
+
+
+def _pow_dx(ans, x, y):
+    if isinstance(y, (int, float)):
+        return y * power(x, y - 1) if y != 0 else 0 * x
+    # y * x**(y-1), written so that y == 0 gives 0 even at x == 0
+    return y * power(x, where(y == 0, 1, y - 1))
+
+
+def _pow_dy(ans, x, y):
+    safe_x = where(x == 0, 1, x)
+    return where(x == 0, 0, ans * log(safe_x))
+
+
+power_p = _binary("power", np.power, _pow_dx, _pow_dy)
+arctan2_p = _binary("arctan2", np.arctan2, lambda ans, x, y: y / (x * x + y * y),
+                    lambda ans, x, y: -x / (x * x + y * y))
+hypot_p = _binary("hypot", np.hypot, lambda ans, x, y: x / ans, lambda ans, x, y: y / ans)
+logaddexp_p = _binary("logaddexp", np.logaddexp, lambda ans, x, y: exp(x - ans),
+                      lambda ans, x, y: exp(y - ans))
+logaddexp2_p = _binary("logaddexp2", np.logaddexp2, lambda ans, x, y: exp2(x - ans),
+                       lambda ans, x, y: exp2(y - ans))
+
+
+def _select_weight(win, tie, dtype):
+    """1 where `win`, 0.5 where `tie`, else 0, in `dtype` (a constant)."""
+    return _shape.astype(win, dtype) + 0.5 * _shape.astype(tie, dtype)
+
+
+def _dtype_of(ans):
+    return ans.dtype
+
+
+maximum_p = _binary("maximum", np.maximum,
+                    lambda ans, x, y: _select_weight(x > y, x == y, _dtype_of(ans)),
+                    lambda ans, x, y: _select_weight(y > x, x == y, _dtype_of(ans)))
+minimum_p = _binary("minimum", np.minimum,
+                    lambda ans, x, y: _select_weight(x < y, x == y, _dtype_of(ans)),
+                    lambda ans, x, y: _select_weight(y < x, x == y, _dtype_of(ans)))
+fmax_p = _binary("fmax", np.fmax,
+                 lambda ans, x, y: _select_weight((x > y) | isnan(y), x == y, _dtype_of(ans)),
+                 lambda ans, x, y: _select_weight((y > x) | isnan(x), x == y, _dtype_of(ans)))
+fmin_p = _binary("fmin", np.fmin,
+                 lambda ans, x, y: _select_weight((x < y) | isnan(y), x == y, _dtype_of(ans)),
+                 lambda ans, x, y: _select_weight((y < x) | isnan(x), x == y, _dtype_of(ans)))
+remainder_p = _binary("remainder", np.remainder, lambda ans, x, y: 1,
+                      lambda ans, x, y: -floor_divide(x, y))
+fmod_p = _binary("fmod", np.fmod, lambda ans, x, y: 1, lambda ans, x, y: -trunc(x / y))
+copysign_p = Primitive("copysign", np.copysign)   # d/dx2 is zero almost everywhere
+defjvp(copysign_p, lambda t, ans, x, y: t * (sign(x) * sign(ans)), None)
+defvjp(copysign_p, lambda g, ans, x, y: unbroadcast(g * (sign(x) * sign(ans)), x), None)
+
+# ---- binary, no derivative -----------------------------------------------------------
+floor_divide_p = Primitive("floor_divide", np.floor_divide)
+equal_p = Primitive("equal", np.equal)
+not_equal_p = Primitive("not_equal", np.not_equal)
+less_p = Primitive("less", np.less)
+less_equal_p = Primitive("less_equal", np.less_equal)
+greater_p = Primitive("greater", np.greater)
+greater_equal_p = Primitive("greater_equal", np.greater_equal)
+logical_and_p = Primitive("logical_and", np.logical_and)
+logical_or_p = Primitive("logical_or", np.logical_or)
+logical_xor_p = Primitive("logical_xor", np.logical_xor)
+bitwise_and_p = Primitive("bitwise_and", np.bitwise_and)
+bitwise_or_p = Primitive("bitwise_or", np.bitwise_or)
+bitwise_xor_p = Primitive("bitwise_xor", np.bitwise_xor)
+
+# ---- where and clip ------------------------------------------------------------------
+where_p = Primitive("where", np.where)
+defjvp(where_p, None, lambda t, ans, c, x, y: where(c, t, 0),
+       lambda t, ans, c, x, y: where(c, 0, t))
+defvjp(where_p, None, lambda g, ans, c, x, y: unbroadcast(where(c, g, 0), x),
+       lambda g, ans, c, x, y: unbroadcast(where(c, 0, g), y))
+
+
+def _clip_impl(x, lo, hi):
+    return np.clip(x, lo, hi)
+
+
+def _clip_inside(x, lo, hi):
+    inside = True
+    if lo is not None:
+        inside = x >= lo
+    if hi is not None:
+        inside = inside & (x <= hi) if lo is not None else x <= hi
+    return inside
+
+
+clip_p = Primitive("clip", _clip_impl)
+defjvp(clip_p, lambda t, ans, x, lo, hi: where(_clip_inside(x, lo, hi), t, 0),
+       lambda t, ans, x, lo, hi: where(x < lo, t, 0),
+       lambda t, ans, x, lo, hi: where(x > hi, t, 0))
+defvjp(clip_p, lambda g, ans, x, lo, hi: unbroadcast(where(_clip_inside(x, lo, hi), g, 0), x),
+       lambda g, ans, x, lo, hi: unbroadcast(where(x < lo, g, 0), lo),
+       lambda g, ans, x, lo, hi: unbroadcast(where(x > hi, g, 0), hi))
+
+
+# ---- the user-facing functions -------------------------------------------------------
+negative = _wrap1(negative_p, "Numerical negative, elementwise.")
+sin = _wrap1(sin_p, "Sine, elementwise.")
+cos = _wrap1(cos_p, "Cosine, elementwise.")
+tan = _wrap1(tan_p, "Tangent, elementwise.")
+arcsin = _wrap1(arcsin_p, "Inverse sine, elementwise; derivative infinite at +-1.")
+arccos = _wrap1(arccos_p, "Inverse cosine, elementwise; derivative infinite at +-1.")
+arctan = _wrap1(arctan_p, "Inverse tangent, elementwise.")
+sinh = _wrap1(sinh_p, "Hyperbolic sine, elementwise.")
+cosh = _wrap1(cosh_p, "Hyperbolic cosine, elementwise.")
+tanh = _wrap1(tanh_p, "Hyperbolic tangent, elementwise.")
+arcsinh = _wrap1(arcsinh_p, "Inverse hyperbolic sine, elementwise.")
+arccosh = _wrap1(arccosh_p, "Inverse hyperbolic cosine, elementwise.")
+arctanh = _wrap1(arctanh_p, "Inverse hyperbolic tangent, elementwise.")
+exp = _wrap1(exp_p, "Exponential, elementwise.")
+exp2 = _wrap1(exp2_p, "2**x, elementwise.")
+expm1 = _wrap1(expm1_p, "exp(x) - 1, accurate near 0.")
+log = _wrap1(log_p, "Natural logarithm, elementwise.")
+log2 = _wrap1(log2_p, "Base-2 logarithm, elementwise.")
+log10 = _wrap1(log10_p, "Base-10 logarithm, elementwise.")
+log1p = _wrap1(log1p_p, "log(1 + x), accurate near 0.")
+sqrt = _wrap1(sqrt_p, """Square root, elementwise.
+
+The derivative at 0 is infinite. To use sqrt inside a `where` that excludes 0, apply the
+double-`where` idiom (see ``where``) so the gradient is not NaN.""")
+cbrt = _wrap1(cbrt_p, "Cube root, elementwise.")
+square = _wrap1(square_p, "x*x, elementwise.")
+reciprocal = _wrap1(reciprocal_p, "1/x, elementwise.")
+deg2rad = _wrap1(deg2rad_p, "Degrees to radians.")
+radians = deg2rad
+rad2deg = _wrap1(rad2deg_p, "Radians to degrees.")
+degrees = rad2deg
+abs = _wrap1(abs_p, """Absolute value, elementwise.
+
+Derivative convention: ``sign(x)``, so the gradient at exactly 0 is 0 (a subgradient).
+For complex ``x`` the derivative of ``|x|`` is taken as a real function of ``x`` (0 at 0).""")
+absolute = abs
+real = _wrap1(real_p, "Real part (identity on real arrays).")
+imag = _wrap1(imag_p, "Imaginary part (zeros for real arrays).")
+conj = _wrap1(conj_p, "Complex conjugate (identity on real arrays).")
+conjugate = conj
+sign = _wrap1(sign_p, "Sign of x (-1, 0, 1); its derivative is zero.")
+floor = _wrap1(floor_p, "Floor; its derivative is zero.")
+ceil = _wrap1(ceil_p, "Ceiling; its derivative is zero.")
+trunc = _wrap1(trunc_p, "Truncation toward 0; its derivative is zero.")
+fix = trunc
+rint = _wrap1(rint_p, "Round to nearest integer; its derivative is zero.")
+logical_not = _wrap1(logical_not_p, "Logical NOT (boolean result, not differentiable).")
+invert = _wrap1(invert_p, "Bitwise NOT (not differentiable).")
+bitwise_not = invert
+isnan = _wrap1(isnan_p, "Test for NaN (boolean result).")
+isinf = _wrap1(isinf_p, "Test for +-inf (boolean result).")
+isfinite = _wrap1(isfinite_p, "Test for finiteness (boolean result).")
+signbit = _wrap1(signbit_p, "True where the sign bit is set (boolean result).")
+
+
+def round(a, decimals=0):
+    """Round to ``decimals`` places (NumPy's half-to-even); its derivative is zero."""
+    return bind(round_p, a, decimals=decimals)
+
+
+around = round
+
+
+def positive(x, /):
+    """+x (returns ``x``)."""
+    return x
+
+
+add = _wrap2(add_p, "x1 + x2 with broadcasting.")
+subtract = _wrap2(subtract_p, "x1 - x2 with broadcasting.")
+multiply = _wrap2(multiply_p, "x1 * x2 with broadcasting.")
+true_divide = _wrap2(true_divide_p, "x1 / x2 with broadcasting.")
+divide = true_divide
+power = _wrap2(power_p, """x1 ** x2 with broadcasting.
+
+The derivative in x1 is ``x2 * x1**(x2-1)`` (0 where x2 == 0); in x2 it is
+``x1**x2 * log(x1)``, taken as 0 where x1 == 0.""")
+pow = power
+arctan2 = _wrap2(arctan2_p, "Quadrant-aware arctan(x1/x2).")
+hypot = _wrap2(hypot_p, "sqrt(x1**2 + x2**2) without overflow; derivative undefined at (0, 0).")
+logaddexp = _wrap2(logaddexp_p, "log(exp(x1) + exp(x2)), computed stably.")
+logaddexp2 = _wrap2(logaddexp2_p, "log2(2**x1 + 2**x2), computed stably.")
+maximum = _wrap2(maximum_p, """Elementwise maximum (NaN propagates).
+
+At ties (x1 == x2) the gradient is split equally: each input gets half.""")
+minimum = _wrap2(minimum_p, """Elementwise minimum (NaN propagates).
+
+At ties (x1 == x2) the gradient is split equally: each input gets half.""")
+fmax = _wrap2(fmax_p, "Elementwise maximum ignoring NaN; ties split the gradient equally.")
+fmin = _wrap2(fmin_p, "Elementwise minimum ignoring NaN; ties split the gradient equally.")
+remainder = _wrap2(remainder_p, "Python-style modulus; d/dx1 = 1, d/dx2 = -floor(x1/x2).")
+mod = remainder
+fmod = _wrap2(fmod_p, "C-style remainder; d/dx1 = 1, d/dx2 = -trunc(x1/x2).")
+copysign = _wrap2(copysign_p, "Magnitude of x1 with the sign of x2.")
+floor_divide = _wrap2(floor_divide_p, "x1 // x2; its derivative is zero.")
+equal = _wrap2(equal_p, "x1 == x2 (boolean result).")
+not_equal = _wrap2(not_equal_p, "x1 != x2 (boolean result).")
+less = _wrap2(less_p, "x1 < x2 (boolean result).")
+less_equal = _wrap2(less_equal_p, "x1 <= x2 (boolean result).")
+greater = _wrap2(greater_p, "x1 > x2 (boolean result).")
+greater_equal = _wrap2(greater_equal_p, "x1 >= x2 (boolean result).")
+logical_and = _wrap2(logical_and_p, "Logical AND (boolean result).")
+logical_or = _wrap2(logical_or_p, "Logical OR (boolean result).")
+logical_xor = _wrap2(logical_xor_p, "Logical XOR (boolean result).")
+bitwise_and = _wrap2(bitwise_and_p, "Bitwise/logical AND of integers or booleans.")
+bitwise_or = _wrap2(bitwise_or_p, "Bitwise/logical OR of integers or booleans.")
+bitwise_xor = _wrap2(bitwise_xor_p, "Bitwise/logical XOR of integers or booleans.")
+
+
+def where(condition, x=None, y=None, /):
+    """Choose ``x`` where ``condition`` is true, else ``y`` (broadcasting all three).
+
+    ``where(condition)`` alone is ``nonzero(condition)`` (concrete values only).
+
+    Gradients flow to ``x`` where the condition holds and to ``y`` elsewhere. The branch
+    not taken is still *computed*, and its derivative multiplied by zero: if it is
+    infinite or NaN there (``sqrt`` at 0, ``log`` at 0), the gradient becomes NaN. Use
+    the double-``where`` idiom so the unused branch sees safe inputs::
+
+        safe = fnp.where(x > 0, x, 1.0)
+        y = fnp.where(x > 0, fnp.sqrt(safe), 0.0)
+    """
+    if x is None and y is None:
+        from .indexing import nonzero
+        return nonzero(condition)
+    if x is None or y is None:
+        raise TypeError("where: give both x and y, or neither")
+    return bind(where_p, condition, x, y)
+
+
+def clip(a, a_min=None, a_max=None, out=None, *, min=None, max=None):
+    """Clip values to ``[a_min, a_max]`` (either may be None; ``min``/``max`` are the
+    NumPy 2 keyword spellings).
+
+    The gradient passes to ``a`` where ``a_min <= a <= a_max`` (boundaries included, like
+    PyTorch's clamp), and to the bound that is active elsewhere.
+    """
+    if out is not None:
+        raise TypeError("clip: out= is not supported (arrays are immutable); use the result")
+    a_min = min if a_min is None else a_min
+    a_max = max if a_max is None else a_max
+    if a_min is None and a_max is None:
+        raise ValueError("clip: at least one of a_min or a_max must be given")
+    return bind(clip_p, a, a_min, a_max)

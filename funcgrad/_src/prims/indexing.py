@@ -1,0 +1,218 @@
+"""Indexing: ``x[idx]`` (getitem) and its functional updates ``x.at[idx].set/add`` (scatter).
+
+An index is split into a static, hashable description (ints, slices, None, Ellipsis and
+placeholders) and the index arrays, which travel as ordinary (non-differentiable)
+arguments of the primitive. Integer arrays, boolean masks and lists follow NumPy's
+advanced-indexing rules.
+"""
+from __future__ import annotations
+
+import operator
+
+import numpy as np
+
+from ..backend import array_module, dtype_name
+from ..core import Primitive, Tracer, bind, defjvp, defvjp
+from ..errors import FuncgradTypeError, FuncgradValueError
+from . import shape as _shape
+
+_ARRAY = "<array>"
+
+
+def _split_index(idx):
+    """(static description, index arrays) for a user's index."""
+    if not isinstance(idx, tuple):
+        idx = (idx,)
+    static = []
+    arrays = []
+    for item in idx:
+        if item is None or item is Ellipsis:
+            static.append(item)
+        elif isinstance(item, slice):
+            static.append(("slice",) + tuple(
+                None if v is None else _as_int(v, "a slice bound") for v in
+                (item.start, item.stop, item.step)))
+        elif isinstance(item, (bool, np.bool_)):
+            static.append(_ARRAY)
+            arrays.append(np.asarray(item))
+        elif isinstance(item, (int, np.integer)):
+            static.append(int(item))
+        else:
+            if isinstance(item, Tracer):
+                if item.dtype.kind not in "biu":
+                    raise FuncgradTypeError(
+                        f"indexing with a traced {dtype_name(item)}: index arrays must be "
+                        "integers or booleans")
+                arr = item
+            else:
+                arr = item if hasattr(item, "dtype") and hasattr(item, "shape") else np.asarray(item)
+                if arr.dtype.kind not in "biu":
+                    if arr.size == 0:
+                        arr = arr.astype(np.intp)
+                    else:
+                        raise FuncgradTypeError(
+                            f"indexing with {dtype_name(arr)}: only integers, slices, None, "
+                            "Ellipsis and integer or boolean arrays are valid indices")
+            static.append(_ARRAY)
+            arrays.append(arr)
+    return tuple(static), arrays
+
+
+def _as_int(v, what):
+    if isinstance(v, Tracer):
+        v = v._concrete(what)
+    try:
+        return operator.index(v)
+    except TypeError:
+        raise FuncgradTypeError(f"indexing: {what} must be an integer, got {v!r}") from None
+
+
+def _rebuild(static, arrays):
+    it = iter(arrays)
+    out = []
+    for s in static:
+        if s is _ARRAY or (isinstance(s, str) and s == _ARRAY):
+            out.append(next(it))
+        elif isinstance(s, tuple):
+            out.append(slice(*s[1:]))
+        else:
+            out.append(s)
+    return tuple(out)
+
+
+def _has_arrays(static):
+    return any(isinstance(s, str) for s in static)
+
+
+def _getitem_impl(x, *arrays, index):
+    return x[_rebuild(index, arrays)]
+
+
+def _scatter_impl(x, v, *arrays, index, mode):
+    xp = array_module(x, v)
+    out = xp.array(x, copy=True)
+    idx = _rebuild(index, arrays)
+    if mode == "set":
+        out[idx] = v
+    elif not _has_arrays(index):
+        out[idx] += v          # basic indices never repeat an element
+    elif xp is np:
+        np.add.at(out, idx, v)
+    else:
+        from ..backend import scatter_add
+        scatter_add(out, idx, v)
+    return out
+
+
+getitem_p = Primitive("getitem", _getitem_impl)
+defjvp(getitem_p, lambda t, ans, x, *arrays, index: bind(getitem_p, t, *arrays, index=index))
+defvjp(getitem_p, lambda g, ans, x, *arrays, index:
+       bind(scatter_p, _zeros_like(x), g, *arrays, index=index, mode="add"))
+
+scatter_p = Primitive("scatter", _scatter_impl)
+
+
+def _zeros_like(x):
+    from .creation import zeros_like
+    return zeros_like(x)
+
+
+def _scatter_jvp(primals, tangents, index, mode):
+    x, v, *arrays = primals
+    tx, tv = tangents[0], tangents[1]
+    out = bind(scatter_p, x, v, *arrays, index=index, mode=mode)
+    if tx is None and tv is None:
+        return out, None
+    if tv is None:
+        if mode == "add":
+            return out, tx
+        tv = 0
+    if tx is None:
+        tx = _zeros_like(x)
+    return out, bind(scatter_p, tx, tv, *arrays, index=index, mode=mode)
+
+
+def _scatter_vjp(g, ans, args, wanted, index, mode):
+    x, v, *arrays = args
+    res = []
+    for i in wanted:
+        if i == 0:
+            res.append(g if mode == "add" else bind(scatter_p, g, 0, *arrays, index=index, mode="set"))
+        else:
+            res.append(_shape.unbroadcast(bind(getitem_p, g, *arrays, index=index), v))
+    return res
+
+
+defjvp(scatter_p, full=_scatter_jvp)
+defvjp(scatter_p, full=_scatter_vjp)
+
+
+def _check_index(x, static, arrays):
+    """Run NumPy's own index validation on a zero-size stand-in to name bad indices early."""
+    shape = x.shape
+    try:
+        probe = np.broadcast_to(np.zeros((), np.int8), shape)
+        probe[_rebuild(static, [a if not isinstance(a, Tracer) else np.zeros(a.shape, a.dtype)
+                                 for a in arrays])]
+    except IndexError as e:
+        raise FuncgradValueError(f"indexing {dtype_name(x)}: {e}") from None
+
+
+def _getitem(x, idx):
+    static, arrays = _split_index(idx)
+    if not arrays and all(isinstance(s, tuple) and s[1:] == (None, None, None) for s in static):
+        return x
+    if isinstance(x, Tracer):
+        _check_index(x, static, arrays)
+    return bind(getitem_p, x, *arrays, index=static)
+
+
+def _scatter(x, idx, values, mode):
+    static, arrays = _split_index(idx)
+    _check_index(x, static, arrays)
+    return bind(scatter_p, x, values, *arrays, index=static, mode=mode)
+
+
+class _At:
+    """``at(x)[idx].set(v)``: functional updates that also work on plain NumPy arrays."""
+
+    def __init__(self, x):
+        self.x = x
+
+    def __getitem__(self, idx):
+        from ..core import _IndexUpdateRef
+        return _IndexUpdateRef(self.x, idx)
+
+
+def at(x):
+    """Functional index updates for any array: ``at(x)[idx].set(v)`` equals ``x.at[idx].set(v)``
+    on a tracer, and works on plain NumPy arrays too (which have no ``.at``).
+
+    Example:
+        >>> import funcgrad.numpy as fnp
+        >>> fnp.at(fnp.zeros(3))[1].set(5.0)
+        array([0., 5., 0.])
+    """
+    return _At(x)
+
+
+def nonzero(a):
+    """Indices of the non-zero elements (a tuple of arrays). The result's size depends on
+    the values, so ``a`` must be concrete: this works under grad/jvp/vjp, not under jit."""
+    if isinstance(a, Tracer):
+        a = a._concrete("nonzero (its output shape depends on the values)")
+    return np.nonzero(a)
+
+
+def flatnonzero(a):
+    """Indices of the non-zero elements of ``a.ravel()`` (concrete values only)."""
+    if isinstance(a, Tracer):
+        a = a._concrete("flatnonzero (its output shape depends on the values)")
+    return np.flatnonzero(a)
+
+
+def argwhere(a):
+    """Indices of the non-zero elements, one row per element (concrete values only)."""
+    if isinstance(a, Tracer):
+        a = a._concrete("argwhere (its output shape depends on the values)")
+    return np.argwhere(a)

@@ -1,0 +1,246 @@
+"""Reductions: sum, prod, max, min (primitives) and mean, var, std (composites), plus the
+non-differentiable all, any, argmax, argmin.
+
+Every reduction takes ``axis`` (None, an int or a tuple, negative allowed) and
+``keepdims``. Gradient convention for ``max``/``min``: the gradient is shared equally
+among the elements that attain the extreme value.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from ..core import Primitive, bind, defjvp, defvjp
+from ..errors import FuncgradTypeError
+from . import shape as _shape
+
+
+def _kept_shape(shape, axes):
+    return tuple(1 if i in axes else d for i, d in enumerate(shape))
+
+
+def _restore(g, x, axis, keepdims):
+    """A reduced cotangent reshaped so that it broadcasts against ``x``."""
+    if keepdims:
+        return g
+    return _shape.reshape(g, _kept_shape(x.shape, axis))
+
+
+# ---- sum -------------------------------------------------------------------------------
+sum_p = Primitive("sum", lambda x, axis, keepdims: np.sum(x, axis=axis, keepdims=keepdims))
+defjvp(sum_p, lambda t, ans, x, axis, keepdims: sum(t, axis=axis, keepdims=keepdims))
+defvjp(sum_p, lambda g, ans, x, axis, keepdims:
+       _shape.broadcast_to(_restore(g, x, axis, keepdims), x.shape))
+
+
+def _no_out(op, out):
+    if out is not None:
+        raise FuncgradTypeError(
+            f"{op}: out= is not supported (funcgrad arrays are immutable); use the result")
+
+
+def sum(a, axis=None, dtype=None, out=None, keepdims=False, initial=None, where=None):
+    """Sum over ``axis`` (all axes when None). ``dtype``, ``initial`` and ``where`` follow
+    NumPy; booleans and integers sum to NumPy's default integer."""
+    _no_out("sum", out)
+    a = _shape._as_array(a)
+    if dtype is not None:
+        a = _shape.astype(a, dtype)
+    if where is not None:
+        from .elementwise import where as _where
+        a = _where(where, a, 0)
+    axes = _shape.normalize_axes(axis, _shape._ndim(a), "sum")
+    r = bind(sum_p, a, axis=axes, keepdims=bool(keepdims))
+    if initial is not None:
+        r = r + initial
+    return r
+
+
+# ---- prod ------------------------------------------------------------------------------
+def _prod_grad(ans, x, axis, keepdims):
+    """d prod / d x_i = product of the others, exact where x has zeros (first order)."""
+    from .elementwise import where
+    is_zero = x == 0
+    zeros = sum(is_zero, axis=axis, keepdims=True)
+    safe = where(is_zero, 1, x)
+    p_nonzero = prod(safe, axis=axis, keepdims=True)
+    return where(zeros == 0, p_nonzero / safe, where((zeros == 1) & is_zero, p_nonzero, 0))
+
+
+prod_p = Primitive("prod", lambda x, axis, keepdims: np.prod(x, axis=axis, keepdims=keepdims))
+defjvp(prod_p, lambda t, ans, x, axis, keepdims:
+       sum(t * _prod_grad(ans, x, axis, keepdims), axis=axis, keepdims=keepdims))
+defvjp(prod_p, lambda g, ans, x, axis, keepdims:
+       _restore(g, x, axis, keepdims) * _prod_grad(ans, x, axis, keepdims))
+
+
+def prod(a, axis=None, dtype=None, out=None, keepdims=False, initial=None, where=None):
+    """Product over ``axis``. The gradient is exact where the input has zeros (the product
+    of the other elements); second derivatives at zeros are not."""
+    _no_out("prod", out)
+    a = _shape._as_array(a)
+    if dtype is not None:
+        a = _shape.astype(a, dtype)
+    if where is not None:
+        from .elementwise import where as _where
+        a = _where(where, a, 1)
+    axes = _shape.normalize_axes(axis, _shape._ndim(a), "prod")
+    r = bind(prod_p, a, axis=axes, keepdims=bool(keepdims))
+    if initial is not None:
+        r = r * initial
+    return r
+
+
+# ---- max / min -------------------------------------------------------------------------
+def _extreme_weights(ans, x, axis, keepdims):
+    """Equal shares among the positions that attain the extreme value."""
+    hit = _shape.astype(x == _restore(ans, x, axis, keepdims), ans.dtype)
+    return hit / sum(hit, axis=axis, keepdims=True)
+
+
+def _def_extreme(name, impl):
+    p = Primitive(name, lambda x, axis, keepdims: impl(x, axis=axis, keepdims=keepdims))
+    defjvp(p, lambda t, ans, x, axis, keepdims:
+           sum(t * _extreme_weights(ans, x, axis, keepdims), axis=axis, keepdims=keepdims))
+    defvjp(p, lambda g, ans, x, axis, keepdims:
+           _restore(g, x, axis, keepdims) * _extreme_weights(ans, x, axis, keepdims))
+    return p
+
+
+max_p = _def_extreme("max", np.max)
+min_p = _def_extreme("min", np.min)
+
+
+def _extreme(p, op, a, axis, out, keepdims, initial, where):
+    _no_out(op, out)
+    a = _shape._as_array(a)
+    if where is not None:
+        if initial is None:
+            raise FuncgradTypeError(f"{op}: where= needs initial= (as in NumPy)")
+        from .elementwise import where as _where
+        a = _where(where, a, initial)
+    axes = _shape.normalize_axes(axis, _shape._ndim(a), op)
+    if 0 in [a.shape[i] for i in axes] and initial is None:
+        raise FuncgradTypeError(
+            f"{op}: zero-size reduction over axis {axis} of an array of shape {a.shape} has "
+            "no identity; pass initial=")
+    r = bind(p, a, axis=axes, keepdims=bool(keepdims))
+    if initial is not None:
+        from .elementwise import maximum, minimum
+        r = (maximum if op == "max" else minimum)(r, initial)
+    return r
+
+
+def max(a, axis=None, out=None, keepdims=False, initial=None, where=None):
+    """Maximum over ``axis``; ties share the gradient equally."""
+    return _extreme(max_p, "max", a, axis, out, keepdims, initial, where)
+
+
+def min(a, axis=None, out=None, keepdims=False, initial=None, where=None):
+    """Minimum over ``axis``; ties share the gradient equally."""
+    return _extreme(min_p, "min", a, axis, out, keepdims, initial, where)
+
+
+amax = max
+amin = min
+
+
+# ---- composites ----------------------------------------------------------------------
+def _count(a, axes):
+    n = 1
+    for i in axes:
+        n *= a.shape[i]
+    return n
+
+
+def mean(a, axis=None, dtype=None, out=None, keepdims=False, *, where=None):
+    """Arithmetic mean over ``axis``; integer input gives float64 (as NumPy)."""
+    _no_out("mean", out)
+    a = _shape._as_array(a)
+    if dtype is not None:
+        a = _shape.astype(a, dtype)
+    elif a.dtype.kind not in "fc":
+        a = _shape.astype(a, np.float64)
+    axes = _shape.normalize_axes(axis, a.ndim, "mean")
+    if where is not None:
+        from .elementwise import where as _where
+        s = sum(_where(where, a, 0), axis=axes, keepdims=keepdims)
+        n = sum(np.broadcast_to(where, a.shape), axis=axes, keepdims=keepdims)
+        return s / _shape.astype(n, a.dtype)
+    return sum(a, axis=axes, keepdims=keepdims) / _count(a, axes)
+
+
+def var(a, axis=None, dtype=None, out=None, ddof=0, keepdims=False, *, where=None,
+        mean=None, correction=None):
+    """Variance over ``axis`` with ``ddof`` (or ``correction``) degrees of freedom removed."""
+    _no_out("var", out)
+    if where is not None:
+        raise FuncgradTypeError("var: where= is not supported; mask the input first")
+    if correction is not None:
+        ddof = correction
+    a = _shape._as_array(a)
+    if dtype is not None:
+        a = _shape.astype(a, dtype)
+    elif a.dtype.kind not in "fc":
+        a = _shape.astype(a, np.float64)
+    axes = _shape.normalize_axes(axis, a.ndim, "var")
+    m = globals()["mean"](a, axis=axes, keepdims=True) if mean is None else mean
+    d = a - m
+    if d.dtype.kind == "c":
+        from .elementwise import conj, real
+        sq = real(d * conj(d))
+    else:
+        sq = d * d
+    return sum(sq, axis=axes, keepdims=keepdims) / (_count(a, axes) - ddof)
+
+
+def std(a, axis=None, dtype=None, out=None, ddof=0, keepdims=False, *, where=None,
+        mean=None, correction=None):
+    """Standard deviation: ``sqrt(var(...))``. Its gradient is NaN for constant input."""
+    from .elementwise import sqrt
+    return sqrt(var(a, axis=axis, dtype=dtype, out=out, ddof=ddof, keepdims=keepdims,
+                    where=where, mean=mean, correction=correction))
+
+
+# ---- not differentiable ----------------------------------------------------------------
+all_p = Primitive("all", lambda x, axis, keepdims: np.all(x, axis=axis, keepdims=keepdims))
+any_p = Primitive("any", lambda x, axis, keepdims: np.any(x, axis=axis, keepdims=keepdims))
+argmax_p = Primitive("argmax", lambda x, axis, keepdims: np.argmax(x, axis=axis, keepdims=keepdims))
+argmin_p = Primitive("argmin", lambda x, axis, keepdims: np.argmin(x, axis=axis, keepdims=keepdims))
+
+
+def all(a, axis=None, out=None, keepdims=False, *, where=None):
+    """True where all elements along ``axis`` are true (no derivative)."""
+    _no_out("all", out)
+    a = _shape._as_array(a)
+    if where is not None:
+        from .elementwise import where as _where
+        a = _where(where, a, True)
+    return bind(all_p, a, axis=_shape.normalize_axes(axis, a.ndim, "all"), keepdims=bool(keepdims))
+
+
+def any(a, axis=None, out=None, keepdims=False, *, where=None):
+    """True where any element along ``axis`` is true (no derivative)."""
+    _no_out("any", out)
+    a = _shape._as_array(a)
+    if where is not None:
+        from .elementwise import where as _where
+        a = _where(where, a, False)
+    return bind(any_p, a, axis=_shape.normalize_axes(axis, a.ndim, "any"), keepdims=bool(keepdims))
+
+
+def argmax(a, axis=None, out=None, *, keepdims=False):
+    """Index of the maximum (flattened when ``axis`` is None); no derivative."""
+    _no_out("argmax", out)
+    a = _shape._as_array(a)
+    if axis is not None:
+        axis = _shape.normalize_axis(axis, a.ndim, "argmax")
+    return bind(argmax_p, a, axis=axis, keepdims=bool(keepdims))
+
+
+def argmin(a, axis=None, out=None, *, keepdims=False):
+    """Index of the minimum (flattened when ``axis`` is None); no derivative."""
+    _no_out("argmin", out)
+    a = _shape._as_array(a)
+    if axis is not None:
+        axis = _shape.normalize_axis(axis, a.ndim, "argmin")
+    return bind(argmin_p, a, axis=axis, keepdims=bool(keepdims))

@@ -1,0 +1,461 @@
+"""Shape primitives (reshape, transpose, broadcast_to, concatenate, astype) and the
+composites built on them (squeeze, expand_dims, ravel, moveaxis, stack, split, ...).
+
+Also home of :func:`unbroadcast`, the one helper every binary reverse rule uses to sum a
+cotangent back to its input's shape and dtype.
+"""
+from __future__ import annotations
+
+import builtins
+import operator
+
+import numpy as np
+
+from ..backend import dtype_name
+from ..core import Primitive, bind, defjvp, defvjp
+from ..errors import FuncgradTypeError, FuncgradValueError
+from . import reductions as _red
+
+
+def _shape(x):
+    s = getattr(x, "shape", None)
+    return np.shape(x) if s is None else tuple(s)
+
+
+def _ndim(x):
+    return len(_shape(x))
+
+
+def normalize_axis(axis, ndim, op):
+    """An axis as a non-negative int, or a clear error naming ``op``."""
+    try:
+        a = operator.index(axis)
+    except TypeError:
+        raise FuncgradTypeError(f"{op}: axis must be an integer, got {axis!r}") from None
+    if not -ndim <= a < ndim:
+        raise FuncgradValueError(
+            f"{op}: axis {a} is out of bounds for an array of {ndim} dimension(s); "
+            f"valid axes are {-ndim}..{ndim - 1}" if ndim else
+            f"{op}: axis {a} given for a 0-d array, which has no axes")
+    return a % ndim if ndim else a
+
+
+def normalize_axes(axis, ndim, op):
+    """``None`` -> all axes; an int or a sequence -> a sorted tuple of non-negative ints."""
+    if axis is None:
+        return tuple(range(ndim))
+    if isinstance(axis, (tuple, list)):
+        axes = tuple(normalize_axis(a, ndim, op) for a in axis)
+        if len(set(axes)) != len(axes):
+            raise FuncgradValueError(f"{op}: repeated axis in {axis!r}")
+        return tuple(sorted(axes))
+    return (normalize_axis(axis, ndim, op),)
+
+
+def _cast_cotangent(g, dtype):
+    if g.dtype.kind == "c" and np.dtype(dtype).kind != "c":
+        from .elementwise import real
+        g = real(g)
+    return astype(g, dtype) if g.dtype != dtype else g
+
+
+def unbroadcast(g, x):
+    """Sum ``g`` over the dimensions that broadcasting added to ``x``; match its dtype."""
+    xshape = x.shape
+    gshape = g.shape
+    if gshape != xshape:
+        lead = len(gshape) - len(xshape)
+        axes = tuple(range(lead)) + tuple(
+            lead + i for i, d in enumerate(xshape) if d == 1 and gshape[lead + i] != 1)
+        if axes:
+            g = _red.sum(g, axis=axes, keepdims=False)
+        if g.shape != xshape:
+            g = reshape(g, xshape)
+    if g.dtype != x.dtype:
+        g = _cast_cotangent(g, x.dtype)
+    return g
+
+
+# ---- reshape ---------------------------------------------------------------------------
+reshape_p = Primitive("reshape", lambda x, shape: x.reshape(shape))
+defjvp(reshape_p, lambda t, ans, x, shape: reshape(t, shape))
+defvjp(reshape_p, lambda g, ans, x, shape: reshape(g, x.shape))
+
+
+def _resolve_shape(shape, size, op, x):
+    if isinstance(shape, (int, np.integer)):
+        shape = (shape,)
+    shape = tuple(operator.index(d) for d in shape)
+    unknown = [i for i, d in enumerate(shape) if d == -1]
+    if len(unknown) > 1:
+        raise FuncgradValueError(f"{op}: can only specify one unknown dimension (-1) in {shape}")
+    known = 1
+    for d in shape:
+        if d != -1:
+            known *= d
+    if unknown:
+        if known == 0 or size % known:
+            raise FuncgradValueError(
+                f"{op}: cannot reshape {dtype_name(x)} (size {size}) into shape {shape}")
+        shape = tuple(size // known if d == -1 else d for d in shape)
+    elif known != size:
+        raise FuncgradValueError(
+            f"{op}: cannot reshape {dtype_name(x)} (size {size}) into shape {shape}; the "
+            "sizes differ")
+    return shape
+
+
+def reshape(a, shape=None, order="C", *, newshape=None, copy=None):
+    """Give ``a`` a new shape (one dimension may be -1). ``order`` is 'C' or 'F'."""
+    if shape is None:
+        shape = newshape
+    ashape = _shape(a)
+    size = 1
+    for d in ashape:
+        size *= d
+    shape = _resolve_shape(shape, size, "reshape", a)
+    if order == "F":
+        return transpose(reshape(transpose(a), shape[::-1]))
+    if order != "C":
+        raise FuncgradValueError(f"reshape: order must be 'C' or 'F', got {order!r}")
+    if shape == ashape:
+        return a
+    return bind(reshape_p, a, shape=shape)
+
+
+def ravel(a, order="C"):
+    """The elements of ``a`` as a 1-D array."""
+    return reshape(a, (-1,), order=order)
+
+
+def squeeze(a, axis=None):
+    """Remove axes of length one (all of them, or those in ``axis``, which must be 1)."""
+    shape = _shape(a)
+    if axis is None:
+        axes = [i for i, d in enumerate(shape) if d == 1]
+    else:
+        axes = normalize_axes(axis, len(shape), "squeeze")
+        for i in axes:
+            if shape[i] != 1:
+                raise FuncgradValueError(
+                    f"squeeze: cannot select axis {i} of {dtype_name(a)}: its length is "
+                    f"{shape[i]}, not 1")
+    return reshape(a, tuple(d for i, d in enumerate(shape) if i not in axes))
+
+
+def expand_dims(a, axis):
+    """Insert length-one axes at the positions ``axis`` (an int or a tuple) of the result."""
+    shape = _shape(a)
+    axis = axis if isinstance(axis, (tuple, list)) else (axis,)
+    nd = len(shape) + len(axis)
+    axes = normalize_axes(axis, nd, "expand_dims")
+    it = iter(shape)
+    return reshape(a, tuple(1 if i in axes else next(it) for i in range(nd)))
+
+
+def atleast_1d(*arys):
+    """Views with at least one dimension (scalars become shape (1,))."""
+    res = [a if _ndim(a) >= 1 else reshape(a, (1,)) for a in map(_as_array, arys)]
+    return res[0] if len(res) == 1 else res
+
+
+def atleast_2d(*arys):
+    """Views with at least two dimensions: (n,) becomes (1, n)."""
+    res = []
+    for a in map(_as_array, arys):
+        nd = _ndim(a)
+        res.append(a if nd >= 2 else reshape(a, (1, -1) if nd == 1 else (1, 1)))
+    return res[0] if len(res) == 1 else res
+
+
+def atleast_3d(*arys):
+    """Views with at least three dimensions: (n,) -> (1, n, 1), (m, n) -> (m, n, 1)."""
+    res = []
+    for a in map(_as_array, arys):
+        s = _shape(a)
+        if len(s) == 0:
+            a = reshape(a, (1, 1, 1))
+        elif len(s) == 1:
+            a = reshape(a, (1, s[0], 1))
+        elif len(s) == 2:
+            a = reshape(a, s + (1,))
+        res.append(a)
+    return res[0] if len(res) == 1 else res
+
+
+def _as_array(x):
+    from ..core import Tracer
+    return x if isinstance(x, (Tracer, np.ndarray)) or hasattr(x, "__cuda_array_interface__") \
+        else np.asarray(x)
+
+
+# ---- transpose -------------------------------------------------------------------------
+transpose_p = Primitive("transpose", lambda x, axes: x.transpose(axes))
+defjvp(transpose_p, lambda t, ans, x, axes: transpose(t, axes))
+defvjp(transpose_p, lambda g, ans, x, axes: transpose(g, tuple(np.argsort(axes).tolist())))
+
+
+def transpose(a, axes=None):
+    """Permute the axes (reverse them when ``axes`` is None)."""
+    nd = _ndim(a)
+    if axes is None:
+        axes = tuple(range(nd - 1, -1, -1))
+    else:
+        axes = tuple(normalize_axis(ax, nd, "transpose") for ax in axes)
+        if sorted(axes) != list(range(nd)):
+            raise FuncgradValueError(
+                f"transpose: axes {axes} are not a permutation of the {nd} axes of "
+                f"{dtype_name(a)}")
+    if axes == tuple(range(nd)):
+        return a
+    return bind(transpose_p, a, axes=axes)
+
+
+def permute_dims(a, axes=None):
+    """Array-API name of :func:`transpose`."""
+    return transpose(a, axes)
+
+
+def swapaxes(a, axis1, axis2):
+    """Interchange two axes."""
+    nd = _ndim(a)
+    i = normalize_axis(axis1, nd, "swapaxes")
+    j = normalize_axis(axis2, nd, "swapaxes")
+    perm = list(range(nd))
+    perm[i], perm[j] = perm[j], perm[i]
+    return transpose(a, perm)
+
+
+def moveaxis(a, source, destination):
+    """Move axes ``source`` to positions ``destination`` (ints or sequences)."""
+    nd = _ndim(a)
+    src = [normalize_axis(s, nd, "moveaxis") for s in np.atleast_1d(source).tolist()]
+    dst = [normalize_axis(d, nd, "moveaxis") for d in np.atleast_1d(destination).tolist()]
+    if len(src) != len(dst):
+        raise FuncgradValueError("moveaxis: source and destination must have the same length")
+    order = [i for i in range(nd) if i not in src]
+    for d, s in sorted(zip(dst, src)):
+        order.insert(d, s)
+    return transpose(a, order)
+
+
+# ---- broadcast_to ----------------------------------------------------------------------
+broadcast_to_p = Primitive("broadcast_to", lambda x, shape: np.broadcast_to(x, shape))
+defjvp(broadcast_to_p, lambda t, ans, x, shape: broadcast_to(t, shape))
+defvjp(broadcast_to_p, lambda g, ans, x, shape: unbroadcast(g, x))
+
+
+def broadcast_to(array, shape):
+    """Broadcast ``array`` to ``shape`` (a read-only view when concrete)."""
+    shape = (shape,) if isinstance(shape, (int, np.integer)) else tuple(shape)
+    ashape = _shape(array)
+    try:
+        np.broadcast_shapes(ashape, shape)
+        if len(ashape) > len(shape) or builtins.any(
+                a != 1 and a != s for a, s in zip(ashape[::-1], shape[::-1])):
+            raise ValueError
+    except ValueError:
+        raise FuncgradValueError(
+            f"broadcast_to: cannot broadcast {dtype_name(array)} to shape {shape}") from None
+    if ashape == shape:
+        return array
+    return bind(broadcast_to_p, array, shape=shape)
+
+
+def broadcast_arrays(*args):
+    """Broadcast all arguments against each other."""
+    shape = np.broadcast_shapes(*[_shape(a) for a in args])
+    return [broadcast_to(a, shape) for a in args]
+
+
+def broadcast_shapes(*shapes):
+    return np.broadcast_shapes(*shapes)
+
+
+# ---- astype ----------------------------------------------------------------------------
+def _astype_impl(x, dtype):
+    return x.astype(dtype) if hasattr(x, "astype") else np.asarray(x).astype(dtype)
+
+
+astype_p = Primitive("convert_element_type", _astype_impl)
+defjvp(astype_p, lambda t, ans, x, dtype: astype(t, dtype))
+defvjp(astype_p, lambda g, ans, x, dtype: _cast_cotangent(g, x.dtype))
+
+
+def astype(x, dtype, /, *, copy=True):
+    """``x`` converted to ``dtype``. Converting to an integer or boolean dtype has no
+    derivative; complex to real keeps the real part (with its derivative)."""
+    dtype = np.dtype(dtype)
+    xd = getattr(x, "dtype", None)
+    if xd is None:
+        return np.asarray(x, dtype=dtype)
+    if xd == dtype:
+        return x
+    if xd.kind == "c" and dtype.kind != "c":
+        from .elementwise import real
+        x = real(x)
+        if x.dtype == dtype:
+            return x
+    return bind(astype_p, x, dtype=dtype)
+
+
+# ---- concatenate and friends -----------------------------------------------------------
+def _concat_impl(*xs, axis):
+    return np.concatenate(xs, axis=axis)
+
+
+def _concat_jvp(primals, tangents, axis):
+    from .creation import zeros_like
+    out = bind(concatenate_p, *primals, axis=axis)
+    if builtins.all(t is None for t in tangents):
+        return out, None
+    ts = [zeros_like(p) if t is None else t for p, t in zip(primals, tangents)]
+    return out, bind(concatenate_p, *ts, axis=axis)
+
+
+def _concat_vjp(g, ans, args, wanted, axis):
+    from .indexing import _getitem
+    offsets = np.cumsum([0] + [a.shape[axis] for a in args]).tolist()
+    lead = (slice(None),) * axis
+    res = []
+    for i in wanted:
+        res.append(_getitem(g, lead + (slice(offsets[i], offsets[i + 1]),)))
+    return res
+
+
+concatenate_p = Primitive("concatenate", _concat_impl)
+defjvp(concatenate_p, full=_concat_jvp)
+defvjp(concatenate_p, full=_concat_vjp)
+
+
+def concatenate(arrays, axis=0, dtype=None):
+    """Join arrays along an existing axis (``axis=None`` flattens them first)."""
+    arrays = [_as_array(a) for a in arrays]
+    if not arrays:
+        raise FuncgradValueError("concatenate: need at least one array to concatenate")
+    if axis is None:
+        arrays = [ravel(a) for a in arrays]
+        axis = 0
+    nd = _ndim(arrays[0])
+    if nd == 0:
+        raise FuncgradValueError("concatenate: zero-dimensional arrays cannot be concatenated")
+    axis = normalize_axis(axis, nd, "concatenate")
+    for a in arrays[1:]:
+        s0, s = _shape(arrays[0]), _shape(a)
+        if len(s) != nd or builtins.any(p != q for i, (p, q) in enumerate(zip(s0, s)) if i != axis):
+            raise FuncgradValueError(
+                f"concatenate: all input shapes must match except along axis {axis}; got "
+                f"{dtype_name(arrays[0])} and {dtype_name(a)}")
+    if dtype is not None:
+        arrays = [astype(a, dtype) for a in arrays]
+    if len(arrays) == 1:
+        return arrays[0]
+    return bind(concatenate_p, *arrays, axis=axis)
+
+
+concat = concatenate
+
+
+def stack(arrays, axis=0, dtype=None):
+    """Join arrays of one shape along a new axis."""
+    arrays = [_as_array(a) for a in arrays]
+    if not arrays:
+        raise FuncgradValueError("stack: need at least one array to stack")
+    shapes = {_shape(a) for a in arrays}
+    if len(shapes) != 1:
+        raise FuncgradValueError(
+            f"stack: all input arrays must have the same shape, got {sorted(shapes)}")
+    axis = normalize_axis(axis, _ndim(arrays[0]) + 1, "stack")
+    return concatenate([expand_dims(a, axis) for a in arrays], axis=axis, dtype=dtype)
+
+
+def hstack(tup, dtype=None):
+    arrs = atleast_1d(*tup)
+    arrs = arrs if isinstance(arrs, list) else [arrs]
+    return concatenate(arrs, axis=0 if _ndim(arrs[0]) == 1 else 1, dtype=dtype)
+
+
+def vstack(tup, dtype=None):
+    arrs = atleast_2d(*tup)
+    return concatenate(arrs if isinstance(arrs, list) else [arrs], axis=0, dtype=dtype)
+
+
+row_stack = vstack
+
+
+def dstack(tup):
+    arrs = atleast_3d(*tup)
+    return concatenate(arrs if isinstance(arrs, list) else [arrs], axis=2)
+
+
+def column_stack(tup):
+    cols = []
+    for a in map(_as_array, tup):
+        cols.append(reshape(a, (-1, 1)) if _ndim(a) < 2 else a)
+    return concatenate(cols, axis=1)
+
+
+def _split_points(n, indices_or_sections, op, even):
+    if isinstance(indices_or_sections, (int, np.integer)):
+        k = int(indices_or_sections)
+        if k <= 0:
+            raise FuncgradValueError(f"{op}: number of sections must be positive")
+        if even and n % k:
+            raise FuncgradValueError(
+                f"{op}: array of length {n} does not split into {k} equal sections; use "
+                "array_split for unequal sections")
+        q, r = divmod(n, k)
+        sizes = [q + 1] * r + [q] * (k - r)
+        return np.cumsum([0] + sizes).tolist()
+    pts = [builtins.min(builtins.max(int(i) if i >= 0 else n + int(i), 0), n)
+           for i in indices_or_sections]
+    return [0] + pts + [n]
+
+
+def split(ary, indices_or_sections, axis=0):
+    """Split into equal sections (an int) or at the given indices along ``axis``."""
+    return _split(ary, indices_or_sections, axis, "split", True)
+
+
+def array_split(ary, indices_or_sections, axis=0):
+    """Like :func:`split` but sections may differ in length by one."""
+    return _split(ary, indices_or_sections, axis, "array_split", False)
+
+
+def _split(ary, ios, axis, op, even):
+    from .indexing import _getitem
+    nd = _ndim(ary)
+    axis = normalize_axis(axis, nd, op)
+    pts = _split_points(_shape(ary)[axis], ios, op, even)
+    lead = (slice(None),) * axis
+    return [_getitem(ary, lead + (slice(a, builtins.max(a, b)),)) for a, b in zip(pts[:-1], pts[1:])]
+
+
+def hsplit(ary, indices_or_sections):
+    return split(ary, indices_or_sections, axis=1 if _ndim(ary) > 1 else 0)
+
+
+def vsplit(ary, indices_or_sections):
+    return split(ary, indices_or_sections, axis=0)
+
+
+def dsplit(ary, indices_or_sections):
+    return split(ary, indices_or_sections, axis=2)
+
+
+def shape(a):
+    return _shape(a)
+
+
+def ndim(a):
+    return _ndim(a)
+
+
+def size(a, axis=None):
+    s = _shape(a)
+    if axis is not None:
+        return s[axis]
+    n = 1
+    for d in s:
+        n *= d
+    return n

@@ -1,0 +1,7 @@
+"""The exception types funcgrad raises (all subclasses of TypeError or ValueError)."""
+from ._src.errors import (ConcretizationTypeError, FuncgradError, FuncgradTypeError,
+                          FuncgradValueError, TracerArrayConversionError,
+                          UnexpectedTracerError)
+
+__all__ = ["ConcretizationTypeError", "FuncgradError", "FuncgradTypeError",
+           "FuncgradValueError", "TracerArrayConversionError", "UnexpectedTracerError"]

@@ -1,0 +1,52 @@
+"""funcgrad.numpy: a NumPy-like namespace whose functions differentiate in forward and
+reverse mode, on NumPy (and CuPy) arrays.
+
+Use it as ``import funcgrad.numpy as fnp``. Functions accept plain arrays, Python scalars
+and traced values; on plain arrays they return plain arrays. Plain ``numpy`` calls on a
+traced value (``np.sin(x)``, ``np.sum(x)``) are routed here too.
+
+Every function not listed in ``__all__`` is unsupported: calling its NumPy twin on a
+traced value raises a ``TypeError`` naming it.
+"""
+import numpy as _onp
+
+from .._src.prims.contractions import (dot, einsum, inner, matmul, outer, tensordot,
+                                       vdot)
+from .._src.prims.creation import (arange, array, asarray, empty, empty_like, eye, full,
+                                   full_like, identity, linspace, logspace, ones, ones_like,
+                                   tri, zeros, zeros_like)
+from .._src.prims.elementwise import (abs, absolute, add, arccos, arccosh, arcsin,
+                                      arcsinh, arctan, arctan2, arctanh, around,
+                                      bitwise_and, bitwise_not, bitwise_or, bitwise_xor,
+                                      cbrt, ceil, clip, conj, conjugate, copysign, cos, cosh,
+                                      deg2rad, degrees, divide, equal, exp, exp2, expm1, fix,
+                                      floor, floor_divide, fmax, fmin, fmod, greater,
+                                      greater_equal, hypot, imag, invert, isfinite, isinf,
+                                      isnan, less, less_equal, log, log1p, log2, log10,
+                                      logaddexp, logaddexp2, logical_and, logical_not,
+                                      logical_or, logical_xor, maximum, minimum, mod,
+                                      multiply, negative, not_equal, positive, pow, power,
+                                      rad2deg, radians, real, reciprocal, remainder, rint,
+                                      round, sign, signbit, sin, sinh, sqrt, square,
+                                      subtract, tan, tanh, true_divide, trunc, where)
+from .._src.prims.indexing import _getitem, _scatter, argwhere, at, flatnonzero, nonzero
+from .._src.prims.reductions import (all, amax, amin, any, argmax, argmin, max, mean, min,
+                                     prod, std, sum, var)
+from .._src.prims.shape import (array_split, astype, atleast_1d, atleast_2d, atleast_3d,
+                                broadcast_arrays, broadcast_shapes, broadcast_to,
+                                column_stack, concat, concatenate, dsplit, dstack,
+                                expand_dims, hsplit, hstack, moveaxis, ndim, permute_dims,
+                                ravel, reshape, row_stack, shape, size, split, squeeze,
+                                stack, swapaxes, transpose, vsplit, vstack)
+
+# dtypes and constants: NumPy's own objects, so `fnp.float32 is numpy.float32`.
+from numpy import (bool_, complex64, complex128, complexfloating, dtype, e, euler_gamma,
+                   finfo, float16, float32, float64, floating, generic, iinfo, inexact, inf,
+                   int8, int16, int32, int64, integer, issubdtype, nan, ndarray, newaxis,
+                   number, pi, promote_types, result_type, signedinteger, uint8, uint16,
+                   uint32, uint64, unsignedinteger)
+
+bool = bool_
+can_cast = _onp.can_cast
+
+__all__ = [n for n in dir() if not n.startswith("_")]

@@ -1,0 +1,84 @@
+"""Routing of plain NumPy calls on traced values (``__array_ufunc__`` and
+``__array_function__``) to funcgrad.numpy."""
+import numpy as np
+
+from .._src.errors import FuncgradTypeError
+
+_HANDLED_FUNCTIONS = {}
+_UFUNCS = {}
+
+
+def _build():
+    from .. import numpy as fnp
+    modules = [(np, fnp, "numpy")]
+    for sub in ("linalg", "fft"):
+        fsub = getattr(fnp, sub, None)
+        if fsub is not None:
+            modules.append((getattr(np, sub), fsub, f"numpy.{sub}"))
+    for npmod, fmod, _ in modules:
+        for name in getattr(fmod, "__all__", dir(fmod)):
+            ours = getattr(fmod, name, None)
+            theirs = getattr(npmod, name, None)
+            if ours is None or theirs is None or not callable(ours):
+                continue
+            if isinstance(theirs, np.ufunc):
+                _UFUNCS[theirs.__name__] = ours
+            elif callable(theirs) and not isinstance(theirs, type):
+                _HANDLED_FUNCTIONS[theirs] = ours
+    # ufunc names that differ from the public function names
+    for ufunc_name, fname in [("absolute", "abs"), ("divide", "true_divide"),
+                              ("conjugate", "conj"), ("bitwise_invert", "invert")]:
+        if hasattr(fnp, fname):
+            _UFUNCS.setdefault(ufunc_name, getattr(fnp, fname))
+
+
+def _table():
+    if not _UFUNCS:
+        _build()
+    return _UFUNCS, _HANDLED_FUNCTIONS
+
+
+_REDUCE = {"add": "sum", "multiply": "prod", "maximum": "max", "minimum": "min",
+           "logical_and": "all", "logical_or": "any"}
+
+
+def array_ufunc(ufunc, method, inputs, kwargs):
+    ufuncs, _ = _table()
+    name = ufunc.__name__
+    if kwargs.get("out") is not None:
+        raise FuncgradTypeError(
+            f"numpy.{name}(..., out=...) on a traced value: funcgrad arrays are immutable; "
+            "use the returned value instead of out=")
+    kwargs = {k: v for k, v in kwargs.items() if k != "out"}
+    if method == "__call__":
+        f = ufuncs.get(name)
+        if f is None:
+            raise FuncgradTypeError(
+                f"numpy.{name} is not supported on traced values by funcgrad; use a "
+                "funcgrad.numpy function, or define it with funcgrad.custom_vjp")
+        if kwargs:
+            raise FuncgradTypeError(
+                f"numpy.{name}: keyword arguments {sorted(kwargs)} are not supported on "
+                "traced values")
+        return f(*inputs)
+    if method == "reduce" and name in _REDUCE:
+        from .. import numpy as fnp
+        (x,) = inputs
+        return getattr(fnp, _REDUCE[name])(x, **kwargs)
+    raise FuncgradTypeError(
+        f"numpy.{name}.{method} is not supported on traced values by funcgrad "
+        f"(only calls{' and ' + name + '.reduce' if name in _REDUCE else ''} are); "
+        "for numpy.add.at use x.at[idx].add(v)")
+
+
+def array_function(func, args, kwargs):
+    _, handled = _table()
+    f = handled.get(func)
+    if f is None:
+        mod = getattr(func, "__module__", "numpy") or "numpy"
+        mod = "numpy" if mod.startswith("numpy") and mod.count(".") > 1 else mod
+        raise FuncgradTypeError(
+            f"{mod}.{func.__name__} is not supported on traced values by funcgrad; use a "
+            "supported funcgrad.numpy function, or write it with funcgrad.custom_vjp "
+            "(see docs/numpy-coverage.md)")
+    return f(*args, **kwargs)
