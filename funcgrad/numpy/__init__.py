@@ -39,6 +39,9 @@ from .._src.prims.shape import (array_split, astype, atleast_1d, atleast_2d, atl
                                 ravel, reshape, row_stack, shape, size, split, squeeze,
                                 stack, swapaxes, transpose, vsplit, vstack)
 
+from .._src.prims.manipulation import *  # noqa: F401,F403  (joining, reordering, indexing helpers)
+from .._src.prims.scans import *  # noqa: F401,F403  (cumulative ops, sorting, statistics)
+
 # dtypes and constants: NumPy's own objects, so `fnp.float32 is numpy.float32`.
 from numpy import (bool_, complex64, complex128, complexfloating, dtype, e, euler_gamma,
                    finfo, float16, float32, float64, floating, generic, iinfo, inexact, inf,
@@ -47,6 +50,8 @@ from numpy import (bool_, complex64, complex128, complexfloating, dtype, e, eule
                    uint32, uint64, unsignedinteger)
 
 bool = bool_
+
+from . import fft, linalg  # noqa: E402  (submodules: funcgrad.numpy.linalg, .fft)
 can_cast = _onp.can_cast
 
-__all__ = [n for n in dir() if not n.startswith("_")]
+__all__ = [n for n in dir() if not n.startswith("_") and n not in ("fft", "linalg")]
