@@ -100,27 +100,16 @@ def _inexact(x):
 # Reverse mode
 
 
-class Node:
-    """One recorded operation: the rule's inputs, and which arguments get cotangents."""
-
-    __slots__ = ("prim", "params", "args", "out", "parents", "index")
-
-    def __init__(self, prim, params, args, out, parents, index):
-        self.prim = prim
-        self.params = params
-        self.args = args
-        self.out = out
-        self.parents = parents   # tuple of (argument position, parent node, output index)
-        self.index = index
-
-
 class VJPTracer(Tracer):
-    __slots__ = ("primal", "node", "idx")
+    """A value recorded on a reverse-mode tape: ``index`` is its entry in the tape (and
+    ``idx`` its position among the outputs of a multiple-result primitive)."""
 
-    def __init__(self, trace, primal, node, idx=None):
+    __slots__ = ("primal", "index", "idx")
+
+    def __init__(self, trace, primal, index, idx=None):
         self._trace = trace
         self.primal = primal
-        self.node = node
+        self.index = index
         self.idx = idx
 
     @property
@@ -136,7 +125,12 @@ class VJPTracer(Tracer):
 
 
 class VJPTrace(Trace):
-    """Records a tape of nodes in creation order (a topological order)."""
+    """Records a tape in creation order (a topological order).
+
+    A tape entry is a tuple ``(prim, params, args, out, parents)``, with ``parents`` a
+    tuple of ``(argument position, parent entry index, parent output index)``; an input's
+    entry is ``None``. Tuples rather than objects: this is the hot path of reverse mode.
+    """
 
     __slots__ = ("tape",)
 
@@ -145,47 +139,49 @@ class VJPTrace(Trace):
         self.tape = []
 
     def new_input(self, x):
-        node = Node(None, None, None, x, (), len(self.tape))
-        self.tape.append(node)
-        return VJPTracer(self, x, node)
+        tape = self.tape
+        tape.append(None)
+        return VJPTracer(self, x, len(tape) - 1)
 
     def process(self, prim, args, params):
-        primals = list(args)
-        parents = []
-        for i, a in enumerate(args):
-            if isinstance(a, VJPTracer) and a._trace is self:
-                primals[i] = a.primal
-                parents.append((i, a.node, a.idx))
-        out = bind(prim, *primals, **params)
         rules = prim.vjp_rules
-        if rules is not None:
-            parents = [p for p in parents if rules[p[0]] is not None]
-        elif prim.vjp is None:
-            return out
-        if not parents:
+        primals = list(args)
+        parents = ()
+        lower = False
+        i = 0
+        for a in args:
+            if isinstance(a, Tracer):
+                if a._trace is self:
+                    primals[i] = a.primal
+                    if rules is None or rules[i] is not None:
+                        parents += ((i, a.index, a.idx),)
+                else:
+                    lower = True
+            i += 1
+        # At level 0 the unwrapped values are concrete: skip a second dispatch.
+        out = bind(prim, *primals, **params) if lower or self.level else prim.impl(*primals, **params)
+        if not parents or (rules is None and prim.vjp is None):
             return out
         tape = self.tape
-        node = Node(prim, params, primals, out, parents, len(tape))
+        k = len(tape)
         if prim.multiple_results:
-            outs = [VJPTracer(self, o, node, k) if _inexact(o) else o
-                    for k, o in enumerate(out)]
-            tape.append(node)
-            return outs
-        if not _inexact(out):
+            tape.append((prim, params, primals, out, parents))
+            return [VJPTracer(self, o, k, j) if o.dtype.kind in "fc" else o
+                    for j, o in enumerate(out)]
+        if out.dtype.kind not in "fc":
             return out
-        tape.append(node)
-        return VJPTracer(self, out, node)
+        tape.append((prim, params, primals, out, parents))
+        return VJPTracer(self, out, k)
 
 
-def _accumulate(cts, node, idx, g):
-    k = node.index
+def _accumulate(cts, tape, k, idx, g):
     if idx is None:
         old = cts[k]
         cts[k] = g if old is None else old + g
     else:
         slot = cts[k]
         if slot is None:
-            slot = cts[k] = [None] * len(node.out)
+            slot = cts[k] = [None] * len(tape[k][3])
         old = slot[idx]
         slot[idx] = g if old is None else old + g
 
@@ -193,40 +189,41 @@ def _accumulate(cts, node, idx, g):
 def backward(tape, seeds, free=False):
     """Walk the tape backwards from ``seeds`` (a list of ``(tracer, cotangent)``).
 
-    Returns the list of cotangents indexed like the tape (entries for the input nodes are
-    the results). With ``free=True`` each node is dropped as soon as it has been used.
+    Returns the list of cotangents indexed like the tape (entries for the inputs are the
+    results). With ``free=True`` each entry is dropped as soon as it has been used, so
+    residuals are released during the walk.
     """
     cts = [None] * len(tape)
     for tracer, g in seeds:
-        _accumulate(cts, tracer.node, tracer.idx, g)
+        _accumulate(cts, tape, tracer.index, tracer.idx, g)
     for k in range(len(tape) - 1, -1, -1):
         g = cts[k]
         if g is None:
             continue
-        node = tape[k]
-        prim = node.prim
-        if prim is None:      # an input: keep its cotangent
+        entry = tape[k]
+        if entry is None:      # an input: keep its cotangent
             continue
+        prim, params, args, out, parents = entry
         cts[k] = None
+        if free:
+            tape[k] = None
         if prim.multiple_results:
-            g = [_np().zeros_like(o) if c is None else c for o, c in zip(node.out, g)]
-        args = node.args
+            g = [_np().zeros_like(o) if c is None else c for o, c in zip(out, g)]
         if prim.vjp is not None:
-            wanted = [p[0] for p in node.parents]
-            results = prim.vjp(g, node.out, args, wanted, **node.params)
-            for (pos, parent, idx), c in zip(node.parents, results):
+            results = prim.vjp(g, out, args, [p[0] for p in parents], **params)
+            for (pos, j, idx), c in zip(parents, results):
                 if c is not None:
-                    _accumulate(cts, parent, idx, c)
+                    _accumulate(cts, tape, j, idx, c)
         else:
             rules = prim.vjp_rules
-            params = node.params
-            for pos, parent, idx in node.parents:
-                c = rules[pos](g, node.out, *args, **params)
+            for pos, j, idx in parents:
+                c = rules[pos](g, out, *args, **params)
                 if c is not None:
-                    _accumulate(cts, parent, idx, c)
-        if free:    # nothing later in the walk reads this node
-            tape[k] = None
-            node.args = node.out = node.parents = None
+                    if idx is None:
+                        old = cts[j]
+                        cts[j] = c if old is None else old + c
+                    else:
+                        _accumulate(cts, tape, j, idx, c)
     return cts
 
 

@@ -198,7 +198,7 @@ def _input_cts(trace, ins, p_flat, cts):
     res = []
     for t, p in zip(ins, p_flat):
         if isinstance(t, ad.VJPTracer):
-            g = cts[t.node.index]
+            g = cts[t.index]
             res.append(_fnp().zeros_like(p) if g is None else g)
         else:
             res.append(np.zeros(np.shape(p), float0))

@@ -119,6 +119,11 @@ def trace_depth() -> int:
 
 def bind(prim, *args, **params):
     """The single door through which every operation passes."""
+    for a in args:
+        if isinstance(a, Tracer):
+            break
+    else:                       # the eager path: no transformation involved
+        return prim.impl(*args, **params)
     top = None
     level = -1
     for a in args:
@@ -127,8 +132,6 @@ def bind(prim, *args, **params):
             if t.level > level:
                 top = t
                 level = t.level
-    if top is None:
-        return prim.impl(*args, **params)
     if not top.alive:
         raise errors.UnexpectedTracerError(
             f"{prim.name}: an argument is a tracer of a transformation that has already "

@@ -1,0 +1,378 @@
+"""Benchmark runner: funcgrad against autograd, JAX (eager and jit) and PyTorch eager,
+whichever are installed, in the same run. Writes benchmarks/RESULTS.md.
+
+    python benchmarks/run.py            # all workloads
+    python benchmarks/run.py W1 W2      # some of them
+
+Timings are the best of several repeats (wall clock, one process). Thread counts: NumPy's
+BLAS and PyTorch are both pinned to the same number of threads (see the header of
+RESULTS.md). Peers that are not installed are reported as "n/a".
+"""
+from __future__ import annotations
+
+import os
+import platform
+import subprocess
+import sys
+import time
+
+import numpy as np
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.dirname(HERE))
+
+import funcgrad  # noqa: E402
+import funcgrad.numpy as fnp  # noqa: E402
+
+THREADS = int(os.environ.get("FUNCGRAD_BENCH_THREADS", "2"))
+
+
+def _peer(name):
+    try:
+        return __import__(name)
+    except Exception:
+        return None
+
+
+torch = _peer("torch")
+autograd = _peer("autograd")
+jax = _peer("jax")
+if torch is not None:
+    torch.set_num_threads(THREADS)
+if jax is not None:
+    jax.config.update("jax_enable_x64", True)
+
+
+def best_time(f, repeat=7, number=None, min_time=0.2):
+    """Best per-call seconds over ``repeat`` rounds of ``number`` calls each."""
+    f()
+    if number is None:
+        number = 1
+        while True:
+            t0 = time.perf_counter()
+            for _ in range(number):
+                f()
+            if time.perf_counter() - t0 > min_time / 4 or number > 10000:
+                break
+            number *= 2
+    best = float("inf")
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        for _ in range(number):
+            f()
+        best = min(best, (time.perf_counter() - t0) / number)
+    return best
+
+
+# ---- W1: grad of a chain of 300 elementwise ops on a length-10 float64 vector ------------
+W1_OPS = 300
+
+
+def _w1_chain(x, m):
+    for _ in range(W1_OPS // 6):
+        x = m.sin(x)
+        x = x * 1.0001
+        x = x + 0.1
+        x = m.square(x)
+        x = -x
+        x = m.exp(x)
+    return m.sum(x)
+
+
+def bench_w1():
+    x = np.linspace(0.1, 1.0, 10)
+    rows = {}
+    g = funcgrad.grad(lambda x: _w1_chain(x, fnp))
+    rows["funcgrad grad"] = best_time(lambda: g(x))
+    rows["NumPy forward only"] = best_time(lambda: _w1_chain(x, np))
+    if autograd is not None:
+        import autograd.numpy as anp
+        ga = autograd.grad(lambda x: _w1_chain(x, anp))
+        rows["autograd grad"] = best_time(lambda: ga(x))
+    if torch is not None:
+        xt = torch.tensor(x, requires_grad=True)
+
+        def tstep():
+            xt.grad = None
+            _w1_chain(xt, torch).backward()
+        rows["PyTorch eager backward"] = best_time(tstep)
+    if jax is not None:
+        import jax.numpy as jnp
+        gj = jax.grad(lambda x: _w1_chain(x, jnp))
+        xj = jnp.asarray(x)
+        rows["JAX eager grad"] = best_time(lambda: gj(xj).block_until_ready(), repeat=3)
+        gjj = jax.jit(gj)
+        rows["JAX jit grad"] = best_time(lambda: gjj(xj).block_until_ready())
+    return rows
+
+
+# ---- W2: value_and_grad + SGD step of a 784-512-512-10 ReLU MLP, batch 128, float32 ------
+def _w2_data(seed=0):
+    rng = np.random.default_rng(seed)
+    sizes = [784, 512, 512, 10]
+    params = []
+    for a, b in zip(sizes[:-1], sizes[1:]):
+        bound = 1 / np.sqrt(a)
+        params.append((rng.uniform(-bound, bound, (a, b)).astype(np.float32),
+                       rng.uniform(-bound, bound, (b,)).astype(np.float32)))
+    x = rng.normal(size=(128, 784)).astype(np.float32)
+    y = rng.integers(0, 10, 128)
+    return params, x, y
+
+
+def _w2_loss(params, x, y, m):
+    h = x
+    for i, (w, b) in enumerate(params):
+        h = h @ w + b
+        if i < len(params) - 1:
+            h = m.maximum(h, 0.0)
+    h = h - m.max(h, axis=1, keepdims=True)
+    logp = h - m.log(m.sum(m.exp(h), axis=1, keepdims=True))
+    return -m.mean(logp[np.arange(len(y)), y])
+
+
+def _w2_numpy_step(params, x, y, lr=0.01):
+    """Hand-written forward and backward in NumPy: the reference for overhead."""
+    acts = [x]
+    pre = []
+    h = x
+    for i, (w, b) in enumerate(params):
+        z = h @ w + b
+        pre.append(z)
+        h = np.maximum(z, 0.0) if i < len(params) - 1 else z
+        acts.append(h)
+    z = h - h.max(axis=1, keepdims=True)
+    e = np.exp(z)
+    s = e.sum(axis=1, keepdims=True)
+    logp = z - np.log(s)
+    n = len(y)
+    loss = -logp[np.arange(n), y].mean()
+    g = e / s
+    g[np.arange(n), y] -= 1
+    g /= n
+    g = g.astype(np.float32)
+    new = []
+    for i in range(len(params) - 1, -1, -1):
+        w, b = params[i]
+        gw = acts[i].T @ g
+        gb = g.sum(axis=0)
+        if i > 0:
+            g = (g @ w.T) * (pre[i - 1] > 0)
+        new.append((w - lr * gw, b - lr * gb))
+    return loss, new[::-1]
+
+
+def bench_w2():
+    params, x, y = _w2_data()
+    rows = {}
+    vg = funcgrad.value_and_grad(lambda p: _w2_loss(p, x, y, fnp))
+
+    def fg_step():
+        loss, grads = vg(params)
+        return [(w - 0.01 * gw, b - 0.01 * gb) for (w, b), (gw, gb) in zip(params, grads)]
+
+    def fg_value_and_grad():
+        return vg(params)
+
+    rows["funcgrad value_and_grad"] = best_time(fg_value_and_grad)
+    rows["funcgrad train step"] = best_time(fg_step)
+    rows["NumPy forward only"] = best_time(lambda: _w2_loss(params, x, y, np))
+    rows["NumPy hand-written train step"] = best_time(lambda: _w2_numpy_step(params, x, y))
+    if torch is not None:
+        tp = [(torch.tensor(w, requires_grad=True), torch.tensor(b, requires_grad=True))
+              for w, b in params]
+        xt = torch.tensor(x)
+        yt = torch.tensor(y)
+
+        def tstep():
+            for w, b in tp:
+                w.grad = b.grad = None
+            h = xt
+            for i, (w, b) in enumerate(tp):
+                h = h @ w + b
+                if i < len(tp) - 1:
+                    h = torch.relu(h)
+            loss = torch.nn.functional.cross_entropy(h, yt)
+            loss.backward()
+            with torch.no_grad():
+                for w, b in tp:
+                    w -= 0.01 * w.grad
+                    b -= 0.01 * b.grad
+        rows["PyTorch eager train step"] = best_time(tstep)
+    if autograd is not None:
+        import autograd.numpy as anp
+        ga = autograd.value_and_grad(lambda p: _w2_loss(p, x, y, anp))
+        rows["autograd value_and_grad"] = best_time(lambda: ga(params), repeat=3)
+    if jax is not None:
+        import jax.numpy as jnp
+        jparams = jax.tree_util.tree_map(jnp.asarray, params)
+        gj = jax.value_and_grad(lambda p: _w2_loss(p, x, y, jnp))
+        rows["JAX eager value_and_grad"] = best_time(
+            lambda: jax.block_until_ready(gj(jparams)), repeat=3)
+        gjj = jax.jit(gj)
+        rows["JAX jit value_and_grad"] = best_time(lambda: jax.block_until_ready(gjj(jparams)))
+    return rows
+
+
+# ---- W6: grad of the lecture's RNN cell unrolled for 50 steps (hidden 20, input 10) -----
+def _w6_data(seed=0):
+    rng = np.random.default_rng(seed)
+    return (rng.normal(size=(20, 20)) * 0.3, rng.normal(size=(20, 10)) * 0.3,
+            rng.normal(size=(50, 1, 10)), rng.normal(size=(1, 20)))
+
+
+def _w6_loss(W_h, W_x, xs, h0, m):
+    h = h0
+    for t in range(xs.shape[0]):
+        h = m.tanh(W_h @ h.T + W_x @ xs[t].T).T
+    return h.sum()
+
+
+def bench_w6():
+    W_h, W_x, xs, h0 = _w6_data()
+    rows = {}
+    g = funcgrad.grad(lambda a, b: _w6_loss(a, b, xs, h0, fnp), argnums=(0, 1))
+    rows["funcgrad grad"] = best_time(lambda: g(W_h, W_x))
+    if torch is not None:
+        a = torch.tensor(W_h, requires_grad=True)
+        b = torch.tensor(W_x, requires_grad=True)
+        xst = torch.tensor(xs)
+        h0t = torch.tensor(h0)
+
+        def tstep():
+            a.grad = b.grad = None
+            _w6_loss(a, b, xst, h0t, torch).backward()
+        rows["PyTorch eager backward"] = best_time(tstep)
+    if autograd is not None:
+        import autograd.numpy as anp
+        ga = autograd.grad(lambda a, b: _w6_loss(a, b, xs, h0, anp), argnum=(0, 1))
+        rows["autograd grad"] = best_time(lambda: ga(W_h, W_x))
+    if jax is not None:
+        import jax.numpy as jnp
+        gj = jax.grad(lambda a, b: _w6_loss(a, b, xs, h0, jnp), argnums=(0, 1))
+        rows["JAX eager grad"] = best_time(lambda: jax.block_until_ready(gj(W_h, W_x)), repeat=3)
+        gjj = jax.jit(gj)
+        rows["JAX jit grad"] = best_time(lambda: jax.block_until_ready(gjj(W_h, W_x)))
+    return rows
+
+
+# ---- import time ------------------------------------------------------------------------
+def bench_import():
+    def run(code):
+        best = float("inf")
+        for _ in range(5):
+            out = subprocess.run([sys.executable, "-X", "importtime", "-c", code],
+                                 capture_output=True, text=True, env={**os.environ})
+            total = 0
+            for line in out.stderr.splitlines():
+                parts = line.split("|")
+                if len(parts) == 3 and parts[2].strip() in ("funcgrad", "numpy"):
+                    total = max(total, int(parts[1]))
+            t0 = time.perf_counter()
+            subprocess.run([sys.executable, "-c", code], check=True)
+            best = min(best, time.perf_counter() - t0)
+        return best
+    base = run("import numpy")
+    full = run("import numpy, funcgrad")
+    return {"python -c 'import numpy'": base, "python -c 'import numpy, funcgrad'": full,
+            "funcgrad's addition": full - base}
+
+
+WORKLOADS = {"W1": bench_w1, "W2": bench_w2, "W6": bench_w6, "import": bench_import}
+
+
+def _fmt(sec):
+    if sec >= 1e-3:
+        return f"{sec * 1e3:.2f} ms"
+    return f"{sec * 1e6:.1f} µs"
+
+
+def main(argv):
+    names = argv or list(WORKLOADS)
+    results = {}
+    for n in names:
+        print(f"running {n} ...", flush=True)
+        results[n] = WORKLOADS[n]()
+        for k, v in results[n].items():
+            print(f"  {k:40s} {_fmt(v)}")
+    write_results(results)
+
+
+def _ratio(rows, a, b):
+    if a in rows and b in rows:
+        return f"{rows[a] / rows[b]:.2f}×"
+    return "n/a"
+
+
+def write_results(results):
+    path = os.path.join(HERE, "RESULTS.md")
+    old = open(path).read() if os.path.exists(path) else ""
+    sections = _parse_sections(old)
+    peers = ", ".join(f"{m.__name__} {m.__version__}" for m in (torch, autograd, jax) if m)
+    header = (f"# Benchmark results\n\nWritten by `python benchmarks/run.py` (and the other "
+              f"scripts in this folder for their sections). Machine: {platform.machine()}, "
+              f"{os.cpu_count()} cores, Python {platform.python_version()}, NumPy "
+              f"{np.__version__}; peers: {peers or 'none'}; PyTorch threads: {THREADS}. "
+              "Times are best of several repeats; ratios are from the same run.\n")
+    for name, rows in results.items():
+        lines = [f"## {name}", ""]
+        lines += ["| what | time |", "| --- | --- |"]
+        lines += [f"| {k} | {_fmt(v)} |" for k, v in rows.items()]
+        lines.append("")
+        if name == "W1":
+            per_op = rows["funcgrad grad"] / W1_OPS
+            lines.append(f"- funcgrad: **{per_op * 1e6:.2f} µs per op** (target ≤ 6 µs)")
+            for peer in ("autograd grad", "PyTorch eager backward", "JAX eager grad"):
+                if peer in rows:
+                    lines.append(f"- {peer}: {rows[peer] / W1_OPS * 1e6:.2f} µs per op; "
+                                 f"funcgrad / {peer} = **{_ratio(rows, 'funcgrad grad', peer)}**"
+                                 + (" (target ≤ 0.3×)" if peer == "autograd grad" else ""))
+        if name == "W2":
+            lines.append("- funcgrad value_and_grad / NumPy hand-written step: **"
+                         + _ratio(rows, "funcgrad value_and_grad", "NumPy hand-written train step")
+                         + "** (target ≤ 1.15×)")
+            lines.append("- funcgrad train step / PyTorch eager train step: **"
+                         + _ratio(rows, "funcgrad train step", "PyTorch eager train step")
+                         + "** (target ≤ 0.8×)")
+            lines.append("- funcgrad value_and_grad / NumPy forward only: "
+                         + _ratio(rows, "funcgrad value_and_grad", "NumPy forward only"))
+        if name == "W6":
+            lines.append("- funcgrad / PyTorch eager: **"
+                         + _ratio(rows, "funcgrad grad", "PyTorch eager backward")
+                         + "** (target ≤ 0.5×)")
+            lines.append("- funcgrad / autograd: " + _ratio(rows, "funcgrad grad", "autograd grad"))
+        if name == "import":
+            added = rows["funcgrad's addition"] * 1e3
+            lines.append(f"- `import funcgrad` adds **{added:.0f} ms** "
+                         "to `import numpy` (target ≤ 100 ms)")
+        sections[name] = "\n".join(lines) + "\n"
+    body = header + "\n" + "\n".join(sections[k] for k in sorted(sections, key=_order))
+    with open(path, "w") as f:
+        f.write(body)
+    print(f"wrote {path}")
+
+
+def _order(name):
+    known = ["W1", "W2", "W4", "W5", "W6", "import", "random", "jit", "checkpoint", "GPU"]
+    return (known.index(name) if name in known else len(known), name)
+
+
+def _parse_sections(text):
+    sections = {}
+    cur = None
+    buf = []
+    for line in text.splitlines():
+        if line.startswith("## "):
+            if cur:
+                sections[cur] = "\n".join(buf) + "\n"
+            cur = line[3:].strip()
+            buf = [line]
+        elif cur:
+            buf.append(line)
+    if cur:
+        sections[cur] = "\n".join(buf) + "\n"
+    return sections
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

@@ -1,0 +1,109 @@
+"""Pytree arithmetic shared by the optimizer modules (private).
+
+Every helper is written with funcgrad.numpy so that an optimizer step can itself be
+differentiated (a hypergradient through ``update``) and so that float32 trees stay
+float32: Python scalars are weak, and array scalars (numpy float64 scalars, 0-d arrays,
+hyperparameters held in a state) are cast to the dtype of the leaf they meet.
+"""
+import numpy as np
+
+import funcgrad.numpy as fnp
+from funcgrad.errors import FuncgradValueError
+from funcgrad.tree_util import tree_leaves, tree_map
+
+_INT32_MAX = int(np.iinfo(np.int32).max)
+_PY_SCALARS = (bool, int, float, complex)
+
+
+def zero_count():
+    """A fresh step counter: a 0-d int32 array."""
+    return np.zeros((), np.int32)
+
+
+def safe_increment(count):
+    """``count + 1``, saturating at the largest int32 instead of wrapping around."""
+    return fnp.where(count < _INT32_MAX, count + 1, count)
+
+
+def dtype_of(x):
+    return x.dtype if hasattr(x, "dtype") else np.result_type(x)
+
+
+def is_inexact(x):
+    return fnp.issubdtype(dtype_of(x), fnp.inexact)
+
+
+def like(s, x):
+    """Hyperparameter ``s`` ready to meet leaf ``x`` without promoting it.
+
+    Python numbers are returned as they are (they never promote); array scalars are cast
+    to ``x``'s dtype when ``x`` is floating or complex.
+    """
+    if isinstance(s, _PY_SCALARS) or not is_inexact(x):
+        return s
+    return fnp.asarray(s, dtype=dtype_of(x))
+
+
+def zeros_like(tree, dtype=None):
+    return tree_map(lambda x: fnp.zeros_like(x, dtype=dtype), tree)
+
+
+def full_like(tree, value):
+    return tree_map(lambda x: fnp.full_like(x, value), tree)
+
+
+def cast(tree, dtype):
+    """Cast every leaf to ``dtype`` (no-op for ``dtype=None``)."""
+    if dtype is None:
+        return tree
+    return tree_map(lambda x: fnp.astype(x, dtype), tree)
+
+
+def cast_like(tree, ref):
+    return tree_map(lambda x, r: fnp.astype(x, dtype_of(r)), tree, ref)
+
+
+def abs_sq(x):
+    """``|x|**2`` elementwise, real-valued for complex ``x``."""
+    if fnp.issubdtype(dtype_of(x), fnp.complexfloating):
+        return fnp.real(x * fnp.conj(x))
+    return x * x
+
+
+def update_moment(g_tree, m_tree, decay, order):
+    """Exponential moving average ``decay * m + (1 - decay) * g**order`` leafwise."""
+    def ewma(g, m):
+        d = like(decay, m)
+        return (1 - d) * (g if order == 1 else abs_sq(g)) + d * m
+    return tree_map(ewma, g_tree, m_tree)
+
+
+def bias_correction(tree, decay, count):
+    """``m / (1 - decay**count)`` leafwise; the correction is computed in the counter's
+    precision then cast to each leaf's dtype, so float32 moments stay float32."""
+    correction = 1 - decay ** count
+    return tree_map(lambda t: t / fnp.astype(correction, dtype_of(t)), tree)
+
+
+def tree_sum_sq(tree):
+    leaves = tree_leaves(tree)
+    if not leaves:
+        return fnp.zeros(())
+    total = fnp.sum(abs_sq(leaves[0]))
+    for x in leaves[1:]:
+        total = total + fnp.sum(abs_sq(x))
+    return total
+
+
+def safe_norm(x, min_norm):
+    """``max(||x||, min_norm)`` with a finite derivative at ``x = 0``."""
+    sq = fnp.sum(abs_sq(x))
+    small = sq <= min_norm * min_norm
+    return fnp.where(small, min_norm, fnp.sqrt(fnp.where(small, 1, sq)))
+
+
+def need_params(name, params):
+    if params is None:
+        raise FuncgradValueError(
+            f"{name}: update() needs the current parameters; call "
+            "tx.update(grads, state, params) instead of tx.update(grads, state)")
