@@ -4,14 +4,15 @@
     >>> funcgrad.grad(lambda x: fnp.sin(x) * x)(0.0)
     array(0.)
 """
-from . import numpy, tree_util
+from . import debug, numpy, tree_util
 from ._src.api import (grad, hessian, jacfwd, jacrev, jvp, linearize, stop_gradient,
-                       value_and_grad, vjp)
+                       value_and_grad, vjp, vmap)
 from ._src.backend import float0
+from ._src.staging import Graph, jit, make_graph, render_graph
 from ._src.core import Tracer
 from ._src.tree_util import Partial
 
 __version__ = "0.1.0"
 
-__all__ = ["Partial", "Tracer", "float0", "grad", "hessian", "jacfwd", "jacrev", "jvp",
-           "linearize", "numpy", "stop_gradient", "tree_util", "value_and_grad", "vjp"]
+__all__ = ["Graph", "Partial", "Tracer", "debug", "jit", "make_graph", "render_graph", "float0", "grad", "hessian", "jacfwd", "jacrev", "jvp",
+           "linearize", "numpy", "stop_gradient", "tree_util", "value_and_grad", "vjp", "vmap"]

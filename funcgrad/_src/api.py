@@ -42,6 +42,7 @@ def _as_array(x, what):
 
 
 stop_gradient_p = Primitive("stop_gradient", lambda x: x)   # no rules: derivative zero
+stop_gradient_p.batch = lambda vals, dims: (bind(stop_gradient_p, vals[0]), dims[0])
 
 
 def stop_gradient(x):
@@ -390,25 +391,21 @@ def grad(fun, argnums=0, has_aux=False, holomorphic=False, allow_int=False):
 # Jacobians and Hessians
 
 
-def _std_basis(x):
-    """Rows of the identity for the flattened ``x``: yields (index, one-hot array)."""
-    fnp = _fnp()
+def _basis(x):
+    """The identity for the flattened ``x``, shaped ``(x.size,) + x.shape``."""
     n = int(np.prod(x.shape))
-    eye = np.eye(n, dtype=x.dtype)
-    for k in range(n):
-        yield eye[k].reshape(x.shape)
+    return np.eye(n, dtype=x.dtype).reshape((n,) + tuple(x.shape))
 
 
-def _stack_jac(rows, out_shape, in_shape):
-    """Stack per-element results into an array of shape ``out_shape + in_shape``."""
-    fnp = _fnp()
-    if not rows:
-        return np.zeros(tuple(out_shape) + tuple(in_shape))
-    return fnp.reshape(fnp.stack(rows), tuple(out_shape) + tuple(in_shape))
+def _jac_layout(rows, out_shape, in_shape):
+    """Batched results ``(out.size,) + in_shape`` (or ``(in.size,) + out_shape`` when
+    ``transposed``) reshaped to ``out_shape + in_shape``."""
+    return _fnp().reshape(rows, tuple(out_shape) + tuple(in_shape))
 
 
 def jacfwd(fun, argnums=0, has_aux=False, holomorphic=False):
-    """The Jacobian of ``fun`` by forward mode (one jvp per input element).
+    """The Jacobian of ``fun`` by forward mode: one batched (vmapped) jvp over the
+    standard basis of the inputs.
 
     The result for an output leaf of shape ``o`` and an input leaf of shape ``i`` has
     shape ``o + i``; pytrees nest as (output structure, then input structure).
@@ -419,6 +416,11 @@ def jacfwd(fun, argnums=0, has_aux=False, holomorphic=False):
         dyn = tuple(args[i] for i in nums)
         d_flat, d_tree = tree_flatten(dyn)
         d_flat = [_as_array(d, "jacfwd") for d in d_flat]
+        for j, x in enumerate(d_flat):
+            if x.dtype.kind not in "fc":
+                raise FuncgradTypeError(
+                    f"jacfwd of {_fname(fun)}: input leaf {j} has dtype {x.dtype}; "
+                    "Jacobians need floating or complex inputs")
 
         def f_flat(*leaves):
             full = list(args)
@@ -426,41 +428,34 @@ def jacfwd(fun, argnums=0, has_aux=False, holomorphic=False):
                 full[i] = a
             return fun(*full, **kwargs)
 
-        per_input = []   # per input leaf: list over basis of flat output tangents
-        out = aux = out_tree = None
-        for j, x in enumerate(d_flat):
-            if x.dtype.kind not in "fc":
-                raise FuncgradTypeError(
-                    f"jacfwd of {_fname(fun)}: input leaf {j} has dtype {x.dtype}; "
-                    "Jacobians need floating or complex inputs")
-            cols = []
-            for e in _std_basis(x):
-                tangents = [e if k == j else _fnp().zeros_like(d) for k, d in enumerate(d_flat)]
-                res = jvp(f_flat, d_flat, tangents, has_aux=has_aux)
-                out, t_out = res[0], res[1]
-                if has_aux:
-                    aux = res[2]
-                o_flat, out_tree = tree_flatten(out)
-                cols.append(tree_flatten(t_out)[0])
-            per_input.append(cols)
-        if out is None:   # every input is empty: evaluate once for the structure
-            out = f_flat(*d_flat)
-            if has_aux:
-                out, aux = _split_aux(out, "jacfwd")
-        o_flat, out_tree = tree_flatten(out)
         fnp = _fnp()
+        out = f_flat(*d_flat)
+        aux = None
+        if has_aux:
+            out, aux = _split_aux(out, "jacfwd")
+        o_flat, out_tree = tree_flatten(out)
+        o_flat = [_as_array(o, "jacfwd output") for o in o_flat]
+        columns = []     # per input leaf: flat outputs batched over that leaf's basis
+        for j, x in enumerate(d_flat):
+            if x.size == 0:
+                columns.append([np.zeros((0,) + tuple(o.shape), o.dtype) for o in o_flat])
+                continue
+
+            def push(t, j=j):
+                tangents = [t if k == j else fnp.zeros_like(d) for k, d in enumerate(d_flat)]
+                res = jvp(f_flat, d_flat, tangents, has_aux=has_aux)
+                return tree_flatten(res[1])[0]
+
+            columns.append(vmap(push)(_basis(x)))
         jac_rows = []
         for oi, o in enumerate(o_flat):
-            row = []
+            entry = []
             for j, x in enumerate(d_flat):
-                cols = [c[oi] for c in per_input[j]]
-                if not cols:
-                    row.append(np.zeros(tuple(o.shape) + tuple(x.shape), o.dtype))
-                    continue
-                st = fnp.stack(cols, axis=-1)           # o.shape + (n,)
-                row.append(fnp.reshape(st, tuple(o.shape) + tuple(x.shape)))
-            in_tree_vals = tree_unflatten(d_tree, row)
-            jac_rows.append(in_tree_vals[0] if single else in_tree_vals)
+                col = columns[j][oi]                       # (x.size,) + o.shape
+                col = fnp.moveaxis(col, 0, -1) if len(o.shape) else col
+                entry.append(_jac_layout(col, o.shape, x.shape))
+            in_vals = tree_unflatten(d_tree, entry)
+            jac_rows.append(in_vals[0] if single else in_vals)
         jac = tree_unflatten(out_tree, jac_rows)
         return (jac, aux) if has_aux else jac
 
@@ -468,8 +463,9 @@ def jacfwd(fun, argnums=0, has_aux=False, holomorphic=False):
 
 
 def jacrev(fun, argnums=0, has_aux=False, holomorphic=False, allow_int=False):
-    """The Jacobian of ``fun`` by reverse mode (one forward pass, one backward pass per
-    output element). Same result layout as :func:`jacfwd`."""
+    """The Jacobian of ``fun`` by reverse mode: one forward pass, then one batched
+    (vmapped) backward pass over the standard basis of the outputs. Same result layout
+    as :func:`jacfwd`."""
     @functools.wraps(fun)
     def jacfun(*args, **kwargs):
         single, nums = _normalize_argnums(argnums, len(args), "jacrev", fun)
@@ -489,18 +485,15 @@ def jacrev(fun, argnums=0, has_aux=False, holomorphic=False, allow_int=False):
         fnp = _fnp()
         jac_rows = []
         for oi, o in enumerate(o_flat):
-            rows = []
-            for e in _std_basis(o):
-                cts = [e if k == oi else fnp.zeros_like(p) for k, p in enumerate(o_flat)]
-                g = vjp_fn(tree_unflatten(out_tree, cts))
-                rows.append(tree_flatten(g)[0])
-            entry = []
-            for j, x in enumerate(d_flat):
-                if not rows:
-                    entry.append(np.zeros(tuple(o.shape) + tuple(x.shape), x.dtype))
-                else:
-                    entry.append(fnp.reshape(fnp.stack([r[j] for r in rows]),
-                                             tuple(o.shape) + tuple(x.shape)))
+            n = int(np.prod(o.shape))
+            if n == 0:
+                rows = [np.zeros((0,) + tuple(x.shape), x.dtype) for x in d_flat]
+            else:
+                def pull(ct, oi=oi):
+                    cts = [ct if k == oi else fnp.zeros_like(p) for k, p in enumerate(o_flat)]
+                    return tree_flatten(vjp_fn(tree_unflatten(out_tree, cts)))[0]
+                rows = vmap(pull)(_basis(o))
+            entry = [_jac_layout(r, o.shape, x.shape) for r, x in zip(rows, d_flat)]
             in_vals = tree_unflatten(d_tree, entry)
             jac_rows.append(in_vals[0] if single else in_vals)
         jac = tree_unflatten(out_tree, jac_rows)
@@ -513,3 +506,85 @@ def hessian(fun, argnums=0, has_aux=False, holomorphic=False):
     """The Hessian of scalar ``fun``: ``jacfwd(jacrev(fun))`` (forward over reverse)."""
     return jacfwd(jacrev(fun, argnums, has_aux=has_aux, holomorphic=holomorphic),
                   argnums, has_aux=has_aux, holomorphic=holomorphic)
+
+
+# --------------------------------------------------------------------------------------
+# vmap
+
+
+def _broadcast_prefix(prefix, tree, what):
+    """Leaves of ``prefix`` repeated over the leaves of the matching subtrees of ``tree``."""
+    from .tree_util import flatten_up_to, tree_structure
+    td = tree_structure(prefix, is_leaf=lambda x: x is None)
+    subtrees = flatten_up_to(td, tree, what)
+    leaves = tree_flatten(prefix, is_leaf=lambda x: x is None)[0]
+    out = []
+    for p, sub in zip(leaves, subtrees):
+        out.extend([p] * len(tree_flatten(sub)[0]))
+    return out
+
+
+def vmap(fun, in_axes=0, out_axes=0, axis_size=None):
+    """Vectorise ``fun`` over an axis of its arguments: ``vmap(f)(xs)`` stacks ``f(x)``
+    for each ``x`` along axis 0 of ``xs``, computed as one batched call.
+
+    ``in_axes``: an int, ``None`` (not mapped), or a tuple with one entry per positional
+    argument, each an int/None or a pytree prefix of that argument. Negative axes count
+    from the end. ``out_axes`` likewise for the output. ``axis_size`` is needed only when
+    no argument is mapped.
+
+    Example (per-example gradients):
+        >>> import numpy as np, funcgrad, funcgrad.numpy as fnp
+        >>> loss = lambda w, x: fnp.sum((x @ w) ** 2)
+        >>> funcgrad.vmap(funcgrad.grad(loss), in_axes=(None, 0))(np.ones(2), np.eye(2))
+        array([[2., 0.],
+               [0., 2.]])
+    """
+    from . import batching
+
+    if not (in_axes is None or isinstance(in_axes, (int, tuple, list, dict))):
+        raise FuncgradTypeError(f"vmap: in_axes must be an int, None or a tuple, got {in_axes!r}")
+
+    @functools.wraps(fun)
+    def vmapped(*args, **kwargs):
+        if isinstance(in_axes, (tuple, list)) and len(in_axes) != len(args):
+            raise FuncgradValueError(
+                f"vmap of {_fname(fun)}: in_axes has {len(in_axes)} entries but the function "
+                f"was called with {len(args)} positional arguments")
+        prefix = tuple(in_axes) if isinstance(in_axes, (tuple, list)) else (in_axes,) * len(args)
+        flat, tree = tree_flatten(args)
+        dims = _broadcast_prefix(prefix, args, "vmap in_axes")
+        flat = [_as_array(a, "vmap") if d is not None else a for a, d in zip(flat, dims)]
+        dims = [None if d is None else d % len(a.shape) if len(a.shape) else d
+                for a, d in zip(flat, dims)]
+        size = batching.check_sizes(flat, dims, axis_size, f"vmap of {_fname(fun)}")
+
+        def flat_fun(*leaves):
+            return fun(*tree_unflatten(tree, leaves), **kwargs)
+
+        out, trace = batching.vmap_flat(flat_fun, flat, dims, None, size)
+        out_flat, out_tree = tree_flatten(out)
+        odims = _broadcast_prefix(out_axes, out, "vmap out_axes") if out_flat else []
+        res = []
+        fnp = _fnp()
+        for o, od in zip(out_flat, odims):
+            if isinstance(o, batching.BatchTracer) and o._trace is trace and o.bdim is not None:
+                if od is None:
+                    raise FuncgradValueError(
+                        f"vmap of {_fname(fun)}: out_axes=None for an output that depends on "
+                        "the mapped axis")
+                v = o.val
+                od = od % len(v.shape)
+                res.append(fnp.moveaxis(v, o.bdim, od) if o.bdim != od else v)
+            else:
+                if isinstance(o, batching.BatchTracer) and o._trace is trace:
+                    o = o.val
+                if od is None:
+                    res.append(o)
+                    continue
+                o = fnp.asarray(o)
+                od = od % (len(o.shape) + 1)
+                res.append(fnp.moveaxis(fnp.broadcast_to(o, (size,) + tuple(o.shape)), 0, od))
+        return tree_unflatten(out_tree, res)
+
+    return vmapped

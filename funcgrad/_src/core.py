@@ -35,7 +35,7 @@ class Primitive:
     """
 
     __slots__ = ("name", "impl", "jvp_rules", "jvp", "vjp_rules", "vjp", "batch",
-                 "abstract_eval", "multiple_results", "__weakref__")
+                 "abstract_eval", "multiple_results", "effectful", "__weakref__")
 
     def __init__(self, name, impl, *, multiple_results=False):
         self.name = name
@@ -43,6 +43,7 @@ class Primitive:
         self.multiple_results = multiple_results
         self.jvp_rules = self.jvp = self.vjp_rules = self.vjp = None
         self.batch = self.abstract_eval = None
+        self.effectful = False     # True: never removed by dead-code elimination
 
     @property
     def differentiable(self) -> bool:

@@ -14,6 +14,7 @@ import opt_einsum
 from ..backend import dtype_name
 from ..core import Primitive, bind, defjvp, defvjp
 from ..errors import FuncgradValueError
+from . import reductions as _red
 from . import shape as _shape
 
 # ---- matmul ----------------------------------------------------------------------------
@@ -114,8 +115,17 @@ def _einsum_operand_ct(g, args, i, ins, out):
     keep = "".join(c for c in uniq if c in avail)
     ct = einsum(",".join([out] + [ins[j] for j in others]) + "->" + keep,
                 g, *[args[j] for j in others])
+    # Letters where x has length 1 but the other operands (or g) are longer were broadcast
+    # (e.g. '...i,...i' on shapes (2,1,3), (4,3)): sum them back to length 1, else the
+    # cotangent came out with the broadcast shape instead of x's.
+    summed = tuple(k for k, c in enumerate(keep) if sizes[c] == 1 and ct.shape[k] != 1)
+    if summed:
+        ct = _red.sum(ct, axis=summed, keepdims=True)
     if keep != uniq:
-        ct = _shape.reshape(ct, tuple(sizes[c] if c in keep else 1 for c in uniq))
+        ct = _shape.reshape(ct, tuple(ct.shape[keep.index(c)] if c in keep else 1 for c in uniq))
+    if ct.shape != tuple(sizes[c] for c in uniq):
+        # x's letters missing from every other operand, or broadcast there from length 1
+        # (einsum('i,i', ones(1), x)): the cotangent is constant along them.
         ct = _shape.broadcast_to(ct, tuple(sizes[c] for c in uniq))
     if uniq != target:
         free = iter(c for c in string.ascii_letters if c not in target and c not in uniq)
@@ -241,3 +251,45 @@ def outer(a, b):
     a = _shape.ravel(_shape._as_array(a))
     b = _shape.ravel(_shape._as_array(b))
     return _shape.expand_dims(a, 1) * _shape.expand_dims(b, 0)
+
+
+# ---- batching rules (vmap) -------------------------------------------------------------
+def _matmul_batch(vals, dims):
+    from ..batching import move_to_front
+    (a, b), (da, db) = vals, dims
+    ra = len(a.shape) - (da is not None)
+    rb = len(b.shape) - (db is not None)
+    if ra == 1 and rb == 1:
+        return _einsum_batch(vals, dims, subscripts="i,i->")
+    rank = max(ra, rb, 2)
+    squeeze = None
+    if da is not None:
+        a = move_to_front(a, da)
+        if ra == 1:                 # (B, k) -> (B, 1, k); the 1 is removed from the result
+            a = _shape.expand_dims(a, 1)
+            squeeze = -2
+        a = _shape.reshape(a, (a.shape[0],) + (1,) * (rank - (len(a.shape) - 1)) + tuple(a.shape[1:]))
+    if db is not None:
+        b = move_to_front(b, db)
+        if rb == 1:                 # (B, k) -> (B, k, 1)
+            b = _shape.expand_dims(b, -1)
+            squeeze = -1
+        b = _shape.reshape(b, (b.shape[0],) + (1,) * (rank - (len(b.shape) - 1)) + tuple(b.shape[1:]))
+    out = bind(matmul_p, a, b)
+    if squeeze is not None:
+        out = _shape.squeeze(out, squeeze)
+    return out, 0
+
+
+def _einsum_batch(vals, dims, subscripts):
+    ins, out = _split_subs(subscripts)
+    used = set(subscripts)
+    letter = next(c for c in string.ascii_letters if c not in used)
+    new_ins = [letter + s if d is not None else s for s, d in zip(ins, dims)]
+    from ..batching import move_to_front
+    moved = [move_to_front(v, d) for v, d in zip(vals, dims)]
+    return bind(einsum_p, *moved, subscripts=",".join(new_ins) + "->" + letter + out), 0
+
+
+matmul_p.batch = _matmul_batch
+einsum_p.batch = _einsum_batch

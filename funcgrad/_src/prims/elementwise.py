@@ -156,6 +156,8 @@ defvjp(true_divide_p, lambda g, ans, x, y: unbroadcast(g / y, x),
 
 def _pow_dx(ans, x, y):
     if isinstance(y, (int, float)):
+        if y == 2:
+            return 2 * x
         return y * power(x, y - 1) if y != 0 else 0 * x
     # y * x**(y-1), written so that y == 0 gives 0 even at x == 0
     return y * power(x, where(y == 0, 1, y - 1))
@@ -425,3 +427,12 @@ def _install_operators():
 
 
 _install_operators()
+
+
+# ---- batching rules (vmap): every elementwise primitive broadcasts -------------------
+def _attach_batching():
+    from ..batching import broadcasting_batch, defbatch
+    defbatch(broadcasting_batch, *[p for p in globals().values() if isinstance(p, Primitive)])
+
+
+_attach_batching()

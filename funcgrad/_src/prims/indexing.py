@@ -139,8 +139,27 @@ def _scatter_vjp(g, ans, args, wanted, index, mode):
         if i == 0:
             res.append(g if mode == "add" else bind(scatter_p, g, 0, *arrays, index=index, mode="set"))
         else:
-            res.append(_shape.unbroadcast(bind(getitem_p, g, *arrays, index=index), v))
+            gv = bind(getitem_p, g, *arrays, index=index)
+            if mode == "set" and _has_arrays(index):
+                # Repeated indices: only the last write of an element lands (NumPy's order,
+                # which the forward pass and jvp follow), so the earlier duplicates must
+                # get no cotangent; before, every duplicate got one.
+                from .elementwise import where
+                gv = where(_last_writes(x, arrays, index, gv.shape), gv, 0)
+            res.append(_shape.unbroadcast(gv, v))
     return res
+
+
+def _last_writes(x, arrays, index, shape):
+    """Boolean mask over the selection ``x[index]`` (of ``shape``): True where that
+    position's write survives a scatter-set, i.e. it is the last write to its element."""
+    n = 1
+    for d in shape:
+        n *= d
+    ids = np.arange(n).reshape(shape)
+    owner = bind(scatter_p, np.full(x.shape, -1, ids.dtype), ids, *arrays, index=index,
+                 mode="set")
+    return bind(getitem_p, owner, *arrays, index=index) == ids
 
 
 defjvp(scatter_p, full=_scatter_jvp)
@@ -216,3 +235,50 @@ def argwhere(a):
     if isinstance(a, Tracer):
         a = a._concrete("argwhere (its output shape depends on the values)")
     return np.argwhere(a)
+
+
+# ---- batching rules (vmap) -------------------------------------------------------------
+def _advanced_separated(static):
+    """True when the advanced indices are not adjacent (NumPy then moves their dimensions
+    to the front of the result)."""
+    pos = [i for i, s in enumerate(static) if isinstance(s, str)]
+    return bool(pos) and pos[-1] - pos[0] + 1 != len(pos)
+
+
+def _getitem_batch(vals, dims, index):
+    from ..batching import _fallback, bdim_size, move_to_front
+    x, *arrays = vals
+    dx, *darrays = dims
+    if any(d is not None for d in darrays) or dx is None:
+        return _fallback(getitem_p, vals, dims, {"index": index}, bdim_size(vals, dims))
+    x = move_to_front(x, dx)
+    out_dim = 0
+    if _advanced_separated(index):
+        if any(getattr(a, "dtype", None) == np.bool_ for a in arrays):
+            return _fallback(getitem_p, vals, dims, {"index": index}, x.shape[0])
+        out_dim = len(np.broadcast_shapes(*[tuple(a.shape) for a in arrays]))
+    return bind(getitem_p, x, *arrays, index=(("slice", None, None, None),) + index), out_dim
+
+
+def _scatter_batch(vals, dims, index, mode):
+    from ..batching import _fallback, bdim_size, move_to_front
+    from .shape import broadcast_to, reshape
+    x, v, *arrays = vals
+    dx, dv, *darrays = dims
+    size = bdim_size(vals, dims)
+    if any(d is not None for d in darrays) or _advanced_separated(index):
+        return _fallback(scatter_p, vals, dims, {"index": index, "mode": mode}, size)
+    x = move_to_front(x, dx) if dx is not None else broadcast_to(x, (size,) + tuple(x.shape))
+    new_index = (("slice", None, None, None),) + index
+    if dv is not None:
+        v = move_to_front(v, dv)
+        probe = np.broadcast_to(np.zeros((), np.int8), x.shape)
+        region = probe[_rebuild(new_index, [np.zeros(a.shape, a.dtype) for a in arrays])].shape
+        extra = len(region) - len(v.shape)
+        if extra > 0:
+            v = reshape(v, (v.shape[0],) + (1,) * extra + tuple(v.shape[1:]))
+    return bind(scatter_p, x, v, *arrays, index=new_index, mode=mode), 0
+
+
+getitem_p.batch = _getitem_batch
+scatter_p.batch = _scatter_batch

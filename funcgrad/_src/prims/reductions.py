@@ -244,3 +244,12 @@ def argmin(a, axis=None, out=None, *, keepdims=False):
     if axis is not None:
         axis = _shape.normalize_axis(axis, a.ndim, "argmin")
     return bind(argmin_p, a, axis=axis, keepdims=bool(keepdims))
+
+
+# ---- batching rules (vmap) -------------------------------------------------------------
+def _attach_batching():
+    from ..batching import defbatch, reduction_batch
+    defbatch(reduction_batch, sum_p, prod_p, max_p, min_p, all_p, any_p, argmax_p, argmin_p)
+
+
+_attach_batching()

@@ -459,3 +459,48 @@ def size(a, axis=None):
     for d in s:
         n *= d
     return n
+
+
+# ---- batching rules (vmap) -------------------------------------------------------------
+def _reshape_batch(vals, dims, shape):
+    from ..batching import move_to_front
+    v = move_to_front(vals[0], dims[0])
+    return bind(reshape_p, v, shape=(v.shape[0],) + tuple(shape)), 0
+
+
+def _transpose_batch(vals, dims, axes):
+    return bind(transpose_p, vals[0], axes=_batched_perm(axes, dims[0])), dims[0]
+
+
+def _batched_perm(axes, d):
+    """``axes`` of one example turned into a permutation of the batched array whose batch
+    axis ``d`` stays in place."""
+    rest = [a if a < d else a + 1 for a in axes]
+    return tuple(rest[:d] + [d] + rest[d:])
+
+
+def _broadcast_to_batch(vals, dims, shape):
+    from ..batching import move_to_front
+    v = move_to_front(vals[0], dims[0])
+    extra = len(shape) - (len(v.shape) - 1)
+    v = reshape(v, (v.shape[0],) + (1,) * extra + tuple(v.shape[1:]))
+    return bind(broadcast_to_p, v, shape=(v.shape[0],) + tuple(shape)), 0
+
+
+def _astype_batch(vals, dims, dtype):
+    return bind(astype_p, vals[0], dtype=dtype), dims[0]
+
+
+def _concat_batch(vals, dims, axis):
+    from ..batching import bdim_size, move_to_front
+    size = bdim_size(vals, dims)
+    moved = [move_to_front(v, d) if d is not None else broadcast_to(v, (size,) + tuple(v.shape))
+             for v, d in zip(vals, dims)]
+    return bind(concatenate_p, *moved, axis=axis + 1), 0
+
+
+reshape_p.batch = _reshape_batch
+transpose_p.batch = _transpose_batch
+broadcast_to_p.batch = _broadcast_to_batch
+astype_p.batch = _astype_batch
+concatenate_p.batch = _concat_batch

@@ -1,0 +1,582 @@
+"""Staging: trace a function to a graph (``make_graph``) and replay it fast (``jit``).
+
+The graph is a small typed first-order IR: variables with shape and dtype, and equations
+``outs = primitive(ins, **params)``. Tracing runs the function once on the real inputs
+with ``GraphTracer``s in place of arrays, so every shape and dtype comes from the
+primitive's own implementation (no separate shape rules to drift), operations on
+constants are folded on the spot, and the first call's results come straight from the
+trace. Values are *abstract* to the user's code: branching on one raises an error that
+names the argument it depends on and explains ``static_argnums``.
+
+``jit`` then simplifies the graph (dead code, common subexpressions, no-op reshapes and
+casts) and generates straight-line Python code for it, reusing dead temporaries as
+``out=`` buffers of elementwise ufuncs.
+"""
+from __future__ import annotations
+
+import functools
+import inspect
+import itertools
+
+import numpy as np
+
+from .backend import dtype_name
+from .core import Primitive, Trace, Tracer, bind, new_trace
+from .errors import ConcretizationTypeError, FuncgradTypeError, FuncgradValueError
+from .tree_util import tree_flatten, tree_unflatten
+
+
+class Var:
+    """A graph variable: a name, a shape and a dtype."""
+
+    __slots__ = ("name", "shape", "dtype", "deps")
+
+    def __init__(self, name, shape, dtype, deps=frozenset()):
+        self.name = name
+        self.shape = tuple(shape)
+        self.dtype = np.dtype(dtype)
+        self.deps = deps   # indices of the graph inputs this variable depends on
+
+    def type_str(self):
+        return f"{self.dtype.name}[{','.join(map(str, self.shape))}]"
+
+    def __repr__(self):
+        return f"{self.name}:{self.type_str()}"
+
+
+class Literal:
+    """A Python scalar written into the graph."""
+
+    __slots__ = ("value",)
+
+    def __init__(self, value):
+        self.value = value
+
+    @property
+    def name(self):
+        return repr(self.value)
+
+    def __repr__(self):
+        return repr(self.value)
+
+
+class Eqn:
+    __slots__ = ("prim", "invars", "params", "outvars")
+
+    def __init__(self, prim, invars, params, outvars):
+        self.prim = prim
+        self.invars = invars
+        self.params = params
+        self.outvars = outvars
+
+    def __repr__(self):
+        outs = " ".join(repr(v) for v in self.outvars)
+        params = "".join(f" {k}={_short(v)}" for k, v in self.params.items())
+        ins = " ".join(v.name if v is not None else "None" for v in self.invars)
+        return f"{outs} = {self.prim.name}{params} {ins}"
+
+
+def _short(v):
+    if isinstance(v, np.dtype):
+        return v.name
+    return repr(v)
+
+
+class Graph:
+    """A traced function: inputs, constants, equations and outputs.
+
+    ``str(graph)`` pretty-prints it; ``graph.to_dot()`` returns Graphviz source with
+    operators as boxes and variables as ellipses (render with :func:`render_graph`).
+    """
+
+    def __init__(self, invars, consts, eqns, outvars, in_tree=None, out_tree=None,
+                 arg_names=None):
+        self.invars = invars
+        self.consts = consts          # list of (Var, value)
+        self.eqns = eqns
+        self.outvars = outvars        # Var, Literal or None entries
+        self.in_tree = in_tree
+        self.out_tree = out_tree
+        self.arg_names = arg_names
+
+    def __str__(self):
+        lines = ["graph(" + ", ".join(repr(v) for v in self.invars) + "):"]
+        for v, _ in self.consts:
+            lines.append(f"  const {v!r}")
+        for e in self.eqns:
+            lines.append(f"  {e!r}")
+        lines.append("  return (" + ", ".join(
+            v.name if v is not None else "None" for v in self.outvars) + ")")
+        return "\n".join(lines)
+
+    __repr__ = __str__
+
+    def to_dot(self):
+        """Graphviz source: variables are ellipses, operators are boxes."""
+        out = ["digraph funcgrad {", "  rankdir=TB;", '  node [fontname="Helvetica"];']
+        seen = set()
+
+        def var_node(v, style=""):
+            if v is None or v.name in seen:
+                return
+            seen.add(v.name)
+            label = f"{v.name}\\n{v.type_str()}" if isinstance(v, Var) else v.name
+            out.append(f'  "{v.name}" [shape=ellipse, label="{label}"{style}];')
+
+        for v in self.invars:
+            var_node(v, ", style=filled, fillcolor=lightblue")
+        for v, _ in self.consts:
+            var_node(v, ", style=filled, fillcolor=lightgrey")
+        for k, e in enumerate(self.eqns):
+            op = f"op{k}"
+            out.append(f'  "{op}" [shape=box, style=filled, fillcolor=khaki, label="{e.prim.name}"];')
+            for v in e.invars:
+                if v is None:
+                    continue
+                var_node(v)
+                out.append(f'  "{v.name}" -> "{op}";')
+            for v in e.outvars:
+                var_node(v)
+                out.append(f'  "{op}" -> "{v.name}";')
+        for v in self.outvars:
+            if isinstance(v, Var):
+                out.append(f'  "{v.name}" [peripheries=2];')
+        out.append("}")
+        return "\n".join(out)
+
+    def count(self):
+        return len(self.eqns)
+
+
+def render_graph(graph, path, format="svg"):
+    """Render ``graph.to_dot()`` to ``path`` (SVG or PNG) with the ``graphviz`` package.
+
+    Raises ImportError naming the package when it is not installed.
+    """
+    try:
+        import graphviz
+    except ImportError:  # pragma: no cover - optional
+        raise ImportError(
+            "render_graph needs the 'graphviz' Python package and the Graphviz binaries "
+            "(pip install graphviz; apt-get install graphviz); graph.to_dot() gives the "
+            "source without them") from None
+    src = graphviz.Source(graph.to_dot())
+    base = path[: -len(format) - 1] if path.endswith("." + format) else path
+    return src.render(base, format=format, cleanup=True)
+
+
+# --------------------------------------------------------------------------------------
+# Tracing
+
+
+class GraphTracer(Tracer):
+    __slots__ = ("var", "aval")
+
+    def __init__(self, trace, var, aval):
+        self._trace = trace
+        self.var = var
+        self.aval = aval      # the value on the tracing inputs: used for shapes only
+
+    @property
+    def shape(self):
+        return self.var.shape
+
+    @property
+    def dtype(self):
+        return self.var.dtype
+
+    def _value(self, what):
+        trace = self._trace
+        names = trace.describe_deps(self.var.deps)
+        raise ConcretizationTypeError(
+            f"{what} on a traced value inside jit: the value {dtype_name(self)} depends on "
+            f"{names}, which jit treats as abstract (only its shape and dtype are known "
+            "while tracing). Mark that argument static with static_argnums=/"
+            "static_argnames= (jit then recompiles for each new value), or express the "
+            "choice with funcgrad.numpy.where.")
+
+
+class GraphTrace(Trace):
+    __slots__ = ("eqns", "consts", "const_ids", "counter", "arg_names")
+
+    def __init__(self, level, arg_names=()):
+        super().__init__(level)
+        self.eqns = []
+        self.consts = []
+        self.const_ids = {}
+        self.counter = itertools.count()
+        self.arg_names = arg_names
+
+    def new_var(self, shape, dtype, deps=frozenset()):
+        return Var(_name(next(self.counter)), shape, dtype, deps)
+
+    def describe_deps(self, deps):
+        if not deps:
+            return "no argument"
+        names = sorted({self.arg_names[i] if i < len(self.arg_names) else f"input {i}"
+                        for i in deps})
+        return ", ".join(names)
+
+    def new_input(self, value, k):
+        v = self.new_var(np.shape(value), _dtype_of(value), frozenset([k]))
+        return GraphTracer(self, v, value)
+
+    def const(self, x):
+        if x is None or isinstance(x, (bool, int, float, complex)):
+            return Literal(x)
+        key = id(x)
+        hit = self.const_ids.get(key)
+        if hit is not None:
+            return hit[0]
+        v = self.new_var(np.shape(x), _dtype_of(x))
+        self.const_ids[key] = (v, x)      # keeps x alive while tracing
+        self.consts.append((v, x))
+        return v
+
+    def process(self, prim, args, params):
+        vals = []
+        invars = []
+        deps = frozenset()
+        for a in args:
+            if isinstance(a, GraphTracer) and a._trace is self:
+                vals.append(a.aval)
+                invars.append(a.var)
+                deps = deps | a.var.deps
+            else:
+                vals.append(a)
+                invars.append(self.const(a))
+        with np.errstate(all="ignore"):
+            out = bind(prim, *vals, **params) if self.level else prim.impl(*vals, **params)
+        if prim.multiple_results:
+            outvars = [self.new_var(np.shape(o), _dtype_of(o), deps) for o in out]
+            self.eqns.append(Eqn(prim, invars, params, outvars))
+            return [GraphTracer(self, v, o) for v, o in zip(outvars, out)]
+        outvar = self.new_var(np.shape(out), _dtype_of(out), deps)
+        self.eqns.append(Eqn(prim, invars, params, [outvar]))
+        return GraphTracer(self, outvar, out)
+
+
+def _dtype_of(x):
+    d = getattr(x, "dtype", None)
+    return d if d is not None else np.asarray(x).dtype
+
+
+def _name(k):
+    letters = "abcdefghijklmnopqrstuvwxyz"
+    s = ""
+    k += 1
+    while k:
+        k, r = divmod(k - 1, 26)
+        s = letters[r] + s
+    return s
+
+
+def _arg_names(fun, n):
+    try:
+        params = [p.name for p in inspect.signature(fun).parameters.values()
+                  if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    except (TypeError, ValueError):
+        params = []
+    return [f"argument {params[i]!r}" if i < len(params) else f"argument {i}" for i in range(n)]
+
+
+def trace_to_graph(fun, args, kwargs, static_argnums=(), static_argnames=()):
+    """Trace ``fun(*args, **kwargs)``; returns ``(graph, outputs of the tracing call)``."""
+    dyn_args = [a for i, a in enumerate(args) if i not in static_argnums]
+    dyn_kwargs = {k: v for k, v in kwargs.items() if k not in static_argnames}
+    flat, in_tree = tree_flatten((dyn_args, dyn_kwargs))
+    names = _arg_names(fun, len(args))
+    dyn_names = [n for i, n in enumerate(names) if i not in static_argnums]
+    leaf_names = []
+    for (a, n) in zip(dyn_args, dyn_names):
+        leaf_names.extend([n] * len(tree_flatten(a)[0]))
+    for k, v in sorted(dyn_kwargs.items()):
+        leaf_names.extend([f"argument {k!r}"] * len(tree_flatten(v)[0]))
+    with new_trace(GraphTrace, leaf_names) as trace:
+        ins = [trace.new_input(x, k) for k, x in enumerate(flat)]
+        d_args, d_kwargs = tree_unflatten(in_tree, ins)
+        it = iter(d_args)
+        full = [a if i in static_argnums else next(it) for i, a in enumerate(args)]
+        out = fun(*full, **{**kwargs, **d_kwargs})
+        out_flat, out_tree = tree_flatten(out)
+        outvars = []
+        values = []
+        for o in out_flat:
+            if isinstance(o, GraphTracer) and o._trace is trace:
+                outvars.append(o.var)
+                values.append(o.aval)
+            else:
+                if isinstance(o, Tracer):
+                    raise FuncgradTypeError(
+                        "jit: the function returned a tracer of another transformation; "
+                        "return arrays only")
+                outvars.append(trace.const(o) if o is not None else None)
+                values.append(o)
+    graph = Graph([t.var for t in ins], trace.consts, trace.eqns, outvars, in_tree, out_tree,
+                  leaf_names)
+    return graph, tree_unflatten(out_tree, values)
+
+
+def make_graph(fun, static_argnums=(), static_argnames=()):
+    """``make_graph(f)(*args)`` returns the :class:`Graph` of ``f`` at these arguments.
+
+    Example:
+        >>> import numpy as np, funcgrad, funcgrad.numpy as fnp
+        >>> print(funcgrad.make_graph(lambda x: fnp.sin(x) * 2.0)(np.ones(3)))
+        graph(a:float64[3]):
+          b:float64[3] = sin a
+          c:float64[3] = multiply b 2.0
+          return (c)
+    """
+    static_argnums = _norm_static(static_argnums)
+
+    @functools.wraps(fun)
+    def wrapped(*args, **kwargs):
+        return trace_to_graph(fun, args, kwargs, static_argnums, tuple(static_argnames))[0]
+
+    return wrapped
+
+
+def _norm_static(s):
+    return (s,) if isinstance(s, int) else tuple(s)
+
+
+# --------------------------------------------------------------------------------------
+# Simplification
+
+
+_NOOP = {"reshape", "broadcast_to", "convert_element_type", "transpose"}
+
+
+def simplify(graph):
+    """Remove no-op reshapes/casts, common subexpressions and dead code (a new Graph)."""
+    alias = {}
+
+    def res(v):
+        while isinstance(v, Var) and v.name in alias:
+            v = alias[v.name]
+        return v
+
+    seen = {}
+    eqns = []
+    for e in graph.eqns:
+        invars = [res(v) for v in e.invars]
+        if e.prim.name in _NOOP and not e.prim.multiple_results:
+            src = invars[0]
+            out = e.outvars[0]
+            if isinstance(src, Var) and src.shape == out.shape and src.dtype == out.dtype and (
+                    e.prim.name != "transpose" or e.params.get("axes") == tuple(range(len(out.shape)))):
+                alias[out.name] = src
+                continue
+        key = None
+        if not getattr(e.prim, "effectful", False):
+            try:
+                key = (e.prim, tuple((v.name if isinstance(v, Var) else ("lit", type(v.value), v.value))
+                                     if v is not None else None for v in invars),
+                       tuple(sorted(e.params.items())))
+                hash(key)
+            except TypeError:
+                key = None
+        if key is not None and key in seen:
+            for o, prev in zip(e.outvars, seen[key].outvars):
+                alias[o.name] = prev
+            continue
+        ne = Eqn(e.prim, invars, e.params, e.outvars)
+        if key is not None:
+            seen[key] = ne
+        eqns.append(ne)
+    outvars = [res(v) for v in graph.outvars]
+    # dead code
+    live = {v.name for v in outvars if isinstance(v, Var)}
+    kept = []
+    for e in reversed(eqns):
+        if getattr(e.prim, "effectful", False) or any(o.name in live for o in e.outvars):
+            kept.append(e)
+            live.update(v.name for v in e.invars if isinstance(v, Var))
+    kept.reverse()
+    consts = [(v, x) for v, x in graph.consts if v.name in live]
+    return Graph(graph.invars, consts, kept, outvars, graph.in_tree, graph.out_tree,
+                 graph.arg_names)
+
+
+# --------------------------------------------------------------------------------------
+# Code generation
+
+
+_FRESH = (np.ufunc,)
+
+
+def compile_graph(graph):
+    """Straight-line Python for ``graph``: returns ``f(*flat_inputs) -> list of outputs``."""
+    ns = {}
+    lines = []
+    names = {}
+
+    def ref(v):
+        if v is None:
+            return "None"
+        if isinstance(v, Literal):
+            return repr(v.value)
+        return names[v.name]
+
+    for v in graph.invars:
+        names[v.name] = "i_" + v.name
+    for k, (v, x) in enumerate(graph.consts):
+        names[v.name] = f"c{k}"
+        ns[f"c{k}"] = x
+    # last use of each variable, to free temporaries and to reuse their buffers
+    last_use = {}
+    for k, e in enumerate(graph.eqns):
+        for v in e.invars:
+            if isinstance(v, Var):
+                last_use[v.name] = k
+    outputs = {v.name for v in graph.outvars if isinstance(v, Var)}
+    owned = set()        # temporaries made by ufuncs: fresh, writable arrays
+    for k, e in enumerate(graph.eqns):
+        fname = f"f{k}"
+        impl = e.prim.impl
+        ns[fname] = functools.partial(impl, **e.params) if e.params else impl
+        args = ", ".join(ref(v) for v in e.invars)
+        outs = e.outvars
+        for v in outs:
+            names[v.name] = "v_" + v.name
+        target = ", ".join(names[v.name] for v in outs)
+        if e.prim.multiple_results:
+            lines.append(f"    {target}, = {fname}({args})" if len(outs) == 1 else
+                         f"    {target} = {fname}({args})")
+        else:
+            out_kw = ""
+            o = outs[0]
+            if isinstance(impl, _FRESH) and impl is not np.matmul and not e.params and len(o.shape):
+                for v in e.invars:
+                    if (isinstance(v, Var) and v.name in owned and last_use.get(v.name) == k
+                            and v.name not in outputs and v.shape == o.shape and v.dtype == o.dtype):
+                        out_kw = f", out={ref(v)}"
+                        owned.discard(v.name)
+                        break
+            lines.append(f"    {target} = {fname}({args}{out_kw})")
+            if isinstance(impl, _FRESH) and len(o.shape):
+                owned.add(o.name)
+        dead = [ref(v) for v in {v.name: v for v in e.invars if isinstance(v, Var)}.values()
+                if last_use.get(v.name) == k and v.name not in outputs
+                and not names[v.name].startswith(("c", "i_"))]
+        if dead:
+            lines.append(f"    del {', '.join(dead)}")
+    params = ", ".join(names[v.name] for v in graph.invars)
+    ret = ", ".join(ref(v) for v in graph.outvars)
+    src = f"def compiled({params}):\n" + "\n".join(lines) + f"\n    return [{ret}]\n"
+    code = compile(src, "<funcgrad.jit>", "exec")
+    exec(code, ns)
+    fn = ns["compiled"]
+    fn.source = src
+    return fn
+
+
+# --------------------------------------------------------------------------------------
+# jit
+
+
+def _signature(x):
+    if isinstance(x, (bool, int, float, complex)):
+        return ("weak", type(x))
+    shape = getattr(x, "shape", None)
+    if shape is None:
+        x = np.asarray(x)
+        shape = x.shape
+    return (tuple(shape), np.dtype(x.dtype), type(x))
+
+
+class _Compiled:
+    __slots__ = ("graph", "fn", "out_tree")
+
+    def __init__(self, graph):
+        self.graph = simplify(graph)
+        self.fn = compile_graph(self.graph)
+        self.out_tree = graph.out_tree
+
+
+def jit(fun, static_argnums=(), static_argnames=()):
+    """Compile ``fun``: trace it once per input signature (pytree structure, shapes,
+    dtypes and the values of static arguments), simplify the graph, and replay it as
+    generated straight-line code on later calls.
+
+    Composes with every transformation in both orders: under ``grad``/``jvp``/``vmap``
+    the function is traced by them directly. ``.cache_size()`` tells how many signatures
+    have been compiled; ``.lower(*args)`` returns the simplified :class:`Graph`.
+
+    Example:
+        >>> import numpy as np, funcgrad, funcgrad.numpy as fnp
+        >>> f = funcgrad.jit(lambda x, n: x ** n, static_argnums=1)
+        >>> f(np.arange(3.0), 2)
+        array([0., 1., 4.])
+        >>> f.cache_size()
+        1
+    """
+    static_argnums = _norm_static(static_argnums)
+    static_argnames = tuple(static_argnames) if not isinstance(static_argnames, str) else (static_argnames,)
+    cache = {}
+
+    def key_of(args, kwargs):
+        statics = []
+        for i in static_argnums:
+            if i >= len(args):
+                raise FuncgradValueError(
+                    f"jit of {getattr(fun, '__name__', fun)}: static_argnums={static_argnums} "
+                    f"but only {len(args)} positional arguments were passed")
+            statics.append(args[i])
+        statics.extend(kwargs[k] for k in static_argnames if k in kwargs)
+        dyn = ([a for i, a in enumerate(args) if i not in static_argnums],
+               {k: v for k, v in kwargs.items() if k not in static_argnames})
+        flat, tree = tree_flatten(dyn)
+        try:
+            key = (tree, tuple(_signature(x) for x in flat), tuple(statics))
+            hash(key)
+        except TypeError:
+            raise FuncgradTypeError(
+                f"jit of {getattr(fun, '__name__', fun)}: static arguments must be hashable, "
+                f"got {[type(s).__name__ for s in statics]}") from None
+        return key, flat
+
+    @functools.wraps(fun)
+    def jitted(*args, **kwargs):
+        key, flat = key_of(args, kwargs)
+        for x in flat:
+            if isinstance(x, Tracer):
+                # Under another transformation: let it trace the function itself.
+                return fun(*args, **kwargs)
+        entry = cache.get(key)
+        if entry is None:
+            graph, out = trace_to_graph(fun, args, kwargs, static_argnums, static_argnames)
+            cache[key] = _Compiled(graph)
+            return out
+        return tree_unflatten(entry.out_tree, entry.fn(*flat))
+
+    def lower(*args, **kwargs):
+        key, _ = key_of(args, kwargs)
+        if key not in cache:
+            jitted(*args, **kwargs)
+        return cache[key].graph
+
+    jitted.cache_size = lambda: len(cache)
+    jitted.clear_cache = cache.clear
+    jitted.lower = lower
+    return jitted
+
+
+# --------------------------------------------------------------------------------------
+# debug.print: a primitive with an effect, kept by dead-code elimination
+
+
+def _print_impl(*args, fmt):
+    print(fmt.format(*args))
+    return np.zeros((), np.int8)
+
+
+debug_print_p = Primitive("debug_print", _print_impl)
+debug_print_p.effectful = True
+
+
+def debug_print(fmt, *args):
+    """Print ``fmt.format(*args)`` when the values are computed: at once in eager code and
+    under grad/jvp/vjp, and on every call of a jitted function (not only while tracing)."""
+    bind(debug_print_p, *args, fmt=fmt)
