@@ -1,18 +1,21 @@
 """funcgrad: composable, JAX-style automatic differentiation over NumPy (and CuPy) arrays.
 
     >>> import funcgrad, funcgrad.numpy as fnp
-    >>> funcgrad.grad(lambda x: fnp.sin(x) * x)(0.0)
-    array(0.)
+    >>> print(funcgrad.grad(lambda x: fnp.sin(x) * x)(0.0))
+    0.0
 """
 from . import debug, numpy, tree_util
+from ._src import config
 from ._src.api import (grad, hessian, jacfwd, jacrev, jvp, linearize, stop_gradient,
                        value_and_grad, vjp, vmap)
 from ._src.backend import float0
+from ._src.custom import checkpoint, custom_gradient, custom_jvp, custom_vjp, remat
 from ._src.staging import Graph, jit, make_graph, render_graph
 from ._src.core import Tracer
 from ._src.tree_util import Partial
 
 __version__ = "0.1.0"
 
-__all__ = ["Graph", "Partial", "Tracer", "debug", "jit", "make_graph", "render_graph", "float0", "grad", "hessian", "jacfwd", "jacrev", "jvp",
+__all__ = ["Graph", "Partial", "Tracer", "checkpoint", "custom_gradient", "custom_jvp",
+           "custom_vjp", "remat", "config", "debug", "jit", "make_graph", "render_graph", "float0", "grad", "hessian", "jacfwd", "jacrev", "jvp",
            "linearize", "numpy", "stop_gradient", "tree_util", "value_and_grad", "vjp", "vmap"]

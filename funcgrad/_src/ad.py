@@ -12,6 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from .backend import dtype_name
+from . import core as _core
 from .core import Trace, Tracer, bind
 from .errors import FuncgradTypeError, FuncgradValueError
 
@@ -84,12 +85,22 @@ class JVPTrace(Trace):
                         c = rule(t, out, *primals, **params)
                         if c is not None:
                             tout = c if tout is None else tout + c
+        if _core.nan_check is not None:
+            _core.nan_check(prim, tangents, tout, "forward rule of ")
         if prim.multiple_results:
             return [o if t is None or not _inexact(o) else JVPTracer(self, o, _fit(t, o))
                     for o, t in zip(out, tout)]
         if tout is None or not _inexact(out):
             return out
         return JVPTracer(self, out, _fit(tout, out))
+
+    def process_custom_jvp(self, obj, args):
+        from .custom import jvp_trace_custom_jvp
+        return jvp_trace_custom_jvp(self, obj, args)
+
+    def process_custom_vjp(self, obj, args):
+        from .custom import jvp_trace_custom_vjp
+        return jvp_trace_custom_vjp(self, obj, args)
 
 
 def _inexact(x):
@@ -159,7 +170,8 @@ class VJPTrace(Trace):
                     lower = True
             i += 1
         # At level 0 the unwrapped values are concrete: skip a second dispatch.
-        out = bind(prim, *primals, **params) if lower or self.level else prim.impl(*primals, **params)
+        out = (bind(prim, *primals, **params) if lower or self.level or _core.nan_check
+               else prim.impl(*primals, **params))
         if not parents or (rules is None and prim.vjp is None):
             return out
         tape = self.tape
@@ -172,6 +184,14 @@ class VJPTrace(Trace):
             return out
         tape.append((prim, params, primals, out, parents))
         return VJPTracer(self, out, k)
+
+    def process_custom_jvp(self, obj, args):
+        from .custom import vjp_trace_custom_jvp
+        return vjp_trace_custom_jvp(self, obj, args)
+
+    def process_custom_vjp(self, obj, args):
+        from .custom import vjp_trace_custom_vjp
+        return vjp_trace_custom_vjp(self, obj, args)
 
 
 def _accumulate(cts, tape, k, idx, g):
@@ -209,6 +229,9 @@ def backward(tape, seeds, free=False):
             tape[k] = None
         if prim.multiple_results:
             g = [_np().zeros_like(o) if c is None else c for o, c in zip(out, g)]
+        if _core.nan_check is not None:
+            _backward_checked(prim, params, args, out, parents, g, cts, tape)
+            continue
         if prim.vjp is not None:
             results = prim.vjp(g, out, args, [p[0] for p in parents], **params)
             for (pos, j, idx), c in zip(parents, results):
@@ -225,6 +248,19 @@ def backward(tape, seeds, free=False):
                     else:
                         _accumulate(cts, tape, j, idx, c)
     return cts
+
+
+def _backward_checked(prim, params, args, out, parents, g, cts, tape):
+    """One step of the backward walk with every cotangent checked for NaNs."""
+    gs = g if prim.multiple_results else [g]
+    if prim.vjp is not None:
+        results = prim.vjp(g, out, args, [p[0] for p in parents], **params)
+    else:
+        results = [prim.vjp_rules[pos](g, out, *args, **params) for pos, _, _ in parents]
+    for (pos, j, idx), c in zip(parents, results):
+        if c is not None:
+            _core.nan_check(prim, gs, c, "reverse rule of ")
+            _accumulate(cts, tape, j, idx, c)
 
 
 # --------------------------------------------------------------------------------------

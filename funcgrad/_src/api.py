@@ -50,8 +50,8 @@ def stop_gradient(x):
 
     Example:
         >>> import funcgrad
-        >>> funcgrad.grad(lambda x: x * funcgrad.stop_gradient(x))(3.0)
-        array(3.)
+        >>> print(funcgrad.grad(lambda x: x * funcgrad.stop_gradient(x))(3.0))
+        3.0
     """
     return tree_map(lambda v: bind(stop_gradient_p, v) if isinstance(v, Tracer) else v, x)
 
@@ -216,8 +216,8 @@ def vjp(fun, *primals, has_aux=False):
     Example:
         >>> import funcgrad, funcgrad.numpy as fnp
         >>> y, f_vjp = funcgrad.vjp(fnp.sin, 0.0)
-        >>> f_vjp(1.0)
-        (array(1.),)
+        >>> print(f_vjp(1.0)[0])
+        1.0
     """
     trace, p_flat, p_tree, ins, out, aux = _trace_reverse(fun, primals, "vjp", has_aux)
     out_flat, out_tree = tree_flatten(out)

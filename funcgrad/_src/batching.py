@@ -79,6 +79,14 @@ class BatchTrace(Trace):
             return [BatchTracer(self, o, d) for o, d in zip(out, out_dim)]
         return BatchTracer(self, out, out_dim)
 
+    def process_custom_jvp(self, obj, args):
+        from .custom import batch_trace_custom
+        return batch_trace_custom(self, obj, args, "jvp")
+
+    def process_custom_vjp(self, obj, args):
+        from .custom import batch_trace_custom
+        return batch_trace_custom(self, obj, args, "vjp")
+
 
 _warned = set()
 

@@ -92,6 +92,13 @@ class Trace:
     def process(self, prim, args, params):  # pragma: no cover - abstract
         raise NotImplementedError
 
+    # custom_jvp / custom_vjp functions: by default a transformation just traces them.
+    def process_custom_jvp(self, obj, args):
+        return obj.fun(*args)
+
+    def process_custom_vjp(self, obj, args):
+        return obj.fun(*args)
+
     def __repr__(self):
         return f"{type(self).__name__}(level={self.level})"
 
@@ -118,13 +125,33 @@ def trace_depth() -> int:
     return len(_state.stack)
 
 
+nan_check = None     # set by funcgrad.config's debug_nans option
+
+
+def find_top_trace(values):
+    """The innermost live transformation among ``values``' tracers, or None."""
+    top = None
+    for a in values:
+        if isinstance(a, Tracer) and (top is None or a._trace.level > top.level):
+            top = a._trace
+    if top is not None and not top.alive:
+        raise errors.UnexpectedTracerError(
+            f"a tracer of a finished transformation ({top!r}) was used: a traced value "
+            "leaked out of the function being transformed. Return it instead.")
+    return top
+
+
 def bind(prim, *args, **params):
     """The single door through which every operation passes."""
     for a in args:
         if isinstance(a, Tracer):
             break
     else:                       # the eager path: no transformation involved
-        return prim.impl(*args, **params)
+        if nan_check is None:
+            return prim.impl(*args, **params)
+        out = prim.impl(*args, **params)
+        nan_check(prim, args, out)
+        return out
     top = None
     level = -1
     for a in args:

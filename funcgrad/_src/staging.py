@@ -20,6 +20,7 @@ import itertools
 
 import numpy as np
 
+from . import core as _core
 from .backend import dtype_name
 from .core import Primitive, Trace, Tracer, bind, new_trace
 from .errors import ConcretizationTypeError, FuncgradTypeError, FuncgradValueError
@@ -540,6 +541,8 @@ def jit(fun, static_argnums=(), static_argnames=()):
     @functools.wraps(fun)
     def jitted(*args, **kwargs):
         key, flat = key_of(args, kwargs)
+        if _core.nan_check is not None:
+            return fun(*args, **kwargs)      # debug_nans: run uncompiled, checked op by op
         for x in flat:
             if isinstance(x, Tracer):
                 # Under another transformation: let it trace the function itself.

@@ -1,0 +1,75 @@
+"""Global switches: ``funcgrad.config.update(name, value)`` and the context manager
+``funcgrad.config.override(**values)``.
+
+Options:
+  debug_nans (bool, default False): raise ``FloatingPointError`` at the first primitive
+    whose output contains a NaN that its inputs did not have, forward or backward, naming
+    the primitive and the user's source line. Under ``jit``, functions run uncompiled
+    while it is on. Costs a NaN check per operation.
+"""
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+
+import numpy as np
+
+from . import core
+from .errors import FuncgradValueError
+
+_OPTIONS = {"debug_nans": False}
+
+
+def update(name, value):
+    """Set option ``name`` (see the module docstring) to ``value``."""
+    if name not in _OPTIONS:
+        raise FuncgradValueError(
+            f"funcgrad.config.update: unknown option {name!r}; known: {sorted(_OPTIONS)}")
+    _OPTIONS[name] = value
+    if name == "debug_nans":
+        core.nan_check = _check_nans if value else None
+
+
+def read(name):
+    return _OPTIONS[name]
+
+
+@contextlib.contextmanager
+def override(**values):
+    """Temporarily set options: ``with funcgrad.config.override(debug_nans=True): ...``."""
+    old = {k: _OPTIONS[k] for k in values}
+    for k, v in values.items():
+        update(k, v)
+    try:
+        yield
+    finally:
+        for k, v in old.items():
+            update(k, v)
+
+
+_PKG = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _user_frame():
+    f = sys._getframe(2)
+    while f is not None and os.path.abspath(f.f_code.co_filename).startswith(_PKG):
+        f = f.f_back
+    if f is None:
+        return "<unknown>"
+    return f"{f.f_code.co_filename}:{f.f_lineno} (in {f.f_code.co_name})"
+
+
+def _has_nan(x):
+    dt = getattr(x, "dtype", None)
+    return dt is not None and dt.kind in "fc" and bool(np.isnan(x).any())
+
+
+def _check_nans(prim, args, out, where=""):
+    outs = out if isinstance(out, (list, tuple)) else (out,)
+    if any(_has_nan(o) for o in outs) and not any(_has_nan(a) for a in args):
+        raise FloatingPointError(
+            f"debug_nans: the {where}primitive '{prim.name}' produced a NaN from NaN-free inputs "
+            f"({', '.join(getattr(a, 'dtype', type(a)).__str__() for a in args)}), at "
+            f"{_user_frame()}. Turn the check off with "
+            "funcgrad.config.update('debug_nans', False).")

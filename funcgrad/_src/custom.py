@@ -1,0 +1,468 @@
+"""User-defined derivatives: ``custom_jvp``, ``custom_vjp``, ``custom_gradient`` and
+``checkpoint`` (rematerialisation), with JAX's API.
+
+A call finds the innermost transformation among its arguments and hands itself to that
+trace's ``process_custom_jvp`` / ``process_custom_vjp``: forward mode applies the rule,
+reverse mode records one tape entry whose reverse rule is the user's, batching passes a
+batched version of the whole thing to the transformations below it, and the others
+(staging) simply trace the function.
+"""
+from __future__ import annotations
+
+import functools
+
+import numpy as np
+
+from . import ad
+from .core import Primitive, Tracer, find_top_trace
+from .errors import FuncgradTypeError, FuncgradValueError
+from .tree_util import tree_flatten, tree_map, tree_structure, tree_unflatten
+
+
+def _fnp():
+    from .. import numpy as fnp
+    return fnp
+
+
+def _split_nondiff(args, nondiff_argnums):
+    nondiff = tuple(args[i] for i in nondiff_argnums)
+    diff = tuple(a for i, a in enumerate(args) if i not in nondiff_argnums)
+    return nondiff, diff
+
+
+def _merge(nondiff, diff, nondiff_argnums, n):
+    it_n = iter(nondiff)
+    it_d = iter(diff)
+    return [next(it_n) if i in nondiff_argnums else next(it_d) for i in range(n)]
+
+
+def _check_same_structure(what, name, expected, got):
+    e_leaves, e_tree = tree_flatten(expected)
+    g_leaves, g_tree = tree_flatten(got)
+    if e_tree != g_tree:
+        raise FuncgradTypeError(
+            f"{what} of {name}: the rule returned a structure {g_tree} but the primal "
+            f"output has structure {e_tree}; return one entry per output leaf")
+    for k, (e, g) in enumerate(zip(e_leaves, g_leaves)):
+        if g is None:
+            continue
+        es, gs = np.shape(e), np.shape(g)
+        if tuple(es) != tuple(gs):
+            raise FuncgradValueError(
+                f"{what} of {name}: output leaf {k} has shape {tuple(es)} but the rule "
+                f"returned shape {tuple(gs)}")
+
+
+# --------------------------------------------------------------------------------------
+# custom_jvp
+
+
+class custom_jvp:
+    """A function with a user-defined forward-mode derivative (JAX's API).
+
+    Define the rule with ``@f.defjvp`` as ``jvp(primals, tangents) -> (primal_out,
+    tangent_out)``, or per argument with ``f.defjvps(*fns)`` where ``fn(t, ans, *args)``
+    gives that argument's contribution. Reverse mode is derived by transposing the rule
+    (the rule must be linear in the tangents). ``nondiff_argnums`` arguments are passed
+    first to the rule and get no derivative.
+
+    Example (log1p(exp(x)) with a stable derivative):
+        >>> import funcgrad, funcgrad.numpy as fnp
+        >>> @funcgrad.custom_jvp
+        ... def softplus(x):
+        ...     return fnp.logaddexp(x, 0.0)
+        >>> @softplus.defjvp
+        ... def softplus_jvp(primals, tangents):
+        ...     (x,), (t,) = primals, tangents
+        ...     return softplus(x), t / (1 + fnp.exp(-x))
+        >>> print(funcgrad.grad(softplus)(1000.0))
+        1.0
+    """
+
+    def __init__(self, fun, nondiff_argnums=()):
+        functools.update_wrapper(self, fun)
+        self.fun = fun
+        self.nondiff_argnums = tuple(nondiff_argnums)
+        self.jvp = None
+
+    def defjvp(self, jvp):
+        self.jvp = jvp
+        return jvp
+
+    def defjvps(self, *tangent_fns):
+        if len(tangent_fns) + len(self.nondiff_argnums) == 0:
+            raise FuncgradValueError("defjvps: give one function (or None) per argument")
+
+        def jvp(primals, tangents):
+            nd = len(self.nondiff_argnums)
+            diff_primals = primals[nd:]
+            out = self(*primals)
+            tout = None
+            for fn, t in zip(tangent_fns, tangents):
+                if fn is None:
+                    continue
+                c = fn(t, out, *diff_primals)
+                tout = c if tout is None else tree_map(lambda a, b: a + b, tout, c)
+            if tout is None:
+                tout = tree_map(_fnp().zeros_like, out)
+            return out, tout
+        self.jvp = jvp
+        return jvp
+
+    def __call__(self, *args, **kwargs):
+        if kwargs:
+            raise FuncgradTypeError(
+                f"custom_jvp function {self.__name__}: pass arguments positionally")
+        if self.jvp is None:
+            raise FuncgradTypeError(
+                f"custom_jvp function {self.__name__} has no rule: define it with "
+                f"@{self.__name__}.defjvp")
+        _, diff = _split_nondiff(args, self.nondiff_argnums)
+        top = find_top_trace(tree_flatten(diff)[0])
+        if top is None:
+            return self.fun(*args)
+        return top.process_custom_jvp(self, args)
+
+    def rule(self, args, tangents):
+        """Apply the user's rule: ``args`` all arguments, ``tangents`` for the
+        differentiable ones (zeros where absent)."""
+        nondiff, diff = _split_nondiff(args, self.nondiff_argnums)
+        res = self.jvp(*nondiff, tuple(diff), tuple(tangents))
+        if not (isinstance(res, (tuple, list)) and len(res) == 2):
+            raise FuncgradTypeError(
+                f"custom_jvp rule of {self.__name__} must return (primal_out, tangent_out)")
+        return res
+
+
+def _custom_jvp_vjp(g, ans, args, wanted, obj, n_args, out_tree):
+    """Reverse rule of a custom_jvp call: transpose the (linear) user rule by reverse
+    mode through it at zero tangents."""
+    from .api import vjp
+    nondiff, diff = _split_nondiff(args, obj.nondiff_argnums)
+    zeros = [tree_map(_fnp().zeros_like, d) for d in diff]
+
+    def tangent_map(*ts):
+        return obj.rule(args, ts)[1]
+
+    _, pull = vjp(tangent_map, *zeros)
+    cts = pull(tree_unflatten(out_tree, list(g)))
+    flat_cts = tree_flatten(cts)[0]
+    return [flat_cts[i] for i in wanted]
+
+
+custom_jvp_call_p = Primitive("custom_jvp_call", None, multiple_results=True)
+custom_jvp_call_p.vjp = _custom_jvp_vjp
+
+
+# --------------------------------------------------------------------------------------
+# custom_vjp
+
+
+class custom_vjp:
+    """A function with a user-defined reverse-mode derivative (JAX's API).
+
+    ``f.defvjp(fwd, bwd)``: ``fwd(*args) -> (out, residuals)`` and ``bwd(*nondiff,
+    residuals, cotangent_out) -> tuple of cotangents`` (one per differentiable argument,
+    ``None`` for zero). Forward mode (jvp) of a custom_vjp function raises a TypeError,
+    as in JAX; use ``custom_jvp`` when you need both.
+
+    Example (gradient clipping in the backward pass):
+        >>> import numpy as np, funcgrad, funcgrad.numpy as fnp
+        >>> @funcgrad.custom_vjp
+        ... def clip_gradient(x):
+        ...     return x
+        >>> clip_gradient.defvjp(lambda x: (x, None),
+        ...                      lambda res, g: (fnp.clip(g, -1.0, 1.0),))
+        >>> print(funcgrad.grad(lambda x: 10 * clip_gradient(x))(2.0))
+        1.0
+    """
+
+    def __init__(self, fun, nondiff_argnums=()):
+        functools.update_wrapper(self, fun)
+        self.fun = fun
+        self.nondiff_argnums = tuple(nondiff_argnums)
+        self.fwd = self.bwd = None
+        self.inline_jvp = False      # checkpoint: forward mode traces `fun` instead
+
+    def defvjp(self, fwd, bwd):
+        self.fwd = fwd
+        self.bwd = bwd
+
+    def __call__(self, *args, **kwargs):
+        if kwargs:
+            raise FuncgradTypeError(
+                f"custom_vjp function {self.__name__}: pass arguments positionally")
+        if self.fwd is None:
+            raise FuncgradTypeError(
+                f"custom_vjp function {self.__name__} has no rules: call "
+                f"{self.__name__}.defvjp(fwd, bwd)")
+        _, diff = _split_nondiff(args, self.nondiff_argnums)
+        top = find_top_trace(tree_flatten(diff)[0])
+        if top is None:
+            return self.fun(*args)
+        return top.process_custom_vjp(self, args)
+
+    def run_fwd(self, args):
+        res = self.fwd(*args)
+        if not (isinstance(res, (tuple, list)) and len(res) == 2):
+            raise FuncgradTypeError(
+                f"custom_vjp fwd of {self.__name__} must return (output, residuals)")
+        return res
+
+    def run_bwd(self, args, res, g, out_tree):
+        nondiff, diff = _split_nondiff(args, self.nondiff_argnums)
+        ct = tree_unflatten(out_tree, list(g))
+        cts = self.bwd(*nondiff, res, ct)
+        if not isinstance(cts, (tuple, list)) or len(cts) != len(diff):
+            raise FuncgradTypeError(
+                f"custom_vjp bwd of {self.__name__} must return a tuple with one cotangent "
+                f"per differentiable argument ({len(diff)}), got "
+                f"{type(cts).__name__}" + (f" of length {len(cts)}" if isinstance(cts, (tuple, list)) else ""))
+        flat = []
+        for d, c in zip(diff, cts):
+            d_leaves, d_tree = tree_flatten(d)
+            if c is None:
+                flat.extend([None] * len(d_leaves))
+                continue
+            c_leaves, c_tree = tree_flatten(c, is_leaf=lambda x: x is None)
+            if c_tree != tree_structure(d, is_leaf=lambda x: x is None) and len(c_leaves) != len(d_leaves):
+                raise FuncgradTypeError(
+                    f"custom_vjp bwd of {self.__name__}: cotangent structure {c_tree} does "
+                    f"not match its argument's structure {d_tree}")
+            for dl, cl in zip(d_leaves, c_leaves):
+                if cl is not None and tuple(np.shape(cl)) != tuple(np.shape(dl)):
+                    raise FuncgradValueError(
+                        f"custom_vjp bwd of {self.__name__}: a cotangent has shape "
+                        f"{tuple(np.shape(cl))} but its argument has shape "
+                        f"{tuple(np.shape(dl))}")
+            flat.extend(c_leaves)
+        return flat
+
+
+def _custom_vjp_vjp(g, ans, args, wanted, obj, res, out_tree, n_args):
+    flat = obj.run_bwd(args, res, g, out_tree)
+    return [flat[i] for i in wanted]
+
+
+custom_vjp_call_p = Primitive("custom_vjp_call", None, multiple_results=True)
+custom_vjp_call_p.vjp = _custom_vjp_vjp
+
+
+def custom_gradient(fun):
+    """``fun(*args) -> (value, vjp_fn)`` turned into a function whose gradient is given by
+    ``vjp_fn(cotangent) -> tuple of cotangents`` (TensorFlow/JAX's custom_gradient).
+
+    Example:
+        >>> import funcgrad, funcgrad.numpy as fnp
+        >>> @funcgrad.custom_gradient
+        ... def f(x):
+        ...     return fnp.sin(x), lambda g: (g * 100.0,)
+        >>> print(funcgrad.grad(f)(0.5))
+        100.0
+    """
+    @custom_vjp
+    def wrapped(*args):
+        return fun(*args)[0]
+
+    def fwd(*args):
+        value, vjp_fn = fun(*args)
+        return value, vjp_fn
+
+    def bwd(vjp_fn, g):
+        cts = vjp_fn(g)
+        return tuple(cts) if isinstance(cts, (tuple, list)) else (cts,)
+
+    wrapped.defvjp(fwd, bwd)
+    functools.update_wrapper(wrapped, fun)
+    return wrapped
+
+
+# --------------------------------------------------------------------------------------
+# checkpoint
+
+
+def checkpoint(fun, policy=None, prevent_cse=True, static_argnums=()):
+    """Rematerialisation: under reverse mode, ``fun``'s intermediate values are not kept;
+    its forward pass is recomputed during the backward pass. Alias: ``remat``.
+
+    Trades compute for memory: a backward pass through ``checkpoint(f)`` stores only
+    ``f``'s inputs. ``policy`` must be None (save nothing but the inputs).
+
+    Example:
+        >>> import numpy as np, funcgrad, funcgrad.numpy as fnp
+        >>> layer = funcgrad.checkpoint(lambda x: fnp.tanh(x) ** 2)
+        >>> print(funcgrad.grad(lambda x: fnp.sum(layer(x)))(np.zeros(2)))
+        [0. 0.]
+    """
+    if policy is not None:
+        raise FuncgradTypeError(
+            "checkpoint: only policy=None (recompute everything but the inputs) is "
+            "supported")
+    static_argnums = (static_argnums,) if isinstance(static_argnums, int) else tuple(static_argnums)
+    from .api import vjp
+
+    remat = custom_vjp(fun, nondiff_argnums=static_argnums)
+
+    def fwd(*args):
+        return fun(*args), args
+
+    def bwd(*rest):
+        *nondiff, saved, g = rest
+        diff_idx = [i for i in range(len(saved)) if i not in static_argnums]
+
+        def f_diff(*diff_args):
+            full = list(saved)
+            for i, a in zip(diff_idx, diff_args):
+                full[i] = a
+            return fun(*full)
+
+        _, pull = vjp(f_diff, *[saved[i] for i in diff_idx])
+        return tuple(pull(g))
+
+    remat.defvjp(fwd, bwd)
+    remat.inline_jvp = True
+    return remat
+
+
+remat = checkpoint
+
+
+# --------------------------------------------------------------------------------------
+# The interpreters' handling (called through Trace.process_custom_jvp / _vjp)
+
+
+def jvp_trace_custom_jvp(trace, obj, args):
+    primals = []
+    tangents = []
+    fnp = _fnp()
+    nd = obj.nondiff_argnums
+    for i, a in enumerate(args):
+        if i in nd:
+            primals.append(a)
+            continue
+        leaves, tree = tree_flatten(a)
+        p = [x.primal if isinstance(x, ad.JVPTracer) and x._trace is trace else x for x in leaves]
+        t = [x.tangent if isinstance(x, ad.JVPTracer) and x._trace is trace
+             else fnp.zeros_like(x) for x in leaves]
+        primals.append(tree_unflatten(tree, p))
+        tangents.append(tree_unflatten(tree, t))
+    out, tout = obj.rule(primals, tangents)
+    _check_same_structure("custom_jvp rule", obj.__name__, out, tout)
+    o_flat, o_tree = tree_flatten(out)
+    t_flat = tree_flatten(tout)[0]
+    res = [ad.JVPTracer(trace, o, ad._fit(t, o)) if getattr(o, "dtype", np.dtype(float)).kind in "fc"
+           else o for o, t in zip(o_flat, t_flat)]
+    return tree_unflatten(o_tree, res)
+
+
+def _vjp_unwrap(trace, obj, args):
+    """Primal arguments, and the tape parents of the flattened differentiable leaves."""
+    nd = obj.nondiff_argnums
+    primals = []
+    parents = ()
+    k = 0
+    for i, a in enumerate(args):
+        if i in nd:
+            primals.append(a)
+            continue
+        leaves, tree = tree_flatten(a)
+        p = []
+        for x in leaves:
+            if isinstance(x, ad.VJPTracer) and x._trace is trace:
+                p.append(x.primal)
+                parents += ((k, x.index, x.idx),)
+            else:
+                p.append(x)
+            k += 1
+        primals.append(tree_unflatten(tree, p))
+    return primals, parents
+
+
+def _vjp_record(trace, prim, params, primals, out, parents):
+    o_flat, o_tree = tree_flatten(out)
+    tape = trace.tape
+    k = len(tape)
+    tape.append((prim, params, primals, o_flat, parents))
+    res = [ad.VJPTracer(trace, o, k, j) if getattr(o, "dtype", None) is not None
+           and o.dtype.kind in "fc" else o for j, o in enumerate(o_flat)]
+    return tree_unflatten(o_tree, res)
+
+
+def vjp_trace_custom_jvp(trace, obj, args):
+    primals, parents = _vjp_unwrap(trace, obj, args)
+    out = obj.fun(*primals)
+    if not parents:
+        return out
+    params = {"obj": obj, "n_args": len(args), "out_tree": tree_structure(out)}
+    return _vjp_record(trace, custom_jvp_call_p, params, primals, out, parents)
+
+
+def vjp_trace_custom_vjp(trace, obj, args):
+    primals, parents = _vjp_unwrap(trace, obj, args)
+    if not parents:
+        return obj.fun(*primals)
+    out, res = obj.run_fwd(primals)
+    params = {"obj": obj, "res": res, "out_tree": tree_structure(out), "n_args": len(args)}
+    return _vjp_record(trace, custom_vjp_call_p, params, primals, out, parents)
+
+
+def jvp_trace_custom_vjp(trace, obj, args):
+    if obj.inline_jvp:
+        return obj.fun(*args)
+    raise FuncgradTypeError(
+        f"can't apply forward-mode autodiff (jvp) to the custom_vjp function "
+        f"{obj.__name__}: it only defines a reverse-mode rule. Define it with custom_jvp "
+        "instead (reverse mode is then derived automatically), or use grad/vjp.")
+
+
+def batch_trace_custom(trace, obj, args, kind):
+    """Pass a batched version of the custom function to the transformations below."""
+    from .api import vmap
+    from .batching import BatchTracer
+    in_axes = []
+    vals = []
+    for a in args:
+        leaves, tree = tree_flatten(a)
+        v = [x.val if isinstance(x, BatchTracer) and x._trace is trace else x for x in leaves]
+        d = [x.bdim if isinstance(x, BatchTracer) and x._trace is trace else None for x in leaves]
+        vals.append(tree_unflatten(tree, v))
+        in_axes.append(tree_unflatten(tree, d) if leaves else None)
+    in_axes = tuple(in_axes)
+    size = trace.axis_size
+    nd = obj.nondiff_argnums
+    if any(tree_flatten(in_axes[i], is_leaf=lambda x: x is None)[0] != [None] * len(tree_flatten(args[i])[0])
+           for i in nd):
+        raise FuncgradTypeError(
+            f"vmap of {obj.__name__}: nondiff_argnums arguments cannot be batched")
+    if kind == "jvp":
+        batched = custom_jvp(vmap(obj.fun, in_axes=in_axes, axis_size=size), nondiff_argnums=nd)
+        diff_axes = tuple(ax for i, ax in enumerate(in_axes) if i not in nd)
+
+        def rule(*rargs):
+            if nd:
+                *nondiff, prim, tang = rargs
+            else:
+                prim, tang = rargs
+                nondiff = []
+            def one(*flat):
+                k = len(prim)
+                return obj.rule(_merge(nondiff, flat[:k], nd, len(in_axes)), flat[k:])
+            return vmap(one, in_axes=diff_axes + diff_axes, axis_size=size)(*prim, *tang)
+        batched.defjvp(rule)
+    else:
+        batched = custom_vjp(vmap(obj.fun, in_axes=in_axes, axis_size=size), nondiff_argnums=nd)
+        batched.inline_jvp = obj.inline_jvp
+        diff_axes = tuple(ax for i, ax in enumerate(in_axes) if i not in nd)
+
+        def fwd(*fargs):
+            nondiff, diff = _split_nondiff(fargs, nd)
+            return vmap(lambda *d: obj.run_fwd(_merge(nondiff, d, nd, len(in_axes))),
+                        in_axes=diff_axes, axis_size=size)(*diff)
+
+        def bwd(*bargs):
+            *nondiff, res, g = bargs
+            return tuple(vmap(lambda r, gg: tuple(obj.bwd(*nondiff, r, gg)),
+                              axis_size=size)(res, g))
+        batched.defvjp(fwd, bwd)
+    out = batched(*vals)
+    return tree_map(lambda o: BatchTracer(trace, o, 0), out)

@@ -1,0 +1,347 @@
+"""vmap, jit/make_graph, custom derivatives, checkpoint and debugging — and a matrix of
+compositions of every pair of transformations."""
+import itertools
+import warnings
+
+import numpy as np
+import pytest
+
+import funcgrad
+import funcgrad.numpy as fnp
+from funcgrad import (checkpoint, custom_jvp, custom_vjp, grad, jacfwd, jacrev, jit, jvp,
+                      make_graph, vjp, vmap)
+from funcgrad.errors import ConcretizationTypeError
+from funcgrad.test_util import check_grads
+
+A = np.random.default_rng(0).normal(size=(3, 3))
+
+
+def f_ref(x):
+    """A scalar function of a vector exercising several primitive families."""
+    y = fnp.tanh(A @ x) * fnp.sin(x) + x ** 2
+    return fnp.sum(y[1:] * fnp.exp(-x[:-1])) + fnp.max(y) + fnp.mean(fnp.concatenate([x, y]))
+
+
+# ---- composition matrix ---------------------------------------------------------------------
+def _grad(f):
+    return grad(f)
+
+
+def _jvp_grad(f):            # directional derivative as a "gradient" column by column
+    def g(x):
+        return fnp.stack([jvp(f, (x,), (e,))[1] for e in np.eye(x.shape[0])])
+    return g
+
+
+def _vjp_grad(f):
+    def g(x):
+        out, pull = vjp(f, x)
+        return pull(fnp.ones_like(out))[0]
+    return g
+
+
+DIFF = {"grad": _grad, "jvp": _jvp_grad, "vjp": _vjp_grad}
+WRAP = {"jit": jit, "id": lambda f: f}
+
+
+@pytest.mark.parametrize("d_outer,d_inner", list(itertools.product(DIFF, DIFF)))
+def test_second_derivatives_every_pair(d_outer, d_inner):
+    x = np.array([0.3, -0.7, 1.1])
+    H_ref = funcgrad.hessian(f_ref)(x)
+    inner = DIFF[d_inner](f_ref)
+    # Hessian rows: derivative of each gradient component
+    H = np.stack([DIFF[d_outer](lambda x, i=i: inner(x)[i])(x) for i in range(3)])
+    np.testing.assert_allclose(H, H_ref, rtol=1e-9, atol=1e-12)
+
+
+@pytest.mark.parametrize("d,order", list(itertools.product(DIFF, ["jit_outside", "jit_inside"])))
+def test_jit_composes_with_derivatives(d, order):
+    x = np.array([0.3, -0.7, 1.1])
+    ref = grad(f_ref)(x)
+    g = jit(DIFF[d](f_ref)) if order == "jit_outside" else DIFF[d](jit(f_ref))
+    for _ in range(2):                  # first call traces, second replays
+        np.testing.assert_allclose(g(x), ref, rtol=1e-12)
+
+
+@pytest.mark.parametrize("d", list(DIFF))
+@pytest.mark.parametrize("w", list(WRAP))
+def test_vmap_composes_with_derivatives_and_jit(d, w):
+    xs = np.random.default_rng(1).normal(size=(4, 3))
+    ref = np.stack([grad(f_ref)(x) for x in xs])
+    np.testing.assert_allclose(WRAP[w](vmap(DIFF[d](f_ref)))(xs), ref, rtol=1e-10)
+    np.testing.assert_allclose(vmap(WRAP[w](DIFF[d](f_ref)))(xs), ref, rtol=1e-10)
+    # derivative of a vmapped function
+    g = grad(lambda xs: fnp.sum(vmap(f_ref)(xs)))(xs)
+    np.testing.assert_allclose(g, ref, rtol=1e-10)
+
+
+# ---- vmap ------------------------------------------------------------------------------
+def test_vmap_axes_and_pytrees():
+    x = np.arange(24.0).reshape(2, 3, 4)
+    np.testing.assert_array_equal(vmap(fnp.sum, in_axes=1)(x), x.sum(axis=(0, 2)))
+    np.testing.assert_array_equal(vmap(lambda r: r * 2, in_axes=-1, out_axes=1)(x),
+                                  np.moveaxis(x * 2, -1, 1))
+    out = vmap(lambda d: {"s": d["a"] + d["b"], "c": 1.0}, in_axes=({"a": 0, "b": None},))(
+        {"a": np.ones((5, 2)), "b": np.arange(2.0)})
+    assert out["s"].shape == (5, 2) and out["c"].shape == (5,)
+    # nesting: outer product table
+    t = vmap(vmap(lambda a, b: a * b, in_axes=(None, 0)), in_axes=(0, None))(
+        np.arange(3.0), np.arange(4.0))
+    np.testing.assert_array_equal(t, np.outer(np.arange(3.0), np.arange(4.0)))
+    # axis_size with nothing mapped
+    assert vmap(lambda: np.ones(2), axis_size=3)().shape == (3, 2)
+
+
+def test_vmap_errors():
+    with pytest.raises(ValueError, match="different sizes"):
+        vmap(lambda a, b: a + b)(np.ones(3), np.ones(4))
+    with pytest.raises(ValueError, match="in_axes has 1 entries"):
+        vmap(lambda a, b: a + b, in_axes=(0,))(np.ones(3), np.ones(3))
+    with pytest.raises(ConcretizationTypeError, match="vmap"):
+        vmap(lambda a: a if a > 0 else -a)(np.ones(3))
+
+
+def test_per_example_gradients():
+    rng = np.random.default_rng(2)
+    w = rng.normal(size=3)
+    xs, ys = rng.normal(size=(6, 3)), rng.normal(size=6)
+
+    def loss(w, x, y):
+        return (fnp.dot(x, w) - y) ** 2
+
+    per = vmap(grad(loss), in_axes=(None, 0, 0))(w, xs, ys)
+    expected = np.stack([2 * (x @ w - y) * x for x, y in zip(xs, ys)])
+    np.testing.assert_allclose(per, expected, rtol=1e-12)
+
+
+def test_vmap_indexing_and_fallback_warning():
+    x = np.arange(12.0).reshape(3, 4)
+    np.testing.assert_array_equal(vmap(lambda r: r[np.array([3, 0])])(x), x[:, [3, 0]])
+    np.testing.assert_array_equal(vmap(lambda r, i: r[i])(x, np.array([0, 1, 3])), [0, 5, 11])
+    from funcgrad._src.batching import fallback_primitives
+    assert "getitem" in fallback_primitives()      # a batched index loops
+
+
+def test_jacobians_use_one_batched_pass():
+    x = np.array([0.3, -0.7, 1.1])
+    J = jacrev(lambda x: fnp.tanh(A @ x))(x)
+    np.testing.assert_allclose(J, (1 - np.tanh(A @ x) ** 2)[:, None] * A, rtol=1e-12)
+    np.testing.assert_allclose(jacfwd(lambda x: fnp.tanh(A @ x))(x), J, rtol=1e-12)
+
+
+# ---- jit and the graph --------------------------------------------------------------------
+def test_jit_caches_by_signature_and_statics():
+    calls = []
+
+    def f(x, n):
+        calls.append(1)
+        return x ** n
+
+    g = jit(f, static_argnums=1)
+    g(np.ones(3), 2)
+    g(np.ones(3) * 2, 2)
+    assert len(calls) == 1 and g.cache_size() == 1
+    g(np.ones(3), 3)
+    g(np.ones(4), 3)
+    g(np.ones(4, np.float32), 3)
+    assert g.cache_size() == 4 and len(calls) == 4
+    np.testing.assert_array_equal(g(np.full(4, 2.0, np.float32), 3), np.full(4, 8.0))
+    assert g(np.full(4, 2.0, np.float32), 3).dtype == np.float32
+
+
+def test_jit_branching_error_names_argument():
+    def f(x, flag):
+        return x * 2 if flag > 0 else x
+
+    with pytest.raises(ConcretizationTypeError, match=r"argument 'flag'.*static_argnums"):
+        jit(f)(np.ones(2), 1.0)
+    np.testing.assert_array_equal(jit(f, static_argnums=1)(np.ones(2), 1.0), [2.0, 2.0])
+    np.testing.assert_array_equal(jit(f, static_argnames="flag")(np.ones(2), flag=-1), [1, 1])
+
+
+def test_graph_printing_dot_and_backward_pass():
+    g = make_graph(lambda x, y: fnp.sin(x) * y)(np.ones(3), 2.0)
+    text = str(g)
+    assert "sin" in text and "multiply" in text and "float64[3]" in text
+    dot = g.to_dot()
+    assert "shape=box" in dot and "shape=ellipse" in dot and dot.startswith("digraph")
+    gg = make_graph(grad(lambda x: fnp.sum(fnp.sin(x) ** 2)))(np.ones(3))
+    assert "cos" in str(gg)               # the backward pass is in the graph
+
+
+def test_jit_simplifies_dead_code_and_common_subexpressions():
+    def f(x):
+        unused = fnp.exp(x) * 3          # dead code
+        a = fnp.sin(x)
+        b = fnp.sin(x)                   # common subexpression
+        c = fnp.reshape(a + b, x.shape)  # no-op reshape
+        return c
+
+    jf = jit(f)
+    x = np.arange(3.0)
+    np.testing.assert_allclose(jf(x), 2 * np.sin(x))
+    raw = make_graph(f)(x)
+    simple = jf.lower(x)
+    names = [e.prim.name for e in simple.eqns]
+    assert names == ["sin", "add"], names
+    assert raw.count() > simple.count()
+    np.testing.assert_allclose(jf(x + 1), 2 * np.sin(x + 1))
+
+
+def test_jit_replay_does_not_mutate_inputs_and_is_repeatable():
+    def f(x, y):
+        z = x * y + 1.0
+        return fnp.exp(z) - z
+
+    jf = jit(f)
+    x, y = np.linspace(0, 1, 5), np.linspace(1, 2, 5)
+    xc, yc = x.copy(), y.copy()
+    first = jf(x, y)
+    for _ in range(3):
+        np.testing.assert_allclose(jf(x, y), first)
+    np.testing.assert_array_equal(x, xc)
+    np.testing.assert_array_equal(y, yc)
+
+
+def test_debug_print_under_jit(capsys):
+    def f(x):
+        funcgrad.debug.print("x = {}", x)
+        return x * 2
+
+    jf = jit(f)
+    jf(np.array([1.0]))
+    jf(np.array([2.0]))
+    out = capsys.readouterr().out
+    assert "x = [1.]" in out and "x = [2.]" in out
+
+
+# ---- custom derivatives --------------------------------------------------------------------
+def test_custom_jvp_rule_used_in_both_modes():
+    @custom_jvp
+    def f(x):
+        return fnp.sin(x)
+
+    @f.defjvp
+    def f_jvp(primals, tangents):
+        (x,), (t,) = primals, tangents
+        return f(x), 2.0 * t          # deliberately not cos: proves the rule is used
+
+    x = np.array([0.1, 0.2])
+    np.testing.assert_array_equal(jvp(f, (x,), (np.ones(2),))[1], [2.0, 2.0])
+    np.testing.assert_array_equal(grad(lambda x: fnp.sum(f(x)))(x), [2.0, 2.0])
+    np.testing.assert_array_equal(vmap(grad(f))(x), [2.0, 2.0])
+    np.testing.assert_array_equal(jit(grad(lambda x: fnp.sum(f(x))))(x), [2.0, 2.0])
+
+
+def test_custom_jvp_defjvps_and_nondiff_argnums():
+    @custom_jvp
+    def mul(x, y):
+        return x * y
+
+    mul.defjvps(lambda t, ans, x, y: t * y, lambda t, ans, x, y: x * t)
+    check_grads(mul, (np.array([0.5, 1.5]), np.array([2.0, -1.0])), order=2)
+
+    from functools import partial
+
+    @partial(custom_jvp, nondiff_argnums=(0,))
+    def apply(fn, x):
+        return fn(x)
+
+    @apply.defjvp
+    def apply_jvp(fn, primals, tangents):
+        (x,), (t,) = primals, tangents
+        return apply(fn, x), 3.0 * t
+
+    assert float(grad(lambda x: apply(fnp.sin, x))(0.5)) == 3.0
+
+
+def test_custom_vjp_and_forward_mode_error():
+    @custom_vjp
+    def f(x, y):
+        return x * y
+
+    def fwd(x, y):
+        return x * y, (x, y)
+
+    def bwd(res, g):
+        x, y = res
+        return g * y, g * x
+
+    f.defvjp(fwd, bwd)
+    args = (np.array([0.5, 1.5]), np.array([2.0, -1.0]))
+    check_grads(f, args, order=2, modes=("rev",))
+    with pytest.raises(TypeError, match="forward-mode.*custom_vjp"):
+        jvp(f, args, args)
+    np.testing.assert_allclose(vmap(grad(lambda x, y: f(x, y)))(*args), args[1])
+
+
+def test_custom_vjp_validates_rule_output():
+    @custom_vjp
+    def f(x):
+        return x
+
+    f.defvjp(lambda x: (x, None), lambda res, g: (g, g))
+    with pytest.raises(TypeError, match="one cotangent per differentiable argument"):
+        grad(lambda x: fnp.sum(f(x)))(np.ones(2))
+    f.defvjp(lambda x: (x, None), lambda res, g: (g[:1],))
+    with pytest.raises(ValueError, match="shape"):
+        grad(lambda x: fnp.sum(f(x)))(np.ones(2))
+
+
+def test_custom_gradient():
+    @funcgrad.custom_gradient
+    def f(x):
+        return fnp.sin(x), lambda g: (g * 10.0,)
+
+    assert float(grad(f)(0.3)) == 10.0
+
+
+def test_checkpoint_matches_and_recomputes():
+    calls = []
+
+    def block(x):
+        calls.append(1)
+        return fnp.tanh(x @ A) ** 2
+
+    x = np.array([0.2, -0.4, 0.6])
+    plain = grad(lambda x: fnp.sum(block(block(x))))(x)
+    calls.clear()
+    remat = checkpoint(block)
+    g = grad(lambda x: fnp.sum(remat(remat(x))))(x)
+    np.testing.assert_allclose(g, plain, rtol=1e-12)
+    assert len(calls) == 4           # two forward, two recomputed in the backward pass
+    check_grads(remat, (x,), order=2)
+
+
+def test_checkpoint_stores_fewer_residuals():
+    from funcgrad._src import ad
+    from funcgrad._src.core import new_trace
+
+    def deep(x):
+        for _ in range(10):
+            x = fnp.tanh(x) * 1.1
+        return fnp.sum(x)
+
+    def tape_len(f):
+        with new_trace(ad.VJPTrace) as tr:
+            f(tr.new_input(np.ones(4)))
+        return len(tr.tape)
+
+    assert tape_len(checkpoint(deep)) < tape_len(deep) // 5
+
+
+# ---- debug_nans ----------------------------------------------------------------------------
+def test_debug_nans_forward_and_backward():
+    with funcgrad.config.override(debug_nans=True):
+        with pytest.raises(FloatingPointError, match=r"'log'.*test_staged_and_batched.py"):
+            fnp.log(np.array([-1.0]))
+        # NaN appears only in the backward pass: sqrt'(0) = inf, times a zero cotangent
+        with pytest.raises(FloatingPointError, match="reverse rule of primitive .sqrt."):
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                grad(lambda x: fnp.sum(fnp.sqrt(x) * 0.0))(np.array([0.0, 1.0]))
+        with pytest.raises(FloatingPointError):
+            jit(lambda x: fnp.log(x))(np.array([-1.0]))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        assert np.isnan(fnp.log(np.array([-1.0]))).all()     # off again
