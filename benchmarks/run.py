@@ -256,6 +256,108 @@ def bench_w6():
     return rows
 
 
+# ---- W4: Hessian of sum(tanh(A@x)**2) + x@x, x in R^100, float64 -------------------------
+def _w4_data(n=100, seed=0):
+    rng = np.random.default_rng(seed)
+    return rng.normal(size=(n, n)) / np.sqrt(n), rng.normal(size=n)
+
+
+def _w4_f(A, x, m):
+    return m.sum(m.tanh(A @ x) ** 2) + x @ x
+
+
+def _w4_closed_form(A, x):
+    t = np.tanh(A @ x)
+    s2 = 1 - t * t
+    d2 = 2 * s2 * (s2 - 2 * t * t)
+    return (A.T * d2) @ A + 2 * np.eye(len(x))
+
+
+def bench_w4():
+    A, x = _w4_data()
+    rows = {}
+    h = funcgrad.hessian(lambda x: _w4_f(A, x, fnp))
+    np.testing.assert_allclose(h(x), _w4_closed_form(A, x), rtol=1e-8, atol=1e-10)
+    rows["funcgrad hessian (eager)"] = best_time(lambda: h(x), repeat=5)
+    hj = funcgrad.jit(h)
+    hj(x)
+    np.testing.assert_allclose(hj(x), _w4_closed_form(A, x), rtol=1e-8, atol=1e-10)
+    rows["funcgrad jit(hessian)"] = best_time(lambda: hj(x))
+    rows["NumPy closed-form Hessian"] = best_time(lambda: _w4_closed_form(A, x))
+    if torch is not None:
+        At = torch.tensor(A)
+        xt = torch.tensor(x)
+        ht = torch.func.hessian(lambda x: _w4_f(At, x, torch))
+        rows["PyTorch torch.func.hessian (eager)"] = best_time(lambda: ht(xt), repeat=5)
+    if jax is not None:
+        import jax.numpy as jnp
+        hjx = jax.hessian(lambda x: _w4_f(jnp.asarray(A), x, jnp))
+        rows["JAX hessian (eager)"] = best_time(lambda: jax.block_until_ready(hjx(x)), repeat=3)
+        hjj = jax.jit(hjx)
+        rows["JAX jit(hessian)"] = best_time(lambda: jax.block_until_ready(hjj(x)))
+    return rows
+
+
+# ---- jit: W1 and W2 under jit, and the first call's tracing time ----------------------------
+def bench_jit():
+    rows = {}
+    x = np.linspace(0.1, 1.0, 10)
+    g = funcgrad.grad(lambda x: _w1_chain(x, fnp))
+    gj = funcgrad.jit(g)
+    t0 = time.perf_counter()
+    gj(x)
+    rows["W1 jit first call (trace + compile)"] = time.perf_counter() - t0
+    np.testing.assert_allclose(gj(x), g(x))
+    rows["W1 grad (eager)"] = best_time(lambda: g(x))
+    rows["W1 jit(grad)"] = best_time(lambda: gj(x))
+    params, xb, y = _w2_data()
+    vg = funcgrad.value_and_grad(lambda p, x, y: _w2_loss(p, x, y, fnp))
+
+    def step(p, x, y):
+        loss, grads = vg(p, x, y)
+        return loss, [(w - 0.01 * gw, b - 0.01 * gb) for (w, b), (gw, gb) in zip(p, grads)]
+
+    sj = funcgrad.jit(step)
+    t0 = time.perf_counter()
+    sj(params, xb, y)
+    rows["W2 jit first call (trace + compile)"] = time.perf_counter() - t0
+    rows["W2 train step (eager)"] = best_time(lambda: step(params, xb, y))
+    rows["W2 jit(train step)"] = best_time(lambda: sj(params, xb, y))
+    return rows
+
+
+# ---- checkpoint: peak memory of a 32-layer MLP gradient --------------------------------------
+def bench_checkpoint():
+    import tracemalloc
+    rng = np.random.default_rng(0)
+    width, depth, batch = 256, 32, 256
+    ws = [rng.normal(size=(width, width)).astype(np.float32) / np.sqrt(width) for _ in range(depth)]
+    x = rng.normal(size=(batch, width)).astype(np.float32)
+
+    def layer(h, w):
+        return fnp.tanh(h @ w)
+
+    remat_layer = funcgrad.checkpoint(layer)
+
+    def loss(ws, layer_fn):
+        h = x
+        for w in ws:
+            h = layer_fn(h, w)
+        return fnp.sum(h ** 2)
+
+    rows = {}
+    for name, fn in [("plain", layer), ("checkpoint", remat_layer)]:
+        g = funcgrad.grad(lambda ws: loss(ws, fn))
+        g(ws)
+        tracemalloc.start()
+        g(ws)
+        _, peak = tracemalloc.get_traced_memory()
+        tracemalloc.stop()
+        rows[f"{name}: peak MiB"] = peak / 2 ** 20
+        rows[f"{name}: time"] = best_time(lambda: g(ws), repeat=3)
+    return rows
+
+
 # ---- import time ------------------------------------------------------------------------
 def bench_import():
     def run(code):
@@ -278,7 +380,8 @@ def bench_import():
             "funcgrad's addition": full - base}
 
 
-WORKLOADS = {"W1": bench_w1, "W2": bench_w2, "W6": bench_w6, "import": bench_import}
+WORKLOADS = {"W1": bench_w1, "W2": bench_w2, "W4": bench_w4, "W6": bench_w6,
+             "jit": bench_jit, "checkpoint": bench_checkpoint, "import": bench_import}
 
 
 def _fmt(sec):
@@ -308,7 +411,8 @@ def write_results(results):
     path = os.path.join(HERE, "RESULTS.md")
     old = open(path).read() if os.path.exists(path) else ""
     sections = _parse_sections(old)
-    peers = ", ".join(f"{m.__name__} {m.__version__}" for m in (torch, autograd, jax) if m)
+    from importlib.metadata import version
+    peers = ", ".join(f"{m.__name__} {version(m.__name__)}" for m in (torch, autograd, jax) if m)
     header = (f"# Benchmark results\n\nWritten by `python benchmarks/run.py` (and the other "
               f"scripts in this folder for their sections). Machine: {platform.machine()}, "
               f"{os.cpu_count()} cores, Python {platform.python_version()}, NumPy "
@@ -317,7 +421,8 @@ def write_results(results):
     for name, rows in results.items():
         lines = [f"## {name}", ""]
         lines += ["| what | time |", "| --- | --- |"]
-        lines += [f"| {k} | {_fmt(v)} |" for k, v in rows.items()]
+        lines += [f"| {k} | {v:.1f} |" if "MiB" in k else f"| {k} | {_fmt(v)} |"
+                  for k, v in rows.items()]
         lines.append("")
         if name == "W1":
             per_op = rows["funcgrad grad"] / W1_OPS
@@ -341,6 +446,22 @@ def write_results(results):
                          + _ratio(rows, "funcgrad grad", "PyTorch eager backward")
                          + "** (target ≤ 0.5×)")
             lines.append("- funcgrad / autograd: " + _ratio(rows, "funcgrad grad", "autograd grad"))
+        if name == "W4":
+            lines.append("- funcgrad hessian / torch.func.hessian: **" + _ratio(
+                rows, "funcgrad hessian (eager)", "PyTorch torch.func.hessian (eager)")
+                + "** (target ≤ 0.25×)")
+            lines.append("- funcgrad jit(hessian) / closed-form NumPy: **" + _ratio(
+                rows, "funcgrad jit(hessian)", "NumPy closed-form Hessian") + "** (target ≤ 3×)")
+        if name == "jit":
+            lines.append("- W1 speed-up of jit(grad) over grad: **" + _ratio(
+                rows, "W1 grad (eager)", "W1 jit(grad)") + "** (target ≥ 5×)")
+            lines.append("- W2 jit step / eager step: **" + _ratio(
+                rows, "W2 jit(train step)", "W2 train step (eager)") + "** (target ≤ 0.9×)")
+            lines.append(f"- W2 first-call tracing: **{rows['W2 jit first call (trace + compile)'] * 1e3:.0f} ms**"
+                         " (target ≤ 50 ms; JAX's first call is about 600 ms)")
+        if name == "checkpoint":
+            lines.append("- peak memory with checkpoint / without: **" + _ratio(
+                rows, "checkpoint: peak MiB", "plain: peak MiB") + "** (32 layers of 256×256, batch 256, float32; tracemalloc)")
         if name == "import":
             added = rows["funcgrad's addition"] * 1e3
             lines.append(f"- `import funcgrad` adds **{added:.0f} ms** "

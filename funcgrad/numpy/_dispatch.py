@@ -19,8 +19,8 @@ def _build():
         for name in getattr(fmod, "__all__", dir(fmod)):
             ours = getattr(fmod, name, None)
             theirs = getattr(npmod, name, None)
-            if ours is None or theirs is None or not callable(ours):
-                continue
+            if ours is None or theirs is None or not callable(ours) or ours is theirs:
+                continue      # NumPy's own object re-exported (dtype helpers): no routing
             if isinstance(theirs, np.ufunc):
                 _UFUNCS[theirs.__name__] = ours
             elif callable(theirs) and not isinstance(theirs, type):

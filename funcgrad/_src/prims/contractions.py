@@ -31,6 +31,9 @@ def _matmul_vjp_a(g, ans, a, b):
         ga = _shape.expand_dims(g, -1) * b    # (..., m) x (k,) -> (..., m, k)
     elif a.ndim == 1:                         # (k,) @ (..., k, n) -> (..., n)
         ga = matmul(b, _shape.expand_dims(g, -1))[..., 0]
+    elif b.ndim == 2 and g.ndim == 2:
+        ga = bind(matmul_p, g, bind(_shape.transpose_p, b, axes=(1, 0)))
+        return _shape._cast_cotangent(ga, a.dtype) if ga.dtype != a.dtype else ga
     else:
         ga = matmul(g, _swap(b))
     return _shape.unbroadcast(ga, a)
@@ -43,6 +46,9 @@ def _matmul_vjp_b(g, ans, a, b):
         gb = _shape.expand_dims(a, -1) * _shape.expand_dims(g, -2)   # (k, 1) * (..., 1, n)
     elif b.ndim == 1:                          # (..., m, k) @ (k,) -> (..., m)
         gb = matmul(_swap(a), _shape.expand_dims(g, -1))[..., 0]
+    elif a.ndim == 2 and g.ndim == 2:
+        gb = bind(matmul_p, bind(_shape.transpose_p, a, axes=(1, 0)), g)
+        return _shape._cast_cotangent(gb, b.dtype) if gb.dtype != b.dtype else gb
     else:
         gb = matmul(_swap(a), g)
     return _shape.unbroadcast(gb, b)
@@ -58,6 +64,9 @@ def matmul(x1, x2, /):
     removed; leading (batch) dimensions broadcast."""
     x1 = _shape._as_array(x1)
     x2 = _shape._as_array(x2)
+    s1, s2 = x1.shape, x2.shape
+    if len(s1) == 2 and len(s2) == 2 and s1[1] == s2[0]:      # the common case
+        return bind(matmul_p, x1, x2)
     if x1.ndim == 0 or x2.ndim == 0:
         raise FuncgradValueError(
             f"matmul: operands must be at least 1-D, got {dtype_name(x1)} and "

@@ -12,7 +12,7 @@ import operator
 import numpy as np
 
 from ..backend import dtype_name
-from ..core import Primitive, bind, defjvp, defvjp
+from ..core import Primitive, Tracer, bind, defjvp, defvjp
 from ..errors import FuncgradTypeError, FuncgradValueError
 from . import reductions as _red
 
@@ -184,22 +184,35 @@ def atleast_3d(*arys):
 
 
 def _as_array(x):
-    from ..core import Tracer
-    return x if isinstance(x, (Tracer, np.ndarray)) or hasattr(x, "__cuda_array_interface__") \
-        else np.asarray(x)
+    if type(x) is np.ndarray or isinstance(x, (Tracer, np.ndarray)) or hasattr(
+            x, "__cuda_array_interface__"):
+        return x
+    return np.asarray(x)
 
 
 # ---- transpose -------------------------------------------------------------------------
 transpose_p = Primitive("transpose", lambda x, axes: x.transpose(axes))
 defjvp(transpose_p, lambda t, ans, x, axes: transpose(t, axes))
-defvjp(transpose_p, lambda g, ans, x, axes: transpose(g, tuple(np.argsort(axes).tolist())))
+defvjp(transpose_p, lambda g, ans, x, axes: bind(transpose_p, g, axes=_inverse_perm(axes)))
+
+
+def _inverse_perm(axes):
+    inv = [0] * len(axes)
+    for i, a in enumerate(axes):
+        inv[a] = i
+    return tuple(inv)
+
+
+_REVERSED = {n: tuple(range(n - 1, -1, -1)) for n in range(8)}
 
 
 def transpose(a, axes=None):
     """Permute the axes (reverse them when ``axes`` is None)."""
     nd = _ndim(a)
     if axes is None:
-        axes = tuple(range(nd - 1, -1, -1))
+        if nd < 2:
+            return a
+        axes = _REVERSED.get(nd) or tuple(range(nd - 1, -1, -1))
     else:
         axes = tuple(normalize_axis(ax, nd, "transpose") for ax in axes)
         if sorted(axes) != list(range(nd)):
@@ -219,6 +232,8 @@ def permute_dims(a, axes=None):
 def swapaxes(a, axis1, axis2):
     """Interchange two axes."""
     nd = _ndim(a)
+    if nd == 2 and (axis1, axis2) in ((-1, -2), (-2, -1), (0, 1), (1, 0)):
+        return bind(transpose_p, a, axes=(1, 0))
     i = normalize_axis(axis1, nd, "swapaxes")
     j = normalize_axis(axis2, nd, "swapaxes")
     perm = list(range(nd))
