@@ -4,7 +4,7 @@
     >>> print(funcgrad.grad(lambda x: fnp.sin(x) * x)(0.0))
     0.0
 """
-from . import debug, numpy, tree_util
+from . import debug, lax, numpy, random, scipy, tree_util
 from ._src import config
 from ._src.api import (grad, hessian, jacfwd, jacrev, jvp, linearize, stop_gradient,
                        value_and_grad, vjp, vmap)
@@ -16,6 +16,8 @@ from ._src.tree_util import Partial
 
 __version__ = "0.1.0"
 
-__all__ = ["Graph", "Partial", "Tracer", "checkpoint", "custom_gradient", "custom_jvp",
-           "custom_vjp", "remat", "config", "debug", "jit", "make_graph", "render_graph", "float0", "grad", "hessian", "jacfwd", "jacrev", "jvp",
-           "linearize", "numpy", "stop_gradient", "tree_util", "value_and_grad", "vjp", "vmap"]
+__all__ = ["Graph", "Partial", "Tracer", "checkpoint", "config", "custom_gradient",
+           "custom_jvp", "custom_vjp", "debug", "float0", "grad", "hessian", "jacfwd",
+           "jacrev", "jit", "jvp", "lax", "linearize", "make_graph", "numpy", "random",
+           "remat", "render_graph", "scipy", "stop_gradient", "tree_util",
+           "value_and_grad", "vjp", "vmap"]

@@ -417,7 +417,11 @@ def compile_graph(graph):
         if v is None:
             return "None"
         if isinstance(v, Literal):
-            return repr(v.value)
+            if type(v.value) in (bool, int, float, complex) or v.value is None:
+                return repr(v.value)
+            k = f"l{len(ns)}"           # NumPy scalars keep their exact type (and dtype)
+            ns[k] = v.value
+            return k
         return names[v.name]
 
     for v in graph.invars:

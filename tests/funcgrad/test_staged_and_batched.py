@@ -345,3 +345,11 @@ def test_debug_nans_forward_and_backward():
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         assert np.isnan(fnp.log(np.array([-1.0]))).all()     # off again
+
+
+def test_jit_replays_numpy_scalar_constants_with_their_dtype():
+    jf = jit(lambda c: c * np.float64(0.5) + np.float32(1))
+    assert float(jf(np.int32(3))) == 2.5
+    assert float(jf(np.int32(1))) == 1.5          # replayed, not re-traced
+    out = jf(np.ones(2, np.float32))
+    assert out.dtype == (np.ones(2, np.float32) * np.float64(0.5)).dtype
