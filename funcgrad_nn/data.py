@@ -10,10 +10,12 @@ Per-sample randomness (augmentation)
 A dataset whose samples are random (e.g. with a ``RandomCrop`` transform) defines
 ``get_sample(index, rng)`` and draws every random number from ``rng``.
 :class:`DataLoader` calls ``dataset.get_sample(i, rng)`` with
-``rng = numpy.random.default_rng([seed, epoch, batch_index, position_in_batch])``, so the
-augmented batches depend only on the loader's seed and the epoch: the same with or
-without worker threads, run after run. ``dataset[i]`` is ``get_sample(i, None)``, and the
-transforms then use their own generator (see :mod:`funcgrad_nn.transforms`).
+``rng = numpy.random.default_rng([seed, epoch, k])`` for the epoch's ``k``-th sample, so
+the augmented samples depend only on the loader's seed and the epoch: the same with or
+without worker threads, whatever the batch size, run after run. Datasets that do not
+override ``get_sample`` get ``rng=None`` (building a generator costs about 20 us).
+``dataset[i]`` is ``get_sample(i, None)``, and the transforms then use their own
+generator (see :mod:`funcgrad_nn.transforms`).
 
 Fast path: when the dataset is an :class:`ArrayDataset` (or a :class:`Subset` of one) and
 ``collate_fn`` is the default, a batch is one fancy-indexing operation per array instead
@@ -34,7 +36,7 @@ import collections
 import concurrent.futures
 import math
 import numbers
-from typing import Any, Callable, Iterable, Iterator, Sequence
+from typing import Callable, Iterable, Iterator, Sequence
 
 import numpy as np
 
@@ -79,6 +81,11 @@ class Dataset(abc.ABC):
         """The collated batch for ``indices`` in one vectorized step, or ``NotImplemented``
         when the dataset can only be read sample by sample."""
         return NotImplemented
+
+    def _wants_rng(self) -> bool:
+        """Whether ``get_sample`` may use its ``rng`` (building one costs ~20 us, so the
+        loader passes None to datasets that cannot use it)."""
+        return type(self).get_sample is not Dataset.get_sample
 
     def __add__(self, other):
         return ConcatDataset([self, other])
@@ -169,6 +176,9 @@ class Subset(Dataset):
             return NotImplemented
         return fast(self.indices[indices])
 
+    def _wants_rng(self):
+        return _wants_rng(self.dataset)
+
 
 class ConcatDataset(Dataset):
     """The samples of several datasets one after the other."""
@@ -190,6 +200,14 @@ class ConcatDataset(Dataset):
         d = bisect.bisect_right(self.cumulative_sizes, i)
         start = self.cumulative_sizes[d - 1] if d > 0 else 0
         return _get_sample(self.datasets[d], i - start, rng)
+
+    def _wants_rng(self):
+        return any(_wants_rng(d) for d in self.datasets)
+
+
+def _wants_rng(dataset):
+    wants = getattr(dataset, "_wants_rng", None)
+    return wants is not None and wants()
 
 
 def _get_sample(dataset, index, rng):
@@ -527,18 +545,20 @@ class DataLoader:
     def __len__(self):
         return len(self.batch_sampler if self.batch_sampler is not None else self.sampler)
 
-    def _fetch(self, indices, epoch, b):
+    def _rng(self, epoch, k, wanted):
+        return np.random.default_rng([self.seed, epoch, k]) if wanted else None
+
+    def _fetch(self, indices, epoch, start, wants_rng):
+        """The batch for ``indices``, the first being the epoch's ``start``-th sample."""
         if self.batch_sampler is None:            # batch_size=None: single samples
-            return _get_sample(self.dataset, indices, np.random.default_rng(
-                [self.seed, epoch, b, 0]))
+            return _get_sample(self.dataset, indices, self._rng(epoch, start, wants_rng))
         if self.collate_fn is None:
             fast = getattr(self.dataset, "_get_batch", None)
             if fast is not None:
                 batch = fast(np.asarray(indices, dtype=np.intp))
                 if batch is not NotImplemented:
                     return batch
-        samples = [_get_sample(self.dataset, int(i),
-                               np.random.default_rng([self.seed, epoch, b, j]))
+        samples = [_get_sample(self.dataset, int(i), self._rng(epoch, start + j, wants_rng))
                    for j, i in enumerate(indices)]
         return (self.collate_fn or default_collate)(samples)
 
@@ -549,28 +569,39 @@ class DataLoader:
         for s in (order, self.sampler):
             if hasattr(s, "set_epoch"):
                 s.set_epoch(epoch)
+        jobs = _with_start(order, self.batch_sampler is None)
+        wants_rng = _wants_rng(self.dataset)
         if self.num_workers == 0:
-            return (self._fetch(idx, epoch, b) for b, idx in enumerate(order))
-        return self._prefetching(order, epoch)
+            return (self._fetch(idx, epoch, start, wants_rng) for idx, start in jobs)
+        return self._prefetching(jobs, epoch, wants_rng)
 
-    def _prefetching(self, order, epoch):
+    def _prefetching(self, jobs, epoch, wants_rng):
         pool = concurrent.futures.ThreadPoolExecutor(self.num_workers,
                                                      thread_name_prefix="DataLoader")
         pending = collections.deque()
         try:
-            it = enumerate(iter(order))
             ahead = self.num_workers * self.prefetch_factor
-            for b, idx in it:
-                pending.append(pool.submit(self._fetch, idx, epoch, b))
+            for idx, start in jobs:
+                pending.append(pool.submit(self._fetch, idx, epoch, start, wants_rng))
                 if len(pending) >= ahead:
                     break
             while pending:
                 batch = pending.popleft().result()
-                nxt = next(it, None)
+                nxt = next(jobs, None)
                 if nxt is not None:
-                    pending.append(pool.submit(self._fetch, nxt[1], epoch, nxt[0]))
+                    pending.append(pool.submit(self._fetch, nxt[0], epoch, nxt[1],
+                                               wants_rng))
                 yield batch
         finally:
             for f in pending:
                 f.cancel()
             pool.shutdown(wait=True)
+
+
+def _with_start(order, single):
+    """``(indices, k)`` pairs: each batch (or single index) with the position in the
+    epoch of its first sample, which seeds the per-sample generators."""
+    start = 0
+    for idx in order:
+        yield idx, start
+        start += 1 if single else len(idx)

@@ -30,13 +30,13 @@ import zlib
 
 import numpy as np
 
-from funcgrad.errors import FuncgradTypeError, FuncgradValueError
+from funcgrad.errors import FuncgradValueError
 
 from .data import Dataset
 from .transforms import Transform
 
 __all__ = ["Digits", "DownloadError", "FashionMNIST", "MNIST", "make_blobs",
-           "make_circles", "make_moons", "read_idx"]
+           "make_circles", "make_moons", "parse_idx", "read_idx"]
 
 
 class DownloadError(OSError):
@@ -250,6 +250,10 @@ class MNIST(Dataset):
             return NotImplemented
         return self.data[indices], self.targets[indices]
 
+    def _wants_rng(self):
+        return isinstance(self.transform, Transform) or \
+            isinstance(self.target_transform, Transform)
+
     def __repr__(self):
         split = "train" if self.train else "test"
         return f"{type(self).__name__}(root={self.root!r}, split={split!r}, n={len(self)})"
@@ -317,6 +321,7 @@ class Digits(Dataset):
     __getitem__ = MNIST.__getitem__
     get_sample = MNIST.get_sample
     _get_batch = MNIST._get_batch
+    _wants_rng = MNIST._wants_rng
 
 
 # ---- synthetic sets -----------------------------------------------------------------

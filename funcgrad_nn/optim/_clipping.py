@@ -37,7 +37,7 @@ def clip_by_global_norm(max_norm):
     def update_fn(updates, state, params=None):
         del params
         g_norm = global_norm(updates)
-        small = g_norm < max_norm
+        small = g_norm < _tree.as_number(max_norm)
 
         def f(t):
             n = fnp.astype(fnp.where(small, 1, g_norm), _tree.dtype_of(t))

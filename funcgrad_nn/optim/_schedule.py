@@ -14,7 +14,7 @@ from funcgrad.errors import FuncgradValueError
 
 
 def constant_schedule(value):
-    """``value`` at every step.
+    """``value`` at every step (step 0 and the end alike).
 
         >>> float(constant_schedule(0.1)(1000))
         0.1
@@ -30,7 +30,8 @@ def polynomial_schedule(init_value, end_value, power, transition_steps,
     ``(init_value - end_value) * (1 - k / transition_steps)**power + end_value`` with
     ``k = count - transition_begin``; ``end_value`` from
     ``count = transition_begin + transition_steps`` on. ``transition_steps <= 0`` gives a
-    constant ``init_value``; a negative ``transition_begin`` counts as 0.
+    constant ``init_value``; a negative ``transition_begin`` counts as 0. As every
+    schedule here, the n-th optimizer update uses step ``n - 1``.
 
         >>> s = polynomial_schedule(1.0, 0.0, power=2, transition_steps=4)
         >>> [float(s(i)) for i in range(6)]
@@ -49,7 +50,8 @@ def polynomial_schedule(init_value, end_value, power, transition_steps,
 
 def linear_schedule(init_value, end_value, transition_steps, transition_begin=0):
     """Linear interpolation from ``init_value`` (at ``count <= transition_begin``) to
-    ``end_value`` (at ``count >= transition_begin + transition_steps``).
+    ``end_value`` (at ``count >= transition_begin + transition_steps``); the n-th
+    optimizer update uses step ``n - 1``.
 
         >>> s = linear_schedule(1.0, 0.0, transition_steps=4)
         >>> [float(s(i)) for i in range(6)]
@@ -64,8 +66,9 @@ def piecewise_constant_schedule(init_value, boundaries_and_scales=None):
 
     ``boundaries_and_scales`` maps a step to a non-negative factor; from step ``b`` on
     (``count >= b``) the value is multiplied by ``boundaries_and_scales[b]``. Value at
-    step 0: ``init_value`` (unless a boundary is 0). Raises ``ValueError`` for a negative
-    scale.
+    step 0: ``init_value`` (unless a boundary is 0); after the last boundary,
+    ``init_value`` times all the scales. The n-th optimizer update uses step ``n - 1``.
+    Raises ``ValueError`` for a negative scale.
 
         >>> s = piecewise_constant_schedule(1.0, {2: 0.5, 4: 0.1})
         >>> [float(s(i)) for i in range(6)]
@@ -77,7 +80,9 @@ def piecewise_constant_schedule(init_value, boundaries_and_scales=None):
             f"piecewise_constant_schedule: scales must be non-negative, got {dict(items)}")
 
     def schedule(count):
-        value = fnp.asarray(init_value, dtype=float)
+        # Starting from the Python number keeps the constants Python floats (a numpy
+        # scalar product of constants would be baked into a jit graph as np.float64).
+        value = init_value
         for boundary, factor in items:
             value = fnp.where(count < boundary, value, value * factor)
         return value
@@ -92,6 +97,7 @@ def exponential_decay(init_value, transition_steps, decay_rate, transition_begin
     is floored (the value drops every ``transition_steps``). ``end_value`` bounds the
     value (a floor when ``decay_rate < 1``, a ceiling otherwise); without it there is no
     end. ``transition_steps <= 0`` or ``decay_rate == 0`` give a constant ``init_value``.
+    The n-th optimizer update uses step ``n - 1``.
 
         >>> s = exponential_decay(1.0, transition_steps=2, decay_rate=0.5, staircase=True)
         >>> [float(s(i)) for i in range(5)]
@@ -118,7 +124,8 @@ def cosine_decay_schedule(init_value, decay_steps, alpha=0.0, exponent=1.0):
     """Cosine decay from ``init_value`` (step 0) to ``alpha * init_value`` (step
     ``decay_steps`` and after):
     ``init_value * ((1 - alpha) * (0.5 * (1 + cos(pi * count / decay_steps)))**exponent
-    + alpha)``. Raises ``ValueError`` unless ``decay_steps > 0``.
+    + alpha)``. The n-th optimizer update uses step ``n - 1``. Raises ``ValueError``
+    unless ``decay_steps > 0``.
 
         >>> s = cosine_decay_schedule(1.0, decay_steps=4, alpha=0.1)
         >>> [round(float(s(i)), 4) for i in range(6)]
@@ -138,7 +145,8 @@ def cosine_decay_schedule(init_value, decay_steps, alpha=0.0, exponent=1.0):
 def join_schedules(schedules, boundaries):
     """Run ``schedules[0]`` until ``boundaries[0]``, then ``schedules[1]`` restarted at
     step 0, and so on: at ``count >= boundaries[i]`` the value is
-    ``schedules[i + 1](count - boundaries[i])``.
+    ``schedules[i + 1](count - boundaries[i])``. Step 0 gives ``schedules[0](0)``; the
+    end is the last schedule's. The n-th optimizer update uses step ``n - 1``.
 
         >>> s = join_schedules([constant_schedule(1.0), linear_schedule(2.0, 0.0, 2)], [3])
         >>> [float(s(i)) for i in range(6)]
@@ -162,7 +170,8 @@ def warmup_cosine_decay_schedule(init_value, peak_value, warmup_steps, decay_ste
                                  end_value=0.0, exponent=1.0):
     """Linear warmup from ``init_value`` (step 0) to ``peak_value`` (step
     ``warmup_steps``), then cosine decay to ``end_value``, reached at step
-    ``decay_steps`` (which counts the warmup) and kept after.
+    ``decay_steps`` (which counts the warmup) and kept after. The n-th optimizer update
+    uses step ``n - 1``.
 
         >>> s = warmup_cosine_decay_schedule(0.0, 1.0, warmup_steps=2, decay_steps=4)
         >>> [round(float(s(i)), 4) for i in range(6)]
@@ -186,8 +195,8 @@ def cosine_onecycle_schedule(transition_steps, peak_value, pct_start=0.3,
     Starts at ``peak_value / div_factor`` (step 0), rises along a half cosine to
     ``peak_value`` at step ``int(pct_start * transition_steps)``, falls along a half
     cosine to ``peak_value / (div_factor * final_div_factor)`` at step
-    ``transition_steps`` and stays there. Raises ``ValueError`` unless
-    ``transition_steps > 0``.
+    ``transition_steps`` and stays there. The n-th optimizer update uses step ``n - 1``.
+    Raises ``ValueError`` unless ``transition_steps > 0``.
 
         >>> s = cosine_onecycle_schedule(10, peak_value=1.0, div_factor=10.0,
         ...                              final_div_factor=100.0)

@@ -100,7 +100,8 @@ def add_decayed_weights(weight_decay=0.0, mask=None):
     ``weight_decay`` is a number, a 0-d array or a schedule of the step count (state
     :class:`AddDecayedWeightsState` then; :class:`EmptyState` otherwise). ``mask`` (a
     tree of booleans, a prefix of it, or a callable of the params returning one) limits
-    the decay to the ``True`` leaves. ``update`` needs ``params``.
+    the decay to the ``True`` leaves. ``update`` needs ``params`` (unless
+    ``weight_decay`` is the number 0).
     """
     scheduled = callable(weight_decay)
 
@@ -109,7 +110,6 @@ def add_decayed_weights(weight_decay=0.0, mask=None):
         return AddDecayedWeightsState(_tree.zero_count()) if scheduled else EmptyState()
 
     def update_fn(updates, state, params=None):
-        _tree.need_params("add_decayed_weights", params)
         if scheduled:
             wd = weight_decay(state.count)
             state = AddDecayedWeightsState(_tree.safe_increment(state.count))
@@ -117,6 +117,7 @@ def add_decayed_weights(weight_decay=0.0, mask=None):
             wd = weight_decay
         if isinstance(wd, (int, float)) and wd == 0:
             return updates, state
+        _tree.need_params("add_decayed_weights", params)
         return tree_map(lambda g, p: g + _tree.like(wd, g) * p, updates, params), state
 
     tx = GradientTransformation(init_fn, update_fn)

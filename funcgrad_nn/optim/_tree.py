@@ -2,8 +2,9 @@
 
 Every helper is written with funcgrad.numpy so that an optimizer step can itself be
 differentiated (a hypergradient through ``update``) and so that float32 trees stay
-float32: Python scalars are weak, and array scalars (numpy float64 scalars, 0-d arrays,
-hyperparameters held in a state) are cast to the dtype of the leaf they meet.
+float32: Python scalars are weak, concrete numpy scalars and 0-d arrays are turned into
+Python numbers, and other arrays or traced hyperparameters are cast to the dtype of the
+leaf they meet.
 """
 import numpy as np
 
@@ -33,12 +34,24 @@ def is_inexact(x):
     return fnp.issubdtype(dtype_of(x), fnp.inexact)
 
 
+def as_number(s):
+    """A concrete numpy scalar or 0-d array as a Python number; anything else as is.
+
+    Python numbers are weak (they take the dtype of the array they meet) and are what a
+    staged graph keeps as literals, so hyperparameters are best held as such.
+    """
+    if isinstance(s, np.generic) or (isinstance(s, np.ndarray) and s.ndim == 0):
+        return s.item()
+    return s
+
+
 def like(s, x):
     """Hyperparameter ``s`` ready to meet leaf ``x`` without promoting it.
 
-    Python numbers are returned as they are (they never promote); array scalars are cast
-    to ``x``'s dtype when ``x`` is floating or complex.
+    Concrete scalars become Python numbers (which never promote); arrays and traced
+    values are cast to ``x``'s dtype when ``x`` is floating or complex.
     """
+    s = as_number(s)
     if isinstance(s, _PY_SCALARS) or not is_inexact(x):
         return s
     return fnp.asarray(s, dtype=dtype_of(x))
@@ -81,7 +94,7 @@ def update_moment(g_tree, m_tree, decay, order):
 def bias_correction(tree, decay, count):
     """``m / (1 - decay**count)`` leafwise; the correction is computed in the counter's
     precision then cast to each leaf's dtype, so float32 moments stay float32."""
-    correction = 1 - decay ** count
+    correction = 1 - as_number(decay) ** count
     return tree_map(lambda t: t / fnp.astype(correction, dtype_of(t)), tree)
 
 

@@ -17,6 +17,12 @@ as integer bounds or probabilities) with no derivative rules: random numbers do 
 depend differentiably on their key. The user-facing functions in ``funcgrad.random``
 apply location/scale parameters with funcgrad operations, so those stay differentiable.
 
+Batching: the implementations of seed, split, fold_in, bits, uniform, normal, randint,
+truncated_normal and permutation accept a batch of keys, ``uint32[*B, 2]``, and return
+``B + shape`` (their other array arguments broadcast against that, aligned on the
+right), so ``vmap`` over keys runs one vectorised Threefry call. Choice with ``p``,
+gamma and beta take one key and are batched by vmap's loop fallback.
+
 Float conversion: a uniform float in ``[1, 2)`` is built by putting random bits in the
 mantissa of ``1.0`` and subtracting 1 (exact, so uniforms are identical on every
 platform). Normals use Box-Muller on pairs of uniforms: one ``log``, one ``sqrt``, one
@@ -32,7 +38,9 @@ import math
 import numpy as np
 
 from ..backend import array_module
-from ..core import Primitive
+from ..batching import move_to_front
+from ..core import Primitive, bind
+from .shape import reshape
 
 # Rotation amounts of Threefry-2x32 (Random123's R_32x2_{0..7}_0) and the Skein key
 # schedule parity constant.
@@ -91,40 +99,41 @@ def threefry2x32(key0, key1, x0, x1, rounds=20):
     return _threefry_inplace(xp, key0, key1, x0, x1, rounds)
 
 
-def _key_words(key):
-    # 0-d views, so that arithmetic on them stays on the key's device.
-    return key[0], key[1]
+def hash_counts(keys, n):
+    """JAX's ``threefry_2x32(key, arange(n))``: ``n`` random ``uint32`` words per key.
 
-
-def hash_counts(key, n):
-    """JAX's ``threefry_2x32(key, arange(n))``: ``n`` random ``uint32`` words.
-
-    The counters ``0..n-1`` are split into two halves that form the two lanes of each
-    Threefry block, and the two output lanes are concatenated (an odd ``n`` drops the
-    last word of the second lane, as padding would).
+    ``keys`` is ``uint32[*B, 2]``; the result is ``uint32[*B, n]``. The counters
+    ``0..n-1`` are split into two halves that form the two lanes of each Threefry block,
+    and the two output lanes are concatenated. An odd ``n`` pads the counters with a 0
+    (it shares a block with counter ``h - 1``, so it matters) and drops the last word.
     """
-    xp = array_module(key)
+    xp = array_module(keys)
     if n >= _MAX_COUNT:
         raise ValueError(f"random: {n} random words requested; at most 2**32 - 1 are "
                          "supported per key; split the key and draw in pieces")
+    batch = tuple(keys.shape[:-1])
     h = (n + 1) // 2
     buf = xp.arange(2 * h, dtype=np.uint32)
-    k0, k1 = _key_words(key)
-    _threefry_inplace(xp, k0, k1, buf[:h], buf[h:], 20)
-    return buf[:n] if n != 2 * h else buf
+    if batch:
+        buf = xp.broadcast_to(buf, batch + (2 * h,)).copy()
+    if n != 2 * h:
+        buf[..., n] = 0
+    # Key words as arrays of shape (*B, 1): they broadcast against the counters and keep
+    # all arithmetic in array operations (no scalar overflow warnings, any device).
+    _threefry_inplace(xp, keys[..., 0:1], keys[..., 1:2], buf[..., :h], buf[..., h:], 20)
+    return buf[..., :n] if n != 2 * h else buf
 
 
-def _bits32(key, n):
-    return hash_counts(key, n)
+def _bits32(keys, n):
+    return hash_counts(keys, n)
 
 
-def _bits64(key, n):
+def _bits64(keys, n):
     # As JAX: 2n words, the first n are the high halves and the last n the low halves.
-    xp = array_module(key)
-    w = hash_counts(key, 2 * n)
-    out = w[:n].astype(np.uint64)
+    w = hash_counts(keys, 2 * n)
+    out = w[..., :n].astype(np.uint64)
     out <<= 32
-    out |= w[n:]
+    out |= w[..., n:]
     return out
 
 
@@ -136,20 +145,34 @@ def _size(shape):
 # Keys
 
 
-def _split_impl(key, *, shape):
-    n = _size(shape)
-    return hash_counts(key, 2 * n).reshape(shape + (2,))
+def _batch(keys):
+    return tuple(keys.shape[:-1])
 
 
-def _fold_in_impl(key, data):
-    xp = array_module(key)
-    x0 = xp.zeros(1, dtype=np.uint32)
-    x1 = xp.asarray(data, dtype=np.uint32).reshape(1).copy()
-    k0, k1 = _key_words(key)
-    _threefry_inplace(xp, k0, k1, x0, x1, 20)
-    return xp.concatenate([x0, x1])
+def _seed_impl(seed):
+    """Keys from integer seeds: the high and low 32 bits of the seed modulo 2**64."""
+    xp = array_module(seed)
+    s = xp.asarray(seed)
+    s = s.astype(np.int64).astype(np.uint64) if s.dtype.kind == "i" else s.astype(np.uint64)
+    return xp.stack([(s >> 32).astype(np.uint32), (s & 0xFFFFFFFF).astype(np.uint32)],
+                    axis=-1)
 
 
+def _split_impl(keys, *, shape):
+    return hash_counts(keys, 2 * _size(shape)).reshape(_batch(keys) + shape + (2,))
+
+
+def _fold_in_impl(keys, data):
+    xp = array_module(keys)
+    data = xp.asarray(data, dtype=np.uint32)
+    batch = tuple(np.broadcast_shapes(_batch(keys), data.shape))
+    x0 = xp.zeros(batch + (1,), dtype=np.uint32)
+    x1 = xp.broadcast_to(data[..., None], batch + (1,)).copy()
+    _threefry_inplace(xp, keys[..., 0:1], keys[..., 1:2], x0, x1, 20)
+    return xp.concatenate([x0, x1], axis=-1)
+
+
+random_seed_p = Primitive("random_seed", _seed_impl)
 random_split_p = Primitive("random_split", _split_impl)
 random_fold_in_p = Primitive("random_fold_in", _fold_in_impl)
 
@@ -158,10 +181,10 @@ random_fold_in_p = Primitive("random_fold_in", _fold_in_impl)
 # Bits and floats
 
 
-def _bits_impl(key, *, shape, dtype):
+def _bits_impl(keys, *, shape, dtype):
     n = _size(shape)
-    bits = _bits64(key, n) if np.dtype(dtype).itemsize == 8 else _bits32(key, n)
-    return bits.reshape(shape)
+    bits = _bits64(keys, n) if np.dtype(dtype).itemsize == 8 else _bits32(keys, n)
+    return bits.reshape(_batch(keys) + shape)
 
 
 random_bits_p = Primitive("random_bits", _bits_impl)
@@ -173,8 +196,9 @@ _FLOAT_LAYOUT = {
 }
 
 
-def unit_uniform(key, n, dtype, open=False):
-    """``n`` uniform floats in ``[0, 1)``, or in ``(0, 1)`` with ``open=True``.
+def unit_uniform(keys, n, dtype, open=False):
+    """``n`` uniform floats per key (``[*B, n]``) in ``[0, 1)``, or in ``(0, 1)`` with
+    ``open=True``.
 
     Random mantissa bits under the exponent of 1.0 give a float in ``[1, 2)``; subtracting
     1 gives ``[0, 1 - ulp]``, subtracting ``1 - ulp/2`` gives ``[ulp/2, 1 - ulp/2]``. Both
@@ -182,7 +206,7 @@ def unit_uniform(key, n, dtype, open=False):
     """
     dtype = np.dtype(dtype)
     utype, shift, one, half_open = _FLOAT_LAYOUT[dtype]
-    bits = _bits64(key, n) if utype is np.uint64 else _bits32(key, n)
+    bits = _bits64(keys, n) if utype is np.uint64 else _bits32(keys, n)
     bits >>= shift
     bits |= utype(one)
     f = bits.view(dtype)
@@ -190,47 +214,48 @@ def unit_uniform(key, n, dtype, open=False):
     return f
 
 
-def _uniform_impl(key, *, shape, dtype, open):
-    return unit_uniform(key, _size(shape), dtype, open).reshape(shape)
+def _uniform_impl(keys, *, shape, dtype, open):
+    return unit_uniform(keys, _size(shape), dtype, open).reshape(_batch(keys) + shape)
 
 
 random_uniform_p = Primitive("random_uniform", _uniform_impl)
 
 
-def unit_normal(key, n, dtype):
-    """``n`` standard normal floats by Box-Muller.
+def unit_normal(keys, n, dtype):
+    """``n`` standard normal floats per key (``[*B, n]``) by Box-Muller.
 
     The ``2m`` uniforms (``m = ceil(n/2)``) pair up as ``(u[i], u[m+i])``: the first,
     in ``(0, 1)``, gives the radius ``sqrt(-2 log u)``; the second the angle. The cosines
     fill the first half of the result and the sines the second. The largest magnitude is
     about 5.8 (float32) or 8.6 (float64), set by the smallest uniform.
     """
-    xp = array_module(key)
+    xp = array_module(keys)
     m = (n + 1) // 2
     dtype = np.dtype(dtype)
     utype, shift, one, half_open = _FLOAT_LAYOUT[dtype]
-    bits = _bits64(key, 2 * m) if utype is np.uint64 else _bits32(key, 2 * m)
+    bits = _bits64(keys, 2 * m) if utype is np.uint64 else _bits32(keys, 2 * m)
     bits >>= shift
     bits |= utype(one)
     f = bits.view(dtype)
-    r = f[:m]
-    theta = f[m:]
+    r = f[..., :m]
+    theta = f[..., m:]
     r -= half_open                       # (0, 1)
     xp.log(r, out=r)
     r *= -2.0
     xp.sqrt(r, out=r)
     theta -= 1.5                         # [-1/2, 1/2)
     theta *= 2.0 * math.pi
-    out = xp.empty(2 * m, dtype=dtype)
-    xp.cos(theta, out=out[:m])
-    xp.sin(theta, out=out[m:])
-    out[:m] *= r
-    out[m:] *= r
-    return out[:n] if n != 2 * m else out
+    out = xp.empty(_batch(keys) + (2 * m,), dtype=dtype)
+    lo, hi = out[..., :m], out[..., m:]
+    xp.cos(theta, out=lo)
+    xp.sin(theta, out=hi)
+    lo *= r
+    hi *= r
+    return out[..., :n] if n != 2 * m else out
 
 
-def _normal_impl(key, *, shape, dtype):
-    return unit_normal(key, _size(shape), dtype).reshape(shape)
+def _normal_impl(keys, *, shape, dtype):
+    return unit_normal(keys, _size(shape), dtype).reshape(_batch(keys) + shape)
 
 
 random_normal_p = Primitive("random_normal", _normal_impl)
@@ -305,20 +330,20 @@ def _ndtr_host(x):
     return out if xp is np else xp.asarray(out)
 
 
-def _truncated_normal_impl(key, lower, upper, *, shape, dtype):
+def _truncated_normal_impl(keys, lower, upper, *, shape, dtype):
     """Inverse-CDF sampling between ``lower`` and ``upper`` in float64.
 
     Intervals that lie right of zero are reflected to the left, where the CDF is small
     and has full relative precision, so that far-tail intervals are sampled accurately.
     """
-    xp = array_module(key)
+    xp = array_module(keys)
     lo = xp.asarray(lower, dtype=np.float64)
     hi = xp.asarray(upper, dtype=np.float64)
     flip = lo > 0
     a = xp.where(flip, -hi, lo)
     b = xp.where(flip, -lo, hi)
     pa, pb = _ndtr_host(a), _ndtr_host(b)
-    u = unit_uniform(key, _size(shape), np.float64).reshape(shape)
+    u = unit_uniform(keys, _size(shape), np.float64).reshape(_batch(keys) + shape)
     x = ndtri(pa + (pb - pa) * u)
     x = xp.where(flip, -x, x)
     x = x.astype(dtype)
@@ -334,31 +359,40 @@ random_truncated_normal_p = Primitive("random_truncated_normal", _truncated_norm
 # Integers, permutations and choices
 
 
-def _randint_impl(key, minval, maxval, *, shape, dtype):
+def _to_wide(xp, v, wide):
+    """Integer bounds as ``wide`` (int64, or uint64 for uint64 draws), saturating."""
+    v = xp.asarray(v)
+    if v.dtype == wide:
+        return v
+    if wide == np.int64 and v.dtype == np.uint64:
+        return xp.minimum(v, np.uint64(2 ** 63 - 1)).astype(wide)
+    if wide == np.uint64 and v.dtype.kind == "i":
+        return xp.maximum(v, 0).astype(wide)
+    return v.astype(wide)
+
+
+def _randint_impl(keys, minval, maxval, *, shape, dtype):
     """Integers in ``[minval, maxval)``: a 64-bit random word modulo the span.
 
-    The bias of the modulo is at most ``span / 2**64`` (below ``2**-32`` for spans that
-    fit in 32 bits). Where ``maxval <= minval`` the result is ``minval``.
+    The bounds are first clipped into the dtype's range. The bias of the modulo is at
+    most ``span / 2**64`` (below ``2**-32`` for spans that fit in 32 bits). Where
+    ``maxval <= minval`` the result is ``minval``.
     """
-    xp = array_module(key)
+    xp = array_module(keys)
     dtype = np.dtype(dtype)
     info = np.iinfo(dtype)
-    lo = xp.asarray(minval)
-    hi = xp.asarray(maxval)
-    # Clip the bounds into the dtype's range, in a type that holds both ends.
-    wide = np.int64 if dtype != np.uint64 else np.uint64
-    lo = xp.clip(lo, max(info.min, np.iinfo(wide).min), info.max).astype(wide)
-    hi_max = min(info.max + 1, np.iinfo(wide).max)
-    hi = xp.clip(hi, max(info.min, np.iinfo(wide).min), hi_max).astype(wide)
+    wide = np.dtype(np.uint64 if dtype == np.uint64 else np.int64)
+    top = min(info.max + 1, np.iinfo(wide).max)       # maxval is exclusive
+    lo = xp.clip(_to_wide(xp, minval, wide), wide.type(info.min), wide.type(info.max))
+    hi = xp.clip(_to_wide(xp, maxval, wide), wide.type(info.min), wide.type(top))
     lo, hi = xp.broadcast_arrays(lo, hi)
-    span = hi.astype(np.uint64) - lo.astype(np.uint64)         # exact, modulo 2**64
+    lo_u = lo.astype(np.uint64)
+    span = hi.astype(np.uint64) - lo_u                   # exact, modulo 2**64
     empty = hi <= lo
     span = xp.where(empty, np.uint64(1), span)
-    bits = _bits64(key, _size(shape)).reshape(shape)
-    off = bits % span
-    out = lo.astype(np.uint64) + off
-    out = xp.where(empty, lo.astype(np.uint64), out)
-    return out.astype(wide).astype(dtype)
+    off = _bits64(keys, _size(shape)).reshape(_batch(keys) + shape) % span
+    off = xp.where(empty, np.uint64(0), off)
+    return (lo_u + off).astype(wide).astype(dtype)       # wraps back exactly
 
 
 random_randint_p = Primitive("random_randint", _randint_impl)
@@ -371,15 +405,16 @@ def _stable_argsort(xp, a, axis):
     return xp.argsort(a, axis=axis)
 
 
-def _permutation_impl(key, *, shape, axis, independent):
+def _permutation_impl(keys, *, shape, axis, independent):
     """Indices that shuffle an array of ``shape`` along ``axis``: sorting by 64-bit random
-    words (ties, about ``n**2 / 2**65`` likely, keep their order). Returns ``int32[n]``,
-    or with ``independent=True`` an index array of the whole ``shape``."""
-    xp = array_module(key)
+    words (ties, about ``n**2 / 2**65`` likely, keep their order). Returns ``int32[*B, n]``,
+    or with ``independent=True`` an index array of shape ``B + shape``."""
+    xp = array_module(keys)
+    batch = _batch(keys)
     if independent:
-        words = _bits64(key, _size(shape)).reshape(shape)
-        return _stable_argsort(xp, words, axis).astype(np.int32)
-    return _stable_argsort(xp, _bits64(key, shape[axis]), 0).astype(np.int32)
+        words = _bits64(keys, _size(shape)).reshape(batch + shape)
+        return _stable_argsort(xp, words, len(batch) + axis).astype(np.int32)
+    return _stable_argsort(xp, _bits64(keys, shape[axis]), -1).astype(np.int32)
 
 
 random_permutation_p = Primitive("random_permutation", _permutation_impl)
@@ -427,10 +462,14 @@ def _log_gamma_samples(key, a, shape, xp):
     a = xp.broadcast_to(xp.asarray(a, dtype=np.float64), shape).reshape(-1)
     n = a.shape[0]
     boost = a < 1.0
-    d = xp.where(boost, a + 1.0, a) - 1.0 / 3.0
-    c = 1.0 / xp.sqrt(9.0 * d)
-    out = xp.zeros(n, dtype=np.float64)
-    todo = xp.arange(n)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        d = xp.where(boost, a + 1.0, a) - 1.0 / 3.0
+        c = 1.0 / xp.sqrt(9.0 * d)
+    # a <= 0, nan or inf has no gamma distribution: those entries are nan (and must not
+    # enter the loop, which would never accept them).
+    valid = (a > 0) & (a < np.inf)
+    out = xp.where(valid, 0.0, np.nan)
+    todo = xp.arange(n)[valid]
     rnd = 0
     while todo.shape[0]:
         sub = _fold_in_impl(key, rnd)
@@ -449,7 +488,8 @@ def _log_gamma_samples(key, a, shape, xp):
         rnd += 1
     if bool(xp.any(boost)):
         u = unit_uniform(_fold_in_impl(key, 0xFFFFFFFF), n, np.float64, open=True)
-        out = xp.where(boost, out + xp.log(u) / a, out)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            out = xp.where(boost, out + xp.log(u) / a, out)
     return out.reshape(shape)
 
 
@@ -469,3 +509,40 @@ def _beta_impl(key, a, b, *, shape, dtype):
 
 random_gamma_p = Primitive("random_gamma", _gamma_impl)
 random_beta_p = Primitive("random_beta", _beta_impl)
+
+
+# --------------------------------------------------------------------------------------
+# Batching rules: batch axes go in front of the keys' batch dimensions; the other array
+# arguments are aligned so that they broadcast (on the right) against ``B + shape``.
+
+
+def _keys_batch(prim):
+    takes_shape = prim is not random_fold_in_p
+
+    def rule(vals, dims, shape=(), **params):
+        key_rank = len(vals[0].shape) - (dims[0] is not None)       # includes the 2
+        ranks = [len(np.shape(v)) - (d is not None) for v, d in zip(vals[1:], dims[1:])]
+        out_rank = max([key_rank - 1 + len(shape)] + ranks)
+        moved = []
+        for i, (v, d) in enumerate(zip(vals, dims)):
+            if d is not None:
+                v = move_to_front(v, d)
+                target = out_rank - len(shape) + 1 if i == 0 else out_rank
+                pe = tuple(v.shape[1:])
+                v = reshape(v, (v.shape[0],) + (1,) * (target - len(pe)) + pe)
+            moved.append(v)
+        if takes_shape:
+            params["shape"] = shape
+        return bind(prim, *moved, **params), 0
+    return rule
+
+
+def _seed_batch(vals, dims):
+    return bind(random_seed_p, move_to_front(vals[0], dims[0])), 0
+
+
+random_seed_p.batch = _seed_batch
+for _p in (random_split_p, random_fold_in_p, random_bits_p, random_uniform_p,
+           random_normal_p, random_randint_p, random_truncated_normal_p,
+           random_permutation_p):
+    _p.batch = _keys_batch(_p)
