@@ -11,15 +11,14 @@ transformation, built on funcgrad's public API (``funcgrad.numpy``, ``funcgrad.l
 * Losses take ``reduction='mean' | 'sum' | 'none'``.
 * dtypes are preserved: float32 in, float32 out (constants are Python scalars).
 * Randomness is explicit: :func:`dropout` takes a ``key`` from ``funcgrad.random``.
-* Ops that PyTorch performs in place (BatchNorm's running statistics, Embedding's
-  ``max_norm``) return new values instead.
+* What PyTorch updates in place (BatchNorm's running statistics) is returned instead.
 
 Example:
     >>> import numpy as np
     >>> import funcgrad_nn.functional as F
     >>> logits = np.array([[2.0, 0.5, -1.0]])
     >>> round(float(F.cross_entropy(logits, np.array([0]))), 6)
-    0.241951
+    0.241311
 """
 from __future__ import annotations
 
@@ -450,7 +449,7 @@ def _max_pool(op, nd, input, kernel_size, stride, padding, dilation, ceil_mode,
     kwargs = {}
     if any(d != 1 for d in dilation):
         kwargs["window_dilation"] = (1, 1) + dilation
-    y = lax.reduce_window(x, fnp.asarray(init, dtype=dt), lax.max, (1, 1) + kernel,
+    y = lax.reduce_window(x, init, lax.max, (1, 1) + kernel,
                           (1, 1) + stride, ((0, 0), (0, 0)) + tuple((lo, hi) for _, lo, hi in geo),
                           **kwargs)
     if not return_indices:
@@ -502,8 +501,9 @@ def max_pool2d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode
     ``stride`` defaults to ``kernel_size``; ``padding`` (implicit ``-inf``, at most half
     the kernel), ``dilation`` and ``ceil_mode`` as in PyTorch. With
     ``return_indices=True`` also returns the flat ``h * W + w`` index of each maximum
-    (an int64 array, not differentiable). Ties pass the gradient as ``funcgrad.lax``'s
-    ``reduce_window`` does.
+    (an int64 array, not differentiable; computed from concrete values, so not under
+    ``jit``). On ties the gradient goes to the first maximum of the window, as in
+    PyTorch.
 
     Example:
         >>> import numpy as np
@@ -525,7 +525,7 @@ def _avg_pool(op, nd, input, kernel_size, stride, padding, ceil_mode, count_incl
     dt = _float_dtype(x)
     if np.dtype(x.dtype) != dt:
         x = fnp.astype(x, dt)
-    s = lax.reduce_window(x, fnp.asarray(0, dtype=dt), lax.add, (1, 1) + kernel,
+    s = lax.reduce_window(x, 0.0, lax.add, (1, 1) + kernel,
                           (1, 1) + stride,
                           ((0, 0), (0, 0)) + tuple((lo, hi) for _, lo, hi in geo))
     if divisor_override:
@@ -595,7 +595,8 @@ def _adaptive_avg(op, nd, input, output_size):
         n = x.shape[2 + i]
         o = n if o is None else int(o)
         if o <= 0:
-            raise FuncgradValueError(f"{op}: output_size entries must be positive, got {output_size}")
+            raise FuncgradValueError(
+                f"{op}: output_size entries must be positive, got {output_size}")
         mats.append(_adaptive_matrix(n, o, dt))
     spec = ("nc" + letters + "," + ",".join(f"{outs[i]}{letters[i]}" for i in range(nd))
             + "->nc" + outs)
@@ -642,8 +643,9 @@ def batch_norm(input, running_mean, running_var, weight=None, bias=None, trainin
       input: ``(N, C, *spatial)`` (or ``(N, C)``).
       running_mean, running_var: ``(C,)`` or None.
       weight, bias: the affine ``(C,)`` parameters, or None.
-      momentum: float (or None: the caller passes the cumulative-average factor itself,
-        as the BatchNorm layers do).
+      momentum: the weight of the batch statistics in the update: a float, or a 0-d
+        array (the BatchNorm layers pass ``1 / num_batches_tracked`` for PyTorch's
+        ``momentum=None``); None means 0.1.
 
     Example:
         >>> import numpy as np
@@ -672,7 +674,9 @@ def batch_norm(input, running_mean, running_var, weight=None, bias=None, trainin
                 f"input of shape {tuple(x.shape)}")
         mean = fnp.mean(x, axis=axes)
         var = fnp.mean(fnp.square(x - _bcast_channel(mean, x.ndim)), axis=axes)
-        mom = 0.1 if momentum is None else float(momentum)
+        mom = 0.1 if momentum is None else momentum
+        if isinstance(mom, numbers.Real):
+            mom = float(mom)
         new_mean, new_var = running_mean, running_var
         if running_mean is not None:
             new_mean = (1 - mom) * running_mean + mom * funcgrad.stop_gradient(mean)
@@ -792,9 +796,11 @@ def embedding(input, weight, padding_idx=None, max_norm=None, norm_type=2.0):
     """Look up rows of ``weight`` ``(num_embeddings, dim)`` at the integer ``input``.
 
     ``padding_idx``: that row gets no gradient (its value is used as is).
-    ``max_norm``: looked-up rows whose ``norm_type``-norm exceeds it are rescaled to it
-    (PyTorch renormalizes ``weight`` in place; here only the output is rescaled, with no
-    derivative through the scale, which gives PyTorch's output and gradient).
+    ``max_norm``: looked-up rows whose ``norm_type``-norm exceeds it are rescaled to it,
+    giving PyTorch's output. PyTorch renormalizes ``weight`` in place and differentiates
+    with respect to the renormalized rows; here ``weight`` is left unchanged and the
+    gradient is that of the rescaled lookup with respect to the given ``weight`` (the
+    scale is treated as a constant).
 
     Raises FuncgradValueError for out-of-range indices (checked on concrete indices).
     """
@@ -1199,7 +1205,8 @@ def _class_targets(op, logp, target, cax, ignore_index):
                 f"{op}: target values must be class indices in [0, {c}) or ignore_index="
                 f"{ignore_index}; got {tv[bad].ravel()[:5].tolist()}")
     classes = np.arange(c).reshape([c if i == cax else 1 for i in range(logp.ndim)])
-    return fnp.expand_dims(t, cax) == classes, t != ignore_index
+    valid = t != ignore_index
+    return (fnp.expand_dims(t, cax) == classes) & fnp.expand_dims(valid, cax), valid
 
 
 def _nll(op, logp, target, weight, ignore_index, reduction, label_smoothing=0.0):
@@ -1374,11 +1381,19 @@ def kl_div(input, target, reduction="mean", log_target=False):
 def cosine_similarity(x1, x2, axis=None, eps=1e-8, *, dim=None):
     """``sum(x1 * x2) / (max(|x1|, eps) * max(|x2|, eps))`` along ``axis`` (PyTorch's
     ``dim``, default 1), broadcasting ``x1`` and ``x2``.
+
+    Values equal PyTorch's. Where a norm is below ``eps`` the gradient is that of the
+    clamped function (PyTorch's also differentiates the unclamped norm there); a zero
+    vector gets a finite gradient.
     """
     a, b = _arr(x1), _arr(x2)
     axis = _axis(axis, dim, 1, "cosine_similarity")
-    na = fnp.sqrt(fnp.sum(a * a, axis=axis, keepdims=True))
-    nb = fnp.sqrt(fnp.sum(b * b, axis=axis, keepdims=True))
-    na = fnp.maximum(na, eps)
-    nb = fnp.maximum(nb, eps)
-    return fnp.sum((a / na) * (b / nb), axis=axis)
+    a, b = fnp.broadcast_arrays(a, b)
+    return fnp.sum((a / _clamped_norm(a, axis, eps)) * (b / _clamped_norm(b, axis, eps)),
+                   axis=axis)
+
+
+def _clamped_norm(a, axis, eps):
+    s = fnp.sum(a * a, axis=axis, keepdims=True)
+    pos = s > 0      # sqrt's derivative is infinite at 0: keep it out of the gradient
+    return fnp.maximum(fnp.where(pos, fnp.sqrt(fnp.where(pos, s, 1.0)), 0.0), eps)
