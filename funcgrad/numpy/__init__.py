@@ -21,7 +21,7 @@ from .._src.prims.elementwise import (abs, absolute, add, arccos, arccosh, arcsi
                                       cbrt, ceil, clip, conj, conjugate, copysign, cos, cosh,
                                       deg2rad, degrees, divide, equal, exp, exp2, expm1, fix,
                                       floor, floor_divide, fmax, fmin, fmod, greater,
-                                      greater_equal, hypot, imag, invert, isfinite, isinf,
+                                      greater_equal, heaviside, hypot, imag, invert, isfinite, isinf,
                                       isnan, less, less_equal, log, log1p, log2, log10,
                                       logaddexp, logaddexp2, logical_and, logical_not,
                                       logical_or, logical_xor, maximum, minimum, mod,

@@ -187,12 +187,19 @@ def _dtype_of(ans):
     return ans.dtype
 
 
+def _step(d):
+    """1 where d > 0, 1/2 where d == 0, 0 below: the weight of one side of a max."""
+    return heaviside(d, 0.5)
+
+
+def _diff(a, b):
+    return a if isinstance(b, (int, float)) and b == 0 else a - b
+
+
 maximum_p = _binary("maximum", np.maximum,
-                    lambda ans, x, y: _select_weight(x > y, x == y, _dtype_of(ans)),
-                    lambda ans, x, y: _select_weight(y > x, x == y, _dtype_of(ans)))
+                    lambda ans, x, y: _step(_diff(x, y)), lambda ans, x, y: _step(_diff(y, x)))
 minimum_p = _binary("minimum", np.minimum,
-                    lambda ans, x, y: _select_weight(x < y, x == y, _dtype_of(ans)),
-                    lambda ans, x, y: _select_weight(y < x, x == y, _dtype_of(ans)))
+                    lambda ans, x, y: _step(_diff(y, x)), lambda ans, x, y: _step(_diff(x, y)))
 fmax_p = _binary("fmax", np.fmax,
                  lambda ans, x, y: _select_weight((x > y) | isnan(y), x == y, _dtype_of(ans)),
                  lambda ans, x, y: _select_weight((y > x) | isnan(x), x == y, _dtype_of(ans)))
@@ -208,6 +215,7 @@ defvjp(copysign_p, lambda g, ans, x, y: unbroadcast(g * (sign(x) * sign(ans)), x
 
 # ---- binary, no derivative -----------------------------------------------------------
 floor_divide_p = Primitive("floor_divide", np.floor_divide)
+heaviside_p = Primitive("heaviside", np.heaviside)
 equal_p = Primitive("equal", np.equal)
 not_equal_p = Primitive("not_equal", np.not_equal)
 less_p = Primitive("less", np.less)
@@ -347,6 +355,7 @@ mod = remainder
 fmod = _wrap2(fmod_p, "C-style remainder; d/dx1 = 1, d/dx2 = -trunc(x1/x2).")
 copysign = _wrap2(copysign_p, "Magnitude of x1 with the sign of x2.")
 floor_divide = _wrap2(floor_divide_p, "x1 // x2; its derivative is zero.")
+heaviside = _wrap2(heaviside_p, "Step function: 0 for x1 < 0, x2 at 0, 1 above; its derivative is zero.")
 equal = _wrap2(equal_p, "x1 == x2 (boolean result).")
 not_equal = _wrap2(not_equal_p, "x1 != x2 (boolean result).")
 less = _wrap2(less_p, "x1 < x2 (boolean result).")
