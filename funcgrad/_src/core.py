@@ -266,6 +266,13 @@ class Tracer:
         self._scalar_conversion("item")
 
     def __array__(self, dtype=None, copy=None):
+        if self.dtype.kind in "biu":
+            raise errors.TracerArrayConversionError(
+                f"NumPy needed a concrete array but got a traced {dtype_name(self)} under "
+                f"{self._trace!r} — typically a traced index into a plain NumPy array "
+                "(np_array[traced_idx]). Index through funcgrad instead: "
+                "funcgrad.numpy.at(np_array)[idx].get() or funcgrad.numpy.take(np_array, "
+                "idx, axis), or convert the array first with a funcgrad operation.")
         raise errors.TracerArrayConversionError(
             f"numpy.asarray/np.array was called on a traced {dtype_name(self)} under "
             f"{self._trace!r}; converting it to a plain array would silently drop its "

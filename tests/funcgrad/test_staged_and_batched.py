@@ -117,9 +117,20 @@ def test_per_example_gradients():
 def test_vmap_indexing_and_fallback_warning():
     x = np.arange(12.0).reshape(3, 4)
     np.testing.assert_array_equal(vmap(lambda r: r[np.array([3, 0])])(x), x[:, [3, 0]])
-    np.testing.assert_array_equal(vmap(lambda r, i: r[i])(x, np.array([0, 1, 3])), [0, 5, 11])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")         # batched integer indices need no loop
+        np.testing.assert_array_equal(vmap(lambda r, i: r[i])(x, np.array([0, 1, 3])), [0, 5, 11])
+        np.testing.assert_array_equal(
+            vmap(lambda r, i: r[i])(x, np.array([[0, 1], [1, 1], [3, 2]])),
+            [[0, 1], [5, 5], [11, 10]])
+    # other layouts of batched indices fall back to the loop (warning once per primitive)
     from funcgrad._src.batching import fallback_primitives
-    assert "getitem" in fallback_primitives()      # a batched index loops
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        got = vmap(lambda r, i: r[:, i])(np.arange(24.0).reshape(2, 3, 4),
+                                         np.array([[1, 2], [0, 3]]))
+    np.testing.assert_array_equal(got[1], np.arange(12.0, 24.0).reshape(3, 4)[:, [0, 3]])
+    assert "getitem" in fallback_primitives()
 
 
 def test_jacobians_use_one_batched_pass():

@@ -250,6 +250,9 @@ def _getitem_batch(vals, dims, index):
     x, *arrays = vals
     dx, *darrays = dims
     if any(d is not None for d in darrays) or dx is None:
+        out = _gather_batched_index(x, dx, arrays, darrays, index)
+        if out is not None:
+            return out, 0
         return _fallback(getitem_p, vals, dims, {"index": index}, bdim_size(vals, dims))
     x = move_to_front(x, dx)
     out_dim = 0
@@ -258,6 +261,30 @@ def _getitem_batch(vals, dims, index):
             return _fallback(getitem_p, vals, dims, {"index": index}, x.shape[0])
         out_dim = len(np.broadcast_shapes(*[tuple(a.shape) for a in arrays]))
     return bind(getitem_p, x, *arrays, index=(("slice", None, None, None),) + index), out_dim
+
+
+def _gather_batched_index(x, dx, arrays, darrays, index):
+    """``x[idx]`` per example when the integer index arrays are batched: prepend an
+    ``arange`` over the batch as one more advanced index. Handles the common layout (the
+    advanced indices first and adjacent); returns None for others."""
+    from ..batching import move_to_front
+    pos = [i for i, s in enumerate(index) if isinstance(s, str)]
+    if not pos or pos[0] != 0 or pos[-1] + 1 != len(pos) or any(
+            getattr(a, "dtype", None) == np.bool_ for a in arrays):
+        return None
+    size = next(a.shape[d] for a, d in zip(arrays, darrays) if d is not None) \
+        if any(d is not None for d in darrays) else x.shape[dx]
+    moved = [move_to_front(a, d) if d is not None else a for a, d in zip(arrays, darrays)]
+    rank = len(np.broadcast_shapes(*[tuple(a.shape[1:]) if d is not None else tuple(a.shape)
+                                     for a, d in zip(moved, darrays)]))
+    from .shape import reshape
+    moved = [reshape(a, (a.shape[0],) + (1,) * (rank - (len(a.shape) - 1)) + tuple(a.shape[1:]))
+             if d is not None else a for a, d in zip(moved, darrays)]
+    if dx is None:
+        return bind(getitem_p, x, *moved, index=index)
+    xb = move_to_front(x, dx)
+    batch_index = np.arange(size).reshape((size,) + (1,) * rank)
+    return bind(getitem_p, xb, batch_index, *moved, index=(_ARRAY,) + index)
 
 
 def _scatter_batch(vals, dims, index, mode):
