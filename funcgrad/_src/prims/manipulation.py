@@ -1,2 +1,916 @@
-"""(in progress)"""
-__all__ = []
+"""Joining, reordering and indexing helpers: take, pad, roll, flip, diag, tril, insert, ...
+
+Every differentiable function here is a composite of existing primitives (getitem and
+scatter from ``indexing``, reshape/broadcast/concatenate from ``shape``, ``where``,
+``tensordot``), so each inherits forward and reverse rules of every order from them:
+
+* gathers (``take``, ``take_along_axis``, ``flip``, ``diagonal``, ``repeat`` with an array,
+  ``pad`` in the edge/reflect/symmetric/wrap modes, ``insert``, ``delete``) send the
+  cotangent back with a scatter-add, so repeated indices accumulate;
+* ``tile`` and scalar ``repeat`` are broadcasts (the cotangent is summed);
+* ``tril``/``triu`` are ``where`` with a constant mask.
+
+On plain NumPy inputs (nothing traced) most functions call NumPy's own function: the
+same result with less overhead. Under a transformation the composite runs.
+
+Index-like arguments (indices, shifts, repeats, pad widths, ``obj`` of insert/delete)
+must be concrete: they decide the shape of the result. Only ``take``,
+``take_along_axis``, ``put_along_axis`` and ``choose`` also accept traced integer indices.
+"""
+from __future__ import annotations
+
+import builtins
+import operator
+
+import numpy as np
+
+from ..backend import dtype_name
+from ..core import Tracer
+from ..errors import FuncgradTypeError, FuncgradValueError
+from . import shape as _s
+from .contractions import tensordot as _tensordot
+from .creation import asarray as _asarray
+from .creation import full as _full
+from .creation import zeros as _zeros
+from .elementwise import clip as _clip
+from .elementwise import remainder as _remainder
+from .elementwise import where as _where
+from .indexing import _getitem, _scatter
+from .reductions import _no_out
+from .reductions import sum as _sum
+
+__all__ = [
+    # indexing
+    "take", "take_along_axis", "put_along_axis", "compress", "choose", "select",
+    "diag_indices", "diag_indices_from", "tril_indices", "tril_indices_from",
+    "triu_indices", "triu_indices_from", "unravel_index", "ravel_multi_index", "indices",
+    "ix_",
+    # joining and reshaping
+    "tile", "repeat", "pad", "flip", "fliplr", "flipud", "roll", "rot90", "diag",
+    "diagonal", "diagflat", "trace", "tril", "triu", "meshgrid", "append", "insert",
+    "delete", "resize",
+]
+
+
+def _eager(*xs):
+    """True when every argument is a plain NumPy value (no tracer, no GPU array): NumPy's
+    own function then gives the same result, faster than the composite."""
+    for x in xs:
+        if x is None or isinstance(x, (np.ndarray, np.generic, int, float, complex, str, slice)):
+            continue
+        if isinstance(x, (list, tuple)):
+            if not _eager(*x):
+                return False
+            continue
+        return False
+    return True
+
+
+class IndexOutOfBoundsError(FuncgradValueError, IndexError):
+    """An index out of range (an IndexError, as NumPy raises, and a ValueError, as the
+    rest of funcgrad's indexing errors)."""
+
+
+def _as_array(a):
+    return _asarray(a) if isinstance(a, (list, tuple)) else _s._as_array(a)
+
+
+def _concrete(v, op, what):
+    """A concrete NumPy value for an argument that decides a shape or a static index."""
+    if isinstance(v, Tracer):
+        v = v._concrete(f"{op}: {what} (it decides the result's shape)")
+    return v
+
+
+def _int_array(v, op, what, allow_bool=False):
+    a = np.asarray(_concrete(v, op, what))
+    if a.dtype.kind in "iu" or (allow_bool and a.dtype.kind == "b"):
+        return a
+    if a.size == 0:
+        return a.astype(np.intp)
+    raise FuncgradTypeError(f"{op}: {what} must be integers, got {dtype_name(a)}")
+
+
+def _to_int(v, op, what):
+    v = _concrete(v, op, what)
+    try:
+        return operator.index(v)
+    except TypeError:
+        raise FuncgradTypeError(f"{op}: {what} must be an integer, got {v!r}") from None
+
+
+def _index_arg(indices, op):
+    """Indices as they travel into getitem: traced integers pass, the rest become arrays."""
+    if isinstance(indices, Tracer):
+        if indices.dtype.kind not in "iu":
+            raise FuncgradTypeError(
+                f"{op}: indices must be integers, got a traced {dtype_name(indices)}")
+        return indices
+    return _int_array(indices, op, "indices")
+
+
+def _lead(axis):
+    return (slice(None),) * axis
+
+
+# ---------------------------------------------------------------------------------------
+# Indexing
+
+
+def take(a, indices, axis=None, out=None, mode="raise"):
+    """Elements of ``a`` at ``indices`` along ``axis`` (of the flattened array when None).
+
+    ``mode`` is ``'raise'`` (negative indices count from the end; out-of-range ones raise
+    an ``IndexError`` when the indices are concrete), ``'wrap'`` (modulo the axis length)
+    or ``'clip'`` (clamped to the valid range; negative indices become 0, as in NumPy).
+    ``indices`` may be traced integers. ``out=`` raises.
+
+    Gradient: the cotangent is scattered back and repeated indices accumulate.
+
+    Example:
+        >>> import funcgrad.numpy as fnp
+        >>> fnp.take(fnp.array([[1., 2.], [3., 4.]]), [1, 1, 0], axis=1)
+        array([[2., 2., 1.],
+               [4., 4., 3.]])
+    """
+    _no_out("take", out)
+    if mode not in ("raise", "wrap", "clip"):
+        raise FuncgradValueError(f"take: mode must be 'raise', 'wrap' or 'clip', got {mode!r}")
+    if _eager(a, indices):
+        return np.take(a, indices, axis=axis, mode=mode)
+    a = _as_array(a)
+    if axis is None:
+        a = _s.ravel(a)
+        axis = 0
+    axis = _s.normalize_axis(axis, _s._ndim(a), "take")
+    n = a.shape[axis]
+    idx = _index_arg(indices, "take")
+    if mode != "raise" and n == 0 and idx.size:
+        raise FuncgradValueError("take: cannot do a non-empty take from an empty axis")
+    if mode == "wrap":
+        idx = _remainder(idx, n) if isinstance(idx, Tracer) else np.remainder(idx, n)
+    elif mode == "clip":
+        idx = _clip(idx, 0, n - 1) if isinstance(idx, Tracer) else np.clip(idx, 0, n - 1)
+    elif not isinstance(idx, Tracer) and idx.size and (idx.min() < -n or idx.max() >= n):
+        bad = idx.min() if idx.min() < -n else idx.max()
+        raise IndexOutOfBoundsError(
+            f"take: index {bad} is out of bounds for axis {axis} with size {n} (of "
+            f"{dtype_name(a)}); use mode='wrap' or mode='clip' to map it into range")
+    return _getitem(a, _lead(axis) + (idx,))
+
+
+def _along_axis_index(arr, indices, axis, op):
+    """The advanced index that pairs ``indices`` on ``axis`` with every other position."""
+    nd = _s._ndim(arr)
+    ishape = _s._shape(indices)
+    if len(ishape) != nd:
+        raise FuncgradValueError(
+            f"{op}: indices ({len(ishape)}-d) and arr ({dtype_name(arr)}) must have the "
+            "same number of dimensions")
+    shape = arr.shape
+    idx = []
+    for i in range(nd):
+        if i == axis:
+            idx.append(indices)
+        else:
+            if ishape[i] != shape[i] and ishape[i] != 1 and shape[i] != 1:
+                raise FuncgradValueError(
+                    f"{op}: shape mismatch: indices of shape {ishape} do not broadcast "
+                    f"against {dtype_name(arr)} outside axis {axis}")
+            idx.append(np.arange(shape[i]).reshape((1,) * i + (-1,) + (1,) * (nd - i - 1)))
+    return tuple(idx)
+
+
+def take_along_axis(arr, indices, axis=-1):
+    """``arr`` gathered at ``indices`` along ``axis`` (``indices`` has ``arr``'s number of
+    dimensions and broadcasts against it elsewhere; ``axis=None`` uses the flattened
+    ``arr`` and 1-D indices). The usual partner of ``argsort``/``argmax(keepdims=True)``.
+
+    Gradient: scattered back; repeated indices accumulate.
+
+    Example:
+        >>> import funcgrad.numpy as fnp
+        >>> x = fnp.array([[3., 1., 2.]])
+        >>> fnp.take_along_axis(x, fnp.argsort(x, axis=1), axis=1)
+        array([[1., 2., 3.]])
+    """
+    if _eager(arr, indices):
+        return np.take_along_axis(arr, indices, axis=axis)
+    arr = _as_array(arr)
+    indices = _index_arg(indices, "take_along_axis")
+    if axis is None:
+        if indices.ndim != 1:
+            raise FuncgradValueError(
+                "take_along_axis: when axis=None, indices must be 1-D, got shape "
+                f"{indices.shape}")
+        arr = _s.ravel(arr)
+        axis = 0
+    axis = _s.normalize_axis(axis, _s._ndim(arr), "take_along_axis")
+    return _getitem(arr, _along_axis_index(arr, indices, axis, "take_along_axis"))
+
+
+def put_along_axis(arr, indices, values, axis):
+    """A copy of ``arr`` with ``values`` written at ``indices`` along ``axis`` (functional:
+    NumPy's version works in place and returns None; this one returns the new array).
+
+    ``values`` broadcasts against ``indices``, and is cast to ``arr``'s dtype. Where an
+    index repeats, the last write wins (as NumPy does in practice) and only that value
+    receives a gradient; the overwritten entries of ``arr`` get zero gradient.
+
+    Example:
+        >>> import funcgrad.numpy as fnp
+        >>> fnp.put_along_axis(fnp.zeros((2, 2)), fnp.array([[1], [0]]), 5.0, axis=1)
+        array([[0., 5.],
+               [5., 0.]])
+    """
+    arr = _as_array(arr)
+    indices = _index_arg(indices, "put_along_axis")
+    if axis is None:
+        if indices.ndim != 1:
+            raise FuncgradValueError("put_along_axis: when axis=None, indices must be 1-D")
+        shape = arr.shape
+        return _s.reshape(put_along_axis(_s.ravel(arr), indices, values, 0), shape)
+    axis = _s.normalize_axis(axis, _s._ndim(arr), "put_along_axis")
+    values = _as_array(values)
+    idx = _along_axis_index(arr, indices, axis, "put_along_axis")
+    if isinstance(indices, Tracer):
+        return _scatter(arr, idx, values, "set")
+    full = np.broadcast_arrays(*idx)
+    bshape = full[0].shape
+    try:
+        np.broadcast_shapes(_s._shape(values), bshape)
+    except ValueError:
+        raise FuncgradValueError(
+            f"put_along_axis: values of shape {_s._shape(values)} do not broadcast to the "
+            f"indexed shape {bshape}") from None
+    n = arr.shape[axis]
+    if full[0].size and (indices.min() < -n or indices.max() >= n):
+        raise IndexOutOfBoundsError(
+            f"put_along_axis: an index is out of bounds for axis {axis} with size {n}")
+    lin = np.ravel_multi_index(tuple(np.remainder(i, d) for i, d in zip(full, arr.shape)),
+                               arr.shape).ravel()
+    rev_first = np.unique(lin[::-1], return_index=True)[1]
+    if rev_first.size == lin.size:
+        return _scatter(arr, idx, values, "set")
+    # Keep only the last write to each position, so the gradient reaches only it.
+    keep = np.sort(lin.size - 1 - rev_first)
+    kept_idx = tuple(i.ravel()[keep] for i in full)
+    kept_vals = _getitem(_s.ravel(_s.broadcast_to(values, bshape)), (keep,))
+    return _scatter(arr, kept_idx, kept_vals, "set")
+
+
+def compress(condition, a, axis=None, out=None):
+    """The slices of ``a`` along ``axis`` (flattened when None) where the 1-D boolean
+    ``condition`` is true; a shorter ``condition`` covers only the leading slices.
+    ``condition`` must be concrete (it decides the shape); ``out=`` raises."""
+    _no_out("compress", out)
+    if _eager(condition, a):
+        return np.compress(condition, a, axis=axis)
+    cond = np.asarray(_concrete(condition, "compress", "condition"))
+    if cond.ndim != 1:
+        raise FuncgradValueError(f"compress: condition must be 1-D, got shape {cond.shape}")
+    a = _as_array(a)
+    if axis is None:
+        a = _s.ravel(a)
+        axis = 0
+    axis = _s.normalize_axis(axis, _s._ndim(a), "compress")
+    if cond.size > a.shape[axis]:
+        raise FuncgradValueError(
+            f"compress: condition of length {cond.size} is longer than axis {axis} of "
+            f"{dtype_name(a)}")
+    return _getitem(a, _lead(axis) + (np.nonzero(cond)[0],))
+
+
+def choose(a, choices, out=None, mode="raise"):
+    """Build an array from the index array ``a`` and the list ``choices``:
+    ``result[i] = choices[a[i]][i]``, broadcasting ``a`` and every choice together.
+
+    ``mode``: ``'raise'`` (indices must lie in ``[0, len(choices))``; checked when concrete),
+    ``'wrap'`` or ``'clip'``. Gradients flow to the chosen entries of each choice; ``a``
+    has none. ``out=`` raises.
+    """
+    _no_out("choose", out)
+    if _eager(a, choices):
+        return np.choose(a, choices, mode=mode)
+    if isinstance(choices, Tracer) or hasattr(choices, "shape"):
+        choices = [choices[i] for i in range(len(choices))]
+    choices = [_as_array(c) for c in choices]
+    n = len(choices)
+    if n == 0:
+        raise FuncgradValueError("choose: choices must not be empty")
+    a = _index_arg(a, "choose")
+    shape = np.broadcast_shapes(_s._shape(a), *[_s._shape(c) for c in choices])
+    if mode == "wrap":
+        a = _remainder(a, n) if isinstance(a, Tracer) else np.remainder(a, n)
+    elif mode == "clip":
+        a = _clip(a, 0, n - 1) if isinstance(a, Tracer) else np.clip(a, 0, n - 1)
+    elif mode != "raise":
+        raise FuncgradValueError(f"choose: mode must be 'raise', 'wrap' or 'clip', got {mode!r}")
+    elif not isinstance(a, Tracer) and a.size and (a.min() < 0 or a.max() >= n):
+        raise FuncgradValueError(
+            f"choose: invalid entry in the index array: entries must lie in [0, {n}) for "
+            f"{n} choices; use mode='wrap' or mode='clip'")
+    stacked = _s.stack([_s.broadcast_to(c, shape) for c in choices])
+    nd = len(shape)
+    grids = tuple(np.arange(d).reshape((1,) * i + (-1,) + (1,) * (nd - i - 1))
+                  for i, d in enumerate(shape))
+    return _getitem(stacked, (_s.broadcast_to(a, shape),) + grids)
+
+
+def select(condlist, choicelist, default=0):
+    """``choicelist[k]`` where ``condlist[k]`` is the first true condition, ``default``
+    where none is (all broadcast together). Gradients flow to the selected entries."""
+    if len(condlist) != len(choicelist):
+        raise FuncgradValueError("select: condlist and choicelist must be of the same length")
+    if len(condlist) == 0:
+        raise FuncgradValueError("select: select with an empty condition list is not possible")
+    conds = [_as_array(c) for c in condlist]
+    for i, c in enumerate(conds):
+        if c.dtype != np.bool_:
+            raise FuncgradTypeError(
+                f"select: invalid entry {i} in condlist: should be boolean ndarray, got "
+                f"{dtype_name(c)}")
+    choices = [_as_array(c) for c in choicelist]
+    shape = np.broadcast_shapes(*[_s._shape(c) for c in conds + choices], _s._shape(default))
+    res = default
+    for c, v in zip(reversed(conds), reversed(choices)):
+        res = _where(c, v, res)
+    return _s.broadcast_to(_as_array(res), shape)
+
+
+def diag_indices(n, ndim=2):
+    """Indices of the main diagonal of an ``(n,) * ndim`` array (NumPy's, unchanged)."""
+    return np.diag_indices(n, ndim)
+
+
+def diag_indices_from(arr):
+    """Indices of the main diagonal of ``arr`` (square in every dimension)."""
+    shape = _s._shape(arr)
+    if len(shape) < 2:
+        raise FuncgradValueError("diag_indices_from: input array must be at least 2-d")
+    if builtins.any(d != shape[0] for d in shape):
+        raise FuncgradValueError(
+            "diag_indices_from: all dimensions of input must be of equal length")
+    return np.diag_indices(shape[0], len(shape))
+
+
+def tril_indices(n, k=0, m=None):
+    """Indices of the lower triangle of an ``(n, m)`` array (NumPy's, unchanged)."""
+    return np.tril_indices(n, k, m)
+
+
+def triu_indices(n, k=0, m=None):
+    """Indices of the upper triangle of an ``(n, m)`` array (NumPy's, unchanged)."""
+    return np.triu_indices(n, k, m)
+
+
+def tril_indices_from(arr, k=0):
+    """Indices of the lower triangle of the 2-D ``arr`` (only its shape is used)."""
+    shape = _s._shape(arr)
+    if len(shape) != 2:
+        raise FuncgradValueError("tril_indices_from: input array must be 2-d")
+    return np.tril_indices(shape[0], k, shape[1])
+
+
+def triu_indices_from(arr, k=0):
+    """Indices of the upper triangle of the 2-D ``arr`` (only its shape is used)."""
+    shape = _s._shape(arr)
+    if len(shape) != 2:
+        raise FuncgradValueError("triu_indices_from: input array must be 2-d")
+    return np.triu_indices(shape[0], k, shape[1])
+
+
+def unravel_index(indices, shape, order="C"):
+    """Flat indices to a tuple of coordinate arrays (NumPy's; integers, not
+    differentiable; traced indices must be concrete)."""
+    return np.unravel_index(_int_array(indices, "unravel_index", "indices"), shape, order)
+
+
+def ravel_multi_index(multi_index, dims, mode="raise", order="C"):
+    """Coordinate arrays to flat indices (NumPy's; integers, not differentiable)."""
+    mi = tuple(_int_array(i, "ravel_multi_index", "multi_index") for i in multi_index)
+    return np.ravel_multi_index(mi, dims, mode=mode, order=order)
+
+
+def indices(dimensions, dtype=int, sparse=False):
+    """A grid of indices (NumPy's; a constant)."""
+    return np.indices(dimensions, dtype=dtype, sparse=sparse)
+
+
+def ix_(*args):
+    """An open mesh from 1-D integer or boolean sequences, for cross-product indexing
+    ``x[ix_(rows, cols)]`` (NumPy's; the sequences must be concrete)."""
+    return np.ix_(*[np.asarray(_concrete(a, "ix_", "its arguments")) for a in args])
+
+
+# ---------------------------------------------------------------------------------------
+# Joining, reshaping, reordering
+
+
+def tile(A, reps):
+    """``A`` repeated ``reps`` times along each axis (a broadcast, so the gradient sums the
+    copies). ``reps`` is an int or a tuple of ints (concrete).
+
+    Example:
+        >>> import funcgrad.numpy as fnp
+        >>> fnp.tile(fnp.array([1., 2.]), (2, 2))
+        array([[1., 2., 1., 2.],
+               [1., 2., 1., 2.]])
+    """
+    if _eager(A, reps):
+        return np.tile(A, reps)
+    A = _as_array(A)
+    reps = tuple(np.atleast_1d(_int_array(reps, "tile", "reps")).tolist())
+    if builtins.any(r < 0 for r in reps):
+        raise FuncgradValueError(f"tile: reps must be non-negative, got {reps}")
+    d = builtins.max(len(reps), _s._ndim(A))
+    shape = (1,) * (d - _s._ndim(A)) + _s._shape(A)
+    reps = (1,) * (d - len(reps)) + reps
+    if builtins.all(r == 1 for r in reps):
+        return _s.reshape(A, shape)
+    x = _s.reshape(A, tuple(v for s in shape for v in (1, s)))
+    x = _s.broadcast_to(x, tuple(v for r, s in zip(reps, shape) for v in (r, s)))
+    return _s.reshape(x, tuple(r * s for r, s in zip(reps, shape)))
+
+
+def repeat(a, repeats, axis=None):
+    """Repeat each element of ``a`` along ``axis`` (flattened when None). ``repeats`` is an
+    int or (concrete) array of per-element counts, broadcast to the axis length.
+
+    Example:
+        >>> import funcgrad.numpy as fnp
+        >>> fnp.repeat(fnp.array([1., 2.]), [1, 3])
+        array([1., 2., 2., 2.])
+    """
+    if _eager(a, repeats):
+        return np.repeat(a, repeats, axis=axis)
+    a = _as_array(a)
+    if axis is None:
+        a = _s.ravel(a)
+        axis = 0
+    axis = _s.normalize_axis(axis, _s._ndim(a), "repeat")
+    rep = _int_array(repeats, "repeat", "repeats")
+    if (rep < 0).any():
+        raise FuncgradValueError("repeat: repeats may not contain negative values")
+    shape = a.shape
+    n = shape[axis]
+    if rep.size == 1:
+        r = int(rep.reshape(()))
+        x = _s.expand_dims(a, axis + 1)
+        x = _s.broadcast_to(x, shape[:axis + 1] + (r,) + shape[axis + 1:])
+        return _s.reshape(x, shape[:axis] + (n * r,) + shape[axis + 1:])
+    if rep.ndim != 1 or rep.size != n:
+        raise FuncgradValueError(
+            f"repeat: repeats of shape {rep.shape} do not match axis {axis} of length {n}")
+    return _getitem(a, _lead(axis) + (np.repeat(np.arange(n), rep),))
+
+
+def _pairs(x, ndim, what, as_index):
+    """NumPy's (before, after) pairs for each axis from the many accepted forms."""
+    x = np.asarray(x)
+    if as_index:
+        if x.dtype.kind not in "iu":
+            raise FuncgradTypeError(f"pad: `{what}` must be of integral type, got {x.dtype}")
+        if x.size and x.min() < 0:
+            raise FuncgradValueError(f"pad: `{what}` can't contain negative values")
+    if x.ndim < 3:
+        if x.size == 1:
+            v = x.ravel()[0]
+            return [(v, v)] * ndim
+        if x.size == 2 and x.shape != (2, 1):
+            v = x.ravel()
+            return [(v[0], v[1])] * ndim
+    try:
+        return [tuple(p) for p in np.broadcast_to(x, (ndim, 2))]
+    except ValueError:
+        raise FuncgradValueError(
+            f"pad: `{what}` of shape {x.shape} cannot be broadcast to ({ndim}, 2)") from None
+
+
+def _pair_values(v, ndim, what):
+    """Like :func:`_pairs`, for values that may be traced: pairs of 0-d (traced) values."""
+    if not isinstance(v, Tracer):
+        return _pairs(v, ndim, what, False)
+    labels = _pairs(np.arange(v.size).reshape(v.shape), ndim, what, False)
+    flat = _s.ravel(v)
+    return [tuple(_getitem(flat, int(i)) for i in p) for p in labels]
+
+
+def _axis_shape(x, axis, n):
+    s = list(x.shape)
+    s[axis] = n
+    return tuple(s)
+
+
+def _scalar_like(v, dtype):
+    """A fill value cast to ``dtype`` without letting a NumPy float64 promote float32."""
+    if isinstance(v, Tracer):
+        return _s.astype(v, dtype)
+    return np.asarray(v).astype(dtype)
+
+
+_PAD_KWARGS = {"constant": {"constant_values"}, "empty": set(), "edge": set(),
+               "wrap": set(), "reflect": {"reflect_type"}, "symmetric": {"reflect_type"},
+               "linear_ramp": {"end_values"}, "maximum": {"stat_length"},
+               "minimum": {"stat_length"}, "mean": {"stat_length"},
+               "median": {"stat_length"}}
+
+
+def pad(array, pad_width, mode="constant", **kwargs):
+    """Pad ``array`` with ``pad_width`` (an int, ``(before, after)``, or one pair per axis,
+    as NumPy) in one of NumPy's modes:
+
+    ``'constant'`` (``constant_values``, which may be traced and then gets a gradient),
+    ``'edge'``, ``'reflect'`` and ``'symmetric'`` (``reflect_type`` 'even' or 'odd'),
+    ``'wrap'``, ``'linear_ramp'`` (``end_values``), ``'maximum'``, ``'minimum'``,
+    ``'mean'``, ``'median'`` (``stat_length``) and ``'empty'`` (zeros here). A callable
+    ``mode`` or a keyword that the mode does not take raises.
+
+    Gradients: the padded border copies values, so their cotangents add back to the
+    elements they came from (and, in the statistic modes, through max/min/mean/median).
+
+    Example:
+        >>> import funcgrad.numpy as fnp
+        >>> fnp.pad(fnp.array([1., 2., 3.]), (2, 1), mode="reflect")
+        array([3., 2., 1., 2., 3., 2.])
+    """
+    if callable(mode) or mode not in _PAD_KWARGS:
+        raise FuncgradValueError(
+            f"pad: mode {mode!r} is not supported; use one of {sorted(_PAD_KWARGS)}")
+    extra = set(kwargs) - _PAD_KWARGS[mode]
+    if extra:
+        raise FuncgradValueError(
+            f"pad: unsupported keyword arguments for mode {mode!r}: {sorted(extra)}")
+    if _eager(array, pad_width, tuple(kwargs.values())):
+        return np.pad(array, pad_width, mode=mode, **kwargs)
+    x = _as_array(array)
+    nd = _s._ndim(x)
+    widths = _pairs(_concrete(pad_width, "pad", "pad_width"), nd, "pad_width", True)
+    if mode in ("constant", "empty"):
+        cv = _pair_values(kwargs.get("constant_values", 0) if mode == "constant" else 0,
+                          nd, "constant_values")
+    elif mode == "linear_ramp":
+        ev = _pair_values(kwargs.get("end_values", 0), nd, "end_values")
+    elif mode in ("maximum", "minimum", "mean", "median"):
+        sl = _pairs(kwargs.get("stat_length") if kwargs.get("stat_length") is not None
+                    else np.array(-1), nd, "stat_length", False)
+    reflect_type = kwargs.get("reflect_type", "even")
+    if reflect_type not in ("even", "odd"):
+        raise FuncgradValueError(f"pad: reflect_type must be 'even' or 'odd', got {reflect_type!r}")
+    for axis in range(nd):
+        b, e = (int(w) for w in widths[axis])
+        if b == 0 and e == 0:
+            continue
+        n = x.shape[axis]
+        if n == 0 and mode not in ("constant", "empty"):
+            raise FuncgradValueError(
+                f"pad: can't extend empty axis {axis} using modes other than 'constant' "
+                "or 'empty'")
+        if mode in ("constant", "empty"):
+            parts = [x]
+            if b:
+                parts.insert(0, _full(_axis_shape(x, axis, b), _scalar_like(cv[axis][0], x.dtype)))
+            if e:
+                parts.append(_full(_axis_shape(x, axis, e), _scalar_like(cv[axis][1], x.dtype)))
+            x = _s.concatenate(parts, axis=axis)
+        elif mode in ("edge", "wrap") or (mode in ("reflect", "symmetric")
+                                          and reflect_type == "even"):
+            src = np.pad(np.arange(n), (b, e), mode=mode)
+            x = _getitem(x, _lead(axis) + (src,))
+        elif mode in ("reflect", "symmetric"):     # odd reflection: a linear map, not a gather
+            m = np.pad(np.eye(n), ((b, e), (0, 0)), mode=mode, reflect_type="odd")
+            x = _apply_along(m.astype(x.dtype), x, axis)
+        elif mode == "linear_ramp":
+            # Linear in x (ramps toward the edges) plus linear in the two end values.
+            m = np.pad(np.eye(n), ((b, e), (0, 0)), mode="linear_ramp", end_values=0)
+            ramp_b = np.pad(np.zeros(n), (b, e), mode="linear_ramp", end_values=(1, 0))
+            ramp_e = np.pad(np.zeros(n), (b, e), mode="linear_ramp", end_values=(0, 1))
+            bshape = (-1,) + (1,) * (nd - axis - 1)
+            x = (_apply_along(m.astype(x.dtype), x, axis)
+                 + _scalar_like(ev[axis][0], x.dtype) * ramp_b.astype(x.dtype).reshape(bshape)
+                 + _scalar_like(ev[axis][1], x.dtype) * ramp_e.astype(x.dtype).reshape(bshape))
+        else:
+            x = _pad_stat(x, axis, b, e, sl[axis], mode)
+    return x
+
+
+def _apply_along(m, x, axis):
+    """``m @ x`` along ``axis`` (``m`` is a constant (new_n, n) matrix)."""
+    return _s.moveaxis(_tensordot(m, x, axes=([1], [axis])), 0, axis)
+
+
+def _pad_stat(x, axis, b, e, lengths, mode):
+    from . import reductions as _red
+    from . import scans as _scans
+    stat = {"maximum": _red.max, "minimum": _red.min, "mean": _red.mean,
+            "median": _scans.median}[mode]
+    n = x.shape[axis]
+    parts = [x]
+    for width, length, before in ((b, lengths[0], True), (e, lengths[1], False)):
+        if not width:
+            continue
+        length = n if length is None or int(length) < 0 else builtins.min(int(length), n)
+        if length == 0:
+            raise FuncgradValueError("pad: stat_length of 0 yields no value for padding")
+        region = _getitem(x, _lead(axis) + (slice(0, length) if before else slice(n - length, n),))
+        v = stat(region, axis=axis, keepdims=True)
+        if v.dtype != x.dtype:
+            v = _s.astype(v, x.dtype)
+        block = _s.broadcast_to(v, _axis_shape(x, axis, width))
+        parts.insert(0, block) if before else parts.append(block)
+    return _s.concatenate(parts, axis=axis)
+
+
+def flip(m, axis=None):
+    """Reverse the order of elements along ``axis`` (an int, a tuple, or all axes).
+
+    Example:
+        >>> import funcgrad.numpy as fnp
+        >>> fnp.flip(fnp.array([[1., 2.], [3., 4.]]), axis=-1)
+        array([[2., 1.],
+               [4., 3.]])
+    """
+    if _eager(m):
+        return np.flip(m, axis)
+    m = _as_array(m)
+    axes = _s.normalize_axes(axis, _s._ndim(m), "flip")
+    if not axes:
+        return m
+    return _getitem(m, tuple(slice(None, None, -1) if i in axes else slice(None)
+                             for i in range(_s._ndim(m))))
+
+
+def fliplr(m):
+    """Reverse the columns (axis 1); ``m`` must be at least 2-D."""
+    m = _as_array(m)
+    if _s._ndim(m) < 2:
+        raise FuncgradValueError(f"fliplr: input must be >= 2-d, got {dtype_name(m)}")
+    return flip(m, 1)
+
+
+def flipud(m):
+    """Reverse the rows (axis 0); ``m`` must be at least 1-D."""
+    m = _as_array(m)
+    if _s._ndim(m) < 1:
+        raise FuncgradValueError("flipud: input must be >= 1-d")
+    return flip(m, 0)
+
+
+def roll(a, shift, axis=None):
+    """Shift elements cyclically by ``shift`` along ``axis`` (the flattened array when
+    None). ``shift`` and ``axis`` may be tuples, broadcast against each other; shifts on a
+    repeated axis add up. Built from two slices and a concatenate per axis.
+
+    Example:
+        >>> import funcgrad.numpy as fnp
+        >>> fnp.roll(fnp.array([1., 2., 3., 4.]), 1)
+        array([4., 1., 2., 3.])
+    """
+    if _eager(a, shift):
+        return np.roll(a, shift, axis)
+    a = _as_array(a)
+    if axis is None:
+        shape = _s._shape(a)
+        return _s.reshape(roll(_s.ravel(a), shift, 0), shape)
+    shifts = np.atleast_1d(_int_array(shift, "roll", "shift"))
+    axes = np.atleast_1d(np.asarray(axis))
+    try:
+        shifts, axes = np.broadcast_arrays(shifts, axes)
+    except ValueError:
+        raise FuncgradValueError(
+            "roll: 'shift' and 'axis' should be scalars or 1D sequences") from None
+    if shifts.ndim > 1:
+        raise FuncgradValueError("roll: 'shift' and 'axis' should be scalars or 1D sequences")
+    nd = _s._ndim(a)
+    total = {}
+    for s, ax in zip(shifts.tolist(), axes.tolist()):
+        ax = _s.normalize_axis(ax, nd, "roll")
+        total[ax] = total.get(ax, 0) + s
+    for ax, s in sorted(total.items()):
+        n = a.shape[ax]
+        if n == 0:
+            continue
+        s %= n
+        if s:
+            a = _s.concatenate([_getitem(a, _lead(ax) + (slice(n - s, n),)),
+                                _getitem(a, _lead(ax) + (slice(0, n - s),))], axis=ax)
+    return a
+
+
+def rot90(m, k=1, axes=(0, 1)):
+    """Rotate by 90 degrees ``k`` times in the plane of ``axes`` (from the first axis
+    toward the second), as flips and a transpose."""
+    if _eager(m, k):
+        return np.rot90(m, k, axes)
+    m = _as_array(m)
+    axes = tuple(axes)
+    nd = _s._ndim(m)
+    if len(axes) != 2:
+        raise FuncgradValueError("rot90: len(axes) must be 2")
+    if nd < 2:
+        raise FuncgradValueError(f"rot90: input must be >= 2-d, got {dtype_name(m)}")
+    a0, a1 = (_s.normalize_axis(ax, nd, "rot90") for ax in axes)
+    if a0 == a1:
+        raise FuncgradValueError("rot90: axes must be different")
+    k = _to_int(k, "rot90", "k") % 4
+    if k == 0:
+        return m
+    if k == 2:
+        return flip(flip(m, a0), a1)
+    perm = list(range(nd))
+    perm[a0], perm[a1] = perm[a1], perm[a0]
+    if k == 1:
+        return _s.transpose(flip(m, a1), perm)
+    return flip(_s.transpose(m, perm), a1)
+
+
+def diagonal(a, offset=0, axis1=0, axis2=1):
+    """The diagonal of ``a`` in the plane ``(axis1, axis2)`` shifted by ``offset``; the
+    diagonal becomes the last axis, as in NumPy. Gradient: scattered back onto it."""
+    if _eager(a):
+        return np.diagonal(a, offset, axis1, axis2)
+    a = _as_array(a)
+    nd = _s._ndim(a)
+    if nd < 2:
+        raise FuncgradValueError(f"diagonal: array must be at least 2-d, got {dtype_name(a)}")
+    i = _s.normalize_axis(axis1, nd, "diagonal")
+    j = _s.normalize_axis(axis2, nd, "diagonal")
+    if i == j:
+        raise FuncgradValueError("diagonal: axis1 and axis2 cannot be the same")
+    offset = _to_int(offset, "diagonal", "offset")
+    x = _s.moveaxis(a, (i, j), (-2, -1))
+    n1, n2 = x.shape[-2:]
+    if offset >= 0:
+        d = builtins.max(0, builtins.min(n1, n2 - offset))
+        rows, cols = np.arange(d), np.arange(d) + offset
+    else:
+        d = builtins.max(0, builtins.min(n1 + offset, n2))
+        rows, cols = np.arange(d) - offset, np.arange(d)
+    return _getitem(x, (Ellipsis, rows, cols))
+
+
+def diag(v, k=0):
+    """The ``k``-th diagonal of a 2-D ``v``, or a 2-D array with the 1-D ``v`` on its
+    ``k``-th diagonal (zeros elsewhere).
+
+    Example:
+        >>> import funcgrad.numpy as fnp
+        >>> fnp.diag(fnp.array([1., 2.]), k=1)
+        array([[0., 1., 0.],
+               [0., 0., 2.],
+               [0., 0., 0.]])
+    """
+    if _eager(v, k):
+        return np.diag(v, k)
+    v = _as_array(v)
+    k = _to_int(k, "diag", "k")
+    nd = _s._ndim(v)
+    if nd == 2:
+        return diagonal(v, k)
+    if nd != 1:
+        raise FuncgradValueError(f"diag: input must be 1- or 2-d, got {dtype_name(v)}")
+    n = v.shape[0]
+    size = n + builtins.abs(k)
+    rows = np.arange(n) + builtins.max(-k, 0)
+    cols = np.arange(n) + builtins.max(k, 0)
+    return _scatter(_zeros((size, size), v.dtype), (rows, cols), v, "set")
+
+
+def diagflat(v, k=0):
+    """A 2-D array with the flattened ``v`` on its ``k``-th diagonal."""
+    return diag(_s.ravel(_as_array(v)), k)
+
+
+def trace(a, offset=0, axis1=0, axis2=1, dtype=None, out=None):
+    """Sum along a diagonal (see :func:`diagonal`); ``dtype`` as in ``sum``. ``out=``
+    raises."""
+    _no_out("trace", out)
+    if _eager(a):
+        return np.trace(a, offset, axis1, axis2, dtype)
+    return _sum(diagonal(a, offset, axis1, axis2), axis=-1, dtype=dtype)
+
+
+def _tri_mask(shape, k, lower):
+    if len(shape) == 0:
+        raise FuncgradValueError("tril/triu: input must be at least 1-d")
+    rows, cols = (shape[-2], shape[-1]) if len(shape) >= 2 else (shape[-1], shape[-1])
+    t = np.tri(rows, cols, k if lower else k - 1, dtype=bool)
+    return t if lower else ~t
+
+
+def tril(m, k=0):
+    """``m`` with the elements above the ``k``-th diagonal zeroed (on the last two axes;
+    a 1-D ``m`` is first broadcast to a square, as NumPy does)."""
+    m = _as_array(m)
+    k = _to_int(k, "tril", "k")
+    return _where(_tri_mask(_s._shape(m), k, True), m, np.zeros((), m.dtype))
+
+
+def triu(m, k=0):
+    """``m`` with the elements below the ``k``-th diagonal zeroed (see :func:`tril`)."""
+    m = _as_array(m)
+    k = _to_int(k, "triu", "k")
+    return _where(_tri_mask(_s._shape(m), k, False), m, np.zeros((), m.dtype))
+
+
+def meshgrid(*xi, copy=True, sparse=False, indexing="xy"):
+    """Coordinate arrays from 1-D coordinate vectors (a tuple, as NumPy 2).
+    ``indexing='xy'`` (Cartesian, the default) or ``'ij'`` (matrix); ``sparse=True``
+    returns broadcastable arrays instead of full ones. ``copy`` is accepted and ignored
+    (arrays are immutable)."""
+    if indexing not in ("xy", "ij"):
+        raise FuncgradValueError("meshgrid: valid values for `indexing` are 'xy' and 'ij'")
+    xs = [_s.ravel(_as_array(x)) for x in xi]
+    nd = len(xs)
+    out = []
+    for i, x in enumerate(xs):
+        pos = i
+        if indexing == "xy" and nd > 1 and i < 2:
+            pos = 1 - i
+        out.append(_s.reshape(x, (1,) * pos + (-1,) + (1,) * (nd - pos - 1)))
+    if not sparse and nd:
+        shape = np.broadcast_shapes(*[_s._shape(o) for o in out])
+        out = [_s.broadcast_to(o, shape) for o in out]
+    return tuple(out)
+
+
+def append(arr, values, axis=None):
+    """``arr`` with ``values`` appended along ``axis`` (both flattened when None)."""
+    if _eager(arr, values):
+        return np.append(arr, values, axis)
+    arr = _as_array(arr)
+    values = _as_array(values)
+    if axis is None:
+        if _s._ndim(arr) != 1:
+            arr = _s.ravel(arr)
+        values = _s.ravel(values)
+        axis = _s._ndim(arr) - 1
+    return _s.concatenate([arr, values], axis=axis)
+
+
+def _labels(shape):
+    return np.arange(int(np.prod(shape, dtype=np.int64))).reshape(shape)
+
+
+def insert(arr, obj, values, axis=None):
+    """``arr`` with ``values`` inserted before the index or indices ``obj`` along ``axis``
+    (of the flattened array when None), with NumPy's rules for ``obj`` (an int, a slice,
+    or a sequence of ints) and for broadcasting ``values``. ``values`` is cast to
+    ``arr``'s dtype. ``obj`` must be concrete. Gradients flow to ``arr`` and ``values``.
+
+    Example:
+        >>> import funcgrad.numpy as fnp
+        >>> fnp.insert(fnp.array([1., 2., 3.]), 1, 9.0)
+        array([1., 9., 2., 3.])
+    """
+    if _eager(arr, obj, values):
+        return np.insert(arr, obj, values, axis=axis)
+    arr = _as_array(arr)
+    values = _as_array(values)
+    obj = _concrete(obj, "insert", "obj")
+    if axis is None:
+        arr = _s.ravel(arr)
+        axis = 0
+    axis = _s.normalize_axis(axis, _s._ndim(arr), "insert")
+    n_arr = arr.size
+    try:
+        src = np.insert(_labels(arr.shape), obj, n_arr + _labels(_s._shape(values)), axis=axis)
+    except (IndexError, ValueError, TypeError) as e:
+        raise FuncgradValueError(f"insert: {e}") from None
+    if values.dtype != arr.dtype:
+        values = _s.astype(values, arr.dtype)
+    pool = _s.concatenate([_s.ravel(arr), _s.ravel(values)])
+    return _getitem(pool, (src,))
+
+
+def delete(arr, obj, axis=None):
+    """``arr`` without the sub-arrays at ``obj`` (an int, a slice, a sequence of ints or a
+    boolean mask; concrete) along ``axis`` (of the flattened array when None)."""
+    if _eager(arr, obj):
+        return np.delete(arr, obj, axis=axis)
+    arr = _as_array(arr)
+    obj = _concrete(obj, "delete", "obj")
+    if axis is None:
+        arr = _s.ravel(arr)
+        axis = 0
+    axis = _s.normalize_axis(axis, _s._ndim(arr), "delete")
+    try:
+        src = np.delete(_labels(arr.shape), obj, axis=axis)
+    except (IndexError, ValueError, TypeError) as e:
+        raise FuncgradValueError(f"delete: {e}") from None
+    return _getitem(_s.ravel(arr), (src,))
+
+
+def resize(a, new_shape):
+    """An array of ``new_shape`` filled by repeating the flattened ``a`` cyclically (zeros
+    when ``a`` is empty), as ``numpy.resize``."""
+    if _eager(a):
+        return np.resize(a, new_shape)
+    a = _as_array(a)
+    new_shape = (new_shape,) if isinstance(new_shape, (int, np.integer)) else tuple(new_shape)
+    if builtins.any(d < 0 for d in new_shape):
+        raise FuncgradValueError("resize: all elements of `new_shape` must be non-negative")
+    if a.size == 0:
+        return _zeros(new_shape, a.dtype)
+    src = np.resize(np.arange(a.size), new_shape)
+    return _getitem(_s.ravel(a), (src,))
