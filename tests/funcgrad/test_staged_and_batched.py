@@ -123,6 +123,10 @@ def test_vmap_indexing_and_fallback_warning():
         np.testing.assert_array_equal(
             vmap(lambda r, i: r[i])(x, np.array([[0, 1], [1, 1], [3, 2]])),
             [[0, 1], [5, 5], [11, 10]])
+        np.testing.assert_array_equal(
+            vmap(lambda r, i, v: fnp.at(r)[i].add(v))(x, np.array([[0, 0], [1, 2], [3, 3]]),
+                                                       np.ones((3, 2))),
+            x + np.array([[2, 0, 0, 0], [0, 1, 1, 0], [0, 0, 0, 2]]))
     # other layouts of batched indices fall back to the loop (warning once per primitive)
     from funcgrad._src.batching import fallback_primitives
     with warnings.catch_warnings():

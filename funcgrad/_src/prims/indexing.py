@@ -249,11 +249,13 @@ def _getitem_batch(vals, dims, index):
     from ..batching import _fallback, bdim_size, move_to_front
     x, *arrays = vals
     dx, *darrays = dims
-    if any(d is not None for d in darrays) or dx is None:
-        out = _gather_batched_index(x, dx, arrays, darrays, index)
-        if out is not None:
-            return out, 0
-        return _fallback(getitem_p, vals, dims, {"index": index}, bdim_size(vals, dims))
+    if any(d is not None for d in darrays):
+        size = bdim_size(vals, dims)
+        r = _batched_advanced(x, dx, arrays, darrays, index, size)
+        if r is None:
+            return _fallback(getitem_p, vals, dims, {"index": index}, size)
+        xb, new_arrays, new_index = r
+        return bind(getitem_p, xb, *new_arrays, index=new_index), 0
     x = move_to_front(x, dx)
     out_dim = 0
     if _advanced_separated(index):
@@ -263,28 +265,25 @@ def _getitem_batch(vals, dims, index):
     return bind(getitem_p, x, *arrays, index=(("slice", None, None, None),) + index), out_dim
 
 
-def _gather_batched_index(x, dx, arrays, darrays, index):
-    """``x[idx]`` per example when the integer index arrays are batched: prepend an
-    ``arange`` over the batch as one more advanced index. Handles the common layout (the
-    advanced indices first and adjacent); returns None for others."""
+def _batched_advanced(x, dx, arrays, darrays, index, size):
+    """Rewrite a per-example index with batched integer index arrays as one index into
+    the batched ``x`` (batch axis first): an ``arange`` over the batch becomes one more
+    advanced index. Handles the common layout (advanced indices first and adjacent);
+    returns None for others."""
     from ..batching import move_to_front
+    from .shape import broadcast_to, reshape
     pos = [i for i, s in enumerate(index) if isinstance(s, str)]
     if not pos or pos[0] != 0 or pos[-1] + 1 != len(pos) or any(
             getattr(a, "dtype", None) == np.bool_ for a in arrays):
         return None
-    size = next(a.shape[d] for a, d in zip(arrays, darrays) if d is not None) \
-        if any(d is not None for d in darrays) else x.shape[dx]
     moved = [move_to_front(a, d) if d is not None else a for a, d in zip(arrays, darrays)]
     rank = len(np.broadcast_shapes(*[tuple(a.shape[1:]) if d is not None else tuple(a.shape)
                                      for a, d in zip(moved, darrays)]))
-    from .shape import reshape
     moved = [reshape(a, (a.shape[0],) + (1,) * (rank - (len(a.shape) - 1)) + tuple(a.shape[1:]))
              if d is not None else a for a, d in zip(moved, darrays)]
-    if dx is None:
-        return bind(getitem_p, x, *moved, index=index)
-    xb = move_to_front(x, dx)
+    xb = move_to_front(x, dx) if dx is not None else broadcast_to(x, (size,) + tuple(x.shape))
     batch_index = np.arange(size).reshape((size,) + (1,) * rank)
-    return bind(getitem_p, xb, batch_index, *moved, index=(_ARRAY,) + index)
+    return xb, [batch_index] + moved, (_ARRAY,) + index
 
 
 def _scatter_batch(vals, dims, index, mode):
@@ -293,10 +292,16 @@ def _scatter_batch(vals, dims, index, mode):
     x, v, *arrays = vals
     dx, dv, *darrays = dims
     size = bdim_size(vals, dims)
-    if any(d is not None for d in darrays) or _advanced_separated(index):
+    if any(d is not None for d in darrays):
+        r = _batched_advanced(x, dx, arrays, darrays, index, size)
+        if r is None:
+            return _fallback(scatter_p, vals, dims, {"index": index, "mode": mode}, size)
+        x, arrays, new_index = r
+    elif _advanced_separated(index):
         return _fallback(scatter_p, vals, dims, {"index": index, "mode": mode}, size)
-    x = move_to_front(x, dx) if dx is not None else broadcast_to(x, (size,) + tuple(x.shape))
-    new_index = (("slice", None, None, None),) + index
+    else:
+        x = move_to_front(x, dx) if dx is not None else broadcast_to(x, (size,) + tuple(x.shape))
+        new_index = (("slice", None, None, None),) + index
     if dv is not None:
         v = move_to_front(v, dv)
         probe = np.broadcast_to(np.zeros((), np.int8), x.shape)
