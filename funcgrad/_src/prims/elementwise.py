@@ -15,7 +15,7 @@ import math
 
 import numpy as np
 
-from ..core import Primitive, bind, defjvp, defvjp
+from ..core import Primitive, Tracer, bind, defjvp, defvjp
 from . import shape as _shape
 
 unbroadcast = _shape.unbroadcast
@@ -38,8 +38,18 @@ def _binary(name, impl, dx, dy):
     return p
 
 
+_NO_PARAMS = {}    # shared by parameterless calls; never mutated
+
+
+# The wrappers and operators hand a call whose tracers all belong to one live trace
+# straight to that trace: the same decision `bind` makes, minus its loops (this is the
+# hottest path of all). Everything else goes through `bind`.
 def _wrap1(p, doc):
     def f(x, /):
+        if isinstance(x, Tracer):
+            t = x._trace
+            if t.alive:
+                return t.process(p, (x,), _NO_PARAMS)
         return bind(p, x)
     f.__name__ = f.__qualname__ = p.name
     f.__doc__ = doc
@@ -48,6 +58,14 @@ def _wrap1(p, doc):
 
 def _wrap2(p, doc):
     def f(x1, x2, /):
+        if isinstance(x1, Tracer):
+            t = x1._trace
+            if t.alive and (not isinstance(x2, Tracer) or x2._trace is t):
+                return t.process(p, (x1, x2), _NO_PARAMS)
+        elif isinstance(x2, Tracer):
+            t = x2._trace
+            if t.alive:
+                return t.process(p, (x1, x2), _NO_PARAMS)
         return bind(p, x1, x2)
     f.__name__ = f.__qualname__ = p.name
     f.__doc__ = doc
@@ -250,13 +268,23 @@ def _clip_inside(x, lo, hi):
     return inside
 
 
+def _clip_at_lo(x, lo, hi):
+    # NumPy's clip is minimum(maximum(x, lo), hi): where lo > hi the result is hi, so
+    # lo only gets the gradient where it is below hi (before, both bounds got it there).
+    return x < lo if hi is None else (x < lo) & (lo <= hi)
+
+
+def _clip_at_hi(x, lo, hi):
+    return x > hi if lo is None else (x > hi) | (lo > hi)
+
+
 clip_p = Primitive("clip", _clip_impl)
 defjvp(clip_p, lambda t, ans, x, lo, hi: where(_clip_inside(x, lo, hi), t, 0),
-       lambda t, ans, x, lo, hi: where(x < lo, t, 0),
-       lambda t, ans, x, lo, hi: where(x > hi, t, 0))
+       lambda t, ans, x, lo, hi: where(_clip_at_lo(x, lo, hi), t, 0),
+       lambda t, ans, x, lo, hi: where(_clip_at_hi(x, lo, hi), t, 0))
 defvjp(clip_p, lambda g, ans, x, lo, hi: unbroadcast(where(_clip_inside(x, lo, hi), g, 0), x),
-       lambda g, ans, x, lo, hi: unbroadcast(where(x < lo, g, 0), lo),
-       lambda g, ans, x, lo, hi: unbroadcast(where(x > hi, g, 0), hi))
+       lambda g, ans, x, lo, hi: unbroadcast(where(_clip_at_lo(x, lo, hi), g, 0), lo),
+       lambda g, ans, x, lo, hi: unbroadcast(where(_clip_at_hi(x, lo, hi), g, 0), hi))
 
 
 # ---- the user-facing functions -------------------------------------------------------
@@ -414,11 +442,17 @@ def _install_operators():
 
     def forward(p):
         def op(self, other):
+            t = self._trace
+            if t.alive and (not isinstance(other, Tracer) or other._trace is t):
+                return t.process(p, (self, other), _NO_PARAMS)
             return bind(p, self, other)
         return op
 
     def reflected(p):
         def op(self, other):
+            t = self._trace
+            if t.alive and (not isinstance(other, Tracer) or other._trace is t):
+                return t.process(p, (other, self), _NO_PARAMS)
             return bind(p, other, self)
         return op
 
@@ -431,8 +465,8 @@ def _install_operators():
     for name, p in [("lt", less_p), ("le", less_equal_p), ("gt", greater_p),
                     ("ge", greater_equal_p), ("eq", equal_p), ("ne", not_equal_p)]:
         setattr(Tracer, f"__{name}__", forward(p))
-    Tracer.__neg__ = lambda self: bind(negative_p, self)
-    Tracer.__abs__ = lambda self: bind(abs_p, self)
+    Tracer.__neg__ = negative
+    Tracer.__abs__ = abs
 
 
 _install_operators()
