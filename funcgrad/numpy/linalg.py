@@ -1,2 +1,25 @@
-"""(in progress)"""
-__all__ = []
+"""funcgrad.numpy.linalg: differentiable linear algebra, like ``numpy.linalg``.
+
+Every function works on stacks of matrices (the last two axes), differentiates in forward
+and reverse mode to any order, keeps float32 as float32 and accepts complex input. Plain
+``numpy.linalg.xxx(traced_value)`` calls are routed here. See each function for where a
+derivative does not exist (singular matrices, repeated eigenvalues or singular values)
+and what is returned there.
+
+Not provided: ``eig``/``eigvals`` (general, non-Hermitian eigenproblems) and ``cross``.
+"""
+from .._src.prims.linalg import (EighResult, QRResult, SlogdetResult, SVDResult, cholesky,
+                                 cond, det, diagonal, eigh, eigvalsh, inv, lstsq, matmul,
+                                 matrix_norm, matrix_power, matrix_rank, matrix_transpose,
+                                 multi_dot, norm, outer, pinv, qr, slogdet, solve, svd,
+                                 svdvals, tensordot, tensorinv, tensorsolve, trace, vecdot,
+                                 vector_norm)
+from numpy.linalg import LinAlgError
+
+__all__ = ["LinAlgError", "cholesky", "cond", "det", "diagonal", "eigh", "eigvalsh", "inv",
+           "lstsq", "matmul", "matrix_norm", "matrix_power", "matrix_rank",
+           "matrix_transpose", "multi_dot", "norm", "outer", "pinv", "qr", "slogdet",
+           "solve", "svd", "svdvals", "tensordot", "tensorinv", "tensorsolve", "trace",
+           "vecdot", "vector_norm"]
+
+_ = (EighResult, QRResult, SlogdetResult, SVDResult)
