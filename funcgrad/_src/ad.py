@@ -48,6 +48,8 @@ class JVPTracer(Tracer):
 
 def _fit(t, ref):
     """Broadcast/cast a tangent contribution to the output's shape and dtype."""
+    if not hasattr(t, "shape"):       # a Python scalar from scalar arithmetic in a rule
+        t = np.asarray(t)
     if t.shape != ref.shape:
         t = _np().broadcast_to(t, ref.shape)
     if t.dtype != ref.dtype:
@@ -150,6 +152,8 @@ class VJPTrace(Trace):
         self.tape = []
 
     def new_input(self, x):
+        if isinstance(x, Tracer):
+            self.bottom = False
         tape = self.tape
         tape.append(None)
         return VJPTracer(self, x, len(tape) - 1)
@@ -169,8 +173,8 @@ class VJPTrace(Trace):
                 else:
                     lower = True
             i += 1
-        # At level 0 the unwrapped values are concrete: skip a second dispatch.
-        out = (bind(prim, *primals, **params) if lower or self.level or _core.nan_check
+        # At the bottom the unwrapped values are concrete: skip a second dispatch.
+        out = (bind(prim, *primals, **params) if lower or not self.bottom or _core.nan_check
                else prim.impl(*primals, **params))
         if not parents or (rules is None and prim.vjp is None):
             return out

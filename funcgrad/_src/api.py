@@ -13,7 +13,7 @@ import numpy as np
 from . import ad
 from .backend import dtype_name, float0
 from .core import Primitive, Tracer, bind, defjvp, defvjp, new_trace
-from .errors import FuncgradTypeError, FuncgradValueError
+from .errors import FuncgradTypeError, FuncgradValueError, UnexpectedTracerError
 from .tree_util import tree_flatten, tree_map, tree_unflatten, treedef_is_leaf
 
 
@@ -99,8 +99,8 @@ def jvp(fun, primals, tangents, has_aux=False):
             if p.dtype.kind in "fc":
                 ins.append(ad.JVPTracer(trace, p, ad.check_tangent(t, p, f"jvp (leaf {i})")))
             else:
-                if getattr(t, "dtype", None) not in (float0, None) and not (
-                        isinstance(t, np.ndarray) and t.dtype == p.dtype):
+                t_dtype = getattr(t, "dtype", None)
+                if t_dtype is None or not (t_dtype == float0 or t_dtype == p.dtype):
                     raise FuncgradTypeError(
                         f"jvp: primal leaf {i} has integer/boolean dtype {p.dtype}; its "
                         "tangent must be a float0 array, e.g. "
@@ -116,6 +116,7 @@ def jvp(fun, primals, tangents, has_aux=False):
                 primal_out.append(o.primal)
                 tangent_out.append(o.tangent)
             else:
+                _check_not_leaked(o)
                 o = _as_array(o, "jvp output")
                 primal_out.append(o)
                 tangent_out.append(_fnp().zeros_like(o) if o.dtype.kind in "fc"
@@ -192,7 +193,16 @@ def _trace_reverse(fun, primals, what, has_aux=False, allow_int=True, argnames=N
 def _out_primal(o, trace):
     if isinstance(o, ad.VJPTracer) and o._trace is trace:
         return o.primal
+    _check_not_leaked(o)
     return o
+
+
+def _check_not_leaked(o):
+    if isinstance(o, Tracer) and not o._trace.alive:
+        raise UnexpectedTracerError(
+            f"the function returned a tracer of a transformation that had already finished "
+            f"({o._trace!r}): a traced value leaked out of an earlier transformation, e.g. "
+            "through a global or a closure. Return values computed in this call instead.")
 
 
 def _input_cts(trace, ins, p_flat, cts):
@@ -253,7 +263,10 @@ def vjp(fun, *primals, has_aux=False):
 
 
 def _normalize_argnums(argnums, nargs, what, fun):
-    single = isinstance(argnums, (int, np.integer))
+    single = isinstance(argnums, (int, np.integer)) and not isinstance(argnums, bool)
+    if not single and not isinstance(argnums, (tuple, list)):
+        raise FuncgradTypeError(
+            f"{what}: argnums must be an int or a tuple of ints, got {argnums!r}")
     nums = (argnums,) if single else tuple(argnums)
     if not nums:
         raise FuncgradValueError(f"{what}: argnums is empty; give at least one argument index")
@@ -327,8 +340,10 @@ def value_and_grad(fun, argnums=0, has_aux=False, holomorphic=False, allow_int=F
                         f"grad with holomorphic=True of {_fname(fun)}: inputs must be complex, "
                         f"got {dtype_name(p)}")
         o = out
-        if isinstance(o, (list, tuple)) and not has_aux and len(o) == 2:
-            pass
+        if isinstance(o, (int, float, complex)) and not isinstance(o, bool):
+            o = np.asarray(o)            # a constant function: its gradient is zero
+        if not (isinstance(o, ad.VJPTracer) and o._trace is trace):
+            _check_not_leaked(o)
         _check_scalar_output(o, "grad", fun, holomorphic)
         if isinstance(o, ad.VJPTracer) and o._trace is trace:
             value = o.primal
@@ -477,6 +492,13 @@ def jacrev(fun, argnums=0, has_aux=False, holomorphic=False, allow_int=False):
                 full[i] = a
             return fun(*full, **kwargs)
 
+        for k, leaf in enumerate(tree_flatten(dyn)[0]):
+            kind = np.asarray(leaf).dtype.kind if not isinstance(leaf, Tracer) else leaf.dtype.kind
+            if kind not in "fc" and not allow_int:
+                raise FuncgradTypeError(
+                    f"jacrev of {_fname(fun)}: input leaf {k} has dtype "
+                    f"{np.asarray(leaf).dtype if not isinstance(leaf, Tracer) else leaf.dtype}; "
+                    "Jacobians need floating or complex inputs (or allow_int=True)")
         res = vjp(f_dyn, *dyn, has_aux=has_aux)
         out, vjp_fn = res[0], res[1]
         o_flat, out_tree = tree_flatten(out)
@@ -545,6 +567,11 @@ def vmap(fun, in_axes=0, out_axes=0, axis_size=None):
     if not (in_axes is None or isinstance(in_axes, (int, tuple, list, dict))):
         raise FuncgradTypeError(f"vmap: in_axes must be an int, None or a tuple, got {in_axes!r}")
 
+    for ax in tree_flatten(in_axes, is_leaf=lambda x: x is None)[0]:
+        if ax is not None and not isinstance(ax, (int, np.integer)):
+            raise FuncgradTypeError(
+                f"vmap: in_axes entries must be ints or None, got {ax!r} in {in_axes!r}")
+
     @functools.wraps(fun)
     def vmapped(*args, **kwargs):
         if isinstance(in_axes, (tuple, list)) and len(in_axes) != len(args):
@@ -552,15 +579,24 @@ def vmap(fun, in_axes=0, out_axes=0, axis_size=None):
                 f"vmap of {_fname(fun)}: in_axes has {len(in_axes)} entries but the function "
                 f"was called with {len(args)} positional arguments")
         prefix = tuple(in_axes) if isinstance(in_axes, (tuple, list)) else (in_axes,) * len(args)
-        flat, tree = tree_flatten(args)
-        dims = _broadcast_prefix(prefix, args, "vmap in_axes")
+        # keyword arguments are mapped over their leading axis (as in JAX)
+        prefix = (prefix, 0)
+        all_args = (args, kwargs)
+        flat, tree = tree_flatten(all_args)
+        dims = _broadcast_prefix(prefix, all_args, "vmap in_axes")
         flat = [_as_array(a, "vmap") if d is not None else a for a, d in zip(flat, dims)]
+        for k, (a, d) in enumerate(zip(flat, dims)):
+            if d is not None and not -max(len(a.shape), 1) <= d < max(len(a.shape), 1):
+                raise FuncgradValueError(
+                    f"vmap of {_fname(fun)}: in_axes {d} is out of range for an argument of "
+                    f"shape {tuple(a.shape)} (leaf {k})")
         dims = [None if d is None else d % len(a.shape) if len(a.shape) else d
                 for a, d in zip(flat, dims)]
         size = batching.check_sizes(flat, dims, axis_size, f"vmap of {_fname(fun)}")
 
         def flat_fun(*leaves):
-            return fun(*tree_unflatten(tree, leaves), **kwargs)
+            a, kw = tree_unflatten(tree, leaves)
+            return fun(*a, **kw)
 
         out, trace = batching.vmap_flat(flat_fun, flat, dims, None, size)
         out_flat, out_tree = tree_flatten(out)
@@ -574,6 +610,10 @@ def vmap(fun, in_axes=0, out_axes=0, axis_size=None):
                         f"vmap of {_fname(fun)}: out_axes=None for an output that depends on "
                         "the mapped axis")
                 v = o.val
+                if not -len(v.shape) <= od < len(v.shape):
+                    raise FuncgradValueError(
+                        f"vmap of {_fname(fun)}: out_axes {od} is out of range for an output "
+                        f"with {len(v.shape) - 1} dimension(s) per example")
                 od = od % len(v.shape)
                 res.append(fnp.moveaxis(v, o.bdim, od) if o.bdim != od else v)
             else:

@@ -7,6 +7,7 @@ implementation directly: that is the whole eager path.
 """
 from __future__ import annotations
 
+import itertools
 import threading
 
 import numpy as np
@@ -78,16 +79,22 @@ class _TraceState(threading.local):
 
 
 _state = _TraceState()
+_levels = itertools.count()      # global: nesting is ordered by start time, across threads
 
 
 class Trace:
-    """One active transformation. Its ``level`` orders it among the active ones."""
+    """One active transformation. Its ``level`` orders it among the active ones: a trace
+    started later is nested inside the ones still alive, in this thread or another (a
+    thread may take a derivative of a closure over another thread's traced value).
+    ``bottom`` is True when no other transformation was active here when it started, so
+    the values below its tracers are concrete arrays."""
 
-    __slots__ = ("level", "alive", "name")
+    __slots__ = ("level", "alive", "bottom")
 
     def __init__(self, level):
         self.level = level
         self.alive = True
+        self.bottom = not _state.stack
 
     def process(self, prim, args, params):  # pragma: no cover - abstract
         raise NotImplementedError
@@ -109,7 +116,7 @@ class new_trace:
     __slots__ = ("trace",)
 
     def __init__(self, cls, *args):
-        self.trace = cls(len(_state.stack), *args)
+        self.trace = cls(next(_levels), *args)
 
     def __enter__(self):
         _state.stack.append(self.trace)

@@ -24,6 +24,21 @@ def _fnp():
     return fnp
 
 
+def _resolve_kwargs(fun, args, kwargs):
+    """Keyword arguments turned positional through ``fun``'s signature (defaults filled)."""
+    import inspect
+    try:
+        bound = inspect.signature(fun).bind(*args, **kwargs)
+    except TypeError as e:
+        raise FuncgradTypeError(f"{getattr(fun, '__name__', fun)}: {e}") from None
+    bound.apply_defaults()
+    if bound.kwargs:
+        raise FuncgradTypeError(
+            f"{getattr(fun, '__name__', fun)}: keyword-only arguments "
+            f"{sorted(bound.kwargs)} are not supported by custom_jvp/custom_vjp functions")
+    return bound.args
+
+
 def _split_nondiff(args, nondiff_argnums):
     nondiff = tuple(args[i] for i in nondiff_argnums)
     diff = tuple(a for i, a in enumerate(args) if i not in nondiff_argnums)
@@ -111,8 +126,7 @@ class custom_jvp:
 
     def __call__(self, *args, **kwargs):
         if kwargs:
-            raise FuncgradTypeError(
-                f"custom_jvp function {self.__name__}: pass arguments positionally")
+            args = _resolve_kwargs(self.fun, args, kwargs)
         if self.jvp is None:
             raise FuncgradTypeError(
                 f"custom_jvp function {self.__name__} has no rule: define it with "
@@ -190,8 +204,7 @@ class custom_vjp:
 
     def __call__(self, *args, **kwargs):
         if kwargs:
-            raise FuncgradTypeError(
-                f"custom_vjp function {self.__name__}: pass arguments positionally")
+            args = _resolve_kwargs(self.fun, args, kwargs)
         if self.fwd is None:
             raise FuncgradTypeError(
                 f"custom_vjp function {self.__name__} has no rules: call "
@@ -390,7 +403,7 @@ def _vjp_record(trace, prim, params, primals, out, parents):
 
 def vjp_trace_custom_jvp(trace, obj, args):
     primals, parents = _vjp_unwrap(trace, obj, args)
-    out = obj.fun(*primals)
+    out = obj(*primals)          # lower transformations apply the custom rule too
     if not parents:
         return out
     params = {"obj": obj, "n_args": len(args), "out_tree": tree_structure(out)}
@@ -400,7 +413,7 @@ def vjp_trace_custom_jvp(trace, obj, args):
 def vjp_trace_custom_vjp(trace, obj, args):
     primals, parents = _vjp_unwrap(trace, obj, args)
     if not parents:
-        return obj.fun(*primals)
+        return obj(*primals)
     out, res = obj.run_fwd(primals)
     params = {"obj": obj, "res": res, "out_tree": tree_structure(out), "n_args": len(args)}
     return _vjp_record(trace, custom_vjp_call_p, params, primals, out, parents)
@@ -461,8 +474,13 @@ def batch_trace_custom(trace, obj, args, kind):
 
         def bwd(*bargs):
             *nondiff, res, g = bargs
-            return tuple(vmap(lambda r, gg: tuple(obj.bwd(*nondiff, r, gg)),
-                              axis_size=size)(res, g))
+            cts = vmap(lambda r, gg: tuple(obj.bwd(*nondiff, r, gg)), axis_size=size)(res, g)
+            # an argument that was not batched gets the sum over the batch
+            return tuple(
+                c if c is None else tree_map(
+                    lambda ci, ax: ci if ax is not None else _fnp().sum(ci, axis=0), c, axes,
+                    is_leaf=lambda x: x is None)
+                for c, axes in zip(cts, diff_axes))
         batched.defvjp(fwd, bwd)
     out = batched(*vals)
     return tree_map(lambda o: BatchTracer(trace, o, 0), out)

@@ -28,15 +28,17 @@ from .tree_util import tree_flatten, tree_unflatten
 
 
 class Var:
-    """A graph variable: a name, a shape and a dtype."""
+    """A graph variable: a name, a shape and a dtype. ``weak`` marks a Python scalar
+    (and arithmetic on Python scalars only), which must not promote arrays."""
 
-    __slots__ = ("name", "shape", "dtype", "deps")
+    __slots__ = ("name", "shape", "dtype", "deps", "weak")
 
-    def __init__(self, name, shape, dtype, deps=frozenset()):
+    def __init__(self, name, shape, dtype, deps=frozenset(), weak=False):
         self.name = name
         self.shape = tuple(shape)
         self.dtype = np.dtype(dtype)
         self.deps = deps   # indices of the graph inputs this variable depends on
+        self.weak = weak
 
     def type_str(self):
         return f"{self.dtype.name}[{','.join(map(str, self.shape))}]"
@@ -197,11 +199,15 @@ class GraphTracer(Tracer):
             "choice with funcgrad.numpy.where.")
 
 
+_WEAK = (int, float, complex)
+
+
 class GraphTrace(Trace):
-    __slots__ = ("eqns", "consts", "const_ids", "counter", "arg_names")
+    __slots__ = ("eqns", "consts", "const_ids", "counter", "arg_names", "outer")
 
     def __init__(self, level, arg_names=()):
         super().__init__(level)
+        self.outer = False
         self.eqns = []
         self.consts = []
         self.const_ids = {}
@@ -220,6 +226,9 @@ class GraphTrace(Trace):
 
     def new_input(self, value, k):
         v = self.new_var(np.shape(value), _dtype_of(value), frozenset([k]))
+        v.weak = type(value) in _WEAK
+        if isinstance(value, Tracer):
+            self.bottom = False
         return GraphTracer(self, v, value)
 
     def const(self, x):
@@ -238,16 +247,28 @@ class GraphTrace(Trace):
         vals = []
         invars = []
         deps = frozenset()
+        weak = True
         for a in args:
             if isinstance(a, GraphTracer) and a._trace is self:
                 vals.append(a.aval)
                 invars.append(a.var)
                 deps = deps | a.var.deps
+                weak = weak and a.var.weak
             else:
+                if isinstance(a, Tracer):
+                    self.outer = True     # a closure over another transformation's value
                 vals.append(a)
                 invars.append(self.const(a))
+                weak = weak and type(a) in _WEAK
         with np.errstate(all="ignore"):
-            out = bind(prim, *vals, **params) if self.level else prim.impl(*vals, **params)
+            out = bind(prim, *vals, **params) if not self.bottom else prim.impl(*vals, **params)
+        if weak and not prim.multiple_results and isinstance(out, np.generic):
+            # arithmetic on Python scalars stays a (weakly typed) Python scalar
+            out = out.item()
+            outvar = self.new_var((), _dtype_of(np.asarray(out)), deps)
+            outvar.weak = True
+            self.eqns.append(Eqn(prim, invars, params, [outvar]))
+            return GraphTracer(self, outvar, out)
         if prim.multiple_results:
             outvars = [self.new_var(np.shape(o), _dtype_of(o), deps) for o in out]
             self.eqns.append(Eqn(prim, invars, params, outvars))
@@ -308,13 +329,12 @@ def trace_to_graph(fun, args, kwargs, static_argnums=(), static_argnames=()):
                 values.append(o.aval)
             else:
                 if isinstance(o, Tracer):
-                    raise FuncgradTypeError(
-                        "jit: the function returned a tracer of another transformation; "
-                        "return arrays only")
+                    trace.outer = True
                 outvars.append(trace.const(o) if o is not None else None)
                 values.append(o)
     graph = Graph([t.var for t in ins], trace.consts, trace.eqns, outvars, in_tree, out_tree,
                   leaf_names)
+    graph.uses_outer_values = trace.outer
     return graph, tree_unflatten(out_tree, values)
 
 
@@ -372,7 +392,7 @@ def simplify(graph):
         key = None
         if not getattr(e.prim, "effectful", False):
             try:
-                key = (e.prim, tuple((v.name if isinstance(v, Var) else ("lit", type(v.value), v.value))
+                key = (e.prim, tuple((v.name if isinstance(v, Var) else ("lit", type(v.value), repr(v.value)))
                                      if v is not None else None for v in invars),
                        tuple(sorted(e.params.items())))
                 hash(key)
@@ -417,7 +437,8 @@ def compile_graph(graph):
         if v is None:
             return "None"
         if isinstance(v, Literal):
-            if type(v.value) in (bool, int, float, complex) or v.value is None:
+            if v.value is None or type(v.value) in (bool, int) or (
+                    type(v.value) in (float, complex) and np.isfinite(v.value)):
                 return repr(v.value)
             k = f"l{len(ns)}"           # NumPy scalars keep their exact type (and dtype)
             ns[k] = v.value
@@ -436,6 +457,10 @@ def compile_graph(graph):
             if isinstance(v, Var):
                 last_use[v.name] = k
     outputs = {v.name for v in graph.outvars if isinstance(v, Var)}
+    # Values read by anything but a ufunc may live on in a view (getitem, reshape,
+    # transpose, real, ...): their buffers are never reused.
+    viewed = {v.name for e in graph.eqns if not isinstance(e.prim.impl, np.ufunc)
+              for v in e.invars if isinstance(v, Var)}
     owned = set()        # temporaries made by ufuncs: fresh, writable arrays
     for k, e in enumerate(graph.eqns):
         fname = f"f{k}"
@@ -455,11 +480,12 @@ def compile_graph(graph):
             if isinstance(impl, _FRESH) and impl is not np.matmul and not e.params and len(o.shape):
                 for v in e.invars:
                     if (isinstance(v, Var) and v.name in owned and last_use.get(v.name) == k
-                            and v.name not in outputs and v.shape == o.shape and v.dtype == o.dtype):
+                            and v.name not in outputs and v.name not in viewed
+                            and v.shape == o.shape and v.dtype == o.dtype):
                         out_kw = f", out={ref(v)}"
                         owned.discard(v.name)
                         break
-            lines.append(f"    {target} = {fname}({args}{out_kw})")
+            lines.append(f"    {target} = {fname}({args}{out_kw})" + (".item()" if o.weak else ""))
             if isinstance(impl, _FRESH) and len(o.shape):
                 owned.add(o.name)
         dead = [ref(v) for v in {v.name: v for v in e.invars if isinstance(v, Var)}.values()
@@ -468,7 +494,10 @@ def compile_graph(graph):
         if dead:
             lines.append(f"    del {', '.join(dead)}")
     params = ", ".join(names[v.name] for v in graph.invars)
-    ret = ", ".join(ref(v) for v in graph.outvars)
+    const_names = {v.name for v, x in graph.consts if isinstance(x, np.ndarray)}
+    # constants handed out are copied, so that changing a result never changes the cache
+    ret = ", ".join(ref(v) + (".copy()" if isinstance(v, Var) and v.name in const_names else "")
+                    for v in graph.outvars)
     src = f"def compiled({params}):\n" + "\n".join(lines) + f"\n    return [{ret}]\n"
     code = compile(src, "<funcgrad.jit>", "exec")
     exec(code, ns)
@@ -518,33 +547,50 @@ def jit(fun, static_argnums=(), static_argnames=()):
         1
     """
     static_argnums = _norm_static(static_argnums)
-    static_argnames = tuple(static_argnames) if not isinstance(static_argnames, str) else (static_argnames,)
+    static_argnames = (static_argnames,) if isinstance(static_argnames, str) else tuple(static_argnames)
+    try:
+        params = [p.name for p in inspect.signature(fun).parameters.values()
+                  if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    except (TypeError, ValueError):
+        params = []
+    fname = getattr(fun, "__name__", fun)
     cache = {}
 
-    def key_of(args, kwargs):
-        statics = []
+    def statics_for(nargs):
+        """Static positions and names for a call with ``nargs`` positional arguments:
+        static_argnums also covers those arguments passed by keyword and static_argnames
+        those passed positionally (through the signature, as JAX does)."""
+        n = len(params) if params else nargs
+        nums = set()
         for i in static_argnums:
-            if i >= len(args):
+            if not -n <= i < max(n, nargs):
                 raise FuncgradValueError(
-                    f"jit of {getattr(fun, '__name__', fun)}: static_argnums={static_argnums} "
-                    f"but only {len(args)} positional arguments were passed")
-            statics.append(args[i])
-        statics.extend(kwargs[k] for k in static_argnames if k in kwargs)
-        dyn = ([a for i, a in enumerate(args) if i not in static_argnums],
-               {k: v for k, v in kwargs.items() if k not in static_argnames})
+                    f"jit of {fname}: static_argnums={static_argnums} is out of range for a "
+                    f"function of {n} positional parameter(s)")
+            nums.add(i % n if i < 0 else i)
+        names = set(static_argnames) | {params[i] for i in nums if i < len(params)}
+        nums |= {params.index(a) for a in static_argnames if a in params}
+        return tuple(sorted(i for i in nums if i < nargs)), tuple(sorted(names))
+
+    def key_of(args, kwargs):
+        nums, names = statics_for(len(args))
+        statics = tuple((i, args[i]) for i in nums) + tuple(
+            (k, kwargs[k]) for k in names if k in kwargs)
+        dyn = ([a for i, a in enumerate(args) if i not in nums],
+               {k: v for k, v in kwargs.items() if k not in names})
         flat, tree = tree_flatten(dyn)
         try:
-            key = (tree, tuple(_signature(x) for x in flat), tuple(statics))
+            key = (tree, tuple(_signature(x) for x in flat), statics)
             hash(key)
         except TypeError:
             raise FuncgradTypeError(
-                f"jit of {getattr(fun, '__name__', fun)}: static arguments must be hashable, "
-                f"got {[type(s).__name__ for s in statics]}") from None
-        return key, flat
+                f"jit of {fname}: static arguments must be hashable, got "
+                f"{[type(v).__name__ for _, v in statics]}") from None
+        return key, flat, nums, names
 
     @functools.wraps(fun)
     def jitted(*args, **kwargs):
-        key, flat = key_of(args, kwargs)
+        key, flat, nums, names = key_of(args, kwargs)
         if _core.nan_check is not None:
             return fun(*args, **kwargs)      # debug_nans: run uncompiled, checked op by op
         for x in flat:
@@ -553,13 +599,14 @@ def jit(fun, static_argnums=(), static_argnames=()):
                 return fun(*args, **kwargs)
         entry = cache.get(key)
         if entry is None:
-            graph, out = trace_to_graph(fun, args, kwargs, static_argnums, static_argnames)
-            cache[key] = _Compiled(graph)
+            graph, out = trace_to_graph(fun, args, kwargs, nums, names)
+            if not graph.uses_outer_values:   # closures over traced values: not replayable
+                cache[key] = _Compiled(graph)
             return out
         return tree_unflatten(entry.out_tree, entry.fn(*flat))
 
     def lower(*args, **kwargs):
-        key, _ = key_of(args, kwargs)
+        key = key_of(args, kwargs)[0]
         if key not in cache:
             jitted(*args, **kwargs)
         return cache[key].graph

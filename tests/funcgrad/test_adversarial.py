@@ -286,10 +286,6 @@ def test_custom_rules_keep_float32():
         assert gx.dtype == gy.dtype == np.float32
 
 
-@bug(reason="custom_vjp/checkpoint under vmap with an unbatched (in_axes=None) argument, "
-            "differentiated by an outer grad: the batched bwd returns a batched cotangent "
-            "for the unbatched argument and run_bwd's shape check raises (custom.py "
-            "batch_trace_custom does not sum cotangents of unbatched args)")
 @pytest.mark.parametrize("kind", ["custom_vjp", "checkpoint"])
 def test_grad_of_vmap_of_custom_vjp_with_unbatched_argument(kind):
     F = _custom_fns(fg, fnp)[kind]
@@ -314,10 +310,6 @@ def test_custom_jvp_rule_used_by_forward_and_reverse_first_order():
     assert float(fg.jacfwd(fg.jacfwd(lambda x: ste(x) * x))(1.3)) == 2.0
 
 
-@bug(reason="custom_jvp under reverse mode runs obj.fun on the primals "
-            "(custom.vjp_trace_custom_jvp), so an outer transformation differentiates the "
-            "primal output through fun's own derivative, not the custom rule: wrong "
-            "second derivatives (hessian, grad(grad), jacrev(jacrev))")
 @pytest.mark.parametrize("order", ["hessian", "grad(grad)", "jacrev(jacrev)"])
 def test_custom_jvp_rule_used_at_second_order(order):
     ste = _ste()
@@ -327,17 +319,12 @@ def test_custom_jvp_rule_used_at_second_order(order):
     assert float(h(1.3)) == 2.0
 
 
-@bug(reason="jvp(value_and_grad(custom_jvp fn)): the value's tangent comes from fun's "
-            "own derivative (0 for round) instead of the custom rule (1); "
-            "custom.vjp_trace_custom_jvp calls obj.fun instead of re-dispatching")
 def test_jvp_of_value_and_grad_uses_custom_jvp_rule():
     ste = _ste()
     (_, _), (dvalue, _) = fg.jvp(fg.value_and_grad(ste), (1.3,), (1.0,))
     assert float(dvalue) == 1.0
 
 
-@bug(reason="custom_jvp/custom_vjp functions reject keyword arguments "
-            "('pass arguments positionally'); JAX resolves them by the signature")
 @pytest.mark.parametrize("kind", ["custom_jvp", "custom_vjp"])
 def test_custom_functions_accept_keyword_arguments(kind):
     F = _custom_fns(fg, fnp)[kind]
@@ -407,9 +394,6 @@ def test_python_scalar_does_not_promote_when_not_differentiated():
     assert fg.jit(lambda x, s: x * s)(X32, 2.0).dtype == np.float32
 
 
-@bug(reason="jit: a Python-scalar argument becomes a tracer whose arithmetic yields "
-            "NumPy float64 scalars (strong), which promote float32 arrays; the eager "
-            "call stays float32 (staging.py: weak typing is lost once traced)")
 def test_jit_python_scalar_arithmetic_keeps_float32():
     f = lambda x, s: x * (s * 2.0)  # noqa: E731
     assert f(X32, 3.0).dtype == np.float32          # eager
@@ -509,9 +493,6 @@ def _view_returned(x):
     return y[:2], y * 2.0
 
 
-@bug(reason="jit (staging.compile_graph) reuses a dead ufunc result as an out= buffer "
-            "while a view of it (getitem/transpose/reshape/stop_gradient/real) is still "
-            "live or returned: wrong values from the second call on")
 @pytest.mark.parametrize("f,x", [(_view_alive, np.arange(4.0)),
                                  (_view_transposed, np.arange(4.0).reshape(2, 2)),
                                  (_view_returned, np.arange(4.0))],
@@ -524,8 +505,6 @@ def test_jit_out_buffer_reuse_respects_views(f, x):
             np.testing.assert_allclose(g, w)
 
 
-@bug(reason="same out= buffer/view aliasing bug, hit by an ordinary jit(hessian(f)) "
-            "with slicing: the replayed Hessian is wrong")
 def test_jit_hessian_with_slices_replays_correctly():
     f = lambda x: fnp.sum(fnp.sin(x)[0] * fnp.cos(x)[:, 0])  # noqa: E731
     x = np.linspace(0.1, 0.9, 9).reshape(3, 3)
@@ -574,9 +553,6 @@ def test_jit_retraces_cleanly_after_an_exception_while_tracing():
     assert jf.cache_size() == 1
 
 
-@bug(reason="jit cache key lists static kwarg values without their names "
-            "(staging.jit key_of): f(x, a=2) and f(x, b=2) share one cache entry and the "
-            "second silently returns the first's result")
 def test_jit_static_argnames_key_includes_the_names():
     def f(x, a=0.0, b=0.0):
         return x * a + b
@@ -590,9 +566,6 @@ def _branchy(x, n):
     return x ** 2 if n > 0 else x
 
 
-@bug(reason="jit does not map static_argnums <-> static_argnames through the signature, "
-            "nor normalise negative static_argnums (JAX does): the static argument is "
-            "traced and the branch on it raises")
 @pytest.mark.parametrize("kwargs,call", [
     ({"static_argnames": "n"}, lambda f, x: f(x, 1)),
     ({"static_argnums": 1}, lambda f, x: f(x, n=1)),
@@ -603,8 +576,6 @@ def test_jit_static_argument_spellings(kwargs, call):
     np.testing.assert_allclose(call(fg.jit(_branchy, **kwargs), x), x ** 2)
 
 
-@bug(reason="jit code generation writes float literals with repr(): inf/nan become the "
-            "undefined names `inf`/`nan`, so the second (compiled) call raises NameError")
 @pytest.mark.parametrize("f", [
     lambda x: fnp.where(x > 1.5, x, -np.inf),
     lambda x: fnp.where(x > 1.5, x, np.nan),
@@ -616,8 +587,6 @@ def test_jit_replays_non_finite_literals(f):
         np.testing.assert_array_equal(jf(x), f(x))
 
 
-@bug(reason="jit's simplify() CSE keys literals by ==, so 0.0 and -0.0 merge: "
-            "copysign(x, -0.0) replays as copysign(x, 0.0)")
 def test_jit_cse_keeps_signed_zero_literals_apart():
     f = lambda x: (fnp.copysign(x, 0.0), fnp.copysign(x, -0.0))  # noqa: E731
     x = np.arange(1.0, 4.0)
@@ -633,9 +602,6 @@ def test_jit_closing_over_an_outer_tracer_first_call():
     np.testing.assert_allclose(g, np.sum(x * np.cos(0.5 * x)))
 
 
-@bug(reason="jit replays its compiled code with a closed-over tracer of an enclosing "
-            "grad baked in as a constant, and applies out= buffer reuse to it: the "
-            "second call of the same jitted closure raises")
 def test_jit_closing_over_an_outer_tracer_called_twice():
     x = np.linspace(0.1, 1.0, 4)
 
@@ -645,8 +611,6 @@ def test_jit_closing_over_an_outer_tracer_called_twice():
     np.testing.assert_allclose(fg.grad(loss)(0.5), np.sum(4.0 * x * np.cos(0.5 * x)))
 
 
-@bug(reason="jit raises 'returned a tracer of another transformation' when an output "
-            "depends only on a closed-over tracer of an enclosing grad (JAX returns it)")
 def test_jit_output_depending_only_on_closure_tracer():
     x = np.linspace(0.1, 1.0, 4)
     assert float(fg.grad(lambda w: fnp.sum(fg.jit(lambda v: w * 2.0)(x)))(1.0)) == 2.0
@@ -725,9 +689,6 @@ def test_leaked_tracer_is_an_error_when_used(transform, use):
         run()
 
 
-@bug(reason="a leaked tracer returned as the output of grad/value_and_grad/jvp/vjp/"
-            "jacrev is not detected (api only checks `o._trace is trace`): a dead "
-            "tracer comes back as the value with a silent zero derivative")
 @pytest.mark.parametrize("api", ["value_and_grad", "jvp", "vjp", "jacrev"])
 def test_returning_a_leaked_tracer_is_an_error(api):
     t = _leak("grad")
@@ -750,9 +711,6 @@ def test_threads_run_nested_transformations_independently():
         np.testing.assert_allclose(r, [2 * x * np.cos(x) - x * x * np.sin(x)] * 20)
 
 
-@bug(reason="trace levels are per-thread stack depths (core.new_trace): a grad started "
-            "in a worker thread gets level 0 like the caller's grad, bind picks the "
-            "wrong trace and the outer gradient is silently 0 (JAX raises)")
 def test_nested_transformation_in_worker_thread_is_not_silently_wrong():
     with concurrent.futures.ThreadPoolExecutor(1) as pool:
         def outer(x):
@@ -789,15 +747,11 @@ def test_integer_inputs_raise_unless_allow_int(api):
         getattr(fg, api)(lambda x: fnp.sum(x * 1.0))(np.arange(3))
 
 
-@bug(reason="jacrev ignores allow_int=False: an integer input silently gets a float0 "
-            "Jacobian instead of a TypeError (api.jacrev passes allow_int=True to vjp)")
 def test_jacrev_of_integer_input_raises():
     with pytest.raises(TypeError):
         fg.jacrev(lambda x: x * 2.0)(np.arange(3))
 
 
-@bug(reason="argnums=1.0 fails with Python's \"'float' object is not iterable\" instead "
-            "of an error naming argnums (api._normalize_argnums)")
 def test_float_argnums_error_names_argnums():
     with pytest.raises(TypeError, match="argnums"):
         fg.grad(lambda x, y: fnp.sum(x * y), argnums=1.0)(X3, X3)
@@ -820,38 +774,26 @@ def test_tangent_and_cotangent_mismatches_raise():
         pull((x, x.astype(np.float32)))
 
 
-@bug(reason="jvp accepts a float64 (or Python float) tangent for an integer primal and "
-            "silently returns a zero tangent: the check `dtype in (float0, None)` is "
-            "true because np.dtype == None means float64 (api.jvp)")
 def test_jvp_float_tangent_for_integer_primal_raises():
     with pytest.raises(TypeError):
         fg.jvp(lambda n: n * 2.0, (3,), (1.0,))
 
 
-@bug(reason="grad of a function returning a Python float constant raises "
-            "'must return a scalar array'; JAX returns a zero gradient")
 def test_grad_of_python_float_constant_is_zero():
     assert float(fg.grad(lambda x: 1.0)(2.0)) == 0.0
 
 
-@bug(reason="vmap passes keyword arguments through unbatched (api.vmap); JAX maps them "
-            "over axis 0, so vmap(f)(xs, y=ys) silently returns the wrong shape")
 def test_vmap_maps_keyword_arguments():
     out = fg.vmap(lambda x, y: x + y)(np.arange(3.0), y=np.arange(3.0))
     np.testing.assert_allclose(out, 2 * np.arange(3.0))
 
 
-@bug(reason="vmap normalises in_axes/out_axes with `%` before the range check "
-            "(api.vmap), so in_axes=1 on a 1-d argument silently maps axis 0 and "
-            "out_axes=2 on a 1-d result is accepted")
 @pytest.mark.parametrize("kwargs", [{"in_axes": 1}, {"in_axes": -2}, {"out_axes": 2}])
 def test_vmap_out_of_range_axes_raise(kwargs):
     with pytest.raises(ValueError):
         fg.vmap(lambda a: a * 2, **kwargs)(np.arange(3.0))
 
 
-@bug(reason="vmap(in_axes=('x',)) fails inside check_sizes with 'not all arguments "
-            "converted during string formatting' instead of naming in_axes")
 def test_vmap_non_integer_in_axes_entry_error():
     with pytest.raises((TypeError, ValueError), match="in_axes"):
         fg.vmap(lambda a: a, in_axes=("x",))(np.arange(3.0))
