@@ -16,6 +16,7 @@ import math
 import numpy as np
 
 from ..core import Primitive, Tracer, bind, defjvp, defvjp
+from ..errors import FuncgradTypeError, FuncgradValueError
 from . import shape as _shape
 
 unbroadcast = _shape.unbroadcast
@@ -328,7 +329,21 @@ real = _wrap1(real_p, "Real part (identity on real arrays).")
 imag = _wrap1(imag_p, "Imaginary part (zeros for real arrays).")
 conj = _wrap1(conj_p, "Complex conjugate (identity on real arrays).")
 conjugate = conj
-sign = _wrap1(sign_p, "Sign of x (-1, 0, 1); its derivative is zero.")
+_sign = _wrap1(sign_p, "")
+
+
+def sign(x, /):
+    """Sign of x: -1, 0 or 1 for real x (its derivative is zero); ``x / |x|`` (0 at 0)
+    for complex x, as in NumPy 2, differentiable away from 0."""
+    if getattr(x, "dtype", None) is not None and x.dtype.kind == "c":
+        # The primitive has no rules (right for real x), which gave complex x a zero
+        # derivative; x / |x| is smooth off 0, so it is computed, and differentiated, so.
+        # At 0 the value and the derivative are 0 (as abs'(0) = 0).
+        r = abs(x)
+        zero = r == 0
+        return where(zero, 0, x / where(zero, 1, r))
+    return _sign(x)
+
 floor = _wrap1(floor_p, "Floor; its derivative is zero.")
 ceil = _wrap1(ceil_p, "Ceiling; its derivative is zero.")
 trunc = _wrap1(trunc_p, "Truncation toward 0; its derivative is zero.")
@@ -415,7 +430,7 @@ def where(condition, x=None, y=None, /):
         from .indexing import nonzero
         return nonzero(condition)
     if x is None or y is None:
-        raise TypeError("where: give both x and y, or neither")
+        raise FuncgradTypeError("where: give both x and y, or neither")
     return bind(where_p, condition, x, y)
 
 
@@ -427,11 +442,12 @@ def clip(a, a_min=None, a_max=None, out=None, *, min=None, max=None):
     PyTorch's clamp), and to the bound that is active elsewhere.
     """
     if out is not None:
-        raise TypeError("clip: out= is not supported (arrays are immutable); use the result")
+        raise FuncgradTypeError(
+            "clip: out= is not supported (arrays are immutable); use the result")
     a_min = min if a_min is None else a_min
     a_max = max if a_max is None else a_max
     if a_min is None and a_max is None:
-        raise ValueError("clip: at least one of a_min or a_max must be given")
+        raise FuncgradValueError("clip: at least one of a_min or a_max must be given")
     return bind(clip_p, a, a_min, a_max)
 
 

@@ -174,7 +174,10 @@ def _check_index(x, static, arrays):
         probe[_rebuild(static, [a if not isinstance(a, Tracer) else np.zeros(a.shape, a.dtype)
                                  for a in arrays])]
     except IndexError as e:
-        raise FuncgradValueError(f"indexing {dtype_name(x)}: {e}") from None
+        # An IndexError, as NumPy raises (code that catches IndexError keeps working),
+        # that is also the ValueError funcgrad's other indexing errors are.
+        from .manipulation import IndexOutOfBoundsError
+        raise IndexOutOfBoundsError(f"indexing {dtype_name(x)}: {e}") from None
 
 
 def _getitem(x, idx):

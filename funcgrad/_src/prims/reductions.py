@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..core import Primitive, bind, defjvp, defvjp
-from ..errors import FuncgradTypeError
+from ..errors import FuncgradTypeError, FuncgradValueError
 from . import shape as _shape
 
 
@@ -32,6 +32,14 @@ defvjp(sum_p, lambda g, ans, x, axis, keepdims:
        _shape.broadcast_to(_restore(g, x, axis, keepdims), x.shape))
 
 
+def _initial(initial, r):
+    """``initial`` in the reduction's dtype, as NumPy does: without the cast a float64
+    scalar promoted a float32 sum to float64, and a float initial turned an integer sum
+    into a float one."""
+    initial = _shape._as_array(initial)
+    return initial if initial.dtype == r.dtype else _shape.astype(initial, r.dtype)
+
+
 def _no_out(op, out):
     if out is not None:
         raise FuncgradTypeError(
@@ -51,7 +59,7 @@ def sum(a, axis=None, dtype=None, out=None, keepdims=False, initial=None, where=
     axes = _shape.normalize_axes(axis, _shape._ndim(a), "sum")
     r = bind(sum_p, a, axis=axes, keepdims=bool(keepdims))
     if initial is not None:
-        r = r + initial
+        r = r + _initial(initial, r)
     return r
 
 
@@ -86,7 +94,7 @@ def prod(a, axis=None, dtype=None, out=None, keepdims=False, initial=None, where
     axes = _shape.normalize_axes(axis, _shape._ndim(a), "prod")
     r = bind(prod_p, a, axis=axes, keepdims=bool(keepdims))
     if initial is not None:
-        r = r * initial
+        r = r * _initial(initial, r)
     return r
 
 
@@ -115,18 +123,19 @@ def _extreme(p, op, a, axis, out, keepdims, initial, where):
     a = _shape._as_array(a)
     if where is not None:
         if initial is None:
-            raise FuncgradTypeError(f"{op}: where= needs initial= (as in NumPy)")
+            # ValueError, as NumPy raises (it was a TypeError).
+            raise FuncgradValueError(f"{op}: where= needs initial= (as in NumPy)")
         from .elementwise import where as _where
         a = _where(where, a, initial)
     axes = _shape.normalize_axes(axis, _shape._ndim(a), op)
     if 0 in [a.shape[i] for i in axes] and initial is None:
-        raise FuncgradTypeError(
+        raise FuncgradValueError(
             f"{op}: zero-size reduction over axis {axis} of an array of shape {a.shape} has "
             "no identity; pass initial=")
     r = bind(p, a, axis=axes, keepdims=bool(keepdims))
     if initial is not None:
         from .elementwise import maximum, minimum
-        r = (maximum if op == "max" else minimum)(r, initial)
+        r = (maximum if op == "max" else minimum)(r, _initial(initial, r))
     return r
 
 

@@ -156,7 +156,7 @@ def expand_dims(a, axis):
 def atleast_1d(*arys):
     """Views with at least one dimension (scalars become shape (1,))."""
     res = [a if _ndim(a) >= 1 else reshape(a, (1,)) for a in map(_as_array, arys)]
-    return res[0] if len(res) == 1 else res
+    return res[0] if len(res) == 1 else tuple(res)   # a tuple, as NumPy 2
 
 
 def atleast_2d(*arys):
@@ -165,7 +165,7 @@ def atleast_2d(*arys):
     for a in map(_as_array, arys):
         nd = _ndim(a)
         res.append(a if nd >= 2 else reshape(a, (1, -1) if nd == 1 else (1, 1)))
-    return res[0] if len(res) == 1 else res
+    return res[0] if len(res) == 1 else tuple(res)   # a tuple, as NumPy 2
 
 
 def atleast_3d(*arys):
@@ -180,7 +180,7 @@ def atleast_3d(*arys):
         elif len(s) == 2:
             a = reshape(a, s + (1,))
         res.append(a)
-    return res[0] if len(res) == 1 else res
+    return res[0] if len(res) == 1 else tuple(res)   # a tuple, as NumPy 2
 
 
 def _as_array(x):
@@ -280,7 +280,7 @@ def broadcast_to(array, shape):
 def broadcast_arrays(*args):
     """Broadcast all arguments against each other."""
     shape = np.broadcast_shapes(*[_shape(a) for a in args])
-    return [broadcast_to(a, shape) for a in args]
+    return tuple(broadcast_to(a, shape) for a in args)   # a tuple, as NumPy 2 returns
 
 
 def broadcast_shapes(*shapes):
@@ -334,7 +334,10 @@ def _concat_vjp(g, ans, args, wanted, axis):
     lead = (slice(None),) * axis
     res = []
     for i in wanted:
-        res.append(_getitem(g, lead + (slice(offsets[i], offsets[i + 1]),)))
+        # The output has the promoted dtype (float32 with float64 -> float64): each
+        # operand's cotangent must come back in that operand's own dtype.
+        res.append(_cast_cotangent(_getitem(g, lead + (slice(offsets[i], offsets[i + 1]),)),
+                                   args[i].dtype))
     return res
 
 
@@ -386,13 +389,13 @@ def stack(arrays, axis=0, dtype=None):
 
 def hstack(tup, dtype=None):
     arrs = atleast_1d(*tup)
-    arrs = arrs if isinstance(arrs, list) else [arrs]
+    arrs = list(arrs) if isinstance(arrs, tuple) else [arrs]
     return concatenate(arrs, axis=0 if _ndim(arrs[0]) == 1 else 1, dtype=dtype)
 
 
 def vstack(tup, dtype=None):
     arrs = atleast_2d(*tup)
-    return concatenate(arrs if isinstance(arrs, list) else [arrs], axis=0, dtype=dtype)
+    return concatenate(arrs if isinstance(arrs, tuple) else [arrs], axis=0, dtype=dtype)
 
 
 row_stack = vstack
@@ -400,7 +403,7 @@ row_stack = vstack
 
 def dstack(tup):
     arrs = atleast_3d(*tup)
-    return concatenate(arrs if isinstance(arrs, list) else [arrs], axis=2)
+    return concatenate(arrs if isinstance(arrs, tuple) else [arrs], axis=2)
 
 
 def column_stack(tup):
