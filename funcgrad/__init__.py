@@ -4,7 +4,7 @@
     >>> print(funcgrad.grad(lambda x: fnp.sin(x) * x)(0.0))
     0.0
 """
-from . import debug, lax, numpy, random, scipy, tree_util
+from . import debug, numpy, tree_util
 from ._src import config
 from ._src.api import (grad, hessian, jacfwd, jacrev, jvp, linearize, stop_gradient,
                        value_and_grad, vjp, vmap)
@@ -15,6 +15,17 @@ from ._src.core import Tracer
 from ._src.tree_util import Partial
 
 __version__ = "0.1.0"
+
+_LAZY = ("lax", "random", "scipy", "flatten_util", "test_util")
+
+
+def __getattr__(name):
+    # Submodules that most programs never touch are imported on first use, which keeps
+    # `import funcgrad` quick.
+    if name in _LAZY:
+        import importlib
+        return importlib.import_module(f"{__name__}.{name}")
+    raise AttributeError(f"module 'funcgrad' has no attribute {name!r}")
 
 __all__ = ["Graph", "Partial", "Tracer", "checkpoint", "config", "custom_gradient",
            "custom_jvp", "custom_vjp", "debug", "float0", "grad", "hessian", "jacfwd",

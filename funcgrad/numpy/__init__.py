@@ -51,7 +51,14 @@ from numpy import (bool_, complex64, complex128, complexfloating, dtype, e, eule
 
 bool = bool_
 
-from . import fft, linalg  # noqa: E402  (submodules: funcgrad.numpy.linalg, .fft)
 can_cast = _onp.can_cast
 
-__all__ = [n for n in dir() if not n.startswith("_") and n not in ("fft", "linalg")]
+__all__ = [n for n in dir() if not n.startswith("_")]
+
+
+def __getattr__(name):
+    # funcgrad.numpy.linalg and .fft are imported on first use (keeps the import quick)
+    if name in ("fft", "linalg"):
+        import importlib
+        return importlib.import_module(f"{__name__}.{name}")
+    raise AttributeError(f"module 'funcgrad.numpy' has no attribute {name!r}")

@@ -9,7 +9,6 @@ from __future__ import annotations
 import string
 
 import numpy as np
-import opt_einsum
 
 from ..backend import dtype_name
 from ..core import Primitive, bind, defjvp, defvjp
@@ -90,6 +89,7 @@ def _contract(*operands, subscripts):
     if expr is None:
         if len(_expr_cache) > 4096:
             _expr_cache.clear()
+        import opt_einsum      # imported on first use: keeps `import funcgrad` quick
         expr = _expr_cache[key] = opt_einsum.contract_expression(
             subscripts, *key[1], optimize="auto")
     return expr(*operands)
@@ -176,6 +176,7 @@ def einsum(subscripts, *operands, optimize="auto", dtype=None):
     operands = [_shape._as_array(o) for o in operands]
     if dtype is not None:
         operands = [_shape.astype(o, dtype) for o in operands]
+    import opt_einsum.parser
     try:
         ins, out, _ = opt_einsum.parser.parse_einsum_input(
             [subscripts.replace(" ", "")] + [o.shape for o in operands], shapes=True)
