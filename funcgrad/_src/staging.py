@@ -425,6 +425,7 @@ def simplify(graph):
 
 
 _FRESH = (np.ufunc,)
+_REUSE_MIN_SIZE = 4096       # elements
 
 
 def compile_graph(graph):
@@ -477,7 +478,10 @@ def compile_graph(graph):
         else:
             out_kw = ""
             o = outs[0]
-            if isinstance(impl, _FRESH) and impl is not np.matmul and not e.params and len(o.shape):
+            # out= costs keyword parsing on every call: worth it only for arrays big
+            # enough that the saved allocation (and page faults) outweigh it.
+            if (isinstance(impl, _FRESH) and impl is not np.matmul and not e.params
+                    and len(o.shape) and int(np.prod(o.shape)) >= _REUSE_MIN_SIZE):
                 for v in e.invars:
                     if (isinstance(v, Var) and v.name in owned and last_use.get(v.name) == k
                             and v.name not in outputs and v.name not in viewed

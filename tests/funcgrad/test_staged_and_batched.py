@@ -368,3 +368,27 @@ def test_jit_replays_numpy_scalar_constants_with_their_dtype():
     assert float(jf(np.int32(1))) == 1.5          # replayed, not re-traced
     out = jf(np.ones(2, np.float32))
     assert out.dtype == (np.ones(2, np.float32) * np.float64(0.5)).dtype
+
+
+def test_jit_buffer_reuse_on_large_arrays_respects_views_and_outputs():
+    # Arrays above the out= reuse threshold: temporaries are reused, views never are.
+    x = np.linspace(-1, 1, 8192)
+
+    def f(x):
+        a = fnp.sin(x) * 2.0          # a temporary...
+        view = a[:10]                 # ...with a view that outlives it
+        b = fnp.exp(a) + 1.0          # may reuse dead temporaries, never `a`
+        c = fnp.tanh(b) * b
+        return view, c, fnp.sum(c)
+
+    jf = jit(f)
+    ref = f(x)
+    x_copy = x.copy()
+    for _ in range(3):
+        out = jf(x)
+        for o, r in zip(out, ref):
+            np.testing.assert_allclose(o, r, rtol=1e-15)
+    np.testing.assert_array_equal(x, x_copy)
+    from funcgrad._src.staging import compile_graph
+    src = compile_graph(jf.lower(x)).source
+    assert "out=" in src                          # reuse does happen at this size
