@@ -1,7 +1,8 @@
 """The exception types funcgrad raises (all subclasses of TypeError or ValueError)."""
 from ._src.errors import (ConcretizationTypeError, FuncgradError, FuncgradTypeError,
                           FuncgradValueError, TracerArrayConversionError,
-                          UnexpectedTracerError)
+                          UnexpectedTracerError, UnsupportedFunctionError)
 
 __all__ = ["ConcretizationTypeError", "FuncgradError", "FuncgradTypeError",
-           "FuncgradValueError", "TracerArrayConversionError", "UnexpectedTracerError"]
+           "FuncgradValueError", "TracerArrayConversionError", "UnexpectedTracerError",
+           "UnsupportedFunctionError"]

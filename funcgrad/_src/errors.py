@@ -24,3 +24,8 @@ class ConcretizationTypeError(FuncgradTypeError):
 
 class TracerArrayConversionError(FuncgradTypeError):
     """``numpy.asarray`` was called on a tracer."""
+
+
+class UnsupportedFunctionError(FuncgradTypeError, NotImplementedError):
+    """A NumPy function funcgrad does not implement was called on a traced value. Both a
+    TypeError (NumPy's protocol for unsupported types) and a NotImplementedError."""

@@ -41,6 +41,7 @@ from .._src.prims.shape import (array_split, astype, atleast_1d, atleast_2d, atl
 
 from .._src.prims.manipulation import *  # noqa: F401,F403  (joining, reordering, indexing helpers)
 from .._src.prims.scans import *  # noqa: F401,F403  (cumulative ops, sorting, statistics)
+from .._src.prims.misc import *  # noqa: F401,F403  (angle, kron, cross, interp, convolve, ...)
 
 # dtypes and constants: NumPy's own objects, so `fnp.float32 is numpy.float32`.
 from numpy import (bool_, complex64, complex128, complexfloating, dtype, e, euler_gamma,

@@ -2,7 +2,7 @@
 ``__array_function__``) to funcgrad.numpy."""
 import numpy as np
 
-from .._src.errors import FuncgradTypeError
+from .._src.errors import FuncgradTypeError, UnsupportedFunctionError
 
 _HANDLED_FUNCTIONS = {}
 _UFUNCS = {}
@@ -53,7 +53,7 @@ def array_ufunc(ufunc, method, inputs, kwargs):
     if method == "__call__":
         f = ufuncs.get(name)
         if f is None:
-            raise FuncgradTypeError(
+            raise UnsupportedFunctionError(
                 f"numpy.{name} is not supported on traced values by funcgrad; use a "
                 "funcgrad.numpy function, or define it with funcgrad.custom_vjp")
         if kwargs:
@@ -65,7 +65,7 @@ def array_ufunc(ufunc, method, inputs, kwargs):
         from .. import numpy as fnp
         (x,) = inputs
         return getattr(fnp, _REDUCE[name])(x, **kwargs)
-    raise FuncgradTypeError(
+    raise UnsupportedFunctionError(
         f"numpy.{name}.{method} is not supported on traced values by funcgrad "
         f"(only calls{' and ' + name + '.reduce' if name in _REDUCE else ''} are); "
         "for numpy.add.at use x.at[idx].add(v)")
@@ -77,7 +77,7 @@ def array_function(func, args, kwargs):
     if f is None:
         mod = getattr(func, "__module__", "numpy") or "numpy"
         mod = "numpy" if mod.startswith("numpy") and mod.count(".") > 1 else mod
-        raise FuncgradTypeError(
+        raise UnsupportedFunctionError(
             f"{mod}.{func.__name__} is not supported on traced values by funcgrad; use a "
             "supported funcgrad.numpy function, or write it with funcgrad.custom_vjp "
             "(see docs/numpy-coverage.md)")

@@ -249,3 +249,8 @@ def test_shape_errors_name_the_operation():
         fnp.sum(np.ones((2, 2)), axis=2)
     with pytest.raises(FuncgradTypeError):
         grad(lambda x: x)("not an array")
+
+
+def test_unsupported_function_is_also_not_implemented_error():
+    with pytest.raises(NotImplementedError, match="numpy.unique.*custom_vjp"):
+        grad(lambda x: np.sum(np.unique(x)))(np.ones(3))

@@ -1,0 +1,364 @@
+"""More of NumPy's everyday surface, built as composites of the primitives (so every rule
+comes from theirs): angle, kron, cross, sinc, interpolation, polynomials, convolution,
+numerical integration and differences, closeness tests, and a few utilities.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from ..core import Primitive, Tracer, bind
+from ..errors import FuncgradTypeError, FuncgradValueError
+from . import contractions as _c
+from . import creation as _cr
+from . import elementwise as _e
+from . import indexing as _ix
+from . import reductions as _r
+from . import shape as _s
+
+__all__ = ["allclose", "angle", "array_equal", "array_equiv", "bincount", "convolve",
+           "correlate", "cross", "digitize", "fabs", "float_power", "gradient", "interp",
+           "iscomplex", "iscomplexobj", "isclose", "isreal", "isrealobj", "isscalar", "kron",
+           "ldexp", "modf", "nan_to_num", "polyval", "searchsorted", "sinc", "trapezoid",
+           "vecdot"]
+
+
+def _arr(x):
+    return _s._as_array(x)
+
+
+def angle(z, deg=False):
+    """The argument of complex ``z`` (``arctan2(imag, real)``), in radians or degrees.
+
+    Differentiable for complex input away from 0; for real input the result is 0 or pi
+    and its derivative is 0.
+    """
+    z = _arr(z)
+    a = _e.arctan2(_e.imag(z), _e.real(z))
+    return a * (180.0 / math.pi) if deg else a
+
+
+def fabs(x, /):
+    """Absolute value of real ``x`` (complex input raises, as in NumPy)."""
+    x = _arr(x)
+    if x.dtype.kind == "c":
+        raise FuncgradTypeError("fabs: complex input is not supported (use abs)")
+    return _e.abs(x)
+
+
+def float_power(x1, x2, /):
+    """``x1 ** x2`` computed in float64 (complex128 for complex input), as NumPy does."""
+    x1, x2 = _arr(x1), _arr(x2)
+    dt = np.complex128 if x1.dtype.kind == "c" or x2.dtype.kind == "c" else np.float64
+    return _e.power(_s.astype(x1, dt), _s.astype(x2, dt))
+
+
+def ldexp(x1, x2, /):
+    """``x1 * 2**x2`` with integer ``x2``; differentiable in ``x1``."""
+    x1, x2 = _arr(x1), _arr(x2)
+    if x2.dtype.kind not in "iu":
+        raise FuncgradTypeError(f"ldexp: the exponent must be an integer array, got {x2.dtype}")
+    dt = x1.dtype if x1.dtype.kind == "f" else np.float64
+    return _s.astype(x1, dt) * _e.exp2(_s.astype(x2, dt))
+
+
+def modf(x, /):
+    """``(fractional part, integral part)``; the fractional part has derivative 1."""
+    x = _arr(x)
+    i = _e.trunc(x)
+    return x - i, i
+
+
+def sinc(x):
+    """``sin(pi x) / (pi x)``, 1 at 0 (its derivative at 0 is 0, without NaN)."""
+    x = _arr(x)
+    zero = x == 0
+    safe = _e.where(zero, 1.0, x) * math.pi
+    return _e.where(zero, 1.0, _e.sin(safe) / safe)
+
+
+def nan_to_num(x, copy=True, nan=0.0, posinf=None, neginf=None):
+    """Replace NaN and infinities by finite numbers; derivative 1 where ``x`` is finite,
+    0 where it was replaced."""
+    x = _arr(x)
+    if x.dtype.kind not in "fc":
+        return x
+    if x.dtype.kind == "c":
+        return nan_to_num(_e.real(x), nan=nan, posinf=posinf, neginf=neginf) + 1j * nan_to_num(
+            _e.imag(x), nan=nan, posinf=posinf, neginf=neginf)
+    info = np.finfo(x.dtype)
+    posinf = info.max if posinf is None else posinf
+    neginf = info.min if neginf is None else neginf
+    y = _e.where(_e.isnan(x), nan, x)
+    y = _e.where(y == np.inf, posinf, y)
+    return _s.astype(_e.where(y == -np.inf, neginf, y), x.dtype)
+
+
+def isclose(a, b, rtol=1e-05, atol=1e-08, equal_nan=False):
+    """Elementwise ``|a - b| <= atol + rtol |b|`` (boolean result, not differentiable)."""
+    a, b = _arr(a), _arr(b)
+    close = _e.abs(a - b) <= atol + rtol * _e.abs(b)
+    both_inf = _e.isinf(a) & _e.isinf(b)
+    close = _e.where(both_inf, a == b, close)
+    if equal_nan:
+        close = close | (_e.isnan(a) & _e.isnan(b))
+    return close
+
+
+def allclose(a, b, rtol=1e-05, atol=1e-08, equal_nan=False):
+    """True when every element is close (a Python bool: needs concrete values)."""
+    return bool(_r.all(isclose(a, b, rtol, atol, equal_nan)))
+
+
+def array_equal(a1, a2, equal_nan=False):
+    """True when both have one shape and equal elements (a Python bool)."""
+    a1, a2 = _arr(a1), _arr(a2)
+    if tuple(a1.shape) != tuple(a2.shape):
+        return False
+    eq = a1 == a2
+    if equal_nan:
+        eq = eq | (_e.isnan(a1) & _e.isnan(a2))
+    return bool(_r.all(eq))
+
+
+def array_equiv(a1, a2):
+    """True when the arrays broadcast to one shape with equal elements."""
+    a1, a2 = _arr(a1), _arr(a2)
+    try:
+        np.broadcast_shapes(tuple(a1.shape), tuple(a2.shape))
+    except ValueError:
+        return False
+    return bool(_r.all(a1 == a2))
+
+
+def iscomplexobj(x):
+    return np.dtype(getattr(x, "dtype", np.asarray(x).dtype)).kind == "c"
+
+
+def isrealobj(x):
+    return not iscomplexobj(x)
+
+
+def iscomplex(x):
+    """Elementwise: imaginary part nonzero (boolean)."""
+    x = _arr(x)
+    return _e.imag(x) != 0 if x.dtype.kind == "c" else _cr.zeros_like(x, dtype=bool)
+
+
+def isreal(x):
+    """Elementwise: imaginary part zero (boolean)."""
+    x = _arr(x)
+    return _e.imag(x) == 0 if x.dtype.kind == "c" else _cr.ones_like(x, dtype=bool)
+
+
+def isscalar(element):
+    return np.isscalar(element)
+
+
+def kron(a, b):
+    """Kronecker product (any ranks, as NumPy): differentiable in both arguments."""
+    a, b = _arr(a), _arr(b)
+    nd = max(a.ndim, b.ndim)
+    sa = (1,) * (nd - a.ndim) + tuple(a.shape)
+    sb = (1,) * (nd - b.ndim) + tuple(b.shape)
+    a = _s.reshape(a, tuple(d for p in zip(sa, (1,) * nd) for d in p))
+    b = _s.reshape(b, tuple(d for p in zip((1,) * nd, sb) for d in p))
+    return _s.reshape(a * b, tuple(x * y for x, y in zip(sa, sb)))
+
+
+def cross(a, b, axisa=-1, axisb=-1, axisc=-1, axis=None):
+    """Cross product of 3-vectors (or 2-vectors: the z component) along an axis, with
+    broadcasting over the others."""
+    if axis is not None:
+        axisa = axisb = axisc = axis
+    a = _s.moveaxis(_arr(a), axisa, -1)
+    b = _s.moveaxis(_arr(b), axisb, -1)
+    na, nb = a.shape[-1], b.shape[-1]
+    if na not in (2, 3) or nb not in (2, 3):
+        raise FuncgradValueError(
+            f"cross: vectors must have 2 or 3 components, got {na} and {nb}")
+    a0, a1 = a[..., 0], a[..., 1]
+    b0, b1 = b[..., 0], b[..., 1]
+    if na == 2 and nb == 2:
+        return a0 * b1 - a1 * b0
+    a2 = a[..., 2] if na == 3 else None
+    b2 = b[..., 2] if nb == 3 else None
+    c0 = (a1 * b2 if b2 is not None else 0) - (a2 * b1 if a2 is not None else 0)
+    c1 = (a2 * b0 if a2 is not None else 0) - (a0 * b2 if b2 is not None else 0)
+    c2 = a0 * b1 - a1 * b0
+    c0, c1, c2 = _s.broadcast_arrays(c0, c1, c2)
+    c = _s.stack([c0, c1, c2], axis=-1)
+    return _s.moveaxis(c, -1, axisc)
+
+
+def vecdot(x1, x2, /, *, axis=-1):
+    """``sum(conj(x1) * x2, axis)``."""
+    x1, x2 = _arr(x1), _arr(x2)
+    if x1.dtype.kind == "c":
+        x1 = _e.conj(x1)
+    return _r.sum(x1 * x2, axis=axis)
+
+
+def polyval(p, x):
+    """Evaluate the polynomial with coefficients ``p`` (highest power first) at ``x``
+    (Horner's scheme); differentiable in both."""
+    p = _arr(p)
+    x = _arr(x)
+    if p.ndim != 1:
+        raise FuncgradValueError(f"polyval: p must be 1-D, got shape {tuple(p.shape)}")
+    y = _cr.zeros_like(x) if x.dtype.kind in "fc" else np.zeros(x.shape)
+    for i in range(p.shape[0]):
+        y = y * x + p[i]
+    return y
+
+
+# ---- searching and interpolation --------------------------------------------------------
+searchsorted_p = Primitive("searchsorted", lambda a, v, side: np.searchsorted(a, v, side=side))
+
+
+def searchsorted(a, v, side="left", sorter=None):
+    """Indices where ``v`` would be inserted into sorted ``a`` (no derivative)."""
+    if side not in ("left", "right"):
+        raise FuncgradValueError(f"searchsorted: side must be 'left' or 'right', got {side!r}")
+    a = _arr(a)
+    if sorter is not None:
+        a = _ix._getitem(a, _arr(sorter))
+    return bind(searchsorted_p, a, v, side=side)
+
+
+def digitize(x, bins, right=False):
+    """Indices of the bins that ``x`` falls in (no derivative); bins increasing."""
+    bins = _arr(bins)
+    return searchsorted(bins, x, side="left" if right else "right")
+
+
+def interp(x, xp, fp, left=None, right=None, period=None):
+    """Piecewise-linear interpolation (NumPy's ``interp``, ``xp`` increasing);
+    differentiable in ``x`` and ``fp`` (and ``left``/``right``)."""
+    if period is not None:
+        raise FuncgradTypeError("interp: period= is not supported")
+    x, xp, fp = _arr(x), _arr(xp), _arr(fp)
+    n = xp.shape[0]
+    if n == 1:
+        return _s.broadcast_to(fp[0], x.shape) * 1.0
+    idx = _e.clip(searchsorted(xp, x, side="right") - 1, 0, n - 2)
+    x0 = _ix._getitem(xp, idx)
+    x1 = _ix._getitem(xp, idx + 1)
+    y0 = _ix._getitem(fp, idx)
+    y1 = _ix._getitem(fp, idx + 1)
+    t = (x - x0) / (x1 - x0)
+    y = y0 + (y1 - y0) * t
+    y = _e.where(x < xp[0], fp[0] if left is None else left, y)
+    return _e.where(x > xp[n - 1], fp[n - 1] if right is None else right, y)
+
+
+def bincount(x, weights=None, minlength=0):
+    """Counts of each non-negative integer in ``x`` (concrete); with ``weights``, their
+    sums per bin, differentiable in the weights."""
+    if isinstance(x, Tracer):
+        x = x._concrete("bincount (its output length depends on the values)")
+    x = np.asarray(x)
+    if weights is None:
+        return np.bincount(x, minlength=minlength)
+    n = max(int(x.max()) + 1 if x.size else 0, minlength)
+    w = _arr(weights)
+    return _ix._scatter(_cr.zeros(n, dtype=w.dtype), x, w, "add")
+
+
+# ---- convolution, integration, differences ---------------------------------------------
+def convolve(a, v, mode="full"):
+    """Discrete linear convolution of 1-D arrays (modes 'full', 'same', 'valid'),
+    differentiable in both."""
+    a, v = _arr(a), _arr(v)
+    if a.ndim != 1 or v.ndim != 1:
+        raise FuncgradValueError("convolve: a and v must be 1-D")
+    if a.shape[0] < v.shape[0]:
+        a, v = v, a
+    n, m = a.shape[0], v.shape[0]
+    if m == 0:
+        raise FuncgradValueError("convolve: v cannot be empty")
+    zeros = _cr.zeros((m - 1,), dtype=a.dtype)
+    padded = _s.concatenate([zeros, a, zeros]) if m > 1 else a
+    idx = np.arange(n + m - 1)[:, None] + np.arange(m)[None, :]
+    full = _c.matmul(_ix._getitem(padded, idx), v[::-1])
+    if mode == "full":
+        return full
+    if mode == "same":
+        start = (m - 1) // 2
+        return full[start:start + n]
+    if mode == "valid":
+        return full[m - 1:n]
+    raise FuncgradValueError(f"convolve: mode must be 'full', 'same' or 'valid', got {mode!r}")
+
+
+def correlate(a, v, mode="valid"):
+    """Cross-correlation of 1-D arrays: ``convolve(a, conj(v)[::-1], mode)``."""
+    a, v = _arr(a), _arr(v)
+    if a.ndim != 1 or v.ndim != 1:
+        raise FuncgradValueError("correlate: a and v must be 1-D")
+    vc = _e.conj(v) if v.dtype.kind == "c" else v
+    if a.shape[0] >= v.shape[0]:
+        return convolve(a, vc[::-1], mode)
+    return convolve(vc[::-1], a, mode)[::-1] if mode != "same" else convolve(a, vc[::-1], mode)
+
+
+def trapezoid(y, x=None, dx=1.0, axis=-1):
+    """Integral by the trapezoidal rule along ``axis`` (sample points ``x`` or spacing
+    ``dx``); differentiable in ``y`` and ``x``."""
+    y = _arr(y)
+    axis = _s.normalize_axis(axis, y.ndim, "trapezoid")
+    n = y.shape[axis]
+    lo = (slice(None),) * axis + (slice(1, None),)
+    hi = (slice(None),) * axis + (slice(None, n - 1),)
+    mid = (_ix._getitem(y, lo) + _ix._getitem(y, hi)) / 2.0
+    if x is None:
+        return _r.sum(mid, axis=axis) * dx
+    x = _arr(x)
+    if x.ndim == 1:
+        d = x[1:] - x[:-1]
+        shape = [1] * y.ndim
+        shape[axis] = n - 1
+        d = _s.reshape(d, tuple(shape))
+    else:
+        d = _ix._getitem(x, lo) - _ix._getitem(x, hi)
+    return _r.sum(mid * d, axis=axis)
+
+
+def gradient(f, *varargs, axis=None, edge_order=1):
+    """Second-order central differences inside, first-order one-sided at the edges
+    (NumPy's ``gradient`` with ``edge_order=1`` and scalar spacings); a list for several
+    axes, as NumPy."""
+    if edge_order != 1:
+        raise FuncgradTypeError("gradient: only edge_order=1 is supported")
+    f = _arr(f)
+    axes = list(range(f.ndim)) if axis is None else (
+        [axis] if isinstance(axis, int) else list(axis))
+    axes = [_s.normalize_axis(a, f.ndim, "gradient") for a in axes]
+    if len(varargs) == 0:
+        spacing = [1.0] * len(axes)
+    elif len(varargs) == 1:
+        spacing = list(varargs) * len(axes)
+    else:
+        spacing = list(varargs)
+    if len(spacing) != len(axes) or any(np.ndim(h) != 0 for h in spacing):
+        raise FuncgradTypeError("gradient: give one scalar spacing, or one per axis")
+    out = []
+    for ax, h in zip(axes, spacing):
+        n = f.shape[ax]
+        if n < 2:
+            raise FuncgradValueError(
+                "gradient: each differentiated axis needs at least 2 samples")
+        pre = (slice(None),) * ax
+
+        def sl(s):
+            return _ix._getitem(f, pre + (s,))
+        first = (sl(slice(1, 2)) - sl(slice(0, 1))) / h
+        last = (sl(slice(n - 1, n)) - sl(slice(n - 2, n - 1))) / h
+        parts = [first]
+        if n > 2:
+            parts.append((sl(slice(2, None)) - sl(slice(None, n - 2))) / (2.0 * h))
+        parts.append(last)
+        out.append(_s.concatenate(parts, axis=ax))
+    return out[0] if len(out) == 1 else out
+
