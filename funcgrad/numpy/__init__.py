@@ -47,7 +47,7 @@ from .._src.prims.misc import *  # noqa: F401,F403  (angle, kron, cross, interp,
 from numpy import (bool_, complex64, complex128, complexfloating, dtype, e, euler_gamma,
                    finfo, float16, float32, float64, floating, generic, iinfo, inexact, inf,
                    int8, int16, int32, int64, integer, issubdtype, nan, ndarray, newaxis,
-                   number, pi, promote_types, result_type, signedinteger, uint8, uint16,
+                   number, pi, promote_types, signedinteger, uint8, uint16,
                    uint32, uint64, unsignedinteger)
 
 bool = bool_

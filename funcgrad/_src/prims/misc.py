@@ -20,7 +20,8 @@ from . import shape as _s
 __all__ = ["allclose", "angle", "array_equal", "array_equiv", "bincount", "convolve",
            "correlate", "cross", "digitize", "fabs", "float_power", "gradient", "interp",
            "iscomplex", "iscomplexobj", "isclose", "isreal", "isrealobj", "isscalar", "kron",
-           "ldexp", "modf", "nan_to_num", "polyval", "searchsorted", "sinc", "trapezoid",
+           "ldexp", "modf", "nan_to_num", "polyval", "result_type", "searchsorted", "sinc",
+           "trapezoid",
            "vecdot"]
 
 
@@ -133,7 +134,13 @@ def array_equiv(a1, a2):
 
 
 def iscomplexobj(x):
-    return np.dtype(getattr(x, "dtype", np.asarray(x).dtype)).kind == "c"
+    d = getattr(x, "dtype", None)
+    return np.dtype(d if d is not None else np.asarray(x).dtype).kind == "c"
+
+
+def result_type(*arrays_and_dtypes):
+    """NumPy's ``result_type``, also for traced values (by their dtypes)."""
+    return np.result_type(*[a.dtype if isinstance(a, Tracer) else a for a in arrays_and_dtypes])
 
 
 def isrealobj(x):
