@@ -61,3 +61,64 @@ def scatter_add(out, idx, values):
     else:
         import cupyx
         cupyx.scatter_add(out, idx, values)
+
+
+# ---- devices -----------------------------------------------------------------------------
+def _cupy():
+    try:
+        import cupy
+    except ImportError:
+        return None
+    return cupy
+
+
+def devices():
+    """The devices funcgrad can place arrays on: ``["cpu"]`` plus ``"gpu:N"`` for each
+    CUDA device that CuPy sees (``CUDA_VISIBLE_DEVICES`` is respected by CUDA itself)."""
+    out = ["cpu"]
+    cupy = _cupy()
+    if cupy is not None:
+        try:
+            n = cupy.cuda.runtime.getDeviceCount()
+        except Exception:      # CuPy installed without a usable driver
+            n = 0
+        out += [f"gpu:{i}" for i in range(n)]
+    return out
+
+
+def _parse_device(device):
+    if device is None or device == "cpu":
+        return "cpu", None
+    if isinstance(device, str) and (device == "gpu" or device.startswith("gpu:")):
+        return "gpu", int(device[4:]) if ":" in device else 0
+    ident = getattr(device, "id", None)
+    if ident is not None:          # a cupy.cuda.Device
+        return "gpu", int(ident)
+    raise ValueError(f"device_put: unknown device {device!r}; use 'cpu', 'gpu' or 'gpu:N'")
+
+
+def device_put(tree, device=None):
+    """A copy of ``tree`` (any pytree) with its arrays on ``device``: ``"cpu"`` (NumPy),
+    ``"gpu"``/``"gpu:N"`` (CuPy), or a ``cupy.cuda.Device``. Non-array leaves are kept.
+
+    Raises a ValueError naming the fix when CuPy or the device is not available.
+    """
+    from .tree_util import tree_map
+    kind, index = _parse_device(device)
+    if kind == "cpu":
+        def to_cpu(x):
+            if hasattr(x, "__cuda_array_interface__") and hasattr(x, "get"):
+                return x.get()
+            return x
+        return tree_map(to_cpu, tree)
+    cupy = _cupy()
+    if cupy is None:
+        raise ValueError(
+            "device_put: moving arrays to a GPU needs CuPy (pip install 'funcgrad[gpu]', "
+            "or the cupy-cudaXX wheel matching your CUDA); funcgrad.devices() lists what is "
+            "available")
+    if f"gpu:{index}" not in devices():
+        raise ValueError(f"device_put: gpu:{index} is not available; devices: {devices()}")
+    with cupy.cuda.Device(index):
+        return tree_map(lambda x: cupy.asarray(x) if isinstance(x, (np.ndarray, np.generic))
+                        or hasattr(x, "__cuda_array_interface__") else x, tree)
