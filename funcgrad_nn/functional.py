@@ -834,9 +834,13 @@ def embedding(input, weight, padding_idx=None, max_norm=None, norm_type=2.0):
 
 
 def relu(input):
-    """``max(x, 0)``; its derivative at 0 is 0 (as in PyTorch)."""
+    """``max(x, 0)``; its derivative at 0 is 0 (as in PyTorch).
+
+    Computed as ``x * (x > 0)``: NumPy's ``where`` is about ten times slower on the random
+    masks ReLU sees. The one difference from PyTorch: ``relu(-inf)`` is NaN here, not 0.
+    """
     x = _arr(input)
-    return fnp.where(x > 0, x, 0.0)
+    return x * (x > 0)
 
 
 def relu6(input):
