@@ -24,6 +24,7 @@ import numpy as np  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(HERE))
+sys.path.insert(0, HERE)
 
 import funcgrad  # noqa: E402
 import funcgrad.numpy as fnp  # noqa: E402
@@ -368,6 +369,27 @@ def bench_checkpoint():
     return rows
 
 
+# ---- W5: a small CNN's value_and_grad (details in bench_conv.py) ------------------------
+def bench_w5():
+    import bench_conv
+    params, x, labels = bench_conv.make_problem()
+    rows = {"funcgrad value_and_grad": best_time(bench_conv.funcgrad_step_fn(params, x, labels))}
+    if torch is not None:
+        rows["PyTorch eager value_and_grad"] = best_time(bench_conv.torch_step_fn(params, x, labels))
+    if autograd is not None:
+        rows["(autograd has no convolution primitive)"] = float("nan")
+    return rows
+
+
+# ---- random: 10^6 normals --------------------------------------------------------------------
+def bench_random():
+    import funcgrad.random as fr
+    key = fr.key(0)
+    rng = np.random.default_rng()
+    return {"funcgrad.random.normal, 10^6 float32": best_time(lambda: fr.normal(key, (10 ** 6,))),
+            "NumPy default_rng().normal(size=10^6)": best_time(lambda: rng.normal(size=10 ** 6))}
+
+
 # ---- import time ------------------------------------------------------------------------
 def bench_import():
     def run(code):
@@ -390,7 +412,8 @@ def bench_import():
             "funcgrad's addition": full - base}
 
 
-WORKLOADS = {"W1": bench_w1, "W2": bench_w2, "W4": bench_w4, "W6": bench_w6,
+WORKLOADS = {"W1": bench_w1, "W2": bench_w2, "W4": bench_w4, "W5": bench_w5, "W6": bench_w6,
+             "random": bench_random,
              "jit": bench_jit, "checkpoint": bench_checkpoint, "import": bench_import}
 
 
@@ -432,7 +455,7 @@ def write_results(results):
         lines = [f"## {name}", ""]
         lines += ["| what | time |", "| --- | --- |"]
         lines += [f"| {k} | {v:.1f} |" if "MiB" in k else f"| {k} | {_fmt(v)} |"
-                  for k, v in rows.items()]
+                  for k, v in rows.items() if v == v]
         lines.append("")
         if name == "W1":
             per_op = rows["funcgrad grad"] / W1_OPS
@@ -453,6 +476,14 @@ def write_results(results):
                          + "** (target ≤ 0.8×)")
             lines.append("- funcgrad value_and_grad / NumPy forward only: "
                          + _ratio(rows, "funcgrad value_and_grad", "NumPy forward only"))
+        if name == "W5":
+            lines.append("- funcgrad / PyTorch eager: **" + _ratio(
+                rows, "funcgrad value_and_grad", "PyTorch eager value_and_grad")
+                + "** (target ≤ 1.0×; `python benchmarks/bench_conv.py` breaks the time down)")
+        if name == "random":
+            lines.append("- funcgrad / NumPy: **" + _ratio(
+                rows, "funcgrad.random.normal, 10^6 float32", "NumPy default_rng().normal(size=10^6)")
+                + "** (target ≤ 3×)")
         if name == "W6":
             lines.append("- funcgrad / PyTorch eager: **"
                          + _ratio(rows, "funcgrad grad", "PyTorch eager backward")
@@ -486,7 +517,7 @@ def write_results(results):
 
 
 def _order(name):
-    known = ["W1", "W2", "W4", "W5", "W6", "import", "random", "jit", "checkpoint", "GPU"]
+    known = ["W1", "W2", "W4", "W5", "W6", "jit", "checkpoint", "random", "import", "GPU"]
     return (known.index(name) if name in known else len(known), name)
 
 
