@@ -220,6 +220,7 @@ def backward(tape, seeds, free=False):
     cts = [None] * len(tape)
     for tracer, g in seeds:
         _accumulate(cts, tape, tracer.index, tracer.idx, g)
+    checked = _core.nan_check is not None
     for k in range(len(tape) - 1, -1, -1):
         g = cts[k]
         if g is None:
@@ -231,9 +232,20 @@ def backward(tape, seeds, free=False):
         cts[k] = None
         if free:
             tape[k] = None
+        rules = prim.vjp_rules
+        if rules is not None and not params and not checked:    # the common, fast case
+            for pos, j, idx in parents:
+                c = rules[pos](g, out, *args)
+                if c is not None:
+                    if idx is None:
+                        old = cts[j]
+                        cts[j] = c if old is None else old + c
+                    else:
+                        _accumulate(cts, tape, j, idx, c)
+            continue
         if prim.multiple_results:
             g = [_np().zeros_like(o) if c is None else c for o, c in zip(out, g)]
-        if _core.nan_check is not None:
+        if checked:
             _backward_checked(prim, params, args, out, parents, g, cts, tape)
             continue
         if prim.vjp is not None:

@@ -22,11 +22,13 @@ from . import shape as _shape
 unbroadcast = _shape.unbroadcast
 
 
-def _unary(name, impl, d):
+def _unary(name, impl, rule):
+    """An elementwise primitive whose derivative scales: ``rule(c, ans, x)`` returns
+    ``c * f'(x)`` and serves as both the forward rule (c a tangent) and the reverse rule
+    (c a cotangent) — the same function, so the two cannot drift apart."""
     p = Primitive(name, impl)
-    if d is not None:
-        defjvp(p, lambda t, ans, x: t * d(ans, x))
-        defvjp(p, lambda g, ans, x: g * d(ans, x))
+    defjvp(p, rule)
+    defvjp(p, rule)
     return p
 
 
@@ -81,31 +83,31 @@ negative_p = Primitive("negative", np.negative)
 defjvp(negative_p, lambda t, ans, x: -t)
 defvjp(negative_p, lambda g, ans, x: -g)
 
-sin_p = _unary("sin", np.sin, lambda ans, x: cos(x))
-cos_p = _unary("cos", np.cos, lambda ans, x: -sin(x))
-tan_p = _unary("tan", np.tan, lambda ans, x: 1 + ans * ans)
-arcsin_p = _unary("arcsin", np.arcsin, lambda ans, x: reciprocal(sqrt(1 - x * x)))
-arccos_p = _unary("arccos", np.arccos, lambda ans, x: -reciprocal(sqrt(1 - x * x)))
-arctan_p = _unary("arctan", np.arctan, lambda ans, x: reciprocal(1 + x * x))
-sinh_p = _unary("sinh", np.sinh, lambda ans, x: cosh(x))
-cosh_p = _unary("cosh", np.cosh, lambda ans, x: sinh(x))
-tanh_p = _unary("tanh", np.tanh, lambda ans, x: 1 - ans * ans)
-arcsinh_p = _unary("arcsinh", np.arcsinh, lambda ans, x: reciprocal(sqrt(x * x + 1)))
-arccosh_p = _unary("arccosh", np.arccosh, lambda ans, x: reciprocal(sqrt(x * x - 1)))
-arctanh_p = _unary("arctanh", np.arctanh, lambda ans, x: reciprocal(1 - x * x))
-exp_p = _unary("exp", np.exp, lambda ans, x: ans)
-exp2_p = _unary("exp2", np.exp2, lambda ans, x: ans * _LN2)
-expm1_p = _unary("expm1", np.expm1, lambda ans, x: ans + 1)
-log_p = _unary("log", np.log, lambda ans, x: reciprocal(x))
-log2_p = _unary("log2", np.log2, lambda ans, x: reciprocal(x * _LN2))
-log10_p = _unary("log10", np.log10, lambda ans, x: reciprocal(x * _LN10))
-log1p_p = _unary("log1p", np.log1p, lambda ans, x: reciprocal(1 + x))
-sqrt_p = _unary("sqrt", np.sqrt, lambda ans, x: 0.5 / ans)
-cbrt_p = _unary("cbrt", np.cbrt, lambda ans, x: reciprocal(3 * ans * ans))
-square_p = _unary("square", np.square, lambda ans, x: 2 * x)
-reciprocal_p = _unary("reciprocal", np.reciprocal, lambda ans, x: -(ans * ans))
-deg2rad_p = _unary("deg2rad", np.deg2rad, lambda ans, x: math.pi / 180)
-rad2deg_p = _unary("rad2deg", np.rad2deg, lambda ans, x: 180 / math.pi)
+sin_p = _unary("sin", np.sin, lambda c, ans, x: c * cos(x))
+cos_p = _unary("cos", np.cos, lambda c, ans, x: -(c * sin(x)))
+tan_p = _unary("tan", np.tan, lambda c, ans, x: c * (1 + ans * ans))
+arcsin_p = _unary("arcsin", np.arcsin, lambda c, ans, x: c / sqrt(1 - x * x))
+arccos_p = _unary("arccos", np.arccos, lambda c, ans, x: -c / sqrt(1 - x * x))
+arctan_p = _unary("arctan", np.arctan, lambda c, ans, x: c / (1 + x * x))
+sinh_p = _unary("sinh", np.sinh, lambda c, ans, x: c * cosh(x))
+cosh_p = _unary("cosh", np.cosh, lambda c, ans, x: c * sinh(x))
+tanh_p = _unary("tanh", np.tanh, lambda c, ans, x: c * (1 - ans * ans))
+arcsinh_p = _unary("arcsinh", np.arcsinh, lambda c, ans, x: c / sqrt(x * x + 1))
+arccosh_p = _unary("arccosh", np.arccosh, lambda c, ans, x: c / sqrt(x * x - 1))
+arctanh_p = _unary("arctanh", np.arctanh, lambda c, ans, x: c / (1 - x * x))
+exp_p = _unary("exp", np.exp, lambda c, ans, x: c * ans)
+exp2_p = _unary("exp2", np.exp2, lambda c, ans, x: c * (ans * _LN2))
+expm1_p = _unary("expm1", np.expm1, lambda c, ans, x: c * (ans + 1))
+log_p = _unary("log", np.log, lambda c, ans, x: c / x)
+log2_p = _unary("log2", np.log2, lambda c, ans, x: c / (x * _LN2))
+log10_p = _unary("log10", np.log10, lambda c, ans, x: c / (x * _LN10))
+log1p_p = _unary("log1p", np.log1p, lambda c, ans, x: c / (1 + x))
+sqrt_p = _unary("sqrt", np.sqrt, lambda c, ans, x: (0.5 * c) / ans)
+cbrt_p = _unary("cbrt", np.cbrt, lambda c, ans, x: c / (3 * ans * ans))
+square_p = _unary("square", np.square, lambda c, ans, x: c * (2 * x))
+reciprocal_p = _unary("reciprocal", np.reciprocal, lambda c, ans, x: -(c * ans * ans))
+deg2rad_p = _unary("deg2rad", np.deg2rad, lambda c, ans, x: c * (math.pi / 180))
+rad2deg_p = _unary("rad2deg", np.rad2deg, lambda c, ans, x: c * (180 / math.pi))
 
 
 def _abs_jvp(t, ans, x):
