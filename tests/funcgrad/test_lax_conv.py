@@ -325,9 +325,7 @@ def test_padtype_to_pads():
 # ---- vmap ----------------------------------------------------------------------------------
 @pytest.mark.parametrize("in_axes", [(0, None), (None, 0), (1, 0)])
 def test_vmap_of_conv_and_its_gradient_matches_a_loop(in_axes):
-    vmap = getattr(funcgrad, "vmap", None)
-    if vmap is None:
-        pytest.skip("funcgrad.vmap is not available")
+    vmap = funcgrad.vmap
     x, w = rand(3, 2, 4, 6, 5), rand(3, 6, 2, 3, 2, seed=1)
     if in_axes[0] is None:
         x = x[0]
@@ -376,9 +374,7 @@ def test_batch_split_over_threads_gives_the_serial_results():
 
 
 def test_jit_of_value_and_grad_matches_eager():
-    jit = getattr(funcgrad, "jit", None)
-    if jit is None:
-        pytest.skip("funcgrad.jit is not available")
+    jit = funcgrad.jit
     x, w = rand(4, 2, 9, 9, dtype=np.float32), rand(3, 2, 3, 3, seed=1, dtype=np.float32)
 
     def f(x, w):

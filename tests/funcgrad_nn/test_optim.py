@@ -673,7 +673,6 @@ JIT_CASES = {
 }
 
 
-@pytest.mark.skipif(not hasattr(funcgrad, "jit"), reason="funcgrad.jit not available")
 @pytest.mark.parametrize("name", sorted(JIT_CASES))
 def test_jitted_step_matches_eager(name):
     params, x, y = make_problem()
@@ -692,7 +691,6 @@ def test_jitted_step_matches_eager(name):
         np.testing.assert_allclose(np.asarray(b), np.asarray(a), rtol=1e-12, atol=1e-15)
 
 
-@pytest.mark.skipif(not hasattr(funcgrad, "jit"), reason="funcgrad.jit not available")
 @pytest.mark.parametrize("name", sorted(OPTIMIZERS))
 def test_jitted_float32_step(name):
     """float32 training steps under jit, with numpy float64 hyperparameters in places."""
