@@ -39,6 +39,18 @@ def _resolve_kwargs(fun, args, kwargs):
     return bound.args
 
 
+def _call_custom(obj, args, kwargs, method):
+    """Hand a custom_jvp/custom_vjp call to the innermost transformation among its
+    differentiable arguments (``method`` names that trace's handler), or run it plainly."""
+    if kwargs:
+        args = _resolve_kwargs(obj.fun, args, kwargs)
+    _, diff = _split_nondiff(args, obj.nondiff_argnums)
+    top = find_top_trace(tree_flatten(diff)[0])
+    if top is None:
+        return obj.fun(*args)
+    return getattr(top, method)(obj, args)
+
+
 def _split_nondiff(args, nondiff_argnums):
     nondiff = tuple(args[i] for i in nondiff_argnums)
     diff = tuple(a for i, a in enumerate(args) if i not in nondiff_argnums)
@@ -125,17 +137,11 @@ class custom_jvp:
         return jvp
 
     def __call__(self, *args, **kwargs):
-        if kwargs:
-            args = _resolve_kwargs(self.fun, args, kwargs)
         if self.jvp is None:
             raise FuncgradTypeError(
                 f"custom_jvp function {self.__name__} has no rule: define it with "
                 f"@{self.__name__}.defjvp")
-        _, diff = _split_nondiff(args, self.nondiff_argnums)
-        top = find_top_trace(tree_flatten(diff)[0])
-        if top is None:
-            return self.fun(*args)
-        return top.process_custom_jvp(self, args)
+        return _call_custom(self, args, kwargs, "process_custom_jvp")
 
     def rule(self, args, tangents):
         """Apply the user's rule: ``args`` all arguments, ``tangents`` for the
@@ -203,17 +209,11 @@ class custom_vjp:
         self.bwd = bwd
 
     def __call__(self, *args, **kwargs):
-        if kwargs:
-            args = _resolve_kwargs(self.fun, args, kwargs)
         if self.fwd is None:
             raise FuncgradTypeError(
                 f"custom_vjp function {self.__name__} has no rules: call "
                 f"{self.__name__}.defvjp(fwd, bwd)")
-        _, diff = _split_nondiff(args, self.nondiff_argnums)
-        top = find_top_trace(tree_flatten(diff)[0])
-        if top is None:
-            return self.fun(*args)
-        return top.process_custom_vjp(self, args)
+        return _call_custom(self, args, kwargs, "process_custom_vjp")
 
     def run_fwd(self, args):
         res = self.fwd(*args)
