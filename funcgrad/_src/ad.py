@@ -286,7 +286,8 @@ def _backward_checked(prim, params, args, out, parents, g, cts, tape):
 def check_cotangent(ct, primal, what):
     shape = getattr(ct, "shape", None)
     if shape is None:
-        ct = np.asarray(ct, dtype=primal.dtype)
+        from .prims.creation import _xp_of
+        ct = _xp_of(primal).asarray(ct, dtype=primal.dtype)
         shape = ct.shape
     if tuple(shape) != tuple(primal.shape):
         raise FuncgradValueError(
@@ -301,7 +302,8 @@ def check_cotangent(ct, primal, what):
 
 def check_tangent(t, primal, what):
     if isinstance(t, (int, float, complex)) and not isinstance(t, bool):
-        return np.full(primal.shape, t, dtype=primal.dtype)
+        from .prims.creation import _xp_of
+        return _xp_of(primal).full(primal.shape, t, dtype=primal.dtype)
     shape = getattr(t, "shape", None)
     if shape is None:
         t = np.asarray(t)

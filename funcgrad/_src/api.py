@@ -26,6 +26,12 @@ def _fname(f):
     return getattr(f, "__name__", None) or type(f).__name__
 
 
+def _xp_of(x):
+    """The array module of ``x`` (of its concrete value if ``x`` is a tracer)."""
+    from .prims.creation import _xp_of as xp_of
+    return xp_of(x)
+
+
 def _as_array(x, what):
     """A differentiable input as an array (Python scalars -> NumPy's default dtypes)."""
     if isinstance(x, Tracer) or (hasattr(x, "shape") and hasattr(x, "dtype")):
@@ -409,7 +415,7 @@ def grad(fun, argnums=0, has_aux=False, holomorphic=False, allow_int=False):
 def _basis(x):
     """The identity for the flattened ``x``, shaped ``(x.size,) + x.shape``."""
     n = int(np.prod(x.shape))
-    return np.eye(n, dtype=x.dtype).reshape((n,) + tuple(x.shape))
+    return _xp_of(x).eye(n, dtype=x.dtype).reshape((n,) + tuple(x.shape))
 
 
 def _jac_layout(rows, out_shape, in_shape):
@@ -453,7 +459,7 @@ def jacfwd(fun, argnums=0, has_aux=False, holomorphic=False):
         columns = []     # per input leaf: flat outputs batched over that leaf's basis
         for j, x in enumerate(d_flat):
             if x.size == 0:
-                columns.append([np.zeros((0,) + tuple(o.shape), o.dtype) for o in o_flat])
+                columns.append([_xp_of(o).zeros((0,) + tuple(o.shape), o.dtype) for o in o_flat])
                 continue
 
             def push(t, j=j):
@@ -493,11 +499,12 @@ def jacrev(fun, argnums=0, has_aux=False, holomorphic=False, allow_int=False):
             return fun(*full, **kwargs)
 
         for k, leaf in enumerate(tree_flatten(dyn)[0]):
-            kind = np.asarray(leaf).dtype.kind if not isinstance(leaf, Tracer) else leaf.dtype.kind
+            dt = leaf.dtype if hasattr(leaf, "dtype") else np.asarray(leaf).dtype
+            kind = dt.kind
             if kind not in "fc" and not allow_int:
                 raise FuncgradTypeError(
                     f"jacrev of {_fname(fun)}: input leaf {k} has dtype "
-                    f"{np.asarray(leaf).dtype if not isinstance(leaf, Tracer) else leaf.dtype}; "
+                    f"{dt}; "
                     "Jacobians need floating or complex inputs (or allow_int=True)")
         res = vjp(f_dyn, *dyn, has_aux=has_aux)
         out, vjp_fn = res[0], res[1]
@@ -509,7 +516,7 @@ def jacrev(fun, argnums=0, has_aux=False, holomorphic=False, allow_int=False):
         for oi, o in enumerate(o_flat):
             n = int(np.prod(o.shape))
             if n == 0:
-                rows = [np.zeros((0,) + tuple(x.shape), x.dtype) for x in d_flat]
+                rows = [_xp_of(x).zeros((0,) + tuple(x.shape), x.dtype) for x in d_flat]
             else:
                 def pull(ct, oi=oi):
                     cts = [ct if k == oi else fnp.zeros_like(p) for k, p in enumerate(o_flat)]

@@ -9,29 +9,50 @@ import sys
 
 import numpy as np
 
+from .errors import FuncgradTypeError
+
 _float0 = np.dtype([("float0", np.void, 0)])
 float0 = _float0
 """The dtype of the gradient of an integer input (JAX's ``float0``): it carries no data."""
 
 
+_FOREIGN = {}
+"""Array types of foreign array modules other than CuPy (type -> module); filled by
+``_register_array_type`` (the test stand-in in ``testing_backend`` registers itself)."""
+
+
+def _register_array_type(array_type, module):
+    _FOREIGN[array_type] = module
+
+
 def array_module(*arrays):
     """Return the array module (``numpy`` or ``cupy``) that ``arrays`` live in.
 
-    Python scalars and NumPy arrays belong to NumPy. Mixing NumPy and CuPy arrays raises
-    a ``TypeError`` that says how to move one of them.
+    Python scalars, NumPy scalars and NumPy arrays belong to NumPy. Mixing a NumPy array
+    of one or more dimensions with a CuPy array (in any order), or arrays of two foreign
+    modules, raises a ``TypeError`` that says how to move one of them.
     """
     cupy = sys.modules.get("cupy")
-    if cupy is None:
+    if cupy is None and not _FOREIGN:
         return np
-    found = None
+    found = host = None
     for a in arrays:
-        if isinstance(a, cupy.ndarray):
-            found = cupy
-        elif isinstance(a, np.ndarray) and a.ndim > 0 and found is cupy:
-            raise TypeError(
-                "cannot mix a NumPy array and a CuPy array in one operation; move one of "
-                "them first with funcgrad.device_put(x, 'gpu') or funcgrad.device_put(x, 'cpu')"
-            )
+        xp = _FOREIGN.get(type(a))
+        if xp is None and cupy is not None and isinstance(a, cupy.ndarray):
+            xp = cupy
+        if xp is not None:
+            if found is not None and xp is not found:
+                raise FuncgradTypeError(
+                    f"cannot mix arrays of {found.__name__} and {xp.__name__} in one "
+                    "operation; move one of them first with funcgrad.device_put")
+            found = xp
+        elif isinstance(a, np.ndarray) and a.ndim > 0:
+            host = a
+    if found is not None and host is not None:
+        raise FuncgradTypeError(
+            f"cannot mix a NumPy array ({dtype_name(host)}) and a {found.__name__} array in "
+            "one operation; move one of them first with funcgrad.device_put(x, 'gpu') or "
+            "funcgrad.device_put(x, 'cpu')")
     return found or np
 
 
@@ -58,6 +79,8 @@ def scatter_add(out, idx, values):
     xp = array_module(out)
     if xp is np:
         np.add.at(out, idx, values)
+    elif hasattr(xp, "scatter_add"):   # a registered foreign module (the test stand-in)
+        xp.scatter_add(out, idx, values)
     else:
         import cupyx
         cupyx.scatter_add(out, idx, values)
@@ -107,7 +130,8 @@ def device_put(tree, device=None):
     kind, index = _parse_device(device)
     if kind == "cpu":
         def to_cpu(x):
-            if hasattr(x, "__cuda_array_interface__") and hasattr(x, "get"):
+            if ((hasattr(x, "__cuda_array_interface__") or type(x) in _FOREIGN)
+                    and hasattr(x, "get")):
                 return x.get()
             return x
         return tree_map(to_cpu, tree)

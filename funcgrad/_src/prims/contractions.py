@@ -145,7 +145,8 @@ def _einsum_operand_ct(g, args, i, ins, out):
             if c in seen:
                 f = next(free)
                 renamed.append(f)
-                eyes.append((c + f, np.eye(sizes[c], dtype=ct.dtype)))
+                from .creation import _xp_of
+                eyes.append((c + f, _xp_of(ct).eye(sizes[c], dtype=ct.dtype)))
             else:
                 seen.add(c)
                 renamed.append(c)

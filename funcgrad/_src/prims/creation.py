@@ -54,10 +54,22 @@ def _xp_of(a):
 
 
 def _inner_xp(t):
-    try:
-        return array_module(t._concrete("creation"))
-    except FuncgradTypeError:
-        return np
+    """The array module of the value under tracer ``t``: its concrete value, or for jit
+    and vmap tracers (abstract) the value they carry (``aval``: the value on the tracing
+    inputs; ``val``: the batched value); NumPy when none is found."""
+    v = t
+    while isinstance(v, Tracer):
+        inner = getattr(v, "aval", None)
+        if inner is None:
+            inner = getattr(v, "val", None)
+        if inner is not None:
+            v = inner
+            continue
+        try:
+            v = v._value("creation")
+        except FuncgradTypeError:
+            return np
+    return array_module(v)
 
 
 def zeros(shape, dtype=float):

@@ -156,8 +156,10 @@ def _last_writes(x, arrays, index, shape):
     n = 1
     for d in shape:
         n *= d
-    ids = np.arange(n).reshape(shape)
-    owner = bind(scatter_p, np.full(x.shape, -1, ids.dtype), ids, *arrays, index=index,
+    from .creation import _xp_of
+    xp = _xp_of(x)
+    ids = xp.arange(n).reshape(shape)
+    owner = bind(scatter_p, xp.full(x.shape, -1, ids.dtype), ids, *arrays, index=index,
                  mode="set")
     return bind(getitem_p, owner, *arrays, index=index) == ids
 
@@ -171,8 +173,9 @@ def _check_index(x, static, arrays):
     shape = x.shape
     try:
         probe = np.broadcast_to(np.zeros((), np.int8), shape)
-        probe[_rebuild(static, [a if not isinstance(a, Tracer) else np.zeros(a.shape, a.dtype)
-                                 for a in arrays])]
+        # Traced and foreign (e.g. CuPy) index arrays are checked by shape only.
+        probe[_rebuild(static, [a if isinstance(a, np.ndarray) or not hasattr(a, "shape")
+                                else np.zeros(a.shape, a.dtype) for a in arrays])]
     except IndexError as e:
         # An IndexError, as NumPy raises (code that catches IndexError keeps working),
         # that is also the ValueError funcgrad's other indexing errors are.

@@ -37,6 +37,7 @@ from ..backend import dtype_name
 from ..core import Primitive, Tracer, bind, defjvp, defvjp
 from ..errors import FuncgradTypeError, FuncgradValueError
 from . import shape as _shape
+from .creation import _xp_of
 from .contractions import einsum, matmul, outer as _outer, tensordot
 from .elementwise import abs as _abs, conj, imag, real, sqrt, where
 from .reductions import max as _max, min as _min, sum as _sum
@@ -80,12 +81,12 @@ def _trace(x):
 
 def _diag_embed(v, dtype=None):
     n = v.shape[-1]
-    return _shape.expand_dims(v, -1) * np.eye(n, dtype=dtype or v.dtype)
+    return _shape.expand_dims(v, -1) * _xp_of(v).eye(n, dtype=dtype or v.dtype)
 
 
 def _tril(x, k=0):
     n, m = x.shape[-2:]
-    return where(np.tri(n, m, k, dtype=bool), x, 0)
+    return where(_xp_of(x).tri(n, m, k, dtype=bool), x, 0)
 
 
 def _real_dtype(dtype):
@@ -317,7 +318,8 @@ def slogdet(a):
 def _phi(x):
     """Lower triangle of ``x`` with the diagonal halved."""
     n = x.shape[-1]
-    mask = (np.tri(n, n, -1) + 0.5 * np.eye(n)).astype(_real_dtype(x.dtype))
+    xp = _xp_of(x)
+    mask = (xp.tri(n, n, -1) + 0.5 * xp.eye(n)).astype(_real_dtype(x.dtype))
     return x * mask
 
 
@@ -946,7 +948,7 @@ def matrix_power(a, n):
         raise FuncgradTypeError(f"linalg.matrix_power: exponent must be an int, got {n!r}")
     n = int(n)
     if n == 0:
-        return np.broadcast_to(np.eye(a.shape[-1], dtype=a.dtype), a.shape).copy()
+        return _xp_of(a).broadcast_to(_xp_of(a).eye(a.shape[-1], dtype=a.dtype), a.shape).copy()
     if n < 0:
         a = inv(a)
         n = -n

@@ -31,7 +31,10 @@ from . import shape as _s
 from .contractions import tensordot as _tensordot
 from .creation import asarray as _asarray
 from .creation import full as _full
+from .creation import _xp_of
+from .creation import full_like as _full_like
 from .creation import zeros as _zeros
+from .creation import zeros_like as _zeros_like
 from .elementwise import clip as _clip
 from .elementwise import remainder as _remainder
 from .elementwise import where as _where
@@ -83,7 +86,9 @@ def _concrete(v, op, what):
 
 
 def _int_array(v, op, what, allow_bool=False):
-    a = np.asarray(_concrete(v, op, what))
+    a = _concrete(v, op, what)
+    if not (hasattr(a, "dtype") and hasattr(a, "shape")):   # arrays of any module stay
+        a = np.asarray(a)
     if a.dtype.kind in "iu" or (allow_bool and a.dtype.kind == "b"):
         return a
     if a.size == 0:
@@ -569,9 +574,11 @@ def pad(array, pad_width, mode="constant", **kwargs):
         if mode in ("constant", "empty"):
             parts = [x]
             if b:
-                parts.insert(0, _full(_axis_shape(x, axis, b), _scalar_like(cv[axis][0], x.dtype)))
+                parts.insert(0, _full_like(x, _scalar_like(cv[axis][0], x.dtype),
+                                           shape=_axis_shape(x, axis, b)))
             if e:
-                parts.append(_full(_axis_shape(x, axis, e), _scalar_like(cv[axis][1], x.dtype)))
+                parts.append(_full_like(x, _scalar_like(cv[axis][1], x.dtype),
+                                        shape=_axis_shape(x, axis, e)))
             x = _s.concatenate(parts, axis=axis)
         elif mode in ("edge", "wrap") or (mode in ("reflect", "symmetric")
                                           and reflect_type == "even"):
@@ -773,7 +780,7 @@ def diag(v, k=0):
     size = n + builtins.abs(k)
     rows = np.arange(n) + builtins.max(-k, 0)
     cols = np.arange(n) + builtins.max(k, 0)
-    return _scatter(_zeros((size, size), v.dtype), (rows, cols), v, "set")
+    return _scatter(_zeros_like(v, shape=(size, size)), (rows, cols), v, "set")
 
 
 def diagflat(v, k=0):
@@ -790,11 +797,11 @@ def trace(a, offset=0, axis1=0, axis2=1, dtype=None, out=None):
     return _sum(diagonal(a, offset, axis1, axis2), axis=-1, dtype=dtype)
 
 
-def _tri_mask(shape, k, lower):
+def _tri_mask(shape, k, lower, xp=np):
     if len(shape) == 0:
         raise FuncgradValueError("tril/triu: input must be at least 1-d")
     rows, cols = (shape[-2], shape[-1]) if len(shape) >= 2 else (shape[-1], shape[-1])
-    t = np.tri(rows, cols, k if lower else k - 1, dtype=bool)
+    t = xp.tri(rows, cols, k if lower else k - 1, dtype=bool)
     return t if lower else ~t
 
 
@@ -803,14 +810,14 @@ def tril(m, k=0):
     a 1-D ``m`` is first broadcast to a square, as NumPy does)."""
     m = _as_array(m)
     k = _to_int(k, "tril", "k")
-    return _where(_tri_mask(_s._shape(m), k, True), m, np.zeros((), m.dtype))
+    return _where(_tri_mask(_s._shape(m), k, True, _xp_of(m)), m, np.zeros((), m.dtype))
 
 
 def triu(m, k=0):
     """``m`` with the elements below the ``k``-th diagonal zeroed (see :func:`tril`)."""
     m = _as_array(m)
     k = _to_int(k, "triu", "k")
-    return _where(_tri_mask(_s._shape(m), k, False), m, np.zeros((), m.dtype))
+    return _where(_tri_mask(_s._shape(m), k, False, _xp_of(m)), m, np.zeros((), m.dtype))
 
 
 def meshgrid(*xi, copy=True, sparse=False, indexing="xy"):

@@ -11,7 +11,7 @@ import operator
 
 import numpy as np
 
-from ..backend import dtype_name
+from ..backend import array_module, dtype_name
 from ..core import Primitive, Tracer, bind, defjvp, defvjp
 from ..errors import FuncgradTypeError, FuncgradValueError
 from . import reductions as _red
@@ -185,7 +185,7 @@ def atleast_3d(*arys):
 
 def _as_array(x):
     if type(x) is np.ndarray or isinstance(x, (Tracer, np.ndarray)) or hasattr(
-            x, "__cuda_array_interface__"):
+            x, "__cuda_array_interface__") or array_module(x) is not np:
         return x
     return np.asarray(x)
 

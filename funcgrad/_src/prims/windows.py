@@ -547,7 +547,7 @@ def _wsum_core(x, out, p):
 def _accumulation_grid(w, out):
     """A zeroed array of the padded operand's shape to add window contributions into:
     ``out`` itself when there is no padding, else a work buffer."""
-    gp = out if w.trivial else _scratch(np, w.padded, out.dtype, "window grid")
+    gp = out if w.trivial else _scratch(array_module(out), w.padded, out.dtype, "window grid")
     gp.fill(0)
     return gp
 
@@ -600,7 +600,7 @@ def _wmax_core(x, m, idx, p):
         if w == 1:
             cur = cur[sl[0]]
             continue
-        nxt = m if d == dims[-1] else np.empty(cur[sl[0]].shape, cur.dtype)
+        nxt = m if d == dims[-1] else array_module(cur).empty(cur[sl[0]].shape, cur.dtype)
         np.maximum(cur[sl[0]], cur[sl[1]], out=nxt)
         for v in sl[2:]:
             np.maximum(nxt, cur[v], out=nxt)
@@ -662,33 +662,33 @@ def _over_batch(core, p, args, outs):
 
 
 def _window_sum_impl(x, **p):
-    out = np.empty(_window_views(x.shape, **p).out, x.dtype)
+    out = array_module(x).empty(_window_views(x.shape, **p).out, x.dtype)
     _over_batch(_wsum_core, p, (x,), (out,))
     return out
 
 
 def _window_sum_t_impl(g, *, operand_shape, **p):
-    out = np.empty(operand_shape, g.dtype)
+    out = array_module(g).empty(operand_shape, g.dtype)
     _over_batch(_wsum_t_core, p, (g,), (out,))
     return out
 
 
 def _window_max_impl(x, **p):
     shape = _window_views(x.shape, **p).out
-    m = np.empty(shape, x.dtype)
-    idx = np.empty(shape, _offset_dtype(math.prod(p["window_dimensions"])))
+    m = array_module(x).empty(shape, x.dtype)
+    idx = array_module(x).empty(shape, _offset_dtype(math.prod(p["window_dimensions"])))
     _over_batch(_wmax_core, p, (x,), (m, idx))
     return m, idx
 
 
 def _window_gather_impl(t, idx, **p):
-    out = np.empty(idx.shape, t.dtype)
+    out = array_module(t).empty(idx.shape, t.dtype)
     _over_batch(_wgather_core, p, (t, idx), (out,))
     return out
 
 
 def _window_scatter_impl(g, idx, *, operand_shape, **p):
-    out = np.empty(operand_shape, g.dtype)
+    out = array_module(g).empty(operand_shape, g.dtype)
     _over_batch(_wscatter_core, p, (g, idx), (out,))
     return out
 

@@ -1,0 +1,298 @@
+"""A CPU-only stand-in for a foreign array module (private; for tests).
+
+``StandInArray`` wraps a NumPy array and behaves like a CuPy array as far as funcgrad can
+tell: NumPy functions and ufuncs called on it go through ``__array_ufunc__`` /
+``__array_function__`` and return stand-ins, ``.get()`` returns the NumPy data, and
+``__array__`` RAISES, so any accidental ``numpy.asarray(stand_in)`` inside funcgrad fails
+loudly (as it does for CuPy). ``standin_xp`` is the matching array module, which
+``backend.array_module`` returns for stand-in inputs.
+
+Like CuPy, stand-ins refuse to mix with NumPy arrays of one or more dimensions in
+arithmetic (NumPy scalars and 0-d arrays are accepted as scalars); NumPy integer/boolean
+arrays ARE accepted as indices (CuPy copies those to the device).
+
+    >>> from funcgrad._src.testing_backend import standin_xp
+    >>> s = standin_xp.arange(3.0)
+    >>> type(np.sin(s)).__name__
+    'StandInArray'
+    >>> np.sin(s).get()
+    array([0.        , 0.84147098, 0.90929743])
+"""
+from __future__ import annotations
+
+import types
+
+import numpy as np
+
+from .backend import _register_array_type
+
+__all__ = ["StandInArray", "standin_xp"]
+
+
+def _unwrap(obj, what, index=False):
+    if isinstance(obj, StandInArray):
+        return obj.data
+    if isinstance(obj, np.ndarray) and obj.ndim > 0 and not index:
+        raise TypeError(
+            f"StandInArray: {what} was given a NumPy array of shape {obj.shape} together "
+            "with a stand-in array; move it first (as CuPy requires)")
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(_unwrap(o, what, index) for o in obj)
+    if isinstance(obj, dict):
+        return {k: _unwrap(v, what) for k, v in obj.items()}
+    return obj
+
+
+def _foreign(objs):
+    """True if some operand is another array-like with its own protocol (a funcgrad
+    tracer): then we defer to it, as CuPy does, by returning NotImplemented."""
+    for o in objs:
+        if isinstance(o, (list, tuple)):
+            if _foreign(o):
+                return True
+        elif (not isinstance(o, (StandInArray, np.ndarray, np.generic))
+              and hasattr(type(o), "__array_ufunc__")):
+            return True
+    return False
+
+
+def _wrap(obj):
+    if isinstance(obj, np.ndarray):
+        return StandInArray(obj)
+    if isinstance(obj, np.generic):       # reductions give 0-d arrays, as in CuPy
+        return StandInArray(np.asarray(obj))
+    if isinstance(obj, tuple):
+        return tuple(_wrap(o) for o in obj)
+    if isinstance(obj, list):
+        return [_wrap(o) for o in obj]
+    return obj
+
+
+class StandInArray:
+    """A NumPy array in disguise, treated by funcgrad as a foreign (CuPy-like) array."""
+
+    __slots__ = ("data",)
+    __array_priority__ = 100
+
+    def __init__(self, data):
+        if isinstance(data, StandInArray):
+            data = data.data
+        if not isinstance(data, np.ndarray):
+            data = np.asarray(data)
+        self.data = data
+
+    # ---- the NumPy protocols -----------------------------------------------------------
+    def __array__(self, dtype=None, copy=None):
+        raise TypeError(
+            "StandInArray: implicit conversion to a NumPy array is not allowed (as for "
+            "CuPy); use .get() to copy it to the host explicitly")
+
+    def __array_ufunc__(self, ufunc, method, *inputs, **kwargs):
+        if _foreign(inputs) or _foreign(kwargs.get("out", ())):
+            return NotImplemented
+        what = f"numpy.{ufunc.__name__}.{method}" if method != "__call__" else f"numpy.{ufunc.__name__}"
+        out = getattr(ufunc, method)(*_unwrap(inputs, what), **_unwrap(kwargs, what))
+        if "out" in kwargs:              # written in place: hand back the given stand-ins
+            given = kwargs["out"]
+            return given[0] if isinstance(given, tuple) and len(given) == 1 else given
+        return _wrap(out)
+
+    def __array_function__(self, func, types_, args, kwargs):
+        if not all(issubclass(t, (StandInArray, np.ndarray)) for t in types_):
+            return NotImplemented
+        what = f"numpy.{func.__name__}"
+        return _wrap(func(*_unwrap(args, what), **_unwrap(kwargs, what)))
+
+    def get(self):
+        """The NumPy data (a host copy, as with CuPy)."""
+        return self.data.copy()
+
+    # ---- attributes ----------------------------------------------------------------------
+    shape = property(lambda self: self.data.shape)
+    dtype = property(lambda self: self.data.dtype)
+    ndim = property(lambda self: self.data.ndim)
+    size = property(lambda self: self.data.size)
+    itemsize = property(lambda self: self.data.itemsize)
+    nbytes = property(lambda self: self.data.nbytes)
+    strides = property(lambda self: self.data.strides)
+    T = property(lambda self: StandInArray(self.data.T))
+    real = property(lambda self: StandInArray(self.data.real))
+    imag = property(lambda self: StandInArray(self.data.imag))
+    flags = property(lambda self: self.data.flags)
+
+    def __len__(self):
+        return len(self.data)
+
+    def __repr__(self):
+        return f"StandInArray({self.data!r})"
+
+    def __iter__(self):
+        return (_wrap(x) if isinstance(x, np.ndarray) else StandInArray(np.asarray(x))
+                for x in self.data)
+
+    def __getitem__(self, idx):
+        r = self.data[_unwrap(idx, "indexing", True)]
+        return StandInArray(np.asarray(r))
+
+    def __setitem__(self, idx, value):
+        self.data[_unwrap(idx, "indexing", True)] = _unwrap(value, "item assignment")
+
+    def __bool__(self):
+        return bool(self.data)
+
+    def __float__(self):
+        return float(self.data)
+
+    def __int__(self):
+        return int(self.data)
+
+    def __complex__(self):
+        return complex(self.data)
+
+    def __index__(self):
+        return self.data.__index__()
+
+    def item(self, *args):
+        return self.data.item(*args)
+
+    def tolist(self):
+        return self.data.tolist()
+
+    # ---- methods -------------------------------------------------------------------------
+    def astype(self, dtype, copy=True, **kw):
+        return StandInArray(self.data.astype(dtype, copy=copy, **kw))
+
+    def copy(self, order="C"):
+        return StandInArray(self.data.copy(order))
+
+    def view(self, *args, **kw):
+        return StandInArray(self.data.view(*args, **kw))
+
+    def fill(self, value):
+        self.data.fill(value)
+
+    def _method(name):
+        def method(self, *args, **kwargs):
+            r = getattr(self.data, name)(*_unwrap(args, name), **_unwrap(kwargs, name))
+            return _wrap(r) if isinstance(r, (np.ndarray, tuple)) else StandInArray(np.asarray(r))
+        method.__name__ = name
+        return method
+
+    for _n in ("reshape", "transpose", "ravel", "flatten", "squeeze", "swapaxes", "sum",
+               "prod", "mean", "max", "min", "argmax", "argmin", "any", "all", "conj",
+               "conjugate", "cumsum", "dot", "clip", "round", "nonzero", "repeat", "take",
+               "diagonal", "trace", "std", "var", "sort", "argsort"):
+        locals()[_n] = _method(_n)
+    del _n, _method
+
+    # ---- operators -----------------------------------------------------------------------
+    def _binary(ufunc, reflected=False):
+        if reflected:
+            return lambda self, other: self.__array_ufunc__(ufunc, "__call__", other, self)
+        return lambda self, other: self.__array_ufunc__(ufunc, "__call__", self, other)
+
+    __add__, __radd__ = _binary(np.add), _binary(np.add, True)
+    __sub__, __rsub__ = _binary(np.subtract), _binary(np.subtract, True)
+    __mul__, __rmul__ = _binary(np.multiply), _binary(np.multiply, True)
+    __truediv__, __rtruediv__ = _binary(np.true_divide), _binary(np.true_divide, True)
+    __floordiv__, __rfloordiv__ = _binary(np.floor_divide), _binary(np.floor_divide, True)
+    __mod__, __rmod__ = _binary(np.remainder), _binary(np.remainder, True)
+    __pow__, __rpow__ = _binary(np.power), _binary(np.power, True)
+    __matmul__, __rmatmul__ = _binary(np.matmul), _binary(np.matmul, True)
+    __and__, __rand__ = _binary(np.bitwise_and), _binary(np.bitwise_and, True)
+    __or__, __ror__ = _binary(np.bitwise_or), _binary(np.bitwise_or, True)
+    __xor__, __rxor__ = _binary(np.bitwise_xor), _binary(np.bitwise_xor, True)
+    __lshift__, __rshift__ = _binary(np.left_shift), _binary(np.right_shift)
+    __lt__, __le__ = _binary(np.less), _binary(np.less_equal)
+    __gt__, __ge__ = _binary(np.greater), _binary(np.greater_equal)
+    __eq__, __ne__ = _binary(np.equal), _binary(np.not_equal)
+    def _inplace(ufunc):
+        def op(self, other):
+            ufunc(self, other, out=self)
+            return self
+        return op
+
+    __iadd__, __isub__ = _inplace(np.add), _inplace(np.subtract)
+    __imul__, __itruediv__ = _inplace(np.multiply), _inplace(np.true_divide)
+    __ifloordiv__, __imod__ = _inplace(np.floor_divide), _inplace(np.remainder)
+    __ipow__, __iand__ = _inplace(np.power), _inplace(np.bitwise_and)
+    __ior__, __ixor__ = _inplace(np.bitwise_or), _inplace(np.bitwise_xor)
+    del _binary, _inplace
+    __hash__ = None
+
+    def __neg__(self):
+        return StandInArray(-self.data)
+
+    def __pos__(self):
+        return StandInArray(+self.data)
+
+    def __abs__(self):
+        return StandInArray(abs(self.data))
+
+    def __invert__(self):
+        return StandInArray(~self.data)
+
+
+# ---- the module -------------------------------------------------------------------------
+def _host(obj):
+    """Unwrap for creation functions: stand-ins and plain Python/NumPy data are fine."""
+    if isinstance(obj, StandInArray):
+        return obj.data
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(_host(o) for o in obj)
+    return obj
+
+
+def _creator(name):
+    fn = getattr(np, name)
+
+    def create(*args, **kwargs):
+        return _wrap(fn(*_host(args), **{k: _host(v) for k, v in kwargs.items()}))
+    create.__name__ = name
+    create.__doc__ = f"``numpy.{name}``, returning a StandInArray."
+    return create
+
+
+standin_xp = types.ModuleType("standin_xp", "A NumPy-backed stand-in for a foreign array module.")
+for _name in ("zeros", "ones", "full", "empty", "eye", "identity", "tri", "arange", "linspace",
+              "asarray", "array", "ascontiguousarray", "zeros_like", "ones_like", "empty_like",
+              "full_like", "copyto", "broadcast_to", "where", "concatenate", "stack"):
+    setattr(standin_xp, _name, _creator(_name))
+del _name
+standin_xp.ndarray = StandInArray
+standin_xp.float32, standin_xp.float64 = np.float32, np.float64
+standin_xp.int32, standin_xp.int64 = np.int32, np.int64
+
+
+def _add_at(out, idx, values):
+    np.add.at(out.data, _unwrap(idx, "scatter_add", True), _unwrap(values, "scatter_add"))
+
+
+standin_xp.scatter_add = _add_at
+
+
+def _as_strided(x, shape=None, strides=None, **kwargs):
+    return StandInArray(np.lib.stride_tricks.as_strided(x.data, shape, strides, **kwargs))
+
+
+standin_xp.lib = types.SimpleNamespace(stride_tricks=types.SimpleNamespace(as_strided=_as_strided))
+
+
+def _module_getattr(name):
+    """Any other NumPy function (as CuPy covers most of NumPy's namespace): stand-ins in,
+    stand-ins out, NumPy arrays of one or more dimensions refused."""
+    fn = getattr(np, name, None)
+    if not callable(fn) or name.startswith("_"):
+        raise AttributeError(f"module 'standin_xp' has no attribute {name!r}")
+
+    def call(*args, **kwargs):
+        what = f"standin_xp.{name}"
+        r = fn(*_unwrap(args, what), **_unwrap(kwargs, what))
+        return kwargs["out"] if "out" in kwargs else _wrap(r)
+    call.__name__ = name
+    return call
+
+
+standin_xp.__getattr__ = _module_getattr
+
+_register_array_type(StandInArray, standin_xp)
