@@ -154,7 +154,8 @@ def _resize(x, axes, sizes):
         elif have < n:
             pad_shape = list(x.shape)
             pad_shape[ax] = n - have
-            x = _shape.concatenate([x, np.zeros(pad_shape, x.dtype)], axis=ax)
+            from .creation import zeros_like
+            x = _shape.concatenate([x, zeros_like(x, shape=tuple(pad_shape))], axis=ax)
     return x
 
 

@@ -214,7 +214,7 @@ def polyval(p, x):
     x = _arr(x)
     if p.ndim != 1:
         raise FuncgradValueError(f"polyval: p must be 1-D, got shape {tuple(p.shape)}")
-    y = _cr.zeros_like(x) if x.dtype.kind in "fc" else np.zeros(x.shape)
+    y = _cr.zeros_like(x, dtype=x.dtype if x.dtype.kind in "fc" else np.float64)
     for i in range(p.shape[0]):
         y = y * x + p[i]
     return y
@@ -270,7 +270,7 @@ def bincount(x, weights=None, minlength=0):
         return np.bincount(x, minlength=minlength)
     n = max(int(x.max()) + 1 if x.size else 0, minlength)
     w = _arr(weights)
-    return _ix._scatter(_cr.zeros(n, dtype=w.dtype), x, w, "add")
+    return _ix._scatter(_cr.zeros_like(w, shape=(n,)), x, w, "add")
 
 
 # ---- convolution, integration, differences ---------------------------------------------

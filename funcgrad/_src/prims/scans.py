@@ -186,7 +186,8 @@ def _cumulative(name, f, x, axis, dtype, include_initial, initial):
         axis = _s.normalize_axis(axis, _s._ndim(r), name)
         shape = list(r.shape)
         shape[axis] = 1
-        r = _s.concatenate([np.full(shape, initial, r.dtype), r], axis=axis)
+        from .creation import full_like
+        r = _s.concatenate([full_like(r, initial, shape=tuple(shape)), r], axis=axis)
     return r
 
 
