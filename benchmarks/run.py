@@ -450,7 +450,10 @@ def write_results(results):
               f"scripts in this folder for their sections). Machine: {platform.machine()}, "
               f"{os.cpu_count()} cores, Python {platform.python_version()}, NumPy "
               f"{np.__version__}; peers: {peers or 'none'}; BLAS and PyTorch threads: {THREADS}. "
-              "Times are best of several repeats; ratios are from the same run.\n")
+              "Times are best of several repeats; the ratios in a section come from one run (sections "
+              "may come from different runs). Workloads on large arrays (W2, W5, checkpoint) vary "
+              "by up to 2× between runs: every fresh NumPy array can cost page faults, depending "
+              "on the allocator's state (see bench_conv.py --malloc-tuned).\n")
     for name, rows in results.items():
         lines = [f"## {name}", ""]
         lines += ["| what | time |", "| --- | --- |"]
