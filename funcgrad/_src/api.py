@@ -521,7 +521,9 @@ def jacrev(fun, argnums=0, has_aux=False, holomorphic=False, allow_int=False):
                 def pull(ct, oi=oi):
                     cts = [ct if k == oi else fnp.zeros_like(p) for k, p in enumerate(o_flat)]
                     return tree_flatten(vjp_fn(tree_unflatten(out_tree, cts)))[0]
-                rows = vmap(pull)(_basis(o))
+                basis = _basis(o)
+                # one output element (a scalar function, as inside hessian): no batching
+                rows = pull(basis[0]) if n == 1 else vmap(pull)(basis)
             entry = [_jac_layout(r, o.shape, x.shape) for r, x in zip(rows, d_flat)]
             in_vals = tree_unflatten(d_tree, entry)
             jac_rows.append(in_vals[0] if single else in_vals)
