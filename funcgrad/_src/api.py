@@ -450,31 +450,42 @@ def jacfwd(fun, argnums=0, has_aux=False, holomorphic=False):
             return fun(*full, **kwargs)
 
         fnp = _fnp()
-        out = f_flat(*d_flat)
         aux = None
-        if has_aux:
-            out, aux = _split_aux(out, "jacfwd")
-        o_flat, out_tree = tree_flatten(out)
-        o_flat = [_as_array(o, "jacfwd output") for o in o_flat]
+        if has_aux or all(x.size == 0 for x in d_flat):
+            # the output's structure (and aux) from one plain evaluation
+            out = f_flat(*d_flat)
+            if has_aux:
+                out, aux = _split_aux(out, "jacfwd")
+            o_flat, out_tree = tree_flatten(out)
+            o_shapes = [tuple(_as_array(o, "jacfwd output").shape) for o in o_flat]
+        else:
+            out_tree = o_shapes = None      # learnt from the batched pass below
         columns = []     # per input leaf: flat outputs batched over that leaf's basis
         for j, x in enumerate(d_flat):
             if x.size == 0:
-                columns.append([_xp_of(o).zeros((0,) + tuple(o.shape), o.dtype) for o in o_flat])
+                columns.append(None)
                 continue
 
             def push(t, j=j):
+                nonlocal out_tree
                 tangents = [t if k == j else fnp.zeros_like(d) for k, d in enumerate(d_flat)]
                 res = jvp(f_flat, d_flat, tangents, has_aux=has_aux)
-                return tree_flatten(res[1])[0]
+                flat, out_tree = tree_flatten(res[1])
+                return flat
 
-            columns.append(vmap(push)(_basis(x)))
+            col = vmap(push)(_basis(x))
+            if o_shapes is None:
+                o_shapes = [tuple(c.shape[1:]) for c in col]
+            columns.append(col)
+        columns = [[_xp_of(x).zeros((0,) + s, x.dtype) for s in o_shapes] if c is None else c
+                   for c, x in zip(columns, d_flat)]
         jac_rows = []
-        for oi, o in enumerate(o_flat):
+        for oi, oshape in enumerate(o_shapes):
             entry = []
             for j, x in enumerate(d_flat):
-                col = columns[j][oi]                       # (x.size,) + o.shape
-                col = fnp.moveaxis(col, 0, -1) if len(o.shape) else col
-                entry.append(_jac_layout(col, o.shape, x.shape))
+                col = columns[j][oi]                       # (x.size,) + oshape
+                col = fnp.moveaxis(col, 0, -1) if len(oshape) else col
+                entry.append(_jac_layout(col, oshape, x.shape))
             in_vals = tree_unflatten(d_tree, entry)
             jac_rows.append(in_vals[0] if single else in_vals)
         jac = tree_unflatten(out_tree, jac_rows)
