@@ -111,8 +111,8 @@ def test_plain_numpy_functions_differentiate():
 
 
 def test_unsupported_numpy_function_names_itself():
-    with pytest.raises(TypeError, match="numpy.unique"):
-        grad(lambda x: np.sum(np.unique(x)))(np.ones(3))
+    with pytest.raises(TypeError, match="numpy.poly"):
+        grad(lambda x: np.sum(np.poly(x)))(np.ones(3))
     with pytest.raises(TypeError, match="out="):
         grad(lambda x: np.sum(np.sin(x, out=np.empty(3))))(np.ones(3))
 
@@ -252,5 +252,5 @@ def test_shape_errors_name_the_operation():
 
 
 def test_unsupported_function_is_also_not_implemented_error():
-    with pytest.raises(NotImplementedError, match="numpy.unique.*custom_vjp"):
-        grad(lambda x: np.sum(np.unique(x)))(np.ones(3))
+    with pytest.raises(NotImplementedError, match="numpy.poly.*custom_vjp"):
+        grad(lambda x: np.sum(np.poly(x)))(np.ones(3))

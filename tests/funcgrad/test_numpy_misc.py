@@ -115,3 +115,29 @@ def test_plain_numpy_calls_dispatch():
     g = funcgrad.grad(lambda a: np.sum(np.cross(a, b) ** 2) + np.sum(np.kron(a, b)))(a)
     g2 = funcgrad.grad(lambda a: fnp.sum(fnp.cross(a, b) ** 2) + fnp.sum(fnp.kron(a, b)))(a)
     np.testing.assert_allclose(g, g2)
+
+
+def test_unique_values_carry_the_derivative():
+    x = np.array([3.0, 1.0, 3.0, 2.0, 1.0])
+    np.testing.assert_array_equal(fnp.unique(x), np.unique(x))
+    vals, idx, inv, cnt = fnp.unique(x, return_index=True, return_inverse=True, return_counts=True)
+    for a, b in zip((vals, idx, inv, cnt), np.unique(x, True, True, True)):
+        np.testing.assert_array_equal(a, b)
+    g = funcgrad.grad(lambda x: fnp.sum(fnp.unique(x) * np.array([1.0, 10.0, 100.0])))(x)
+    np.testing.assert_array_equal(g, [100.0, 1.0, 0.0, 10.0, 0.0])   # first occurrences
+    m = np.array([[1.0, 2.0], [1.0, 2.0], [0.0, 5.0]])
+    np.testing.assert_array_equal(fnp.unique(m, axis=0), np.unique(m, axis=0))
+    with pytest.raises(TypeError, match="unique"):
+        funcgrad.jit(fnp.unique)(x)
+
+
+def test_histogram_counts_and_weighted_derivative():
+    x = np.array([0.1, 0.4, 0.45, 0.9, 0.2])
+    for kw in ({}, {"bins": 3}, {"bins": [0.0, 0.3, 1.0]}, {"density": True}):
+        ours, theirs = fnp.histogram(x, **kw), np.histogram(x, **kw)
+        np.testing.assert_allclose(ours[0], theirs[0])
+        np.testing.assert_allclose(ours[1], theirs[1])
+    w = np.array([1.0, 2.0, 3.0, 4.0, 5.0])
+    np.testing.assert_allclose(fnp.histogram(x, bins=3, weights=w)[0],
+                               np.histogram(x, bins=3, weights=w)[0])
+    check_grads(lambda w: fnp.histogram(x, bins=3, weights=w, density=True)[0], (w,), order=2)

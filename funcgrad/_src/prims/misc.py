@@ -17,7 +17,7 @@ from . import indexing as _ix
 from . import reductions as _r
 from . import shape as _s
 
-__all__ = ["allclose", "angle", "array_equal", "array_equiv", "bincount", "convolve",
+__all__ = ["allclose", "angle", "histogram", "unique", "array_equal", "array_equiv", "bincount", "convolve",
            "correlate", "cross", "digitize", "fabs", "float_power", "gradient", "interp",
            "iscomplex", "iscomplexobj", "isclose", "isreal", "isrealobj", "isscalar", "kron",
            "ldexp", "modf", "nan_to_num", "polyval", "result_type", "searchsorted", "sinc",
@@ -369,3 +369,52 @@ def gradient(f, *varargs, axis=None, edge_order=1):
         out.append(_s.concatenate(parts, axis=ax))
     return out[0] if len(out) == 1 else out
 
+
+
+def unique(ar, return_index=False, return_inverse=False, return_counts=False, axis=None,
+           *, equal_nan=True):
+    """The sorted unique elements of ``ar`` (NumPy's ``unique``, flattened when ``axis`` is
+    None). Which elements are kept depends on the values, so they must be concrete
+    (under grad/jvp/vjp, not jit); the returned values are gathered from ``ar``, so they
+    carry its derivative. Index, inverse and count outputs are plain integer arrays."""
+    a = _arr(ar)
+    concrete = a._concrete("unique (its output size depends on the values)") \
+        if isinstance(a, Tracer) else a
+    res = np.unique(concrete, return_index=True, return_inverse=return_inverse,
+                    return_counts=return_counts, axis=axis, equal_nan=equal_nan)
+    first = res[1]
+    if axis is None:
+        values = _ix._getitem(_s.ravel(a), first)
+    else:
+        values = _ix._getitem(_s.moveaxis(a, axis, 0), first)
+        values = _s.moveaxis(values, 0, axis)
+    if not (return_index or return_inverse or return_counts):
+        return values
+    out = [values]
+    if return_index:
+        out.append(first)
+    out.extend(res[2:])
+    return tuple(out)
+
+
+def histogram(a, bins=10, range=None, density=None, weights=None):
+    """``(counts, bin_edges)`` as NumPy (concrete ``a``). With ``weights`` the counts are
+    sums of the weights per bin and carry their derivative; ``density=True`` divides by
+    the total and the bin widths."""
+    x = _arr(a)
+    xc = x._concrete("histogram (bins depend on the values)") if isinstance(x, Tracer) else x
+    edges = np.histogram_bin_edges(np.asarray(xc), bins=bins, range=range)
+    if weights is None:
+        counts, edges = np.histogram(np.asarray(xc), bins=edges)
+        if density:
+            counts = counts / counts.sum() / np.diff(edges)
+        return counts, edges
+    xf = np.asarray(xc).ravel()
+    inside = (xf >= edges[0]) & (xf <= edges[-1])
+    idx = np.clip(np.searchsorted(edges, xf, side="right") - 1, 0, len(edges) - 2)
+    w = _s.ravel(_arr(weights))
+    w = _e.where(inside, w, 0)
+    counts = _ix._scatter(_cr.zeros_like(w, shape=(len(edges) - 1,)), idx, w, "add")
+    if density:
+        counts = counts / _r.sum(counts) / np.diff(edges)
+    return counts, edges
