@@ -223,3 +223,48 @@ def test_known_unsupported_float0_gradients_are_numpy():
         StandInArray(np.arange(3)), StandInArray(X))
     assert type(g[0]) is np.ndarray and g[0].dtype == funcgrad.float0
     assert isinstance(g[1], StandInArray)
+
+
+def test_training_step_makes_no_host_transfers_but_the_loss_readout(monkeypatch):
+    """On a foreign (device) array module a whole value_and_grad + SGD step stays on the
+    device: the only copy to the host is the one the user asks for."""
+    from funcgrad._src.testing_backend import StandInArray
+    transfers = []
+    real_get = StandInArray.get
+
+    def counting_get(self):
+        transfers.append(self.shape)
+        return real_get(self)
+    monkeypatch.setattr(StandInArray, "get", counting_get)
+    rng = np.random.default_rng(0)
+    params = [(StandInArray(rng.normal(size=(4, 8)).astype(np.float32)),
+               StandInArray(np.zeros(8, np.float32))),
+              (StandInArray(rng.normal(size=(8, 3)).astype(np.float32)),
+               StandInArray(np.zeros(3, np.float32)))]
+    x = StandInArray(rng.normal(size=(16, 4)).astype(np.float32))
+    onehot = StandInArray(np.eye(3, dtype=np.float32)[rng.integers(0, 3, 16)])
+
+    def loss_fn(params):
+        h = x
+        for i, (w, b) in enumerate(params):
+            h = h @ w + b
+            if i == 0:
+                h = fnp.maximum(h, 0.0)
+        logp = h - fnp.log(fnp.sum(fnp.exp(h - fnp.max(h, axis=1, keepdims=True)), axis=1,
+                                   keepdims=True)) - fnp.max(h, axis=1, keepdims=True)
+        return -fnp.mean(fnp.sum(logp * onehot, axis=1))
+
+    @funcgrad.jit
+    def step(params):
+        loss, grads = funcgrad.value_and_grad(loss_fn)(params)
+        return [(w - 0.1 * gw, b - 0.1 * gb) for (w, b), (gw, gb) in zip(params, grads)], loss
+
+    losses = []
+    for _ in range(3):                       # trace, then two replays
+        params, loss = step(params)
+        assert isinstance(loss, StandInArray) and isinstance(params[0][0], StandInArray)
+        assert transfers == []                # nothing left the device during the step
+        losses.append(float(loss.get()))      # the one readout
+        assert len(transfers) == 1
+        transfers.clear()
+    assert losses[2] < losses[0]
