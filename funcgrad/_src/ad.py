@@ -26,13 +26,11 @@ def _np():
 # Forward mode
 
 
-class JVPTracer(Tracer):
-    __slots__ = ("primal", "tangent")
+class PrimalTracer(Tracer):
+    """A tracer that carries the value it stands for (``primal``): forward and reverse
+    mode both compute on concrete values."""
 
-    def __init__(self, trace, primal, tangent):
-        self._trace = trace
-        self.primal = primal
-        self.tangent = tangent
+    __slots__ = ("primal",)
 
     @property
     def shape(self):
@@ -44,6 +42,15 @@ class JVPTracer(Tracer):
 
     def _value(self, what):
         return self.primal
+
+
+class JVPTracer(PrimalTracer):
+    __slots__ = ("tangent",)
+
+    def __init__(self, trace, primal, tangent):
+        self._trace = trace
+        self.primal = primal
+        self.tangent = tangent
 
 
 def _fit(t, ref):
@@ -113,28 +120,17 @@ def _inexact(x):
 # Reverse mode
 
 
-class VJPTracer(Tracer):
+class VJPTracer(PrimalTracer):
     """A value recorded on a reverse-mode tape: ``index`` is its entry in the tape (and
     ``idx`` its position among the outputs of a multiple-result primitive)."""
 
-    __slots__ = ("primal", "index", "idx")
+    __slots__ = ("index", "idx")
 
     def __init__(self, trace, primal, index, idx=None):
         self._trace = trace
         self.primal = primal
         self.index = index
         self.idx = idx
-
-    @property
-    def shape(self):
-        return self.primal.shape
-
-    @property
-    def dtype(self):
-        return self.primal.dtype
-
-    def _value(self, what):
-        return self.primal
 
 
 class VJPTrace(Trace):

@@ -320,6 +320,16 @@ def _check_scalar_output(o, what, fun, holomorphic):
             "gradients need a floating-point output")
 
 
+def _with_args_at(fun, args, kwargs, nums):
+    """``fun`` as a function of only the arguments at positions ``nums``."""
+    def f_dyn(*dyn_args):
+        full = list(args)
+        for i, a in zip(nums, dyn_args):
+            full[i] = a
+        return fun(*full, **kwargs)
+    return f_dyn
+
+
 def value_and_grad(fun, argnums=0, has_aux=False, holomorphic=False, allow_int=False):
     """Like :func:`grad`, but returns ``(value, gradient)`` (``((value, aux), gradient)``
     with ``has_aux=True``)."""
@@ -328,11 +338,7 @@ def value_and_grad(fun, argnums=0, has_aux=False, holomorphic=False, allow_int=F
         single, nums = _normalize_argnums(argnums, len(args), "grad", fun)
         dyn = tuple(args[i] for i in nums)
 
-        def f_dyn(*dyn_args):
-            full = list(args)
-            for i, a in zip(nums, dyn_args):
-                full[i] = a
-            return fun(*full, **kwargs)
+        f_dyn = _with_args_at(fun, args, kwargs, nums)
 
         def name_leaf(i):
             return _leaf_name(fun, nums, dyn, i)
@@ -503,11 +509,7 @@ def jacrev(fun, argnums=0, has_aux=False, holomorphic=False, allow_int=False):
         single, nums = _normalize_argnums(argnums, len(args), "jacrev", fun)
         dyn = tuple(args[i] for i in nums)
 
-        def f_dyn(*dyn_args):
-            full = list(args)
-            for i, a in zip(nums, dyn_args):
-                full[i] = a
-            return fun(*full, **kwargs)
+        f_dyn = _with_args_at(fun, args, kwargs, nums)
 
         for k, leaf in enumerate(tree_flatten(dyn)[0]):
             dt = leaf.dtype if hasattr(leaf, "dtype") else np.asarray(leaf).dtype
