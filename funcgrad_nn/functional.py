@@ -115,6 +115,14 @@ def _bcast_channel(v, ndim, axis=1):
     return fnp.reshape(v, tuple(shape))
 
 
+def _arange_like(x, n, dtype=np.int64):
+    """``arange(n)`` of ``dtype`` in ``x``'s array module (NumPy, CuPy, ...), so that the
+    constant can meet ``x`` (a device array never mixes with a NumPy array). Built from
+    :func:`funcgrad.numpy.ones_like`, a concrete constant even when ``x`` is traced."""
+    r = fnp.cumsum(fnp.ones_like(x, shape=(int(n),), dtype=np.int64)) - 1
+    return r if np.dtype(dtype) == np.int64 else fnp.astype(r, dtype)
+
+
 def _float_dtype(x):
     dt = np.dtype(x.dtype)
     return dt if dt.kind in "fc" else np.dtype(np.float64)
@@ -501,9 +509,9 @@ def max_pool2d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode
     ``stride`` defaults to ``kernel_size``; ``padding`` (implicit ``-inf``, at most half
     the kernel), ``dilation`` and ``ceil_mode`` as in PyTorch. With
     ``return_indices=True`` also returns the flat ``h * W + w`` index of each maximum
-    (an int64 array, not differentiable; computed from concrete values, so not under
-    ``jit``). On ties the gradient goes to the first maximum of the window, as in
-    PyTorch.
+    (an int64 array, not differentiable; computed from concrete NumPy values, so not
+    under ``jit`` nor for device arrays). On ties the gradient goes to the first
+    maximum of the window, as in PyTorch.
 
     Example:
         >>> import numpy as np
@@ -531,17 +539,18 @@ def _avg_pool(op, nd, input, kernel_size, stride, padding, ceil_mode, count_incl
     if divisor_override:
         y = s / float(divisor_override)
     else:
-        div = np.ones((), dtype=np.int64)
+        # The divisors are built in x's array module (no host constant meets a device x).
+        div = None
         for i, ((o, p, _), k, st) in enumerate(zip(geo, kernel, stride)):
             n = x.shape[2 + i]
-            start = np.arange(o) * st - p
-            end = np.minimum(start + k, n + p)
+            start = _arange_like(x, o) * st - p
+            end = fnp.minimum(start + k, n + p)
             if count_include_pad:
                 size = end - start
             else:
-                size = np.minimum(end, n) - np.maximum(start, 0)
-            div = div[..., None] * size if i else size
-        y = s / np.asarray(div, dtype=dt)
+                size = fnp.minimum(end, n) - fnp.maximum(start, 0)
+            div = fnp.expand_dims(div, -1) * size if i else size
+        y = s / fnp.astype(div, dt)
     return y[0] if unbatched else y
 
 
@@ -570,13 +579,14 @@ def avg_pool2d(input, kernel_size, stride=None, padding=0, ceil_mode=False,
                      count_include_pad, divisor_override)
 
 
-def _adaptive_matrix(n, o, dtype):
-    """``(o, n)`` averaging matrix of PyTorch's adaptive pooling bins."""
-    m = np.zeros((o, n), dtype=dtype)
-    for i in range(o):
-        a, b = (i * n) // o, -(-((i + 1) * n) // o)
-        m[i, a:b] = 1.0 / (b - a)
-    return m
+def _adaptive_matrix(n, o, dtype, like):
+    """``(o, n)`` averaging matrix of PyTorch's adaptive pooling bins
+    ``[floor(i*n/o), ceil((i+1)*n/o))``, built in ``like``'s array module."""
+    i = fnp.expand_dims(_arange_like(like, o), 1)
+    j = fnp.expand_dims(_arange_like(like, n), 0)
+    a, b = (i * n) // o, -((-(i + 1) * n) // o)
+    inside = fnp.logical_and(j >= a, j < b)
+    return fnp.where(inside, 1.0 / fnp.astype(b - a, dtype), 0.0)
 
 
 def _adaptive_avg(op, nd, input, output_size):
@@ -597,7 +607,7 @@ def _adaptive_avg(op, nd, input, output_size):
         if o <= 0:
             raise FuncgradValueError(
                 f"{op}: output_size entries must be positive, got {output_size}")
-        mats.append(_adaptive_matrix(n, o, dt))
+        mats.append(_adaptive_matrix(n, o, dt, x))
     spec = ("nc" + letters + "," + ",".join(f"{outs[i]}{letters[i]}" for i in range(nd))
             + "->nc" + outs)
     y = fnp.einsum(spec, x, *mats)
@@ -762,7 +772,9 @@ def dropout(input, p=0.5, training=True, *, key=None, train=None):
       p: the drop probability, in ``[0, 1]``.
       training: apply dropout (PyTorch's flag); ``train=`` is accepted as an alias.
         When False (or ``p == 0``) the input is returned unchanged and no key is needed.
-      key: a ``funcgrad.random`` key; the same key gives the same mask.
+      key: a ``funcgrad.random`` key; the same key gives the same mask. The mask is
+        drawn in the key's array module, so for a device (CuPy) input move the key to
+        the device too (a NumPy key there raises a TypeError on mixing arrays).
 
     Raises FuncgradValueError if ``training`` and ``p > 0`` but no key is given.
 
@@ -991,8 +1003,10 @@ def one_hot(tensor, num_classes=-1, dtype=np.int64):
     """``(..., num_classes)`` indicator array of integer class indices.
 
     ``num_classes=-1`` infers ``max + 1`` (concrete indices only). Out-of-range indices
-    raise FuncgradValueError. ``dtype`` defaults to int64 (PyTorch's); pass a float dtype
-    to use the result in arithmetic directly.
+    raise FuncgradValueError (checked when the indices are concrete: reads back their
+    min and max, two scalars). ``dtype`` defaults to int64 (PyTorch's); pass a float
+    dtype to use the result in arithmetic directly. The result is in the indices' array
+    module (NumPy or CuPy).
     """
     t = _arr(tensor)
     if np.dtype(t.dtype).kind not in "iu":
@@ -1001,12 +1015,14 @@ def one_hot(tensor, num_classes=-1, dtype=np.int64):
     if num_classes == -1:
         if not concrete:
             raise FuncgradValueError("one_hot: pass num_classes when the indices are traced")
-        num_classes = int(np.max(t)) + 1 if t.size else 0
-    if concrete and t.size and (np.min(t) < 0 or np.max(t) >= num_classes):
-        raise FuncgradValueError(
-            f"one_hot: class indices must be in [0, {num_classes}), got values in "
-            f"[{np.min(t)}, {np.max(t)}]")
-    return fnp.astype(fnp.expand_dims(t, -1) == np.arange(num_classes), dtype)
+        num_classes = int(fnp.max(t)) + 1 if t.size else 0
+    if concrete and t.size:
+        lo, hi = int(fnp.min(t)), int(fnp.max(t))     # two scalars read back, not t
+        if lo < 0 or hi >= num_classes:
+            raise FuncgradValueError(
+                f"one_hot: class indices must be in [0, {num_classes}), got values in "
+                f"[{lo}, {hi}]")
+    return fnp.astype(fnp.expand_dims(t, -1) == _arange_like(t, num_classes, t.dtype), dtype)
 
 
 def _source_index(n_in, n_out, scale_factor, align_corners, cubic=False):
@@ -1147,7 +1163,9 @@ def scaled_dot_product_attention(query, key, value, attn_mask=None, dropout_p=0.
     scale = 1.0 / math.sqrt(E) if scale is None else float(scale)
     scores = fnp.matmul(q * scale, fnp.swapaxes(k, -1, -2))
     if is_causal:
-        scores = fnp.where(np.tril(np.ones((L, S), dtype=bool)), scores, -math.inf)
+        causal = (fnp.expand_dims(_arange_like(scores, L), 1)      # j <= i, in the
+                  >= fnp.expand_dims(_arange_like(scores, S), 0))  # inputs' module
+        scores = fnp.where(causal, scores, -math.inf)
     if attn_mask is not None:
         m = _arr(attn_mask)
         if np.dtype(m.dtype) == np.bool_:
@@ -1202,13 +1220,17 @@ def _class_targets(op, logp, target, cax, ignore_index):
             f"{tuple(logp.shape)}; class-index targets have the input's shape without the "
             f"class axis, i.e. {expected}")
     if _is_concrete(t) and t.size:
-        tv = np.asarray(t)
-        bad = (tv != ignore_index) & ((tv < 0) | (tv >= c))
-        if bad.any():
+        # Computed in t's module; only one boolean is read back (and the offending values
+        # on the error path), so device targets are not copied to the host. Traced
+        # targets (under jit, grad of the targets...) are not validated.
+        bad = fnp.logical_and(t != ignore_index, fnp.logical_or(t < 0, t >= c))
+        if bool(fnp.any(bad)):
+            vals = funcgrad.device_put(t[bad], "cpu")
             raise FuncgradValueError(
                 f"{op}: target values must be class indices in [0, {c}) or ignore_index="
-                f"{ignore_index}; got {tv[bad].ravel()[:5].tolist()}")
-    classes = np.arange(c).reshape([c if i == cax else 1 for i in range(logp.ndim)])
+                f"{ignore_index}; got {np.ravel(vals)[:5].tolist()}")
+    classes = fnp.reshape(_arange_like(t, c, t.dtype),
+                          tuple(c if i == cax else 1 for i in range(logp.ndim)))
     valid = t != ignore_index
     return (fnp.expand_dims(t, cax) == classes) & fnp.expand_dims(valid, cax), valid
 
@@ -1269,6 +1291,8 @@ def cross_entropy(input, target, weight=None, ignore_index=-100, reduction="mean
 
     Stable for extreme logits (log-sum-exp with the max subtracted; gradients stay
     finite). Raises FuncgradValueError for mismatched shapes or out-of-range targets.
+    Targets are checked when concrete: on a device (CuPy) array the check runs there and
+    reads back one boolean; traced targets (under ``jit``) are not checked.
 
     Example:
         >>> import numpy as np

@@ -833,8 +833,8 @@ class _BatchNorm(_Leaf):
             _record(self, y)
             return y, state
         n = state["num_batches_tracked"] + 1
-        if not isinstance(n, funcgrad.Tracer):
-            n = np.asarray(n)
+        if not hasattr(n, "shape") or isinstance(n, np.generic):   # a scalar: make it a
+            n = np.asarray(n)            # 0-d array (device counts already are, keep them)
         mom = self.momentum
         if mom is None:      # cumulative moving average: the factor is 1 / batches seen
             mom = fnp.astype(1.0 / n, np.dtype(state["running_mean"].dtype))
@@ -1498,7 +1498,8 @@ class MultiheadAttention(_Leaf):
         scores = fnp.matmul(qh * (1.0 / math.sqrt(hd)), fnp.swapaxes(kh, -1, -2))
         neg = -math.inf
         if is_causal and attn_mask is None:
-            attn_mask = ~np.tril(np.ones((L, S), dtype=bool))
+            attn_mask = (fnp.expand_dims(F._arange_like(scores, S), 0)   # j > i, in the
+                         > fnp.expand_dims(F._arange_like(scores, L), 1))  # inputs' module
         if attn_mask is not None:
             m = attn_mask
             if len(_shape(m)) == 3:          # (N * H, L, S)

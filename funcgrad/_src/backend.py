@@ -146,3 +146,8 @@ def device_put(tree, device=None):
     with cupy.cuda.Device(index):
         return tree_map(lambda x: cupy.asarray(x) if isinstance(x, (np.ndarray, np.generic))
                         or hasattr(x, "__cuda_array_interface__") else x, tree)
+
+
+def is_device_array(x):
+    """True for an array of a non-NumPy module (CuPy, or a registered foreign module)."""
+    return type(x) in _FOREIGN or hasattr(x, "__cuda_array_interface__")

@@ -217,6 +217,8 @@ class StandInArray:
     __ifloordiv__, __imod__ = _inplace(np.floor_divide), _inplace(np.remainder)
     __ipow__, __iand__ = _inplace(np.power), _inplace(np.bitwise_and)
     __ior__, __ixor__ = _inplace(np.bitwise_or), _inplace(np.bitwise_xor)
+    __ilshift__, __irshift__ = _inplace(np.left_shift), _inplace(np.right_shift)
+    __imatmul__ = _inplace(np.matmul)
     del _binary, _inplace
     __hash__ = None
 

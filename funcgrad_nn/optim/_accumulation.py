@@ -29,7 +29,7 @@ def ema(decay, debias=True, accumulator_dtype=None):
         (array([2.]), array([3.33333333]))
     """
     def init_fn(params):
-        return EmaState(_tree.zero_count(), _tree.zeros_like(params, accumulator_dtype))
+        return EmaState(_tree.zero_count(params), _tree.zeros_like(params, accumulator_dtype))
 
     def update_fn(updates, state, params=None):
         del params
@@ -55,7 +55,7 @@ def apply_every(k=1):
     :class:`MultiSteps`.
     """
     def init_fn(params):
-        return ApplyEveryState(_tree.zero_count(), _tree.zeros_like(params))
+        return ApplyEveryState(_tree.zero_count(params), _tree.zeros_like(params))
 
     def update_fn(updates, state, params=None):
         del params
@@ -103,7 +103,8 @@ class MultiSteps:
         return self._opt
 
     def init(self, params):
-        return MultiStepsState(_tree.zero_count(), _tree.zero_count(), self._opt.init(params),
+        return MultiStepsState(_tree.zero_count(params), _tree.zero_count(params),
+                               self._opt.init(params),
                                _tree.zeros_like(params, self._accumulator_dtype))
 
     def update(self, updates, state, params=None):

@@ -1,6 +1,8 @@
 """The optimizer interface: a pair of pure functions, and how updates reach parameters."""
 from typing import Any, Callable, NamedTuple
 
+import numpy as np
+
 import funcgrad.numpy as fnp
 from funcgrad.tree_util import tree_map
 
@@ -67,5 +69,8 @@ def apply_updates(params, updates):
     """
     def add(p, u):
         dtype = _tree.dtype_of(p)
-        return fnp.astype(fnp.asarray(p + u), dtype)
+        s = p + u
+        if not hasattr(s, "shape") or isinstance(s, np.generic):   # scalars -> 0-d
+            s = fnp.asarray(s)          # (arrays of any module, tracers pass as they are)
+        return fnp.astype(s, dtype)
     return tree_map(add, params, updates)

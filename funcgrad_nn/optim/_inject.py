@@ -105,7 +105,7 @@ def inject_hyperparams(inner_factory, static_args=(), hyperparam_dtype=None):
 
         def init_fn(params):
             dtype = _float_dtype(params) if hyperparam_dtype is None else hyperparam_dtype
-            count = _tree.zero_count()
+            count = _tree.zero_count(params)
             hp = current(numeric, count, dtype)
             return InjectHyperparamsState(count, hp, inner_factory(**static, **hp).init(params))
 

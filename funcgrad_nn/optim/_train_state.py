@@ -29,7 +29,7 @@ class TrainState:
     @classmethod
     def create(cls, *, params, tx):
         """A state at step 0 with ``tx.init(params)``."""
-        return cls(step=_tree.zero_count(), params=params, opt_state=tx.init(params), tx=tx)
+        return cls(step=_tree.zero_count(params), params=params, opt_state=tx.init(params), tx=tx)
 
     def apply_gradients(self, grads):
         """The state after one optimizer step on ``grads`` (a new object; pure)."""

@@ -38,8 +38,7 @@ def scale_by_schedule(step_size_fn):
     scaled by ``step_size_fn(0)``, the n-th by ``step_size_fn(n - 1)``.
     """
     def init_fn(params):
-        del params
-        return ScaleByScheduleState(_tree.zero_count())
+        return ScaleByScheduleState(_tree.zero_count(params))
 
     def update_fn(updates, state, params=None):
         del params
@@ -106,8 +105,7 @@ def add_decayed_weights(weight_decay=0.0, mask=None):
     scheduled = callable(weight_decay)
 
     def init_fn(params):
-        del params
-        return AddDecayedWeightsState(_tree.zero_count()) if scheduled else EmptyState()
+        return AddDecayedWeightsState(_tree.zero_count(params)) if scheduled else EmptyState()
 
     def update_fn(updates, state, params=None):
         if scheduled:
@@ -145,7 +143,7 @@ def scale_by_adam(b1=0.9, b2=0.999, eps=1e-8, eps_root=0.0, mu_dtype=None, *,
     decay schedule and differs). ``mu_dtype`` stores ``mu`` in another dtype.
     """
     def init_fn(params):
-        return ScaleByAdamState(_tree.zero_count(), _tree.zeros_like(params, mu_dtype),
+        return ScaleByAdamState(_tree.zero_count(params), _tree.zeros_like(params, mu_dtype),
                                 _tree.zeros_like(params))
 
     def update_fn(updates, state, params=None):
@@ -185,7 +183,7 @@ def scale_by_amsgrad(b1=0.9, b2=0.999, eps=1e-8, eps_root=0.0, mu_dtype=None):
     so the two differ in the first steps.
     """
     def init_fn(params):
-        return ScaleByAmsgradState(_tree.zero_count(), _tree.zeros_like(params, mu_dtype),
+        return ScaleByAmsgradState(_tree.zero_count(params), _tree.zeros_like(params, mu_dtype),
                                    _tree.zeros_like(params), _tree.zeros_like(params))
 
     def update_fn(updates, state, params=None):
@@ -212,7 +210,7 @@ def scale_by_adamax(b1=0.9, b2=0.999, eps=1e-8):
     """Adamax: ``mu = b1*mu + (1-b1)*g``, ``nu = max(b2*nu, |g| + eps)``, update
     ``mu / (1-b1**t) / nu``; the same formula as torch.optim.Adamax."""
     def init_fn(params):
-        return ScaleByAdamaxState(_tree.zero_count(), _tree.zeros_like(params),
+        return ScaleByAdamaxState(_tree.zero_count(params), _tree.zeros_like(params),
                                   _tree.zeros_like(params))
 
     def update_fn(updates, state, params=None):
@@ -240,7 +238,7 @@ def scale_by_rms(decay=0.9, eps=1e-8, initial_scale=0.0, eps_in_sqrt=True,
     ``bias_correction=True`` divides ``nu`` by ``1 - decay**t`` first.
     """
     def init_fn(params):
-        return ScaleByRmsState(_tree.zero_count(), _tree.full_like(params, initial_scale))
+        return ScaleByRmsState(_tree.zero_count(params), _tree.full_like(params, initial_scale))
 
     def update_fn(updates, state, params=None):
         del params
@@ -270,7 +268,7 @@ def scale_by_stddev(decay=0.9, eps=1e-8, initial_scale=0.0, eps_in_sqrt=True,
     ``g**2``; update ``g / sqrt(nu - mu**2 + eps)`` (``eps_in_sqrt=True``) or
     ``g / (sqrt(nu - mu**2) + eps)`` (torch.optim.RMSprop(centered=True))."""
     def init_fn(params):
-        return ScaleByStddevState(_tree.zero_count(), _tree.zeros_like(params),
+        return ScaleByStddevState(_tree.zero_count(params), _tree.zeros_like(params),
                                   _tree.full_like(params, initial_scale))
 
     def update_fn(updates, state, params=None):
@@ -348,7 +346,7 @@ class ScaleByLionState(NamedTuple):
 def scale_by_lion(b1=0.9, b2=0.99, mu_dtype=None):
     """Lion: update ``sign((1-b1)*g + b1*mu)``, then ``mu = b2*mu + (1-b2)*g``."""
     def init_fn(params):
-        return ScaleByLionState(_tree.zero_count(), _tree.zeros_like(params, mu_dtype))
+        return ScaleByLionState(_tree.zero_count(params), _tree.zeros_like(params, mu_dtype))
 
     def update_fn(updates, state, params=None):
         del params

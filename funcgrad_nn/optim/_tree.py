@@ -16,8 +16,13 @@ _INT32_MAX = int(np.iinfo(np.int32).max)
 _PY_SCALARS = (bool, int, float, complex)
 
 
-def zero_count():
-    """A fresh step counter: a 0-d int32 array."""
+def zero_count(like=None):
+    """A fresh step counter: a 0-d int32 array, in the array module (NumPy, CuPy, ...)
+    of the first array leaf of ``like`` (the parameters), so that a whole optimizer
+    state lives on the parameters' device; NumPy when ``like`` has no array leaf."""
+    for leaf in tree_leaves(like):
+        if hasattr(leaf, "dtype") and hasattr(leaf, "shape"):
+            return fnp.zeros_like(leaf, shape=(), dtype=np.int32)
     return np.zeros((), np.int32)
 
 

@@ -268,3 +268,11 @@ def test_training_step_makes_no_host_transfers_but_the_loss_readout(monkeypatch)
         assert len(transfers) == 1
         transfers.clear()
     assert losses[2] < losses[0]
+
+
+def test_random_bits_on_the_stand_in_equal_numpy_bits():
+    import funcgrad.random as fr
+    from funcgrad._src.testing_backend import StandInArray
+    key = fr.key(1)
+    np.testing.assert_array_equal(fr.bits(StandInArray(key), (6,)).get(), fr.bits(key, (6,)))
+    assert isinstance(funcgrad.numpy.asarray(StandInArray(np.zeros(3))), StandInArray)

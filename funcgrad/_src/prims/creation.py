@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..backend import array_module
+from ..backend import array_module, is_device_array
 from ..core import Tracer
 from ..errors import FuncgradTypeError
 from . import shape as _shape
@@ -29,7 +29,7 @@ def asarray(a, dtype=None, order=None, *, copy=None):
             return np.asarray(a, dtype=dtype)
         r = _shape.stack([asarray(x) for x in a])
         return r if dtype is None else _shape.astype(r, dtype)
-    if hasattr(a, "__cuda_array_interface__"):
+    if is_device_array(a):
         xp = array_module(a)
         return xp.asarray(a, dtype=dtype)
     return np.asarray(a, dtype=dtype, order=order)
@@ -43,7 +43,7 @@ def array(object, dtype=None, *, copy=True, order="K", ndmin=0):
         while r.ndim < ndmin:
             r = _shape.expand_dims(r, 0)
         return r
-    if hasattr(object, "__cuda_array_interface__"):
+    if is_device_array(object):
         xp = array_module(object)
         return xp.array(object, dtype=dtype, copy=copy, ndmin=ndmin)
     return np.array(object, dtype=dtype, copy=copy, order=order, ndmin=ndmin)
