@@ -32,6 +32,33 @@ def _xp_of(x):
     return xp_of(x)
 
 
+def _as_inputs(leaves, what, context=()):
+    """The differentiated input leaves as arrays.
+
+    A Python ``float``/``complex`` is weakly typed in NumPy 2 (it never promotes an
+    array). As an *input* it must become an array, so it takes the floating dtype that
+    every floating array among the arguments shares (float32 next to float32 arrays, as
+    JAX's weak types resolve), and NumPy's default (float64) otherwise.
+    """
+    dtypes = set()
+    for x in list(leaves) + list(context):
+        dt = getattr(x, "dtype", None)
+        if dt is not None and not isinstance(x, np.generic) and np.dtype(dt).kind in "fc":
+            dtypes.add(np.dtype(dt))
+    weak = None
+    if len({d if d.kind == "f" else np.finfo(d).dtype for d in dtypes}) == 1:
+        base = next(iter(dtypes))
+        weak = base if base.kind == "f" else np.finfo(base).dtype
+    out = []
+    for x in leaves:
+        if weak is not None and type(x) in (float, complex):
+            dt = weak if type(x) is float else np.result_type(weak, np.complex64)
+            out.append(np.asarray(x, dtype=dt))
+        else:
+            out.append(_as_array(x, what))
+    return out
+
+
 def _as_array(x, what):
     """A differentiable input as an array (Python scalars -> NumPy's default dtypes)."""
     if isinstance(x, Tracer) or (hasattr(x, "shape") and hasattr(x, "dtype")):
@@ -98,7 +125,7 @@ def jvp(fun, primals, tangents, has_aux=False):
                 f"{tree_flatten(tuple(tangents))[1]}")
     except FuncgradValueError:
         raise
-    p_flat = [_as_array(p, "jvp") for p in p_flat]
+    p_flat = _as_inputs(p_flat, "jvp")
     with new_trace(ad.JVPTrace) as trace:
         ins = []
         for i, (p, t) in enumerate(zip(p_flat, t_flat)):
@@ -170,10 +197,13 @@ def linearize(fun, *primals):
 # vjp / grad
 
 
-def _trace_reverse(fun, primals, what, has_aux=False, allow_int=True, argnames=None):
-    """Run ``fun`` under a new reverse trace; returns what the callers need."""
+def _trace_reverse(fun, primals, what, has_aux=False, allow_int=True, argnames=None,
+                   context=()):
+    """Run ``fun`` under a new reverse trace; returns what the callers need. ``context``:
+    the other (not differentiated) argument leaves, which decide the dtype of Python
+    scalars among the inputs."""
     p_flat, p_tree = tree_flatten(tuple(primals))
-    p_flat = [_as_array(p, what) for p in p_flat]
+    p_flat = _as_inputs(p_flat, what, context)
     with new_trace(ad.VJPTrace) as trace:
         ins = []
         for i, p in enumerate(p_flat):
@@ -343,8 +373,9 @@ def value_and_grad(fun, argnums=0, has_aux=False, holomorphic=False, allow_int=F
         def name_leaf(i):
             return _leaf_name(fun, nums, dyn, i)
 
+        context = tree_flatten(([a for i, a in enumerate(args) if i not in nums], kwargs))[0]
         trace, p_flat, p_tree, ins, out, aux = _trace_reverse(
-            f_dyn, dyn, "grad", has_aux, allow_int, name_leaf)
+            f_dyn, dyn, "grad", has_aux, allow_int, name_leaf, context)
         if holomorphic:
             for p in p_flat:
                 if p.dtype.kind != "c":
@@ -442,7 +473,7 @@ def jacfwd(fun, argnums=0, has_aux=False, holomorphic=False):
         single, nums = _normalize_argnums(argnums, len(args), "jacfwd", fun)
         dyn = tuple(args[i] for i in nums)
         d_flat, d_tree = tree_flatten(dyn)
-        d_flat = [_as_array(d, "jacfwd") for d in d_flat]
+        d_flat = _as_inputs(d_flat, "jacfwd", tree_flatten((args, kwargs))[0])
         for j, x in enumerate(d_flat):
             if x.dtype.kind not in "fc":
                 raise FuncgradTypeError(
@@ -523,7 +554,7 @@ def jacrev(fun, argnums=0, has_aux=False, holomorphic=False, allow_int=False):
         out, vjp_fn = res[0], res[1]
         o_flat, out_tree = tree_flatten(out)
         d_flat, d_tree = tree_flatten(dyn)
-        d_flat = [_as_array(d, "jacrev") for d in d_flat]
+        d_flat = _as_inputs(d_flat, "jacrev", tree_flatten((args, kwargs))[0])
         fnp = _fnp()
         jac_rows = []
         for oi, o in enumerate(o_flat):

@@ -1,17 +1,15 @@
 """Adversarial review of funcgrad's core transformations, written as tests.
 
-Plain tests pin behaviour that is correct today (compositions to any order, pytrees,
-dtypes, aliasing safety, clean trace stack, leak detection, clear errors). Tests marked
-``xfail(strict=True)`` demonstrate a bug: each names it in its ``reason`` and asserts the
-behaviour JAX has (or the mathematically right answer), so fixing the bug turns the test
-into an XPASS, which fails the run until the marker is removed.
+The tests pin behaviour found wrong by the review and since fixed, and behaviour that
+was right all along (compositions to any order, pytrees, dtypes, aliasing safety, clean
+trace stack, leak detection, clear errors). A newly found bug is added here as a test
+marked ``xfail(strict=True, reason=...)`` until it is fixed.
 
 References are JAX (CPU, x64) where installed, else analytic values / finite differences.
 """
 from __future__ import annotations
 
 import concurrent.futures
-import functools
 
 import numpy as np
 import pytest
@@ -21,9 +19,6 @@ import funcgrad.numpy as fnp
 from funcgrad._src import core
 from funcgrad.errors import UnexpectedTracerError
 from funcgrad.tree_util import tree_flatten, tree_leaves
-
-bug = functools.partial(pytest.mark.xfail, strict=True)
-
 
 def _jax():
     jax = pytest.importorskip("jax")
@@ -401,9 +396,6 @@ def test_jit_python_scalar_arithmetic_keeps_float32():
     assert [jf(X32, 3.0).dtype for _ in range(2)] == [np.float32, np.float32]
 
 
-@bug(reason="grad/jvp w.r.t. a Python scalar turn it into a strong float64 0-d array "
-            "(api._as_array), which promotes float32 arrays: value/primal out is "
-            "float64 where the eager call and JAX give float32")
 @pytest.mark.parametrize("api", ["value_and_grad", "jvp"])
 def test_differentiating_a_python_scalar_does_not_promote_float32(api):
     if api == "jvp":
