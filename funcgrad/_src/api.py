@@ -651,7 +651,7 @@ def vmap(fun, in_axes=0, out_axes=0, axis_size=None):
             a, kw = tree_unflatten(tree, leaves)
             return fun(*a, **kw)
 
-        out, trace = batching.vmap_flat(flat_fun, flat, dims, None, size)
+        out, trace = batching.vmap_flat(flat_fun, flat, dims, size)
         out_flat, out_tree = tree_flatten(out)
         odims = _broadcast_prefix(out_axes, out, "vmap out_axes") if out_flat else []
         res = []

@@ -61,10 +61,6 @@ def is_inexact(dtype) -> bool:
     return np.dtype(dtype).kind in "fc"
 
 
-def is_float0(dtype) -> bool:
-    return np.dtype(dtype) == _float0
-
-
 def dtype_name(x) -> str:
     """A short ``float32[3,4]`` description of an array-like, for error messages."""
     shape = getattr(x, "shape", None)

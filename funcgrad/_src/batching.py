@@ -185,9 +185,9 @@ def defbatch(rule_factory, *prims):
 
 
 # ---- vmap ---------------------------------------------------------------------------------
-def vmap_flat(fun, args, in_dims, out_dims_fn, axis_size):
+def vmap_flat(fun, args, in_dims, axis_size):
     """Run ``fun`` on flat ``args`` batched along ``in_dims``; returns flat outputs with
-    their batch axes moved to what ``out_dims_fn(n_outputs)`` asks."""
+    the trace, so the caller can read each output's batch axis."""
     from .core import new_trace
     with new_trace(BatchTrace, axis_size) as trace:
         ins = [BatchTracer(trace, a, d) if d is not None else a for a, d in zip(args, in_dims)]

@@ -31,24 +31,18 @@ class Primitive:
       vjp:   optional whole rule ``vjp(cotangent, ans, args, wanted, **params) -> list``
         giving the cotangent of each argument whose index is in ``wanted``.
       batch: optional batching rule (see the batching transformation).
-      abstract_eval: optional shape/dtype rule (the staging transformation falls back to
-        evaluating ``impl`` on zero-strided dummy arrays).
     """
 
     __slots__ = ("name", "impl", "jvp_rules", "jvp", "vjp_rules", "vjp", "batch",
-                 "abstract_eval", "multiple_results", "effectful", "__weakref__")
+                 "multiple_results", "effectful", "__weakref__")
 
     def __init__(self, name, impl, *, multiple_results=False):
         self.name = name
         self.impl = impl
         self.multiple_results = multiple_results
         self.jvp_rules = self.jvp = self.vjp_rules = self.vjp = None
-        self.batch = self.abstract_eval = None
+        self.batch = None
         self.effectful = False     # True: never removed by dead-code elimination
-
-    @property
-    def differentiable(self) -> bool:
-        return self.jvp_rules is not None or self.jvp is not None
 
     def bind(self, *args, **params):
         return bind(self, *args, **params)
@@ -128,11 +122,12 @@ class new_trace:
         return False
 
 
-def trace_depth() -> int:
-    return len(_state.stack)
-
-
 nan_check = None     # set by funcgrad.config's debug_nans option
+
+
+def trace_depth() -> int:
+    """How many transformations are active on this thread (0 outside all of them)."""
+    return len(_state.stack)
 
 
 def find_top_trace(values):
