@@ -20,6 +20,7 @@ import itertools
 
 import numpy as np
 
+from . import backend as _backend
 from . import core as _core
 from .backend import dtype_name
 from .core import Primitive, Trace, Tracer, bind, new_trace
@@ -407,6 +408,7 @@ def simplify(graph):
             seen[key] = ne
         eqns.append(ne)
     outvars = [res(v) for v in graph.outvars]
+    eqns, outvars = _fold_scales(eqns, outvars)
     # dead code
     live = {v.name for v in outvars if isinstance(v, Var)}
     kept = []
@@ -420,6 +422,112 @@ def simplify(graph):
                  graph.arg_names)
 
 
+@functools.lru_cache(maxsize=None)
+def _scale_limit(dtype):
+    """Constants are folded while 1/limit <= |c| <= limit: the deferred base then stays
+    within a factor ``limit`` of the true value, far from overflow (max ** 0.25, about
+    4e9 for float32 and 1e77 for float64)."""
+    return float(np.finfo(dtype).max) ** 0.25
+
+
+def _fold_scales(eqns, outvars):
+    """Fold negations and multiplications by Python scalars into the next operation that
+    can carry them, so that a chain such as ``-(g * e) * (2 * x) * 1.0001`` becomes one
+    product and, at the end, one multiplication by the accumulated constant.
+
+    Each variable may be known as ``c * base``: negative and multiply/divide by a scalar
+    only change ``c``; multiply and divide of two such variables multiply their bases and
+    their constants; add and subtract of two with the same constant add their bases; sum
+    and reshape carry ``c`` through. Any other use materialises ``c * base`` once, under
+    the variable's own name. Only floating and complex arrays take part, only where no
+    input is broadcast to a larger shape (the deferred product must not grow), and only
+    while the constant stays within :func:`_scale_limit`. Results may differ from
+    step-by-step evaluation in the last bit, as with any reassociation."""
+    from .prims.elementwise import multiply_p, negative_p
+    scaled = {}      # name -> (c, base Var)
+    done = set()     # names already materialised
+    out = []
+    count = itertools.count()
+
+    def num(v):
+        return isinstance(v, Literal) and type(v.value) in (int, float) and \
+            np.isfinite(v.value) and v.value != 0
+
+    def ok(v):
+        return isinstance(v, Var) and not v.weak and v.dtype.kind in "fc"
+
+    def get(v):
+        """The variable with its constant applied (materialised on first use)."""
+        if isinstance(v, Var) and v.name in scaled and v.name not in done:
+            c, base = scaled[v.name]
+            if c == 1:
+                return base
+            done.add(v.name)
+            out.append(Eqn(negative_p, [base], {}, [v]) if c == -1 else
+                       Eqn(multiply_p, [base, Literal(c)], {}, [v]))
+        return v
+
+    def parts(v):
+        return scaled.get(v.name, (1, v)) if v.name not in done else (1, v)
+
+    def fresh(like):
+        return Var(f"{like.name}_{next(count)}", like.shape, like.dtype, like.deps)
+
+    def keep(o, c, base):
+        limit = _scale_limit(o.dtype)
+        if c != 0 and np.isfinite(c) and 1 / limit <= abs(c) <= limit:
+            scaled[o.name] = (c, base)
+            return True
+        return False
+
+    for e in eqns:
+        name, inv = e.prim.name, e.invars
+        o = e.outvars[0] if len(e.outvars) == 1 else None
+        if o is not None and ok(o) and not e.prim.multiple_results:
+            if name == "negative" and ok(inv[0]):
+                c, b = parts(inv[0])
+                if keep(o, -c, b):
+                    continue
+            elif name in ("multiply", "true_divide") and len(inv) == 2:
+                x, y = inv
+                if ok(x) and num(y) and x.dtype == o.dtype:
+                    c, b = parts(x)
+                    if keep(o, c * y.value if name == "multiply" else c / y.value, b):
+                        continue
+                elif name == "multiply" and num(x) and ok(y) and y.dtype == o.dtype:
+                    c, b = parts(y)
+                    if keep(o, x.value * c, b):
+                        continue
+                elif ok(x) and ok(y) and x.shape == y.shape == o.shape and (
+                        x.name in scaled or y.name in scaled):
+                    (cx, bx), (cy, by) = parts(x), parts(y)
+                    c = cx * cy if name == "multiply" else cx / cy
+                    nb = fresh(o)
+                    if keep(o, c, nb):
+                        out.append(Eqn(e.prim, [bx, by], e.params, [nb]))
+                        continue
+            elif name in ("add", "subtract") and len(inv) == 2:
+                x, y = inv
+                if ok(x) and ok(y) and x.shape == y.shape == o.shape and (
+                        x.name in scaled or y.name in scaled):
+                    (cx, bx), (cy, by) = parts(x), parts(y)
+                    if cx == cy:
+                        nb = fresh(o)
+                        if keep(o, cx, nb):
+                            out.append(Eqn(e.prim, [bx, by], e.params, [nb]))
+                            continue
+            elif name in ("sum", "reshape") and ok(inv[0]) and inv[0].name in scaled and (
+                    o.dtype == inv[0].dtype):
+                c, b = parts(inv[0])
+                nb = fresh(o)
+                if keep(o, c, nb):
+                    out.append(Eqn(e.prim, [b] + list(inv[1:]), e.params, [nb]))
+                    continue
+        out.append(Eqn(e.prim, [get(v) for v in inv], e.params, e.outvars))
+    outvars = [get(v) for v in outvars]
+    return out, outvars
+
+
 # --------------------------------------------------------------------------------------
 # Code generation
 
@@ -428,8 +536,11 @@ _FRESH = (np.ufunc,)
 _REUSE_MIN_SIZE = 4096       # elements
 
 
-def compile_graph(graph):
-    """Straight-line Python for ``graph``: returns ``f(*flat_inputs) -> list of outputs``."""
+def compile_graph(graph, host=False):
+    """Straight-line Python for ``graph``: returns ``f(*flat_inputs) -> list of outputs``.
+
+    ``host=True`` promises that every value is a NumPy array or scalar (no CuPy or other
+    device arrays), which allows host-only speed-ups such as 0-d array literals."""
     ns = {}
     lines = []
     names = {}
@@ -467,7 +578,8 @@ def compile_graph(graph):
         fname = f"f{k}"
         impl = e.prim.impl
         ns[fname] = functools.partial(impl, **e.params) if e.params else impl
-        args = ", ".join(ref(v) for v in e.invars)
+        args = ", ".join((host and _ufunc_literal(impl, v, e.invars, ns)) or ref(v)
+                         for v in e.invars)
         outs = e.outvars
         for v in outs:
             names[v.name] = "v_" + v.name
@@ -510,33 +622,67 @@ def compile_graph(graph):
     return fn
 
 
+def _ufunc_literal(impl, v, invars, ns):
+    """A Python scalar operand of a NumPy ufunc, as a 0-d array of the dtype NumPy would
+    convert it to (the name it is stored under in ``ns``), or None to keep it as it is.
+
+    NumPy's weak-scalar path costs about 0.5 µs per call, more than the whole operation on
+    a small array; a 0-d array of the promoted dtype gives the same result and dtype. Only
+    floating or complex results are converted: with integer results NumPy checks the
+    scalar's range on every call (an out-of-range scalar may compare, but not convert)."""
+    if not (isinstance(impl, np.ufunc) and isinstance(v, Literal)
+            and type(v.value) in (bool, int, float, complex)):
+        return None
+    arrays = [u for u in invars if isinstance(u, Var) and not u.weak]
+    if not arrays:
+        return None
+    try:
+        rt = np.result_type(*(u.dtype for u in arrays), v.value)
+    except (TypeError, OverflowError, ValueError):
+        return None
+    if rt.kind not in "fc":
+        return None
+    k = f"l{len(ns)}"
+    ns[k] = np.asarray(v.value, dtype=rt)
+    return k
+
+
 # --------------------------------------------------------------------------------------
 # jit
 
 
 def _signature(x):
-    if isinstance(x, (bool, int, float, complex)):
+    if type(x) in (bool, int, float, complex):     # not np.float64, a float subclass
         return ("weak", type(x))
     shape = getattr(x, "shape", None)
     if shape is None:
         x = np.asarray(x)
         shape = x.shape
-    return (tuple(shape), np.dtype(x.dtype), type(x))
+    # NumPy scalars and 0-d arrays share compiled code (a step that turns one into the
+    # other must not be retraced)
+    return (tuple(shape), np.dtype(x.dtype), np.ndarray if isinstance(x, np.generic) else type(x))
+
+
+_HOST_TYPES = (np.ndarray, bool, int, float, complex)
 
 
 class _Compiled:
-    __slots__ = ("graph", "fn", "out_tree")
+    __slots__ = ("graph", "fn", "out_tree", "out_leaf")
 
-    def __init__(self, graph):
+    def __init__(self, graph, host):
         self.graph = simplify(graph)
-        self.fn = compile_graph(self.graph)
+        self.fn = compile_graph(self.graph, host)
         self.out_tree = graph.out_tree
+        self.out_leaf = graph.out_tree.node_type is None
 
 
 def jit(fun, static_argnums=(), static_argnames=()):
     """Compile ``fun``: trace it once per input signature (pytree structure, shapes,
     dtypes and the values of static arguments), simplify the graph, and replay it as
     generated straight-line code on later calls.
+
+    The replayed code folds negations and scalar factors into neighbouring operations,
+    so results can differ from eager evaluation in the last bit (as XLA's can in JAX).
 
     Composes with every transformation in both orders: under ``grad``/``jvp``/``vmap``
     the function is traced by them directly. ``.cache_size()`` tells how many signatures
@@ -592,8 +738,19 @@ def jit(fun, static_argnums=(), static_argnames=()):
                 f"{[type(v).__name__ for _, v in statics]}") from None
         return key, flat, nums, names
 
+    fast = {}     # positional array arguments only: (type, shape, dtype) per argument -> entry
+    no_statics = not static_argnums and not static_argnames
+
     @functools.wraps(fun)
     def jitted(*args, **kwargs):
+        if no_statics and not kwargs and _core.nan_check is None:
+            try:
+                entry = fast.get(tuple([(type(a), a.shape, a.dtype) for a in args]))
+            except AttributeError:
+                entry = None
+            if entry is not None:
+                out = entry.fn(*args)
+                return out[0] if entry.out_leaf else tree_unflatten(entry.out_tree, out)
         key, flat, nums, names = key_of(args, kwargs)
         if _core.nan_check is not None:
             return fun(*args, **kwargs)      # debug_nans: run uncompiled, checked op by op
@@ -605,7 +762,12 @@ def jit(fun, static_argnums=(), static_argnames=()):
         if entry is None:
             graph, out = trace_to_graph(fun, args, kwargs, nums, names)
             if not graph.uses_outer_values:   # closures over traced values: not replayable
-                cache[key] = _Compiled(graph)
+                host = all(type(x) in _HOST_TYPES or isinstance(x, np.generic) for x in flat) and all(
+                    type(x) in _HOST_TYPES or isinstance(x, np.generic) for _, x in graph.consts)
+                cache[key] = entry = _Compiled(graph, host)
+                if no_statics and not kwargs and all(
+                        type(a) is np.ndarray or _backend.is_device_array(a) for a in args):
+                    fast[tuple([(type(a), a.shape, a.dtype) for a in args])] = entry
             return out
         return tree_unflatten(entry.out_tree, entry.fn(*flat))
 
@@ -616,7 +778,12 @@ def jit(fun, static_argnums=(), static_argnames=()):
         return cache[key].graph
 
     jitted.cache_size = lambda: len(cache)
-    jitted.clear_cache = cache.clear
+
+    def clear_cache():
+        cache.clear()
+        fast.clear()
+
+    jitted.clear_cache = clear_cache
     jitted.lower = lower
     return jitted
 

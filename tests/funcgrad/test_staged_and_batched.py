@@ -392,3 +392,95 @@ def test_jit_buffer_reuse_on_large_arrays_respects_views_and_outputs():
     from funcgrad._src.staging import compile_graph
     src = compile_graph(jf.lower(x)).source
     assert "out=" in src                          # reuse does happen at this size
+
+
+# ---- jit: constant folding of scales, 0-d literals, the fast dispatch path ----------------
+def _scaled_chain(x):
+    for _ in range(6):
+        x = -(fnp.sin(x) * 1.5) * (2 * fnp.cos(x)) / 4.0
+    return fnp.sum(x * 0.5)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32, np.complex128])
+def test_jit_folds_negations_and_scalar_factors(dtype):
+    x = (np.linspace(0.2, 1.4, 7) * (1 + 0.5j if dtype is np.complex128 else 1)).astype(dtype)
+    for f in (_scaled_chain, grad(_scaled_chain) if dtype is not np.complex128 else None):
+        if f is None:
+            continue
+        jf = jit(f)
+        ref = f(x)
+        out = jf(x)
+        out = jf(x)                                   # replayed
+        assert out.dtype == ref.dtype
+        np.testing.assert_allclose(out, ref, rtol=1e-5 if dtype is np.float32 else 1e-12)
+        names = [e.prim.name for e in jf.lower(x).eqns]
+        assert "negative" not in names and "true_divide" not in names, names
+        assert len(names) < make_graph(f)(x).count()
+
+
+def test_jit_scale_folding_keeps_integers_broadcasts_and_range():
+    # integer arrays are left as they are (negation wraps, division changes dtype)
+    xi = np.array([1, -2, 3], np.int64)
+    fi = jit(lambda x: -(x * 3) * 2)
+    np.testing.assert_array_equal(fi(xi), -(xi * 3) * 2)
+    assert "negative" in [e.prim.name for e in fi.lower(xi).eqns]
+    # a scaled small operand times a large one: the constant is applied to the small one
+    s, big = np.array([1.0, 2.0]), np.ones((500, 2))
+    fb = jit(lambda s, b: (-s) * b)
+    np.testing.assert_array_equal(fb(s, big), -s * big)
+    assert [e.prim.name for e in fb.lower(s, big).eqns] == ["negative", "multiply"]
+    # constants that would leave float32's safe range are applied, not deferred: deferring
+    # 1e-20 here would form x * x = 9e60, which overflows float32 (the result is 9e20)
+    x32 = np.full(3, 3e30, np.float32)
+
+    def shrink(x):
+        y = x * 1e-20
+        return y * y
+
+    js = jit(shrink)
+    with np.errstate(all="raise"):
+        for _ in range(2):                        # traced, then replayed
+            np.testing.assert_allclose(js(x32), shrink(x32), rtol=1e-5)
+
+
+def test_jit_python_scalar_literals_keep_weak_typing():
+    # literals are replayed as 0-d arrays of the promoted dtype: results and dtypes as eager
+    cases = [(lambda x: x * 0.1 + 3, np.linspace(0, 1, 4, dtype=np.float32)),
+             (lambda x: x / 7 - 1.5, np.arange(4, dtype=np.int32)),
+             (lambda x: (x > 2) * 1.5, np.arange(4, dtype=np.uint8)),
+             (lambda x: (x < 1000) & (x != -1), np.arange(4, dtype=np.uint8)),
+             (lambda x: fnp.maximum(x, 0.5) ** 2, np.linspace(0, 1, 4, dtype=np.float16)),
+             (lambda x: x * 1j + 2, np.linspace(0, 1, 4, dtype=np.float32))]
+    for f, x in cases:
+        jf = jit(f)
+        ref = f(x)
+        jf(x)
+        out = jf(x)
+        assert out.dtype == ref.dtype, (f, x.dtype)
+        np.testing.assert_array_equal(out, ref)
+
+
+def test_jit_fast_dispatch_path_and_scalar_signatures():
+    calls = []
+
+    def f(x):
+        calls.append(1)
+        return {"y": x * 2}
+
+    jf = jit(f)
+    x = np.arange(3.0)
+    for _ in range(3):
+        np.testing.assert_array_equal(jf(x)["y"], x * 2)
+    assert len(calls) == 1 and jf.cache_size() == 1
+    jf(np.arange(3, dtype=np.float32))              # another dtype: a new entry
+    assert len(calls) == 2 and jf.cache_size() == 2
+    jf.clear_cache()
+    jf(x)
+    assert len(calls) == 3 and jf.cache_size() == 1
+    # a NumPy scalar and a 0-d array share one entry (steps that turn one into the other)
+    js = jit(lambda c: c + 1)
+    js(np.float64(1.0))
+    js(np.array(2.0))
+    assert js.cache_size() == 1
+    # tracers never take the fast path: grad of the jitted function still differentiates
+    np.testing.assert_allclose(grad(lambda x: fnp.sum(jf(x)["y"]))(x), [2.0, 2.0, 2.0])
