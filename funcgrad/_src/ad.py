@@ -13,13 +13,13 @@ import numpy as np
 
 from .backend import dtype_name
 from . import core as _core
+from .core import _np as _core_np
 from .core import Trace, Tracer, bind
 from .errors import FuncgradTypeError, FuncgradValueError
 
 
 def _np():
-    from .. import numpy as fnp
-    return fnp
+    return _core_np()
 
 
 # --------------------------------------------------------------------------------------

@@ -13,13 +13,13 @@ import numpy as np
 from . import ad
 from .backend import dtype_name, float0
 from .core import Primitive, Tracer, bind, defjvp, defvjp, new_trace
+from .core import _np as _core_np
 from .errors import FuncgradTypeError, FuncgradValueError, UnexpectedTracerError
 from .tree_util import tree_flatten, tree_map, tree_unflatten, treedef_is_leaf
 
 
 def _fnp():
-    from .. import numpy as fnp
-    return fnp
+    return _core_np()
 
 
 def _fname(f):
@@ -40,6 +40,8 @@ def _as_inputs(leaves, what, context=()):
     every floating array among the arguments shares (float32 next to float32 arrays, as
     JAX's weak types resolve), and NumPy's default (float64) otherwise.
     """
+    if not any(type(x) in (float, complex) for x in leaves):
+        return [_as_array(x, what) for x in leaves]
     dtypes = set()
     for x in list(leaves) + list(context):
         dt = getattr(x, "dtype", None)

@@ -16,12 +16,12 @@ import warnings
 import numpy as np
 
 from .core import Trace, Tracer, bind
+from .core import _np as _core_np
 from .errors import FuncgradValueError
 
 
 def _np():
-    from .. import numpy as fnp
-    return fnp
+    return _core_np()
 
 
 class BatchTracer(Tracer):

@@ -311,15 +311,22 @@ class Tracer:
 
     # NumPy interop: route plain `np.sin(tracer)` and `np.sum(tracer)` to funcgrad.numpy.
     def __array_ufunc__(self, ufunc, method, *inputs, **kwargs):
-        from ..numpy import _dispatch
-        return _dispatch.array_ufunc(ufunc, method, inputs, kwargs)
+        return _dispatcher().array_ufunc(ufunc, method, inputs, kwargs)
 
     def __array_function__(self, func, types, args, kwargs):
-        from ..numpy import _dispatch
-        return _dispatch.array_function(func, args, kwargs)
+        return _dispatcher().array_function(func, args, kwargs)
 
 
 _fnp = None
+_dispatch = None
+
+
+def _dispatcher():
+    global _dispatch
+    if _dispatch is None:
+        from ..numpy import _dispatch as d
+        _dispatch = d
+    return _dispatch
 
 
 def _np():

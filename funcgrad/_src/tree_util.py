@@ -188,8 +188,11 @@ class PyTreeDef:
         if node_type is None:
             self.num_leaves, self.num_nodes = 1, 1
         else:
-            self.num_leaves = sum(c.num_leaves for c in children)
-            self.num_nodes = 1 + sum(c.num_nodes for c in children)
+            leaves, nodes = 0, 1
+            for c in children:
+                leaves += c.num_leaves
+                nodes += c.num_nodes
+            self.num_leaves, self.num_nodes = leaves, nodes
         self._hash = None
 
     def _key(self):
@@ -245,12 +248,15 @@ def _flatten(x, is_leaf, leaves):
     if is_leaf is not None and is_leaf(x):
         leaves.append(x)
         return _LEAF
-    kind, nt = _node_kind(x)
+    kind = type(x)                      # _node_kind, inlined: this is a hot path
+    nt = _registry.get(kind)
     if nt is None:
-        leaves.append(x)
-        return _LEAF
+        if not _is_namedtuple(x):
+            leaves.append(x)
+            return _LEAF
+        kind, nt = "namedtuple", _namedtuple_node
     children, aux = nt.flatten(x)
-    return PyTreeDef(kind, aux, tuple(_flatten(c, is_leaf, leaves) for c in children))
+    return PyTreeDef(kind, aux, tuple([_flatten(c, is_leaf, leaves) for c in children]))
 
 
 def tree_unflatten(treedef, leaves):

@@ -28,6 +28,9 @@ def _matmul_vjp_a(g, ans, a, b):
         if a.ndim == 1:                       # (k,)·(k,) -> ()
             return _shape._cast_cotangent(g * b, a.dtype)
         ga = _shape.expand_dims(g, -1) * b    # (..., m) x (k,) -> (..., m, k)
+    elif a.ndim == 1 and b.ndim == 2:         # (k,) @ (k, n) -> (n,)
+        ga = matmul(b, g)
+        return _shape._cast_cotangent(ga, a.dtype) if ga.dtype != a.dtype else ga
     elif a.ndim == 1:                         # (k,) @ (..., k, n) -> (..., n)
         ga = matmul(b, _shape.expand_dims(g, -1))[..., 0]
     elif b.ndim == 2 and g.ndim == 2:
@@ -43,6 +46,9 @@ def _matmul_vjp_b(g, ans, a, b):
         if b.ndim == 1:
             return _shape._cast_cotangent(g * a, b.dtype)
         gb = _shape.expand_dims(a, -1) * _shape.expand_dims(g, -2)   # (k, 1) * (..., 1, n)
+    elif b.ndim == 1 and a.ndim == 2:          # (m, k) @ (k,) -> (m,)
+        gb = matmul(g, a)
+        return _shape._cast_cotangent(gb, b.dtype) if gb.dtype != b.dtype else gb
     elif b.ndim == 1:                          # (..., m, k) @ (k,) -> (..., m)
         gb = matmul(_swap(a), _shape.expand_dims(g, -1))[..., 0]
     elif a.ndim == 2 and g.ndim == 2:
@@ -265,11 +271,33 @@ def outer(a, b):
 
 
 # ---- batching rules (vmap) -------------------------------------------------------------
+def move_to_front(x, d):
+    if d is None or d == 0:
+        return x
+    return _shape.moveaxis(x, d, 0)
+
+
 def _matmul_batch(vals, dims):
-    from ..batching import move_to_front
     (a, b), (da, db) = vals, dims
     ra = len(a.shape) - (da is not None)
     rb = len(b.shape) - (db is not None)
+    # One operand unbatched: most cases are a single BLAS call on a stacked operand (NumPy
+    # would otherwise loop over the batch of matrix-vector products).
+    if db is None and rb <= 2 and ra <= 2:
+        a = move_to_front(a, da)
+        if ra == 2:                 # (B, m, k) @ (k, [n]) = ((B*m, k) @ (k, [n])) reshaped
+            B, m, k = a.shape
+            out = bind(matmul_p, _shape.reshape(a, (B * m, k)), b)
+            return _shape.reshape(out, (B, m) + tuple(b.shape[1:])), 0
+        return bind(matmul_p, a, b), 0          # (B, k) @ (k, [n])
+    if da is None and ra <= 2 and rb == 1:
+        b = move_to_front(b, db)    # (m, k) @ (B, k) -> (B, m) = (B, k) @ (k, m); k @ (B, k)
+        return bind(matmul_p, b, a if ra == 1 else bind(_shape.transpose_p, a, axes=(1, 0))), 0
+    if da is None and ra == 2 and rb == 2:
+        b = move_to_front(b, db)    # (m, k) @ (B, k, n) = (m, k) @ (k, B*n), batch axis 1
+        B, k, n = b.shape
+        b = _shape.reshape(bind(_shape.transpose_p, b, axes=(1, 0, 2)), (k, B * n))
+        return _shape.reshape(bind(matmul_p, a, b), (a.shape[0], B, n)), 1
     if ra == 1 and rb == 1:
         return _einsum_batch(vals, dims, subscripts="i,i->")
     rank = max(ra, rb, 2)
