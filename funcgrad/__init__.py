@@ -8,7 +8,7 @@ from . import debug, numpy, tree_util
 from ._src import config
 from ._src.api import (grad, hessian, jacfwd, jacrev, jvp, linearize, stop_gradient,
                        value_and_grad, vjp, vmap)
-from ._src.backend import device_put, devices, float0
+from ._src.backend import default_device, device_put, devices, float0
 from ._src.custom import checkpoint, custom_gradient, custom_jvp, custom_vjp, remat
 from ._src.staging import Graph, jit, make_graph, render_graph
 from ._src.core import Tracer
@@ -28,7 +28,7 @@ def __getattr__(name):
     raise AttributeError(f"module 'funcgrad' has no attribute {name!r}")
 
 __all__ = ["Graph", "Partial", "Tracer", "checkpoint", "config", "custom_gradient",
-           "device_put", "devices",
+           "default_device", "device_put", "devices",
            "custom_jvp", "custom_vjp", "debug", "float0", "grad", "hessian", "jacfwd",
            "jacrev", "jit", "jvp", "lax", "linearize", "make_graph", "numpy", "random",
            "remat", "render_graph", "scipy", "stop_gradient", "tree_util",

@@ -38,7 +38,7 @@ import operator
 import numpy as np
 
 from . import numpy as fnp
-from ._src.backend import array_module, dtype_name
+from ._src.backend import array_module, dtype_name, on_default_device
 from ._src.core import Tracer, bind
 from ._src.errors import FuncgradTypeError, FuncgradValueError
 from ._src.prims import random_bits as _rb
@@ -235,7 +235,8 @@ def key(seed):
     if not -2 ** 63 <= s < 2 ** 64:
         raise FuncgradValueError(f"key: the seed {s} is outside [-2**63, 2**64)")
     s %= 2 ** 64
-    return np.array([s >> 32, s & 0xFFFFFFFF], dtype=np.uint32)
+    return on_default_device(lambda xp: xp.asarray(
+        np.array([s >> 32, s & 0xFFFFFFFF], dtype=np.uint32)))
 
 
 PRNGKey = key

@@ -98,19 +98,27 @@ def _fan(shape, mode, op):
     raise FuncgradValueError(f"init.{op}: mode must be 'fan_in' or 'fan_out', got {mode!r}")
 
 
+def _filled(key, shape, value, dtype):
+    import funcgrad.numpy as fnp
+    if hasattr(key, "dtype"):     # on the key's device, like the random initialisers
+        return fnp.full_like(key, value, dtype=dtype, shape=_shape(shape))
+    return fnp.full(_shape(shape), value, dtype=dtype)
+
+
 def zeros(key, shape, dtype=np.float32):
-    """An array of zeros (``key`` is ignored)."""
-    return np.zeros(_shape(shape), dtype=dtype)
+    """An array of zeros, on ``key``'s device (its values are ignored; ``None`` gives the
+    default device)."""
+    return _filled(key, shape, 0, dtype)
 
 
 def ones(key, shape, dtype=np.float32):
-    """An array of ones (``key`` is ignored)."""
-    return np.ones(_shape(shape), dtype=dtype)
+    """An array of ones, on ``key``'s device (see :func:`zeros`)."""
+    return _filled(key, shape, 1, dtype)
 
 
 def constant(key, shape, value, dtype=np.float32):
-    """An array filled with ``value`` (``key`` is ignored)."""
-    return np.full(_shape(shape), value, dtype=dtype)
+    """An array filled with ``value``, on ``key``'s device (see :func:`zeros`)."""
+    return _filled(key, shape, value, dtype)
 
 
 def uniform(key, shape, a=0.0, b=1.0, dtype=np.float32):

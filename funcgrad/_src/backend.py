@@ -5,7 +5,9 @@ optional. Everything above asks ``array_module(x)`` instead of importing an arra
 """
 from __future__ import annotations
 
+import contextvars
 import sys
+import types
 
 import numpy as np
 
@@ -105,25 +107,104 @@ def devices():
     return out
 
 
-def _parse_device(device):
+def _parse_device(device, what="device_put"):
     if device is None or device == "cpu":
         return "cpu", None
     if isinstance(device, str) and (device == "gpu" or device.startswith("gpu:")):
-        return "gpu", int(device[4:]) if ":" in device else 0
-    ident = getattr(device, "id", None)
-    if ident is not None:          # a cupy.cuda.Device
-        return "gpu", int(ident)
-    raise ValueError(f"device_put: unknown device {device!r}; use 'cpu', 'gpu' or 'gpu:N'")
+        try:
+            return "gpu", int(device[4:]) if ":" in device else 0
+        except ValueError:
+            pass
+    elif isinstance(device, types.ModuleType) and device in _FOREIGN.values():
+        return "foreign", device        # a registered foreign array module (tests)
+    else:
+        ident = getattr(device, "id", None)
+        if isinstance(ident, int):       # a cupy.cuda.Device
+            return "gpu", int(ident)
+    raise ValueError(f"{what}: unknown device {device!r}; use 'cpu', 'gpu' or 'gpu:N' "
+                     "(funcgrad.devices() lists them)")
+
+
+def _check_gpu(index, what):
+    cupy = _cupy()
+    if cupy is None:
+        raise ValueError(
+            f"{what}: placing arrays on a GPU needs CuPy (pip install 'funcgrad[gpu]', "
+            "or the cupy-cudaXX wheel matching your CUDA); funcgrad.devices() lists what is "
+            "available")
+    if f"gpu:{index}" not in devices():
+        raise ValueError(f"{what}: gpu:{index} is not available; devices: {devices()}")
+    return cupy
+
+
+_default_device = contextvars.ContextVar("funcgrad_default_device", default=None)
+
+
+class default_device:
+    """Context manager: arrays that funcgrad creates from no array argument (``zeros``,
+    ``arange``, ``asarray`` of host data, ``random.key``, ...) and ``device_put(x)``
+    without a device go to ``device`` ("cpu", "gpu", "gpu:N" or a ``cupy.cuda.Device``)
+    inside the block. Operations on existing arrays still run where their inputs live.
+
+    Like ``jax.default_device``; it follows the current thread and asyncio task
+    (a context variable), and blocks nest. Raises a ValueError naming the fix when the
+    device is unknown or not available.
+
+    Example:
+        >>> import funcgrad, funcgrad.numpy as fnp
+        >>> with funcgrad.default_device("cpu"):
+        ...     type(fnp.zeros(2)).__name__
+        'ndarray'
+    """
+
+    def __init__(self, device):
+        kind, where = _parse_device(device, "default_device")
+        if kind == "gpu":
+            _check_gpu(where, "default_device")
+        self._device = None if kind == "cpu" else (kind, where)
+        self._tokens = []
+
+    def __enter__(self):
+        self._tokens.append(_default_device.set(self._device))
+        return self
+
+    def __exit__(self, *exc):
+        _default_device.reset(self._tokens.pop())
+        return False
+
+
+def on_default_device(make):
+    """``make(xp)`` with ``xp`` the array module of the default device (NumPy outside any
+    :class:`default_device` block), run on that device."""
+    d = _default_device.get()
+    if d is None:
+        return make(np)
+    kind, where = d
+    if kind == "foreign":
+        return make(where)
+    cupy = _cupy()
+    with cupy.cuda.Device(where):
+        return make(cupy)
 
 
 def device_put(tree, device=None):
     """A copy of ``tree`` (any pytree) with its arrays on ``device``: ``"cpu"`` (NumPy),
-    ``"gpu"``/``"gpu:N"`` (CuPy), or a ``cupy.cuda.Device``. Non-array leaves are kept.
+    ``"gpu"``/``"gpu:N"`` (CuPy), or a ``cupy.cuda.Device``; ``None`` means the default
+    device (see :class:`default_device`; the CPU outside any such block). Non-array
+    leaves are kept.
 
     Raises a ValueError naming the fix when CuPy or the device is not available.
     """
     from .tree_util import tree_map
-    kind, index = _parse_device(device)
+    if device is None:
+        d = _default_device.get()
+        kind, index = ("cpu", None) if d is None else d
+    else:
+        kind, index = _parse_device(device)
+    if kind == "foreign":
+        xp = index
+        return tree_map(lambda x: xp.asarray(x) if isinstance(x, (np.ndarray, np.generic))
+                        else x, tree)
     if kind == "cpu":
         def to_cpu(x):
             if ((hasattr(x, "__cuda_array_interface__") or type(x) in _FOREIGN)
@@ -131,14 +212,7 @@ def device_put(tree, device=None):
                 return x.get()
             return x
         return tree_map(to_cpu, tree)
-    cupy = _cupy()
-    if cupy is None:
-        raise ValueError(
-            "device_put: moving arrays to a GPU needs CuPy (pip install 'funcgrad[gpu]', "
-            "or the cupy-cudaXX wheel matching your CUDA); funcgrad.devices() lists what is "
-            "available")
-    if f"gpu:{index}" not in devices():
-        raise ValueError(f"device_put: gpu:{index} is not available; devices: {devices()}")
+    cupy = _check_gpu(index, "device_put")
     with cupy.cuda.Device(index):
         return tree_map(lambda x: cupy.asarray(x) if isinstance(x, (np.ndarray, np.generic))
                         or hasattr(x, "__cuda_array_interface__") else x, tree)

@@ -38,3 +38,75 @@ def test_gradients_on_the_gpu_match_the_cpu():
     np.testing.assert_allclose(cupy.asnumpy(g_gpu), g_cpu, rtol=1e-12)
     back = funcgrad.device_put({"g": g_gpu}, "cpu")
     assert isinstance(back["g"], np.ndarray)
+
+
+# ---- default_device: checked on the CPU stand-in for a device module --------------------
+def test_default_device_places_created_arrays_and_nests():
+    import threading
+
+    import funcgrad.random as fr
+    from funcgrad._src.testing_backend import StandInArray, standin_xp
+    made = lambda: [fnp.zeros(3), fnp.ones((2, 2), np.float32), fnp.empty(2),  # noqa: E731
+                    fnp.full(2, 3.0), fnp.arange(4), fnp.linspace(0, 1, 5), fnp.eye(3),
+                    fnp.identity(2), fnp.tri(3), fnp.asarray([1.0, 2.0]),
+                    fnp.array(np.arange(3)), fr.key(0), funcgrad.device_put(np.ones(2))]
+    host = made()
+    with funcgrad.default_device(standin_xp):
+        dev = made()
+        with funcgrad.default_device("cpu"):          # blocks nest
+            assert all(type(a) is np.ndarray for a in made())
+        # values and dtypes as on the host; random bits from a device key stay there
+        seen = {}
+
+        def other_thread():                            # a new thread starts at the default
+            seen["type"] = type(fnp.zeros(1))
+        t = threading.Thread(target=other_thread)
+        t.start()
+        t.join()
+        sample = fr.normal(fr.key(0), (4,))
+    assert seen["type"] is np.ndarray
+    for h, d in zip(host, dev):
+        assert type(d) is StandInArray, type(d)
+        assert d.dtype == h.dtype
+        np.testing.assert_array_equal(d.get(), h)
+    assert type(sample) is StandInArray
+    np.testing.assert_array_equal(sample.get(), fr.normal(fr.key(0), (4,)))
+    assert type(fnp.zeros(1)) is np.ndarray                # restored on exit
+
+
+def test_default_device_trains_a_layer_without_host_arrays():
+    import funcgrad.random as fr
+    import funcgrad_nn as nn
+    from funcgrad._src.testing_backend import StandInArray, standin_xp
+    model = nn.Sequential(nn.Linear(3, 4), nn.ReLU(), nn.Linear(4, 1))
+    host_params = model.init(fr.key(0))
+    with funcgrad.default_device(standin_xp):
+        params = model.init(fr.key(0))
+        x = fnp.ones((5, 3), np.float32)
+        g = funcgrad.grad(lambda p: fnp.sum(model(p, x) ** 2))(params)
+    leaves = funcgrad.tree_util.tree_leaves((params, g))
+    assert leaves and all(type(a) is StandInArray for a in leaves)
+    for a, b in zip(funcgrad.tree_util.tree_leaves(params),
+                    funcgrad.tree_util.tree_leaves(host_params)):
+        np.testing.assert_array_equal(a.get(), b)
+
+
+def test_default_device_errors_name_the_fix():
+    with pytest.raises(ValueError, match="default_device: unknown device"):
+        funcgrad.default_device("tpu")
+    if "gpu:0" not in funcgrad.devices():
+        with pytest.raises(ValueError, match="CuPy|not available"):
+            funcgrad.default_device("gpu")
+
+
+@pytest.mark.gpu
+def test_default_device_gpu_creates_cupy_arrays():
+    import cupy
+
+    import funcgrad.random as fr
+    with funcgrad.default_device("gpu"):
+        a, k = fnp.zeros(3), fr.key(0)
+        s = fr.uniform(k, (3,))
+    assert isinstance(a, cupy.ndarray) and isinstance(k, cupy.ndarray)
+    assert isinstance(s, cupy.ndarray)
+    np.testing.assert_array_equal(cupy.asnumpy(s), fr.uniform(fr.key(0), (3,)))

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..backend import array_module, is_device_array
+from ..backend import _default_device, array_module, is_device_array, on_default_device
 from ..core import Tracer
 from ..errors import FuncgradTypeError
 from . import shape as _shape
@@ -32,6 +32,8 @@ def asarray(a, dtype=None, order=None, *, copy=None):
     if is_device_array(a):
         xp = array_module(a)
         return xp.asarray(a, dtype=dtype)
+    if _default_device.get() is not None:
+        return on_default_device(lambda xp: xp.asarray(_to_host(a), dtype=dtype))
     return np.asarray(a, dtype=dtype, order=order)
 
 
@@ -46,7 +48,14 @@ def array(object, dtype=None, *, copy=True, order="K", ndmin=0):
     if is_device_array(object):
         xp = array_module(object)
         return xp.array(object, dtype=dtype, copy=copy, ndmin=ndmin)
+    if _default_device.get() is not None:
+        return on_default_device(lambda xp: xp.array(_to_host(object), dtype=dtype, ndmin=ndmin))
     return np.array(object, dtype=dtype, copy=copy, order=order, ndmin=ndmin)
+
+
+def _to_host(a):
+    """Host data for a device: NumPy arrays as they are, nested sequences as arrays."""
+    return a if isinstance(a, (np.ndarray, np.generic, int, float, complex, bool)) else np.asarray(a)
 
 
 def _xp_of(a):
@@ -73,18 +82,18 @@ def _inner_xp(t):
 
 
 def zeros(shape, dtype=float):
-    """A new array of zeros (float64 by default)."""
-    return np.zeros(shape, dtype=dtype)
+    """A new array of zeros (float64 by default), on the default device."""
+    return on_default_device(lambda xp: xp.zeros(shape, dtype=dtype))
 
 
 def ones(shape, dtype=float):
-    """A new array of ones (float64 by default)."""
-    return np.ones(shape, dtype=dtype)
+    """A new array of ones (float64 by default), on the default device."""
+    return on_default_device(lambda xp: xp.ones(shape, dtype=dtype))
 
 
 def empty(shape, dtype=float):
     """An uninitialised array (here: zeros, so results are deterministic)."""
-    return np.zeros(shape, dtype=dtype)
+    return zeros(shape, dtype)
 
 
 def full(shape, fill_value, dtype=None):
@@ -92,7 +101,7 @@ def full(shape, fill_value, dtype=None):
     if isinstance(fill_value, Tracer):
         v = fill_value if dtype is None else _shape.astype(fill_value, dtype)
         return _shape.broadcast_to(v, shape)
-    return np.full(shape, fill_value, dtype=dtype)
+    return on_default_device(lambda xp: xp.full(shape, fill_value, dtype=dtype))
 
 
 def _like(a, dtype, shape):
@@ -140,15 +149,20 @@ def arange(start, stop=None, step=None, dtype=None):
             "arange: start/stop/step must be concrete numbers, not traced values (the "
             "length of the result would depend on them)")
     if stop is None:
-        return np.arange(start, dtype=dtype) if step is None else np.arange(0, start, step, dtype=dtype)
-    return np.arange(start, stop, 1 if step is None else step, dtype=dtype)
+        start, stop = 0, start
+    return on_default_device(
+        lambda xp: xp.arange(start, stop, 1 if step is None else step, dtype=dtype))
 
 
 def linspace(start, stop, num=50, endpoint=True, retstep=False, dtype=None, axis=0):
     """``num`` evenly spaced samples from ``start`` to ``stop``; differentiable in
     ``start`` and ``stop``."""
     if not (isinstance(start, Tracer) or isinstance(stop, Tracer)):
-        return np.linspace(start, stop, num, endpoint=endpoint, retstep=retstep, dtype=dtype, axis=axis)
+        if is_device_array(start) or is_device_array(stop):
+            return array_module(start, stop).linspace(
+                start, stop, num, endpoint=endpoint, retstep=retstep, dtype=dtype, axis=axis)
+        return on_default_device(lambda xp: xp.linspace(
+            start, stop, num, endpoint=endpoint, retstep=retstep, dtype=dtype, axis=axis))
     if axis != 0:
         raise FuncgradTypeError("linspace: axis must be 0 when start/stop are traced")
     div = (num - 1) if endpoint else num
@@ -171,13 +185,13 @@ def logspace(start, stop, num=50, endpoint=True, base=10.0, dtype=None, axis=0):
 
 def eye(N, M=None, k=0, dtype=float):
     """A 2-D array with ones on the ``k``-th diagonal."""
-    return np.eye(N, M, k, dtype=dtype)
+    return on_default_device(lambda xp: xp.eye(N, M, k, dtype=dtype))
 
 
 def identity(n, dtype=float):
     """The ``n`` by ``n`` identity matrix."""
-    return np.identity(n, dtype=dtype)
+    return on_default_device(lambda xp: xp.identity(n, dtype=dtype))
 
 
 def tri(N, M=None, k=0, dtype=float):
-    return np.tri(N, M, k, dtype=dtype)
+    return on_default_device(lambda xp: xp.tri(N, M, k, dtype=dtype))
