@@ -22,6 +22,7 @@ Example:
 """
 from __future__ import annotations
 
+import itertools
 import math
 import numbers
 
@@ -181,27 +182,40 @@ def _pad_axis(x, axis, lo, hi, mode, value, op):
                 shape[axis] = k
                 parts.append(fnp.full(tuple(shape), value, dtype=x.dtype))
         return parts[0] if len(parts) == 1 else fnp.concatenate(parts, axis=axis)
-    pos = np.arange(-lo, n + hi)
+    # The other modes are slices of x itself (no index arrays: nothing to copy to a
+    # device, and the reverse rule is a sum of slices).
+    def along(sl):
+        return x[(slice(None),) * axis + (sl,)]
+
     if mode == "reflect":
         if lo >= n or hi >= n:
             raise FuncgradValueError(
                 f"{op}: reflect padding ({lo}, {hi}) must be smaller than the padded axis "
                 f"(size {n}) of the input of shape {tuple(x.shape)}")
-        pos = np.abs(pos)
-        pos = np.where(pos > n - 1, 2 * (n - 1) - pos, pos)
+        left = along(slice(lo, 0, -1)) if lo > 0 else None            # x[lo], ..., x[1]
+        right = along(slice(n - 2, n - 2 - hi, -1)) if hi > 0 else None
     elif mode == "replicate":
-        pos = np.clip(pos, 0, n - 1)
+        def edge(i, k):
+            e = along(slice(i, i + 1))
+            shape = list(e.shape)
+            shape[axis] = k
+            return fnp.broadcast_to(e, tuple(shape))
+        left = edge(0, lo) if lo > 0 else None
+        right = edge(n - 1, hi) if hi > 0 else None
     elif mode == "circular":
         if lo > n or hi > n:
             raise FuncgradValueError(
                 f"{op}: circular padding ({lo}, {hi}) must be at most the size ({n}) of the "
                 f"padded axis of the input of shape {tuple(x.shape)}")
-        pos = np.mod(pos, n)
+        left = along(slice(n - lo, n)) if lo > 0 else None
+        right = along(slice(0, hi)) if hi > 0 else None
     else:
         raise FuncgradValueError(
             f"{op}: mode must be 'constant', 'reflect', 'replicate' or 'circular', "
             f"got {mode!r}")
-    return _gather_axis(x, pos, axis)
+    parts = [p for p in (left, along(slice(max(-lo, 0), n - max(-hi, 0))), right)
+             if p is not None]
+    return parts[0] if len(parts) == 1 else fnp.concatenate(parts, axis=axis)
 
 
 def pad(input, pad, mode="constant", value=None):
@@ -467,32 +481,28 @@ def _max_pool(op, nd, input, kernel_size, stride, padding, dilation, ceil_mode,
 
 
 def _max_pool_indices(x, geo, kernel, stride, dilation):
-    """PyTorch's ``return_indices``: the flat spatial index of each window's maximum."""
-    x = np.asarray(x)
+    """PyTorch's ``return_indices``: the flat spatial index of each window's maximum (the
+    first one in row-major window order; NaN counts as the maximum). Computed with array
+    operations on ``x``'s own device: one strided slice per window offset."""
     nd = len(kernel)
-    padded = np.pad(x.astype(np.float64) if x.dtype.kind != "f" else x,
-                    ((0, 0), (0, 0)) + tuple((lo, hi) for _, lo, hi in geo),
-                    constant_values=-np.inf)
-    # Gather every window: positions (out..., k...) per axis.
-    index = [slice(None), slice(None)]
-    pos_axes = []
-    for i, ((o, lo, _), k, s, d) in enumerate(zip(geo, kernel, stride, dilation)):
-        pos = np.arange(o)[:, None] * s + np.arange(k)[None, :] * d
-        shape = [1] * (2 * nd)
-        shape[i], shape[nd + i] = o, k
-        index.append(pos.reshape(shape))
-        pos_axes.append(pos - lo)
-    win = padded[tuple(index)]                              # (N, C, o..., k...)
-    flat = win.reshape(win.shape[:2 + nd] + (-1,))
-    arg = np.argmax(flat, axis=-1)
-    ks = np.unravel_index(arg, kernel)
-    spatial = x.shape[2:]
-    out = np.zeros(arg.shape, dtype=np.int64)
-    for i in range(nd):
-        o_idx = np.arange(geo[i][0]).reshape([1, 1] + [-1 if j == i else 1 for j in range(nd)])
-        coord = o_idx * stride[i] - geo[i][1] + ks[i] * dilation[i]
-        out = out * spatial[i] + coord
-    return out
+    if x.dtype.kind != "f":
+        x = fnp.astype(x, np.float64)
+    pads = tuple((lo, hi) for _, lo, hi in geo)
+    padded = fnp.pad(x, ((0, 0), (0, 0)) + pads, constant_values=-np.inf)
+    spatial = tuple(x.shape[2:])
+    # the flat index of every position (made on x's device), -1 in the padding
+    ones = fnp.ones_like(x, dtype=np.int64, shape=(math.prod(spatial),))
+    where = fnp.pad(fnp.reshape(fnp.cumsum(ones) - 1, spatial), pads, constant_values=-1)
+    vals, poss = [], []
+    for offs in itertools.product(*[range(k) for k in kernel]):
+        sl = tuple(slice(o * d, o * d + (n - 1) * s + 1, s)
+                   for o, d, (n, _, _), s in zip(offs, dilation, geo, stride))
+        vals.append(padded[(slice(None), slice(None)) + sl])
+        poss.append(where[sl])
+    arg = fnp.argmax(fnp.stack(vals), axis=0)                    # (N, C, out...)
+    poss = fnp.broadcast_to(fnp.reshape(fnp.stack(poss), (len(poss), 1, 1) + arg.shape[2:]),
+                            (len(poss),) + arg.shape)
+    return fnp.take_along_axis(poss, arg[None], axis=0)[0]
 
 
 def max_pool1d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False,

@@ -202,12 +202,37 @@ def test_target_validation_on_standin_reads_back_only_on_error(gets):
         F.one_hot(_to_standin(np.array([0, 3])), 2)
 
 
+@pytest.mark.parametrize("kw", [dict(kernel_size=2), dict(kernel_size=3, stride=2, padding=1),
+                                dict(kernel_size=(2, 3), dilation=2, ceil_mode=True)])
+def test_max_pool_indices_and_padding_modes_stay_on_device(gets, kw):
+    x = np.random.default_rng(0).normal(size=(2, 3, 7, 6))
+    y, idx = F.max_pool2d(x, return_indices=True, **kw)
+    ys, idxs = F.max_pool2d(_to_standin(x), return_indices=True, **kw)
+    assert isinstance(idxs, StandInArray) and isinstance(ys, StandInArray)
+    w = np.random.default_rng(1).normal(size=(4, 3, 3, 3))
+    outs = {m: F.conv2d(_to_standin(x), _to_standin(w), padding=2, padding_mode=m)
+            for m in ("reflect", "replicate", "circular")}
+    assert gets == []                       # nothing came back to the host
+    np.testing.assert_array_equal(idxs.get(), idx)
+    np.testing.assert_array_equal(ys.get(), y)
+    for m, o in outs.items():
+        np.testing.assert_allclose(o.get(), F.conv2d(x, w, padding=2, padding_mode=m),
+                                   rtol=1e-12)
+
+
+def test_max_pool_indices_under_jit_and_vmap():
+    x = np.random.default_rng(0).normal(size=(2, 3, 6, 6))
+    ref = F.max_pool2d(x, 2, return_indices=True)[1]
+    f = funcgrad.jit(lambda x: F.max_pool2d(x, 2, return_indices=True)[1])
+    f(x)
+    np.testing.assert_array_equal(f(x), ref)
+    v = funcgrad.vmap(lambda x: F.max_pool2d(x, 2, return_indices=True)[1])(x[None])
+    np.testing.assert_array_equal(v[0], ref)
+
+
 def test_known_unsupported_on_standin():
     """What does not work on a foreign array module, and the error it raises."""
     x = _to_standin(X)
-    # return_indices computes the argmax positions from concrete host values.
-    with pytest.raises(TypeError, match="implicit conversion to a NumPy array"):
-        F.max_pool2d(x, 2, return_indices=True)
     # A NumPy key draws a NumPy mask, which cannot meet a device input: the key must be
     # moved with the data.
     with pytest.raises(TypeError, match="numpy.where was given a NumPy array of shape"):
