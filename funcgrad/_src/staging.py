@@ -666,12 +666,99 @@ def _signature(x):
 _HOST_TYPES = (np.ndarray, bool, int, float, complex)
 
 
-class _Compiled:
-    __slots__ = ("graph", "fn", "out_tree", "out_leaf")
+# --------------------------------------------------------------------------------------
+# Kernel fusion for device array modules (CuPy): runs of elementwise operations become one
+# function compiled by the module's ``fuse`` (one GPU kernel instead of one per operation)
 
-    def __init__(self, graph, host):
+
+def _fusible(e, xp):
+    impl = e.prim.impl
+    return (isinstance(impl, np.ufunc) and impl.nout == 1 and not e.params
+            and not e.prim.multiple_results and hasattr(xp, impl.__name__)
+            and not e.outvars[0].weak
+            and all(isinstance(v, Var) and not v.weak or isinstance(v, Literal)
+                    and type(v.value) in (bool, int, float) for v in e.invars))
+
+
+def fuse_elementwise(graph, xp):
+    """A graph in which each run of two or more consecutive elementwise equations is one
+    equation whose implementation is ``xp.fuse`` of generated code calling ``xp``'s
+    ufuncs; results are cast back to the dtypes the graph recorded (the module's scalar
+    promotion may differ from NumPy's). Everything else is left as it is."""
+    uses_after = {}
+    for k, e in enumerate(graph.eqns):
+        for v in e.invars:
+            if isinstance(v, Var):
+                uses_after[v.name] = k
+    final = {v.name for v in graph.outvars if isinstance(v, Var)}
+    eqns, run = [], []
+
+    def flush(end):
+        if len(run) < 2:
+            eqns.extend(run)
+        else:
+            eqns.append(_fused_eqn(run, end, uses_after, final, xp, len(eqns)))
+        run.clear()
+
+    for k, e in enumerate(graph.eqns):
+        if _fusible(e, xp):
+            run.append(e)
+        else:
+            flush(k)
+            eqns.append(e)
+    flush(len(graph.eqns))
+    return Graph(graph.invars, graph.consts, eqns, graph.outvars, graph.in_tree,
+                 graph.out_tree, graph.arg_names)
+
+
+def _fused_eqn(run, end, uses_after, final, xp, number):
+    made = {o.name for e in run for o in e.outvars}
+    ins, names = [], {}
+    for e in run:
+        for v in e.invars:
+            if isinstance(v, Var) and v.name not in made and v.name not in names:
+                names[v.name] = f"a{len(ins)}"
+                ins.append(v)
+    outs = [e.outvars[0] for e in run
+            if e.outvars[0].name in final or uses_after.get(e.outvars[0].name, -1) >= end]
+    ns = {}
+    lines = []
+    for j, e in enumerate(run):
+        args = []
+        for v in e.invars:
+            args.append(names[v.name] if isinstance(v, Var) else repr(v.value))
+        fname = e.prim.impl.__name__
+        ns[fname] = getattr(xp, fname)
+        names[e.outvars[0].name] = f"t{j}"
+        lines.append(f"    t{j} = {fname}({', '.join(args)})")
+    ret = ", ".join(names[o.name] for o in outs)
+    kernel = f"funcgrad_fused_{number}"
+    src = (f"def {kernel}({', '.join(names[v.name] for v in ins)}):\n" + "\n".join(lines)
+           + f"\n    return {ret}\n")
+    exec(compile(src, f"<funcgrad.jit fused {number}>", "exec"), ns)
+    fused = xp.fuse(kernel_name=kernel)(ns[kernel])
+    dtypes = [o.dtype for o in outs]
+
+    def impl(*args):
+        res = fused(*args)
+        res = res if isinstance(res, tuple) else (res,)
+        return [r if r.dtype == dt else r.astype(dt) for r, dt in zip(res, dtypes)]
+    impl.source = src
+    prim = Primitive(f"fused[{'+'.join(e.prim.name for e in run)}]", impl,
+                     multiple_results=True)
+    return Eqn(prim, ins, {}, outs)
+
+
+class _Compiled:
+    __slots__ = ("graph", "fn", "out_tree", "out_leaf", "fused")
+
+    def __init__(self, graph, host, xp=None):
         self.graph = simplify(graph)
-        self.fn = compile_graph(self.graph, host)
+        # on a device module with kernel fusion (CuPy), runs of elementwise operations
+        # are compiled into single kernels
+        self.fused = (fuse_elementwise(self.graph, xp)
+                      if xp is not None and hasattr(xp, "fuse") else None)
+        self.fn = compile_graph(self.fused or self.graph, host)
         self.out_tree = graph.out_tree
         self.out_leaf = graph.out_tree.node_type is None
 
@@ -683,6 +770,8 @@ def jit(fun, static_argnums=(), static_argnames=()):
 
     The replayed code folds negations and scalar factors into neighbouring operations,
     so results can differ from eager evaluation in the last bit (as XLA's can in JAX).
+    On CuPy arrays each run of elementwise operations is compiled into one kernel
+    (``cupy.fuse``); on NumPy arrays, big temporaries are reused (``out=``).
 
     Composes with every transformation in both orders: under ``grad``/``jvp``/``vmap``
     the function is traced by them directly. ``.cache_size()`` tells how many signatures
@@ -764,7 +853,13 @@ def jit(fun, static_argnums=(), static_argnames=()):
             if not graph.uses_outer_values:   # closures over traced values: not replayable
                 host = all(type(x) in _HOST_TYPES or isinstance(x, np.generic) for x in flat) and all(
                     type(x) in _HOST_TYPES or isinstance(x, np.generic) for _, x in graph.consts)
-                cache[key] = entry = _Compiled(graph, host)
+                xp = None
+                if not host:
+                    try:
+                        xp = _backend.array_module(*[x for x in flat if hasattr(x, "shape")])
+                    except TypeError:        # mixed modules: the first call raised already
+                        xp = None
+                cache[key] = entry = _Compiled(graph, host, None if xp is np else xp)
                 if no_statics and not kwargs and all(
                         type(a) is np.ndarray or _backend.is_device_array(a) for a in args):
                     fast[tuple([(type(a), a.shape, a.dtype) for a in args])] = entry

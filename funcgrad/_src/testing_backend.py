@@ -273,6 +273,24 @@ def _add_at(out, idx, values):
 standin_xp.scatter_add = _add_at
 
 
+def _fuse(fun=None, *, kernel_name=None):
+    """CuPy's ``fuse`` decorator, run as plain calls on stand-ins; each call is recorded
+    in ``standin_xp.fused_calls`` (kernel name, number of arguments) for tests."""
+    def deco(f):
+        name = kernel_name or f.__name__
+
+        def run(*args):
+            standin_xp.fused_calls.append((name, len(args)))
+            return f(*args)
+        run.__name__ = name
+        return run
+    return deco(fun) if fun is not None else deco
+
+
+standin_xp.fuse = _fuse
+standin_xp.fused_calls = []
+
+
 def _as_strided(x, shape=None, strides=None, **kwargs):
     return StandInArray(np.lib.stride_tricks.as_strided(x.data, shape, strides, **kwargs))
 

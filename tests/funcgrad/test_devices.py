@@ -110,3 +110,67 @@ def test_default_device_gpu_creates_cupy_arrays():
     assert isinstance(a, cupy.ndarray) and isinstance(k, cupy.ndarray)
     assert isinstance(s, cupy.ndarray)
     np.testing.assert_array_equal(cupy.asnumpy(s), fr.uniform(fr.key(0), (3,)))
+
+
+# ---- jit on a device module: runs of elementwise operations become one fused kernel ------
+def test_jit_fuses_elementwise_runs_on_device_modules():
+    from funcgrad._src import staging
+    from funcgrad._src.testing_backend import StandInArray, standin_xp
+
+    def f(x, w):
+        h = fnp.tanh(x @ w)
+        return fnp.sum(fnp.exp(-(fnp.sin(h) * 2.0 + 1.0) ** 2) * h)
+
+    x = np.linspace(-1, 1, 12, dtype=np.float32).reshape(3, 4)
+    w = np.linspace(0.5, -0.5, 8, dtype=np.float32).reshape(4, 2)
+    g = funcgrad.jit(funcgrad.grad(f, argnums=(0, 1)))
+    xs, ws = funcgrad.device_put((x, w), standin_xp)
+    g(xs, ws)                                           # traced
+    standin_xp.fused_calls.clear()
+    out = g(xs, ws)                                     # replayed
+    assert standin_xp.fused_calls, "no fused kernel ran"
+    ref = funcgrad.grad(f, argnums=(0, 1))(x, w)
+    for o, r in zip(out, ref):
+        assert type(o) is StandInArray and o.dtype == np.float32
+        np.testing.assert_allclose(o.get(), r, rtol=1e-5, atol=1e-6)
+    plain = g.lower(xs, ws)
+    fused = staging.fuse_elementwise(plain, standin_xp)
+    names = [e.prim.name for e in fused.eqns]
+    assert len(fused.eqns) < len(plain.eqns)
+    assert any(n.startswith("fused[") for n in names)
+    assert "matmul" in names                            # not elementwise: left alone
+    # host inputs are never fused
+    standin_xp.fused_calls.clear()
+    gh = funcgrad.jit(funcgrad.grad(f))
+    gh(x, w)
+    gh(x, w)
+    assert standin_xp.fused_calls == []
+
+
+def test_fused_kernels_cast_results_to_the_recorded_dtypes():
+    # a module whose scalar promotion differs from NumPy's (float32 * 2.0 -> float64)
+    import types
+
+    from funcgrad._src import staging
+    fake = types.SimpleNamespace(
+        multiply=lambda a, b: np.multiply(np.asarray(a, np.float64), b),
+        sin=np.sin, add=np.add, fuse=lambda kernel_name=None: (lambda fn: fn))
+    graph = funcgrad.make_graph(lambda x: fnp.sin(x) * 2.0 + x)(np.ones(3, np.float32))
+    fused = staging.fuse_elementwise(staging.simplify(graph), fake)
+    assert len(fused.eqns) == 1
+    out = staging.compile_graph(fused)(np.ones(3, np.float32))[0]
+    assert out.dtype == np.float32
+    np.testing.assert_allclose(out, np.sin(np.float32(1)) * 2 + 1, rtol=1e-6)
+
+
+@pytest.mark.gpu
+def test_jit_on_cupy_runs_fused_kernels_and_matches_the_cpu():
+    import cupy
+    f = lambda x: fnp.sum(fnp.exp(-(fnp.sin(x) * 2.0 + 1.0) ** 2) * x)  # noqa: E731
+    x = np.linspace(-1, 1, 1000, dtype=np.float32)
+    g = funcgrad.jit(funcgrad.grad(f))
+    xg = funcgrad.device_put(x, "gpu")
+    g(xg)
+    out = g(xg)                                          # the fused, replayed code
+    assert isinstance(out, cupy.ndarray) and out.dtype == np.float32
+    np.testing.assert_allclose(cupy.asnumpy(out), funcgrad.grad(f)(x), rtol=1e-5, atol=1e-6)
