@@ -40,6 +40,8 @@ from typing import Callable, Iterable, Iterator, Sequence
 
 import numpy as np
 
+import funcgrad
+
 from funcgrad.errors import FuncgradTypeError, FuncgradValueError
 from funcgrad.tree_util import keystr, tree_flatten_with_path, tree_map, tree_unflatten
 
@@ -480,9 +482,12 @@ class DataLoader:
         same contents as with ``num_workers=0``. Threads, not processes: they pay off
         when fetching releases the GIL (file reads, NumPy copies, large transforms).
       collate_fn: turns a list of samples into a batch (default :func:`default_collate`).
-      pin_memory: accepted for PyTorch compatibility; a no-op with NumPy arrays. (With
-        CuPy it would mean staging batches in page-locked host memory for faster,
-        asynchronous host-to-device copies.)
+      pin_memory: with a GPU ``device``, stage each batch in page-locked host memory
+        (``cupyx.empty_pinned``) before the copy to the device; otherwise a no-op
+        (accepted for PyTorch compatibility).
+      device: where batches go (``funcgrad.device_put``: ``"cpu"``, ``"gpu"``,
+        ``"gpu:N"``, a CuPy device); None leaves them as collated (NumPy). With
+        ``num_workers > 0`` the copies happen in the worker threads, ahead of use.
       drop_last: drop the last, incomplete batch.
       seed: shuffles and per-sample randomness of epoch ``e`` derive from ``(seed, e)``.
 
@@ -499,7 +504,8 @@ class DataLoader:
     def __init__(self, dataset, batch_size: int | None = 1, shuffle: bool = False,
                  sampler=None, batch_sampler=None, num_workers: int = 0,
                  collate_fn: Callable | None = None, pin_memory: bool = False,
-                 drop_last: bool = False, seed: int = 0, prefetch_factor: int = 2):
+                 drop_last: bool = False, seed: int = 0, prefetch_factor: int = 2,
+                 device=None):
         if not isinstance(num_workers, numbers.Integral) or num_workers < 0:
             raise FuncgradValueError(
                 f"DataLoader: num_workers must be a non-negative integer, got {num_workers!r}")
@@ -536,6 +542,9 @@ class DataLoader:
         self.prefetch_factor = int(prefetch_factor)
         self.collate_fn = collate_fn
         self.pin_memory = bool(pin_memory)
+        self.device = device
+        if device is not None:                    # validate now: a clear error up front
+            funcgrad.device_put(np.zeros(0), device)
         self.epoch = 0
 
     def set_epoch(self, epoch: int):
@@ -549,6 +558,15 @@ class DataLoader:
         return np.random.default_rng([self.seed, epoch, k]) if wanted else None
 
     def _fetch(self, indices, epoch, start, wants_rng):
+        """The batch for ``indices`` on the loader's device."""
+        batch = self._collate(indices, epoch, start, wants_rng)
+        if self.device is None:
+            return batch
+        if self.pin_memory and _is_gpu(self.device):
+            batch = _pinned(batch)
+        return funcgrad.device_put(batch, self.device)
+
+    def _collate(self, indices, epoch, start, wants_rng):
         """The batch for ``indices``, the first being the epoch's ``start``-th sample."""
         if self.batch_sampler is None:            # batch_size=None: single samples
             return _get_sample(self.dataset, indices, self._rng(epoch, start, wants_rng))
@@ -596,6 +614,24 @@ class DataLoader:
             for f in pending:
                 f.cancel()
             pool.shutdown(wait=True)
+
+
+def _is_gpu(device):
+    return (isinstance(device, str) and device.startswith("gpu")) or isinstance(
+        getattr(device, "id", None), int)
+
+
+def _pinned(batch):
+    """The batch's NumPy arrays copied into page-locked host memory (CuPy's allocator)."""
+    import cupyx
+
+    def pin(x):
+        if isinstance(x, np.ndarray):
+            p = cupyx.empty_pinned(x.shape, x.dtype)
+            p[...] = x
+            return p
+        return x
+    return tree_map(pin, batch)
 
 
 def _with_start(order, single):

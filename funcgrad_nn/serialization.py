@@ -68,6 +68,7 @@ import struct
 
 import numpy as np
 
+import funcgrad
 from funcgrad import Tracer
 from funcgrad.errors import FuncgradTypeError, FuncgradValueError
 from funcgrad.tree_util import (keystr, tree_flatten_with_path, tree_structure,
@@ -137,8 +138,10 @@ class _Writer:
                 "offset": offset, "nbytes": arr.nbytes}
 
 
-def _is_cupy(x):
-    return type(x).__module__.split(".")[0] == "cupy" and hasattr(x, "get")
+def _is_device_array(x):
+    """A device array (CuPy, or another module funcgrad knows): it has a host copy."""
+    return (not isinstance(x, np.ndarray) and hasattr(x, "shape") and hasattr(x, "dtype")
+            and hasattr(x, "get"))
 
 
 def _encode(x, path, w):
@@ -153,8 +156,8 @@ def _encode(x, path, w):
         return w.add(x, path, "array")
     if isinstance(x, np.generic):
         return w.add(np.asarray(x), path, "numpy_scalar")
-    if _is_cupy(x):
-        return w.add(np.asarray(x.get()), path, "array")
+    if _is_device_array(x):
+        return w.add(np.asarray(funcgrad.device_put(x, "cpu")), path, "array")
     if isinstance(x, (dict, collections.OrderedDict)) and type(x) in (
             dict, collections.OrderedDict, collections.defaultdict):
         keys = list(x)
@@ -527,16 +530,13 @@ def _map_loaded(f, x):
 def _to_device(tree, device, rebuilt):
     if device in (None, "cpu"):
         return tree
-    if device != "gpu":
-        raise FuncgradValueError(f"load: device={device!r} is not one of 'cpu', 'gpu'")
     try:
-        import cupy
-    except ImportError:
-        raise ImportError("load(device='gpu') needs CuPy (pip install cupy-cuda12x); load "
-                          "with device='cpu' to get NumPy arrays") from None
+        funcgrad.device_put(np.zeros(0), device)      # a clear error for a bad device
+    except ValueError as e:
+        raise FuncgradValueError(f"load: {e}") from None
 
     def move(x):
-        return cupy.asarray(x) if isinstance(x, np.ndarray) else x
+        return funcgrad.device_put(x, device) if isinstance(x, np.ndarray) else x
     if rebuilt:                      # the template's classes: tree_util knows them
         pairs, td = tree_flatten_with_path(tree)
         return tree_unflatten(td, [move(x) for _, x in pairs])
@@ -551,8 +551,9 @@ def load(path, like=None, device=None):
       like: optional template pytree (arrays, or anything with ``.shape`` and ``.dtype``,
         for array leaves). The checkpoint must have the same structure, shapes and
         dtypes; the result is rebuilt with the template's container classes.
-      device: ``None`` or ``"cpu"`` for NumPy arrays, ``"gpu"`` for CuPy arrays
-        (``ImportError`` if CuPy is missing).
+      device: ``None`` or ``"cpu"`` for NumPy arrays; ``"gpu"``, ``"gpu:N"`` or a CuPy
+        device for CuPy arrays on that device (``funcgrad.device_put``'s devices; a
+        ValueError naming the fix if CuPy or the device is missing).
 
     Raises :class:`CheckpointError` (a ``ValueError``) when the file is not a checkpoint,
     is truncated or corrupt (checksum mismatch), has an invalid header, or does not

@@ -290,3 +290,22 @@ def test_generators_only_for_datasets_that_use_them():
     got.clear()
     list(DataLoader(Plain(), 4))
     assert got == ["plain"] * 6
+
+
+@pytest.mark.parametrize("workers", [0, 2])
+def test_dataloader_places_batches_on_a_device(workers):
+    # the CPU stand-in for a device module; same batches, now device arrays
+    import funcgrad
+    from funcgrad._src.testing_backend import StandInArray, standin_xp
+    ds = ArrayDataset(np.arange(20.0).reshape(10, 2), np.arange(10))
+    host = list(DataLoader(ds, 4, shuffle=True, seed=3))
+    dev = list(DataLoader(ds, 4, shuffle=True, seed=3, num_workers=workers,
+                          device=standin_xp, pin_memory=True))
+    assert len(dev) == len(host)
+    for (xd, yd), (xh, yh) in zip(dev, host):
+        assert type(xd) is StandInArray and type(yd) is StandInArray
+        np.testing.assert_array_equal(xd.get(), xh)
+        np.testing.assert_array_equal(yd.get(), yh)
+    with pytest.raises(ValueError, match="unknown device"):
+        DataLoader(ds, 4, device="tpu")
+    assert funcgrad.devices()[0] == "cpu"
