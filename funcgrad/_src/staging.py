@@ -534,6 +534,10 @@ def _fold_scales(eqns, outvars):
 
 _FRESH = (np.ufunc,)
 _REUSE_MIN_SIZE = 4096       # elements
+_REUSE_WINDOW = 3            # a buffer is reused only within this many equations of its
+                             # making, while it is still in cache: writing over a
+                             # long-lived residual (e.g. a forward activation in the
+                             # backward pass) was measured slower than a fresh array
 
 
 def compile_graph(graph, host=False):
@@ -573,7 +577,7 @@ def compile_graph(graph, host=False):
     # transpose, real, ...): their buffers are never reused.
     viewed = {v.name for e in graph.eqns if not isinstance(e.prim.impl, np.ufunc)
               for v in e.invars if isinstance(v, Var)}
-    owned = set()        # temporaries made by ufuncs: fresh, writable arrays
+    owned = {}           # temporaries made by ufuncs (fresh, writable): name -> eqn index
     for k, e in enumerate(graph.eqns):
         fname = f"f{k}"
         impl = e.prim.impl
@@ -595,15 +599,19 @@ def compile_graph(graph, host=False):
             if (isinstance(impl, _FRESH) and impl is not np.matmul and not e.params
                     and len(o.shape) and int(np.prod(o.shape)) >= _REUSE_MIN_SIZE):
                 for v in e.invars:
-                    if (isinstance(v, Var) and v.name in owned and last_use.get(v.name) == k
+                    if (isinstance(v, Var) and k - owned.get(v.name, -_REUSE_WINDOW) < _REUSE_WINDOW
+                            and last_use.get(v.name) == k
                             and v.name not in outputs and v.name not in viewed
                             and v.shape == o.shape and v.dtype == o.dtype):
                         out_kw = f", out={ref(v)}"
-                        owned.discard(v.name)
+                        del owned[v.name]
                         break
             lines.append(f"    {target} = {fname}({args}{out_kw})" + (".item()" if o.weak else ""))
-            if isinstance(impl, _FRESH) and len(o.shape):
-                owned.add(o.name)
+            # (a matmul result is never written over: BLAS's threads have just written
+            # it from other cores, and an in-place update was measured 10-20% slower on
+            # the W2 step than a fresh array)
+            if isinstance(impl, _FRESH) and impl is not np.matmul and len(o.shape):
+                owned[o.name] = k
         dead = [ref(v) for v in {v.name: v for v in e.invars if isinstance(v, Var)}.values()
                 if last_use.get(v.name) == k and v.name not in outputs
                 and not names[v.name].startswith(("c", "i_"))]
