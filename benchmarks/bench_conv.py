@@ -10,15 +10,15 @@ Usage::
 
     python benchmarks/bench_conv.py                 # ms/step for both and the ratio
     python benchmarks/bench_conv.py --threads 1     # both libraries on one thread
-    python benchmarks/bench_conv.py --malloc-tuned  # glibc keeps freed memory (see below)
+    python benchmarks/bench_conv.py --keep-freed-memory  # glibc keeps freed memory (see below)
     python benchmarks/bench_conv.py --profile       # plus a cProfile of the funcgrad step
 
 Page faults: NumPy allocates every result with malloc, and glibc returns big freed
 blocks to the system, so each fresh array costs a page fault per 4 KiB on first touch.
 On a virtual machine that can cost as much as the arithmetic of this small network, and
 how often it happens depends on the allocator's history (which library ran before).
-The faults per step are printed; ``--malloc-tuned`` turns the trimming off for the whole
-process (both libraries) to compare the work itself.
+The faults per step are printed; ``--keep-freed-memory`` turns the trimming off for the whole
+process (both libraries; funcgrad.config keep_freed_memory) to compare the work itself.
 """
 from __future__ import annotations
 
@@ -80,9 +80,11 @@ def funcgrad_loss(params, x, onehot):
     return fnp.sum((lse - logits) * onehot) / float(logits.shape[0])
 
 
-def funcgrad_step_fn(params, x, labels):
+def funcgrad_step_fn(params, x, labels, jit=False):
     onehot = np.eye(10, dtype=np.float32)[labels]
     vg = funcgrad.value_and_grad(funcgrad_loss)
+    if jit:
+        vg = funcgrad.jit(vg)
     return lambda: vg(params, x, onehot)
 
 
@@ -125,13 +127,11 @@ def time_step(step, repeats, number):
 
 
 def tune_malloc():
-    """Keep freed memory in glibc's heap (no trimming, no mmap for big blocks), so that
-    fresh arrays stop costing a page fault per 4 KiB page. Applies to both libraries."""
-    import ctypes
-    libc = ctypes.CDLL("libc.so.6")
-    m_trim_threshold, m_mmap_threshold = -1, -3
-    return bool(libc.mallopt(m_mmap_threshold, 1 << 30) and
-                libc.mallopt(m_trim_threshold, 1 << 30))
+    """funcgrad's ``keep_freed_memory`` option: glibc keeps freed memory in its heap, so
+    fresh arrays stop costing a page fault per 4 KiB page. Process-wide: it applies to
+    both libraries."""
+    funcgrad.config.update("keep_freed_memory", True)
+    return funcgrad.config.read("keep_freed_memory")
 
 
 def main():
@@ -143,8 +143,10 @@ def main():
     ap.add_argument("--profile", action="store_true", help="cProfile the funcgrad step")
     ap.add_argument("--threads", type=int, default=None,
                     help="limit NumPy's BLAS (threadpoolctl) and PyTorch to this many threads")
-    ap.add_argument("--malloc-tuned", action="store_true",
-                    help="glibc mallopt: no heap trimming / mmap for big blocks (both libs)")
+    ap.add_argument("--keep-freed-memory", "--malloc-tuned", action="store_true",
+                    dest="malloc_tuned",
+                    help="funcgrad.config keep_freed_memory: glibc keeps freed memory "
+                         "(process-wide, both libraries)")
     args = ap.parse_args()
 
     if args.malloc_tuned and not tune_malloc():
@@ -157,6 +159,7 @@ def main():
     torch.set_num_threads(threads)
     params, x, labels = make_problem()
     fg = funcgrad_step_fn(params, x, labels)
+    fj = funcgrad_step_fn(params, x, labels, jit=True)
     th = torch_step_fn(params, x, labels)
 
     # the two must compute the same thing
@@ -169,9 +172,10 @@ def main():
           f"{'tuned' if args.malloc_tuned else 'default'}; loss funcgrad {float(lf):.6f} "
           f"torch {float(lt):.6f}; max |grad diff| {err:.2e}")
 
-    results = {"funcgrad": [], "pytorch": []}
+    results = {"funcgrad": [], "funcgrad-jit": [], "pytorch": []}
     for _ in range(args.rounds):
         results["funcgrad"].append(time_step(fg, args.repeats, args.number))
+        results["funcgrad-jit"].append(time_step(fj, args.repeats, args.number))
         results["pytorch"].append(time_step(th, args.repeats, args.number))
     summary = {}
     for name, rs in results.items():
@@ -182,9 +186,10 @@ def main():
         summary[name] = (best, med, cpu)
         print(f"{name:9s}: {best:7.3f} ms/step (best), {med:7.3f} (median); "
               f"CPU {cpu:7.3f} ms/step; {faults:6.0f} page faults/step")
-    (bf, mf, cf), (bt, mt, ct) = summary["funcgrad"], summary["pytorch"]
-    print(f"ratio funcgrad/pytorch: {bf / bt:.2f}x (best), {mf / mt:.2f}x (median), "
-          f"{cf / ct:.2f}x (CPU time)")
+    for name in ("funcgrad", "funcgrad-jit"):
+        (bf, mf, cf), (bt, mt, ct) = summary[name], summary["pytorch"]
+        print(f"ratio {name}/pytorch: {bf / bt:.2f}x (best), {mf / mt:.2f}x (median), "
+              f"{cf / ct:.2f}x (CPU time)")
 
     if args.profile:
         import cProfile

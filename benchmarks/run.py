@@ -32,6 +32,8 @@ import funcgrad.numpy as fnp  # noqa: E402
 
 
 def _peer(name):
+    if os.environ.get("FUNCGRAD_BENCH_PEERS") == "0":     # a child that measures alone
+        return None
     try:
         return __import__(name)
     except Exception:
@@ -339,11 +341,47 @@ def bench_jit():
     t0 = time.perf_counter()
     sj(params, xb, y)
     rows["W2 jit first call (trace + compile)"] = time.perf_counter() - t0
+    rows.update(_w2_eager_and_jit(step, sj, params, xb, y))
+    # the same in a fresh process that imports no peer (a user's script): the allocator's
+    # history (here shaped by PyTorch and JAX) decides how often fresh arrays page-fault
+    out = subprocess.run([sys.executable, os.path.abspath(__file__), "--w2-jit-child"],
+                         capture_output=True, text=True,
+                         env={**os.environ, "FUNCGRAD_BENCH_PEERS": "0"})
+    for line in out.stdout.splitlines():
+        key, _, value = line.partition("=")
+        if key.startswith("W2 "):
+            rows[key + " [fresh process]"] = float(value)
+    return rows
+
+
+_FAULTS = {}
+
+
+def _w2_eager_and_jit(step, sj, params, xb, y):
+    import resource
+    rows = {}
     for _ in range(3):      # interleaved rounds (allocator state; see bench_w2)
         for name, f in (("W2 train step (eager)", lambda: step(params, xb, y)),
                         ("W2 jit(train step)", lambda: sj(params, xb, y))):
+            f0 = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+            for _ in range(5):
+                f()
+            _FAULTS[name] = (resource.getrusage(resource.RUSAGE_SELF).ru_minflt - f0) / 5
             rows[name] = min(rows.get(name, float("inf")), best_time(f, repeat=3))
     return rows
+
+
+def _w2_jit_child():
+    params, xb, y = _w2_data()
+    vg = funcgrad.value_and_grad(lambda p, x, y: _w2_loss(p, x, y, fnp))
+
+    def step(p, x, y):
+        loss, grads = vg(p, x, y)
+        return loss, [(w - 0.01 * gw, b - 0.01 * gb) for (w, b), (gw, gb) in zip(p, grads)]
+    sj = funcgrad.jit(step)
+    sj(params, xb, y)
+    for k, v in _w2_eager_and_jit(step, sj, params, xb, y).items():
+        print(f"{k}={v}")
 
 
 # ---- checkpoint: peak memory of a 32-layer MLP gradient --------------------------------------
@@ -380,11 +418,27 @@ def bench_checkpoint():
 
 # ---- W5: a small CNN's value_and_grad (details in bench_conv.py) ------------------------
 def bench_w5():
+    """bench_conv.py in two fresh processes: glibc's default allocator settings, and
+    funcgrad.config keep_freed_memory (process-wide: PyTorch gets it too). Each process
+    times funcgrad eager, funcgrad jit and PyTorch eager in alternating rounds."""
     import bench_conv
-    params, x, labels = bench_conv.make_problem()
-    rows = {"funcgrad value_and_grad": best_time(bench_conv.funcgrad_step_fn(params, x, labels))}
-    if torch is not None:
-        rows["PyTorch eager value_and_grad"] = best_time(bench_conv.torch_step_fn(params, x, labels))
+    rows = {}
+    if torch is None:
+        params, x, labels = bench_conv.make_problem()
+        rows["funcgrad value_and_grad"] = best_time(bench_conv.funcgrad_step_fn(params, x, labels))
+        rows["funcgrad jit(value_and_grad)"] = best_time(
+            bench_conv.funcgrad_step_fn(params, x, labels, jit=True))
+        return rows
+    names = {"funcgrad": "funcgrad value_and_grad", "funcgrad-jit": "funcgrad jit(value_and_grad)",
+             "pytorch": "PyTorch eager value_and_grad"}
+    script = os.path.join(os.path.dirname(os.path.abspath(__file__)), "bench_conv.py")
+    for flag, suffix in (([], ""), (["--keep-freed-memory"], ", keep_freed_memory")):
+        out = subprocess.run([sys.executable, script, "--rounds", "2"] + flag,
+                             capture_output=True, text=True, env={**os.environ})
+        for line in out.stdout.splitlines():
+            head, _, rest = line.partition(":")
+            if head.strip() in names and "ms/step (best)" in rest:
+                rows[names[head.strip()] + suffix] = float(rest.split()[0]) * 1e-3
     if autograd is not None:
         rows["(autograd has no convolution primitive)"] = float("nan")
     return rows
@@ -489,9 +543,14 @@ def write_results(results):
             lines.append("- funcgrad value_and_grad / NumPy forward only: "
                          + _ratio(rows, "funcgrad value_and_grad", "NumPy forward only"))
         if name == "W5":
-            lines.append("- funcgrad / PyTorch eager: **" + _ratio(
-                rows, "funcgrad value_and_grad", "PyTorch eager value_and_grad")
-                + "** (target ≤ 1.0×; `python benchmarks/bench_conv.py` breaks the time down)")
+            for suffix, what in (("", "default allocator settings"),
+                                 (", keep_freed_memory", "keep_freed_memory on")):
+                for fg in ("funcgrad value_and_grad", "funcgrad jit(value_and_grad)"):
+                    lines.append(f"- {fg} / PyTorch eager ({what}): **" + _ratio(
+                        rows, fg + suffix, "PyTorch eager value_and_grad" + suffix)
+                        + "** (target ≤ 1.0×)")
+            lines.append("- each pair from one process, in alternating rounds; "
+                         "`python benchmarks/bench_conv.py` prints CPU time and page faults")
         if name == "random":
             lines.append("- funcgrad / NumPy: **" + _ratio(
                 rows, "funcgrad.random.normal, 10^6 float32", "NumPy default_rng().normal(size=10^6)")
@@ -511,7 +570,13 @@ def write_results(results):
             lines.append("- W1 speed-up of jit(grad) over grad: **" + _ratio(
                 rows, "W1 grad (eager)", "W1 jit(grad)") + "** (target ≥ 5×)")
             lines.append("- W2 jit step / eager step: **" + _ratio(
-                rows, "W2 jit(train step)", "W2 train step (eager)") + "** (target ≤ 0.9×)")
+                rows, "W2 jit(train step)", "W2 train step (eager)") + "** (target ≤ 0.9×) "
+                "in this process, after the peers ran; page faults per step: eager "
+                f"{_FAULTS.get('W2 train step (eager)', float('nan')):.0f}, jit "
+                f"{_FAULTS.get('W2 jit(train step)', float('nan')):.0f}")
+            lines.append("- W2 jit step / eager step in a fresh process without peers: **"
+                         + _ratio(rows, "W2 jit(train step) [fresh process]",
+                                  "W2 train step (eager) [fresh process]") + "**")
             lines.append(f"- W2 first-call tracing: **{rows['W2 jit first call (trace + compile)'] * 1e3:.0f} ms**"
                          " (target ≤ 50 ms; JAX's first call is about 600 ms)")
         if name == "checkpoint":
@@ -551,4 +616,7 @@ def _parse_sections(text):
 
 
 if __name__ == "__main__":
-    main(sys.argv[1:])
+    if sys.argv[1:] == ["--w2-jit-child"]:
+        _w2_jit_child()
+    else:
+        main(sys.argv[1:])

@@ -175,4 +175,8 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
+    # A script's own process: let glibc keep freed memory, so the fresh activation arrays
+    # of every step stop page-faulting (about 2x faster steps at this size; see
+    # funcgrad.config and benchmarks/RESULTS.md, W5).
+    funcgrad.config.update("keep_freed_memory", True)
     main()

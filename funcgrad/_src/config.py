@@ -6,6 +6,13 @@ Options:
     whose output contains a NaN that its inputs did not have, forward or backward, naming
     the primitive and the user's source line. Under ``jit``, functions run uncompiled
     while it is on. Costs a NaN check per operation.
+  keep_freed_memory (bool, default False): ask the C allocator (glibc's malloc, on
+    Linux) to keep freed memory for reuse instead of handing it back to the system, and
+    to serve arrays up to 32 MiB from its heap. Every fresh NumPy array otherwise risks
+    a page fault per 4 KiB page on first touch, which can double the time of a training
+    step on mid-sized arrays (see ``benchmarks/RESULTS.md``). Process-wide: the process
+    keeps its peak memory. Setting it back to False restores glibc's default thresholds
+    (without their dynamic adjustment). Elsewhere it warns and does nothing.
 """
 from __future__ import annotations
 
@@ -18,7 +25,7 @@ import numpy as np
 from . import core
 from .errors import FuncgradValueError
 
-_OPTIONS = {"debug_nans": False}
+_OPTIONS = {"debug_nans": False, "keep_freed_memory": False}
 
 
 def update(name, value):
@@ -26,9 +33,36 @@ def update(name, value):
     if name not in _OPTIONS:
         raise FuncgradValueError(
             f"funcgrad.config.update: unknown option {name!r}; known: {sorted(_OPTIONS)}")
-    _OPTIONS[name] = value
     if name == "debug_nans":
         core.nan_check = _check_nans if value else None
+    elif name == "keep_freed_memory":
+        value = bool(value) and _set_malloc(bool(value))
+    _OPTIONS[name] = value
+
+
+_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3      # glibc's mallopt parameters
+
+
+def _set_malloc(keep):
+    """glibc mallopt thresholds for ``keep_freed_memory``; False (with a warning) where
+    the allocator is not glibc's or refuses."""
+    import ctypes
+    import ctypes.util
+    import warnings
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        libc.gnu_get_libc_version       # glibc only
+        mallopt = libc.mallopt
+    except (OSError, AttributeError):
+        warnings.warn("funcgrad.config: keep_freed_memory needs glibc's malloc (Linux); "
+                      "it has no effect here", RuntimeWarning, stacklevel=3)
+        return False
+    trim, mmap = (1 << 30, 32 << 20) if keep else (128 << 10, 128 << 10)
+    ok = mallopt(_M_TRIM_THRESHOLD, trim) == 1 and mallopt(_M_MMAP_THRESHOLD, mmap) == 1
+    if not ok:
+        warnings.warn("funcgrad.config: glibc refused the keep_freed_memory thresholds; "
+                      "it has no effect", RuntimeWarning, stacklevel=3)
+    return ok and keep
 
 
 def read(name):
