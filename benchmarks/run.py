@@ -516,7 +516,7 @@ def write_results(results):
               "Times are best of several repeats; the ratios in a section come from one run (sections "
               "may come from different runs). Workloads on large arrays (W2, W5, checkpoint) vary "
               "by up to 2× between runs: every fresh NumPy array can cost page faults, depending "
-              "on the allocator's state (see bench_conv.py --malloc-tuned).\n")
+              "on the allocator's state (funcgrad.config keep_freed_memory; bench_conv.py --keep-freed-memory).\n")
     for name, rows in results.items():
         lines = [f"## {name}", ""]
         lines += ["| what | time |", "| --- | --- |"]
