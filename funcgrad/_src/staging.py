@@ -17,6 +17,7 @@ from __future__ import annotations
 import functools
 import inspect
 import itertools
+import math
 
 import numpy as np
 
@@ -685,7 +686,8 @@ def _fusible(e, xp):
             and not e.prim.multiple_results and hasattr(xp, impl.__name__)
             and not e.outvars[0].weak
             and all(isinstance(v, Var) and not v.weak or isinstance(v, Literal)
-                    and type(v.value) in (bool, int, float) for v in e.invars))
+                    and type(v.value) in (bool, int, float) and math.isfinite(v.value)
+                    for v in e.invars))
 
 
 def fuse_elementwise(graph, xp):
