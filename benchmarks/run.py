@@ -330,13 +330,7 @@ def bench_jit():
     np.testing.assert_allclose(gj(x), g(x))
     rows["W1 grad (eager)"] = best_time(lambda: g(x))
     rows["W1 jit(grad)"] = best_time(lambda: gj(x))
-    params, xb, y = _w2_data()
-    vg = funcgrad.value_and_grad(lambda p, x, y: _w2_loss(p, x, y, fnp))
-
-    def step(p, x, y):
-        loss, grads = vg(p, x, y)
-        return loss, [(w - 0.01 * gw, b - 0.01 * gb) for (w, b), (gw, gb) in zip(p, grads)]
-
+    params, xb, y, step = _w2_funcgrad_step()
     sj = funcgrad.jit(step)
     t0 = time.perf_counter()
     sj(params, xb, y)
@@ -371,13 +365,19 @@ def _w2_eager_and_jit(step, sj, params, xb, y):
     return rows
 
 
-def _w2_jit_child():
+def _w2_funcgrad_step():
+    """W2's data and funcgrad train step (value_and_grad, then SGD)."""
     params, xb, y = _w2_data()
     vg = funcgrad.value_and_grad(lambda p, x, y: _w2_loss(p, x, y, fnp))
 
     def step(p, x, y):
         loss, grads = vg(p, x, y)
         return loss, [(w - 0.01 * gw, b - 0.01 * gb) for (w, b), (gw, gb) in zip(p, grads)]
+    return params, xb, y, step
+
+
+def _w2_jit_child():
+    params, xb, y, step = _w2_funcgrad_step()
     sj = funcgrad.jit(step)
     sj(params, xb, y)
     for k, v in _w2_eager_and_jit(step, sj, params, xb, y).items():

@@ -541,6 +541,16 @@ _REUSE_WINDOW = 3            # a buffer is reused only within this many equation
                              # backward pass) was measured slower than a fresh array
 
 
+def _last_uses(graph):
+    """Variable name -> index of the last equation that reads it."""
+    last = {}
+    for k, e in enumerate(graph.eqns):
+        for v in e.invars:
+            if isinstance(v, Var):
+                last[v.name] = k
+    return last
+
+
 def compile_graph(graph, host=False):
     """Straight-line Python for ``graph``: returns ``f(*flat_inputs) -> list of outputs``.
 
@@ -568,11 +578,7 @@ def compile_graph(graph, host=False):
         names[v.name] = f"c{k}"
         ns[f"c{k}"] = x
     # last use of each variable, to free temporaries and to reuse their buffers
-    last_use = {}
-    for k, e in enumerate(graph.eqns):
-        for v in e.invars:
-            if isinstance(v, Var):
-                last_use[v.name] = k
+    last_use = _last_uses(graph)
     outputs = {v.name for v in graph.outvars if isinstance(v, Var)}
     # Values read by anything but a ufunc may live on in a view (getitem, reshape,
     # transpose, real, ...): their buffers are never reused.
@@ -695,11 +701,7 @@ def fuse_elementwise(graph, xp):
     equation whose implementation is ``xp.fuse`` of generated code calling ``xp``'s
     ufuncs; results are cast back to the dtypes the graph recorded (the module's scalar
     promotion may differ from NumPy's). Everything else is left as it is."""
-    uses_after = {}
-    for k, e in enumerate(graph.eqns):
-        for v in e.invars:
-            if isinstance(v, Var):
-                uses_after[v.name] = k
+    uses_after = _last_uses(graph)
     final = {v.name for v in graph.outvars if isinstance(v, Var)}
     eqns, run = [], []
 
