@@ -554,3 +554,46 @@ def test_keep_freed_memory_option_round_trip_and_errors():
     with pytest.raises(ValueError, match="unknown option"):
         funcgrad.config.update("keep_freed_mem", True)
     assert funcgrad.config.read("keep_freed_memory") is False
+
+
+# ---- jit's graph rewrites against eager evaluation, on random programs ----------------------
+from hypothesis import given, settings, strategies as st  # noqa: E402
+
+_OPS = ["neg", "mulc", "rmulc", "divc", "mul", "div", "divs", "add", "sub", "sin", "exp",
+        "sum", "reshape", "bcast"]
+
+
+@given(st.lists(st.tuples(st.sampled_from(_OPS), st.integers(0, 7),
+                          st.sampled_from([2.0, -0.5, 3, 1e-3, 0.75, -1.0])),
+                min_size=1, max_size=14),
+       st.sampled_from([np.float64, np.float32]))
+@settings(max_examples=100)     # more than the CI profile's 12: programs are many-shaped
+def test_jit_rewrites_match_eager_on_random_programs(prog, dtype):
+    def f(x, y):
+        vals = [x, y, x * y]
+        for op, k, c in prog:
+            a, b = vals[k % len(vals)], vals[(k + 1) % len(vals)]
+            if a.shape != b.shape:
+                b = a
+            r = {"neg": lambda: -a, "mulc": lambda: a * c, "rmulc": lambda: c * a,
+                 "divc": lambda: a / c,
+                 "mul": lambda: a * b, "div": lambda: a / (fnp.abs(b) + 1),
+                 "divs": lambda: (a * c) / (fnp.exp(fnp.sin(b)) * -c),
+                 "add": lambda: a + b, "sub": lambda: a - b, "sin": lambda: fnp.sin(a),
+                 "exp": lambda: fnp.exp(-fnp.abs(a)), "sum": lambda: fnp.sum(a, axis=0),
+                 "reshape": lambda: fnp.reshape(a, (-1,)),
+                 "bcast": lambda: a * fnp.ones((2,) + a.shape, a.dtype)}[op]()
+            vals.append(r)
+        return fnp.sum(vals[-1] * vals[-1]) + fnp.sum(vals[-2])
+
+    x = np.linspace(-1, 1, 6).reshape(2, 3).astype(dtype)
+    y = np.linspace(0.5, 2, 6).reshape(2, 3).astype(dtype)
+    tol = 1e-4 if dtype is np.float32 else 1e-10
+    for fun in (f, grad(f, argnums=(0, 1))):
+        jf = jit(fun)
+        jf(x, y)
+        ref, out = fun(x, y), jf(x, y)
+        for r, o in zip(ref if isinstance(ref, tuple) else (ref,),
+                        out if isinstance(out, tuple) else (out,)):
+            assert np.asarray(o).dtype == np.asarray(r).dtype
+            np.testing.assert_allclose(o, r, rtol=tol, atol=tol)
