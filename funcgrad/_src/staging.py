@@ -831,7 +831,9 @@ def jit(fun, static_argnums=(), static_argnames=()):
                {k: v for k, v in kwargs.items() if k not in names})
         flat, tree = tree_flatten(dyn)
         try:
-            key = (tree, tuple(_signature(x) for x in flat), statics)
+            # (the default device too: constants made inside follow it)
+            key = (tree, tuple(_signature(x) for x in flat), statics,
+                   _backend._default_device.get())
             hash(key)
         except TypeError:
             raise FuncgradTypeError(
@@ -844,7 +846,8 @@ def jit(fun, static_argnums=(), static_argnames=()):
 
     @functools.wraps(fun)
     def jitted(*args, **kwargs):
-        if no_statics and not kwargs and _core.nan_check is None:
+        if (no_statics and not kwargs and _core.nan_check is None
+                and _backend._default_device.get() is None):
             try:
                 entry = fast.get(tuple([(type(a), a.shape, a.dtype) for a in args]))
             except AttributeError:
@@ -872,7 +875,7 @@ def jit(fun, static_argnums=(), static_argnames=()):
                     except TypeError:        # mixed modules: the first call raised already
                         xp = None
                 cache[key] = entry = _Compiled(graph, host, None if xp is np else xp)
-                if no_statics and not kwargs and all(
+                if no_statics and not kwargs and key[3] is None and all(
                         type(a) is np.ndarray or _backend.is_device_array(a) for a in args):
                     fast[tuple([(type(a), a.shape, a.dtype) for a in args])] = entry
             return out

@@ -189,3 +189,21 @@ def test_fusion_keeps_non_finite_literals_out_of_generated_code():
     for e in fused.eqns:
         if e.prim.name.startswith("fused["):
             assert "inf" not in e.prim.impl.source
+
+
+def test_jit_cache_follows_the_default_device():
+    # a jitted function that makes arrays inside: traced again under another default device
+    from funcgrad._src.testing_backend import StandInArray, standin_xp
+    calls = []
+
+    def f(n):
+        calls.append(1)
+        return fnp.arange(n) * 2.0
+
+    jf = funcgrad.jit(f, static_argnums=0)
+    assert type(jf(3)) is np.ndarray
+    with funcgrad.default_device(standin_xp):
+        out = jf(3)
+        assert type(out) is StandInArray and type(jf(3)) is StandInArray
+    assert type(jf(3)) is np.ndarray and len(calls) == 2 and jf.cache_size() == 2
+    np.testing.assert_array_equal(out.get(), [0.0, 2.0, 4.0])
