@@ -1,14 +1,17 @@
 """GPU benchmarks: W2 (MLP train step) at batch 128 and 4096 and W5 (small CNN
-value_and_grad) at batch 256, with funcgrad on CuPy arrays and, when present, PyTorch
-on CUDA, in the same run. Writes benchmarks/GPU_REPORT.md.
+value_and_grad) at batch 256, with funcgrad on CuPy arrays (eager and jit) and, when
+present, PyTorch on CUDA, in the same run. Writes benchmarks/GPU_REPORT.md.
 
-    python benchmarks/bench_gpu.py
+    python benchmarks/bench_gpu.py              # needs CuPy and a CUDA device
+    python benchmarks/bench_gpu.py --dry-run    # the same code on the CPU stand-in for a
+                                                # device module (checks the script, not
+                                                # the speed; writes no report)
 
-Needs CuPy and a CUDA device (it exits with a message otherwise). Installs nothing.
-Written without a GPU at hand: the first run on a GPU machine is its first test.
+Installs nothing. Every timed step is checked against the same step on the CPU first.
 """
 from __future__ import annotations
 
+import argparse
 import os
 import sys
 import time
@@ -23,9 +26,27 @@ import funcgrad  # noqa: E402
 import funcgrad.numpy as fnp  # noqa: E402
 
 
-def _sync():
-    import cupy
-    cupy.cuda.Device().synchronize()
+class Target:
+    """Where funcgrad's arrays go, and how to wait for the device."""
+
+    def __init__(self, dry_run):
+        self.dry_run = dry_run
+        if dry_run:
+            from funcgrad._src.testing_backend import standin_xp
+            self.device = standin_xp
+        else:
+            self.device = "gpu"
+
+    def put(self, tree):
+        return funcgrad.device_put(tree, self.device)
+
+    def host(self, tree):
+        return funcgrad.device_put(tree, "cpu")
+
+    def sync(self):
+        if not self.dry_run:
+            import cupy
+            cupy.cuda.Device().synchronize()
 
 
 def best_time(f, sync, repeat=5, number=10):
@@ -41,73 +62,121 @@ def best_time(f, sync, repeat=5, number=10):
     return best
 
 
-def w2(batch, rows):
+def _torch_cuda():
+    try:
+        import torch
+    except ImportError:
+        return None
+    return torch if torch.cuda.is_available() else None
+
+
+def _check(what, dev_tree, host_tree, target, rtol=2e-3, atol=2e-4):
+    for a, b in zip(funcgrad.tree_util.tree_leaves(target.host(dev_tree)),
+                    funcgrad.tree_util.tree_leaves(host_tree)):
+        np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=rtol, atol=atol,
+                                   err_msg=what)
+
+
+def w2(batch, rows, target, repeat, number):
     import run
-    params, x, y = run._w2_data()
+    params, _, _ = run._w2_data()
     rng = np.random.default_rng(1)
     x = rng.normal(size=(batch, 784)).astype(np.float32)
     y = rng.integers(0, 10, batch)
-    gp, gx, gy = funcgrad.device_put((params, x, y), "gpu")
-    vg = funcgrad.value_and_grad(lambda p: run._w2_loss(p, gx, gy, fnp))
+    vg = funcgrad.value_and_grad(lambda p, x, y: run._w2_loss(p, x, y, fnp))
 
-    def step():
-        loss, grads = vg(gp)
-        return [(w - 0.01 * gw, b - 0.01 * gb) for (w, b), (gw, gb) in zip(gp, grads)]
-    rows[f"W2 batch {batch}: funcgrad (CuPy) train step"] = best_time(step, _sync)
-    sj = funcgrad.jit(lambda p: step())
-    rows[f"W2 batch {batch}: funcgrad jit train step"] = best_time(lambda: sj(gp), _sync)
-    try:
-        import torch
-        if not torch.cuda.is_available():
-            raise ImportError
-    except ImportError:
+    def step(p, x, y):
+        loss, grads = vg(p, x, y)
+        return loss, [(w - 0.01 * gw, b - 0.01 * gb) for (w, b), (gw, gb) in zip(p, grads)]
+
+    gp, gx, gy = target.put((params, x, y))
+    sj = funcgrad.jit(step)
+    ref = step(params, x, y)
+    _check(f"W2 batch {batch} eager", step(gp, gx, gy), ref, target)
+    sj(gp, gx, gy)
+    _check(f"W2 batch {batch} jit", sj(gp, gx, gy), ref, target)
+    rows[f"W2 batch {batch}: funcgrad (CuPy) train step"] = best_time(
+        lambda: step(gp, gx, gy), target.sync, repeat, number)
+    rows[f"W2 batch {batch}: funcgrad jit train step"] = best_time(
+        lambda: sj(gp, gx, gy), target.sync, repeat, number)
+    torch = None if target.dry_run else _torch_cuda()
+    if torch is None:
         return
     tp = [(torch.tensor(w, device="cuda", requires_grad=True),
            torch.tensor(b, device="cuda", requires_grad=True)) for w, b in params]
     xt, yt = torch.tensor(x, device="cuda"), torch.tensor(y, device="cuda")
 
     def tstep():
-        for w, b in tp:
-            w.grad = b.grad = None
         h = xt
         for i, (w, b) in enumerate(tp):
             h = h @ w + b
             if i < len(tp) - 1:
                 h = torch.relu(h)
-        torch.nn.functional.cross_entropy(h, yt).backward()
+        loss = torch.nn.functional.cross_entropy(h, yt)
+        grads = torch.autograd.grad(loss, [t for wb in tp for t in wb])
         with torch.no_grad():
-            for w, b in tp:
-                w -= 0.01 * w.grad
-                b -= 0.01 * b.grad
+            return loss, [t - 0.01 * g for t, g in zip([t for wb in tp for t in wb], grads)]
     rows[f"W2 batch {batch}: PyTorch CUDA eager train step"] = best_time(
-        tstep, torch.cuda.synchronize)
+        tstep, torch.cuda.synchronize, repeat, number)
 
 
-def w5(batch, rows):
+def w5(batch, rows, target, repeat, number):
     import bench_conv
     bench_conv.BATCH = batch
     params, x, labels = bench_conv.make_problem()
-    gp, gx, gl = funcgrad.device_put((params, x, labels), "gpu")
+    onehot = np.eye(10, dtype=np.float32)[labels]
+    vg = funcgrad.value_and_grad(bench_conv.funcgrad_loss)
+    vj = funcgrad.jit(vg)
+    gp, gx, go = target.put((params, x, onehot))
+    ref = vg(params, x, onehot)
+    _check(f"W5 batch {batch} eager", vg(gp, gx, go), ref, target)
+    vj(gp, gx, go)
+    _check(f"W5 batch {batch} jit", vj(gp, gx, go), ref, target)
     rows[f"W5 batch {batch}: funcgrad (CuPy) value_and_grad"] = best_time(
-        bench_conv.funcgrad_step_fn(gp, gx, gl), _sync)
+        lambda: vg(gp, gx, go), target.sync, repeat, number)
+    rows[f"W5 batch {batch}: funcgrad jit value_and_grad"] = best_time(
+        lambda: vj(gp, gx, go), target.sync, repeat, number)
+    torch = None if target.dry_run else _torch_cuda()
+    if torch is None:
+        return
+    import torch.nn.functional as F
+    p = {k: torch.tensor(v, device="cuda", requires_grad=True) for k, v in params.items()}
+    xt, yt = torch.tensor(x, device="cuda"), torch.tensor(labels, device="cuda")
+
+    def tstep():
+        h = F.max_pool2d(F.relu(F.conv2d(xt, p["w1"], p["b1"], padding=1)), 2)
+        h = F.max_pool2d(F.relu(F.conv2d(h, p["w2"], p["b2"], padding=1)), 2)
+        loss = F.cross_entropy(h.reshape(h.shape[0], -1) @ p["w3"] + p["b3"], yt)
+        return loss, torch.autograd.grad(loss, list(p.values()))
+    rows[f"W5 batch {batch}: PyTorch CUDA eager value_and_grad"] = best_time(
+        tstep, torch.cuda.synchronize, repeat, number)
 
 
-def main():
-    if "gpu:0" not in funcgrad.devices():
-        print("bench_gpu: no CuPy/CUDA device here; nothing to do")
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--dry-run", action="store_true",
+                    help="run on the CPU stand-in for a device module (no GPU needed)")
+    args = ap.parse_args(argv)
+    if not args.dry_run and "gpu:0" not in funcgrad.devices():
+        print("bench_gpu: no CuPy/CUDA device here; nothing to do (try --dry-run)")
         return 1
+    target = Target(args.dry_run)
+    repeat, number = (1, 1) if args.dry_run else (5, 10)
     rows = {}
-    for batch in (128, 4096):
-        w2(batch, rows)
-    w5(256, rows)
+    for batch in ((16, 64) if args.dry_run else (128, 4096)):
+        w2(batch, rows, target, repeat, number)
+    w5(8 if args.dry_run else 256, rows, target, repeat, number)
     lines = ["# GPU benchmark report", "", "Written by `python benchmarks/bench_gpu.py`.", "",
              "| what | time |", "| --- | --- |"]
     lines += [f"| {k} | {v * 1e3:.3f} ms |" for k, v in rows.items()]
-    a = rows.get("W2 batch 4096: funcgrad (CuPy) train step")
-    b = rows.get("W2 batch 4096: PyTorch CUDA eager train step")
-    if a and b:
-        lines += ["", f"- W2 at batch 4096, funcgrad / PyTorch CUDA eager: **{a / b:.2f}×** "
-                      "(target ≤ 1.3×)"]
+    for what in ("W2 batch 4096: funcgrad (CuPy) train step",
+                 "W2 batch 4096: funcgrad jit train step"):
+        a, b = rows.get(what), rows.get("W2 batch 4096: PyTorch CUDA eager train step")
+        if a and b:
+            lines += [f"- {what} / PyTorch CUDA eager: **{a / b:.2f}×** (target ≤ 1.3×)"]
+    if args.dry_run:
+        print("bench_gpu --dry-run: every step ran and matched the CPU on the stand-in")
+        return 0
     with open(os.path.join(HERE, "GPU_REPORT.md"), "w") as fh:
         fh.write("\n".join(lines) + "\n")
     print("\n".join(lines))
