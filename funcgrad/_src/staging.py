@@ -14,6 +14,7 @@ casts) and generates straight-line Python code for it, reusing dead temporaries 
 """
 from __future__ import annotations
 
+import collections
 import functools
 import inspect
 import itertools
@@ -432,21 +433,27 @@ def _scale_limit(dtype):
 
 
 def _fold_scales(eqns, outvars):
-    """Fold negations and multiplications by Python scalars into the next operation that
-    can carry them, so that a chain such as ``-(g * e) * (2 * x) * 1.0001`` becomes one
-    product and, at the end, one multiplication by the accumulated constant.
+    """Fold negations and multiplications by Python scalars into the operations that can
+    carry them, so that a chain such as ``-(g * e) * (2 * x) * 1.0001`` becomes one
+    product and, once, one multiplication by the accumulated constant, applied where the
+    array is smallest.
 
     Each variable may be known as ``c * base``: negative and multiply/divide by a scalar
-    only change ``c``; multiply and divide of two such variables multiply their bases and
-    their constants; add and subtract of two with the same constant add their bases; sum
-    and reshape carry ``c`` through. Any other use materialises ``c * base`` once, under
-    the variable's own name. Only floating and complex arrays take part, only where no
-    input is broadcast to a larger shape (the deferred product must not grow), and only
-    while the constant stays within :func:`_scale_limit`. Results may differ from
+    only change ``c``; multiply, divide and matmul of two such variables combine their
+    bases and their constants; add and subtract of two with the same constant act on the
+    bases; sum and reshape carry ``c`` through. Any other use materialises ``c * base`` once, under the variable's own
+    name; when the base is a matmul result used nowhere else, the constant goes onto the
+    matmul's smaller operand instead (``(a @ b) * c = a @ (b * c)``). Only floating and
+    complex arrays take part, only where no input is broadcast to a larger shape, and
+    only while the constant stays within :func:`_scale_limit`. Results may differ from
     step-by-step evaluation in the last bit, as with any reassociation."""
     from .prims.elementwise import multiply_p, negative_p
     scaled = {}      # name -> (c, base Var)
     done = set()     # names already materialised
+    made_by = {}     # name of a matmul result -> its equation (in ``out``)
+    final = {v.name for v in outvars if isinstance(v, Var)}
+    uses = collections.Counter(v.name for e in eqns for v in e.invars if isinstance(v, Var))
+    left = collections.Counter(uses)    # uses not yet reached in the walk
     out = []
     count = itertools.count()
 
@@ -457,6 +464,31 @@ def _fold_scales(eqns, outvars):
     def ok(v):
         return isinstance(v, Var) and not v.weak and v.dtype.kind in "fc"
 
+    def size(v):
+        return math.prod(v.shape)
+
+    def pull_back(v, c, base):
+        """``v = c * (a @ b)`` as ``a @ (b * c)`` (or ``(a * c) @ b``): True if done."""
+        e = made_by.get(base.name)
+        if e is None or base.name in final or uses[base.name] > 1:
+            return False           # the product itself is needed elsewhere
+        if any(w != v.name and w not in done and b is base and (left[w] or w in final)
+               for w, (_, b) in scaled.items()):
+            return False           # another scaled view of the same product, still needed
+        i = next(k for k in range(len(out) - 1, -1, -1) if out[k] is e)
+        if any(base in f.invars for f in out[i + 1:]):
+            return False
+        j = min((0, 1), key=lambda j: size(e.invars[j]))
+        small = e.invars[j]
+        if size(small) >= size(v) or not ok(small) or small.dtype != v.dtype:
+            return False
+        s2 = fresh(small)
+        ins = list(e.invars)
+        ins[j] = s2
+        out[i:i + 1] = [Eqn(multiply_p, [small, Literal(c)], {}, [s2]),
+                        Eqn(e.prim, ins, e.params, [v])]
+        return True
+
     def get(v):
         """The variable with its constant applied (materialised on first use)."""
         if isinstance(v, Var) and v.name in scaled and v.name not in done:
@@ -464,8 +496,9 @@ def _fold_scales(eqns, outvars):
             if c == 1:
                 return base
             done.add(v.name)
-            out.append(Eqn(negative_p, [base], {}, [v]) if c == -1 else
-                       Eqn(multiply_p, [base, Literal(c)], {}, [v]))
+            if not pull_back(v, c, base):
+                out.append(Eqn(negative_p, [base], {}, [v]) if c == -1 else
+                           Eqn(multiply_p, [base, Literal(c)], {}, [v]))
         return v
 
     def parts(v):
@@ -481,8 +514,20 @@ def _fold_scales(eqns, outvars):
             return True
         return False
 
+    def emit(e, o, c, ins):
+        """``o = c * prim(*ins)``: the equation on the bases, ``o`` known as scaled."""
+        nb = fresh(o)
+        if not keep(o, c, nb):
+            return False
+        ne = Eqn(e.prim, ins, e.params, [nb])
+        out.append(ne)
+        if e.prim.name == "matmul":
+            made_by[nb.name] = ne
+        return True
+
     for e in eqns:
         name, inv = e.prim.name, e.invars
+        left.subtract(v.name for v in inv if isinstance(v, Var))
         o = e.outvars[0] if len(e.outvars) == 1 else None
         if o is not None and ok(o) and not e.prim.multiple_results:
             if name == "negative" and ok(inv[0]):
@@ -502,29 +547,29 @@ def _fold_scales(eqns, outvars):
                 elif ok(x) and ok(y) and x.shape == y.shape == o.shape and (
                         x.name in scaled or y.name in scaled):
                     (cx, bx), (cy, by) = parts(x), parts(y)
-                    c = cx * cy if name == "multiply" else cx / cy
-                    nb = fresh(o)
-                    if keep(o, c, nb):
-                        out.append(Eqn(e.prim, [bx, by], e.params, [nb]))
+                    if emit(e, o, cx * cy if name == "multiply" else cx / cy, [bx, by]):
                         continue
+            elif name == "matmul" and ok(inv[0]) and ok(inv[1]) and (
+                    inv[0].name in scaled or inv[1].name in scaled):
+                (cx, bx), (cy, by) = parts(inv[0]), parts(inv[1])
+                if emit(e, o, cx * cy, [bx, by]):
+                    continue
             elif name in ("add", "subtract") and len(inv) == 2:
                 x, y = inv
                 if ok(x) and ok(y) and x.shape == y.shape == o.shape and (
                         x.name in scaled or y.name in scaled):
                     (cx, bx), (cy, by) = parts(x), parts(y)
-                    if cx == cy:
-                        nb = fresh(o)
-                        if keep(o, cx, nb):
-                            out.append(Eqn(e.prim, [bx, by], e.params, [nb]))
-                            continue
+                    if cx == cy and emit(e, o, cx, [bx, by]):
+                        continue
             elif name in ("sum", "reshape") and ok(inv[0]) and inv[0].name in scaled and (
                     o.dtype == inv[0].dtype):
                 c, b = parts(inv[0])
-                nb = fresh(o)
-                if keep(o, c, nb):
-                    out.append(Eqn(e.prim, [b] + list(inv[1:]), e.params, [nb]))
+                if emit(e, o, c, [b] + list(inv[1:])):
                     continue
-        out.append(Eqn(e.prim, [get(v) for v in inv], e.params, e.outvars))
+        ne = Eqn(e.prim, [get(v) for v in inv], e.params, e.outvars)
+        out.append(ne)
+        if name == "matmul" and o is not None:
+            made_by[o.name] = ne
     outvars = [get(v) for v in outvars]
     return out, outvars
 

@@ -560,7 +560,7 @@ def test_keep_freed_memory_option_round_trip_and_errors():
 from hypothesis import given, settings, strategies as st  # noqa: E402
 
 _OPS = ["neg", "mulc", "rmulc", "divc", "mul", "div", "divs", "add", "sub", "sin", "exp",
-        "sum", "reshape", "bcast"]
+        "sum", "reshape", "bcast", "mm", "mmT"]
 
 
 @given(st.lists(st.tuples(st.sampled_from(_OPS), st.integers(0, 7),
@@ -582,7 +582,11 @@ def test_jit_rewrites_match_eager_on_random_programs(prog, dtype):
                  "add": lambda: a + b, "sub": lambda: a - b, "sin": lambda: fnp.sin(a),
                  "exp": lambda: fnp.exp(-fnp.abs(a)), "sum": lambda: fnp.sum(a, axis=0),
                  "reshape": lambda: fnp.reshape(a, (-1,)),
-                 "bcast": lambda: a * fnp.ones((2,) + a.shape, a.dtype)}[op]()
+                 "bcast": lambda: a * fnp.ones((2,) + a.shape, a.dtype),
+                 "mm": lambda: (a @ fnp.swapaxes(b, -1, -2) if a.ndim >= 2 else a @ b)
+                 if a.ndim else a,
+                 "mmT": lambda: (fnp.swapaxes(a, -1, -2) @ b if a.ndim >= 2 else a @ b)
+                 if a.ndim else a}[op]()
             vals.append(r)
         return fnp.sum(vals[-1] * vals[-1]) + fnp.sum(vals[-2])
 
@@ -597,3 +601,55 @@ def test_jit_rewrites_match_eager_on_random_programs(prog, dtype):
                         out if isinstance(out, tuple) else (out,)):
             assert np.asarray(o).dtype == np.asarray(r).dtype
             np.testing.assert_allclose(o, r, rtol=tol, atol=tol)
+
+
+def test_jit_moves_scalar_factors_onto_the_smaller_matmul_operand():
+    rng = np.random.default_rng(0)
+    a = rng.normal(size=(40, 6)).astype(np.float32)
+    b = rng.normal(size=(6, 30)).astype(np.float32)
+    w = rng.normal(size=(40, 30)).astype(np.float32)
+
+    def sgd(w, a, b):                      # w - 0.01 * (a @ b): the SGD update's shape
+        return w - 0.01 * -(a @ (0.5 * b))
+
+    jf = jit(sgd)
+    jf(w, a, b)
+    np.testing.assert_allclose(jf(w, a, b), sgd(w, a, b), rtol=1e-6, atol=1e-6)
+    eqns = jf.lower(w, a, b).eqns
+    scaled = [e for e in eqns if e.prim.name == "multiply"]
+    assert len(scaled) == 1 and scaled[0].outvars[0].shape in ((40, 6), (6, 30)), eqns
+    assert "negative" not in [e.prim.name for e in eqns]
+
+    # the product is also returned (or used again): the factor is not moved into it
+    def both(w, a, b):
+        p = a @ b
+        return w - 0.01 * p, p
+
+    jb = jit(both)
+    jb(w, a, b)
+    for o, r in zip(jb(w, a, b), both(w, a, b)):
+        np.testing.assert_allclose(o, r, rtol=1e-6, atol=1e-6)
+    mults = [e for e in jb.lower(w, a, b).eqns if e.prim.name == "multiply"]
+    assert [e.outvars[0].shape for e in mults] == [(40, 30)]
+
+
+def test_jit_matmul_factor_move_respects_other_uses_of_the_product():
+    rng = np.random.default_rng(1)
+    a = rng.normal(size=(20, 4))
+    b = rng.normal(size=(4, 20))
+    w = rng.normal(size=(20, 20))
+
+    def later_use(w, a, b):               # the product is read again after the scaling
+        t = a @ b
+        u = 0.01 * t
+        return (w - u) + fnp.sin(t)
+
+    def shared(w, a, b):                  # two scaled views of one product
+        o1 = (a @ b) * 0.5
+        o2 = -o1
+        return (w - o1) * fnp.exp(o2)
+
+    for f in (later_use, shared):
+        jf = jit(f)
+        jf(w, a, b)
+        np.testing.assert_allclose(jf(w, a, b), f(w, a, b), rtol=1e-12, atol=1e-12)
