@@ -210,8 +210,9 @@ def _dtype_of(ans):
 
 def _step(d):
     """1 where d > 0, 1/2 where d == 0, 0 below: the weight of one side of a max.
-    (``sign(d)/2 + 1/2``: seven times faster than NumPy's ``heaviside``.)"""
-    return sign(d) * 0.5 + 0.5
+    (``(sign(d) + 1) / 2``: seven times faster than NumPy's ``heaviside``, and under jit
+    the halving folds into the products that follow.)"""
+    return (sign(d) + 1) * 0.5
 
 
 def _diff(a, b):
