@@ -702,8 +702,22 @@ def _ufunc_literal(impl, v, invars, ns):
         return None
     if rt.kind not in "fc":
         return None
+    z = np.asarray(v.value, dtype=rt)
+    # the ufunc must accept it and give the same dtype (e.g. not an integer-only operand)
+    def sample(u, lit):
+        if isinstance(u, Var):
+            return np.ones((), u.dtype).item() if u.weak else np.ones(1, u.dtype)
+        return lit if u is v else getattr(u, "value", None)
+    try:
+        with np.errstate(all="ignore"):
+            same = (np.asarray(impl(*[sample(u, z) for u in invars])).dtype
+                    == np.asarray(impl(*[sample(u, v.value) for u in invars])).dtype)
+    except Exception:        # noqa: BLE001 - any refusal means: keep the Python scalar
+        return None
+    if not same:
+        return None
     k = f"l{len(ns)}"
-    ns[k] = np.asarray(v.value, dtype=rt)
+    ns[k] = z
     return k
 
 

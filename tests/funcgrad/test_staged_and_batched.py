@@ -653,3 +653,13 @@ def test_jit_matmul_factor_move_respects_other_uses_of_the_product():
         jf = jit(f)
         jf(w, a, b)
         np.testing.assert_allclose(jf(w, a, b), f(w, a, b), rtol=1e-12, atol=1e-12)
+
+
+def test_jit_literal_conversion_checks_the_ufunc_accepts_it():
+    # ldexp's exponent must stay an integer: a float 0-d array would be refused
+    from funcgrad._src.staging import Literal, Var, _ufunc_literal
+    x, three = Var("a", (3,), np.float32), Literal(3)
+    assert _ufunc_literal(np.ldexp, three, [x, three], {}) is None
+    ns = {}
+    name = _ufunc_literal(np.multiply, three, [x, three], ns)
+    assert ns[name].dtype == np.float32 and ns[name] == 3
