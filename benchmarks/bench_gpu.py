@@ -77,6 +77,21 @@ def _check(what, dev_tree, host_tree, target, rtol=2e-3, atol=2e-4):
                                    err_msg=what)
 
 
+def _time_funcgrad(what, kind, fun, host_args, rows, target, repeat, number):
+    """``fun`` eager and under jit on the device copies of ``host_args``: each checked
+    against the CPU result, then timed."""
+    dev_args = target.put(host_args)
+    jf = funcgrad.jit(fun)
+    ref = fun(*host_args)
+    _check(f"{what} eager", fun(*dev_args), ref, target)
+    jf(*dev_args)
+    _check(f"{what} jit", jf(*dev_args), ref, target)
+    rows[f"{what}: funcgrad (CuPy) {kind}"] = best_time(
+        lambda: fun(*dev_args), target.sync, repeat, number)
+    rows[f"{what}: funcgrad jit {kind}"] = best_time(
+        lambda: jf(*dev_args), target.sync, repeat, number)
+
+
 def w2(batch, rows, target, repeat, number):
     import run
     params, _, _ = run._w2_data()
@@ -89,16 +104,8 @@ def w2(batch, rows, target, repeat, number):
         loss, grads = vg(p, x, y)
         return loss, [(w - 0.01 * gw, b - 0.01 * gb) for (w, b), (gw, gb) in zip(p, grads)]
 
-    gp, gx, gy = target.put((params, x, y))
-    sj = funcgrad.jit(step)
-    ref = step(params, x, y)
-    _check(f"W2 batch {batch} eager", step(gp, gx, gy), ref, target)
-    sj(gp, gx, gy)
-    _check(f"W2 batch {batch} jit", sj(gp, gx, gy), ref, target)
-    rows[f"W2 batch {batch}: funcgrad (CuPy) train step"] = best_time(
-        lambda: step(gp, gx, gy), target.sync, repeat, number)
-    rows[f"W2 batch {batch}: funcgrad jit train step"] = best_time(
-        lambda: sj(gp, gx, gy), target.sync, repeat, number)
+    _time_funcgrad(f"W2 batch {batch}", "train step", step, (params, x, y), rows, target,
+                   repeat, number)
     torch = None if target.dry_run else _torch_cuda()
     if torch is None:
         return
@@ -126,16 +133,8 @@ def w5(batch, rows, target, repeat, number):
     params, x, labels = bench_conv.make_problem()
     onehot = np.eye(10, dtype=np.float32)[labels]
     vg = funcgrad.value_and_grad(bench_conv.funcgrad_loss)
-    vj = funcgrad.jit(vg)
-    gp, gx, go = target.put((params, x, onehot))
-    ref = vg(params, x, onehot)
-    _check(f"W5 batch {batch} eager", vg(gp, gx, go), ref, target)
-    vj(gp, gx, go)
-    _check(f"W5 batch {batch} jit", vj(gp, gx, go), ref, target)
-    rows[f"W5 batch {batch}: funcgrad (CuPy) value_and_grad"] = best_time(
-        lambda: vg(gp, gx, go), target.sync, repeat, number)
-    rows[f"W5 batch {batch}: funcgrad jit value_and_grad"] = best_time(
-        lambda: vj(gp, gx, go), target.sync, repeat, number)
+    _time_funcgrad(f"W5 batch {batch}", "value_and_grad", vg, (params, x, onehot), rows,
+                   target, repeat, number)
     torch = None if target.dry_run else _torch_cuda()
     if torch is None:
         return
