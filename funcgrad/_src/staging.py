@@ -747,7 +747,8 @@ _HOST_TYPES = (np.ndarray, bool, int, float, complex)
 
 def _fusible(e, xp):
     impl = e.prim.impl
-    return (isinstance(impl, np.ufunc) and impl.nout == 1 and not e.params
+    return (isinstance(impl, np.ufunc) and impl.signature is None   # not matmul & co.
+            and impl.nout == 1 and not e.params
             and not e.prim.multiple_results and hasattr(xp, impl.__name__)
             and not e.outvars[0].weak
             and all(isinstance(v, Var) and not v.weak or isinstance(v, Literal)
