@@ -23,7 +23,6 @@ sys.path.insert(0, os.path.dirname(HERE))
 sys.path.insert(0, HERE)
 
 import funcgrad  # noqa: E402
-import funcgrad.numpy as fnp  # noqa: E402
 
 
 class Target:
@@ -94,37 +93,18 @@ def _time_funcgrad(what, kind, fun, host_args, rows, target, repeat, number):
 
 def w2(batch, rows, target, repeat, number):
     import run
-    params, _, _ = run._w2_data()
+    params, _, _, step = run._w2_funcgrad_step()     # the step is generic in (p, x, y)
     rng = np.random.default_rng(1)
     x = rng.normal(size=(batch, 784)).astype(np.float32)
     y = rng.integers(0, 10, batch)
-    vg = funcgrad.value_and_grad(lambda p, x, y: run._w2_loss(p, x, y, fnp))
-
-    def step(p, x, y):
-        loss, grads = vg(p, x, y)
-        return loss, [(w - 0.01 * gw, b - 0.01 * gb) for (w, b), (gw, gb) in zip(p, grads)]
-
     _time_funcgrad(f"W2 batch {batch}", "train step", step, (params, x, y), rows, target,
                    repeat, number)
     torch = None if target.dry_run else _torch_cuda()
     if torch is None:
         return
-    tp = [(torch.tensor(w, device="cuda", requires_grad=True),
-           torch.tensor(b, device="cuda", requires_grad=True)) for w, b in params]
-    xt, yt = torch.tensor(x, device="cuda"), torch.tensor(y, device="cuda")
-
-    def tstep():
-        h = xt
-        for i, (w, b) in enumerate(tp):
-            h = h @ w + b
-            if i < len(tp) - 1:
-                h = torch.relu(h)
-        loss = torch.nn.functional.cross_entropy(h, yt)
-        grads = torch.autograd.grad(loss, [t for wb in tp for t in wb])
-        with torch.no_grad():
-            return loss, [t - 0.01 * g for t, g in zip([t for wb in tp for t in wb], grads)]
     rows[f"W2 batch {batch}: PyTorch CUDA eager train step"] = best_time(
-        tstep, torch.cuda.synchronize, repeat, number)
+        run.w2_torch_step(torch, params, x, y, "cuda"), torch.cuda.synchronize, repeat,
+        number)
 
 
 def w5(batch, rows, target, repeat, number):

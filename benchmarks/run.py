@@ -200,26 +200,7 @@ def bench_w2():
         for name, f in timed.items():
             rows[name] = min(rows.get(name, float("inf")), best_time(f, repeat=3))
     if torch is not None:
-        tp = [(torch.tensor(w, requires_grad=True), torch.tensor(b, requires_grad=True))
-              for w, b in params]
-        xt = torch.tensor(x)
-        yt = torch.tensor(y)
-
-        def tstep():
-            for w, b in tp:
-                w.grad = b.grad = None
-            h = xt
-            for i, (w, b) in enumerate(tp):
-                h = h @ w + b
-                if i < len(tp) - 1:
-                    h = torch.relu(h)
-            loss = torch.nn.functional.cross_entropy(h, yt)
-            loss.backward()
-            with torch.no_grad():
-                for w, b in tp:
-                    w -= 0.01 * w.grad
-                    b -= 0.01 * b.grad
-        rows["PyTorch eager train step"] = best_time(tstep)
+        rows["PyTorch eager train step"] = best_time(w2_torch_step(torch, params, x, y))
     if autograd is not None:
         import autograd.numpy as anp
         ga = autograd.value_and_grad(lambda p: _w2_loss(p, x, y, anp))
@@ -364,6 +345,29 @@ def _w2_eager_and_jit(step, sj, params, xb, y):
             _FAULTS[name] = (resource.getrusage(resource.RUSAGE_SELF).ru_minflt - f0) / 5
             rows[name] = min(rows.get(name, float("inf")), best_time(f, repeat=3))
     return rows
+
+
+def w2_torch_step(torch, params, x, y, device="cpu"):
+    """W2's PyTorch eager train step (backward, then in-place SGD) on ``device``."""
+    tp = [(torch.tensor(w, device=device, requires_grad=True),
+           torch.tensor(b, device=device, requires_grad=True)) for w, b in params]
+    xt, yt = torch.tensor(x, device=device), torch.tensor(y, device=device)
+
+    def tstep():
+        for w, b in tp:
+            w.grad = b.grad = None
+        h = xt
+        for i, (w, b) in enumerate(tp):
+            h = h @ w + b
+            if i < len(tp) - 1:
+                h = torch.relu(h)
+        loss = torch.nn.functional.cross_entropy(h, yt)
+        loss.backward()
+        with torch.no_grad():
+            for w, b in tp:
+                w -= 0.01 * w.grad
+                b -= 0.01 * b.grad
+    return tstep
 
 
 def _w2_funcgrad_step():

@@ -13,7 +13,3 @@ def test_bench_gpu_dry_run_on_the_standin():
     assert out.returncode == 0, out.stdout + out.stderr
     assert "matched the CPU on the stand-in" in out.stdout
 
-
-def test_gpu_check_script_names_the_gpu_tests_and_benchmarks():
-    text = open(os.path.join(ROOT, "benchmarks", "gpu_check.sh")).read()
-    assert "-m gpu" in text and "bench_gpu.py" in text

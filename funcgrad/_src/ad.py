@@ -13,13 +13,9 @@ import numpy as np
 
 from .backend import dtype_name
 from . import core as _core
-from .core import _np as _core_np
+from .core import _np
 from .core import Trace, Tracer, bind
 from .errors import FuncgradTypeError, FuncgradValueError
-
-
-def _np():
-    return _core_np()
 
 
 # --------------------------------------------------------------------------------------

@@ -13,13 +13,9 @@ import numpy as np
 from . import ad
 from .backend import dtype_name, float0
 from .core import Primitive, Tracer, bind, defjvp, defvjp, new_trace
-from .core import _np as _core_np
+from .core import _np as _fnp
 from .errors import FuncgradTypeError, FuncgradValueError, UnexpectedTracerError
 from .tree_util import tree_flatten, tree_map, tree_unflatten, treedef_is_leaf
-
-
-def _fnp():
-    return _core_np()
 
 
 def _fname(f):

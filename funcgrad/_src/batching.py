@@ -16,12 +16,8 @@ import warnings
 import numpy as np
 
 from .core import Trace, Tracer, bind
-from .core import _np as _core_np
+from .core import _np
 from .errors import FuncgradValueError
-
-
-def _np():
-    return _core_np()
 
 
 class BatchTracer(Tracer):

@@ -15,13 +15,9 @@ import numpy as np
 
 from . import ad
 from .core import Primitive, Tracer, find_top_trace
-from .core import _np as _core_np
+from .core import _np as _fnp
 from .errors import FuncgradTypeError, FuncgradValueError
 from .tree_util import tree_flatten, tree_map, tree_structure, tree_unflatten
-
-
-def _fnp():
-    return _core_np()
 
 
 def _resolve_kwargs(fun, args, kwargs):

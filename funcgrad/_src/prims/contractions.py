@@ -11,6 +11,7 @@ import string
 import numpy as np
 
 from ..backend import dtype_name
+from ..batching import move_to_front
 from ..core import Primitive, bind, defjvp, defvjp
 from ..errors import FuncgradValueError
 from . import reductions as _red
@@ -271,12 +272,6 @@ def outer(a, b):
 
 
 # ---- batching rules (vmap) -------------------------------------------------------------
-def move_to_front(x, d):
-    if d is None or d == 0:
-        return x
-    return _shape.moveaxis(x, d, 0)
-
-
 def _matmul_batch(vals, dims):
     (a, b), (da, db) = vals, dims
     ra = len(a.shape) - (da is not None)
@@ -325,7 +320,6 @@ def _einsum_batch(vals, dims, subscripts):
     used = set(subscripts)
     letter = next(c for c in string.ascii_letters if c not in used)
     new_ins = [letter + s if d is not None else s for s, d in zip(ins, dims)]
-    from ..batching import move_to_front
     moved = [move_to_front(v, d) for v, d in zip(vals, dims)]
     return bind(einsum_p, *moved, subscripts=",".join(new_ins) + "->" + letter + out), 0
 
