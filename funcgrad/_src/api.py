@@ -11,6 +11,7 @@ import operator
 import numpy as np
 
 from . import ad
+from . import rows as _rows
 from .backend import dtype_name, float0
 from .core import Primitive, Tracer, bind, defjvp, defvjp, new_trace
 from .core import _np as _fnp
@@ -73,6 +74,7 @@ def _as_array(x, what):
 
 
 stop_gradient_p = Primitive("stop_gradient", lambda x: x)   # no rules: derivative zero
+stop_gradient_p.rows = _rows.identity_rows                  # jit's batch splitting
 stop_gradient_p.batch = lambda vals, dims: (bind(stop_gradient_p, vals[0]), dims[0])
 
 

@@ -31,9 +31,10 @@ class Primitive:
       vjp:   optional whole rule ``vjp(cotangent, ans, args, wanted, **params) -> list``
         giving the cotangent of each argument whose index is in ``wanted``.
       batch: optional batching rule (see the batching transformation).
+      rows:  optional row rule: how jit may run it on slices of a batch (see rows.py).
     """
 
-    __slots__ = ("name", "impl", "jvp_rules", "jvp", "vjp_rules", "vjp", "batch",
+    __slots__ = ("name", "impl", "jvp_rules", "jvp", "vjp_rules", "vjp", "batch", "rows",
                  "multiple_results", "effectful", "__weakref__")
 
     def __init__(self, name, impl, *, multiple_results=False):
@@ -42,6 +43,7 @@ class Primitive:
         self.multiple_results = multiple_results
         self.jvp_rules = self.jvp = self.vjp_rules = self.vjp = None
         self.batch = None
+        self.rows = None           # row rule: how jit splits it over a batch (rows.py)
         self.effectful = False     # True: never removed by dead-code elimination
 
     def bind(self, *args, **params):

@@ -24,6 +24,7 @@ import numpy as np
 
 from . import backend as _backend
 from . import core as _core
+from . import rows as _rows
 from .backend import dtype_name
 from .core import Primitive, Trace, Tracer, bind, new_trace
 from .errors import ConcretizationTypeError, FuncgradTypeError, FuncgradValueError
@@ -831,6 +832,11 @@ class _Compiled:
         self.fused = (fuse_elementwise(self.graph, xp)
                       if xp is not None and hasattr(xp, "fuse") else None)
         self.fn = compile_graph(self.fused or self.graph, host)
+        if host:
+            # a training step over a batch: run it on slices of the batch on all threads
+            plan = _rows.analyze(self.graph)
+            if plan is not None:
+                self.fn = _rows.build(self.graph, plan, self.fn, compile_graph, Var, Graph)
         self.out_tree = graph.out_tree
         self.out_leaf = graph.out_tree.node_type is None
 
@@ -843,7 +849,12 @@ def jit(fun, static_argnums=(), static_argnames=()):
     The replayed code folds negations and scalar factors into neighbouring operations,
     so results can differ from eager evaluation in the last bit (as XLA's can in JAX).
     On CuPy arrays each run of elementwise operations is compiled into one kernel
-    (``cupy.fuse``); on NumPy arrays, big temporaries are reused (``out=``).
+    (``cupy.fuse``); on NumPy arrays, big temporaries are reused (``out=``), and a graph
+    that does the same for every row of a batch (a training step whose loss sums or
+    averages over examples) runs on slices of the batch on worker threads at once, its
+    partial sums added at the end (row splitting: rules and threshold in
+    ``funcgrad/_src/rows.py``; threads: ``FUNCGRAD_NUM_THREADS``, else NumPy's BLAS
+    thread count). Partial sums make results differ from eager in the last bits too.
 
     Composes with every transformation in both orders: under ``grad``/``jvp``/``vmap``
     the function is traced by them directly. ``.cache_size()`` tells how many signatures

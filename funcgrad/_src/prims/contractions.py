@@ -10,6 +10,7 @@ import string
 
 import numpy as np
 
+from .. import rows as _rows
 from ..backend import dtype_name
 from ..batching import move_to_front
 from ..core import Primitive, bind, defjvp, defvjp
@@ -326,3 +327,50 @@ def _einsum_batch(vals, dims, subscripts):
 
 matmul_p.batch = _matmul_batch
 einsum_p.batch = _einsum_batch
+
+
+# ---- row rule (jit's batch splitting, see rows.py) ---------------------------------------
+def _matmul_rows(kinds, invars, outvars, params, batch):
+    ka, kb = kinds
+    a, b = invars
+    na, nb, no = len(a.shape), len(b.shape), len(outvars[0].shape)
+    if na < 2 or nb < 2:
+        return None
+    if ka is _rows.S or kb is _rows.S:          # linear in each operand
+        return ([_rows.S], None, {}) if _rows.U in (ka, kb) else None
+    if kb is _rows.U:
+        d = ka[1]
+        if d == na - 1:                 # the batch is contracted: slice b's rows with it
+            return ([_rows.S], None, {1: nb - 2}) if b.shape[-2] == batch else None
+        if d == na - 2:
+            return [_rows.R(no - 2)], None, {}
+        return _stacked_rows(d, na, b, 1, no, batch)
+    if ka is _rows.U:
+        d = kb[1]
+        if d == nb - 2:
+            return ([_rows.S], None, {0: na - 1}) if a.shape[-1] == batch else None
+        if d == nb - 1:
+            return [_rows.R(no - 1)], None, {}
+        return _stacked_rows(d, nb, a, 0, no, batch)
+    da, db = ka[1], kb[1]
+    if da == na - 1 and db == nb - 2:            # x.T @ g over the batch: a partial sum
+        return [_rows.S], None, {}
+    if da < na - 2 and db < nb - 2 and da - na == db - nb:
+        return [_rows.R(no + da - na)], None, {}
+    return None
+
+
+def _stacked_rows(d, n, other, other_index, no, batch):
+    """Rows along a stacking axis of one operand; the other operand's matching stacking
+    axis is broadcast (length 1 or absent) or sliced along with it."""
+    out = no + d - n
+    a = out - (no - len(other.shape))
+    if 0 <= a < len(other.shape) - 2:
+        if other.shape[a] == batch:
+            return [_rows.R(out)], None, {other_index: a}
+        if other.shape[a] != 1:
+            return None
+    return [_rows.R(out)], None, {}
+
+
+matmul_p.rows = _matmul_rows

@@ -495,7 +495,11 @@ _install_operators()
 # ---- batching rules (vmap): every elementwise primitive broadcasts -------------------
 def _attach_batching():
     from ..batching import broadcasting_batch, defbatch
-    defbatch(broadcasting_batch, *[p for p in globals().values() if isinstance(p, Primitive)])
+    prims = [p for p in globals().values() if isinstance(p, Primitive)]
+    defbatch(broadcasting_batch, *prims)
+    from ..rows import broadcasting_rows          # jit's batch splitting
+    for p in prims:
+        p.rows = broadcasting_rows(p)
 
 
 _attach_batching()

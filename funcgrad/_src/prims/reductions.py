@@ -259,6 +259,11 @@ def argmin(a, axis=None, out=None, *, keepdims=False):
 def _attach_batching():
     from ..batching import defbatch, reduction_batch
     defbatch(reduction_batch, sum_p, prod_p, max_p, min_p, all_p, any_p, argmax_p, argmin_p)
+    # row rules (jit's batch splitting): only a sum may reduce the batch axis
+    from ..rows import reduction_rows
+    sum_p.rows = reduction_rows(sum_p, linear=True)
+    for p in (prod_p, max_p, min_p, all_p, any_p, argmax_p, argmin_p):
+        p.rows = reduction_rows(p)
 
 
 _attach_batching()

@@ -7,10 +7,12 @@ cotangent back to its input's shape and dtype.
 from __future__ import annotations
 
 import builtins
+import math
 import operator
 
 import numpy as np
 
+from .. import rows as _rows
 from ..backend import array_module, dtype_name
 from ..core import Primitive, Tracer, bind, defjvp, defvjp
 from ..errors import FuncgradTypeError, FuncgradValueError
@@ -522,3 +524,50 @@ transpose_p.batch = _transpose_batch
 broadcast_to_p.batch = _broadcast_to_batch
 astype_p.batch = _astype_batch
 concatenate_p.batch = _concat_batch
+
+
+# ---- row rules (jit's batch splitting, see rows.py) -------------------------------------
+def _reshape_rows(kinds, invars, outvars, params, batch):
+    k = kinds[0]
+    if k is _rows.S:
+        return [_rows.S], None, {}
+    old, new = tuple(invars[0].shape), tuple(params["shape"])
+    d = k[1]
+    before = math.prod(old[:d])
+    # the batch axis survives when the dimensions before it multiply to the same count
+    for d2 in range(len(new)):
+        if math.prod(new[:d2]) == before and new[d2] == old[d]:
+            return ([_rows.R(d2)],
+                    lambda c: _rows.with_length(params, "shape", d2, c), {})
+        if math.prod(new[:d2]) > before:
+            break
+    return None
+
+
+def _transpose_rows(kinds, invars, outvars, params, batch):
+    k = kinds[0]
+    if k is _rows.S:
+        return [_rows.S], None, {}
+    return [_rows.R(list(params["axes"]).index(k[1]))], None, {}
+
+
+def _broadcast_to_rows(kinds, invars, outvars, params, batch):
+    k = kinds[0]
+    if k is _rows.S:                  # broadcasting is linear: partial sums stay partial
+        return [_rows.S], None, {}
+    d = k[1] + len(params["shape"]) - len(invars[0].shape)
+    return [_rows.R(d)], lambda c: _rows.with_length(params, "shape", d, c), {}
+
+
+def _astype_rows(kinds, invars, outvars, params, batch):
+    if kinds[0] is _rows.S:
+        # casting partial sums is linear only between floating (or complex) dtypes
+        inexact = (invars[0].dtype.kind in "fc" and np.dtype(outvars[0].dtype).kind in "fc")
+        return ([_rows.S], None, {}) if inexact else None
+    return [kinds[0]], None, {}
+
+
+reshape_p.rows = _reshape_rows
+transpose_p.rows = _transpose_rows
+broadcast_to_p.rows = _broadcast_to_rows
+astype_p.rows = _astype_rows

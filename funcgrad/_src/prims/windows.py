@@ -35,12 +35,13 @@ import functools
 import itertools
 import math
 import operator
-import os
 import threading
 from typing import NamedTuple
 
 import numpy as np
 
+from .. import rows as _rows
+from .. import threads as _threads
 from ..backend import array_module, dtype_name
 from ..core import Primitive, Tracer, bind, defjvp, defvjp
 from ..errors import FuncgradTypeError, FuncgradValueError
@@ -363,76 +364,10 @@ def _conv_lhs_ct_impl(g, rhs, *, lhs_shape, window_strides, padding, lhs_dilatio
     return out
 
 
-# ---- threads ------------------------------------------------------------------------------
-_threads = {"n": None, "executor": None, "pid": None}
-_lock = threading.Lock()
-_local = threading.local()
-_MIN_CHUNK_WORK = 1 << 16      # elements of im2col buffer per thread worth a hand-off
-
-
-def set_num_threads(n):
-    """Use ``n`` threads for the convolution and pooling implementations, which split
-    their batch over threads because their per-image matrix products are too small for
-    BLAS to thread. ``None`` restores the default: the environment variable
-    ``FUNCGRAD_NUM_THREADS``, else NumPy's BLAS thread count (through threadpoolctl, when
-    installed), else the CPUs this process may run on."""
-    with _lock:
-        _threads["n"] = None if n is None else max(1, int(n))
-
-
-def num_threads():
-    """The number of threads the convolution and pooling implementations use."""
-    n = _threads["n"]
-    if n is None:
-        n = _threads["n"] = _default_threads()
-    return n
-
-
-def _default_threads():
-    env = os.environ.get("FUNCGRAD_NUM_THREADS")
-    if env and env.isdigit() and int(env) > 0:
-        return int(env)
-    try:
-        from threadpoolctl import threadpool_info
-        counts = [i["num_threads"] for i in threadpool_info() if i.get("user_api") == "blas"]
-        if counts:
-            return max(counts)
-    except Exception:      # threadpoolctl is optional; any failure means "unknown"
-        pass
-    try:
-        return len(os.sched_getaffinity(0))
-    except (AttributeError, OSError):
-        return os.cpu_count() or 1
-
-
-def _map_batch(fn, n, work_per_item):
-    """``[fn(start, stop) for each chunk of range(n)]``, the chunks run on ``num_threads()``
-    threads (this one included) when each gets enough work; serial inside a chunk."""
-    k = min(num_threads(), n, max(1, (n * work_per_item) // _MIN_CHUNK_WORK))
-    if k <= 1 or getattr(_local, "busy", False):
-        return [fn(0, n)]
-    with _lock:
-        ex = _threads["executor"]
-        if ex is None or ex._max_workers < k - 1 or _threads["pid"] != os.getpid():
-            # (a forked child inherits the executor but not its threads: make a new one)
-            from concurrent.futures import ThreadPoolExecutor
-            if ex is not None and _threads["pid"] == os.getpid():
-                ex.shutdown(wait=False)
-            ex = _threads["executor"] = ThreadPoolExecutor(
-                k - 1, thread_name_prefix="funcgrad-conv", initializer=_mark_busy)
-            _threads["pid"] = os.getpid()
-    bounds = [(j * n // k, (j + 1) * n // k) for j in range(k)]
-    futures = [ex.submit(fn, a, b) for a, b in bounds[1:]]
-    _local.busy = True
-    try:
-        first = fn(*bounds[0])
-    finally:
-        _local.busy = False
-    return [first] + [f.result() for f in futures]
-
-
-def _mark_busy():
-    _local.busy = True
+# ---- threads (shared with jit's row splitting: see funcgrad/_src/threads.py) -----------
+_map_batch = _threads.map_batch
+set_num_threads = _threads.set_num_threads
+num_threads = _threads.num_threads
 
 
 def _lhs_ct_params(out_spatial, kernel, lhs_shape, window_strides, padding, lhs_dilation,
@@ -1314,3 +1249,35 @@ conv_kernel_ct_p.batch = _conv_kernel_ct_batch
 conv_lhs_ct_p.batch = _conv_lhs_ct_batch
 for _p in (window_sum_p, window_sum_t_p, window_max_p, window_gather_p, window_scatter_p):
     _p.batch = _window_batch(_p)
+
+
+# ---- row rules (jit's batch splitting, see rows.py): the batch axis of the canonical
+# layout is axis 0; the kernel is whole; the kernel cotangent sums over the batch.
+def _conv_rows(kinds, invars, outvars, params, batch):
+    if kinds[0] == _rows.R(0) and kinds[1] is _rows.U:
+        return [_rows.R(0)], None, {}
+    return None
+
+
+def _conv_kernel_ct_rows(kinds, invars, outvars, params, batch):
+    if kinds[0] == _rows.R(0) and kinds[1] == _rows.R(0):
+        return [_rows.S], None, {}
+    return None
+
+
+def _window_rows(kinds, invars, outvars, params, batch):
+    """Every operand in rows along the same axis, and no window spans that axis."""
+    d = kinds[0][1] if kinds[0][0] == "R" else None
+    if d is None or any(k != _rows.R(d) for k in kinds) or (
+            params["window_dimensions"][d] != 1 or params["window_strides"][d] != 1 or
+            tuple(params["padding"][d]) != (0, 0) or params["base_dilation"][d] != 1):
+        return None
+    resize = None if "operand_shape" not in params else (
+        lambda c: _rows.with_length(params, "operand_shape", d, c))
+    return [_rows.R(d)] * len(outvars), resize, {}
+
+
+conv_p.rows = conv_lhs_ct_p.rows = _conv_rows
+conv_kernel_ct_p.rows = _conv_kernel_ct_rows
+for _p in (window_sum_p, window_sum_t_p, window_max_p, window_gather_p, window_scatter_p):
+    _p.rows = _window_rows

@@ -1,0 +1,259 @@
+"""jit's row splitting (funcgrad/_src/rows.py): a graph run on slices of its batch on
+several threads must give what the whole graph gives, for every kind of value (rows,
+partial sums, whole values) and every way back from slices to whole values."""
+import numpy as np
+import pytest
+from hypothesis import given, settings, strategies as st
+
+import funcgrad
+import funcgrad.lax as lax
+import funcgrad.numpy as fnp
+from funcgrad import grad, jit, value_and_grad
+from funcgrad._src import rows, threads
+
+
+@pytest.fixture
+def split(monkeypatch):
+    """Split every graph that can be split (no work threshold) over 2 threads, and count
+    the splits: ``split.calls`` lists the batch length of each."""
+    monkeypatch.setattr(rows, "MIN_ROW_WORK", 0)
+    monkeypatch.setattr(rows, "MAX_JOIN_FRACTION", float("inf"))
+    old = threads._state["n"]
+    threads.set_num_threads(2)
+    calls = []
+    real = threads.map_batch
+
+    def spy(fn, n, work):
+        if not threads.in_split():
+            calls.append(n)
+        return real(fn, n, work)
+    monkeypatch.setattr(rows._threads, "map_batch", spy)
+
+    class Split:
+        pass
+    s = Split()
+    s.calls = calls
+    s.set_threads = threads.set_num_threads
+    yield s
+    threads._state["n"] = old
+
+
+def _same(out, ref, tol):
+    out_l, ref_l = funcgrad.tree_util.tree_leaves(out), funcgrad.tree_util.tree_leaves(ref)
+    assert len(out_l) == len(ref_l)
+    for o, r in zip(out_l, ref_l):
+        assert np.asarray(o).dtype == np.asarray(r).dtype
+        assert np.shape(o) == np.shape(r)
+        np.testing.assert_allclose(o, r, rtol=tol, atol=tol)
+
+
+def _check(split, fun, *args, tol=1e-12, expect_split=True):
+    jf = jit(fun)
+    first = jf(*args)                    # traced (runs eagerly)
+    n = len(split.calls)
+    out = jf(*args)                      # compiled
+    _same(out, fun(*args), tol)
+    _same(first, out, tol)
+    if expect_split:
+        assert len(split.calls) > n, "the compiled graph did not run on slices"
+    return jf
+
+
+def _mlp(params, x, y):
+    (w1, b1), (w2, b2) = params
+    h = fnp.tanh(x @ w1 + b1)
+    logits = h @ w2 + b2
+    lse = fnp.log(fnp.sum(fnp.exp(logits), axis=1))
+    return fnp.mean(lse - fnp.sum(logits * y, axis=1))
+
+
+def _mlp_data(batch, dtype=np.float64, seed=0):
+    rng = np.random.default_rng(seed)
+    params = [(rng.normal(size=(5, 7)).astype(dtype), rng.normal(size=7).astype(dtype)),
+              (rng.normal(size=(7, 3)).astype(dtype), rng.normal(size=3).astype(dtype))]
+    x = rng.normal(size=(batch, 5)).astype(dtype)
+    y = np.eye(3, dtype=dtype)[rng.integers(0, 3, batch)]
+    return params, x, y
+
+
+@pytest.mark.parametrize("batch", [2, 7, 64])
+def test_split_training_step_matches_whole_graph(split, batch):
+    params, x, y = _mlp_data(batch)
+    _check(split, value_and_grad(_mlp), params, x, y)
+    assert split.calls[-1] == batch
+
+
+@pytest.mark.parametrize("nthreads", [2, 3, 5])
+def test_split_over_more_threads_and_uneven_slices(split, nthreads):
+    split.set_threads(nthreads)
+    params, x, y = _mlp_data(11)
+    _check(split, value_and_grad(_mlp), params, x, y)
+
+
+def test_split_keeps_float32(split):
+    params, x, y = _mlp_data(16, np.float32)
+    loss, g = _check(split, value_and_grad(_mlp), params, x, y, tol=1e-5)(params, x, y)
+    assert loss.dtype == np.float32
+    assert all(leaf.dtype == np.float32 for leaf in funcgrad.tree_util.tree_leaves(g))
+
+
+def test_split_convnet_step_matches_whole_graph(split):
+    rng = np.random.default_rng(1)
+    p = {"w1": rng.normal(size=(4, 2, 3, 3)), "b1": rng.normal(size=4),
+         "w2": rng.normal(size=(6, 4, 3, 3)), "w3": rng.normal(size=(6 * 2 * 2, 3))}
+    x = rng.normal(size=(6, 2, 9, 9))
+    y = np.eye(3)[rng.integers(0, 3, 6)]
+
+    def loss(p, x, y):
+        h = lax.conv_general_dilated(x, p["w1"], (1, 1), "SAME")
+        h = fnp.maximum(h + fnp.reshape(p["b1"], (1, -1, 1, 1)), 0.0)
+        h = lax.max_pool(h, (2, 2))                        # 9x9 -> 4x4
+        h = lax.conv_general_dilated(h, p["w2"], (1, 1), ((1, 1), (1, 1)),
+                                     dimension_numbers=("NCHW", "OIHW", "NCHW"))
+        h = lax.avg_pool(fnp.tanh(h), (2, 2))              # 4x4 -> 2x2
+        logits = fnp.reshape(h, (h.shape[0], -1)) @ p["w3"]
+        return -fnp.mean(fnp.sum(logits * y, axis=1)) + fnp.mean(logits ** 2)
+
+    _check(split, value_and_grad(loss), p, x, y)
+
+
+def test_split_nhwc_layout_and_pooling_return_rows(split):
+    rng = np.random.default_rng(2)
+    w = rng.normal(size=(3, 3, 2, 4))
+    x = rng.normal(size=(5, 8, 8, 2))
+
+    def f(x, w):       # per-example outputs (rows, joined by concatenation)
+        h = lax.conv_general_dilated(x, w, (1, 1), "SAME",
+                                     dimension_numbers=("NHWC", "HWIO", "NHWC"))
+        return lax.reduce_window(h, -np.inf, lax.max, (1, 2, 2, 1), (1, 2, 2, 1), "VALID")
+
+    _check(split, f, x, w)
+    _check(split, grad(lambda x, w: fnp.sum(fnp.sin(f(x, w)))), x, w)
+
+
+def test_split_with_every_kind_of_output(split):
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=(8, 4))
+    w = rng.normal(size=(4, 4))
+    c = rng.normal(size=(8, 4))            # a closed-over constant of the batch's length
+
+    def f(x, w):
+        h = fnp.sin(x @ w) * c             # rows (the constant is sliced with them)
+        return {"rows": h, "sum": fnp.sum(h, axis=0), "gram": h.T @ h,
+                "whole": w * 2.0, "scaled": 3.0 * fnp.sum(h) / 8.0, "count": fnp.sum(h > 0)}
+
+    out = _check(split, f, x, w)(x, w)
+    assert out["count"].dtype == np.sum(np.ones(2) > 0).dtype
+
+
+@pytest.mark.parametrize("kind", ["max_over_batch", "nonlinear_of_sum", "sgd_update",
+                                  "flatten_batch", "sum_plus_rows"])
+def test_values_that_need_the_whole_batch_run_after_the_split(split, kind):
+    rng = np.random.default_rng(4)
+    x = rng.normal(size=(6, 3))
+    w = rng.normal(size=(3, 3))
+
+    def f(x, w):
+        h = fnp.tanh(x @ w)
+        if kind == "max_over_batch":
+            return h - fnp.max(h, axis=0)
+        if kind == "nonlinear_of_sum":
+            return fnp.sqrt(fnp.sum(h * h, axis=0))
+        if kind == "sgd_update":
+            return w - 0.1 * grad(lambda w: fnp.sum(fnp.tanh(x @ w) ** 2))(w)
+        if kind == "flatten_batch":
+            return fnp.cumsum(fnp.reshape(h, (-1,)))
+        return h + fnp.mean(h, axis=0)
+
+    _check(split, f, x, w)
+    _check(split, grad(lambda x, w: fnp.sum(f(x, w) ** 2), argnums=(0, 1)), x, w)
+
+
+def test_stacked_matmuls_split_along_their_stack(split):
+    rng = np.random.default_rng(5)
+    a = rng.normal(size=(6, 3, 4))
+    b = rng.normal(size=(6, 4, 2))
+    w = rng.normal(size=(4, 2))
+
+    def f(a, b, w):
+        return fnp.sum(fnp.sin(a @ b) ** 2) + fnp.sum((a @ w) * 0.5) + fnp.sum(
+            fnp.swapaxes(a, 1, 2) @ a)
+
+    _check(split, value_and_grad(f, argnums=(0, 1, 2)), a, b, w)
+
+
+def test_no_split_without_a_batch_or_with_effects(split):
+    x = np.arange(6.0)
+
+    def printing(x):
+        funcgrad.debug.print("x {}", x)
+        return x * 2
+
+    jf = jit(printing)
+    jf(x)
+    jf(x)
+    assert split.calls == []
+    assert rows.analyze(jit(lambda x: x * 2).lower(x)) is not None   # (without the print)
+    assert rows.analyze(jit(lambda x: x * 2).lower(np.float64(2.0))) is None
+    split.set_threads(1)
+    _check(split, value_and_grad(_mlp), *_mlp_data(8), expect_split=False)
+
+
+def test_default_threshold_leaves_small_graphs_whole():
+    params, x, y = _mlp_data(8)
+    graph = jit(value_and_grad(_mlp)).lower(params, x, y)
+    assert rows.analyze(graph) is None          # far less work than MIN_ROW_WORK
+
+
+# ---- random programs: split against whole, value and gradient ----------------------------
+_OPS = ["mm", "mmT", "bias", "const", "sin", "relu", "maxf", "sumf", "maxb", "meanb",
+        "resh", "flat", "T", "bcast", "where", "gram"]
+
+
+@given(st.lists(st.tuples(st.sampled_from(_OPS), st.integers(0, 5)), min_size=1, max_size=10),
+       st.sampled_from([2, 5, 8]), st.sampled_from([2, 3]))
+@settings(max_examples=60)
+def test_split_matches_whole_graph_on_random_programs(prog, batch, nthreads):
+    rng = np.random.default_rng(batch)
+    x = rng.normal(size=(batch, 3))
+    w = rng.normal(size=(3, 3))
+    v = rng.normal(size=3)
+    cb = rng.normal(size=(batch, 3))
+
+    def f(x, w, v):
+        vals = [x, fnp.tanh(x)]
+        for op, k in prog:
+            a, b = vals[k % len(vals)], vals[(k + 1) % len(vals)]
+            r = {"mm": lambda: a @ w, "mmT": lambda: a @ w.T, "bias": lambda: a + v,
+                 "const": lambda: a * cb, "sin": lambda: fnp.sin(a),
+                 "relu": lambda: a * (a > 0),
+                 "maxf": lambda: a - fnp.max(a, axis=1, keepdims=True),
+                 "sumf": lambda: a / (fnp.sum(fnp.abs(a), axis=1, keepdims=True) + 1),
+                 "maxb": lambda: a - fnp.max(a, axis=0),
+                 "meanb": lambda: a - fnp.mean(a, axis=0),
+                 "resh": lambda: fnp.reshape(fnp.reshape(a, (batch, 3, 1)) * 2.0, (batch, 3)),
+                 "flat": lambda: fnp.reshape(fnp.reshape(a, (-1,)) * 1.5, (batch, 3)),
+                 "T": lambda: fnp.transpose(fnp.transpose(a) * 2.0),
+                 "bcast": lambda: fnp.sum(a[None] * fnp.ones((2, 1, 1)), axis=0),
+                 "where": lambda: fnp.where(a > 0, a, 0.1 * b),
+                 "gram": lambda: a @ (a.T @ b) / batch}[op]()
+            vals.append(r)
+        return fnp.sum(vals[-1] ** 2) + fnp.mean(vals[-2])
+
+    saved = (rows.MIN_ROW_WORK, rows.MAX_JOIN_FRACTION, threads._state["n"])
+    rows.MIN_ROW_WORK, rows.MAX_JOIN_FRACTION = 0, float("inf")
+    threads.set_num_threads(nthreads)
+    calls = []
+    real = threads.map_batch
+    rows._threads.map_batch = lambda fn, n, w: calls.append(n) or real(fn, n, w)
+    try:
+        for fun in (f, grad(f, argnums=(0, 1, 2)),
+                    lambda x, w, v: jit(lambda x: x)(x) * 0 + f(x, w, v)):
+            jf = jit(fun)
+            jf(x, w, v)
+            _same(jf(x, w, v), fun(x, w, v), 1e-10)
+        # the loss's gradient always has row equations (x's cotangent): it was split
+        assert calls
+    finally:
+        rows._threads.map_batch = real
+        rows.MIN_ROW_WORK, rows.MAX_JOIN_FRACTION, threads._state["n"] = saved
