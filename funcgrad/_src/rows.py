@@ -346,7 +346,7 @@ def build(graph, plan, serial, compile_graph, Var, Graph):
                     for x, ax in zip(vals, axes)]
             return slice_program(b - a)(*args)
 
-        parts = _threads.map_batch(part, batch, work_per_row)
+        parts = _threads.map_batch(part, batch, work_per_row, blocks=False)
         joined = []
         for i, k in enumerate(out_kinds):
             pieces = [p[i] for p in parts]

@@ -17,6 +17,10 @@ _state = {"n": None, "executor": None, "pid": None}
 _lock = threading.Lock()
 _local = threading.local()
 MIN_CHUNK_WORK = 1 << 16      # elements of work per thread worth a hand-off
+# A thread's share is cut into blocks of at most this many elements of work, run one
+# after another, so that work buffers (im2col) stay in cache: measured 7% faster on the
+# W5 step than whole shares (2-core VM; 1 << 18 and below were slower: per-call costs).
+BLOCK_WORK = 1 << 19
 
 
 def set_num_threads(n):
@@ -65,12 +69,14 @@ def chunks(n, work_per_item):
     return min(num_threads(), n, max(1, (n * work_per_item) // MIN_CHUNK_WORK))
 
 
-def map_batch(fn, n, work_per_item):
+def map_batch(fn, n, work_per_item, blocks=True):
     """``[fn(start, stop) for each chunk of range(n)]``, the chunks run on ``num_threads()``
-    threads (this one included) when each gets enough work; serial inside a chunk."""
+    threads (this one included) when each gets enough work; serial inside a chunk. With
+    ``blocks`` each thread's share is cut further into blocks of ``BLOCK_WORK``."""
+    block = max(1, BLOCK_WORK // max(1, work_per_item)) if blocks else n
     k = chunks(n, work_per_item)
     if k <= 1:
-        return [fn(0, n)]
+        return _blocks(fn, 0, n, block)
     with _lock:
         ex = _state["executor"]
         if ex is None or ex._max_workers < k - 1 or _state["pid"] != os.getpid():
@@ -82,13 +88,19 @@ def map_batch(fn, n, work_per_item):
                 k - 1, thread_name_prefix="funcgrad-worker", initializer=_mark_busy)
             _state["pid"] = os.getpid()
     bounds = [(j * n // k, (j + 1) * n // k) for j in range(k)]
-    futures = [ex.submit(fn, a, b) for a, b in bounds[1:]]
+    futures = [ex.submit(_blocks, fn, a, b, block) for a, b in bounds[1:]]
     _local.busy = True
     try:
-        first = fn(*bounds[0])
+        out = _blocks(fn, *bounds[0], block)
     finally:
         _local.busy = False
-    return [first] + [f.result() for f in futures]
+    for f in futures:
+        out += f.result()
+    return out
+
+
+def _blocks(fn, a, b, block):
+    return [fn(i, min(i + block, b)) for i in range(a, b, block)]
 
 
 def _mark_busy():

@@ -23,10 +23,10 @@ def split(monkeypatch):
     calls = []
     real = threads.map_batch
 
-    def spy(fn, n, work):
+    def spy(fn, n, work, blocks=True):
         if not threads.in_split():
             calls.append(n)
-        return real(fn, n, work)
+        return real(fn, n, work, blocks)
     monkeypatch.setattr(rows._threads, "map_batch", spy)
 
     class Split:
@@ -245,7 +245,7 @@ def test_split_matches_whole_graph_on_random_programs(prog, batch, nthreads):
     threads.set_num_threads(nthreads)
     calls = []
     real = threads.map_batch
-    rows._threads.map_batch = lambda fn, n, w: calls.append(n) or real(fn, n, w)
+    rows._threads.map_batch = lambda fn, n, w, blocks=True: calls.append(n) or real(fn, n, w, blocks)
     try:
         for fun in (f, grad(f, argnums=(0, 1, 2)),
                     lambda x, w, v: jit(lambda x: x)(x) * 0 + f(x, w, v)):
