@@ -146,218 +146,292 @@ def with_length(params, key, axis, c):
 
 
 # --------------------------------------------------------------------------------------
-# The analysis
+# The analysis: phases
+#
+# The graph runs as a sequence of phases. Phase p is: the whole-value equations of level p
+# (serially, on this thread), then the row equations of phase p (on slices, on all the
+# threads at once), then the joins that later phases need (rows concatenated, partial
+# sums added). Slices keep their values from one phase to the next, so a training step
+# whose loss divides by a sum over the batch (PyTorch's mean over non-ignored targets,
+# batch norm's statistics) joins only those sums and goes on with its rows in the next
+# phase. A value joined after phase p is whole from level p + 1 on.
 
 
 class Plan:
-    """How to run a graph split over rows (see the module docstring)."""
+    """How to run a graph split over rows (see above)."""
 
-    def __init__(self, batch, kinds, phase, sliced, chunk_params, work, join):
+    def __init__(self, batch, kinds, where, reads, chunk_params, joins, phases, work,
+                 join_work):
         self.batch = batch
-        self.kinds = kinds              # var name -> kind
-        self.phase = phase              # eqn index -> "U" (before), "P" (on slices), "Q" (after)
-        self.sliced = sliced            # eqn index -> {input index: axis}
-        self.chunk_params = chunk_params  # eqn index -> function of c, or None
+        self.kinds = kinds              # var name -> kind as made (U, R(d) or S)
+        self.where = where              # eqn index -> ("serial", level) or ("rows", phase)
+        self.reads = reads              # row eqn index -> per input: ("whole",),
+                                        # ("slice", axis) of a whole value, or ("local",)
+        self.chunk_params = chunk_params  # row eqn index -> function of c, or None
+        self.joins = joins              # phase -> the values joined after it
+        self.phases = phases            # number of phases
         self.work = work                # row elements written on slices
-        self.join = join                # row elements concatenated for after the split
+        self.join_work = join_work      # row elements concatenated
 
 
 def analyze(graph):
     """A :class:`Plan` for ``graph``, or None when splitting it over rows does not apply
-    or would not pay off. Each distinct leading length of the inputs is tried as the
-    batch; the plan that puts the most work on slices wins."""
+    or would not pay off.
+
+    Each distinct leading length of the inputs is tried as the batch, with every input of
+    that length in rows, and with each such input alone in rows (a parameter can be as
+    long as the batch: read in rows, it would split a product the wrong way and cost
+    joins). The plan that puts the most work on slices, in the fewest phases, wins."""
     best = None
     for batch in sorted({v.shape[0] for v in graph.invars if len(v.shape) and v.shape[0] >= 2}):
-        plan = _analyze(graph, batch)
-        if plan is not None and (best is None or plan.work > best.work):
-            best = plan
+        cands = [v.name for v in graph.invars if len(v.shape) and v.shape[0] == batch]
+        for rows_in in [set(cands)] + ([{c} for c in cands] if len(cands) > 1 else []):
+            plan = _analyze(graph, batch, rows_in)
+            if plan is not None and (best is None or (plan.work, -plan.phases, -plan.join_work)
+                                     > (best.work, -best.phases, -best.join_work)):
+                best = plan
     return best
 
 
-def _analyze(graph, batch):
-    kinds = {}
+def _is_var(v):
+    return v is not None and hasattr(v, "shape") and type(v).__name__ != "Literal"
+
+
+def _analyze(graph, batch, rows_in):
+    kinds, made_at, whole_at = {}, {}, {}
+    inputs = set()
     for v in graph.invars:
-        kinds[v.name] = R(0) if len(v.shape) and v.shape[0] == batch else U
+        # the inputs in ``rows_in`` start as rows; they are whole from the start too
+        kinds[v.name] = R(0) if v.name in rows_in else U
+        made_at[v.name] = whole_at[v.name] = 0
+        inputs.add(v.name)
     for v, _ in graph.consts:
         kinds[v.name] = U
-    phase, sliced, chunk_params = {}, {}, {}
+        made_at[v.name] = whole_at[v.name] = 0
+    where, reads, chunk_params, joins = {}, {}, {}, {}
     work = 0
+
+    def need_whole(v):
+        """The level from which ``v`` is whole; marks the join that makes it so."""
+        if v.name not in whole_at:
+            p = made_at[v.name]
+            joins.setdefault(p, {})[v.name] = v
+            whole_at[v.name] = p + 1
+        return whole_at[v.name]
+
     for j, e in enumerate(graph.eqns):
         if e.prim.effectful:
             return None                     # effects keep their order: no split
-        ins = [kinds.get(v.name, U) if v is not None and not _is_literal(v) else U
-               for v in e.invars]
-        if any(k[0] == "Q" for k in ins):
-            res = None
-        elif all(k is U for k in ins):
+        natural = [kinds[v.name] if _is_var(v) else U for v in e.invars]
+        rule = getattr(e.prim, "rows", None)
+        res = None
+        if rule is not None and any(k is not U for k in natural):
+            # the kinds as made; failing that, graph inputs read whole (a parameter whose
+            # length happens to be the batch's), partial sums joined (used non-linearly
+            # with rows), or both
+            as_input = [U if _is_var(v) and v.name in inputs else k
+                        for v, k in zip(e.invars, natural)]
+            for ins in (natural, as_input, [U if k is S else k for k in natural],
+                        [U if k is S else k for k in as_input]):
+                if any(k[0] == "R" for k in ins) or ins is natural:
+                    res = rule(ins, e.invars, e.outvars, e.params, batch)
+                    if res is not None:
+                        break
+        if res is None:
+            level = max([need_whole(v) for v in e.invars if _is_var(v)], default=0)
             for v in e.outvars:
                 kinds[v.name] = U
-            phase[j] = "U"
-            continue
-        else:
-            rule = getattr(e.prim, "rows", None)
-            res = rule(ins, e.invars, e.outvars, e.params, batch) if rule else None
-        if res is None:
-            for v in e.outvars:
-                kinds[v.name] = ("Q",)
-            phase[j] = "Q"
+                made_at[v.name] = whole_at[v.name] = level
+            where[j] = ("serial", level)
             continue
         outs, params_fn, cut = res
+        phase, how = 0, []
+        for i, (v, k) in enumerate(zip(e.invars, ins)):
+            if not _is_var(v):
+                how.append(None)
+            elif i in cut:
+                phase = max(phase, need_whole(v))
+                how.append(("slice", cut[i]))
+            elif k is U:
+                phase = max(phase, need_whole(v))
+                how.append(("whole",))
+            elif v.name in inputs:                 # a graph input read in rows
+                how.append(("slice", k[1]))
+            else:                                  # made on the slices before
+                phase = max(phase, made_at[v.name])
+                how.append(("local",))
         for v, k in zip(e.outvars, outs):
-            kinds[v.name] = k
             if k[0] == "R":
                 if v.shape[k[1]] != batch:        # a rule's promise, checked
                     return None
                 work += math.prod(v.shape)
-        phase[j] = "P"
-        sliced[j] = cut
+            kinds[v.name] = k
+            made_at[v.name] = phase
+        where[j] = ("rows", phase)
+        reads[j] = how
         chunk_params[j] = params_fn
-    if work < MIN_ROW_WORK:
-        return None
-    # rows made on slices that are needed whole afterwards are concatenated
-    made = {v.name for j, e in enumerate(graph.eqns) if phase[j] == "P" for v in e.outvars}
-    need = _needed_after(graph, phase, made)
-    join = sum(math.prod(graph_var.shape) for graph_var in need
-               if kinds[graph_var.name][0] == "R")
-    if join > MAX_JOIN_FRACTION * work:
-        return None
-    return Plan(batch, kinds, phase, sliced, chunk_params, work, join)
-
-
-def _is_literal(v):
-    return not hasattr(v, "shape") or type(v).__name__ == "Literal"
-
-
-def _needed_after(graph, phase, made):
-    """The variables made on slices that equations after the split or the outputs read."""
-    need = {}
-    for j, e in enumerate(graph.eqns):
-        if phase[j] == "Q":
-            for v in e.invars:
-                if v is not None and not _is_literal(v) and v.name in made:
-                    need[v.name] = v
     for v in graph.outvars:
-        if v is not None and not _is_literal(v) and v.name in made:
-            need[v.name] = v
-    return list(need.values())
+        if _is_var(v):
+            need_whole(v)
+    levels = [p for _, p in where.values()] + [p + 1 for p in joins]
+    phases = 1 + max(levels, default=0)
+    n_rows = len({p for kind, p in where.values() if kind == "rows"})
+    if n_rows == 0 or work < MIN_ROW_WORK * n_rows:
+        return None
+    join_work = sum(math.prod(v.shape) for vs in joins.values() for v in vs.values()
+                    if kinds[v.name][0] == "R" and v.name not in inputs)
+    if join_work > MAX_JOIN_FRACTION * work:
+        return None
+    return Plan(batch, kinds, where, reads, chunk_params,
+                {p: list(vs.values()) for p, vs in joins.items()}, phases, work, join_work)
 
 
 # --------------------------------------------------------------------------------------
-# Building the three programs
+# Building the programs
 
 
 def build(graph, plan, serial, compile_graph, Var, Graph):
-    """``f(*flat_inputs) -> outputs`` running ``graph`` by ``plan``: the whole-value
-    equations first, then the row equations on ``num_threads()`` slices at once, then the
-    rest on joined values. ``compile_graph`` compiles each part (host code); ``serial``
-    (the whole graph compiled) runs instead where no split is possible (one thread, or a
-    call made from inside a worker)."""
-    kinds, phase = plan.kinds, plan.phase
-    eqns = graph.eqns
-    const_vals = {v.name: x for v, x in graph.consts}
-    made_p = {v.name: v for j, e in enumerate(eqns) if phase[j] == "P" for v in e.outvars}
-    need_after = _needed_after(graph, phase, set(made_p))
-
-    # 1. whole values, before the split
-    u_eqns = [e for j, e in enumerate(eqns) if phase[j] == "U"]
-    u_made = {v.name: v for e in u_eqns for v in e.outvars}
-    used_later = set()
+    """``f(*flat_inputs) -> outputs`` running ``graph`` by ``plan``, phase by phase (see
+    above). ``compile_graph`` compiles each part (host code); ``serial`` (the whole graph
+    compiled) runs instead where no split is possible (one thread, or a call made from
+    inside a worker)."""
+    kinds, eqns = plan.kinds, graph.eqns
+    consts = list(graph.consts)
+    const_names = {v.name for v, _ in consts}
+    readers = {}
     for j, e in enumerate(eqns):
-        if phase[j] != "U":
-            used_later.update(v.name for v in e.invars
-                              if v is not None and not _is_literal(v))
-    used_later.update(v.name for v in graph.outvars if v is not None and not _is_literal(v))
-    u_out = [v for n, v in u_made.items() if n in used_later]
-    g0 = compile_graph(Graph(list(graph.invars), list(graph.consts), u_eqns, u_out), True)
-    u_names = [v.name for v in u_out]
+        for v in e.invars:
+            if _is_var(v):
+                readers.setdefault(v.name, set()).add(j)
+    kept = {v.name for v in graph.outvars if _is_var(v)}
+    kept |= {v.name for vs in plan.joins.values() for v in vs}
 
-    # 2. the row equations, one program per slice length
-    p_idx = [j for j in range(len(eqns)) if phase[j] == "P"]
-    ext = {}        # (name, axis or None) -> the value each slice program reads
-    for j in p_idx:
-        for i, v in enumerate(eqns[j].invars):
-            if v is None or _is_literal(v) or v.name in made_p:
-                continue
-            k = kinds[v.name]
-            axis = plan.sliced[j].get(i, k[1] if k[0] == "R" else None)
-            ext[(v.name, axis)] = v
-    ext_keys = list(ext)
-    p_out = list(need_after)
+    def wanted(v, part):
+        """Whether a value made in ``part`` (equation indices) is read outside it."""
+        return v.name in kept or not readers.get(v.name, set()) <= part
 
-    @functools.lru_cache(maxsize=8)
-    def slice_program(c):
-        def resized(v, axis):
-            shape = list(v.shape)
-            shape[axis] = c
-            return Var(v.name + (f"_r{axis}" if v.name not in made_p else ""), shape,
-                       v.dtype, v.deps, v.weak)
-        local = {}
-        invars = []
-        for name, axis in ext_keys:
-            v = ext[(name, axis)]
-            nv = v if axis is None else resized(v, axis)
-            invars.append(nv)
-            local[(name, axis)] = nv
-        new_eqns = []
-        for j in p_idx:
-            e = eqns[j]
-            ins = []
-            for i, v in enumerate(e.invars):
-                if v is None or _is_literal(v):
+    def serial_program(idx):
+        made = {v.name for j in idx for v in eqns[j].outvars}
+        ins, seen = [], set()
+        for j in idx:
+            for v in eqns[j].invars:
+                if (_is_var(v) and v.name not in made and v.name not in seen
+                        and v.name not in const_names):
+                    seen.add(v.name)
                     ins.append(v)
-                elif v.name in made_p:
-                    ins.append(local[(v.name, "made")])
-                else:
-                    k = kinds[v.name]
-                    ins.append(local[(v.name, plan.sliced[j].get(
-                        i, k[1] if k[0] == "R" else None))])
-            outs = []
-            for v in e.outvars:
+        outs = [v for j in idx for v in eqns[j].outvars if wanted(v, set(idx))]
+        fn = compile_graph(Graph(ins, consts, [eqns[j] for j in idx], outs), True)
+        return fn, [v.name for v in ins], [v.name for v in outs]
+
+    def rows_program(idx):
+        keys = {}       # (name, how) -> var: the program's inputs
+        made = set()
+        for j in idx:
+            for v, how in zip(eqns[j].invars, plan.reads[j]):
+                if how is not None and not (how[0] == "local" and v.name in made):
+                    keys[(v.name, how)] = v
+            made.update(v.name for v in eqns[j].outvars)
+        keys = list(keys.items())
+        outs = [v for j in idx for v in eqns[j].outvars if wanted(v, set(idx))]
+
+        @functools.lru_cache(maxsize=8)
+        def program(c):
+            # (a value can be read here both as made on this slice and whole, or sliced
+            # from whole: each way gets its own name)
+            def resized(v, axis, name):
+                shape = list(v.shape)
+                shape[axis] = c
+                return Var(name, shape, v.dtype, v.deps, v.weak)
+
+            def local_var(v):
                 k = kinds[v.name]
-                nv = resized(v, k[1]) if k[0] == "R" else v
-                local[(v.name, "made")] = nv
-                outs.append(nv)
-            fn = plan.chunk_params[j]
-            new_eqns.append(type(e)(e.prim, ins, fn(c) if fn else e.params, outs))
-        return compile_graph(Graph(invars, [], new_eqns,
-                                   [local[(v.name, "made")] for v in p_out]), True)
+                return resized(v, k[1], v.name) if k[0] == "R" else v
 
-    # 3. the rest, on whole values
-    q_eqns = [e for j, e in enumerate(eqns) if phase[j] == "Q"]
-    q_in = list(graph.invars) + u_out + p_out
-    g2 = compile_graph(Graph(q_in, list(graph.consts), q_eqns, list(graph.outvars)), True)
+            env = {}
+            invars = []
+            for (name, how), v in keys:
+                if how[0] == "whole":
+                    nv = v if kinds[name] is U else Var(f"{name}_w", v.shape, v.dtype,
+                                                        v.deps, v.weak)
+                elif how[0] == "slice":
+                    nv = resized(v, how[1], f"{name}_r{how[1]}")
+                else:
+                    nv = local_var(v)
+                env[(name, how)] = nv
+                invars.append(nv)
+            new = []
+            for j in idx:
+                e = eqns[j]
+                ins = []
+                for v, how in zip(e.invars, plan.reads[j]):
+                    if how is None:
+                        ins.append(v)
+                    elif how[0] == "local" and (v.name, "made") in env:
+                        ins.append(env[(v.name, "made")])
+                    else:
+                        ins.append(env[(v.name, how)])
+                outs_ = []
+                for v in e.outvars:
+                    nv = local_var(v)
+                    env[(v.name, "made")] = nv
+                    outs_.append(nv)
+                fn = plan.chunk_params[j]
+                new.append(type(e)(e.prim, ins, fn(c) if fn else e.params, outs_))
+            return compile_graph(Graph(invars, [], new,
+                                       [env[(v.name, "made")] for v in outs]), True)
+        return program, [(name, how) for (name, how), _ in keys], [v.name for v in outs]
 
-    in_names = [v.name for v in graph.invars]
+    parts = []
+    for p in range(plan.phases):
+        s_idx = [j for j in range(len(eqns)) if plan.where[j] == ("serial", p)]
+        r_idx = [j for j in range(len(eqns)) if plan.where[j] == ("rows", p)]
+        parts.append((serial_program(s_idx) if s_idx else None,
+                      rows_program(r_idx) if r_idx else None,
+                      [(v.name, kinds[v.name]) for v in plan.joins.get(p, [])]))
     batch = plan.batch
-    out_kinds = [kinds[v.name] for v in p_out]
-    work_per_row = _threads.MIN_CHUNK_WORK    # (the plan was judged worth splitting)
+    flat_names = [v.name for v in graph.invars]
+    out_refs = [(True, v.name) if _is_var(v) else (False, getattr(v, "value", None))
+                for v in graph.outvars]
+    const_env = {v.name: x for v, x in consts}
+    const_copy = {v.name for v, x in consts if isinstance(x, np.ndarray)}
 
     def run(*flat):
-        if _threads.chunks(batch, work_per_row) <= 1:
+        k = _threads.chunks(batch, _threads.MIN_CHUNK_WORK)
+        if k <= 1:
             return serial(*flat)
-        env = dict(zip(in_names, flat))
-        env.update(const_vals)
-        env.update(zip(u_names, g0(*flat)))
-        vals = [env[name] for name, _ in ext_keys]
-        axes = [axis for _, axis in ext_keys]
+        bounds = [(j * batch // k, (j + 1) * batch // k) for j in range(k)]
+        env = dict(zip(flat_names, flat))
+        env.update(const_env)
+        local = {a: {} for a, _ in bounds}
+        for serial_part, rows_part, to_join in parts:
+            if serial_part is not None:
+                fn, names_in, names_out = serial_part
+                env.update(zip(names_out, fn(*[env[n] for n in names_in])))
+            if rows_part is not None:
+                program, keys, names_out = rows_part
 
-        def part(a, b):
-            args = [x if ax is None else x[(slice(None),) * ax + (slice(a, b),)]
-                    for x, ax in zip(vals, axes)]
-            return slice_program(b - a)(*args)
-
-        parts = _threads.map_batch(part, batch, work_per_row, blocks=False)
-        joined = []
-        for i, k in enumerate(out_kinds):
-            pieces = [p[i] for p in parts]
-            if k[0] == "R":
-                joined.append(np.concatenate(pieces, axis=k[1]) if len(pieces) > 1
-                              else pieces[0])
-            else:
-                total = pieces[0]
-                for x in pieces[1:]:
-                    total = total + x
-                joined.append(total)
-        return g2(*flat, *[env[n] for n in u_names], *joined)
+                def part(a, b, program=program, keys=keys, names_out=names_out):
+                    loc = local[a]
+                    args = []
+                    for name, how in keys:
+                        if how[0] == "whole":
+                            args.append(env[name])
+                        elif how[0] == "slice":
+                            args.append(env[name][(slice(None),) * how[1] + (slice(a, b),)])
+                        else:
+                            args.append(loc[name])
+                    loc.update(zip(names_out, program(b - a)(*args)))
+                _threads.map_bounds(part, bounds)
+            for name, kind in to_join:
+                pieces = [local[a][name] for a, _ in bounds]
+                if kind[0] == "R":
+                    env[name] = np.concatenate(pieces, axis=kind[1])
+                else:
+                    total = pieces[0]
+                    for x in pieces[1:]:
+                        total = total + x
+                    env[name] = total
+        return [(env[val].copy() if val in const_copy else env[val]) if is_var else val
+                for is_var, val in out_refs]
 
     return run

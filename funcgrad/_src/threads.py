@@ -77,6 +77,14 @@ def map_batch(fn, n, work_per_item, blocks=True):
     k = chunks(n, work_per_item)
     if k <= 1:
         return _blocks(fn, 0, n, block)
+    return map_bounds(lambda a, b: _blocks(fn, a, b, block),
+                      [(j * n // k, (j + 1) * n // k) for j in range(k)], flatten=True)
+
+
+def map_bounds(fn, bounds, flatten=False):
+    """``[fn(a, b) for (a, b) in bounds]``, the first on this thread and the others on
+    worker threads at once (concatenated when ``flatten``: each gives a list)."""
+    k = len(bounds)
     with _lock:
         ex = _state["executor"]
         if ex is None or ex._max_workers < k - 1 or _state["pid"] != os.getpid():
@@ -85,15 +93,17 @@ def map_batch(fn, n, work_per_item, blocks=True):
             if ex is not None and _state["pid"] == os.getpid():
                 ex.shutdown(wait=False)
             ex = _state["executor"] = ThreadPoolExecutor(
-                k - 1, thread_name_prefix="funcgrad-worker", initializer=_mark_busy)
+                max(1, k - 1), thread_name_prefix="funcgrad-worker", initializer=_mark_busy)
             _state["pid"] = os.getpid()
-    bounds = [(j * n // k, (j + 1) * n // k) for j in range(k)]
-    futures = [ex.submit(_blocks, fn, a, b, block) for a, b in bounds[1:]]
+    futures = [ex.submit(fn, a, b) for a, b in bounds[1:]]
     _local.busy = True
     try:
-        out = _blocks(fn, *bounds[0], block)
+        first = fn(*bounds[0])
     finally:
         _local.busy = False
+    if not flatten:
+        return [first] + [f.result() for f in futures]
+    out = first
     for f in futures:
         out += f.result()
     return out

@@ -15,19 +15,19 @@ from funcgrad._src import rows, threads
 @pytest.fixture
 def split(monkeypatch):
     """Split every graph that can be split (no work threshold) over 2 threads, and count
-    the splits: ``split.calls`` lists the batch length of each."""
+    the splits: ``split.calls`` lists the batch length of each phase run on slices."""
     monkeypatch.setattr(rows, "MIN_ROW_WORK", 0)
     monkeypatch.setattr(rows, "MAX_JOIN_FRACTION", float("inf"))
     old = threads._state["n"]
     threads.set_num_threads(2)
     calls = []
-    real = threads.map_batch
+    real = threads.map_bounds
 
-    def spy(fn, n, work, blocks=True):
+    def spy(fn, bounds, flatten=False):
         if not threads.in_split():
-            calls.append(n)
-        return real(fn, n, work, blocks)
-    monkeypatch.setattr(rows._threads, "map_batch", spy)
+            calls.append(bounds[-1][1])
+        return real(fn, bounds, flatten)
+    monkeypatch.setattr(rows._threads, "map_bounds", spy)
 
     class Split:
         pass
@@ -205,6 +205,61 @@ def test_default_threshold_leaves_small_graphs_whole():
     assert rows.analyze(graph) is None          # far less work than MIN_ROW_WORK
 
 
+def test_sums_needed_whole_are_joined_and_rows_go_on_in_a_later_phase(split):
+    # funcgrad_nn's cross_entropy divides by a sum over the batch (PyTorch's mean over
+    # the non-ignored targets), and Adam's update needs whole gradients: three phases
+    import funcgrad.random as fr
+    import funcgrad_nn as nn
+    import funcgrad_nn.functional as F
+    from funcgrad_nn import optim
+    model = nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+                          nn.Flatten(), nn.Linear(4 * 3 * 3, 5))
+    params = model.init(fr.key(0))
+    tx = optim.adam(1e-2)
+    state = tx.init(params)
+    rng = np.random.default_rng(6)
+    x = rng.normal(size=(9, 1, 6, 6)).astype(np.float32)
+    y = rng.integers(0, 5, 9)
+    y[3] = -100                                             # an ignored target
+
+    def step(params, state, x, y):
+        loss, grads = value_and_grad(lambda p: F.cross_entropy(model(p, x), y))(params)
+        updates, state = tx.update(grads, state, params)
+        return optim.apply_updates(params, updates), state, loss
+
+    n = len(split.calls)
+    _check(split, step, params, state, x, y, tol=1e-5)
+    assert len(split.calls) - n >= 2          # (the compiled call ran two row phases)
+    plan = rows.analyze(jit(step).lower(params, state, x, y))
+    assert plan.phases >= 2 and plan.joins
+
+
+def test_batch_statistics_split_in_phases(split):
+    rng = np.random.default_rng(7)
+    x = rng.normal(size=(10, 4))
+    w = rng.normal(size=(4, 4))
+
+    def loss(w, x):                 # batch norm's training-mode normalisation, twice
+        h = x @ w
+        for _ in range(2):
+            mu = fnp.mean(h, axis=0)
+            var = fnp.mean((h - mu) ** 2, axis=0)
+            h = fnp.tanh((h - mu) / fnp.sqrt(var + 1e-5))
+        return fnp.mean(h ** 2)
+
+    _check(split, value_and_grad(loss, argnums=(0, 1)), w, x)
+    assert rows.analyze(jit(value_and_grad(loss)).lower(w, x)).phases > 2
+
+
+def test_a_parameter_as_long_as_the_batch_is_read_whole(split):
+    params, x, y = _mlp_data(7)        # the hidden layer has 7 units, the batch 7 rows
+    plan = rows.analyze(jit(value_and_grad(_mlp)).lower(params, x, y))
+    matmuls = [j for j, e in enumerate(jit(value_and_grad(_mlp)).lower(params, x, y).eqns)
+               if e.prim.name == "matmul"]
+    assert all(plan.where[j][0] == "rows" for j in matmuls)
+    _check(split, value_and_grad(_mlp), params, x, y)
+
+
 # ---- random programs: split against whole, value and gradient ----------------------------
 _OPS = ["mm", "mmT", "bias", "const", "sin", "relu", "maxf", "sumf", "maxb", "meanb",
         "resh", "flat", "T", "bcast", "where", "gram"]
@@ -244,8 +299,8 @@ def test_split_matches_whole_graph_on_random_programs(prog, batch, nthreads):
     rows.MIN_ROW_WORK, rows.MAX_JOIN_FRACTION = 0, float("inf")
     threads.set_num_threads(nthreads)
     calls = []
-    real = threads.map_batch
-    rows._threads.map_batch = lambda fn, n, w, blocks=True: calls.append(n) or real(fn, n, w, blocks)
+    real = threads.map_bounds
+    rows._threads.map_bounds = lambda fn, b, flatten=False: calls.append(b) or real(fn, b, flatten)
     try:
         for fun in (f, grad(f, argnums=(0, 1, 2)),
                     lambda x, w, v: jit(lambda x: x)(x) * 0 + f(x, w, v)):
@@ -255,5 +310,5 @@ def test_split_matches_whole_graph_on_random_programs(prog, batch, nthreads):
         # the loss's gradient always has row equations (x's cotangent): it was split
         assert calls
     finally:
-        rows._threads.map_batch = real
+        rows._threads.map_bounds = real
         rows.MIN_ROW_WORK, rows.MAX_JOIN_FRACTION, threads._state["n"] = saved
