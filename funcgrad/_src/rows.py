@@ -55,6 +55,13 @@ def R(d):
 # concatenated for equations that cannot run on slices) is a small part of it.
 MIN_ROW_WORK = 1 << 20
 MAX_JOIN_FRACTION = 0.25
+# Matrix products big enough for BLAS to thread them itself (OpenBLAS: m * n * k over
+# 65536 * 4) gain nothing from slices: two threads each calling a threaded BLAS measured
+# 2-2.5x slower per call, and a 784-512-512-10 MLP step 2.5x slower split. A graph whose
+# such products (multiply-adds) outweigh GEMM_WORK_RATIO times its other row work is not
+# split (a multiply-add costs BLAS about 1/30 of an elementwise write, measured).
+BLAS_THREADED_MNK = 1 << 18
+GEMM_WORK_RATIO = 10
 
 
 # --------------------------------------------------------------------------------------
@@ -209,7 +216,7 @@ def _analyze(graph, batch, rows_in):
         kinds[v.name] = U
         made_at[v.name] = whole_at[v.name] = 0
     where, reads, chunk_params, joins = {}, {}, {}, {}
-    work = 0
+    work = big_gemm = 0
 
     def need_whole(v):
         """The level from which ``v`` is whole; marks the join that makes it so."""
@@ -260,11 +267,16 @@ def _analyze(graph, batch, rows_in):
             else:                                  # made on the slices before
                 phase = max(phase, made_at[v.name])
                 how.append(("local",))
+        gemm = _gemm_size(e)
+        if gemm and gemm // _threads.num_threads() > BLAS_THREADED_MNK:
+            big_gemm += gemm
+            gemm = True
         for v, k in zip(e.outvars, outs):
             if k[0] == "R":
                 if v.shape[k[1]] != batch:        # a rule's promise, checked
                     return None
-                work += math.prod(v.shape)
+                if gemm is not True:
+                    work += math.prod(v.shape)
             kinds[v.name] = k
             made_at[v.name] = phase
         where[j] = ("rows", phase)
@@ -276,7 +288,7 @@ def _analyze(graph, batch, rows_in):
     levels = [p for _, p in where.values()] + [p + 1 for p in joins]
     phases = 1 + max(levels, default=0)
     n_rows = len({p for kind, p in where.values() if kind == "rows"})
-    if n_rows == 0 or work < MIN_ROW_WORK * n_rows:
+    if n_rows == 0 or work < MIN_ROW_WORK * n_rows or big_gemm > GEMM_WORK_RATIO * work:
         return None
     join_work = sum(math.prod(v.shape) for vs in joins.values() for v in vs.values()
                     if kinds[v.name][0] == "R" and v.name not in inputs)
@@ -284,6 +296,14 @@ def _analyze(graph, batch, rows_in):
         return None
     return Plan(batch, kinds, where, reads, chunk_params,
                 {p: list(vs.values()) for p, vs in joins.items()}, phases, work, join_work)
+
+
+def _gemm_size(e):
+    """Multiply-adds of a matrix product equation (0 for anything else)."""
+    if e.prim.name != "matmul":
+        return 0
+    a = e.invars[0]
+    return math.prod(e.outvars[0].shape) * (a.shape[-1] if len(a.shape) else 1)
 
 
 # --------------------------------------------------------------------------------------

@@ -205,6 +205,28 @@ def test_default_threshold_leaves_small_graphs_whole():
     assert rows.analyze(graph) is None          # far less work than MIN_ROW_WORK
 
 
+def test_graphs_of_big_matrix_products_are_left_to_blas():
+    # BLAS threads big products itself; two threads each calling it only contend
+    rng = np.random.default_rng(8)
+    w1, w2 = rng.normal(size=(784, 512)), rng.normal(size=(512, 10))
+
+    def loss(w1, w2, x):
+        return fnp.mean(fnp.tanh(fnp.tanh(x @ w1) @ w2) ** 2)
+
+    x = rng.normal(size=(512, 784))
+    graph = jit(value_and_grad(loss, argnums=(0, 1))).lower(w1, w2, x)
+    saved = threads._state["n"]
+    threads.set_num_threads(2)
+    try:
+        assert rows.analyze(graph) is None
+        # the same amount of elementwise work without the products would be split
+        big = rng.normal(size=(512, 4096))
+        graph = jit(value_and_grad(lambda x: fnp.mean(fnp.tanh(fnp.sin(x)) ** 2))).lower(big)
+        assert rows.analyze(graph) is not None
+    finally:
+        threads._state["n"] = saved
+
+
 def test_sums_needed_whole_are_joined_and_rows_go_on_in_a_later_phase(split):
     # funcgrad_nn's cross_entropy divides by a sum over the batch (PyTorch's mean over
     # the non-ignored targets), and Adam's update needs whole gradients: three phases
