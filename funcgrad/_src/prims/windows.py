@@ -25,8 +25,11 @@ family, so derivatives of any order work):
   the few window offsets, never over pixels.
 
 Speed: the batch is split over ``num_threads()`` threads (NumPy's BLAS thread count by
-default; ``set_num_threads``), because the per-image products are too small for BLAS to
-thread; temporaries live in per-thread work buffers reused across calls (``_scratch``).
+default; ``set_num_threads``; see threads.py), because the per-image products are too
+small for BLAS to thread, and each thread's share runs in cache-sized blocks;
+temporaries live in per-thread work buffers reused across calls (``_scratch``). Under
+jit a whole training step is split over the batch instead (rows.py: the row rules at the
+end of this file), and these implementations then run serially on each slice.
 """
 from __future__ import annotations
 
