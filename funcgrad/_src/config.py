@@ -13,6 +13,10 @@ Options:
     step on mid-sized arrays (see ``benchmarks/RESULTS.md``). Process-wide: the process
     keeps its peak memory. Setting it back to False restores glibc's default thresholds
     (without their dynamic adjustment). Elsewhere it warns and does nothing.
+  jit_row_splitting (bool, default True): let ``jit`` run a graph over a batch on slices
+    of the batch, one per thread, adding partial sums at the end (see ``jit``). Results
+    then depend, in the last bits, on the thread count (``FUNCGRAD_NUM_THREADS``, else
+    NumPy's BLAS thread count); set it to False for results that do not.
 """
 from __future__ import annotations
 
@@ -25,7 +29,7 @@ import numpy as np
 from . import core
 from .errors import FuncgradValueError
 
-_OPTIONS = {"debug_nans": False, "keep_freed_memory": False}
+_OPTIONS = {"debug_nans": False, "keep_freed_memory": False, "jit_row_splitting": True}
 
 
 def update(name, value):

@@ -40,6 +40,7 @@ import math
 
 import numpy as np
 
+from . import config as _config
 from . import threads as _threads
 
 U = ("U",)
@@ -84,7 +85,7 @@ def broadcasting_rows(prim):
 
     def rule(kinds, invars, outvars, params, batch):
         if S in kinds:
-            return _linear_elementwise(name, kinds, len(outvars))
+            return _linear_elementwise(name, kinds, invars, len(outvars))
         nd = len(outvars[0].shape)
         axis = None
         for k, v in zip(kinds, invars):
@@ -108,15 +109,26 @@ def broadcasting_rows(prim):
     return rule
 
 
-def _linear_elementwise(name, kinds, nout):
+def _linear_elementwise(name, kinds, invars, nout):
     n_s = sum(k is S for k in kinds)
     if any(k[0] == "R" for k in kinds):
         return None
+    # scaling is linear for finite factors only (a partial 0 times inf, or a partial
+    # 0 / 0, would make NaN where the whole sum gives inf): literals, checked here
+    factor = [v for v, k in zip(invars, kinds) if k is not S]
+    finite = all(_is_finite_literal(v, name in _DIVIDING) for v in factor)
     ok = ((name in _ADDITIVE and n_s == len(kinds))
-          or (name in _SCALING and n_s == 1)
-          or (name in _DIVIDING and kinds[0] is S and n_s == 1)
+          or (name in _SCALING and n_s == 1 and finite)
+          or (name in _DIVIDING and kinds[0] is S and n_s == 1 and finite)
           or (name in _LINEAR_UNARY))
     return ([S] * nout, None, {}) if ok else None
+
+
+def _is_finite_literal(v, nonzero):
+    value = getattr(v, "value", None)
+    if hasattr(v, "shape") or type(value) not in (bool, int, float, complex):
+        return False
+    return math.isfinite(abs(value)) and (value != 0 or not nonzero)
 
 
 def identity_rows(kinds, invars, outvars, params, batch):
@@ -417,7 +429,7 @@ def build(graph, plan, serial, compile_graph, Var, Graph):
 
     def run(*flat):
         k = _threads.chunks(batch, _threads.MIN_CHUNK_WORK)
-        if k <= 1:
+        if k <= 1 or not _config._OPTIONS["jit_row_splitting"]:
             return serial(*flat)
         bounds = [(j * batch // k, (j + 1) * batch // k) for j in range(k)]
         env = dict(zip(flat_names, flat))
@@ -450,6 +462,8 @@ def build(graph, plan, serial, compile_graph, Var, Graph):
                     total = pieces[0]
                     for x in pieces[1:]:
                         total = total + x
+                    if isinstance(pieces[0], np.ndarray) and not isinstance(total, np.ndarray):
+                        total = np.asarray(total)        # (0-d arrays add to a scalar)
                     env[name] = total
         return [(env[val].copy() if val in const_copy else env[val]) if is_var else val
                 for is_var, val in out_refs]

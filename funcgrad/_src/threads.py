@@ -10,6 +10,7 @@ worker (or inside a split) runs serially instead of splitting again.
 """
 from __future__ import annotations
 
+import contextvars
 import os
 import threading
 
@@ -85,7 +86,7 @@ def map_bounds(fn, bounds, flatten=False):
     """``[fn(a, b) for (a, b) in bounds]``, the first on this thread and the others on
     worker threads at once (concatenated when ``flatten``: each gives a list)."""
     k = len(bounds)
-    with _lock:
+    with _lock:      # (submitting under the lock: another caller may replace the pool)
         ex = _state["executor"]
         if ex is None or ex._max_workers < k - 1 or _state["pid"] != os.getpid():
             # (a forked child inherits the executor but not its threads: make a new one)
@@ -95,7 +96,9 @@ def map_bounds(fn, bounds, flatten=False):
             ex = _state["executor"] = ThreadPoolExecutor(
                 max(1, k - 1), thread_name_prefix="funcgrad-worker", initializer=_mark_busy)
             _state["pid"] = os.getpid()
-    futures = [ex.submit(fn, a, b) for a, b in bounds[1:]]
+        # each slice runs in a copy of the caller's context: NumPy's errstate (a context
+        # variable) and funcgrad's default device apply to it as to the caller
+        futures = [ex.submit(contextvars.copy_context().run, fn, a, b) for a, b in bounds[1:]]
     _local.busy = True
     try:
         first = fn(*bounds[0])

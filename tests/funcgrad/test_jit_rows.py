@@ -1,6 +1,9 @@
 """jit's row splitting (funcgrad/_src/rows.py): a graph run on slices of its batch on
 several threads must give what the whole graph gives, for every kind of value (rows,
 partial sums, whole values) and every way back from slices to whole values."""
+import threading
+import warnings
+
 import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
@@ -280,6 +283,91 @@ def test_a_parameter_as_long_as_the_batch_is_read_whole(split):
                if e.prim.name == "matmul"]
     assert all(plan.where[j][0] == "rows" for j in matmuls)
     _check(split, value_and_grad(_mlp), params, x, y)
+
+
+def test_partial_sums_are_joined_before_a_narrowing_cast(split):
+    # cast one by one, the halves of a sum could lose their cancellation or overflow
+    x = np.array([[1e8], [0.3], [-1e8], [0.0]])
+    _check(split, lambda x: fnp.sum(x * 1.0, axis=0).astype(np.float32), x, tol=0)
+    x16 = np.array([[6e4], [6e4], [-6e4], [-6e4]])
+    _check(split, lambda x: fnp.sum(x * 1.0, axis=0).astype(np.float16), x16, tol=0)
+    # widening keeps the partial sums partial
+    xs = np.arange(8.0, dtype=np.float32).reshape(4, 2)
+    _check(split, lambda x: fnp.sum(x * 2.0, axis=0).astype(np.float64), xs)
+
+
+def test_partial_sums_are_scaled_one_by_one_only_by_finite_constants(split):
+    # a partial 0 / 0 or 0 * inf would be NaN where the whole sum gives inf
+    x = np.array([[1.0], [2.0], [0.0], [0.0]])
+    for d in (0.0, np.inf):
+        out = jit(lambda x, d: fnp.sum(x * 1.0, axis=0) / d)
+        out(x, np.float64(d))
+        with np.errstate(divide="ignore", invalid="ignore"):
+            np.testing.assert_array_equal(out(x, np.float64(d)), np.sum(x, axis=0) / d)
+        prod = jit(lambda x, d: fnp.sum(x * 1.0, axis=0) * d)
+        prod(x, np.float64(d))
+        with np.errstate(invalid="ignore"):
+            np.testing.assert_array_equal(prod(x, np.float64(d)), np.sum(x, axis=0) * d)
+
+
+def test_slices_on_workers_follow_the_callers_errstate(split):
+    x = np.array([[1.0, 2.0], [3.0, 4.0], [5.0, 6.0], [0.0, -1.0]])  # 0 in the worker's half
+    jf = jit(lambda x: fnp.log(x) * 2.0)
+    with np.errstate(all="ignore"):
+        jf(x)
+    with np.errstate(all="raise"):
+        with pytest.raises(FloatingPointError):
+            jf(x)
+    with np.errstate(all="ignore"):
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            jf(x)                        # no warning from the worker either
+    assert split.calls
+
+
+def test_a_zero_dimensional_partial_sum_stays_an_array(split):
+    rng = np.random.default_rng(9)
+    X, w, y = rng.normal(size=(6, 3)), rng.normal(size=(3, 1)), rng.normal(size=(6, 1))
+
+    def loss(w, X, y):
+        r = X @ w - y
+        return fnp.squeeze(r.T @ r)
+
+    out = _check(split, loss, w, X, y)(w, X, y)
+    assert type(out) is type(loss(w, X, y)) is np.ndarray
+
+
+def test_row_splitting_can_be_switched_off(split):
+    params, x, y = _mlp_data(8)
+    with funcgrad.config.override(jit_row_splitting=False):
+        _check(split, value_and_grad(_mlp), params, x, y, expect_split=False)
+    assert funcgrad.config.read("jit_row_splitting") is True
+
+
+def test_the_worker_pool_can_be_replaced_while_another_caller_submits():
+    # a caller that needs more workers replaces the pool; one that read the old pool
+    # must still get its slices run (it submits under the lock)
+    results = {}
+
+    def run(name, k):
+        try:
+            results[name] = threads.map_bounds(lambda a, b: b - a,
+                                               [(j, j + 1) for j in range(k)])
+        except Exception as e:                      # noqa: BLE001 - reported below
+            results[name] = repr(e)
+
+    saved = threads._state["executor"]
+    threads._state["executor"] = None
+    try:
+        ts = [threading.Thread(target=run, args=(f"t{i}", 2 + i % 4)) for i in range(12)]
+        for t in ts:
+            t.start()
+        for t in ts:
+            t.join()
+    finally:
+        if saved is not None:
+            threads._state["executor"] = saved
+    assert all(isinstance(v, list) and v == [1] * len(v) for v in results.values()), results
 
 
 # ---- random programs: split against whole, value and gradient ----------------------------

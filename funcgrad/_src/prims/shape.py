@@ -561,9 +561,12 @@ def _broadcast_to_rows(kinds, invars, outvars, params, batch):
 
 def _astype_rows(kinds, invars, outvars, params, batch):
     if kinds[0] is _rows.S:
-        # casting partial sums is linear only between floating (or complex) dtypes
-        inexact = (invars[0].dtype.kind in "fc" and np.dtype(outvars[0].dtype).kind in "fc")
-        return ([_rows.S], None, {}) if inexact else None
+        # partial sums may be cast one by one only to a floating dtype that holds every
+        # value of theirs (narrowing could overflow, or lose the cancellation between
+        # them, that the whole sum would not)
+        src, dst = np.dtype(invars[0].dtype), np.dtype(outvars[0].dtype)
+        widening = src.kind in "fc" and dst.kind in "fc" and np.can_cast(src, dst, "safe")
+        return ([_rows.S], None, {}) if widening else None
     return [kinds[0]], None, {}
 
 
