@@ -663,3 +663,17 @@ def test_jit_literal_conversion_checks_the_ufunc_accepts_it():
     ns = {}
     name = _ufunc_literal(np.multiply, three, [x, three], ns)
     assert ns[name].dtype == np.float32 and ns[name] == 3
+
+
+def test_jit_of_python_scalars_in_lists_stacks_them_as_eager_does():
+    # leaves of a nested list are weak Python scalars under jit; reshaping one (inside
+    # asarray's stack) used to fail with "'float' object has no attribute 'reshape'"
+    f = lambda x: fnp.sum(fnp.asarray(x) * 2.0, axis=0)
+    jf = jit(f)
+    for _ in range(2):                    # traced, then compiled
+        out = jf([[1.0, 2.0], [3.0, 4.0]])
+        np.testing.assert_array_equal(out, f([[1.0, 2.0], [3.0, 4.0]]))
+        assert out.dtype == np.float64
+    g = jit(lambda a, b: fnp.stack([a, b]) + fnp.transpose(a))
+    np.testing.assert_array_equal(g(1.0, 2.0), [2.0, 3.0])
+    np.testing.assert_array_equal(g(1.0, 2.0), [2.0, 3.0])

@@ -79,7 +79,14 @@ def unbroadcast(g, x):
 
 
 # ---- reshape ---------------------------------------------------------------------------
-reshape_p = Primitive("reshape", lambda x, shape: x.reshape(shape))
+def _reshape_impl(x, shape):
+    try:
+        return x.reshape(shape)
+    except AttributeError:          # a Python scalar (a weak value under jit)
+        return np.reshape(x, shape)
+
+
+reshape_p = Primitive("reshape", _reshape_impl)
 defjvp(reshape_p, lambda t, ans, x, shape: reshape(t, shape))
 defvjp(reshape_p, lambda g, ans, x, shape: reshape(g, x.shape))
 
@@ -193,7 +200,14 @@ def _as_array(x):
 
 
 # ---- transpose -------------------------------------------------------------------------
-transpose_p = Primitive("transpose", lambda x, axes: x.transpose(axes))
+def _transpose_impl(x, axes):
+    try:
+        return x.transpose(axes)
+    except AttributeError:          # a Python scalar (a weak value under jit)
+        return np.transpose(x, axes)
+
+
+transpose_p = Primitive("transpose", _transpose_impl)
 defjvp(transpose_p, lambda t, ans, x, axes: transpose(t, axes))
 defvjp(transpose_p, lambda g, ans, x, axes: bind(transpose_p, g, axes=_inverse_perm(axes)))
 
