@@ -37,11 +37,15 @@ def split(monkeypatch):
     s = Split()
     s.calls = calls
     s.set_threads = threads.set_num_threads
-    yield s
-    threads._state["n"] = old
+    try:
+        yield s
+    finally:
+        threads._state["n"] = old
 
 
 def _same(out, ref, tol):
+    assert (funcgrad.tree_util.tree_structure(out)
+            == funcgrad.tree_util.tree_structure(ref))
     out_l, ref_l = funcgrad.tree_util.tree_leaves(out), funcgrad.tree_util.tree_leaves(ref)
     assert len(out_l) == len(ref_l)
     for o, r in zip(out_l, ref_l):
@@ -59,6 +63,8 @@ def _check(split, fun, *args, tol=1e-12, expect_split=True):
     _same(first, out, tol)
     if expect_split:
         assert len(split.calls) > n, "the compiled graph did not run on slices"
+    else:
+        assert len(split.calls) == n
     return jf
 
 

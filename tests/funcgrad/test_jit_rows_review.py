@@ -6,64 +6,16 @@ import threading
 import numpy as np
 import pytest
 
-import funcgrad
 import funcgrad.lax as lax
 import funcgrad.numpy as fnp
 from funcgrad import grad, jit, value_and_grad
-from funcgrad._src import rows, threads
+from funcgrad._src import threads
 
-
-@pytest.fixture
-def split(monkeypatch):
-    """No work threshold, 2 threads by default; ``split.calls`` counts the row phases run
-    on slices (from outside a worker)."""
-    monkeypatch.setattr(rows, "MIN_ROW_WORK", 0)
-    monkeypatch.setattr(rows, "MAX_JOIN_FRACTION", float("inf"))
-    old = threads._state["n"]
-    threads.set_num_threads(2)
-    calls = []
-    real = threads.map_bounds
-
-    def spy(fn, bounds, flatten=False):
-        if not threads.in_split():
-            calls.append(bounds[-1][1])
-        return real(fn, bounds, flatten)
-    monkeypatch.setattr(rows._threads, "map_bounds", spy)
-
-    class Split:
-        pass
-    s = Split()
-    s.calls = calls
-    s.set_threads = threads.set_num_threads
-    try:
-        yield s
-    finally:
-        threads._state["n"] = old
-
-
-def _same(out, ref, tol):
-    assert (funcgrad.tree_util.tree_structure(out)
-            == funcgrad.tree_util.tree_structure(ref))
-    out_l, ref_l = funcgrad.tree_util.tree_leaves(out), funcgrad.tree_util.tree_leaves(ref)
-    assert len(out_l) == len(ref_l)
-    for o, r in zip(out_l, ref_l):
-        assert np.asarray(o).dtype == np.asarray(r).dtype
-        assert np.shape(o) == np.shape(r)
-        np.testing.assert_allclose(o, r, rtol=tol, atol=tol)
+from .test_jit_rows import _check as _check_rows, _same, split  # noqa: F401 (a fixture)
 
 
 def _check(split, fun, *args, tol=1e-10, expect_split=True):
-    jf = jit(fun)
-    first = jf(*args)
-    n = len(split.calls)
-    out = jf(*args)
-    _same(out, fun(*args), tol)
-    _same(first, out, tol)
-    if expect_split:
-        assert len(split.calls) > n, "the compiled graph did not run on slices"
-    else:
-        assert len(split.calls) == n
-    return jf
+    return _check_rows(split, fun, *args, tol=tol, expect_split=expect_split)
 
 
 _RNG = np.random.default_rng(20240601)
