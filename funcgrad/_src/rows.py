@@ -10,8 +10,8 @@ elementwise work between them gets both cores too.
 Each primitive says how it splits with a *row rule* (``prim.rows``, defined next to its
 other rules). A value of the graph is of one of three kinds:
 
-* ``U`` - whole: a graph input, a constant, or computed from such only. It is available
-  before the split (computed once, serially).
+* ``U`` - whole: a graph input, a constant, or computed from whole values only, serially
+  on this thread (before the first phase on slices, or between phases).
 * ``R(d)`` - rows: each slice holds the rows ``a:b`` of axis ``d``; the whole value would
   be the concatenation of the slices along ``d``.
 * ``S`` - partial sum: each slice holds a partial value; the whole value is their sum.
@@ -24,14 +24,16 @@ they do not change) and ``{input index: axis}`` for whole inputs that must be sl
 an axis for this equation (a full-batch constant added to rows, say).
 
 Partial sums only flow through operations linear in them (adding two partial sums,
-scaling one by a whole value, reshaping, summing...). An equation that cannot run on
-slices - or that depends on one that cannot - runs after the split, on whole values: row
-values are concatenated and partial sums added first. The graph inputs whose leading
-axis has the batch's length (the largest input's leading length) are the row values the
-split starts from.
+scaling one by a finite constant, reshaping, summing, widening casts...). Everything
+else that needs whole values waits for a join: the graph runs in phases (see "The
+analysis" below), and between two phases the partial sums needed whole are added and the
+rows needed whole concatenated. Which inputs start as rows: each distinct leading length
+of the inputs is tried as the batch (see ``analyze``).
 
 Results can differ from the serial replay in the last bits, because partial sums are
-added in a different order (as with any reassociation, see jit's docstring).
+added in a different order (as with any reassociation, see jit's docstring), so they
+depend on the thread count; ``funcgrad.config`` option ``jit_row_splitting`` turns the
+splitting off.
 """
 from __future__ import annotations
 
@@ -51,9 +53,9 @@ def R(d):
     return ("R", d)
 
 
-# Splitting pays off only with this much row work in all (elements written by the
-# equations that run on slices), and only when what must be joined afterwards (rows
-# concatenated for equations that cannot run on slices) is a small part of it.
+# Splitting pays off only with this much row work per phase run on slices (elements
+# written by the equations that run there), and only when the rows concatenated for
+# whole-value equations are a small part of it.
 MIN_ROW_WORK = 1 << 20
 MAX_JOIN_FRACTION = 0.25
 # Matrix products big enough for BLAS to thread them itself (OpenBLAS: m * n * k over
@@ -213,7 +215,8 @@ def analyze(graph):
 
 
 def _is_var(v):
-    return v is not None and hasattr(v, "shape") and type(v).__name__ != "Literal"
+    """A graph variable (not None, not a Literal: those have no shape)."""
+    return v is not None and hasattr(v, "shape")
 
 
 def _analyze(graph, batch, rows_in):
