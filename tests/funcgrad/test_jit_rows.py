@@ -376,9 +376,41 @@ def test_the_worker_pool_can_be_replaced_while_another_caller_submits():
     assert all(isinstance(v, list) and v == [1] * len(v) for v in results.values()), results
 
 
+def test_basic_indexing_and_concatenation_run_on_slices(split):
+    # an LSTM cell cuts its gates with slices on the feature axis: getitem, its
+    # cotangent (scatter into zeros) and concatenate all run on the slices, in one phase
+    rng = np.random.default_rng(10)
+    H = 3
+    p = {"W": rng.normal(size=(4, 4 * H)), "U": rng.normal(size=(H, 4 * H)),
+         "b": rng.normal(size=4 * H)}
+    x, h, c = rng.normal(size=(6, 4)), rng.normal(size=(6, H)), rng.normal(size=(6, H))
+
+    def loss(p, x, h, c):
+        z = x @ p["W"] + h @ p["U"] + p["b"]
+        i, f, g, o = (fnp.tanh(z[:, k * H:(k + 1) * H]) for k in range(4))
+        c2 = f * c + i * g
+        h2 = o * fnp.tanh(c2)
+        both = fnp.concatenate([h2, c2[..., ::-1]], axis=1)
+        return fnp.mean(fnp.at(both)[:, 0].set(1.0) ** 2)
+
+    _check(split, value_and_grad(loss, argnums=(0, 1, 2, 3)), p, x, h, c)
+    graph = jit(value_and_grad(loss)).lower(p, x, h, c)
+    plan = rows.analyze(graph)
+    names = {"getitem", "scatter", "concatenate"}
+    placed = [plan.where[j][0] for j, e in enumerate(graph.eqns) if e.prim.name in names]
+    assert placed and set(placed) == {"rows"}
+    assert sum(1 for kind, _ in plan.where.values() if kind == "rows") > 0
+    # index arrays hold absolute row numbers: gathers by them wait for whole values
+    g = jit(lambda x, idx: x[fnp.arange(6), idx]).lower(x, np.arange(6) % 4)
+    gp = rows.analyze(g)
+    assert gp is None or all(gp.where[j][0] == "serial" for j, e in enumerate(g.eqns)
+                             if e.prim.name == "getitem")
+
+
 # ---- random programs: split against whole, value and gradient ----------------------------
 _OPS = ["mm", "mmT", "bias", "const", "sin", "relu", "maxf", "sumf", "maxb", "meanb",
-        "resh", "flat", "T", "bcast", "where", "gram"]
+        "resh", "flat", "T", "bcast", "where", "gram", "rot", "setcol", "none_int",
+        "flip", "rotb", "gather"]
 
 
 @given(st.lists(st.tuples(st.sampled_from(_OPS), st.integers(0, 5)), min_size=1, max_size=10),
@@ -390,6 +422,7 @@ def test_split_matches_whole_graph_on_random_programs(prog, batch, nthreads):
     w = rng.normal(size=(3, 3))
     v = rng.normal(size=3)
     cb = rng.normal(size=(batch, 3))
+    idx = rng.integers(0, 3, batch)
 
     def f(x, w, v):
         vals = [x, fnp.tanh(x)]
@@ -407,7 +440,13 @@ def test_split_matches_whole_graph_on_random_programs(prog, batch, nthreads):
                  "T": lambda: fnp.transpose(fnp.transpose(a) * 2.0),
                  "bcast": lambda: fnp.sum(a[None] * fnp.ones((2, 1, 1)), axis=0),
                  "where": lambda: fnp.where(a > 0, a, 0.1 * b),
-                 "gram": lambda: a @ (a.T @ b) / batch}[op]()
+                 "gram": lambda: a @ (a.T @ b) / batch,
+                 "rot": lambda: fnp.concatenate([a[:, 1:], a[:, :1]], axis=1),
+                 "setcol": lambda: fnp.at(a)[:, 0].set(b[:, 1] * 2.0),
+                 "none_int": lambda: a[:, None, :][:, 0, :] + a[..., 2:3],
+                 "flip": lambda: a[..., ::-1] * 0.5,
+                 "rotb": lambda: fnp.concatenate([a[1:], a[:1]], axis=0),
+                 "gather": lambda: a[fnp.arange(batch), fnp.asarray(idx)][:, None] * b}[op]()
             vals.append(r)
         return fnp.sum(vals[-1] ** 2) + fnp.mean(vals[-2])
 

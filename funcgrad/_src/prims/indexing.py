@@ -11,6 +11,7 @@ import operator
 
 import numpy as np
 
+from .. import rows as _rows
 from ..backend import array_module, dtype_name
 from ..core import Primitive, Tracer, bind, defjvp, defvjp
 from ..errors import FuncgradTypeError, FuncgradValueError
@@ -320,3 +321,85 @@ def _scatter_batch(vals, dims, index, mode):
 
 getitem_p.batch = _getitem_batch
 scatter_p.batch = _scatter_batch
+
+
+# ---- row rules (jit's batch splitting, see rows.py): basic indices that keep the batch
+# axis whole. (Index arrays hold absolute positions: slices of them would point at the
+# wrong rows, so advanced indexing is left whole.)
+_FULL = ("slice", None, None, None)
+
+
+def _basic_axes(static, ndim):
+    """For an index without arrays: input axis -> (its index item, the output axis it
+    becomes, or None when an integer removes it); and the output's rank."""
+    used = sum(1 for s in static if s is not None and s is not Ellipsis)
+    items = []
+    for s in static:
+        items.extend([_FULL] * (ndim - used) if s is Ellipsis else [s])
+    if Ellipsis not in static:
+        items.extend([_FULL] * (ndim - used))
+    axes, i, o = {}, 0, 0
+    for s in items:
+        if s is None:
+            o += 1
+        elif isinstance(s, tuple):
+            axes[i] = (s, o)
+            i, o = i + 1, o + 1
+        else:
+            axes[i] = (s, None)
+            i += 1
+    return axes, o
+
+
+def _kept_axis(static, x, d):
+    """The output axis of ``x[index]`` that is ``x``'s whole axis ``d``, or None."""
+    if _has_arrays(static):
+        return None
+    item, out = _basic_axes(static, len(x.shape))[0][d]
+    return out if item == _FULL else None
+
+
+def _getitem_rows(kinds, invars, outvars, params, batch):
+    k = kinds[0]
+    if k is _rows.S:                      # indexing is linear (index arrays are whole)
+        return ([_rows.S], None, {}) if all(q is _rows.U for q in kinds[1:]) else None
+    if k[0] != "R" or len(kinds) > 1:
+        return None
+    out = _kept_axis(params["index"], invars[0], k[1])
+    return None if out is None else ([_rows.R(out)], None, {})
+
+
+def _scatter_rows(kinds, invars, outvars, params, batch):
+    kx, kv = kinds[0], kinds[1]
+    if kx is _rows.S and kv is _rows.S and len(kinds) == 2:   # linear in (x, v) together
+        return [_rows.S], None, {}
+    index = params["index"]
+    if len(kinds) > 2 or _rows.S in (kx, kv) or _has_arrays(index):
+        return None
+    x = invars[0]
+    vshape = tuple(getattr(invars[1], "shape", ()))          # (a literal has none)
+    axes, rank = _basic_axes(index, len(x.shape))
+    vd = None if kv is _rows.U else kv[1] + rank - len(vshape)   # on x[index]'s axes
+    d = kx[1] if kx[0] == "R" else next((a for a, (item, o) in axes.items()
+                                         if o is not None and o == vd), None)
+    if d is None or axes[d][0] != _FULL:
+        return None
+    out = axes[d][1]
+    cut = {}
+    if kx is _rows.U:
+        if x.shape[d] != batch:
+            return None
+        cut[0] = d
+    if kv is _rows.U:
+        a = out - (rank - len(vshape))            # v broadcasts against x[index]
+        if a >= 0 and vshape[a] != 1:
+            if vshape[a] != batch:
+                return None
+            cut[1] = a
+    elif vd != out:
+        return None
+    return [_rows.R(d)], None, cut
+
+
+getitem_p.rows = _getitem_rows
+scatter_p.rows = _scatter_rows

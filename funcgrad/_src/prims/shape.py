@@ -584,7 +584,20 @@ def _astype_rows(kinds, invars, outvars, params, batch):
     return [kinds[0]], None, {}
 
 
+def _concat_rows(kinds, invars, outvars, params, batch):
+    if all(k is _rows.S for k in kinds):          # concatenation is linear
+        return [_rows.S], None, {}
+    axis = params["axis"]
+    ds = {k[1] for k in kinds if k[0] == "R"}
+    if _rows.S in kinds or len(ds) != 1 or axis in ds:
+        return None
+    d = ds.pop()
+    # whole operands have the batch's length on d too (shapes match off the axis)
+    return [_rows.R(d)], None, {i: d for i, k in enumerate(kinds) if k is _rows.U}
+
+
 reshape_p.rows = _reshape_rows
 transpose_p.rows = _transpose_rows
+concatenate_p.rows = _concat_rows
 broadcast_to_p.rows = _broadcast_to_rows
 astype_p.rows = _astype_rows
