@@ -257,8 +257,9 @@ def _analyze(graph, batch, rows_in):
                         [U if k is S else k for k in as_input]):
                 if any(k[0] == "R" for k in ins) or ins is natural:
                     res = rule(ins, e.invars, e.outvars, e.params, batch)
-                    if res is not None:
+                    if res is not None and _exact_partials(ins, e.invars, e.outvars, res[0]):
                         break
+                    res = None
         if res is None:
             level = max([need_whole(v) for v in e.invars if _is_var(v)], default=0)
             for v in e.outvars:
@@ -311,6 +312,22 @@ def _analyze(graph, batch, rows_in):
         return None
     return Plan(batch, kinds, where, reads, chunk_params,
                 {p: list(vs.values()) for p, vs in joins.items()}, phases, work, join_work)
+
+
+def _exact(src, dst):
+    """Whether converting ``src`` values to ``dst`` is exact (and so commutes with
+    adding partial sums): the same dtype, or a widening between floating dtypes."""
+    src, dst = np.dtype(src), np.dtype(dst)
+    return src == dst or (src.kind in "fc" and dst.kind in "fc"
+                          and np.can_cast(src, dst, "safe"))
+
+
+def _exact_partials(ins, invars, outvars, outs):
+    """Partial sums may pass into a partial-sum result only through exact conversions:
+    an int partial turned float, or a float64 one rounded to float32, one slice at a
+    time would not add up to the whole sum converted."""
+    dsts = [v.dtype for v, k in zip(outvars, outs) if k is S]
+    return all(_exact(v.dtype, d) for v, k in zip(invars, ins) if k is S for d in dsts)
 
 
 def _gemm_size(e):

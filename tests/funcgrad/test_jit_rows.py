@@ -302,6 +302,22 @@ def test_partial_sums_are_joined_before_a_narrowing_cast(split):
     _check(split, lambda x: fnp.sum(x * 2.0, axis=0).astype(np.float64), xs)
 
 
+def test_partial_sums_pass_only_through_exact_conversions(split):
+    # int partials turned float (or float64 rounded to float32) one slice at a time do
+    # not add up to the whole sum converted: such steps join the sums first
+    big = np.array([[2**60 + 1], [0], [-2**60], [0]])
+    z = np.zeros((4, 1))
+    _check(split, lambda b, z: fnp.sum(b, axis=0) + fnp.sum(z, axis=0), big, z, tol=0)
+    _check(split, lambda b, z: fnp.concatenate([fnp.sum(b, axis=0), fnp.sum(z, axis=0)]),
+           big, z, tol=0)
+    xi, xf = np.array([[3], [2], [7], [1]]), np.array([[0.1], [0.2], [0.3], [0.4]])
+    _check(split, lambda xi, xf: fnp.at(fnp.sum(xi, axis=0))[0].set(fnp.sum(xf, axis=0)[0]),
+           xi, xf, tol=0)
+    a = np.array([[1e10], [1.0], [-1e10], [0.5]])
+    _check(split, lambda a: fnp.at(fnp.sum(a.astype(np.float32) * 0.0, axis=0))[0].add(
+        fnp.sum(a, axis=0)[0]), a, tol=0)
+
+
 def test_partial_sums_are_scaled_one_by_one_only_by_finite_constants(split):
     # a partial 0 / 0 or 0 * inf would be NaN where the whole sum gives inf
     x = np.array([[1.0], [2.0], [0.0], [0.0]])

@@ -352,3 +352,174 @@ def test_an_exception_in_a_slice_reaches_the_caller(split, row):
         jf(x, bad)
     assert not threads.in_split()
     _same(jf(x, n), f(x, n), 0)          # and the next call works
+
+
+# ---- basic indexing, scatter and concatenate on slices -------------------------------------
+def _placed(fun, *args, names=("getitem", "scatter", "concatenate")):
+    """Where the compiled graph of ``fun`` runs its indexing/concatenation equations."""
+    from funcgrad._src import rows
+    graph = jit(fun).lower(*args)
+    plan = rows.analyze(graph)
+    assert plan is not None
+    return [plan.where[j][0] for j, e in enumerate(graph.eqns) if e.prim.name in names]
+
+
+_IDX_X = _RNG.normal(size=(5, 4, 3))
+
+
+@pytest.mark.parametrize("index", [
+    (Ellipsis, 1), (slice(None), Ellipsis, -1), (None,), (slice(None), None, 2),
+    (None, slice(None), None, Ellipsis, None),
+    (slice(None), slice(None, None, -2), slice(2, 0, -1)),
+    (Ellipsis,), (slice(None), slice(3, 1)), (slice(None), -1, -2),
+    (0,), (-1,), (slice(1, None),), (slice(None, None, -1),), (slice(None, None, 2),),
+    (slice(0, 5),)])
+def test_basic_indices_on_rows_and_on_the_batch_axis(split, index):
+    def f(x):
+        return fnp.sin(x)[index] * 2.0
+    # (an integer, a partial or a reversed slice on the batch axis: the batch is cut whole)
+    on_batch = index[0] != slice(None) and index[0] is not None and index[0] is not Ellipsis
+    _check(split, f, _IDX_X)
+    _check(split, grad(lambda x: fnp.sum(fnp.sin(f(x)) ** 2)), _IDX_X)
+    _check(split, value_and_grad(lambda x: fnp.sum(fnp.sin(x[index]) ** 2)), _IDX_X,
+           expect_split=not on_batch)
+    assert _placed(f, _IDX_X) == ["serial" if on_batch else "rows"]
+
+
+@pytest.mark.parametrize("index, where", [
+    ((0,), "rows"), ((None, 1), "rows"), ((slice(None), slice(None, None, -1)), "rows"),
+    ((Ellipsis, slice(None, None, -1)), "serial"), ((Ellipsis, -1), "serial"),
+    ((1, Ellipsis, slice(1, None)), "serial")])
+def test_basic_indices_with_the_batch_axis_last(split, index, where):
+    def f(x):
+        return fnp.transpose(fnp.sin(x), (1, 2, 0))[index] * 2.0
+    _check(split, f, _IDX_X)
+    _check(split, grad(lambda x: fnp.sum(fnp.sin(f(x)) ** 2)), _IDX_X)
+    assert _placed(f, _IDX_X) == [where]
+
+
+@pytest.mark.parametrize("index", [(None,), (slice(None), None), (Ellipsis, None),
+                                   (None, None, Ellipsis, None), (0,), (slice(None, None, -1),)])
+def test_basic_indices_of_a_one_dimensional_batch(split, index):
+    x = _RNG.normal(size=7)
+    f = lambda x: fnp.sin(x)[index] * 2.0                                 # noqa: E731
+    _check(split, f, x)
+    _check(split, grad(lambda x: fnp.sum(fnp.sin(f(x)) ** 2)), x)
+
+
+_AT = {
+    "set_scalar": lambda x, p: fnp.at(fnp.sin(x))[:, 0].set(2.0),
+    "add_scalar_ellipsis": lambda x, p: fnp.at(fnp.sin(x))[..., 1:, -1].add(2.0),
+    "set_rows": lambda x, p: fnp.at(fnp.sin(x))[:, 1].set(fnp.cos(x[:, 2])),
+    "add_rows_reversed": lambda x, p: fnp.at(fnp.sin(x))[:, ::-1].add(fnp.cos(x)),
+    "set_param_broadcast": lambda x, p: fnp.at(fnp.sin(x))[:, 1:].set(p[1:]),
+    "set_rows_broadcast": lambda x, p: fnp.at(fnp.sin(x))[:, :, 1:].set(fnp.cos(x[:, :, :1])),
+    "set_with_none": lambda x, p: fnp.at(fnp.sin(x))[:, None, 2].set(fnp.cos(x[:, None, 0])),
+    "into_constant": lambda x, p: fnp.at(fnp.zeros((5, 4, 3)))[:, 1, ::2].set(fnp.sin(x[:, 0, :2])),
+    "into_param_broadcast": lambda x, p: fnp.at(fnp.broadcast_to(p, (5, 4, 3)))[:, 1, 2].add(
+        fnp.sin(x[:, 0, 0])),
+    "batch_last": lambda x, p: fnp.at(fnp.transpose(fnp.sin(x), (1, 2, 0)))[0].set(
+        p[0][:, None] * 3.0),
+    "batch_last_into_const": lambda x, p: fnp.at(fnp.ones((4, 3, 5)))[1, 2].set(
+        fnp.sin(x[:, 0, 0])),
+}
+
+
+@pytest.mark.parametrize("name", sorted(_AT))
+def test_index_updates_run_on_slices(split, name):
+    f = _AT[name]
+    p = _RNG.normal(size=(4, 3))
+    _check(split, f, _IDX_X, p)
+    _check(split, grad(lambda x, p: fnp.sum(fnp.sin(f(x, p)) ** 2), argnums=(0, 1)), _IDX_X, p)
+    assert _placed(f, _IDX_X, p, names=("scatter",)) == ["rows"]
+
+
+@pytest.mark.parametrize("index", [(0,), (-1, 1), (slice(1, None),), (slice(None, None, -1),),
+                                   (slice(None, None, 2), 0)])
+def test_index_updates_on_the_batch_axis_run_whole(split, index):
+    def f(x):
+        h = fnp.sin(x)
+        return fnp.at(h)[index].add(fnp.cos(h[index]))
+    _check(split, f, _IDX_X)
+    _check(split, grad(lambda x: fnp.sum(fnp.sin(f(x)) ** 2)), _IDX_X)
+    assert _placed(f, _IDX_X, names=("scatter",)) == ["serial"]
+
+
+def test_concatenate_of_rows_with_whole_operands(split):
+    x, p, pbb = _RNG.normal(size=(5, 3)), _RNG.normal(size=(2, 5)), _RNG.normal(size=(5, 5))
+    cb = _RNG.normal(size=(5, 2))
+    cases = [
+        (lambda x, p: fnp.concatenate([fnp.sin(x), cb], axis=1), "rows"),
+        (lambda x, p: fnp.concatenate([cb, fnp.sin(x), fnp.cos(x)], axis=-1), "rows"),
+        (lambda x, p: fnp.concatenate([p, fnp.sin(x).T, p], axis=0) * 2.0, "rows"),
+        (lambda x, p: fnp.stack([fnp.sin(x), fnp.cos(x)], axis=-1), "rows"),
+        (lambda x, p: fnp.concatenate([fnp.sin(x), fnp.cos(x)], axis=0), "serial"),
+        (lambda x, p: fnp.concatenate([fnp.sin(x).T, fnp.cos(x).T], axis=1), "serial"),
+        (lambda x, p: fnp.concatenate([fnp.sin(x), x[:2] * 1.0], axis=0), "serial"),
+    ]
+    for f, where in cases:
+        _check(split, f, x, p)
+        _check(split, grad(lambda x, p: fnp.sum(fnp.sin(f(x, p)) ** 2), argnums=(0, 1)), x, p)
+        assert _placed(f, x, p, names=("concatenate",)) == [where]
+    # a parameter as long as the batch on both axes, concatenated with rows
+    for axis, t in ((1, False), (0, True)):
+        f = lambda x, q: fnp.concatenate(                                  # noqa: E731
+            [fnp.sin(x).T if t else fnp.sin(x), q], axis=axis)
+        _check(split, f, x, pbb)
+        _check(split, grad(lambda x, q: fnp.sum(fnp.sin(f(x, q)) ** 2), argnums=(0, 1)), x, pbb)
+
+
+def test_indexing_and_concatenation_of_partial_sums(split):
+    x, idx = _RNG.normal(size=(7, 5)), _RNG.integers(0, 5, 7)
+
+    def f(x, idx):
+        s = fnp.sum(fnp.sin(x), axis=0)            # a partial sum on the slices
+        t = fnp.sum(x, axis=0)
+        u = fnp.at(s)[1:3].add(t[:2])              # scatter of two partial sums
+        return (u[idx % 5], u[None, ::-1], fnp.concatenate([s, t]) * 2.0,
+                (fnp.sin(x).T @ fnp.sin(x[:, :1]))[:, 0] * fnp.sin(x[:, :5]).T[:, 0])
+    _check(split, f, x, idx)
+    _check(split, grad(lambda x: fnp.sum(fnp.sin(f(x, idx)[0])) + fnp.sum(f(x, idx)[2] ** 2)), x)
+
+
+@pytest.mark.parametrize("nthreads", [2, 3, 4, 5])
+def test_slicing_updates_and_concatenation_over_odd_batches(split, nthreads):
+    split.set_threads(nthreads)
+    rng = np.random.default_rng(nthreads)
+    for batch in (2, 3, 5, 7):
+        x, p = rng.normal(size=(batch, 6)), rng.normal(size=6)
+
+        def f(x, p, batch=batch):
+            h = fnp.at(fnp.sin(x))[:, ::2].add(p[::2])
+            h = fnp.concatenate([h[:, 3:], h[:, :3][..., ::-1],
+                                 np.arange(batch * 1.0)[:, None]], axis=1)
+            h = fnp.at(h)[..., -1].set(h[:, 0] * p[0])
+            return h[:, None, 1:5:2] * h[:, None, :2]
+        _check(split, f, x, p)
+        _check(split, grad(lambda x, p: fnp.sum(fnp.sin(f(x, p)) ** 2), argnums=(0, 1)), x, p)
+
+
+@pytest.mark.parametrize("mode", ["LSTM", "GRU"])
+def test_recurrent_layers_sequence_first_and_bidirectional(split, mode):
+    import funcgrad.random as fr
+    import funcgrad_nn as nn
+    rng = np.random.default_rng(11)
+    m = getattr(nn, mode)(3, 4, num_layers=2, bidirectional=True, dtype=np.float64)
+    p = m.init(fr.key(1))
+    xs = rng.normal(size=(4, 5, 3))          # (L, N, H): the batch is axis 1
+    h0 = rng.normal(size=(4, 5, 4))
+    hx = (h0, rng.normal(size=(4, 5, 4))) if mode == "LSTM" else h0
+    _check(split, value_and_grad(lambda p, x, hx: fnp.mean(m(p, x, hx)[0] ** 2),
+                                 argnums=(0, 1, 2)), p, xs, hx)
+
+
+def test_attention_sequence_first(split):
+    import funcgrad.random as fr
+    import funcgrad_nn as nn
+    rng = np.random.default_rng(12)
+    mha = nn.MultiheadAttention(8, 2, dtype=np.float64)
+    pm = mha.init(fr.key(4))
+    pm["in_proj_bias"] = rng.normal(size=24)
+    q, kv = rng.normal(size=(5, 24, 8)), rng.normal(size=(6, 24, 8))   # N = 3 * E
+    _check(split, grad(lambda p, q, kv: fnp.sum(mha(p, q, kv, kv)[0] ** 2)
+                       + fnp.sum(mha(p, q, kv, kv)[1]), argnums=(0, 1, 2)), pm, q, kv)

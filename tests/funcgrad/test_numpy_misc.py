@@ -141,3 +141,12 @@ def test_histogram_counts_and_weighted_derivative():
     np.testing.assert_allclose(fnp.histogram(x, bins=3, weights=w)[0],
                                np.histogram(x, bins=3, weights=w)[0])
     check_grads(lambda w: fnp.histogram(x, bins=3, weights=w, density=True)[0], (w,), order=2)
+
+
+def test_at_set_with_a_value_carrying_leading_unit_axes_differentiates():
+    # NumPy lets the value of x[idx] = v have extra leading axes of length 1; the
+    # cotangent of v must come back in v's shape (it used to fail in a reshape)
+    f = lambda v: fnp.sum(fnp.at(np.ones((3, 2)))[:, 0].set(v) ** 2)
+    v = np.arange(3.0)[None]
+    np.testing.assert_allclose(funcgrad.grad(f)(v), 2 * v)
+    check_grads(f, (v,), order=2)

@@ -147,6 +147,9 @@ def _scatter_vjp(g, ans, args, wanted, index, mode):
                 # get no cotangent; before, every duplicate got one.
                 from .elementwise import where
                 gv = where(_last_writes(x, arrays, index, gv.shape), gv, 0)
+            extra = len(getattr(v, "shape", ())) - len(gv.shape)
+            if extra > 0:       # NumPy lets the value carry extra leading axes of length 1
+                gv = _shape.reshape(gv, (1,) * extra + tuple(gv.shape))
             res.append(_shape.unbroadcast(gv, v))
     return res
 

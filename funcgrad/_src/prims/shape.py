@@ -574,13 +574,7 @@ def _broadcast_to_rows(kinds, invars, outvars, params, batch):
 
 
 def _astype_rows(kinds, invars, outvars, params, batch):
-    if kinds[0] is _rows.S:
-        # partial sums may be cast one by one only to a floating dtype that holds every
-        # value of theirs (narrowing could overflow, or lose the cancellation between
-        # them, that the whole sum would not)
-        src, dst = np.dtype(invars[0].dtype), np.dtype(outvars[0].dtype)
-        widening = src.kind in "fc" and dst.kind in "fc" and np.can_cast(src, dst, "safe")
-        return ([_rows.S], None, {}) if widening else None
+    # (a partial sum stays partial only through an exact conversion: rows.py checks)
     return [kinds[0]], None, {}
 
 
