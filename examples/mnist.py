@@ -20,9 +20,9 @@ epoch, a checkpoint saved and reloaded, the curves saved as a PNG. The images ar
 converted to normalised float32 arrays once, into an ``ArrayDataset``, so the DataLoader
 builds each batch with one indexing operation instead of one transform call per image.
 The defaults aim at 98-99% test accuracy on MNIST in 3 epochs (a few minutes on two CPU
-cores); use ``--limit-train``/``--limit-test`` for a quick run on a subset. On a machine
-busy with other jobs, ``OPENBLAS_NUM_THREADS=1`` can make training many times faster
-(BLAS threads that wait for each other on every small matrix product stall there).
+cores); use ``--limit-train``/``--limit-test`` for a quick run on a subset. Threads take
+care of themselves: funcgrad uses the CPUs this process may run on, and fewer while other
+jobs keep them busy (``funcgrad.config`` options ``num_threads``, ``adaptive_threads``).
 """
 from __future__ import annotations
 

@@ -36,6 +36,8 @@ import collections
 import concurrent.futures
 import math
 import numbers
+import os
+import threading
 from typing import Callable, Iterable, Iterator, Sequence
 
 import numpy as np
@@ -481,6 +483,9 @@ class DataLoader:
         batches ahead in a thread pool. Batches come out in the same order and with the
         same contents as with ``num_workers=0``. Threads, not processes: they pay off
         when fetching releases the GIL (file reads, NumPy copies, large transforms).
+        They run at background priority (Linux: nice 19 per thread), so they use the CPU
+        time that the training step (funcgrad's thread budget, ``funcgrad.config``
+        ``num_threads``) leaves idle rather than slowing the step down.
       collate_fn: turns a list of samples into a batch (default :func:`default_collate`).
       pin_memory: with a GPU ``device``, stage each batch in page-locked host memory
         (``cupyx.empty_pinned``) before the copy to the device; otherwise a no-op
@@ -595,7 +600,8 @@ class DataLoader:
 
     def _prefetching(self, jobs, epoch, wants_rng):
         pool = concurrent.futures.ThreadPoolExecutor(self.num_workers,
-                                                     thread_name_prefix="DataLoader")
+                                                     thread_name_prefix="DataLoader",
+                                                     initializer=_background_priority)
         pending = collections.deque()
         try:
             ahead = self.num_workers * self.prefetch_factor
@@ -614,6 +620,15 @@ class DataLoader:
             for f in pending:
                 f.cancel()
             pool.shutdown(wait=True)
+
+
+def _background_priority():
+    """Lower this worker thread's priority (Linux: nice 19 for the thread alone), so that
+    prefetching takes only CPU time the training step leaves; elsewhere a no-op."""
+    try:
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 19)
+    except (AttributeError, OSError):
+        pass
 
 
 def _is_gpu(device):

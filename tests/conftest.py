@@ -3,6 +3,12 @@ import os
 
 from hypothesis import HealthCheck, settings
 
+import funcgrad
+
+# Tests get the thread counts they set, however busy the machine is (the adaptive policy
+# has tests of its own, on simulated loads).
+funcgrad.config.update("adaptive_threads", False)
+
 # CI and local runs are repeatable: derandomized, no deadline, bounded examples.
 settings.register_profile("ci", derandomize=True, deadline=None, max_examples=12,
                           suppress_health_check=[HealthCheck.too_slow])

@@ -15,8 +15,19 @@ Options:
     (without their dynamic adjustment). Elsewhere it warns and does nothing.
   jit_row_splitting (bool, default True): let ``jit`` run a graph over a batch on slices
     of the batch, one per thread, adding partial sums at the end (see ``jit``). Results
-    then depend, in the last bits, on the thread count (``FUNCGRAD_NUM_THREADS``, else
-    NumPy's BLAS thread count); set it to False for results that do not.
+    then depend, in the last bits, on the thread count; set it to False for results that
+    do not.
+  num_threads (int or None, default None): the process's thread budget: how many threads
+    jit's row splitting, the convolution and pooling implementations and the BLAS use at
+    once (while funcgrad's own threads run slices of a batch, the BLAS runs on one).
+    None means the default: ``FUNCGRAD_NUM_THREADS``, ``OMP_NUM_THREADS``,
+    ``OPENBLAS_NUM_THREADS`` or ``MKL_NUM_THREADS`` (the first one set), else the CPUs
+    this process may use (affinity mask, cgroup quota). ``read("num_threads")`` gives the
+    budget in force. 1 runs everything on the calling thread.
+  adaptive_threads (bool, default True): use fewer threads than the budget while other
+    processes keep this process's CPUs busy (sampled at most twice a second from
+    ``/proc/stat``), and the full budget again once they are quiet. Off, the budget is
+    used as it is, whatever the load.
 """
 from __future__ import annotations
 
@@ -26,10 +37,11 @@ import sys
 
 import numpy as np
 
-from . import core
+from . import core, threads
 from .errors import FuncgradValueError
 
-_OPTIONS = {"debug_nans": False, "keep_freed_memory": False, "jit_row_splitting": True}
+_OPTIONS = {"debug_nans": False, "keep_freed_memory": False, "jit_row_splitting": True,
+            "num_threads": None, "adaptive_threads": True}
 
 
 def update(name, value):
@@ -41,6 +53,17 @@ def update(name, value):
         core.nan_check = _check_nans if value else None
     elif name == "keep_freed_memory":
         value = bool(value) and _set_malloc(bool(value))
+    elif name == "num_threads":
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int)
+                                  and not hasattr(value, "__index__") or int(value) < 1):
+            raise FuncgradValueError(
+                f"funcgrad.config.update('num_threads', {value!r}): expected a positive "
+                "integer, or None for the default (the CPUs this process may use)")
+        value = None if value is None else int(value)
+        threads.set_num_threads(value)
+    elif name == "adaptive_threads":
+        value = bool(value)
+        threads.set_adaptive(value)
     _OPTIONS[name] = value
 
 
@@ -70,6 +93,9 @@ def _set_malloc(keep):
 
 
 def read(name):
+    """The value of option ``name``; for ``num_threads``, the budget in force."""
+    if name == "num_threads":
+        return threads.budget()
     return _OPTIONS[name]
 
 

@@ -853,8 +853,7 @@ def jit(fun, static_argnums=(), static_argnames=()):
     that does the same for every row of a batch (a training step whose loss sums or
     averages over examples) runs on slices of the batch on worker threads at once, its
     partial sums added at the end (row splitting: rules and threshold in
-    ``funcgrad/_src/rows.py``; threads: ``FUNCGRAD_NUM_THREADS``, else NumPy's BLAS
-    thread count). Partial sums make results differ from eager in the last bits too, by
+    ``funcgrad/_src/rows.py``; threads: ``funcgrad.config`` option ``num_threads``). Partial sums make results differ from eager in the last bits too, by
     thread count; ``funcgrad.config.update("jit_row_splitting", False)`` turns it off.
 
     Composes with every transformation in both orders: under ``grad``/``jvp``/``vmap``

@@ -1,63 +1,254 @@
-"""The worker threads that split work along a batch axis.
+"""One thread budget for the process: funcgrad's workers, BLAS, and how they share it.
 
-Used by the convolution and pooling implementations (whose per-image matrix products are
-too small for BLAS to thread) and by ``jit``'s row splitting (funcgrad/_src/rows.py),
-which runs a whole training step on slices of the batch at once.
+The budget (``funcgrad.config`` option ``num_threads``) is the number of threads that
+funcgrad keeps busy at once. By default it is the number of CPUs this process may run on
+(its affinity mask, capped by a cgroup CPU quota), unless ``FUNCGRAD_NUM_THREADS``,
+``OMP_NUM_THREADS``, ``OPENBLAS_NUM_THREADS`` or ``MKL_NUM_THREADS`` (the first one set)
+says otherwise. Everything that runs threads draws from it:
 
-Handing work to a thread costs a wake-up (50-80 µs round trip measured on a 2-core
-virtual machine), so callers split only work that is worth it, and a call made inside a
-worker (or inside a split) runs serially instead of splitting again.
+- **batch splits**: jit's row splitting (rows.py) and the convolution and pooling
+  implementations run slices of a batch on ``num_threads()`` threads, this one included.
+  While they do, the BLAS runs single-threaded: each slice's small matrix products gain
+  nothing from more threads, and two threads each calling a threaded BLAS contend.
+- **BLAS** keeps ``num_threads()`` threads for the matrix products funcgrad does not split.
+  funcgrad changes the BLAS's count only while it still holds the value funcgrad left
+  (or found), so a user's own ``threadpoolctl.threadpool_limits`` is respected.
+- **data loading**: funcgrad_nn's DataLoader worker threads run at background priority,
+  so they fill the CPU time the step leaves idle instead of taking it from the step.
+
+Nothing busy-waits: funcgrad's workers block on a queue, and the BLAS (whose idle
+threads spin for a while after each call) is held at one thread during splits.
+
+**Adapting to a busy machine** (``funcgrad.config`` option ``adaptive_threads``, on by
+default): every half second at most, when funcgrad is about to decide how many threads
+to use, it reads how much CPU time other processes took on this process's CPUs since the
+last look (``/proc/stat``, less this process's own CPU time). The CPUs left over,
+rounded, become the number of threads used (at least one, at most the budget): it drops
+at the first busy sample and comes back after two quiet ones in a row. Below the budget
+the BLAS is held to the same count. Where ``/proc/stat`` cannot be read the budget is
+used as it is. A hand-off to a worker thread costs 50-80 µs round trip on a 2-core
+virtual machine, and on an oversubscribed machine a thread descheduled while it holds
+the GIL stalls the others, so one thread is the right answer when the CPUs are taken.
 """
 from __future__ import annotations
 
 import contextvars
 import os
 import threading
+import time
+from concurrent.futures import ThreadPoolExecutor, wait
 
-_state = {"n": None, "executor": None, "pid": None}
+from . import blas
+
 _lock = threading.Lock()
 _local = threading.local()
+_state = {
+    "budget": None,          # set explicitly (config num_threads), else None: the default
+    "default": None,         # the default budget, computed once
+    "adaptive": True,        # config adaptive_threads
+    "executor": None, "pid": None,
+    "splits": 0,             # batch splits running now (BLAS held at one thread meanwhile)
+    "blas_saved": None,      # the BLAS count to restore when the last split ends
+    "blas_left": None,       # the BLAS count funcgrad last set or found
+    "blas_found": None,      # the BLAS count when first seen: the most it gets from the
+}                            # default budget
 MIN_CHUNK_WORK = 1 << 16      # elements of work per thread worth a hand-off
 # A thread's share is cut into blocks of at most this many elements of work, run one
 # after another, so that work buffers (im2col) stay in cache: measured 7% faster on the
 # W5 step than whole shares (2-core VM; 1 << 18 and below were slower: per-call costs).
 BLOCK_WORK = 1 << 19
+_ENV_VARS = ("FUNCGRAD_NUM_THREADS", "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS",
+             "MKL_NUM_THREADS")
 
 
+# ---- the budget -------------------------------------------------------------------------
 def set_num_threads(n):
-    """Use ``n`` threads for the convolution and pooling implementations and for jit's
-    row splitting. ``None`` restores the default: the environment variable
-    ``FUNCGRAD_NUM_THREADS``, else NumPy's BLAS thread count (through threadpoolctl, when
-    installed), else the CPUs this process may run on."""
+    """Set the budget to ``n`` threads (``None``: the default). The BLAS follows."""
+    if n is not None:
+        n = max(1, int(n))
     with _lock:
-        _state["n"] = None if n is None else max(1, int(n))
+        _state["budget"] = n
+    _sync_blas(num_threads())
 
 
-def num_threads():
-    """The number of threads that batch-split work uses."""
-    n = _state["n"]
+def set_adaptive(on):
+    with _lock:
+        _state["adaptive"] = bool(on)
+    _sync_blas(num_threads())
+
+
+def budget():
+    """The thread budget: ``num_threads`` as set, else the default (module docstring)."""
+    n = _state["budget"]
     if n is None:
-        n = _state["n"] = _default_threads()
+        n = _state["default"]
+        if n is None:
+            n = _state["default"] = default_budget()
     return n
 
 
-def _default_threads():
-    env = os.environ.get("FUNCGRAD_NUM_THREADS")
-    if env and env.isdigit() and int(env) > 0:
-        return int(env)
+def default_budget():
+    for var in _ENV_VARS:
+        value = os.environ.get(var, "").split(",")[0].strip()     # OMP allows "4,2"
+        if value.isdigit() and int(value) > 0:
+            return int(value)
+    return _cpus_allowed()
+
+
+def _cpus_allowed():
     try:
-        from threadpoolctl import threadpool_info
-        counts = [i["num_threads"] for i in threadpool_info() if i.get("user_api") == "blas"]
-        if counts:
-            return max(counts)
-    except Exception:      # threadpoolctl is optional; any failure means "unknown"
-        pass
-    try:
-        return len(os.sched_getaffinity(0))
+        n = len(os.sched_getaffinity(0))
     except (AttributeError, OSError):
-        return os.cpu_count() or 1
+        n = os.cpu_count() or 1
+    try:        # cgroup v2 CPU quota ("max 100000" when there is none)
+        with open("/sys/fs/cgroup/cpu.max") as f:
+            quota, period = f.read().split()[:2]
+        if quota != "max":
+            n = min(n, max(1, -(-int(quota) // int(period))))
+    except (OSError, ValueError):
+        pass
+    return n
 
 
+def num_threads():
+    """The number of threads to use now: the budget, less the CPUs other processes keep
+    busy when ``adaptive_threads`` is on."""
+    b = budget()
+    if b == 1 or not _state["adaptive"]:
+        return b
+    return _monitor.threads(b)
+
+
+# ---- the machine's load -----------------------------------------------------------------
+class _Monitor:
+    """Samples the CPU time other processes take on our CPUs (see the module docstring)."""
+    PERIOD = 0.5          # seconds between samples at most
+    GROW_AFTER = 2        # quiet samples in a row before using more threads again
+
+    def __init__(self, clock=time.monotonic):
+        self.clock = clock
+        self.lock = threading.Lock()
+        self.cpus = None
+        self.hz = None
+        self.broken = False
+        self.reset()
+
+    def reset(self):
+        self.prev = None
+        self.next = 0.0
+        self.quiet = 0
+        self.current = None       # threads in use; None: the budget
+
+    def threads(self, b):
+        now = self.clock()
+        if now >= self.next and not self.broken and self.lock.acquire(blocking=False):
+            try:
+                if now >= self.next:
+                    self.next = now + self.PERIOD
+                    self._update(now, b)
+            finally:
+                self.lock.release()
+        c = self.current
+        return b if c is None else min(b, c)
+
+    def _sample(self):
+        if self.cpus is None:
+            try:
+                self.cpus = os.sched_getaffinity(0)
+            except (AttributeError, OSError):
+                self.cpus = set(range(os.cpu_count() or 1))
+            self.hz = os.sysconf("SC_CLK_TCK")
+        busy = 0
+        with open("/proc/stat", "rb") as f:
+            for line in f:
+                if not line.startswith(b"cpu"):
+                    break
+                fields = line.split()
+                name = fields[0][3:]
+                if name and int(name) in self.cpus:
+                    # user nice system [idle iowait] irq softirq steal (guest is in user)
+                    busy += sum(int(v) for v in fields[1:4]) + sum(int(v) for v in fields[6:9])
+        return busy / self.hz, time.process_time()
+
+    def _update(self, now, b):
+        try:
+            busy, own = self._sample()
+        except (OSError, ValueError, IndexError):
+            self.broken = True        # no /proc/stat: use the budget as it is
+            return
+        prev, self.prev = self.prev, (now, busy, own)
+        if prev is not None:
+            others = max(0.0, (busy - prev[1]) - (own - prev[2])) / (now - prev[0])
+        elif len(self.cpus) == os.cpu_count():
+            # first look: the load average (runnable threads over the last minute) stands
+            # in until the next sample; it may count some of ours, which errs towards
+            # fewer threads for the first second
+            others = os.getloadavg()[0]
+        else:       # (pinned to some CPUs: the machine-wide average says little)
+            return
+        self.decide(max(1, min(b, int(len(self.cpus) - others + 0.5))), b)
+
+    def decide(self, target, b):
+        """Move to ``target`` threads: down at once, up after GROW_AFTER quiet samples."""
+        current = b if self.current is None else self.current
+        if target < current:
+            new, self.quiet = target, 0
+        elif target > current:
+            self.quiet += 1
+            new = target if self.quiet >= self.GROW_AFTER else current
+        else:
+            new, self.quiet = current, 0
+        if new != current or self.current is None:
+            self.current = new
+            if new != current:
+                self.quiet = 0
+                _sync_blas(new)
+
+
+_monitor = _Monitor()
+
+
+# ---- BLAS -------------------------------------------------------------------------------
+def _sync_blas(n):
+    """Give the BLAS ``n`` threads, unless someone else changed its count since funcgrad
+    last set it; more than it had when first seen only under a budget set explicitly.
+    During a split the count is the one to restore when it ends."""
+    with _lock:
+        splitting = _state["splits"] > 0
+        current = _state["blas_saved"] if splitting else blas.get_threads()
+        if current is None:
+            return
+        if _state["blas_left"] is None:        # first contact
+            _state["blas_left"] = _state["blas_found"] = current
+        if current != _state["blas_left"]:     # the user set it since: theirs to keep
+            return
+        target = n if _state["budget"] is not None else min(n, _state["blas_found"])
+        if splitting:
+            _state["blas_saved"] = target
+        elif target != current:
+            blas.set_threads(target)
+        _state["blas_left"] = target
+
+
+def _enter_split():
+    with _lock:
+        _state["splits"] += 1
+        if _state["splits"] == 1:
+            current = blas.get_threads()
+            _state["blas_saved"] = current
+            if current is not None and current > 1:
+                blas.set_threads(1)
+
+
+def _exit_split():
+    with _lock:
+        _state["splits"] -= 1
+        saved = _state["blas_saved"]
+        if _state["splits"] == 0 and saved is not None and saved > 1:
+            blas.set_threads(saved)
+
+
+# ---- splitting a batch ------------------------------------------------------------------
 def in_split():
     """True inside a worker thread or inside a split: work must not be split again."""
     return getattr(_local, "busy", False)
@@ -84,32 +275,41 @@ def map_batch(fn, n, work_per_item, blocks=True):
 
 def map_bounds(fn, bounds, flatten=False):
     """``[fn(a, b) for (a, b) in bounds]``, the first on this thread and the others on
-    worker threads at once (concatenated when ``flatten``: each gives a list)."""
+    worker threads at once (concatenated when ``flatten``: each gives a list). The BLAS
+    runs single-threaded meanwhile."""
     k = len(bounds)
-    with _lock:      # (submitting under the lock: another caller may replace the pool)
-        ex = _state["executor"]
-        if ex is None or ex._max_workers < k - 1 or _state["pid"] != os.getpid():
-            # (a forked child inherits the executor but not its threads: make a new one)
-            from concurrent.futures import ThreadPoolExecutor
-            if ex is not None and _state["pid"] == os.getpid():
-                ex.shutdown(wait=False)
-            ex = _state["executor"] = ThreadPoolExecutor(
-                max(1, k - 1), thread_name_prefix="funcgrad-worker", initializer=_mark_busy)
-            _state["pid"] = os.getpid()
-        # each slice runs in a copy of the caller's context: NumPy's errstate (a context
-        # variable) and funcgrad's default device apply to it as to the caller
-        futures = [ex.submit(contextvars.copy_context().run, fn, a, b) for a, b in bounds[1:]]
-    _local.busy = True
+    _enter_split()
     try:
-        first = fn(*bounds[0])
+        with _lock:      # (submitting under the lock: another caller may replace the pool)
+            ex = _state["executor"]
+            if ex is None or ex._max_workers < k - 1 or _state["pid"] != os.getpid():
+                # (a forked child inherits the executor but not its threads: make a new one)
+                if ex is not None and _state["pid"] == os.getpid():
+                    ex.shutdown(wait=False)
+                ex = _state["executor"] = ThreadPoolExecutor(
+                    max(1, k - 1), thread_name_prefix="funcgrad-worker",
+                    initializer=_mark_busy)
+                _state["pid"] = os.getpid()
+            # each slice runs in a copy of the caller's context: NumPy's errstate (a
+            # context variable) and funcgrad's default device apply to it as to the caller
+            futures = [ex.submit(contextvars.copy_context().run, fn, a, b)
+                       for a, b in bounds[1:]]
+        _local.busy = True
+        try:
+            first = fn(*bounds[0])
+        except BaseException:
+            wait(futures)        # (the split ends when every slice has)
+            raise
+        finally:
+            _local.busy = False
+        if not flatten:
+            return [first] + [f.result() for f in futures]
+        out = first
+        for f in futures:
+            out += f.result()
+        return out
     finally:
-        _local.busy = False
-    if not flatten:
-        return [first] + [f.result() for f in futures]
-    out = first
-    for f in futures:
-        out += f.result()
-    return out
+        _exit_split()
 
 
 def _blocks(fn, a, b, block):

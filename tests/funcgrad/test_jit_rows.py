@@ -21,7 +21,7 @@ def split(monkeypatch):
     the splits: ``split.calls`` lists the batch length of each phase run on slices."""
     monkeypatch.setattr(rows, "MIN_ROW_WORK", 0)
     monkeypatch.setattr(rows, "MAX_JOIN_FRACTION", float("inf"))
-    old = threads._state["n"]
+    old = threads._state["budget"]
     threads.set_num_threads(2)
     calls = []
     real = threads.map_bounds
@@ -40,7 +40,7 @@ def split(monkeypatch):
     try:
         yield s
     finally:
-        threads._state["n"] = old
+        threads._state["budget"] = old
 
 
 def _same(out, ref, tol):
@@ -224,7 +224,7 @@ def test_graphs_of_big_matrix_products_are_left_to_blas():
 
     x = rng.normal(size=(512, 784))
     graph = jit(value_and_grad(loss, argnums=(0, 1))).lower(w1, w2, x)
-    saved = threads._state["n"]
+    saved = threads._state["budget"]
     threads.set_num_threads(2)
     try:
         assert rows.analyze(graph) is None
@@ -233,7 +233,7 @@ def test_graphs_of_big_matrix_products_are_left_to_blas():
         graph = jit(value_and_grad(lambda x: fnp.mean(fnp.tanh(fnp.sin(x)) ** 2))).lower(big)
         assert rows.analyze(graph) is not None
     finally:
-        threads._state["n"] = saved
+        threads._state["budget"] = saved
 
 
 def test_sums_needed_whole_are_joined_and_rows_go_on_in_a_later_phase(split):
@@ -466,7 +466,7 @@ def test_split_matches_whole_graph_on_random_programs(prog, batch, nthreads):
             vals.append(r)
         return fnp.sum(vals[-1] ** 2) + fnp.mean(vals[-2])
 
-    saved = (rows.MIN_ROW_WORK, rows.MAX_JOIN_FRACTION, threads._state["n"])
+    saved = (rows.MIN_ROW_WORK, rows.MAX_JOIN_FRACTION, threads._state["budget"])
     rows.MIN_ROW_WORK, rows.MAX_JOIN_FRACTION = 0, float("inf")
     threads.set_num_threads(nthreads)
     calls = []
@@ -482,4 +482,4 @@ def test_split_matches_whole_graph_on_random_programs(prog, batch, nthreads):
         assert calls
     finally:
         rows._threads.map_bounds = real
-        rows.MIN_ROW_WORK, rows.MAX_JOIN_FRACTION, threads._state["n"] = saved
+        rows.MIN_ROW_WORK, rows.MAX_JOIN_FRACTION, threads._state["budget"] = saved

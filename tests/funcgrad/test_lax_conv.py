@@ -352,7 +352,6 @@ def test_vmap_of_conv_and_its_gradient_matches_a_loop(in_axes):
 
 # ---- threads ---------------------------------------------------------------------------
 def test_batch_split_over_threads_gives_the_serial_results():
-    from funcgrad._src.prims import windows
     x, w = rand(16, 8, 16, 16), rand(12, 4, 3, 3, seed=1)
 
     def f(x, w):
@@ -361,14 +360,10 @@ def test_batch_split_over_threads_gives_the_serial_results():
         return fnp.sum(lax.max_pool(y, (3, 3), (2, 2), "SAME") *
                        lax.avg_pool(y, (3, 3), (2, 2), "SAME"))
 
-    old = windows.num_threads()
-    try:
-        windows.set_num_threads(1)
+    with funcgrad.config.override(num_threads=1):
         ref = funcgrad.value_and_grad(f, argnums=(0, 1))(x, w)
-        windows.set_num_threads(3)
+    with funcgrad.config.override(num_threads=3):
         got = funcgrad.value_and_grad(f, argnums=(0, 1))(x, w)
-    finally:
-        windows.set_num_threads(old)
     for a, b in zip(funcgrad.tree_util.tree_leaves(got), funcgrad.tree_util.tree_leaves(ref)):
         np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12)
 

@@ -1,5 +1,7 @@
 """funcgrad_nn.data: datasets, samplers, collation and the DataLoader's semantics."""
 import collections
+import os
+import sys
 import threading
 
 import numpy as np
@@ -307,3 +309,25 @@ def test_dataloader_places_batches_on_a_device(workers):
         np.testing.assert_array_equal(yd.get(), yh)
     with pytest.raises(ValueError, match="unknown device"):
         DataLoader(ds, 4, device="tpu")
+
+
+@pytest.mark.skipif(not hasattr(os, "setpriority") or not sys.platform.startswith("linux"),
+                    reason="per-thread priorities are a Linux feature")
+def test_workers_run_at_background_priority_and_the_caller_keeps_its_own():
+    seen = []
+
+    class Priorities(Dataset):
+        def __len__(self):
+            return 8
+
+        def __getitem__(self, i):
+            seen.append(os.getpriority(os.PRIO_PROCESS, threading.get_native_id()))
+            return np.float32(i)
+    mine = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+    assert [float(b) for b, in zip(DataLoader(Priorities(), batch_size=None, num_workers=2))] \
+        == list(range(8))
+    assert seen == [19] * 8
+    assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) == mine
+    seen.clear()
+    list(DataLoader(Priorities(), batch_size=None))
+    assert seen == [mine] * 8

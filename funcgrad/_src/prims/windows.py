@@ -24,8 +24,8 @@ family, so derivatives of any order work):
   (linear in the values, each other's transposes) for its derivatives. Loops run over
   the few window offsets, never over pixels.
 
-Speed: the batch is split over ``num_threads()`` threads (NumPy's BLAS thread count by
-default; ``set_num_threads``; see threads.py), because the per-image products are too
+Speed: the batch is split over the process's threads (``funcgrad.config`` option
+``num_threads``; see threads.py), because the per-image products are too
 small for BLAS to thread, and each thread's share runs in cache-sized blocks;
 temporaries live in per-thread work buffers reused across calls (``_scratch``). Under
 jit a whole training step is split over the batch instead (rows.py: the row rules at the
@@ -378,8 +378,6 @@ def _conv_lhs_ct_impl(g, rhs, *, lhs_shape, window_strides, padding, lhs_dilatio
 
 # ---- threads (shared with jit's row splitting: see funcgrad/_src/threads.py) -----------
 _map_batch = _threads.map_batch
-set_num_threads = _threads.set_num_threads
-num_threads = _threads.num_threads
 
 
 def _lhs_ct_params(out_spatial, kernel, lhs_shape, window_strides, padding, lhs_dilation,
