@@ -1,0 +1,61 @@
+"""Functional neural-network operations with PyTorch's names and arguments.
+
+Everything here is a pure function of arrays, differentiable with every funcgrad
+transformation, built on funcgrad's public API (``funcgrad.numpy``, ``funcgrad.lax``,
+``funcgrad.random``). Conventions:
+
+* Layouts are PyTorch's: ``(N, C, *spatial)`` images, ``(out, in)`` linear weights,
+  ``(out, in // groups, *kernel)`` convolution weights. Unbatched inputs (no ``N``) are
+  accepted where PyTorch accepts them.
+* Where PyTorch says ``dim=``, we say ``axis=`` (NumPy's word); ``dim=`` is accepted too.
+* Losses take ``reduction='mean' | 'sum' | 'none'``.
+* dtypes are preserved: float32 in, float32 out (constants are Python scalars).
+* Randomness is explicit: :func:`dropout` takes a ``key`` from ``funcgrad.random``.
+* What PyTorch updates in place (BatchNorm's running statistics) is returned instead.
+
+Example:
+    >>> import numpy as np
+    >>> import funcgrad_nn.functional as F
+    >>> logits = np.array([[2.0, 0.5, -1.0]])
+    >>> round(float(F.cross_entropy(logits, np.array([0]))), 6)
+    0.241311
+"""
+from ._activation import (elu, erf, gelu, leaky_relu, log_softmax, logsigmoid, relu,
+                          relu6, sigmoid, silu, softmax, softplus, tanh)
+from ._attention import scaled_dot_product_attention
+from ._convolution import conv1d, conv2d, conv3d, conv_transpose1d, conv_transpose2d
+from ._dropout import dropout
+from ._embedding import embedding, one_hot
+from ._interpolate import interpolate
+from ._linear import bilinear, linear
+from ._loss import (binary_cross_entropy, binary_cross_entropy_with_logits, cosine_similarity,
+                    cross_entropy, huber_loss, kl_div, l1_loss, mse_loss, nll_loss,
+                    smooth_l1_loss)
+from ._normalization import batch_norm, group_norm, layer_norm
+from ._padding import pad
+from ._pooling import (adaptive_avg_pool1d, adaptive_avg_pool2d, avg_pool1d, avg_pool2d,
+                       max_pool1d, max_pool2d)
+# Private helpers other modules reach through this namespace (funcgrad_nn.layers uses
+# F._ntuple, F._axis, F._arange_like; the tests check F._erf_own).
+from ._activation import _erf_own
+from ._util import _arange_like, _axis, _ntuple
+
+__all__ = [
+    # linear, convolution, pooling
+    "linear", "bilinear", "conv1d", "conv2d", "conv3d", "conv_transpose1d",
+    "conv_transpose2d", "max_pool1d", "max_pool2d", "avg_pool1d", "avg_pool2d",
+    "adaptive_avg_pool1d", "adaptive_avg_pool2d",
+    # normalization, dropout, embedding
+    "batch_norm", "layer_norm", "group_norm", "dropout", "embedding",
+    # activations
+    "relu", "relu6", "leaky_relu", "elu", "gelu", "silu", "sigmoid", "tanh", "softplus",
+    "logsigmoid", "softmax", "log_softmax", "erf",
+    # shape and resampling
+    "one_hot", "pad", "interpolate",
+    # attention
+    "scaled_dot_product_attention",
+    # losses and similarities
+    "mse_loss", "l1_loss", "smooth_l1_loss", "huber_loss", "cross_entropy", "nll_loss",
+    "binary_cross_entropy", "binary_cross_entropy_with_logits", "kl_div",
+    "cosine_similarity",
+]

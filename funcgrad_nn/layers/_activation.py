@@ -1,0 +1,88 @@
+"""Activation layers, configuration wrappers of the functional activations."""
+from __future__ import annotations
+
+from .. import functional as F
+from ._base import _Parameterless
+
+
+class _Activation(_Parameterless):
+    _fn = None
+    _args = ()
+
+    def extra_repr(self):
+        return ", ".join(f"{a}={getattr(self, a)!r}" for a in self._args)
+
+    def forward(self, params, x):
+        self._check(params)
+        return type(self)._fn(x, **{a: getattr(self, a) for a in self._args})
+
+
+class ReLU(_Activation):
+    """``max(x, 0)``."""
+    _fn = staticmethod(F.relu)
+
+    def __init__(self, inplace=False):
+        pass
+
+
+class LeakyReLU(_Activation):
+    """``x`` if ``x > 0`` else ``negative_slope * x``."""
+    _fn = staticmethod(F.leaky_relu)
+    _args = ("negative_slope",)
+
+    def __init__(self, negative_slope=0.01, inplace=False):
+        self.negative_slope = negative_slope
+
+
+class ELU(_Activation):
+    """``x`` if ``x > 0`` else ``alpha * (exp(x) - 1)``."""
+    _fn = staticmethod(F.elu)
+    _args = ("alpha",)
+
+    def __init__(self, alpha=1.0, inplace=False):
+        self.alpha = alpha
+
+
+class GELU(_Activation):
+    """``x * Phi(x)`` (``approximate='none'`` or ``'tanh'``)."""
+    _fn = staticmethod(F.gelu)
+    _args = ("approximate",)
+
+    def __init__(self, approximate="none"):
+        self.approximate = approximate
+
+
+class SiLU(_Activation):
+    """``x * sigmoid(x)``."""
+    _fn = staticmethod(F.silu)
+
+    def __init__(self, inplace=False):
+        pass
+
+
+class Sigmoid(_Activation):
+    """``1 / (1 + exp(-x))``."""
+    _fn = staticmethod(F.sigmoid)
+
+
+class Tanh(_Activation):
+    """Hyperbolic tangent."""
+    _fn = staticmethod(F.tanh)
+
+
+class Softmax(_Activation):
+    """Softmax along ``dim`` (alias ``axis``; default -1, the last axis)."""
+    _fn = staticmethod(F.softmax)
+    _args = ("axis",)
+
+    def __init__(self, dim=None, *, axis=None):
+        self.axis = F._axis(axis, dim, -1, "Softmax")
+
+
+class LogSoftmax(_Activation):
+    """Log-softmax along ``dim`` (alias ``axis``; default -1)."""
+    _fn = staticmethod(F.log_softmax)
+    _args = ("axis",)
+
+    def __init__(self, dim=None, *, axis=None):
+        self.axis = F._axis(axis, dim, -1, "LogSoftmax")

@@ -1,0 +1,38 @@
+"""``Dropout``: the random layer, active only in ``apply(..., train=True)``."""
+from __future__ import annotations
+
+from funcgrad.errors import FuncgradValueError
+
+from .. import functional as F
+from ._base import _Parameterless, _record
+
+
+class Dropout(_Parameterless):
+    """Dropout with probability ``p`` in training (``apply(..., train=True, key=k)``);
+    the identity in evaluation."""
+
+    def __init__(self, p=0.5):
+        if not 0.0 <= p <= 1.0:
+            raise FuncgradValueError(f"Dropout: p must be in [0, 1], got {p}")
+        self.p = float(p)
+
+    @property
+    def _random(self):
+        return self.p > 0
+
+    def extra_repr(self):
+        return f"p={self.p}"
+
+    def forward(self, params, x):
+        self._check(params)
+        return x
+
+    def apply(self, params, state, x, *, train=False, key=None):
+        self._check(params)
+        if train and self.p > 0 and key is None:
+            raise FuncgradValueError(
+                f"{self._short()}: train=True needs a random key: "
+                "model.apply(params, state, x, train=True, key=funcgrad.random.key(...))")
+        y = F.dropout(x, self.p, bool(train), key=key)
+        _record(self, y)
+        return y, state if state is not None else {}
