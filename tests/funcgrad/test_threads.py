@@ -220,3 +220,16 @@ def test_a_busy_machine_runs_a_jit_training_step_unsplit(monkeypatch, budget):
     load(2.0)
     np.testing.assert_allclose(step(w, x), expected, rtol=1e-12)
     assert calls == [2]                      # one thread: no split
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/stat"), reason="reads Linux's /proc/stat")
+def test_the_real_sample_counts_this_process_among_the_busy():
+    mon = threads._Monitor()
+    busy0, own0 = mon._sample()
+    t_end = time.perf_counter() + 0.2
+    while time.perf_counter() < t_end:      # burn CPU time on this thread
+        pass
+    busy1, own1 = mon._sample()
+    assert own1 - own0 >= 0.1
+    # the machine's busy time on our CPUs includes ours (to the kernel's 10 ms ticks)
+    assert busy1 - busy0 >= own1 - own0 - 0.05 * len(mon.cpus)
