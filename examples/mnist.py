@@ -5,10 +5,15 @@
                              [--limit-test N] [--out DIR] [--no-progress] [--seed 0]
 
 The files are looked for in torchvision's layout, ``ROOT/MNIST/raw/`` (or
-``ROOT/FashionMNIST/raw/`` with ``--fashion``), plain or gzipped::
+``ROOT/FashionMNIST/raw/`` with ``--fashion``), or in ``ROOT`` itself, plain or gzipped::
 
     train-images-idx3-ubyte  train-labels-idx1-ubyte
     t10k-images-idx3-ubyte   t10k-labels-idx1-ubyte
+
+Real data offline, on Debian or Ubuntu::
+
+    apt-get install dataset-fashion-mnist
+    python examples/mnist.py --fashion --root /usr/share/datasets/fashion-mnist
 
 ``--download`` fetches the missing ones (MD5-checked). A folder prepared for torchvision
 works as it is. When files are missing the script says where it looked and how to get
@@ -83,7 +88,8 @@ def evaluate(predict, params, loader):
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--root", default="data",
-                    help="the folder holding MNIST/raw/ (default: data)")
+                    help="the folder holding MNIST/raw/ (or FashionMNIST/raw/), or the four "
+                         "files themselves (default: data)")
     ap.add_argument("--download", action="store_true", help="fetch missing files")
     ap.add_argument("--fashion", action="store_true", help="Fashion-MNIST instead of MNIST")
     ap.add_argument("--epochs", type=int, default=3)

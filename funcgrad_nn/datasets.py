@@ -10,6 +10,10 @@ torchvision works as it is::
     root/MNIST/raw/t10k-labels-idx1-ubyte
     root/FashionMNIST/raw/...                     (the same four names)
 
+A ``root`` that holds the four files itself works too: Debian's package
+``dataset-fashion-mnist`` (``apt-get install dataset-fashion-mnist``, offline from the
+package archive) puts them in ``/usr/share/datasets/fashion-mnist/``.
+
 The files are read directly in the IDX format (:func:`read_idx`), plain or gzip.
 ``download=True`` fetches the missing ``.gz`` files from the standard mirrors and checks
 their MD5 sums; offline, it raises :class:`DownloadError` saying which files to put where.
@@ -114,7 +118,7 @@ class MNIST(Dataset):
 
     Args:
       root: the folder holding ``MNIST/raw/`` (torchvision's layout, see the module
-        docstring).
+        docstring), or the four files themselves.
       train: the training set (else the test set).
       transform / target_transform: applied to the image / the label; a
         :class:`funcgrad_nn.transforms.Transform` also receives the loader's ``rng``.
@@ -135,6 +139,7 @@ class MNIST(Dataset):
     classes = ["0 - zero", "1 - one", "2 - two", "3 - three", "4 - four", "5 - five",
                "6 - six", "7 - seven", "8 - eight", "9 - nine"]
     download_timeout = 30.0
+    offline_hint = ""
 
     def __init__(self, root, train: bool = True, transform=None, target_transform=None,
                  download: bool = False):
@@ -168,7 +173,8 @@ class MNIST(Dataset):
         return os.path.join(self.root, type(self).__name__, "raw")
 
     def _candidates(self, name):
-        return [os.path.join(self.raw_folder, name), os.path.join(self.raw_folder, name + ".gz")]
+        return [os.path.join(folder, name + ext) for folder in (self.raw_folder, self.root)
+                for ext in ("", ".gz")]
 
     def _find(self, name):
         for p in self._candidates(name):
@@ -178,7 +184,8 @@ class MNIST(Dataset):
         raise FileNotFoundError(
             f"{type(self).__name__}: dataset file {name} not found; looked at:\n  {looked}\n"
             f"Pass download=True, or download {self.mirrors[0]}{name}.gz and put it in "
-            f"{self.raw_folder}/ (gzip or uncompressed).")
+            f"{self.raw_folder}/ or {self.root}/ (gzip or uncompressed)."
+            + self.offline_hint)
 
     def _missing(self):
         return [n for n in self.resources
@@ -262,8 +269,12 @@ class MNIST(Dataset):
 class FashionMNIST(MNIST):
     """Zalando's Fashion-MNIST: MNIST's format and sizes, 10 clothing classes.
 
-    Same arguments as :class:`MNIST`; the files live in ``root/FashionMNIST/raw/``.
+    Same arguments as :class:`MNIST`; the files live in ``root/FashionMNIST/raw/`` or in
+    ``root`` itself (``root="/usr/share/datasets/fashion-mnist"`` after ``apt-get install
+    dataset-fashion-mnist`` on Debian and Ubuntu).
     """
+    offline_hint = ("\nOffline on Debian or Ubuntu: apt-get install dataset-fashion-mnist, "
+                    "then root='/usr/share/datasets/fashion-mnist'.")
 
     mirrors = ("http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/",
                "https://raw.githubusercontent.com/zalandoresearch/fashion-mnist/master/"
