@@ -146,11 +146,12 @@ def table(results):
     return lines
 
 
-def write_section(lines):
+def write_section(lines, title="threads"):
+    """Replace (or add) the section ``## title`` of RESULTS.md with ``lines``."""
     path = os.path.join(HERE, "RESULTS.md")
     text = open(path).read()
-    section = "## threads\n\n" + "\n".join(lines) + "\n"
-    start = text.find("## threads\n")
+    section = f"## {title}\n\n" + "\n".join(lines) + "\n"
+    start = text.find(f"## {title}\n")
     if start < 0:
         text = text.rstrip("\n") + "\n\n" + section
     else:
@@ -158,7 +159,7 @@ def write_section(lines):
         text = text[:start] + section + (text[end + 1:] if end >= 0 else "")
     with open(path, "w") as f:
         f.write(text)
-    print(f"wrote the threads section of {path}")
+    print(f"wrote the section '{title}' of {path}")
 
 
 def main(argv=None):
