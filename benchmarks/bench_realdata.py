@@ -1,14 +1,19 @@
-"""Real data, side by side with PyTorch: Fashion-MNIST, the same CNN in both libraries.
+"""Real data, side by side with PyTorch: the same models, data and optimizers in both.
 
-Runs ``examples/mnist.py --fashion`` (funcgrad) and ``benchmarks/fashion_torch.py
---fashion`` (PyTorch eager: same data, model, initialisation, optimizer, batch size,
-normalisation, epochs and shuffling) as separate processes, alternating for ``--rounds``
-rounds, each with its default threads, and reports the mean epoch time (training only)
-and the final test accuracy of each run.
+- **Fashion-MNIST**: ``examples/mnist.py --fashion`` (funcgrad, jit) against
+  ``benchmarks/fashion_torch.py --fashion`` (PyTorch eager: same data, model,
+  initialisation, optimizer, batch size, normalisation, epochs and shuffling); the mean
+  epoch time (training only) and the final test accuracy of each run.
+- **Character LM**: ``examples/char_lm.py`` against ``benchmarks/char_lm_torch.py`` (an
+  LSTM on ``/usr/share/dict/words``, the same split, batches and steps); time per step
+  and the final validation bits per character.
 
-    apt-get install dataset-fashion-mnist         # Debian/Ubuntu, offline
-    python benchmarks/bench_realdata.py           # prints the table
-    python benchmarks/bench_realdata.py --write   # and writes it into RESULTS.md
+Each pair runs as separate processes, alternating for ``--rounds`` rounds, each library
+with its default threads.
+
+    apt-get install dataset-fashion-mnist wamerican   # Debian/Ubuntu, offline
+    python benchmarks/bench_realdata.py               # prints the tables
+    python benchmarks/bench_realdata.py --write       # and writes them into RESULTS.md
 """
 from __future__ import annotations
 
@@ -19,10 +24,23 @@ import subprocess
 import sys
 import tempfile
 
+import numpy as np
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.join(HERE, "..")
 EPOCH = re.compile(r"^epoch +\d+: .*\(([\d.]+) s training\)$")
 FINAL = re.compile(r"^test accuracy: ([\d.]+)% after (\d+) epochs in ([\d.]+) s$")
+LM_FINAL = re.compile(r"^validation bits per character: ([\d.]+) after (\d+) steps in "
+                      r"([\d.]+) s \(([\d.]+) ms/step\)$")
+
+
+def run_lm(cmd):
+    """(ms per step, validation bits per character) of a char_lm run."""
+    out = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, check=True).stdout
+    final = [m for m in map(LM_FINAL.match, out.splitlines()) if m]
+    if not final:
+        raise RuntimeError(f"unexpected output of {' '.join(cmd)}:\n{out}")
+    return float(final[-1].group(4)), float(final[-1].group(1))
 
 
 def run(cmd):
@@ -34,44 +52,79 @@ def run(cmd):
     return sum(epochs) / len(epochs), float(final[-1].group(1))
 
 
-def main(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--root", default="/usr/share/datasets/fashion-mnist")
-    ap.add_argument("--epochs", type=int, default=3)
-    ap.add_argument("--rounds", type=int, default=1)
-    ap.add_argument("--limit-train", type=int, default=None)
-    ap.add_argument("--write", action="store_true")
-    args = ap.parse_args(argv)
+def alternate(cmds, rounds, runner, unit):
+    results = {k: [] for k in cmds}
+    for _ in range(rounds):
+        for name, cmd in cmds.items():
+            results[name].append(runner(cmd))
+            print(f"{name}: {results[name][-1][0]:.2f} {unit}, {results[name][-1][1]:.3f}",
+                  flush=True)
+    return {k: (min(r[0] for r in v), [r[1] for r in v]) for k, v in results.items()}
+
+
+def fashion(args, out_dir):
     common = ["--fashion", "--root", args.root, "--epochs", str(args.epochs)]
     if args.limit_train:
         common += ["--limit-train", str(args.limit_train)]
-    out_dir = tempfile.mkdtemp(prefix="bench_realdata_")
-    cmds = {"funcgrad (jit)": [sys.executable, "examples/mnist.py", "--no-progress",
-                               "--out", out_dir] + common,
-            "PyTorch eager": [sys.executable, "benchmarks/fashion_torch.py"] + common}
-    results = {k: [] for k in cmds}
-    for _ in range(args.rounds):
-        for name, cmd in cmds.items():
-            results[name].append(run(cmd))
-            print(f"{name}: {results[name][-1][0]:.1f} s/epoch, "
-                  f"{results[name][-1][1]:.2f}% test accuracy", flush=True)
-    best = {k: (min(r[0] for r in v), [r[1] for r in v]) for k, v in results.items()}
+    best = alternate({"funcgrad (jit)": [sys.executable, "examples/mnist.py", "--no-progress",
+                                         "--out", out_dir] + common,
+                      "PyTorch eager": [sys.executable, "benchmarks/fashion_torch.py"] + common},
+                     args.rounds, run, "s/epoch")
     fg, pt = best["funcgrad (jit)"], best["PyTorch eager"]
     lines = ["| | s per epoch (training) | test accuracy |", "| --- | --- | --- |"]
     for name, (t, accs) in best.items():
         lines.append(f"| {name} | {t:.1f} | {', '.join(f'{a:.2f}%' for a in accs)} |")
-    lines += ["", f"- funcgrad / PyTorch epoch time: **{fg[0] / pt[0]:.2f}×** (target ≤ 0.8×)",
-              f"- accuracy difference (mean): **{sum(fg[1]) / len(fg[1]) - sum(pt[1]) / len(pt[1]):+.2f} "
-              "points** (target within 0.5)",
-              f"- {args.epochs} epochs of Fashion-MNIST ({args.limit_train or 60000} training images, batch 64, Adam "
-              f"1e-3), default threads, {args.rounds} alternating round(s) of separate "
-              "processes; best epoch time per library; "
-              "`python benchmarks/bench_realdata.py --write`"]
-    print("\n".join(lines))
-    if args.write:
-        sys.path.insert(0, HERE)
-        from bench_threads import write_section
-        write_section(lines, "real data: Fashion-MNIST")
+    return lines + [
+        "", f"- funcgrad / PyTorch epoch time: **{fg[0] / pt[0]:.2f}×** (target ≤ 0.8×)",
+        f"- accuracy difference (mean): **{np.mean(fg[1]) - np.mean(pt[1]):+.2f} points** "
+        "(target within 0.5)",
+        f"- {args.epochs} epochs of Fashion-MNIST ({args.limit_train or 60000} training "
+        "images, batch 64, Adam 1e-3), default threads, "
+        f"{args.rounds} alternating round(s) of separate processes; best epoch time per "
+        "library; `python benchmarks/bench_realdata.py --write`"]
+
+
+def char_lm(args):
+    common = ["--words", args.words, "--steps", str(args.steps), "--eval-every",
+              str(args.steps)]
+    best = alternate({"funcgrad (jit)": [sys.executable, "examples/char_lm.py"] + common,
+                      "PyTorch eager": [sys.executable, "benchmarks/char_lm_torch.py"] + common},
+                     args.rounds, run_lm, "ms/step")
+    fg, pt = best["funcgrad (jit)"], best["PyTorch eager"]
+    lines = ["| | ms per step | validation bits per character |", "| --- | --- | --- |"]
+    for name, (t, bpcs) in best.items():
+        lines.append(f"| {name} | {t:.2f} | {', '.join(f'{b:.3f}' for b in bpcs)} |")
+    return lines + [
+        "", f"- funcgrad / PyTorch time per step: **{fg[0] / pt[0]:.2f}×** (target ≤ 0.8×)",
+        f"- bits per character difference (mean): **{np.mean(fg[1]) - np.mean(pt[1]):+.3f}** "
+        "(target within 0.05)",
+        f"- LSTM (hidden 128) on {args.words}, {args.steps} steps of 64 words, Adam 3e-3, "
+        f"default threads, {args.rounds} alternating round(s); best time per library; "
+        "`python benchmarks/bench_realdata.py --write`"]
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--only", choices=["fashion", "char_lm"], default=None)
+    ap.add_argument("--root", default="/usr/share/datasets/fashion-mnist")
+    ap.add_argument("--epochs", type=int, default=3)
+    ap.add_argument("--limit-train", type=int, default=None)
+    ap.add_argument("--words", default="/usr/share/dict/words")
+    ap.add_argument("--steps", type=int, default=2000)
+    ap.add_argument("--rounds", type=int, default=1)
+    ap.add_argument("--write", action="store_true")
+    args = ap.parse_args(argv)
+    sections = {}
+    if args.only in (None, "fashion"):
+        sections["real data: Fashion-MNIST"] = fashion(args, tempfile.mkdtemp(prefix="bench_"))
+    if args.only in (None, "char_lm"):
+        sections["real data: character LM"] = char_lm(args)
+    sys.path.insert(0, HERE)
+    from bench_threads import write_section
+    for title, lines in sections.items():
+        print(f"## {title}\n\n" + "\n".join(lines))
+        if args.write:
+            write_section(lines, title)
 
 
 if __name__ == "__main__":

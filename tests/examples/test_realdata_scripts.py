@@ -40,3 +40,22 @@ def test_both_scripts_print_what_the_comparison_reads(flat_fashion, tmp_path):
         pytest.skip("torch is not installed: the PyTorch side is not run")
     epoch, acc = bench.run([sys.executable, "benchmarks/fashion_torch.py"] + args)
     assert epoch > 0 and acc >= 80.0
+
+
+def test_char_lm_scripts_learn_and_print_what_the_comparison_reads(tmp_path):
+    bench = load("benchmarks/bench_realdata.py", "bench_realdata")
+    words = tmp_path / "words"
+    rng = np.random.default_rng(0)
+    # consonant-vowel words over 5 letters: the pattern is worth learning (uniform over the
+    # 8 tokens is 3 bits per character; knowing the pattern, under 2)
+    made = {"".join(rng.choice(list("bdk" if i % 2 == 0 else "ao")) for i in range(n))
+            for n in rng.integers(2, 9, 600)}
+    words.write_text("\n".join(sorted(made)) + "\n")
+    args = ["--words", str(words), "--steps", "60", "--eval-every", "30",
+            "--batch-size", "16", "--hidden", "16", "--lr", "1e-2"]
+    ms, bpc = bench.run_lm([sys.executable, "examples/char_lm.py"] + args)
+    assert ms > 0 and bpc < 2.0
+    if importlib.util.find_spec("torch") is None:
+        pytest.skip("torch is not installed: the PyTorch side is not run")
+    ms, bpc_torch = bench.run_lm([sys.executable, "benchmarks/char_lm_torch.py"] + args)
+    assert ms > 0 and bpc_torch < 2.0
