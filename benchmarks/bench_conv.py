@@ -23,7 +23,6 @@ process (both libraries; funcgrad.config keep_freed_memory) to compare the work 
 from __future__ import annotations
 
 import argparse
-import os
 import time
 
 import numpy as np
@@ -33,17 +32,6 @@ import funcgrad.lax as lax
 import funcgrad.numpy as fnp
 
 BATCH = 64
-
-
-def blas_threads():
-    try:
-        from threadpoolctl import threadpool_info
-        n = [i["num_threads"] for i in threadpool_info() if i.get("user_api") == "blas"]
-        if n:
-            return max(n)
-    except ImportError:
-        pass
-    return os.cpu_count() or 1
 
 
 def make_problem(seed=0):
@@ -142,7 +130,8 @@ def main():
                     help="alternate the two libraries this many times (noise hits both)")
     ap.add_argument("--profile", action="store_true", help="cProfile the funcgrad step")
     ap.add_argument("--threads", type=int, default=None,
-                    help="limit NumPy's BLAS (threadpoolctl) and PyTorch to this many threads")
+                    help="give funcgrad (its budget: its threads and NumPy's BLAS) and "
+                         "PyTorch this many threads")
     ap.add_argument("--keep-freed-memory", "--malloc-tuned", action="store_true",
                     dest="malloc_tuned",
                     help="funcgrad.config keep_freed_memory: glibc keeps freed memory "
@@ -153,9 +142,8 @@ def main():
         print("warning: mallopt failed; running with the default allocator settings")
     import torch
     if args.threads:
-        from threadpoolctl import threadpool_limits
-        threadpool_limits(args.threads)
-    threads = blas_threads()
+        funcgrad.config.update("num_threads", args.threads)   # funcgrad's threads and BLAS
+    threads = funcgrad.config.read("num_threads")
     torch.set_num_threads(threads)
     params, x, labels = make_problem()
     fg = funcgrad_step_fn(params, x, labels)
@@ -168,7 +156,7 @@ def main():
     err = max(float(np.max(np.abs(np.asarray(gf[k]) - gt[k].numpy()))) for k in gf)
     assert gf["w1"].dtype == np.float32, gf["w1"].dtype
     print(f"W5 conv net, batch {BATCH}x1x28x28 float32, value_and_grad over 6 params")
-    print(f"threads: numpy BLAS {threads}, torch {torch.get_num_threads()}; malloc "
+    print(f"threads: funcgrad budget {threads}, torch {torch.get_num_threads()}; malloc "
           f"{'tuned' if args.malloc_tuned else 'default'}; loss funcgrad {float(lf):.6f} "
           f"torch {float(lt):.6f}; max |grad diff| {err:.2e}")
 
