@@ -11,7 +11,7 @@ import funcgrad.numpy as fnp
 from funcgrad import grad, jit, value_and_grad
 from funcgrad._src import threads
 
-from .test_jit_rows import _check as _check_rows, _same, split  # noqa: F401 (a fixture)
+from .test_rows import _check as _check_rows, _same, split  # noqa: F401 (a fixture)
 
 
 def _check(split, fun, *args, tol=1e-10, expect_split=True):
