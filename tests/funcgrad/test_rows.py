@@ -1,6 +1,10 @@
 """jit's row splitting (funcgrad/_src/rows.py): a graph run on slices of its batch on
 several threads must give what the whole graph gives, for every kind of value (rows,
-partial sums, whole values) and every way back from slices to whole values."""
+partial sums, whole values) and every way back from slices to whole values; then each
+operation's row rule on its edge cases (reductions, reshapes, casts, matmul, indexing,
+windows, layers), batches, threads and callers. Every test forces splitting on small
+inputs (no work threshold) and checks that the compiled call did run on slices where a
+split is possible."""
 import threading
 import warnings
 
@@ -76,10 +80,10 @@ def _mlp(params, x, y):
     return fnp.mean(lse - fnp.sum(logits * y, axis=1))
 
 
-def _mlp_data(batch, dtype=np.float64, seed=0):
+def _mlp_data(batch, dtype=np.float64, seed=0, hidden=7):
     rng = np.random.default_rng(seed)
-    params = [(rng.normal(size=(5, 7)).astype(dtype), rng.normal(size=7).astype(dtype)),
-              (rng.normal(size=(7, 3)).astype(dtype), rng.normal(size=3).astype(dtype))]
+    params = [(rng.normal(size=(5, hidden)).astype(dtype), rng.normal(size=hidden).astype(dtype)),
+              (rng.normal(size=(hidden, 3)).astype(dtype), rng.normal(size=3).astype(dtype))]
     x = rng.normal(size=(batch, 5)).astype(dtype)
     y = np.eye(3, dtype=dtype)[rng.integers(0, 3, batch)]
     return params, x, y
@@ -483,3 +487,497 @@ def test_split_matches_whole_graph_on_random_programs(prog, batch, nthreads):
     finally:
         rows._threads.map_bounds = real
         rows.MIN_ROW_WORK, rows.MAX_JOIN_FRACTION, threads._state["n"] = saved
+
+
+_RNG = np.random.default_rng(20240601)
+
+
+_X3 = _RNG.normal(size=(5, 3, 4))
+
+
+# ---- reductions ------------------------------------------------------------------------
+@pytest.mark.parametrize("name", [
+    "sum_kd_batch", "sum_neg_kd", "sum_none", "sum_tuple", "sum_neg_tuple_kd", "mean_1",
+    "max_neg2", "max_batch", "prod_1", "argmax_none", "argmax_1", "argmax_neg_kd",
+    "argmax_batch", "argmin_batch_kd", "all_any", "sum_bool", "sum_int", "count_nonzero",
+    "var_std"])
+def test_reductions_with_keepdims_negative_and_none_axes(split, name):
+    f = {
+        "sum_kd_batch": lambda x: fnp.sum(fnp.sin(x), axis=0, keepdims=True),
+        "sum_neg_kd": lambda x: fnp.sin(x) - fnp.sum(fnp.sin(x), axis=-1, keepdims=True),
+        "sum_none": lambda x: fnp.sum(fnp.sin(x)),
+        "sum_tuple": lambda x: fnp.sum(fnp.sin(x), axis=(0, 2)),
+        "sum_neg_tuple_kd": lambda x: fnp.sum(fnp.sin(x), axis=(-1, -3), keepdims=True),
+        "mean_1": lambda x: fnp.mean(fnp.sin(x), axis=1),
+        "max_neg2": lambda x: fnp.max(fnp.sin(x), axis=-2),
+        "max_batch": lambda x: fnp.max(fnp.sin(x), axis=0),
+        "prod_1": lambda x: fnp.prod(fnp.sin(x), axis=1),
+        "argmax_none": lambda x: fnp.argmax(fnp.sin(x)),
+        "argmax_1": lambda x: fnp.argmax(fnp.sin(x), axis=1),
+        "argmax_neg_kd": lambda x: fnp.argmax(fnp.sin(x), axis=-1, keepdims=True),
+        "argmax_batch": lambda x: fnp.argmax(fnp.sin(x), axis=0),
+        "argmin_batch_kd": lambda x: fnp.argmin(fnp.sin(x), axis=0, keepdims=True),
+        "all_any": lambda x: (fnp.all(x > 0, axis=1), fnp.any(x > 0, axis=0), fnp.any(x > 0)),
+        "sum_bool": lambda x: (fnp.sum(x > 0), fnp.sum(x > 0, axis=0)),
+        "sum_int": lambda x: fnp.sum((x * 10).astype(np.int32), axis=0),
+        "count_nonzero": lambda x: fnp.count_nonzero(x > 0, axis=0),
+        "var_std": lambda x: (fnp.var(x, axis=0), fnp.std(x, axis=1)),
+    }[name]
+    _check(split, f, _X3)
+
+
+# ---- shape primitives --------------------------------------------------------------------
+@pytest.mark.parametrize("shape", [(-1, 2), (5, 12), (15, 4), (1, 5, 12), (5, 1, 3, 4),
+                                   (3, 5, 4), (5, 4, 3)])
+def test_reshapes_that_keep_or_merge_the_batch_axis(split, shape):
+    _check(split, lambda x: fnp.reshape(fnp.sin(x), shape) * 2, _X3)
+
+
+def test_transpose_broadcast_to_and_batch_axis_moved_last(split):
+    x = _X3
+    w = _RNG.normal(size=(5, 2))
+    _check(split, lambda x: fnp.sum(fnp.transpose(fnp.sin(x), (2, 0, 1)) * 2, axis=1), x)
+    _check(split, lambda x: fnp.broadcast_to(fnp.sin(x), (2, 5, 3, 4)) * 2, x)
+    _check(split, lambda x: fnp.broadcast_to(fnp.sum(fnp.sin(x), axis=0), (2, 3, 4)) * 2, x)
+    # the batch axis last, then contracted by a product: a partial sum
+    _check(split, lambda x, w: fnp.transpose(fnp.sin(x), (1, 2, 0)) @ w, x, w)
+    _check(split, grad(lambda x, w: fnp.sum(fnp.tanh(fnp.transpose(x, (1, 2, 0)) @ w) ** 2),
+                       argnums=(0, 1)), x, w)
+
+
+def test_casts_of_rows_and_of_partial_sums(split):
+    x = _RNG.normal(size=(6, 4))
+    _check(split, lambda x: (fnp.sin(x) * 10).astype(np.int64), x)
+    _check(split, lambda x: fnp.sum(fnp.sin(x) * 10, axis=0).astype(np.int64), x)
+    _check(split, lambda x: (fnp.sum(fnp.sin(x), axis=0) * 0).astype(bool), x)
+    _check(split, lambda x: fnp.sum(fnp.sin(x), axis=0).astype(np.complex128), x)
+    x32 = x.astype(np.float32)     # widening a partial sum
+    _check(split, lambda x: fnp.sum(fnp.sin(x), axis=0).astype(np.float64), x32, tol=1e-6)
+
+
+# ---- matrix products ---------------------------------------------------------------------
+def test_matmul_with_stacked_and_broadcast_operands(split):
+    x = _RNG.normal(size=(5, 4))
+    w = _RNG.normal(size=(4, 3))
+    a3, b3 = _RNG.normal(size=(5, 3, 4)), _RNG.normal(size=(5, 4, 2))
+    c4 = _RNG.normal(size=(2, 5, 3, 4))
+    _check(split, lambda x, w: w.T @ fnp.sin(x).T, x, w)
+    _check(split, lambda x: fnp.sin(x).T @ x, x)                    # contracted batch
+    _check(split, lambda x: fnp.sin(x) @ x.T, x)                    # outer over the batch
+    _check(split, lambda a, b: fnp.sin(a) @ b, a3, b3)
+    _check(split, lambda a: fnp.sin(a) @ fnp.ones((1, 4, 2)), a3)
+    _check(split, lambda a, w: w.T @ fnp.swapaxes(fnp.sin(a), 1, 2), a3, w)
+    _check(split, lambda c, b: fnp.sin(c) @ b, c4, b3)              # rows on axis 1
+    _check(split, lambda c, b: fnp.sin(c) @ b, c4, _RNG.normal(size=(2, 1, 4, 2)))
+    _check(split, lambda b: fnp.ones((5, 3, 4)) @ fnp.sin(b), b3)
+    _check(split, lambda x: (x.T @ x) @ (x.T @ x), x)               # partial sums joined
+    _check(split, lambda x: fnp.sin(x) @ x[0], x)                   # a vector operand
+
+
+# ---- elementwise with three operands, literals, partial sums --------------------------------
+def test_where_clip_and_partial_sums_in_elementwise_operations(split):
+    x = _RNG.normal(size=(5, 4))
+    y = _RNG.normal(size=(5, 4))
+    lo = _RNG.normal(size=(5, 1))
+    s = lambda x: fnp.sum(x, axis=0)                                # noqa: E731
+    for f, args in [
+        (lambda x, y: fnp.where(x > 0, x, y), (x, y)),
+        (lambda x: fnp.where(np.array([True, False, True, False]), fnp.sin(x), 0.5), (x,)),
+        (lambda x: fnp.where(x > 0, 1.0, -1), (x,)),
+        (lambda x, lo: fnp.clip(x, lo, lo + 1), (x, lo)),
+        (lambda x: fnp.clip(x, None, 0.3), (x,)),
+        (lambda x: fnp.clip(x, np.zeros(4), None), (x,)),
+        (lambda x: fnp.where(s(x) > 0, s(x), s(x * x)), (x,)),
+        (lambda x: fnp.clip(s(x), -0.5, 0.5), (x,)),
+        (lambda x: (s(x) + 1.0, s(x) + x, s(x) * s(x), 1.0 / s(x), s(x) ** 2), (x,)),
+        (lambda x: (-s(x), fnp.abs(s(x)), fnp.sign(s(x)), s(x) > 0, s(x) % 1.0), (x,)),
+        (lambda x: (s((x > 0).astype(np.int64)) // 2, s((x > 0).astype(np.int64)) / 3,
+                    s((x > 0).astype(np.int64)) & 1), (x,)),
+        (lambda x: (fnp.real(s(x * 1j + x)), fnp.imag(s(x * (1 + 2j))),
+                    fnp.conj(s(x * 1j))), (x,)),
+    ]:
+        _check(split, f, *args)
+
+
+# ---- kinds of outputs -------------------------------------------------------------------
+def test_outputs_that_are_inputs_constants_literals_none_and_duplicates(split):
+    x = _RNG.normal(size=(5, 4))
+    w = _RNG.normal(size=(4, 3))
+    c = _RNG.normal(size=(5, 4))
+    jf = _check(split, lambda x, w: (fnp.sin(x) * 2, x, w, fnp.asarray(c), 3.0, 2, None,
+                                     x.shape[0] * 2.0, np.float32(2.0)), x, w)
+    out = jf(x, w)
+    assert out[1] is x and out[2] is w
+    assert out[6] is None and out[4] == 3.0 and type(out[7]) is float
+    out[3][...] = 0                                    # a constant handed out is a copy
+    np.testing.assert_array_equal(jf(x, w)[3], c)
+    _check(split, lambda x: (fnp.sin(x) * 2,) * 2 + (fnp.sum(fnp.sin(x)),) * 2, x)
+    _check(split, lambda x: {"a": [x * 2, (fnp.sum(x),)], "b": None}, x)
+
+
+def test_integer_bool_and_narrow_dtypes(split):
+    rng = np.random.default_rng(3)
+    _check(split, lambda n: n * 2 + fnp.sum(n, axis=0), rng.integers(0, 10, (5, 4)))
+    _check(split, lambda b: fnp.logical_not(b) & (b | True), rng.random((5, 4)) > 0.5)
+    _check(split, lambda n: fnp.sum(n, axis=0), rng.integers(0, 255, (5, 4)).astype(np.uint8))
+    _check(split, lambda n: fnp.sum(n), rng.integers(-100, 100, (5, 4)).astype(np.int8))
+    _check(split, lambda n: fnp.sum(n * 2, axis=0),
+           rng.normal(size=(5, 4)).astype(np.float16), tol=1e-2)
+    _check(split, lambda x, s: (x * s, s * 3, fnp.sum(x, axis=0) * s),
+           rng.normal(size=(5, 3)).astype(np.float32), 2.0, tol=1e-5)
+
+
+def test_non_contiguous_and_read_only_inputs(split):
+    xf = np.asfortranarray(_RNG.normal(size=(6, 4)))
+    _check(split, lambda x: fnp.sum(fnp.sin(x) @ fnp.ones((4, 2)), axis=0), xf)
+    _check(split, lambda x: fnp.sin(x) * 2, _RNG.normal(size=(12, 4))[::2])
+    xr = _RNG.normal(size=(6, 4))
+    xr.setflags(write=False)
+    _check(split, lambda x: fnp.sin(x) * 2, xr)
+
+
+# ---- convolutions and windows ------------------------------------------------------------
+def test_conv_layouts_groups_and_dilations(split):
+    rng = np.random.default_rng(4)
+
+    def nhwc(x, w):
+        return lax.conv_general_dilated(x, w, (2, 1), ((1, 2), (0, 1)), rhs_dilation=(1, 2),
+                                        dimension_numbers=("NHWC", "HWIO", "NHWC"))
+
+    def hwcn(x, w):
+        return lax.conv_general_dilated(x, w, (1, 1), "SAME",
+                                        dimension_numbers=("HWCN", "OIHW", "NHWC"))
+
+    def grouped(x, w):
+        return lax.conv_general_dilated(x, w, (1, 1), "SAME", lhs_dilation=(2, 1),
+                                        feature_group_count=2)
+
+    for f, x, w in [(nhwc, rng.normal(size=(5, 7, 6, 2)), rng.normal(size=(3, 3, 2, 4))),
+                    (hwcn, rng.normal(size=(6, 6, 2, 5)), rng.normal(size=(3, 2, 3, 3))),
+                    (grouped, rng.normal(size=(5, 4, 6, 6)), rng.normal(size=(6, 2, 3, 3))),
+                    # a kernel with as many output channels as the batch has rows
+                    (lambda x, w: lax.conv_general_dilated(x, w, (1, 1), "VALID"),
+                     rng.normal(size=(5, 4, 6, 6)), rng.normal(size=(5, 4, 3, 3)))]:
+        _check(split, f, x, w)
+        _check(split, grad(lambda x, w: fnp.sum(fnp.sin(f(x, w))), argnums=(0, 1)), x, w)
+
+
+def test_pooling_with_padding_strides_and_overlap(split):
+    x = np.random.default_rng(5).normal(size=(5, 2, 7, 7))
+
+    def pools(x):
+        return (lax.reduce_window(x, -np.inf, lax.max, (1, 1, 3, 3), (1, 1, 2, 2),
+                                  ((0, 0), (0, 0), (1, 1), (1, 1))),
+                lax.reduce_window(x, 0.0, lax.add, (1, 1, 3, 2), (1, 1, 1, 2), "SAME"),
+                lax.reduce_window(x, np.inf, lax.min, (1, 1, 2, 2), (1, 1, 2, 2), "VALID"),
+                lax.reduce_window(x, 0.0, lax.add, (1, 1, 2, 2), (1, 1, 1, 1), "VALID",
+                                  base_dilation=(1, 1, 2, 1), window_dilation=(1, 1, 1, 2)),
+                lax.max_pool(x, (3, 3), (1, 1)), lax.avg_pool(x, (2, 3), (2, 1)))
+
+    _check(split, pools, x)
+    _check(split, grad(lambda x: sum(fnp.sum(fnp.sin(p) ** 2) for p in pools(x))), x)
+    xn = np.transpose(x, (0, 2, 3, 1)).copy()
+    _check(split, grad(lambda x: fnp.sum(fnp.sin(lax.reduce_window(
+        x, -np.inf, lax.max, (1, 3, 3, 1), (1, 2, 2, 1), "SAME")) ** 2)), xn)
+    # the batch axis second (axis 0 windowed): rows along axis 1
+    _check(split, lambda x: lax.reduce_window(fnp.sin(x), 0.0, lax.add, (2, 1, 2), (1, 1, 2),
+                                              "VALID"), x[:, 0].transpose(1, 0, 2).copy())
+
+
+@pytest.mark.parametrize("window", [
+    dict(window_dimensions=(2, 1, 2, 2), window_strides=(1, 1, 1, 1), padding="VALID"),
+    dict(window_dimensions=(1, 1, 2, 2), window_strides=(2, 1, 1, 1), padding="VALID"),
+    dict(window_dimensions=(1, 1, 2, 2), window_strides=(1, 1, 1, 1),
+         padding=((1, 0), (0, 0), (0, 0), (0, 0))),
+    dict(window_dimensions=(1, 1, 2, 2), window_strides=(1, 1, 1, 1), padding="VALID",
+         base_dilation=(2, 1, 1, 1)),
+])
+def test_windows_over_the_batch_axis_run_whole(split, window):
+    x = np.random.default_rng(6).normal(size=(5, 2, 5, 5))
+    f = lambda x: lax.reduce_window(x, 0.0, lax.add, **window)   # noqa: E731
+    _check(split, f, x, expect_split=False)
+    _check(split, grad(lambda x: fnp.sum(fnp.sin(f(x)))), x, expect_split=False)
+
+
+# ---- funcgrad_nn ------------------------------------------------------------------------
+def test_nn_layers_and_losses(split):
+    import funcgrad.random as fr
+    import funcgrad_nn as nn
+    import funcgrad_nn.functional as F
+    rng = np.random.default_rng(7)
+    f64, b = np.float64, 7
+    net = nn.Sequential(nn.Conv2d(2, 3, 3, padding=1, dtype=f64), nn.BatchNorm2d(3, dtype=f64),
+                        nn.ReLU(), nn.Flatten(), nn.Linear(3 * 5 * 5, 4, dtype=f64))
+    p, s = net.init(fr.key(0)), net.init_state()
+    x, y = rng.normal(size=(b, 2, 5, 5)), rng.integers(0, 4, b)
+
+    def bn_step(p, s, x, y):
+        def loss(p):
+            out, s2 = net.apply(p, s, x, train=True)
+            return F.cross_entropy(out, y), s2
+        return value_and_grad(loss, has_aux=True)(p)
+    _check(split, bn_step, p, s, x, y)
+
+    drop = nn.Sequential(nn.Linear(4, 6, dtype=f64), nn.Dropout(0.3), nn.Linear(6, 3, dtype=f64))
+    pd, sd = drop.init(fr.key(1)), drop.init_state()
+    xd, yd = rng.normal(size=(b, 4)), rng.integers(0, 3, b)
+    _check(split, lambda p, x, y, k: value_and_grad(lambda p: F.cross_entropy(
+        drop.apply(p, sd, x, train=True, key=k)[0], y))(p), pd, xd, yd, fr.key(5))
+
+    logits, t = rng.normal(size=(b, 5)), rng.integers(0, 5, b)
+    t[2] = -100
+    wts = rng.random(5)
+    for kw in [dict(), dict(label_smoothing=0.2), dict(weight=wts),
+               dict(weight=wts, label_smoothing=0.1), dict(reduction="sum")]:
+        _check(split, value_and_grad(lambda lg, t: F.cross_entropy(fnp.sin(lg), t, **kw)),
+               logits, t)
+    t1 = rng.integers(0, 5, b)
+    t1[4] = 1
+    _check(split, value_and_grad(lambda lg, t: F.cross_entropy(lg, t, ignore_index=1)),
+           logits, t1)
+
+    lstm = nn.LSTM(3, 4, num_layers=2, batch_first=True, dtype=f64)
+    pl = lstm.init(fr.key(2))
+    xs = rng.normal(size=(b, 6, 3))
+    _check(split, value_and_grad(lambda p, x: fnp.mean(lstm(p, x)[0] ** 2)
+                                 + fnp.sum(lstm(p, x)[1][1])), pl, xs)
+
+    mha = nn.MultiheadAttention(8, 2, batch_first=True, dtype=f64)
+    pm = mha.init(fr.key(4))
+    q, kv = rng.normal(size=(b, 5, 8)), rng.normal(size=(b, 6, 8))
+    mask = rng.random((b, 6)) > 0.7
+    mask[:, 0] = False
+    _check(split, grad(lambda p, q, kv: fnp.sum(mha(p, q, kv, kv, key_padding_mask=mask)[0] ** 2),
+                       argnums=(0, 1, 2)), pm, q, kv)
+
+
+@pytest.mark.parametrize("nthreads", [2, 3, 4, 5])
+def test_odd_batches_over_more_threads_than_rows(split, nthreads):
+    split.set_threads(nthreads)
+    for batch in (2, 3, 7):
+        _check(split, value_and_grad(_mlp, argnums=(0, 1)), *_mlp_data(batch))
+
+
+@pytest.mark.parametrize("batch", [3, 5])
+def test_parameters_as_long_as_the_batch(split, batch):
+    # every parameter's leading length is the batch's (5 inputs, hidden = batch)
+    _check(split, value_and_grad(_mlp, argnums=(0, 1)), *_mlp_data(batch, hidden=batch))
+
+
+def test_one_jitted_function_over_several_batch_sizes(split):
+    jf = jit(value_and_grad(_mlp))
+    for batch in (4, 9, 4, 2, 9):
+        args = _mlp_data(batch, seed=batch)
+        jf(*args)
+        _same(jf(*args), value_and_grad(_mlp)(*args), 1e-10)
+    assert jf.cache_size() == 3
+
+
+def test_concurrent_callers(split):
+    jf = jit(value_and_grad(_mlp))
+    argsets = [_mlp_data(b, seed=i) for i, b in enumerate([6, 6, 8, 8, 6, 8])]
+    refs = [value_and_grad(_mlp)(*a) for a in argsets]
+    for a in argsets:
+        jf(*a)
+    errors = []
+
+    def worker(i):
+        try:
+            for _ in range(10):
+                _same(jf(*argsets[i]), refs[i], 1e-10)
+        except BaseException as e:        # noqa: BLE001 - reported below
+            errors.append(e)
+    ts = [threading.Thread(target=worker, args=(i,)) for i in range(len(argsets))]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join()
+    assert not errors
+    assert not threads.in_split()
+
+
+@pytest.mark.parametrize("row", [0, 7])
+def test_an_exception_in_a_slice_reaches_the_caller(split, row):
+    x = np.arange(1, 9).reshape(8, 1).repeat(3, 1).astype(np.int64)
+    n = np.ones((8, 3), np.int64)
+    f = lambda x, n: (x * 2) ** n + 1                                  # noqa: E731
+    jf = _check(split, f, x, n)
+    bad = n.copy()
+    bad[row, 1] = -1                     # integers to negative powers raise (in either slice)
+    with pytest.raises(ValueError, match="negative integer powers"):
+        f(x, bad)
+    with pytest.raises(ValueError, match="negative integer powers"):
+        jf(x, bad)
+    assert not threads.in_split()
+    _same(jf(x, n), f(x, n), 0)          # and the next call works
+
+
+# ---- basic indexing, scatter and concatenate on slices -------------------------------------
+def _placed(fun, *args, names=("getitem", "scatter", "concatenate")):
+    """Where the compiled graph of ``fun`` runs its indexing/concatenation equations."""
+    from funcgrad._src import rows
+    graph = jit(fun).lower(*args)
+    plan = rows.analyze(graph)
+    assert plan is not None
+    return [plan.where[j][0] for j, e in enumerate(graph.eqns) if e.prim.name in names]
+
+
+_IDX_X = _RNG.normal(size=(5, 4, 3))
+
+
+@pytest.mark.parametrize("index", [
+    (Ellipsis, 1), (slice(None), Ellipsis, -1), (None,), (slice(None), None, 2),
+    (None, slice(None), None, Ellipsis, None),
+    (slice(None), slice(None, None, -2), slice(2, 0, -1)),
+    (Ellipsis,), (slice(None), slice(3, 1)), (slice(None), -1, -2),
+    (0,), (-1,), (slice(1, None),), (slice(None, None, -1),), (slice(None, None, 2),),
+    (slice(0, 5),)])
+def test_basic_indices_on_rows_and_on_the_batch_axis(split, index):
+    def f(x):
+        return fnp.sin(x)[index] * 2.0
+    # (an integer, a partial or a reversed slice on the batch axis: the batch is cut whole)
+    on_batch = index[0] != slice(None) and index[0] is not None and index[0] is not Ellipsis
+    _check(split, f, _IDX_X)
+    _check(split, grad(lambda x: fnp.sum(fnp.sin(f(x)) ** 2)), _IDX_X)
+    _check(split, value_and_grad(lambda x: fnp.sum(fnp.sin(x[index]) ** 2)), _IDX_X,
+           expect_split=not on_batch)
+    assert _placed(f, _IDX_X) == ["serial" if on_batch else "rows"]
+
+
+@pytest.mark.parametrize("index, where", [
+    ((0,), "rows"), ((None, 1), "rows"), ((slice(None), slice(None, None, -1)), "rows"),
+    ((Ellipsis, slice(None, None, -1)), "serial"), ((Ellipsis, -1), "serial"),
+    ((1, Ellipsis, slice(1, None)), "serial")])
+def test_basic_indices_with_the_batch_axis_last(split, index, where):
+    def f(x):
+        return fnp.transpose(fnp.sin(x), (1, 2, 0))[index] * 2.0
+    _check(split, f, _IDX_X)
+    _check(split, grad(lambda x: fnp.sum(fnp.sin(f(x)) ** 2)), _IDX_X)
+    assert _placed(f, _IDX_X) == [where]
+
+
+@pytest.mark.parametrize("index", [(None,), (slice(None), None), (Ellipsis, None),
+                                   (None, None, Ellipsis, None), (0,), (slice(None, None, -1),)])
+def test_basic_indices_of_a_one_dimensional_batch(split, index):
+    x = _RNG.normal(size=7)
+    f = lambda x: fnp.sin(x)[index] * 2.0                                 # noqa: E731
+    _check(split, f, x)
+    _check(split, grad(lambda x: fnp.sum(fnp.sin(f(x)) ** 2)), x)
+
+
+_AT = {
+    "set_scalar": lambda x, p: fnp.at(fnp.sin(x))[:, 0].set(2.0),
+    "add_scalar_ellipsis": lambda x, p: fnp.at(fnp.sin(x))[..., 1:, -1].add(2.0),
+    "set_rows": lambda x, p: fnp.at(fnp.sin(x))[:, 1].set(fnp.cos(x[:, 2])),
+    "add_rows_reversed": lambda x, p: fnp.at(fnp.sin(x))[:, ::-1].add(fnp.cos(x)),
+    "set_param_broadcast": lambda x, p: fnp.at(fnp.sin(x))[:, 1:].set(p[1:]),
+    "set_rows_broadcast": lambda x, p: fnp.at(fnp.sin(x))[:, :, 1:].set(fnp.cos(x[:, :, :1])),
+    "set_with_none": lambda x, p: fnp.at(fnp.sin(x))[:, None, 2].set(fnp.cos(x[:, None, 0])),
+    "into_constant": lambda x, p: fnp.at(fnp.zeros((5, 4, 3)))[:, 1, ::2].set(fnp.sin(x[:, 0, :2])),
+    "into_param_broadcast": lambda x, p: fnp.at(fnp.broadcast_to(p, (5, 4, 3)))[:, 1, 2].add(
+        fnp.sin(x[:, 0, 0])),
+    "batch_last": lambda x, p: fnp.at(fnp.transpose(fnp.sin(x), (1, 2, 0)))[0].set(
+        p[0][:, None] * 3.0),
+    "batch_last_into_const": lambda x, p: fnp.at(fnp.ones((4, 3, 5)))[1, 2].set(
+        fnp.sin(x[:, 0, 0])),
+}
+
+
+@pytest.mark.parametrize("name", sorted(_AT))
+def test_index_updates_run_on_slices(split, name):
+    f = _AT[name]
+    p = _RNG.normal(size=(4, 3))
+    _check(split, f, _IDX_X, p)
+    _check(split, grad(lambda x, p: fnp.sum(fnp.sin(f(x, p)) ** 2), argnums=(0, 1)), _IDX_X, p)
+    assert _placed(f, _IDX_X, p, names=("scatter",)) == ["rows"]
+
+
+@pytest.mark.parametrize("index", [(0,), (-1, 1), (slice(1, None),), (slice(None, None, -1),),
+                                   (slice(None, None, 2), 0)])
+def test_index_updates_on_the_batch_axis_run_whole(split, index):
+    def f(x):
+        h = fnp.sin(x)
+        return fnp.at(h)[index].add(fnp.cos(h[index]))
+    _check(split, f, _IDX_X)
+    _check(split, grad(lambda x: fnp.sum(fnp.sin(f(x)) ** 2)), _IDX_X)
+    assert _placed(f, _IDX_X, names=("scatter",)) == ["serial"]
+
+
+def test_concatenate_of_rows_with_whole_operands(split):
+    x, p, pbb = _RNG.normal(size=(5, 3)), _RNG.normal(size=(2, 5)), _RNG.normal(size=(5, 5))
+    cb = _RNG.normal(size=(5, 2))
+    cases = [
+        (lambda x, p: fnp.concatenate([fnp.sin(x), cb], axis=1), "rows"),
+        (lambda x, p: fnp.concatenate([cb, fnp.sin(x), fnp.cos(x)], axis=-1), "rows"),
+        (lambda x, p: fnp.concatenate([p, fnp.sin(x).T, p], axis=0) * 2.0, "rows"),
+        (lambda x, p: fnp.stack([fnp.sin(x), fnp.cos(x)], axis=-1), "rows"),
+        (lambda x, p: fnp.concatenate([fnp.sin(x), fnp.cos(x)], axis=0), "serial"),
+        (lambda x, p: fnp.concatenate([fnp.sin(x).T, fnp.cos(x).T], axis=1), "serial"),
+        (lambda x, p: fnp.concatenate([fnp.sin(x), x[:2] * 1.0], axis=0), "serial"),
+    ]
+    for f, where in cases:
+        _check(split, f, x, p)
+        _check(split, grad(lambda x, p: fnp.sum(fnp.sin(f(x, p)) ** 2), argnums=(0, 1)), x, p)
+        assert _placed(f, x, p, names=("concatenate",)) == [where]
+    # a parameter as long as the batch on both axes, concatenated with rows
+    for axis, t in ((1, False), (0, True)):
+        f = lambda x, q: fnp.concatenate(                                  # noqa: E731
+            [fnp.sin(x).T if t else fnp.sin(x), q], axis=axis)
+        _check(split, f, x, pbb)
+        _check(split, grad(lambda x, q: fnp.sum(fnp.sin(f(x, q)) ** 2), argnums=(0, 1)), x, pbb)
+
+
+def test_indexing_and_concatenation_of_partial_sums(split):
+    x, idx = _RNG.normal(size=(7, 5)), _RNG.integers(0, 5, 7)
+
+    def f(x, idx):
+        s = fnp.sum(fnp.sin(x), axis=0)            # a partial sum on the slices
+        t = fnp.sum(x, axis=0)
+        u = fnp.at(s)[1:3].add(t[:2])              # scatter of two partial sums
+        return (u[idx % 5], u[None, ::-1], fnp.concatenate([s, t]) * 2.0,
+                (fnp.sin(x).T @ fnp.sin(x[:, :1]))[:, 0] * fnp.sin(x[:, :5]).T[:, 0])
+    _check(split, f, x, idx)
+    _check(split, grad(lambda x: fnp.sum(fnp.sin(f(x, idx)[0])) + fnp.sum(f(x, idx)[2] ** 2)), x)
+
+
+@pytest.mark.parametrize("nthreads", [2, 3, 4, 5])
+def test_slicing_updates_and_concatenation_over_odd_batches(split, nthreads):
+    split.set_threads(nthreads)
+    rng = np.random.default_rng(nthreads)
+    for batch in (2, 3, 5, 7):
+        x, p = rng.normal(size=(batch, 6)), rng.normal(size=6)
+
+        def f(x, p, batch=batch):
+            h = fnp.at(fnp.sin(x))[:, ::2].add(p[::2])
+            h = fnp.concatenate([h[:, 3:], h[:, :3][..., ::-1],
+                                 np.arange(batch * 1.0)[:, None]], axis=1)
+            h = fnp.at(h)[..., -1].set(h[:, 0] * p[0])
+            return h[:, None, 1:5:2] * h[:, None, :2]
+        _check(split, f, x, p)
+        _check(split, grad(lambda x, p: fnp.sum(fnp.sin(f(x, p)) ** 2), argnums=(0, 1)), x, p)
+
+
+@pytest.mark.parametrize("mode", ["LSTM", "GRU"])
+def test_recurrent_layers_sequence_first_and_bidirectional(split, mode):
+    import funcgrad.random as fr
+    import funcgrad_nn as nn
+    rng = np.random.default_rng(11)
+    m = getattr(nn, mode)(3, 4, num_layers=2, bidirectional=True, dtype=np.float64)
+    p = m.init(fr.key(1))
+    xs = rng.normal(size=(4, 5, 3))          # (L, N, H): the batch is axis 1
+    h0 = rng.normal(size=(4, 5, 4))
+    hx = (h0, rng.normal(size=(4, 5, 4))) if mode == "LSTM" else h0
+    _check(split, value_and_grad(lambda p, x, hx: fnp.mean(m(p, x, hx)[0] ** 2),
+                                 argnums=(0, 1, 2)), p, xs, hx)
+
+
+def test_attention_sequence_first(split):
+    import funcgrad.random as fr
+    import funcgrad_nn as nn
+    rng = np.random.default_rng(12)
+    mha = nn.MultiheadAttention(8, 2, dtype=np.float64)
+    pm = mha.init(fr.key(4))
+    pm["in_proj_bias"] = rng.normal(size=24)
+    q, kv = rng.normal(size=(5, 24, 8)), rng.normal(size=(6, 24, 8))   # N = 3 * E
+    _check(split, grad(lambda p, q, kv: fnp.sum(mha(p, q, kv, kv)[0] ** 2)
+                       + fnp.sum(mha(p, q, kv, kv)[1]), argnums=(0, 1, 2)), pm, q, kv)

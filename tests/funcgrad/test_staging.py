@@ -1,148 +1,16 @@
-"""vmap, jit/make_graph, custom derivatives, checkpoint and debugging — and a matrix of
-compositions of every pair of transformations."""
-import itertools
-import sys
-import warnings
-
+"""Staging (funcgrad/_src/staging.py): make_graph and jit — caching by signature and
+static arguments, the graph's printing, its rewrites (dead code, common subexpressions,
+scalar folding, buffer reuse) checked against eager evaluation, literals, closures over
+outer tracers, and replaying compiled graphs."""
 import numpy as np
 import pytest
 
-import funcgrad
+import funcgrad as fg
 import funcgrad.numpy as fnp
-from funcgrad import (checkpoint, custom_jvp, custom_vjp, grad, jacfwd, jacrev, jit, jvp,
-                      make_graph, vjp, vmap)
+from funcgrad import grad, jit, make_graph
+from funcgrad._src import core
 from funcgrad.errors import ConcretizationTypeError
-from funcgrad.test_util import check_grads
-
-A = np.random.default_rng(0).normal(size=(3, 3))
-
-
-def f_ref(x):
-    """A scalar function of a vector exercising several primitive families."""
-    y = fnp.tanh(A @ x) * fnp.sin(x) + x ** 2
-    return fnp.sum(y[1:] * fnp.exp(-x[:-1])) + fnp.max(y) + fnp.mean(fnp.concatenate([x, y]))
-
-
-# ---- composition matrix ---------------------------------------------------------------------
-def _grad(f):
-    return grad(f)
-
-
-def _jvp_grad(f):            # directional derivative as a "gradient" column by column
-    def g(x):
-        return fnp.stack([jvp(f, (x,), (e,))[1] for e in np.eye(x.shape[0])])
-    return g
-
-
-def _vjp_grad(f):
-    def g(x):
-        out, pull = vjp(f, x)
-        return pull(fnp.ones_like(out))[0]
-    return g
-
-
-DIFF = {"grad": _grad, "jvp": _jvp_grad, "vjp": _vjp_grad}
-WRAP = {"jit": jit, "id": lambda f: f}
-
-
-@pytest.mark.parametrize("d_outer,d_inner", list(itertools.product(DIFF, DIFF)))
-def test_second_derivatives_every_pair(d_outer, d_inner):
-    x = np.array([0.3, -0.7, 1.1])
-    H_ref = funcgrad.hessian(f_ref)(x)
-    inner = DIFF[d_inner](f_ref)
-    # Hessian rows: derivative of each gradient component
-    H = np.stack([DIFF[d_outer](lambda x, i=i: inner(x)[i])(x) for i in range(3)])
-    np.testing.assert_allclose(H, H_ref, rtol=1e-9, atol=1e-12)
-
-
-@pytest.mark.parametrize("d,order", list(itertools.product(DIFF, ["jit_outside", "jit_inside"])))
-def test_jit_composes_with_derivatives(d, order):
-    x = np.array([0.3, -0.7, 1.1])
-    ref = grad(f_ref)(x)
-    g = jit(DIFF[d](f_ref)) if order == "jit_outside" else DIFF[d](jit(f_ref))
-    for _ in range(2):                  # first call traces, second replays
-        np.testing.assert_allclose(g(x), ref, rtol=1e-12)
-
-
-@pytest.mark.parametrize("d", list(DIFF))
-@pytest.mark.parametrize("w", list(WRAP))
-def test_vmap_composes_with_derivatives_and_jit(d, w):
-    xs = np.random.default_rng(1).normal(size=(4, 3))
-    ref = np.stack([grad(f_ref)(x) for x in xs])
-    np.testing.assert_allclose(WRAP[w](vmap(DIFF[d](f_ref)))(xs), ref, rtol=1e-10)
-    np.testing.assert_allclose(vmap(WRAP[w](DIFF[d](f_ref)))(xs), ref, rtol=1e-10)
-    # derivative of a vmapped function
-    g = grad(lambda xs: fnp.sum(vmap(f_ref)(xs)))(xs)
-    np.testing.assert_allclose(g, ref, rtol=1e-10)
-
-
-# ---- vmap ------------------------------------------------------------------------------
-def test_vmap_axes_and_pytrees():
-    x = np.arange(24.0).reshape(2, 3, 4)
-    np.testing.assert_array_equal(vmap(fnp.sum, in_axes=1)(x), x.sum(axis=(0, 2)))
-    np.testing.assert_array_equal(vmap(lambda r: r * 2, in_axes=-1, out_axes=1)(x),
-                                  np.moveaxis(x * 2, -1, 1))
-    out = vmap(lambda d: {"s": d["a"] + d["b"], "c": 1.0}, in_axes=({"a": 0, "b": None},))(
-        {"a": np.ones((5, 2)), "b": np.arange(2.0)})
-    assert out["s"].shape == (5, 2) and out["c"].shape == (5,)
-    # nesting: outer product table
-    t = vmap(vmap(lambda a, b: a * b, in_axes=(None, 0)), in_axes=(0, None))(
-        np.arange(3.0), np.arange(4.0))
-    np.testing.assert_array_equal(t, np.outer(np.arange(3.0), np.arange(4.0)))
-    # axis_size with nothing mapped
-    assert vmap(lambda: np.ones(2), axis_size=3)().shape == (3, 2)
-
-
-def test_vmap_errors():
-    with pytest.raises(ValueError, match="different sizes"):
-        vmap(lambda a, b: a + b)(np.ones(3), np.ones(4))
-    with pytest.raises(ValueError, match="in_axes has 1 entries"):
-        vmap(lambda a, b: a + b, in_axes=(0,))(np.ones(3), np.ones(3))
-    with pytest.raises(ConcretizationTypeError, match="vmap"):
-        vmap(lambda a: a if a > 0 else -a)(np.ones(3))
-
-
-def test_per_example_gradients():
-    rng = np.random.default_rng(2)
-    w = rng.normal(size=3)
-    xs, ys = rng.normal(size=(6, 3)), rng.normal(size=6)
-
-    def loss(w, x, y):
-        return (fnp.dot(x, w) - y) ** 2
-
-    per = vmap(grad(loss), in_axes=(None, 0, 0))(w, xs, ys)
-    expected = np.stack([2 * (x @ w - y) * x for x, y in zip(xs, ys)])
-    np.testing.assert_allclose(per, expected, rtol=1e-12)
-
-
-def test_vmap_indexing_and_fallback_warning():
-    x = np.arange(12.0).reshape(3, 4)
-    np.testing.assert_array_equal(vmap(lambda r: r[np.array([3, 0])])(x), x[:, [3, 0]])
-    with warnings.catch_warnings():
-        warnings.simplefilter("error")         # batched integer indices need no loop
-        np.testing.assert_array_equal(vmap(lambda r, i: r[i])(x, np.array([0, 1, 3])), [0, 5, 11])
-        np.testing.assert_array_equal(
-            vmap(lambda r, i: r[i])(x, np.array([[0, 1], [1, 1], [3, 2]])),
-            [[0, 1], [5, 5], [11, 10]])
-        np.testing.assert_array_equal(
-            vmap(lambda r, i, v: fnp.at(r)[i].add(v))(x, np.array([[0, 0], [1, 2], [3, 3]]),
-                                                       np.ones((3, 2))),
-            x + np.array([[2, 0, 0, 0], [0, 1, 1, 0], [0, 0, 0, 2]]))
-    # other layouts of batched indices fall back to the loop (warning once per primitive)
-    from funcgrad._src.batching import fallback_primitives
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        got = vmap(lambda r, i: r[:, i])(np.arange(24.0).reshape(2, 3, 4),
-                                         np.array([[1, 2], [0, 3]]))
-    np.testing.assert_array_equal(got[1], np.arange(12.0, 24.0).reshape(3, 4)[:, [0, 3]])
-    assert "getitem" in fallback_primitives()
-
-
-def test_jacobians_use_one_batched_pass():
-    x = np.array([0.3, -0.7, 1.1])
-    J = jacrev(lambda x: fnp.tanh(A @ x))(x)
-    np.testing.assert_allclose(J, (1 - np.tanh(A @ x) ** 2)[:, None] * A, rtol=1e-12)
-    np.testing.assert_allclose(jacfwd(lambda x: fnp.tanh(A @ x))(x), J, rtol=1e-12)
+from funcgrad.tree_util import tree_leaves
 
 
 # ---- jit and the graph --------------------------------------------------------------------
@@ -217,150 +85,6 @@ def test_jit_replay_does_not_mutate_inputs_and_is_repeatable():
         np.testing.assert_allclose(jf(x, y), first)
     np.testing.assert_array_equal(x, xc)
     np.testing.assert_array_equal(y, yc)
-
-
-def test_debug_print_under_jit(capsys):
-    def f(x):
-        funcgrad.debug.print("x = {}", x)
-        return x * 2
-
-    jf = jit(f)
-    jf(np.array([1.0]))
-    jf(np.array([2.0]))
-    out = capsys.readouterr().out
-    assert "x = [1.]" in out and "x = [2.]" in out
-
-
-# ---- custom derivatives --------------------------------------------------------------------
-def test_custom_jvp_rule_used_in_both_modes():
-    @custom_jvp
-    def f(x):
-        return fnp.sin(x)
-
-    @f.defjvp
-    def f_jvp(primals, tangents):
-        (x,), (t,) = primals, tangents
-        return f(x), 2.0 * t          # deliberately not cos: proves the rule is used
-
-    x = np.array([0.1, 0.2])
-    np.testing.assert_array_equal(jvp(f, (x,), (np.ones(2),))[1], [2.0, 2.0])
-    np.testing.assert_array_equal(grad(lambda x: fnp.sum(f(x)))(x), [2.0, 2.0])
-    np.testing.assert_array_equal(vmap(grad(f))(x), [2.0, 2.0])
-    np.testing.assert_array_equal(jit(grad(lambda x: fnp.sum(f(x))))(x), [2.0, 2.0])
-
-
-def test_custom_jvp_defjvps_and_nondiff_argnums():
-    @custom_jvp
-    def mul(x, y):
-        return x * y
-
-    mul.defjvps(lambda t, ans, x, y: t * y, lambda t, ans, x, y: x * t)
-    check_grads(mul, (np.array([0.5, 1.5]), np.array([2.0, -1.0])), order=2)
-
-    from functools import partial
-
-    @partial(custom_jvp, nondiff_argnums=(0,))
-    def apply(fn, x):
-        return fn(x)
-
-    @apply.defjvp
-    def apply_jvp(fn, primals, tangents):
-        (x,), (t,) = primals, tangents
-        return apply(fn, x), 3.0 * t
-
-    assert float(grad(lambda x: apply(fnp.sin, x))(0.5)) == 3.0
-
-
-def test_custom_vjp_and_forward_mode_error():
-    @custom_vjp
-    def f(x, y):
-        return x * y
-
-    def fwd(x, y):
-        return x * y, (x, y)
-
-    def bwd(res, g):
-        x, y = res
-        return g * y, g * x
-
-    f.defvjp(fwd, bwd)
-    args = (np.array([0.5, 1.5]), np.array([2.0, -1.0]))
-    check_grads(f, args, order=2, modes=("rev",))
-    with pytest.raises(TypeError, match="forward-mode.*custom_vjp"):
-        jvp(f, args, args)
-    np.testing.assert_allclose(vmap(grad(lambda x, y: f(x, y)))(*args), args[1])
-
-
-def test_custom_vjp_validates_rule_output():
-    @custom_vjp
-    def f(x):
-        return x
-
-    f.defvjp(lambda x: (x, None), lambda res, g: (g, g))
-    with pytest.raises(TypeError, match="one cotangent per differentiable argument"):
-        grad(lambda x: fnp.sum(f(x)))(np.ones(2))
-    f.defvjp(lambda x: (x, None), lambda res, g: (g[:1],))
-    with pytest.raises(ValueError, match="shape"):
-        grad(lambda x: fnp.sum(f(x)))(np.ones(2))
-
-
-def test_custom_gradient():
-    @funcgrad.custom_gradient
-    def f(x):
-        return fnp.sin(x), lambda g: (g * 10.0,)
-
-    assert float(grad(f)(0.3)) == 10.0
-
-
-def test_checkpoint_matches_and_recomputes():
-    calls = []
-
-    def block(x):
-        calls.append(1)
-        return fnp.tanh(x @ A) ** 2
-
-    x = np.array([0.2, -0.4, 0.6])
-    plain = grad(lambda x: fnp.sum(block(block(x))))(x)
-    calls.clear()
-    remat = checkpoint(block)
-    g = grad(lambda x: fnp.sum(remat(remat(x))))(x)
-    np.testing.assert_allclose(g, plain, rtol=1e-12)
-    assert len(calls) == 4           # two forward, two recomputed in the backward pass
-    check_grads(remat, (x,), order=2)
-
-
-def test_checkpoint_stores_fewer_residuals():
-    from funcgrad._src import ad
-    from funcgrad._src.core import new_trace
-
-    def deep(x):
-        for _ in range(10):
-            x = fnp.tanh(x) * 1.1
-        return fnp.sum(x)
-
-    def tape_len(f):
-        with new_trace(ad.VJPTrace) as tr:
-            f(tr.new_input(np.ones(4)))
-        return len(tr.tape)
-
-    assert tape_len(checkpoint(deep)) < tape_len(deep) // 5
-
-
-# ---- debug_nans ----------------------------------------------------------------------------
-def test_debug_nans_forward_and_backward():
-    with funcgrad.config.override(debug_nans=True):
-        with pytest.raises(FloatingPointError, match=r"'log'.*test_staged_and_batched.py"):
-            fnp.log(np.array([-1.0]))
-        # NaN appears only in the backward pass: sqrt'(0) = inf, times a zero cotangent
-        with pytest.raises(FloatingPointError, match="reverse rule of primitive .sqrt."):
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                grad(lambda x: fnp.sum(fnp.sqrt(x) * 0.0))(np.array([0.0, 1.0]))
-        with pytest.raises(FloatingPointError):
-            jit(lambda x: fnp.log(x))(np.array([-1.0]))
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        assert np.isnan(fnp.log(np.array([-1.0]))).all()     # off again
 
 
 def test_jit_replays_numpy_scalar_constants_with_their_dtype():
@@ -487,75 +211,6 @@ def test_jit_fast_dispatch_path_and_scalar_signatures():
     np.testing.assert_allclose(grad(lambda x: fnp.sum(jf(x)["y"]))(x), [2.0, 2.0, 2.0])
 
 
-@pytest.mark.parametrize("sa,sb", [((3,), (3,)), ((3,), (3, 4)), ((2, 3), (3,)), ((2, 3), (3, 4)),
-                                   ((5, 2, 3), (3,)), ((5, 2, 3), (3, 4)), ((3,), (5, 3, 4)),
-                                   ((2, 3), (5, 3, 4)), ((5, 2, 3), (5, 3, 4))])
-@pytest.mark.parametrize("axes", [(0, None), (None, 0), (0, 0), (1, None), (None, 1), (1, 1)])
-def test_vmap_matmul_every_batching_case_matches_a_loop(sa, sb, axes):
-    # the batching rule turns one-sided batches into single BLAS calls; check each case
-    rng = np.random.default_rng(0)
-    B = 4
-    da, db = axes
-
-    def batched(shape, d):
-        if d is None:
-            return rng.normal(size=shape)
-        d = min(d, len(shape))
-        return rng.normal(size=shape[:d] + (B,) + shape[d:]), d
-
-    a, b = batched(sa, da), batched(sb, db)
-    (a, da) = a if isinstance(a, tuple) else (a, None)
-    (b, db) = b if isinstance(b, tuple) else (b, None)
-    if da is None and db is None:
-        return
-    out = vmap(fnp.matmul, in_axes=(da, db))(a, b)
-    ref = np.stack([np.matmul(np.take(a, i, da) if da is not None else a,
-                              np.take(b, i, db) if db is not None else b) for i in range(B)])
-    np.testing.assert_allclose(out, ref, rtol=1e-12, atol=1e-12)
-    # and the reverse rule under vmap (per-example gradients of a bilinear form)
-    ga = vmap(grad(lambda x, y: fnp.sum(fnp.sin(fnp.matmul(x, y)))), in_axes=(da, db))(a, b)
-    ref_ga = np.stack([grad(lambda x, y: fnp.sum(fnp.sin(fnp.matmul(x, y))))(
-        np.take(a, i, da) if da is not None else a, np.take(b, i, db) if db is not None else b)
-        for i in range(B)])
-    np.testing.assert_allclose(ga, ref_ga, rtol=1e-12, atol=1e-12)
-
-
-# ---- keep_freed_memory ------------------------------------------------------------------------
-_FAULTS = """
-import resource, sys
-import numpy as np
-import funcgrad
-funcgrad.config.update("keep_freed_memory", True)
-assert funcgrad.config.read("keep_freed_memory") is True
-def step():
-    arrs = [np.ones(3 << 18) for _ in range(8)]      # 8 arrays of 6 MiB
-    del arrs
-step()
-f0 = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
-for _ in range(20):
-    step()
-print(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - f0)
-"""
-
-
-@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's malloc only")
-def test_keep_freed_memory_stops_page_faults_on_fresh_arrays():
-    # in a child process: the option is process-wide. Freed blocks are reused, so 20
-    # rounds of 48 MiB of fresh arrays fault far fewer pages than one round has (12288):
-    # without the option glibc hands the memory back and every round faults it again.
-    import subprocess
-    out = subprocess.run([sys.executable, "-c", _FAULTS], capture_output=True, text=True,
-                         timeout=120)
-    assert out.returncode == 0, out.stderr
-    assert int(out.stdout.strip()) < 12288 // 2
-
-
-def test_keep_freed_memory_option_round_trip_and_errors():
-    with pytest.raises(ValueError, match="unknown option"):
-        funcgrad.config.update("keep_freed_mem", True)
-    assert funcgrad.config.read("keep_freed_memory") is False
-
-
 # ---- jit's graph rewrites against eager evaluation, on random programs ----------------------
 from hypothesis import given, settings, strategies as st  # noqa: E402
 
@@ -677,3 +332,164 @@ def test_jit_of_python_scalars_in_lists_stacks_them_as_eager_does():
     g = jit(lambda a, b: fnp.stack([a, b]) + fnp.transpose(a))
     np.testing.assert_array_equal(g(1.0, 2.0), [2.0, 3.0])
     np.testing.assert_array_equal(g(1.0, 2.0), [2.0, 3.0])
+
+
+def test_vjp_fn_called_twice_and_under_jit():
+    f = lambda x: fnp.sin(x)[:3] * fnp.exp(x)[1:]  # noqa: E731
+    x = np.linspace(0.1, 1.0, 4)
+    _, pull = fg.vjp(f, x)
+    ref = pull(np.ones(3))[0]
+    np.testing.assert_allclose(pull(np.ones(3))[0], ref)
+    jp = fg.jit(pull)
+    for _ in range(3):
+        np.testing.assert_allclose(jp(np.ones(3))[0], ref)
+    np.testing.assert_allclose(pull(np.ones(3))[0], ref)
+
+
+def test_jit_elementwise_buffer_reuse_is_correct_without_views():
+    fns = [lambda x: fnp.sum(fnp.tanh(x) * fnp.tanh(x).T),
+           lambda x: fnp.exp(x) / fnp.sum(fnp.exp(x), axis=1, keepdims=True) * x.T,
+           lambda x: fnp.sum(fnp.sin(x).reshape(9) * fnp.arange(9.0))]
+    x = np.linspace(0.1, 0.9, 9).reshape(3, 3)
+    for f in fns:
+        for F in (f, fg.grad(lambda x, f=f: fnp.sum(f(x)))):
+            jf = fg.jit(F)
+            for _ in range(3):
+                np.testing.assert_allclose(jf(x), F(x))
+
+
+def _view_alive(x):
+    y = fnp.sin(x)
+    z = y[:2]          # a view of y's buffer
+    w = y * 2.0        # y dies here: its buffer is reused as out= ...
+    return z + w[:2]   # ... but the view z is still needed
+
+
+def _view_transposed(x):
+    y = fnp.sin(x)
+    z = y.T
+    w = y * 2.0
+    return z + w
+
+
+def _view_returned(x):
+    y = fnp.sin(x)
+    return y[:2], y * 2.0
+
+
+@pytest.mark.parametrize("f,x", [(_view_alive, np.arange(4.0)),
+                                 (_view_transposed, np.arange(4.0).reshape(2, 2)),
+                                 (_view_returned, np.arange(4.0))],
+                         ids=["live view", "live transpose", "returned view"])
+def test_jit_out_buffer_reuse_respects_views(f, x):
+    jf = fg.jit(f)
+    want = f(x)
+    for _ in range(3):
+        for g, w in zip(tree_leaves(jf(x)), tree_leaves(want)):
+            np.testing.assert_allclose(g, w)
+
+
+def test_jit_hessian_with_slices_replays_correctly():
+    f = lambda x: fnp.sum(fnp.sin(x)[0] * fnp.cos(x)[:, 0])  # noqa: E731
+    x = np.linspace(0.1, 0.9, 9).reshape(3, 3)
+    want = fg.hessian(f)(x)
+    jh = fg.jit(fg.hessian(f))
+    for _ in range(3):
+        np.testing.assert_allclose(jh(x), want)
+
+
+def test_jit_caches_by_shape_dtype_weak_type_and_static():
+    f = fg.jit(lambda x, s: fnp.sum(x * s))
+    x = np.linspace(0.1, 1.0, 4)
+    calls = [(x, 2.0), (x.astype(np.float32), 2.0), (x[:2], 2.0), (x, 3), (x, np.float32(2)),
+             (x, 2.0), (x, 5.0), (x.astype(np.float32), 7.0)]
+    for a, s in calls:
+        r = f(a, s)
+        np.testing.assert_allclose(r, np.sum(a * s), rtol=1e-6)
+        assert np.asarray(r).dtype == np.asarray(np.sum(a * s)).dtype
+    assert f.cache_size() == 5
+    g = fg.jit(lambda x, n: x ** n, static_argnums=1)
+    for n in (2, 3, 2):
+        np.testing.assert_allclose(g(x, n), x ** n)
+    assert g.cache_size() == 2
+
+
+def test_jit_retraces_cleanly_after_an_exception_while_tracing():
+    calls = []
+
+    def f(x):
+        calls.append(1)
+        if len(calls) == 1:
+            raise RuntimeError("boom")
+        return x * 2
+
+    jf = fg.jit(f)
+    with pytest.raises(RuntimeError):
+        jf(np.ones(2))
+    assert core.trace_depth() == 0 and jf.cache_size() == 0
+    for _ in range(2):
+        np.testing.assert_allclose(jf(np.ones(2)), 2.0)
+    assert jf.cache_size() == 1
+
+
+def test_jit_static_argnames_key_includes_the_names():
+    def f(x, a=0.0, b=0.0):
+        return x * a + b
+    jf = fg.jit(f, static_argnames=("a", "b"))
+    x = np.arange(3.0)
+    np.testing.assert_allclose(jf(x, a=2.0), f(x, a=2.0))
+    np.testing.assert_allclose(jf(x, b=2.0), f(x, b=2.0))
+
+
+def _branchy(x, n):
+    return x ** 2 if n > 0 else x
+
+
+@pytest.mark.parametrize("kwargs,call", [
+    ({"static_argnames": "n"}, lambda f, x: f(x, 1)),
+    ({"static_argnums": 1}, lambda f, x: f(x, n=1)),
+    ({"static_argnums": -1}, lambda f, x: f(x, 1)),
+], ids=["argname passed positionally", "argnum passed by keyword", "negative argnum"])
+def test_jit_static_argument_spellings(kwargs, call):
+    x = np.arange(3.0)
+    np.testing.assert_allclose(call(fg.jit(_branchy, **kwargs), x), x ** 2)
+
+
+@pytest.mark.parametrize("f", [
+    lambda x: fnp.where(x > 1.5, x, -np.inf),
+    lambda x: fnp.where(x > 1.5, x, np.nan),
+], ids=["-inf mask", "nan fill"])
+def test_jit_replays_non_finite_literals(f):
+    x = np.arange(4.0)
+    jf = fg.jit(f)
+    for _ in range(2):
+        np.testing.assert_array_equal(jf(x), f(x))
+
+
+def test_jit_cse_keeps_signed_zero_literals_apart():
+    f = lambda x: (fnp.copysign(x, 0.0), fnp.copysign(x, -0.0))  # noqa: E731
+    x = np.arange(1.0, 4.0)
+    jf = fg.jit(f)
+    for _ in range(2):
+        for g, w in zip(jf(x), f(x)):
+            np.testing.assert_array_equal(np.signbit(g), np.signbit(w))
+
+
+def test_jit_closing_over_an_outer_tracer_first_call():
+    x = np.linspace(0.1, 1.0, 4)
+    g = fg.grad(lambda w: fnp.sum(fg.jit(lambda v: fnp.sin(v * w))(x)))(0.5)
+    np.testing.assert_allclose(g, np.sum(x * np.cos(0.5 * x)))
+
+
+def test_jit_closing_over_an_outer_tracer_called_twice():
+    x = np.linspace(0.1, 1.0, 4)
+
+    def loss(w):
+        f = fg.jit(lambda v: fnp.sin(v * w) * 2.0)
+        return fnp.sum(f(x) + f(x))
+    np.testing.assert_allclose(fg.grad(loss)(0.5), np.sum(4.0 * x * np.cos(0.5 * x)))
+
+
+def test_jit_output_depending_only_on_closure_tracer():
+    x = np.linspace(0.1, 1.0, 4)
+    assert float(fg.grad(lambda w: fnp.sum(fg.jit(lambda v: w * 2.0)(x)))(1.0)) == 2.0
