@@ -1,4 +1,6 @@
-"""Shared test configuration: deterministic hypothesis profiles."""
+"""Shared test configuration: deterministic hypothesis profiles, the ``gpu`` marker, and
+a one-line summary of skipped tests."""
+import collections
 import os
 
 from hypothesis import HealthCheck, settings
@@ -36,3 +38,21 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if "gpu" in item.keywords:
             item.add_marker(skip)
+
+
+def _skip_reason(report):
+    longrepr = report.longrepr
+    reason = longrepr[2] if isinstance(longrepr, tuple) else str(longrepr)
+    return reason.removeprefix("Skipped: ")
+
+
+def pytest_terminal_summary(terminalreporter):
+    """Skips in one line, counted by reason (those for a missing optional peer — PyTorch,
+    JAX, SciPy, scikit-learn... — are expected without ``pip install -e ".[oracles]"``)."""
+    skipped = terminalreporter.stats.get("skipped", [])
+    if not skipped:
+        return
+    counts = collections.Counter(_skip_reason(r) for r in skipped)
+    terminalreporter.write_line(
+        f"skipped {len(skipped)}: " + "; ".join(f"{n} x {reason}" if n > 1 else reason
+                                                for reason, n in counts.most_common()))

@@ -18,6 +18,8 @@ def test_readme_has_the_two_quick_start_commands():
     assert 'pip install -e ".[test]" && python -m pytest -q' in text
     ci = open(os.path.join(os.path.dirname(README), ".ci", "run")).read()
     assert 'pip install -q -e ".[test]"' in ci and "python -m pytest -q" in ci
+    # the cross-check peers: optional for users, installed by CI
+    assert 'pip install -e ".[test,oracles' in text and '".[oracles' in ci
 
 
 def test_readme_code_blocks_run():

@@ -1,10 +1,15 @@
-"""The Tracer's ndarray surface, plain-NumPy dispatch, functional updates and errors."""
+"""The Tracer's ndarray surface, plain-NumPy dispatch, functional updates and errors; the
+trace stack: clean after exceptions, leaked tracers detected, one stack per thread."""
+import concurrent.futures
+
 import numpy as np
 import pytest
 
 import funcgrad
+import funcgrad as fg
 import funcgrad.numpy as fnp
 from funcgrad import grad, jvp, vjp
+from funcgrad._src import core
 from funcgrad.errors import (ConcretizationTypeError, FuncgradTypeError, FuncgradValueError,
                              TracerArrayConversionError, UnexpectedTracerError)
 
@@ -254,3 +259,92 @@ def test_shape_errors_name_the_operation():
 def test_unsupported_function_is_also_not_implemented_error():
     with pytest.raises(NotImplementedError, match="numpy.poly.*custom_vjp"):
         grad(lambda x: np.sum(np.poly(x)))(np.ones(3))
+
+
+# ---- the trace stack: clean after exceptions, leaks detected, one per thread -------------
+def _raises_midway(x):
+    _ = x * 2
+    raise RuntimeError("midway")
+
+
+@pytest.mark.parametrize("run", [
+    lambda: fg.grad(_raises_midway)(1.0),
+    lambda: fg.jvp(_raises_midway, (1.0,), (1.0,)),
+    lambda: fg.vmap(_raises_midway)(np.ones(3)),
+    lambda: fg.jit(_raises_midway)(np.ones(3)),
+    lambda: fg.grad(lambda x: fg.vmap(_raises_midway)(x).sum())(np.ones(3)),
+    lambda: fg.hessian(_raises_midway)(np.ones(3)),
+    lambda: fg.jit(fg.grad(lambda x: fnp.sum(fg.vmap(_raises_midway)(x))))(np.ones(3)),
+])
+def test_trace_stack_is_clean_after_an_exception(run):
+    with pytest.raises(RuntimeError):
+        run()
+    assert core.trace_depth() == 0
+    assert float(fg.grad(fnp.sin)(0.0)) == 1.0
+
+
+def test_inner_exception_caught_inside_outer_transformation():
+    def h(x):
+        try:
+            fg.grad(lambda y: fnp.sum(y[10]))(x)
+        except Exception:
+            pass
+        return fnp.sum(x * 3)
+    np.testing.assert_allclose(fg.grad(h)(np.ones(2)), 3.0)
+    assert [float(fg.jit(h)(np.ones(2))) for _ in range(2)] == [6.0, 6.0]
+
+
+def _leak(transform):
+    box = []
+    if transform == "grad":
+        fg.grad(lambda y: (box.append(y * 3.0), y)[1])(1.0)
+    elif transform == "jit":
+        fg.jit(lambda y: (box.append(y * 3.0), y)[1])(np.ones(2))
+    else:
+        fg.vmap(lambda y: (box.append(y * 3.0), y)[1])(np.ones(2))
+    return box[0]
+
+
+@pytest.mark.parametrize("transform", ["grad", "jit", "vmap"])
+@pytest.mark.parametrize("use", ["eager", "in grad", "in jit", "in vmap"])
+def test_leaked_tracer_is_an_error_when_used(transform, use):
+    t = _leak(transform)
+    run = {"eager": lambda: t * 2,
+           "in grad": lambda: fg.grad(lambda x: fnp.sum(x * t))(1.0),
+           "in jit": lambda: fg.jit(lambda x: x * t)(np.ones(2)),
+           "in vmap": lambda: fg.vmap(lambda x: x + t)(np.ones(2))}[use]
+    with pytest.raises(UnexpectedTracerError):
+        run()
+
+
+@pytest.mark.parametrize("api", ["value_and_grad", "jvp", "vjp", "jacrev"])
+def test_returning_a_leaked_tracer_is_an_error(api):
+    t = _leak("grad")
+    run = {"value_and_grad": lambda: fg.value_and_grad(lambda x: t)(1.0),
+           "jvp": lambda: fg.jvp(lambda x: t, (1.0,), (1.0,)),
+           "vjp": lambda: fg.vjp(lambda x: t, 1.0),
+           "jacrev": lambda: fg.jacrev(lambda x: t)(1.0)}[api]
+    with pytest.raises(UnexpectedTracerError):
+        run()
+
+
+def test_threads_run_nested_transformations_independently():
+    def work(k):
+        return [float(fg.grad(lambda x: fg.grad(lambda y: fnp.sin(y) * x)(x) * x)(0.3 + k))
+                for _ in range(20)]
+    with concurrent.futures.ThreadPoolExecutor(4) as pool:
+        results = list(pool.map(work, range(4)))
+    for k, r in enumerate(results):
+        x = 0.3 + k
+        np.testing.assert_allclose(r, [2 * x * np.cos(x) - x * x * np.sin(x)] * 20)
+
+
+def test_nested_transformation_in_worker_thread_is_not_silently_wrong():
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        def outer(x):
+            return pool.submit(lambda: fg.grad(lambda y: x * y * y)(2.0)).result()
+        try:
+            g = fg.grad(outer)(3.0)
+        except UnexpectedTracerError:
+            return                                  # a clear error is acceptable
+        assert float(g) == 4.0                      # d/dx (2 * x * 2)

@@ -1,5 +1,7 @@
-"""The composites in funcgrad/_src/prims/misc.py: values against NumPy and derivatives
-(check_grads, order 2, float64) over hypothesis-drawn shapes."""
+"""The composites in funcgrad/_src/prims/misc.py (angle, kron, cross, polyval, interp,
+convolve, trapezoid, gradient, unique, histogram...): values against NumPy and
+derivatives (check_grads, order 2, float64), float32, dispatch; then their special points
+and the non-differentiable helpers."""
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -8,6 +10,8 @@ from hypothesis import strategies as st
 import funcgrad
 import funcgrad.numpy as fnp
 from funcgrad.test_util import check_grads
+
+from . import table
 
 R = np.random.default_rng(0)
 
@@ -49,23 +53,17 @@ def _numpy_twin(name):
     return not name.startswith("trapezoid") or hasattr(np, "trapezoid")
 
 
-@pytest.mark.parametrize("name", sorted(CASES))
-def test_values_match_numpy_and_derivatives(name):
-    fn, make = CASES[name]
-    args = make()
-    ours = fn(fnp, *args)
-    theirs = fn(np, *args)
-    np.testing.assert_allclose(ours, theirs, rtol=1e-12, atol=1e-12)
-    diff = tuple(a for a in args if np.asarray(a).dtype.kind == "f")
-    pos = [i for i, a in enumerate(args) if np.asarray(a).dtype.kind == "f"]
+# Each entry through the table checks of tests/funcgrad/table.py (values against NumPy
+# eagerly and under jvp, check_grads to order 2 in the real arguments, float32, mixed
+# precision where two real arguments mix, NumPy dispatch); arguments made once, not drawn.
+_TABLE = [table.Case(name, table.fixed_args(make), fn,
+                     diff=name not in ("angle", "angle_deg"),     # complex arguments only
+                     mixed=fn.__code__.co_argcount > 2)           # two real arguments
+          for name, (fn, make) in sorted(CASES.items())]
 
-    def f(*d):
-        full = list(args)
-        for i, v in zip(pos, d):
-            full[i] = v
-        return fn(fnp, *full)
-    if diff:
-        check_grads(f, diff, order=2)
+(test_values_match_numpy, test_grads, test_float32, test_mixed_precision,
+ test_numpy_dispatch) = table.table_tests(_TABLE, values=1, grads=1, float32=1, mixed=1,
+                                          dispatch=1)
 
 
 @settings(max_examples=8)
