@@ -2,8 +2,9 @@
 
 ``check_grads(f, args, order)`` checks forward mode against central finite differences and
 reverse mode against forward mode (the transposition identity ``<ct, J t> == <J^T ct, t>``),
-for every argument, recursively up to ``order``. It raises ``AssertionError`` with the
-numbers when a rule is wrong.
+for every argument, recursively up to ``order``: the JVP is checked in turn as a function
+of the primals and tangents, the VJP as a function of the primals and cotangent. It
+raises ``AssertionError`` with the numbers when a rule is wrong.
 
 A property test over random shapes with hypothesis::
 
