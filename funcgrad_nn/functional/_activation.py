@@ -35,12 +35,13 @@ def relu(input):
     return fnp.maximum(x, float(np.finfo(dt).min)) * (x > 0)
 
 
-def hardtanh(input, min_val=-1.0, max_val=1.0):
+def hardtanh(input, min_val=-1.0, max_val=1.0, inplace=False):
     """``min_val`` where ``x <= min_val``, ``max_val`` where ``x >= max_val``, else ``x``.
 
     As in PyTorch: NaN propagates; the derivative is 1 strictly inside
     ``(min_val, max_val)`` (and at NaN), 0 elsewhere, the bounds included. Raises
-    FuncgradValueError when ``min_val > max_val``.
+    FuncgradValueError when ``min_val > max_val``. ``inplace`` is accepted and ignored
+    (arrays are values).
     """
     x = _arr(input)
     lo, hi = float(min_val), float(max_val)
@@ -185,3 +186,70 @@ def softmax(input, axis=None, *, dim=None):
     m = fnp.where(fnp.isfinite(m), m, 0.0)
     e = fnp.exp(x - m)
     return e / fnp.sum(e, axis=axis, keepdims=True)
+
+
+_SELU_ALPHA = 1.6732632423543772848170429916717
+_SELU_SCALE = 1.0507009873554804934193349852946
+
+
+def selu(input, inplace=False):
+    """Scaled ELU: ``scale * elu(x, alpha)`` with PyTorch's constants (``alpha`` ~ 1.6733,
+    ``scale`` ~ 1.0507). ``inplace`` is accepted and ignored (arrays are values)."""
+    return _SELU_SCALE * elu(input, _SELU_ALPHA)
+
+
+def celu(input, alpha=1.0, inplace=False):
+    """``x`` where ``x > 0``, else ``alpha * (exp(x / alpha) - 1)``.
+
+    Raises FuncgradValueError for ``alpha == 0``. ``inplace`` is ignored.
+    """
+    x = _arr(input)
+    a = float(alpha)
+    if a == 0:
+        raise FuncgradValueError("celu: alpha must not be 0")
+    neg = fnp.where(x > 0, 0.0, x)       # expm1 of large x is never computed
+    return fnp.where(x > 0, x, a * fnp.expm1(neg * (1.0 / a)))
+
+
+def threshold(input, threshold, value, inplace=False):
+    """``x`` where ``x > threshold``, else ``value``; NaN propagates (as in PyTorch) and
+    the derivative is 1 where ``x > threshold`` (or NaN), else 0. ``inplace`` is ignored."""
+    x = _arr(input)
+    return fnp.where(x <= float(threshold), float(value), x)
+
+
+def glu(input, dim=-1):
+    """Gated linear unit: ``a * sigmoid(b)`` where ``a, b`` are the two halves of
+    ``input`` along ``dim``. Raises FuncgradValueError when that axis has an odd size (or
+    the input is 0-d)."""
+    x = _arr(input)
+    if x.ndim == 0:
+        raise FuncgradValueError("glu: does not support 0-d inputs")
+    ax = int(dim) % x.ndim if -x.ndim <= int(dim) < x.ndim else None
+    if ax is None:
+        raise FuncgradValueError(f"glu: dim={dim} is out of range for shape {tuple(x.shape)}")
+    n = x.shape[ax]
+    if n % 2:
+        raise FuncgradValueError(
+            f"glu: halving dimension must be even, but dimension {dim} of the input of shape "
+            f"{tuple(x.shape)} has size {n}")
+    lead = (slice(None),) * ax
+    return x[lead + (slice(0, n // 2),)] * sigmoid(x[lead + (slice(n // 2, n),)])
+
+
+def softmin(input, axis=None, *, dim=None):
+    """``softmax(-x)`` along ``axis`` (PyTorch: ``dim``), default the last axis."""
+    x = _arr(input)
+    return softmax(-x, axis=_axis(axis, dim, -1, "softmin"))
+
+
+def softsign(input):
+    """``x / (1 + |x|)``."""
+    x = _arr(input)
+    return x / (1.0 + fnp.abs(x))
+
+
+def tanhshrink(input):
+    """``x - tanh(x)``."""
+    x = _arr(input)
+    return x - fnp.tanh(x)
