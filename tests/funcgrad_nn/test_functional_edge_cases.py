@@ -104,6 +104,21 @@ def test_relu_of_minus_infinity_is_zero_and_nan_propagates():
     np.testing.assert_array_equal(g[:5], [0.0, 0.0, 0.0, 1.0, 1.0])
 
 
+def test_relu_traced_paths_agree_with_pytorch():
+    x = np.array([-np.inf, -1.0, 0.0, 2.0, np.inf, np.nan])
+    expect = np.array([0.0, 0.0, 0.0, 2.0, np.inf, np.nan])
+    np.testing.assert_array_equal(funcgrad.jit(F.relu)(x), expect)
+    np.testing.assert_array_equal(funcgrad.vmap(F.relu)(np.stack([x, x]))[1], expect)
+    y, t = funcgrad.jvp(F.relu, (x,), (np.ones(6),))
+    np.testing.assert_array_equal(y, expect)
+    np.testing.assert_array_equal(t[:5], [0.0, 0.0, 0.0, 1.0, 1.0])
+    g = funcgrad.jit(funcgrad.grad(lambda v: fnp.sum(F.relu(v))))(x)
+    np.testing.assert_array_equal(g[:5], [0.0, 0.0, 0.0, 1.0, 1.0])
+    # without -inf: the derivative at NaN is PyTorch's 1
+    g = funcgrad.grad(lambda v: fnp.sum(F.relu(v)))(np.array([np.nan, -1.0, 0.0, 3.0]))
+    np.testing.assert_array_equal(g, [1.0, 0.0, 0.0, 1.0])
+
+
 def test_relu_keeps_dtype_and_second_order():
     x = np.array([-1.5, 0.5, 3.0], np.float32)
     assert F.relu(x).dtype == np.float32
