@@ -93,3 +93,20 @@ def test_std_with_a_given_mean_keeps_its_gradient():
     g = funcgrad.grad(lambda x: fnp.sum(fnp.std(x, axis=0, mean=np.array([[1.0]]))))(
         np.array([[3.0]]))
     np.testing.assert_allclose(g, [[1.0]])
+
+
+def test_plain_numpy_std_routed_to_funcgrad_has_zero_gradient_for_one_value():
+    assert funcgrad.grad(np.std)(3.0) == 0.0
+    g = funcgrad.grad(lambda x: np.sum(np.nanstd(x, axis=0)))(np.ones((1, 3)))
+    np.testing.assert_array_equal(g, np.zeros((1, 3)))
+
+
+def test_std_of_one_value_under_jit_and_vmap():
+    f = lambda x: fnp.sum(fnp.std(x, axis=1))
+    g = funcgrad.jit(funcgrad.grad(f))(np.ones((3, 1)))
+    np.testing.assert_array_equal(g, np.zeros((3, 1)))
+    gn = funcgrad.jit(funcgrad.grad(lambda x: fnp.sum(fnp.nanstd(x, axis=1))))(
+        np.array([[1.0, np.nan], [1.0, 2.0]]))
+    np.testing.assert_allclose(gn, [[0.0, 0.0], [-0.5, 0.5]])
+    v = funcgrad.vmap(funcgrad.grad(lambda x: fnp.std(x)))(np.array([[2.0], [5.0]]))
+    np.testing.assert_array_equal(v, np.zeros((2, 1)))

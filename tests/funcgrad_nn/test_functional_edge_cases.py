@@ -173,3 +173,17 @@ def test_area_interpolate_volume_matches_torch():
     y = F.interpolate(x, size=(2, 3, 2), mode="area")
     t = TF.interpolate(torch.tensor(x), size=(2, 3, 2), mode="area").numpy()
     np.testing.assert_allclose(y, t, atol=1e-12)
+
+
+@needs_torch
+@pytest.mark.parametrize("mode", ["reflect", "replicate", "circular"])
+@pytest.mark.parametrize("pads", [(-1, 2), (2, -1), (-1, -1), (0, -2), (-2, 4), (-4, 4)])
+def test_negative_pads_of_every_mode_match_torch(mode, pads):
+    x = np.arange(5.0).reshape(1, 1, 5)
+    try:
+        theirs = TF.pad(torch.tensor(x), pads, mode=mode).numpy()
+    except Exception:
+        with pytest.raises(ValueError):
+            F.pad(x, pads, mode)
+        return
+    np.testing.assert_array_equal(F.pad(x, pads, mode), theirs)
