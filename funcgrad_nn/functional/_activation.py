@@ -1,4 +1,4 @@
-"""Activation functions, ``softmax``/``log_softmax`` and ``erf``."""
+"""Activation functions, ``softmax``/``softmin``/``log_softmax`` and ``erf``."""
 from __future__ import annotations
 
 import math
