@@ -2,8 +2,9 @@
 
 ``check_grads(f, args, order)`` checks forward mode against central finite differences and
 reverse mode against forward mode (the transposition identity ``<ct, J t> == <J^T ct, t>``),
-for every argument, recursively up to ``order``. It raises ``AssertionError`` with the
-numbers when a rule is wrong.
+for every argument, recursively up to ``order``: the JVP is checked in turn as a function
+of the primals and tangents, the VJP as a function of the primals and cotangent. It
+raises ``AssertionError`` with the numbers when a rule is wrong.
 
 A property test over random shapes with hypothesis::
 
@@ -23,7 +24,7 @@ import numpy as np
 
 from ._src.api import jvp, vjp
 from ._src.errors import FuncgradTypeError
-from ._src.tree_util import tree_flatten, tree_map
+from ._src.tree_util import tree_flatten, tree_map, tree_unflatten
 
 # Defaults per dtype: finite-difference step and tolerance.
 _EPS = {np.dtype(np.float16): 1e-1, np.dtype(np.float32): 3e-3, np.dtype(np.float64): 1e-5,
@@ -155,14 +156,32 @@ def check_vjp(f, primals, *, atol=None, rtol=None, seed=0):
     _check_close(f"vjp of {getattr(f, '__name__', f)}: primal output", out2, out, atol, rtol)
 
 
+def _inexact_slots(tree):
+    """``(leaves, treedef, indices of the float/complex leaves)`` of ``tree``."""
+    leaves, tdef = tree_flatten(tree)
+    idx = [i for i, x in enumerate(leaves) if np.asarray(_to_host(x)).dtype.kind in "fc"]
+    return leaves, tdef, idx
+
+
+def _refill(leaves, tdef, idx, values):
+    leaves = list(leaves)
+    for i, v in zip(idx, values):
+        leaves[i] = v
+    return tree_unflatten(tdef, leaves)
+
+
 def check_grads(f, args, order, modes=("fwd", "rev"), atol=None, rtol=None, eps=None):
     """Check the derivatives of ``f`` at ``args`` up to ``order``.
 
     ``modes`` chooses forward (``"fwd"``: jvp against finite differences) and/or reverse
     (``"rev"``: vjp against jvp by transposition). For ``order > 1`` the derivative
-    functions themselves are checked, recursively (``jvp`` of ``jvp``, ``vjp`` of ``vjp``).
-    Tolerances default per dtype (float64: 1e-5; float32: 2e-2). Raises
-    ``AssertionError`` with the mismatching numbers.
+    functions themselves are checked, recursively, as functions of all their inputs:
+    the JVP as a function of ``(primals, tangents)`` and the VJP as a function of
+    ``(primals, cotangent)`` (as autograd's checker does), so a wrong rule reached only
+    through the derivative of a JVP in its tangent, or of a VJP in its cotangent, is
+    caught too. (Integer inputs, whose tangents are float0, stay fixed.) Tolerances
+    default per dtype (float64: 1e-5; float32: 2e-2). Raises ``AssertionError`` with the
+    mismatching numbers.
 
     Example:
         >>> import numpy as np, funcgrad.numpy as fnp
@@ -173,23 +192,26 @@ def check_grads(f, args, order, modes=("fwd", "rev"), atol=None, rtol=None, eps=
     rng = np.random.default_rng(0)
 
     def _check(f, args, order):
+        n = len(args)
         if "fwd" in modes:
             check_jvp(f, args, atol=atol, rtol=rtol, eps=eps)
             if order > 1:
-                tangents = tree_map(lambda x: _rand_like(rng, x), args)
+                t_leaves, t_def, t_idx = _inexact_slots(
+                    tree_map(lambda x: _rand_like(rng, x), args))
 
                 def f_jvp(*a):
-                    return jvp(f, a, tangents)[1]
-                _check(f_jvp, args, order - 1)
+                    return jvp(f, a[:n], _refill(t_leaves, t_def, t_idx, a[n:]))[1]
+                _check(f_jvp, args + tuple(t_leaves[i] for i in t_idx), order - 1)
         if "rev" in modes:
             check_vjp(f, args, atol=atol, rtol=rtol)
             if order > 1:
                 out = f(*args)
-                ct = tree_map(lambda x: _rand_like(rng, x), out)
+                c_leaves, c_def, c_idx = _inexact_slots(
+                    tree_map(lambda x: _rand_like(rng, x), out))
 
                 def f_vjp(*a):
-                    return vjp(f, *a)[1](ct)
-                _check(f_vjp, args, order - 1)
+                    return vjp(f, *a[:n])[1](_refill(c_leaves, c_def, c_idx, a[n:]))
+                _check(f_vjp, args + tuple(c_leaves[i] for i in c_idx), order - 1)
 
     _check(f, args, order)
 

@@ -20,18 +20,22 @@ Example:
     >>> round(float(F.cross_entropy(logits, np.array([0]))), 6)
     0.241311
 """
-from ._activation import (elu, erf, gelu, leaky_relu, log_softmax, logsigmoid, relu,
-                          relu6, sigmoid, silu, softmax, softplus, tanh)
+from ._activation import (celu, elu, erf, gelu, glu, hardtanh, leaky_relu, log_softmax,
+                          logsigmoid, relu, relu6, selu, sigmoid, silu, softmax, softmin,
+                          softplus, softsign, tanh, tanhshrink, threshold)
 from ._attention import scaled_dot_product_attention
 from ._convolution import conv1d, conv2d, conv3d, conv_transpose1d, conv_transpose2d
 from ._dropout import dropout
 from ._embedding import embedding, one_hot
-from ._interpolate import interpolate
+from ._interpolate import interpolate, pixel_shuffle, pixel_unshuffle
 from ._linear import bilinear, linear
-from ._loss import (binary_cross_entropy, binary_cross_entropy_with_logits, cosine_similarity,
-                    cross_entropy, huber_loss, kl_div, l1_loss, mse_loss, nll_loss,
-                    smooth_l1_loss)
-from ._normalization import batch_norm, group_norm, layer_norm
+from ._loss import (binary_cross_entropy, binary_cross_entropy_with_logits,
+                    cosine_embedding_loss, cosine_similarity, cross_entropy,
+                    gaussian_nll_loss, hinge_embedding_loss, huber_loss, kl_div, l1_loss,
+                    margin_ranking_loss, mse_loss, multi_margin_loss, multilabel_margin_loss,
+                    nll_loss, poisson_nll_loss, smooth_l1_loss, triplet_margin_loss)
+from ._normalization import (batch_norm, group_norm, instance_norm, layer_norm,
+                             local_response_norm, normalize)
 from ._padding import pad
 from ._pooling import (adaptive_avg_pool1d, adaptive_avg_pool2d, avg_pool1d, avg_pool2d,
                        max_pool1d, max_pool2d)
@@ -46,16 +50,20 @@ __all__ = [
     "conv_transpose2d", "max_pool1d", "max_pool2d", "avg_pool1d", "avg_pool2d",
     "adaptive_avg_pool1d", "adaptive_avg_pool2d",
     # normalization, dropout, embedding
-    "batch_norm", "layer_norm", "group_norm", "dropout", "embedding",
+    "batch_norm", "layer_norm", "group_norm", "instance_norm", "local_response_norm",
+    "normalize", "dropout", "embedding",
     # activations
-    "relu", "relu6", "leaky_relu", "elu", "gelu", "silu", "sigmoid", "tanh", "softplus",
-    "logsigmoid", "softmax", "log_softmax", "erf",
+    "relu", "relu6", "hardtanh", "leaky_relu", "elu", "selu", "celu", "gelu", "silu",
+    "sigmoid", "tanh", "softplus", "softsign", "tanhshrink", "threshold", "glu",
+    "logsigmoid", "softmax", "softmin", "log_softmax", "erf",
     # shape and resampling
-    "one_hot", "pad", "interpolate",
+    "one_hot", "pad", "interpolate", "pixel_shuffle", "pixel_unshuffle",
     # attention
     "scaled_dot_product_attention",
     # losses and similarities
     "mse_loss", "l1_loss", "smooth_l1_loss", "huber_loss", "cross_entropy", "nll_loss",
     "binary_cross_entropy", "binary_cross_entropy_with_logits", "kl_div",
-    "cosine_similarity",
+    "poisson_nll_loss", "gaussian_nll_loss", "cosine_embedding_loss",
+    "margin_ranking_loss", "hinge_embedding_loss", "multi_margin_loss",
+    "multilabel_margin_loss", "triplet_margin_loss", "cosine_similarity",
 ]

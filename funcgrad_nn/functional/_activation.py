@@ -1,4 +1,4 @@
-"""Activation functions, ``softmax``/``log_softmax`` and ``erf``."""
+"""Activation functions, ``softmax``/``softmin``/``log_softmax`` and ``erf``."""
 from __future__ import annotations
 
 import math
@@ -7,7 +7,7 @@ import numpy as np
 
 import funcgrad
 import funcgrad.numpy as fnp
-from funcgrad.errors import FuncgradValueError
+from funcgrad.errors import ConcretizationTypeError, FuncgradValueError
 
 from ._util import _arr, _axis
 
@@ -17,20 +17,58 @@ except ImportError:  # pragma: no cover - a funcgrad without scipy.special
     _special_erf = None
 
 
-def relu(input):
-    """``max(x, 0)``; its derivative at 0 is 0 (as in PyTorch).
+def _may_hold_neg_inf(x):
+    """Whether the traced ``x`` may hold ``-inf``: read from its values when they are
+    concrete (grad, jvp), True when they are abstract (jit, vmap)."""
+    try:
+        return bool(fnp.any(x == -math.inf))
+    except ConcretizationTypeError:
+        return True
 
-    Computed as ``x * (x > 0)``: NumPy's ``where`` is about ten times slower on the random
-    masks ReLU sees. The one difference from PyTorch: ``relu(-inf)`` is NaN here, not 0.
+
+def relu(input):
+    """``max(x, 0)``, exactly as PyTorch: ``relu(-inf) = 0``, NaN propagates, and the
+    derivative is 1 above 0 and 0 at and below 0.
+
+    Without a transformation this is NumPy's ``maximum(x, 0)`` (the fastest form).
+    Traced, it is ``x * keep`` with ``keep = not (x <= 0)``: the mask gives the
+    derivative 0 at 0 (``maximum`` alone would split it at the tie) and its reverse rule
+    is one product (``maximum``'s and ``where``'s cost several times more). Because
+    ``-inf * 0`` is NaN, ``x`` is first clamped at the lowest finite value when it may
+    hold ``-inf`` (always under ``jit``/``vmap``, where values are abstract). The
+    derivative at NaN is 1 (PyTorch's) except on that clamped path, where it is NaN.
     """
     x = _arr(input)
-    return x * (x > 0)
+    dt = np.dtype(x.dtype)
+    if not isinstance(x, funcgrad.Tracer) or dt.kind != "f":
+        return fnp.maximum(x, 0)
+    keep = fnp.logical_not(x <= 0)
+    if _may_hold_neg_inf(x):
+        x = fnp.maximum(x, float(np.finfo(dt).min))
+    return x * keep
+
+
+def hardtanh(input, min_val=-1.0, max_val=1.0, inplace=False):
+    """``min_val`` where ``x <= min_val``, ``max_val`` where ``x >= max_val``, else ``x``.
+
+    As in PyTorch: NaN propagates; the derivative is 1 strictly inside
+    ``(min_val, max_val)`` (and at NaN), 0 elsewhere, the bounds included. Raises
+    FuncgradValueError when ``min_val > max_val``. ``inplace`` is accepted and ignored
+    (arrays are values).
+    """
+    x = _arr(input)
+    lo, hi = float(min_val), float(max_val)
+    if lo > hi:
+        raise FuncgradValueError(
+            f"hardtanh: min_val={min_val} must not be greater than max_val={max_val}")
+    # "x <= lo" and "x >= hi" are False at NaN, so NaN falls through to x
+    return fnp.where(x <= lo, lo, fnp.where(x >= hi, hi, x))
 
 
 def relu6(input):
-    """``min(max(x, 0), 6)``."""
-    x = _arr(input)
-    return fnp.where(x > 0, fnp.where(x < 6, x, 6.0), 0.0)
+    """``min(max(x, 0), 6)`` (``hardtanh(x, 0, 6)``): NaN propagates; the derivative is 0
+    at 0 and 6, as in PyTorch."""
+    return hardtanh(input, 0.0, 6.0)
 
 
 def leaky_relu(input, negative_slope=0.01):
@@ -161,3 +199,70 @@ def softmax(input, axis=None, *, dim=None):
     m = fnp.where(fnp.isfinite(m), m, 0.0)
     e = fnp.exp(x - m)
     return e / fnp.sum(e, axis=axis, keepdims=True)
+
+
+_SELU_ALPHA = 1.6732632423543772848170429916717
+_SELU_SCALE = 1.0507009873554804934193349852946
+
+
+def selu(input, inplace=False):
+    """Scaled ELU: ``scale * elu(x, alpha)`` with PyTorch's constants (``alpha`` ~ 1.6733,
+    ``scale`` ~ 1.0507). ``inplace`` is accepted and ignored (arrays are values)."""
+    return _SELU_SCALE * elu(input, _SELU_ALPHA)
+
+
+def celu(input, alpha=1.0, inplace=False):
+    """``x`` where ``x > 0``, else ``alpha * (exp(x / alpha) - 1)``.
+
+    Raises FuncgradValueError for ``alpha == 0``. ``inplace`` is ignored.
+    """
+    x = _arr(input)
+    a = float(alpha)
+    if a == 0:
+        raise FuncgradValueError("celu: alpha must not be 0")
+    neg = fnp.where(x > 0, 0.0, x)       # expm1 of large x is never computed
+    return fnp.where(x > 0, x, a * fnp.expm1(neg * (1.0 / a)))
+
+
+def threshold(input, threshold, value, inplace=False):
+    """``x`` where ``x > threshold``, else ``value``; NaN propagates (as in PyTorch) and
+    the derivative is 1 where ``x > threshold`` (or NaN), else 0. ``inplace`` is ignored."""
+    x = _arr(input)
+    return fnp.where(x <= float(threshold), float(value), x)
+
+
+def glu(input, dim=-1):
+    """Gated linear unit: ``a * sigmoid(b)`` where ``a, b`` are the two halves of
+    ``input`` along ``dim``. Raises FuncgradValueError when that axis has an odd size (or
+    the input is 0-d)."""
+    x = _arr(input)
+    if x.ndim == 0:
+        raise FuncgradValueError("glu: does not support 0-d inputs")
+    ax = int(dim) % x.ndim if -x.ndim <= int(dim) < x.ndim else None
+    if ax is None:
+        raise FuncgradValueError(f"glu: dim={dim} is out of range for shape {tuple(x.shape)}")
+    n = x.shape[ax]
+    if n % 2:
+        raise FuncgradValueError(
+            f"glu: halving dimension must be even, but dimension {dim} of the input of shape "
+            f"{tuple(x.shape)} has size {n}")
+    lead = (slice(None),) * ax
+    return x[lead + (slice(0, n // 2),)] * sigmoid(x[lead + (slice(n // 2, n),)])
+
+
+def softmin(input, axis=None, *, dim=None):
+    """``softmax(-x)`` along ``axis`` (PyTorch: ``dim``), default the last axis."""
+    x = _arr(input)
+    return softmax(-x, axis=_axis(axis, dim, -1, "softmin"))
+
+
+def softsign(input):
+    """``x / (1 + |x|)``."""
+    x = _arr(input)
+    return x / (1.0 + fnp.abs(x))
+
+
+def tanhshrink(input):
+    """``x - tanh(x)``."""
+    x = _arr(input)
+    return x - fnp.tanh(x)

@@ -1,4 +1,5 @@
-"""Resampling: ``interpolate`` (nearest, linear, cubic and area modes)."""
+"""Resampling: ``interpolate`` (nearest, linear, cubic and area modes) and the sub-pixel
+rearrangements ``pixel_shuffle``/``pixel_unshuffle``."""
 from __future__ import annotations
 
 import math
@@ -132,3 +133,55 @@ def interpolate(input, size=None, scale_factor=None, mode="nearest", align_corne
             m = _linear_matrix(spatial[i], out[i], scales[i], bool(align_corners))
         y = fnp.moveaxis(fnp.tensordot(y, m.astype(dt), axes=([2 + i], [1])), -1, 2 + i)
     return y
+
+
+def _shuffle_check(op, x, r):
+    r = int(r)
+    if r < 1:
+        raise FuncgradValueError(f"{op}: the factor must be positive, got {r}")
+    if x.ndim < 3:
+        raise FuncgradValueError(
+            f"{op}: expected an input of shape (*, C, H, W), got {tuple(x.shape)}")
+    return r
+
+
+def pixel_shuffle(input, upscale_factor):
+    """Rearrange ``(*, C * r^2, H, W)`` into ``(*, C, H * r, W * r)`` (``r`` the
+    ``upscale_factor``), PyTorch's order: output ``[c, h * r + i, w * r + j]`` is input
+    ``[c * r^2 + i * r + j, h, w]``. Raises FuncgradValueError when the channels are not
+    divisible by ``r^2`` or the input has fewer than 3 axes.
+
+    Example:
+        >>> import numpy as np
+        >>> pixel_shuffle(np.arange(4.0).reshape(4, 1, 1), 2)[0]
+        array([[0., 1.],
+               [2., 3.]])
+    """
+    x = _arr(input)
+    r = _shuffle_check("pixel_shuffle", x, upscale_factor)
+    *lead, cin, h, w = x.shape
+    if cin % (r * r):
+        raise FuncgradValueError(
+            f"pixel_shuffle: the {cin} channels of the input of shape {tuple(x.shape)} are "
+            f"not divisible by upscale_factor ** 2 = {r * r}")
+    c, b = cin // (r * r), len(lead)
+    y = fnp.reshape(x, (*lead, c, r, r, h, w))
+    y = fnp.transpose(y, tuple(range(b)) + (b, b + 3, b + 1, b + 4, b + 2))
+    return fnp.reshape(y, (*lead, c, h * r, w * r))
+
+
+def pixel_unshuffle(input, downscale_factor):
+    """The inverse of :func:`pixel_shuffle`: ``(*, C, H * r, W * r)`` to
+    ``(*, C * r^2, H, W)``. Raises FuncgradValueError when ``H`` or ``W`` is not divisible
+    by ``r`` or the input has fewer than 3 axes."""
+    x = _arr(input)
+    r = _shuffle_check("pixel_unshuffle", x, downscale_factor)
+    *lead, c, hin, win = x.shape
+    if hin % r or win % r:
+        raise FuncgradValueError(
+            f"pixel_unshuffle: the spatial size ({hin}, {win}) of the input of shape "
+            f"{tuple(x.shape)} is not divisible by downscale_factor = {r}")
+    h, w, b = hin // r, win // r, len(lead)
+    y = fnp.reshape(x, (*lead, c, h, r, w, r))
+    y = fnp.transpose(y, tuple(range(b)) + (b, b + 2, b + 4, b + 1, b + 3))
+    return fnp.reshape(y, (*lead, c * r * r, h, w))

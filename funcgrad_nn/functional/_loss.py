@@ -254,3 +254,276 @@ def _clamped_norm(a, axis, eps):
     s = fnp.sum(a * a, axis=axis, keepdims=True)
     pos = s > 0      # sqrt's derivative is infinite at 0: keep it out of the gradient
     return fnp.maximum(fnp.where(pos, fnp.sqrt(fnp.where(pos, s, 1.0)), 0.0), eps)
+
+
+# --------------------------------------------------------------------------------------
+# Margin and embedding losses, Poisson and Gaussian negative log-likelihoods
+
+
+def _legacy_reduction(size_average, reduce, reduction):
+    """PyTorch's deprecated ``size_average``/``reduce`` pair mapped to ``reduction`` (its
+    rule: either given overrides ``reduction``; a missing one counts as True)."""
+    if size_average is None and reduce is None:
+        return reduction
+    sa = True if size_average is None else bool(size_average)
+    rd = True if reduce is None else bool(reduce)
+    return ("mean" if sa else "sum") if rd else "none"
+
+
+def _clamp_min0(v):
+    """``max(v, 0)`` with PyTorch's ``clamp_min`` derivative: 1 where ``v >= 0`` (the
+    bound included) or NaN; NaN propagates."""
+    return fnp.where(v < 0, 0.0, v)
+
+
+def _same_shape(op, what, a, b):
+    if tuple(a.shape) != tuple(b.shape):
+        raise FuncgradValueError(
+            f"{op}: {what} of shapes {tuple(a.shape)} and {tuple(b.shape)} must match")
+
+
+def cosine_embedding_loss(input1, input2, target, margin=0.0, size_average=None, reduce=None,
+                          reduction="mean"):
+    """``1 - cos(x1, x2)`` where ``target == 1``, ``max(0, cos(x1, x2) - margin)`` where
+    ``target == -1`` (0 for other targets), with PyTorch's cosine
+    ``sum(x1 x2) / sqrt((|x1|^2 + 1e-12) (|x2|^2 + 1e-12))`` over the last axis.
+
+    Inputs ``(N, D)`` with target ``(N,)``, or ``(D,)`` with a 0-d target. Raises
+    FuncgradValueError for other shapes. ``size_average``/``reduce`` are PyTorch's
+    deprecated spelling of ``reduction``.
+    """
+    op = "cosine_embedding_loss"
+    reduction = _legacy_reduction(size_average, reduce, reduction)
+    _check_reduction(op, reduction)
+    a, b, t = _arr(input1), _arr(input2), _arr(target)
+    _same_shape(op, "input1 and input2", a, b)
+    if a.ndim not in (1, 2) or tuple(t.shape) != tuple(a.shape[:-1]):
+        raise FuncgradValueError(
+            f"{op}: expected inputs (N, D) with target (N,), or (D,) with a 0-d target; got "
+            f"inputs {tuple(a.shape)} and target {tuple(t.shape)}")
+    eps = 1e-12
+    prod = fnp.sum(a * b, axis=-1)
+    mag = (fnp.sum(a * a, axis=-1) + eps) * (fnp.sum(b * b, axis=-1) + eps)
+    cos = prod / fnp.sqrt(mag)
+    loss = (fnp.where(t == 1, 1.0 - cos, 0.0)
+            + fnp.where(t == -1, _clamp_min0(cos - float(margin)), 0.0))
+    return _reduce(loss, reduction, op)
+
+
+def margin_ranking_loss(input1, input2, target, margin=0.0, size_average=None, reduce=None,
+                        reduction="mean"):
+    """``max(0, -target * (x1 - x2) + margin)`` elementwise (targets are 1 or -1).
+
+    ``input1``, ``input2`` and ``target`` must have the same shape (FuncgradValueError
+    otherwise); the derivative is that of PyTorch's ``clamp_min`` (1 at the kink).
+    """
+    op = "margin_ranking_loss"
+    reduction = _legacy_reduction(size_average, reduce, reduction)
+    _check_reduction(op, reduction)
+    a, b, t = _arr(input1), _arr(input2), _arr(target)
+    if not tuple(a.shape) == tuple(b.shape) == tuple(t.shape):
+        raise FuncgradValueError(
+            f"{op}: input1 {tuple(a.shape)}, input2 {tuple(b.shape)} and target "
+            f"{tuple(t.shape)} must have the same shape")
+    return _reduce(_clamp_min0(-t * (a - b) + float(margin)), reduction, op)
+
+
+def hinge_embedding_loss(input, target, margin=1.0, size_average=None, reduce=None,
+                         reduction="mean"):
+    """``x`` where ``target == 1``, ``max(0, margin - x)`` where ``target == -1`` (PyTorch's
+    formula: targets other than 1 add the hinge term and targets other than -1 add
+    ``x``). ``input`` and ``target`` broadcast."""
+    op = "hinge_embedding_loss"
+    reduction = _legacy_reduction(size_average, reduce, reduction)
+    _check_reduction(op, reduction)
+    x, t = _arr(input), _arr(target)
+    loss = (fnp.where(t != 1, _clamp_min0(float(margin) - x), 0.0)
+            + fnp.where(t != -1, x, 0.0))
+    return _reduce(loss, reduction, op)
+
+
+def _class_mask(op, x, target):
+    """``(N, C)`` boolean one-hot of the class indices ``target`` ``(N,)``; validated when
+    concrete."""
+    c = x.shape[1]
+    t = _arr(target)
+    if tuple(t.shape) != (x.shape[0],) or np.dtype(t.dtype).kind not in "iu":
+        raise FuncgradValueError(
+            f"{op}: target must hold one integer class index per row of the input of shape "
+            f"{tuple(x.shape)}, got {t.dtype} of shape {tuple(t.shape)}")
+    if _is_concrete(t) and t.size and bool(fnp.any(fnp.logical_or(t < 0, t >= c))):
+        raise FuncgradValueError(f"{op}: target values must be class indices in [0, {c})")
+    return fnp.expand_dims(t, 1) == fnp.reshape(_arange_like(t, c, t.dtype), (1, c))
+
+
+def multi_margin_loss(input, target, p=1, margin=1.0, weight=None, size_average=None,
+                      reduce=None, reduction="mean"):
+    """Multi-class hinge loss: for each row ``x`` with class ``y``,
+    ``sum_{j != y} max(0, margin - x[y] + x[j]) ** p / C``, each term scaled by
+    ``weight[y]`` when ``weight`` ``(C,)`` is given.
+
+    ``input`` ``(N, C)`` or ``(C,)``; ``target`` ``(N,)`` or 0-d integers. ``p`` is 1 or 2
+    (FuncgradValueError otherwise, and for bad shapes or out-of-range targets). The
+    derivative at the kink (``margin - x[y] + x[j] == 0``) is 0, as in PyTorch.
+    """
+    op = "multi_margin_loss"
+    reduction = _legacy_reduction(size_average, reduce, reduction)
+    _check_reduction(op, reduction)
+    if p not in (1, 2):
+        raise FuncgradValueError(f"{op}: only p == 1 and p == 2 are supported, got {p}")
+    x = _arr(input)
+    if x.ndim not in (1, 2):
+        raise FuncgradValueError(f"{op}: expected an input (N, C) or (C,), got {tuple(x.shape)}")
+    unbatched = x.ndim == 1
+    t = _arr(target)
+    if unbatched:
+        x, t = x[None], fnp.reshape(t, (1,))
+    c = x.shape[1]
+    mask = _class_mask(op, x, t)
+    xy = fnp.sum(fnp.where(mask, x, 0.0), axis=1, keepdims=True)
+    z = float(margin) - xy + x
+    h = z if p == 1 else z * z
+    h = fnp.where(fnp.logical_and(z > 0, fnp.logical_not(mask)), h, 0.0)
+    if weight is not None:
+        w = _arr(weight)
+        if tuple(w.shape) != (c,):
+            raise FuncgradValueError(f"{op}: weight of shape {tuple(w.shape)} must be ({c},)")
+        h = h * fnp.sum(fnp.where(mask, fnp.reshape(w, (1, c)), 0.0), axis=1, keepdims=True)
+    loss = fnp.sum(h, axis=1) / c
+    return _reduce(loss[0] if unbatched else loss, reduction, op)
+
+
+def multilabel_margin_loss(input, target, size_average=None, reduce=None, reduction="mean"):
+    """Multi-label hinge loss: for each row ``x`` whose target classes are the entries
+    of its ``target`` row before the first -1,
+    ``sum_{j target} sum_{i not target} max(0, 1 - (x[j] - x[i])) / C``.
+
+    ``input`` ``(N, C)`` or ``(C,)`` and an integer ``target`` of the same shape. Raises
+    FuncgradValueError for other shapes or (concrete) targets outside ``[-1, C)``. The
+    derivative at the kink is 0, as in PyTorch.
+    """
+    op = "multilabel_margin_loss"
+    reduction = _legacy_reduction(size_average, reduce, reduction)
+    _check_reduction(op, reduction)
+    x, t = _arr(input), _arr(target)
+    if x.ndim not in (1, 2) or tuple(t.shape) != tuple(x.shape) or \
+            np.dtype(t.dtype).kind not in "iu":
+        raise FuncgradValueError(
+            f"{op}: expected an input (N, C) or (C,) and integer targets of its shape, got "
+            f"input {tuple(x.shape)} and target {t.dtype} {tuple(t.shape)}")
+    unbatched = x.ndim == 1
+    if unbatched:
+        x, t = x[None], t[None]
+    c = x.shape[1]
+    if _is_concrete(t) and t.size and bool(fnp.any(fnp.logical_or(t < -1, t >= c))):
+        raise FuncgradValueError(f"{op}: target values must be in [-1, {c}) (-1 ends the list)")
+    # the target classes are the entries before the first -1 of each row
+    listed = fnp.cumprod(fnp.astype(t != -1, np.int64), axis=1) > 0            # (N, J)
+    classes = fnp.reshape(_arange_like(t, c, t.dtype), (1, 1, c))
+    onehot = (fnp.expand_dims(t, 2) == classes) & fnp.expand_dims(listed, 2)   # (N, J, C)
+    is_target = fnp.any(onehot, axis=1)                                        # (N, C)
+    xj = fnp.sum(fnp.where(onehot, fnp.expand_dims(x, 1), 0.0), axis=2)          # (N, J)
+    z = 1.0 - fnp.expand_dims(xj, 2) + fnp.expand_dims(x, 1)                   # (N, J, C)
+    keep = (fnp.expand_dims(listed, 2) & fnp.expand_dims(fnp.logical_not(is_target), 1)
+            & (z > 0))
+    loss = fnp.sum(fnp.where(keep, z, 0.0), axis=(1, 2)) / c
+    return _reduce(loss[0] if unbatched else loss, reduction, op)
+
+
+def _pairwise_distance(a, b, p, eps):
+    """``||a - b + eps||_p`` over the last axis (PyTorch's pairwise_distance)."""
+    d = a - b + eps
+    if p == float("inf"):
+        return fnp.max(fnp.abs(d), axis=-1)
+    s = fnp.sum(fnp.abs(d) ** p if p != 2 else d * d, axis=-1)
+    pos = s > 0      # the root's derivative is infinite at 0: keep it out of the gradient
+    return fnp.where(pos, fnp.where(pos, s, 1.0) ** (1.0 / p), 0.0)
+
+
+def triplet_margin_loss(anchor, positive, negative, margin=1.0, p=2, eps=1e-6, swap=False,
+                        size_average=None, reduce=None, reduction="mean"):
+    """``max(d(a, p) - d(a, n) + margin, 0)`` with ``d(u, v) = ||u - v + eps||_p`` over
+    the last axis; ``swap=True`` uses ``min(d(a, n), d(p, n))`` for the negative distance.
+
+    Inputs ``(N, D)`` or ``(D,)``, all of the same shape (FuncgradValueError otherwise);
+    ``p > 0`` (``inf`` allowed).
+    """
+    op = "triplet_margin_loss"
+    reduction = _legacy_reduction(size_average, reduce, reduction)
+    _check_reduction(op, reduction)
+    a, pos, neg = _arr(anchor), _arr(positive), _arr(negative)
+    if not (tuple(a.shape) == tuple(pos.shape) == tuple(neg.shape)) or a.ndim not in (1, 2):
+        raise FuncgradValueError(
+            f"{op}: anchor {tuple(a.shape)}, positive {tuple(pos.shape)} and negative "
+            f"{tuple(neg.shape)} must share one shape, (N, D) or (D,)")
+    p = float(p)
+    if not p > 0:
+        raise FuncgradValueError(f"{op}: p must be positive, got {p}")
+    d_pos = _pairwise_distance(a, pos, p, eps)
+    d_neg = _pairwise_distance(a, neg, p, eps)
+    if swap:
+        d_neg = fnp.minimum(d_neg, _pairwise_distance(pos, neg, p, eps))
+    return _reduce(_clamp_min0(float(margin) + d_pos - d_neg), reduction, op)
+
+
+def poisson_nll_loss(input, target, log_input=True, full=False, size_average=None, eps=1e-8,
+                     reduce=None, reduction="mean"):
+    """Poisson negative log-likelihood of ``target`` counts.
+
+    ``log_input=True``: ``exp(input) - target * input`` (``input`` is the log-rate);
+    ``False``: ``input - target * log(input + eps)``. ``full=True`` adds Stirling's
+    approximation ``t log t - t + 0.5 log(2 pi t)`` where ``target > 1``. ``input`` and
+    ``target`` broadcast.
+    """
+    op = "poisson_nll_loss"
+    reduction = _legacy_reduction(size_average, reduce, reduction)
+    _check_reduction(op, reduction)
+    x, t = _arr(input), _arr(target)
+    if log_input:
+        loss = fnp.exp(x) - t * x
+    else:
+        loss = x - t * fnp.log(x + float(eps))
+    if full:
+        big = t > 1
+        ts = fnp.where(big, t, 1.0)
+        stirling = ts * fnp.log(ts) - ts + 0.5 * fnp.log(2.0 * np.pi * ts)
+        loss = loss + fnp.where(big, stirling, 0.0)
+    return _reduce(loss, reduction, op)
+
+
+def gaussian_nll_loss(input, target, var, full=False, eps=1e-6, reduction="mean"):
+    """Gaussian negative log-likelihood ``0.5 (log var + (input - target)^2 / var)``
+    (plus ``0.5 log(2 pi)`` when ``full``).
+
+    ``var`` has the input's shape, or the input's shape without its last axis, or that
+    of the input with one axis of size 1 (homoscedastic); a float is a constant variance.
+    It is clamped below at ``eps`` for the value only: the gradient passes as if
+    unclamped, as in PyTorch. Raises FuncgradValueError for another ``var`` shape or
+    (concrete) negative variances.
+    """
+    op = "gaussian_nll_loss"
+    _check_reduction(op, reduction)
+    x, t = _arr(input), _arr(target)
+    if isinstance(var, (int, float)):
+        if var < 0:
+            raise FuncgradValueError(f"{op}: var has negative entry/entries")
+        var = fnp.full_like(x, float(var))
+    v = _arr(var)
+    if _is_concrete(v) and v.size and bool(fnp.any(v < 0)):
+        raise FuncgradValueError(f"{op}: var has negative entry/entries")
+    if tuple(v.shape) != tuple(x.shape):
+        if tuple(x.shape[:-1]) == tuple(v.shape) and x.ndim:
+            v = fnp.expand_dims(v, -1)
+        elif not (v.ndim == x.ndim and sum(
+                vs for xs, vs in zip(x.shape, v.shape) if xs != vs) == 1):
+            raise FuncgradValueError(
+                f"{op}: var of shape {tuple(v.shape)} does not fit the input of shape "
+                f"{tuple(x.shape)} (same shape, the input's without its last axis, or one "
+                f"axis of size 1)")
+    # max(var, eps) in value, identity in derivative (PyTorch clamps under no_grad)
+    v = v + funcgrad.stop_gradient(fnp.maximum(v, float(eps)) - v)
+    d = x - t
+    loss = 0.5 * (fnp.log(v) + d * d / v)
+    if full:
+        loss = loss + 0.5 * float(np.log(2 * np.pi))
+    return _reduce(loss, reduction, op)

@@ -1,4 +1,5 @@
-"""Normalization: batch, layer and group normalization."""
+"""Normalization: batch, layer, group and instance normalization, local response
+normalization, and ``normalize`` (unit p-norm vectors)."""
 from __future__ import annotations
 
 import numbers
@@ -132,3 +133,126 @@ def group_norm(input, num_groups, weight=None, bias=None, eps=1e-5):
     if bias is not None:
         y = y + _bcast_channel(bias, x.ndim)
     return y
+
+
+def instance_norm(input, running_mean=None, running_var=None, weight=None, bias=None,
+                  use_input_stats=True, momentum=0.1, eps=1e-5):
+    """Normalize each channel of each sample of ``(N, C, *spatial)`` over its spatial
+    axes (biased variance), then apply the per-channel ``weight``/``bias``.
+
+    Like :func:`batch_norm` (and unlike PyTorch, which updates in place) this returns
+    ``(output, new_running_mean, new_running_var)``:
+
+    * ``use_input_stats=True``: normalizes with each instance's statistics; given running
+      statistics become ``(1 - momentum) * running + momentum * batch``, where ``batch``
+      averages the instances' means and unbiased variances over ``N`` (PyTorch's update),
+      computed without derivative; None stays None.
+    * ``use_input_stats=False``: normalizes with ``running_mean``/``running_var``
+      (required), returned unchanged.
+
+    Raises FuncgradValueError for an input of fewer than 3 axes, a ``(C,)`` argument of
+    another size, missing running statistics, or one spatial element with input stats.
+    """
+    x = _arr(input)
+    if x.ndim < 3:
+        raise FuncgradValueError(
+            f"instance_norm: expected an input of shape (N, C, *spatial), got {tuple(x.shape)}")
+    c = x.shape[1]
+    for name, v in (("running_mean", running_mean), ("running_var", running_var),
+                    ("weight", weight), ("bias", bias)):
+        if v is not None and tuple(v.shape) != (c,):
+            raise FuncgradValueError(
+                f"instance_norm: {name} of shape {tuple(v.shape)} does not match the {c} "
+                f"channels of the input of shape {tuple(x.shape)}")
+    axes = tuple(range(2, x.ndim))
+    new_mean, new_var = running_mean, running_var
+    if use_input_stats:
+        n = x.size // (x.shape[0] * c) if x.size else 0
+        if n <= 1:
+            raise FuncgradValueError(
+                f"instance_norm: expected more than 1 spatial element when using input "
+                f"statistics, got input of shape {tuple(x.shape)}")
+        mean = fnp.mean(x, axis=axes, keepdims=True)
+        xc = x - mean
+        var = fnp.mean(fnp.square(xc), axis=axes, keepdims=True)
+        y = xc / fnp.sqrt(var + eps)
+        mom = 0.1 if momentum is None else momentum
+        if isinstance(mom, numbers.Real):
+            mom = float(mom)
+        if running_mean is not None:
+            bm = funcgrad.stop_gradient(fnp.mean(fnp.reshape(mean, x.shape[:2]), axis=0))
+            new_mean = (1 - mom) * running_mean + mom * bm
+        if running_var is not None:
+            bv = funcgrad.stop_gradient(fnp.mean(fnp.reshape(var, x.shape[:2]), axis=0))
+            new_var = (1 - mom) * running_var + mom * bv * (n / (n - 1))
+    else:
+        if running_mean is None or running_var is None:
+            raise FuncgradValueError(
+                "instance_norm: use_input_stats=False needs running_mean and running_var")
+        y = ((x - _bcast_channel(running_mean, x.ndim))
+             / fnp.sqrt(_bcast_channel(running_var, x.ndim) + eps))
+    if weight is not None:
+        y = y * _bcast_channel(weight, x.ndim)
+    if bias is not None:
+        y = y + _bcast_channel(bias, x.ndim)
+    return y, new_mean, new_var
+
+
+def local_response_norm(input, size, alpha=1e-4, beta=0.75, k=1.0):
+    """Local response normalization across channels (PyTorch's formula):
+    ``x / (k + alpha * mean(x^2 over size neighbouring channels)) ** beta``, the window
+    ``[c - size // 2, c + (size - 1) // 2]`` zero-padded at the ends and always divided
+    by ``size``.
+
+    ``input``: ``(N, C, *)`` with at least 3 axes (FuncgradValueError otherwise, and for
+    ``size < 1``).
+    """
+    x = _arr(input)
+    if x.ndim < 3:
+        raise FuncgradValueError(
+            f"local_response_norm: expected an input of 3 or more dimensions (N, C, *), got "
+            f"{tuple(x.shape)}")
+    size = int(size)
+    if size < 1:
+        raise FuncgradValueError(f"local_response_norm: size must be positive, got {size}")
+    c = x.shape[1]
+    sq = x * x
+    lo, hi = size // 2, (size - 1) // 2
+    parts = []
+    zshape = list(sq.shape)
+    if lo:
+        zshape[1] = lo
+        parts.append(fnp.zeros_like(sq, shape=tuple(zshape)))
+    parts.append(sq)
+    if hi:
+        zshape[1] = hi
+        parts.append(fnp.zeros_like(sq, shape=tuple(zshape)))
+    padded = fnp.concatenate(parts, axis=1) if len(parts) > 1 else sq
+    # a window sum as `size` shifted slices: size is small (a handful of channels)
+    s = padded[:, 0:c]
+    for i in range(1, size):
+        s = s + padded[:, i:i + c]
+    div = (s * (float(alpha) / size) + float(k)) ** float(beta)
+    return x / div
+
+
+def normalize(input, p=2.0, dim=1, eps=1e-12, out=None):
+    """``x / max(||x||_p, eps)`` along ``dim`` (PyTorch's default: axis 1).
+
+    ``p > 0`` or ``inf``. A zero vector gives zeros with a finite gradient (the norm's
+    derivative is taken as 0 at 0, as in PyTorch). ``out=`` raises FuncgradValueError
+    (arrays are values), as do ``p <= 0``.
+    """
+    if out is not None:
+        raise FuncgradValueError("normalize: out= is not supported (arrays are values)")
+    x = _arr(input)
+    p = float(p)
+    if not p > 0:
+        raise FuncgradValueError(f"normalize: p must be positive, got {p}")
+    if p == float("inf"):
+        n = fnp.max(fnp.abs(x), axis=dim, keepdims=True)
+    else:
+        s = fnp.sum(x * x if p == 2 else fnp.abs(x) ** p, axis=dim, keepdims=True)
+        pos = s > 0
+        n = fnp.where(pos, fnp.where(pos, s, 1.0) ** (1.0 / p), 0.0)
+    return x / fnp.maximum(n, float(eps))

@@ -39,7 +39,9 @@ def _pad_axis(x, axis, lo, hi, mode, value, op):
                 f"{op}: reflect padding ({lo}, {hi}) must be smaller than the padded axis "
                 f"(size {n}) of the input of shape {tuple(x.shape)}")
         left = along(slice(lo, 0, -1)) if lo > 0 else None            # x[lo], ..., x[1]
-        right = along(slice(n - 2, n - 2 - hi, -1)) if hi > 0 else None
+        # x[n-2], ..., x[n-1-hi]; a stop of -1 would mean "the last", so it is None
+        stop = n - 2 - hi
+        right = along(slice(n - 2, stop if stop >= 0 else None, -1)) if hi > 0 else None
     elif mode == "replicate":
         def edge(i, k):
             e = along(slice(i, i + 1))
@@ -49,10 +51,14 @@ def _pad_axis(x, axis, lo, hi, mode, value, op):
         left = edge(0, lo) if lo > 0 else None
         right = edge(n - 1, hi) if hi > 0 else None
     elif mode == "circular":
+        # PyTorch crops (negative widths) first, then wraps the cropped axis
+        shape = tuple(x.shape)
+        x = along(slice(max(-lo, 0), n - max(-hi, 0)))
+        lo, hi, n = max(lo, 0), max(hi, 0), x.shape[axis]
         if lo > n or hi > n:
             raise FuncgradValueError(
-                f"{op}: circular padding ({lo}, {hi}) must be at most the size ({n}) of the "
-                f"padded axis of the input of shape {tuple(x.shape)}")
+                f"{op}: circular padding ({lo}, {hi}) must be at most the size ({n}, after "
+                f"cropping) of the padded axis of the input of shape {shape}")
         left = along(slice(n - lo, n)) if lo > 0 else None
         right = along(slice(0, hi)) if hi > 0 else None
     else:
@@ -68,9 +74,12 @@ def pad(input, pad, mode="constant", value=None):
     """Pad the last ``len(pad) // 2`` axes, PyTorch's way: ``pad = (left_last,
     right_last, left_second_last, right_second_last, ...)``.
 
-    Modes: ``'constant'`` (with ``value``, default 0; negative widths crop),
-    ``'reflect'`` (mirror without repeating the edge), ``'replicate'`` (repeat the edge),
-    ``'circular'`` (wrap around). Differentiable in ``input``.
+    Modes: ``'constant'`` (with ``value``, default 0), ``'reflect'`` (mirror without
+    repeating the edge; widths below the axis size), ``'replicate'`` (repeat the edge),
+    ``'circular'`` (wrap around; widths at most the axis size). Negative widths crop, as
+    in PyTorch: ``'circular'`` crops first and wraps the cropped axis, the other modes
+    take their padding from the uncropped input. Differentiable in ``input``. Raises
+    FuncgradValueError for widths out of those ranges or an unknown mode.
 
     Example:
         >>> import numpy as np

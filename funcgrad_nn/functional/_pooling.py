@@ -192,7 +192,7 @@ def _adaptive_avg(op, nd, input, output_size):
     if len(output_size) != nd:
         raise FuncgradValueError(f"{op}: output_size must have {nd} entries, got {output_size}")
     dt = _float_dtype(x)
-    letters = "abc"[:nd]
+    letters = "ijk"[:nd]        # apart from the batch and channel letters "nc"
     outs = "xyz"[:nd]
     mats = []
     for i, o in enumerate(output_size):

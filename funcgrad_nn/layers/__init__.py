@@ -90,8 +90,9 @@ A stateful or random layer of your own overrides ``apply(self, params, state, *i
 train=False, key=None)`` returning ``(output, new_state)`` and sets the class attributes
 ``has_state = True`` / ``is_random = True`` (they make ``__call__`` refuse it).
 """
-from ._activation import (ELU, GELU, LeakyReLU, LogSoftmax, ReLU, Sigmoid, SiLU, Softmax,
-                          Tanh)
+from ._activation import (CELU, ELU, GELU, GLU, SELU, Hardtanh, LeakyReLU, LogSoftmax, ReLU,
+                          ReLU6, Sigmoid, SiLU, Softmax, Softmin, Softsign, Tanh, Tanhshrink,
+                          Threshold)
 from ._attention import MultiheadAttention
 from ._base import Module, ModuleList, Sequential
 from ._conv import Conv1d, Conv2d, ConvTranspose1d, ConvTranspose2d
@@ -99,10 +100,15 @@ from ._dropout import Dropout
 from ._embedding import Embedding
 from ._flatten import Flatten
 from ._linear import Identity, Linear
-from ._normalization import BatchNorm1d, BatchNorm2d, GroupNorm, LayerNorm
+from ._loss import (CosineEmbeddingLoss, GaussianNLLLoss, HingeEmbeddingLoss,
+                    MarginRankingLoss, MultiLabelMarginLoss, MultiMarginLoss, PoissonNLLLoss,
+                    TripletMarginLoss)
+from ._normalization import (BatchNorm1d, BatchNorm2d, GroupNorm, InstanceNorm1d,
+                             InstanceNorm2d, InstanceNorm3d, LayerNorm, LocalResponseNorm)
 from ._pooling import (AdaptiveAvgPool1d, AdaptiveAvgPool2d, AvgPool1d, AvgPool2d, MaxPool1d,
                        MaxPool2d)
 from ._recurrent import GRU, LSTM, RNN, GRUCell, LSTMCell, RNNCell
+from ._shuffle import PixelShuffle, PixelUnshuffle
 from ._state_dict import from_torch_state_dict, to_torch_state_dict
 from ._summary import count_params, summary
 
@@ -111,9 +117,14 @@ __all__ = [
     "Linear", "Conv1d", "Conv2d", "ConvTranspose1d", "ConvTranspose2d",
     "MaxPool1d", "MaxPool2d", "AvgPool1d", "AvgPool2d", "AdaptiveAvgPool1d",
     "AdaptiveAvgPool2d",
-    "BatchNorm1d", "BatchNorm2d", "LayerNorm", "GroupNorm", "Dropout", "Embedding",
-    "Flatten", "Identity", "ReLU", "LeakyReLU", "ELU", "GELU", "SiLU", "Sigmoid", "Tanh",
-    "Softmax", "LogSoftmax",
+    "BatchNorm1d", "BatchNorm2d", "LayerNorm", "GroupNorm", "InstanceNorm1d",
+    "InstanceNorm2d", "InstanceNorm3d", "LocalResponseNorm", "Dropout", "Embedding",
+    "Flatten", "Identity", "PixelShuffle", "PixelUnshuffle",
+    "ReLU", "ReLU6", "Hardtanh", "LeakyReLU", "ELU", "SELU", "CELU", "GELU", "SiLU",
+    "Sigmoid", "Tanh", "Softsign", "Tanhshrink", "Threshold", "GLU", "Softmax", "Softmin",
+    "LogSoftmax",
+    "CosineEmbeddingLoss", "MarginRankingLoss", "HingeEmbeddingLoss", "MultiMarginLoss",
+    "MultiLabelMarginLoss", "TripletMarginLoss", "PoissonNLLLoss", "GaussianNLLLoss",
     "RNNCell", "LSTMCell", "GRUCell", "RNN", "LSTM", "GRU", "MultiheadAttention",
     "summary", "to_torch_state_dict", "from_torch_state_dict", "count_params",
 ]

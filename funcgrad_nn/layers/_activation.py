@@ -1,6 +1,8 @@
 """Activation layers, configuration wrappers of the functional activations."""
 from __future__ import annotations
 
+from funcgrad.errors import FuncgradValueError
+
 from .. import functional as F
 from ._base import _Parameterless
 
@@ -86,3 +88,77 @@ class LogSoftmax(_Activation):
 
     def __init__(self, dim=None, *, axis=None):
         self.axis = F._axis(axis, dim, -1, "LogSoftmax")
+
+
+class Hardtanh(_Activation):
+    """``x`` clipped to ``[min_val, max_val]`` (NaN propagates)."""
+    _fn = staticmethod(F.hardtanh)
+    _args = ("min_val", "max_val")
+
+    def __init__(self, min_val=-1.0, max_val=1.0, inplace=False):
+        if min_val > max_val:
+            raise FuncgradValueError(
+                f"Hardtanh: min_val={min_val} must not be greater than max_val={max_val}")
+        self.min_val, self.max_val = min_val, max_val
+
+
+class ReLU6(_Activation):
+    """``min(max(x, 0), 6)``."""
+    _fn = staticmethod(F.relu6)
+
+    def __init__(self, inplace=False):
+        pass
+
+
+class SELU(_Activation):
+    """Scaled ELU with PyTorch's constants."""
+    _fn = staticmethod(F.selu)
+
+    def __init__(self, inplace=False):
+        pass
+
+
+class CELU(_Activation):
+    """``x`` if ``x > 0`` else ``alpha * (exp(x / alpha) - 1)``."""
+    _fn = staticmethod(F.celu)
+    _args = ("alpha",)
+
+    def __init__(self, alpha=1.0, inplace=False):
+        self.alpha = alpha
+
+
+class GLU(_Activation):
+    """Gated linear unit ``a * sigmoid(b)`` of the two halves along ``dim`` (default -1)."""
+    _fn = staticmethod(F.glu)
+    _args = ("dim",)
+
+    def __init__(self, dim=-1):
+        self.dim = dim
+
+
+class Softmin(_Activation):
+    """Softmin along ``dim`` (alias ``axis``; default -1, the last axis)."""
+    _fn = staticmethod(F.softmin)
+    _args = ("axis",)
+
+    def __init__(self, dim=None, *, axis=None):
+        self.axis = F._axis(axis, dim, -1, "Softmin")
+
+
+class Softsign(_Activation):
+    """``x / (1 + |x|)``."""
+    _fn = staticmethod(F.softsign)
+
+
+class Tanhshrink(_Activation):
+    """``x - tanh(x)``."""
+    _fn = staticmethod(F.tanhshrink)
+
+
+class Threshold(_Activation):
+    """``x`` if ``x > threshold`` else ``value``."""
+    _fn = staticmethod(F.threshold)
+    _args = ("threshold", "value")
+
+    def __init__(self, threshold, value, inplace=False):
+        self.threshold, self.value = threshold, value

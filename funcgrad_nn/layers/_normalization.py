@@ -1,4 +1,5 @@
-"""Normalization layers: BatchNorm (with running statistics as state), LayerNorm, GroupNorm."""
+"""Normalization layers: BatchNorm and InstanceNorm (with running statistics as state),
+LayerNorm, GroupNorm, LocalResponseNorm."""
 from __future__ import annotations
 
 import numbers
@@ -9,7 +10,7 @@ import funcgrad.numpy as fnp
 from funcgrad.errors import FuncgradValueError
 
 from .. import functional as F
-from ._base import _check_params, _Leaf, _record, _shape
+from ._base import _check_params, _Leaf, _Parameterless, _record, _shape
 
 
 class _BatchNorm(_Leaf):
@@ -168,3 +169,115 @@ class GroupNorm(_Leaf):
             self._bad_input(x, f"an input of shape (N, {self.num_channels}, ...)")
         return F.group_norm(x, self.num_groups, params.get("weight"), params.get("bias"),
                             self.eps)
+
+
+class _InstanceNorm(_Leaf):
+    _nd = 1
+
+    def __init__(self, num_features, eps=1e-5, momentum=0.1, affine=False,
+                 track_running_stats=False, dtype=np.float32):
+        self.num_features, self.eps, self.momentum = int(num_features), eps, momentum
+        self.affine, self.track_running_stats, self.dtype = affine, track_running_stats, dtype
+
+    @property
+    def _stateful(self):
+        return self.track_running_stats
+
+    def extra_repr(self):
+        return (f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, "
+                f"affine={self.affine}, track_running_stats={self.track_running_stats}")
+
+    def _expected(self):
+        c = (self.num_features,)
+        return {"weight": c, "bias": c} if self.affine else {}
+
+    def init(self, key):
+        if not self.affine:
+            return {}
+        return {"weight": np.ones(self.num_features, self.dtype),
+                "bias": np.zeros(self.num_features, self.dtype)}
+
+    def init_state(self):
+        """``running_mean`` (zeros), ``running_var`` (ones), ``num_batches_tracked`` (an
+        int64 0, kept for PyTorch's state dict; PyTorch's InstanceNorm never advances it)
+        when ``track_running_stats=True``; else empty."""
+        if not self.track_running_stats:
+            return {}
+        return {"running_mean": np.zeros(self.num_features, self.dtype),
+                "running_var": np.ones(self.num_features, self.dtype),
+                "num_batches_tracked": np.zeros((), np.int64)}
+
+    def forward(self, params, x):
+        y, _ = self.apply(params, self.init_state(), x)
+        return y
+
+    def apply(self, params, state, x, *, train=False, key=None):
+        self._check(params)
+        shp = _shape(x)
+        nd = self._nd
+        if len(shp) not in (nd + 1, nd + 2):
+            self._bad_input(x, f"a {nd + 2}-D (N, C, ...) or {nd + 1}-D (C, ...) input")
+        unbatched = len(shp) == nd + 1
+        c = shp[0] if unbatched else shp[1]
+        if (self.affine or self.track_running_stats) and c != self.num_features:
+            self._bad_input(x, f"{self.num_features} channels")
+        if self.track_running_stats:
+            _check_params(self, state, {"running_mean": (self.num_features,),
+                                        "running_var": (self.num_features,),
+                                        "num_batches_tracked": ()}, "state")
+        if unbatched:
+            x = x[None]
+        w, b = params.get("weight"), params.get("bias")
+        rm = state.get("running_mean") if self.track_running_stats else None
+        rv = state.get("running_var") if self.track_running_stats else None
+        # PyTorch: input statistics when training or not tracking; momentum None means
+        # no update (unlike BatchNorm's cumulative average)
+        use_input = bool(train) or not self.track_running_stats
+        mom = 0.0 if self.momentum is None else self.momentum
+        y, nrm, nrv = F.instance_norm(x, rm, rv, w, b, use_input, mom, self.eps)
+        if unbatched:
+            y = y[0]
+        _record(self, y)
+        if not self.track_running_stats:
+            return y, state if state is not None else {}
+        return y, {"running_mean": nrm, "running_var": nrv,
+                   "num_batches_tracked": state["num_batches_tracked"]}
+
+
+class InstanceNorm1d(_InstanceNorm):
+    """Instance normalization of ``(N, C, L)`` or ``(C, L)`` inputs, with PyTorch's
+    arguments and defaults: num_features, eps=1e-5, momentum=0.1, affine=False,
+    track_running_stats=False. With ``track_running_stats=True`` the running statistics
+    live in the state: updated (``train=True``) or used (``train=False``), as in
+    PyTorch; without, input statistics are used in both modes."""
+
+    _nd = 1
+
+
+class InstanceNorm2d(_InstanceNorm):
+    """Instance normalization of ``(N, C, H, W)`` or ``(C, H, W)`` inputs; see
+    :class:`InstanceNorm1d`."""
+
+    _nd = 2
+
+
+class InstanceNorm3d(_InstanceNorm):
+    """Instance normalization of ``(N, C, D, H, W)`` or ``(C, D, H, W)`` inputs; see
+    :class:`InstanceNorm1d`."""
+
+    _nd = 3
+
+
+class LocalResponseNorm(_Parameterless):
+    """Local response normalization across channels (size, alpha=1e-4, beta=0.75, k=1.0);
+    see :func:`funcgrad_nn.functional.local_response_norm`."""
+
+    def __init__(self, size, alpha=1e-4, beta=0.75, k=1.0):
+        self.size, self.alpha, self.beta, self.k = int(size), alpha, beta, k
+
+    def extra_repr(self):
+        return f"{self.size}, alpha={self.alpha}, beta={self.beta}, k={self.k}"
+
+    def forward(self, params, x):
+        self._check(params)
+        return F.local_response_norm(x, self.size, self.alpha, self.beta, self.k)

@@ -193,10 +193,22 @@ power_p = _binary("power", np.power, _pow_dx, _pow_dy)
 arctan2_p = _binary("arctan2", np.arctan2, lambda ans, x, y: y / (x * x + y * y),
                     lambda ans, x, y: -x / (x * x + y * y))
 hypot_p = _binary("hypot", np.hypot, lambda ans, x, y: x / ans, lambda ans, x, y: y / ans)
-logaddexp_p = _binary("logaddexp", np.logaddexp, lambda ans, x, y: exp(x - ans),
-                      lambda ans, x, y: exp(y - ans))
-logaddexp2_p = _binary("logaddexp2", np.logaddexp2, lambda ans, x, y: exp2(x - ans),
-                       lambda ans, x, y: exp2(y - ans))
+
+
+def _logistic(d):
+    """``1 / (1 + exp(-d))`` from ``exp(-|d|) <= 1`` (no overflow); ``where`` rather than
+    ``abs`` so that higher derivatives are right at ``d = 0`` too."""
+    e = exp(where(d >= 0, -d, d))
+    return where(d >= 0, 1 / (1 + e), e / (1 + e))
+
+
+# d/dx log(e^x + e^y) is the logistic of x - y; exp(x - ans) lost it for large |x|,
+# where ans rounds to x (gradient (1, 1) at (1e20, 1e20)).
+logaddexp_p = _binary("logaddexp", np.logaddexp, lambda ans, x, y: _logistic(x - y),
+                      lambda ans, x, y: _logistic(y - x))
+logaddexp2_p = _binary("logaddexp2", np.logaddexp2,
+                       lambda ans, x, y: _logistic((x - y) * math.log(2)),
+                       lambda ans, x, y: _logistic((y - x) * math.log(2)))
 
 
 def _select_weight(win, tie, dtype):

@@ -204,10 +204,19 @@ def var(a, axis=None, dtype=None, out=None, ddof=0, keepdims=False, *, where=Non
 
 def std(a, axis=None, dtype=None, out=None, ddof=0, keepdims=False, *, where=None,
         mean=None, correction=None):
-    """Standard deviation: ``sqrt(var(...))``. Its gradient is NaN for constant input."""
+    """Standard deviation: ``sqrt(var(...))``. Its gradient is NaN for constant input,
+    except with one value per result (and ddof < 1), where std is identically 0 and the
+    gradient is 0."""
     from .elementwise import sqrt
-    return sqrt(var(a, axis=axis, dtype=dtype, out=out, ddof=ddof, keepdims=keepdims,
-                    where=where, mean=mean, correction=correction))
+    v = var(a, axis=axis, dtype=dtype, out=out, ddof=ddof, keepdims=keepdims,
+            where=where, mean=mean, correction=correction)
+    a = _shape._as_array(a)
+    if (mean is None and (ddof if correction is None else correction) < 1
+            and _count(a, _shape.normalize_axes(axis, a.ndim, "std")) == 1):
+        # identically 0 (each value minus itself): v * 0 has the derivative 0, where
+        # sqrt'(0) * 0 would be NaN
+        return v * 0.0
+    return sqrt(v)
 
 
 # ---- not differentiable ----------------------------------------------------------------

@@ -813,9 +813,18 @@ def nanvar(a, axis=None, dtype=None, out=None, ddof=0, keepdims=False, *, where=
 
 def nanstd(a, axis=None, dtype=None, out=None, ddof=0, keepdims=False, *, where=None,
            mean=None, correction=None):
-    """``sqrt(nanvar(...))``: standard deviation of the non-NaN values."""
-    return _sqrt(nanvar(a, axis=axis, dtype=dtype, out=out, ddof=ddof, keepdims=keepdims,
-                        where=where, mean=mean, correction=correction))
+    """``sqrt(nanvar(...))``: standard deviation of the non-NaN values. Where a result has
+    one non-NaN value (and ddof < 1) it is identically 0 and its gradient is 0."""
+    v = nanvar(a, axis=axis, dtype=dtype, out=out, ddof=ddof, keepdims=keepdims,
+               where=where, mean=mean, correction=correction)
+    a = _as_array(a)
+    if a.dtype.kind not in "fc" or (ddof if correction is None else correction) >= 1:
+        return _sqrt(v)
+    one = _red.sum(_valid(a, where), axis=axis, keepdims=keepdims) == 1
+    if not _any_true(one):
+        return _sqrt(v)
+    # v * 0 has the derivative 0 there, where sqrt'(0) * 0 would be NaN
+    return _where(one, v * 0.0, _sqrt(_where(one, 1.0, v)))
 
 
 def _nan_extreme(op, reduce, fill, a, axis, out, keepdims, initial, where):
