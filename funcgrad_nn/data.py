@@ -48,7 +48,7 @@ from funcgrad.errors import FuncgradTypeError, FuncgradValueError
 from funcgrad.tree_util import keystr, tree_flatten_with_path, tree_map, tree_unflatten
 
 __all__ = ["ArrayDataset", "BatchSampler", "ConcatDataset", "DataLoader", "Dataset",
-           "RandomSampler", "Sampler", "SequentialSampler", "Subset",
+           "DistributedSampler", "RandomSampler", "Sampler", "SequentialSampler", "Subset",
            "WeightedRandomSampler", "default_collate", "random_split"]
 
 
@@ -339,6 +339,68 @@ class RandomSampler(_EpochSeeded):
             idx = np.concatenate([rng.permutation(n) for _ in range(reps)] or
                                  [np.zeros(0, np.int64)])[:m]
         return iter(idx.tolist())
+
+
+class DistributedSampler(_EpochSeeded):
+    """This process's share of the dataset's indices, for data-parallel training
+    (PyTorch's ``DistributedSampler``).
+
+    Every rank draws the same epoch order (from ``seed`` and the epoch, as
+    :class:`RandomSampler`), pads it by wrapping around to ``ceil(N / num_replicas) *
+    num_replicas`` indices (or, with ``drop_last``, cuts it to ``N // num_replicas *
+    num_replicas``), and keeps every ``num_replicas``-th index from position ``rank``:
+    the shards are disjoint and together cover the dataset. Give it to
+    ``DataLoader(sampler=...)``, which calls ``set_epoch`` before every epoch.
+
+    Args:
+      num_replicas, rank: default ``funcgrad.process_count()`` and
+        ``funcgrad.process_index()``.
+      shuffle: a new order each epoch (False: ``0 .. N-1``).
+      seed: must be the same on every rank.
+      drop_last: drop the tail instead of padding, so no sample is seen twice.
+
+        >>> s = DistributedSampler(range(5), num_replicas=2, rank=1, shuffle=False)
+        >>> list(s), len(s)
+        ([1, 3, 0], 3)
+    """
+
+    def __init__(self, dataset, num_replicas=None, rank=None, shuffle: bool = True,
+                 seed: int = 0, drop_last: bool = False):
+        super().__init__(seed)
+        if num_replicas is None:
+            num_replicas = funcgrad.process_count()
+        if rank is None:
+            rank = funcgrad.process_index()
+        if not isinstance(num_replicas, numbers.Integral) or num_replicas < 1:
+            raise FuncgradValueError(
+                f"DistributedSampler: num_replicas must be a positive integer, got "
+                f"{num_replicas!r}")
+        if not isinstance(rank, numbers.Integral) or not 0 <= rank < num_replicas:
+            raise FuncgradValueError(
+                f"DistributedSampler: rank must be in [0, {num_replicas - 1}], got {rank!r}")
+        self.dataset = dataset
+        self.num_replicas = int(num_replicas)
+        self.rank = int(rank)
+        self.shuffle = bool(shuffle)
+        self.drop_last = bool(drop_last)
+
+    @property
+    def num_samples(self) -> int:
+        n, r = len(self.dataset), self.num_replicas
+        return n // r if self.drop_last else -(-n // r)
+
+    def __len__(self):
+        return self.num_samples
+
+    def __iter__(self):
+        n = len(self.dataset)
+        rng = self._next_rng()
+        order = rng.permutation(n) if self.shuffle else np.arange(n)
+        total = self.num_samples * self.num_replicas
+        if total > n and n:
+            order = np.resize(order, total)       # wraps around, repeating if needed
+        order = order[:total]
+        return iter(order[self.rank:total:self.num_replicas].tolist())
 
 
 class WeightedRandomSampler(_EpochSeeded):
