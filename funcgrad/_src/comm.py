@@ -379,9 +379,38 @@ def _buckets(g, leaves):
     return groups
 
 
+class _BufferPool:
+    """Reuses a host bucket buffer once every array made from it is gone.
+
+    The leaves a collective returns are views of its bucket buffer; when the caller
+    has dropped all of them (as a training step does with last step's gradients), the
+    buffer's only owner is this pool and the next call of the same size writes into it
+    instead of into fresh memory, whose first touch costs a page fault per 4 KiB (on a
+    40 MB gradient that is a third of an all-reduce's time). PyTorch's DDP keeps its
+    buckets for the same reason."""
+
+    def __init__(self, keep=8):
+        self.keep = keep
+        self.buffers = {}
+
+    def get(self, size, dtype):
+        key = (int(size), np.dtype(dtype))
+        buf = self.buffers.pop(key, None)
+        # references: the dict entry was popped, so `buf` here and getrefcount's argument
+        if buf is None or sys.getrefcount(buf) > 2:
+            buf = np.empty(size, dtype)
+        self.buffers[key] = buf            # most recently used last
+        while len(self.buffers) > self.keep:
+            self.buffers.pop(next(iter(self.buffers)))
+        return buf
+
+
+_pool = _BufferPool()
+
+
 def _pack(xp, leaves, idx, wire, via_host):
-    """One fresh flat buffer of dtype ``wire`` holding leaves ``idx`` (it is written in
-    place by the engine, so it never aliases a leaf)."""
+    """One flat buffer of dtype ``wire`` holding leaves ``idx``; the engine writes it in
+    place, so it never aliases a leaf."""
     parts = []
     for i in idx:
         a = leaves[i]
@@ -391,9 +420,16 @@ def _pack(xp, leaves, idx, wire, via_host):
         if a.dtype.kind == "c" and wire.kind == "f":
             a = a.view(wire)               # NCCL sums complex numbers as pairs of reals
         parts.append(a)
+    if xp is np or via_host:
+        buf = _pool.get(sum(p.size for p in parts), wire)
+        if len(parts) == 1:
+            np.copyto(buf, parts[0], casting="unsafe")
+        else:
+            np.concatenate(parts, out=buf, casting="unsafe")
+        return buf
     if len(parts) == 1:
         return parts[0].astype(wire, copy=True)
-    buf = (np if via_host else xp).concatenate(parts)
+    buf = xp.concatenate(parts)
     return buf if buf.dtype == wire else buf.astype(wire)
 
 

@@ -1,0 +1,34 @@
+"""Launching test scripts with ``mpiexec`` from pytest (skipped cleanly without MPI)."""
+import os
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def mpiexec_or_skip():
+    """The ``mpiexec`` to use, or a pytest skip naming what is missing."""
+    try:
+        import mpi4py  # noqa: F401
+    except ImportError:
+        pytest.skip('needs mpi4py and MPI: pip install "funcgrad[distributed]"')
+    exe = shutil.which("mpiexec") or shutil.which("mpirun")
+    if exe is None:
+        pytest.skip("needs an MPI launcher (mpiexec) on PATH")
+    return exe
+
+
+def launch(script, *args, n=2, timeout=120):
+    """Run ``python script args`` in ``n`` processes; returns the CompletedProcess (stdout
+    and stderr as text). The worktree comes first on the workers' import path."""
+    exe = mpiexec_or_skip()
+    env = dict(os.environ)
+    env["PYTHONPATH"] = ROOT + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+    env.setdefault("OMP_NUM_THREADS", "1")
+    cmd = [exe, "-n", str(n), sys.executable, os.path.join(HERE, script), *args]
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env,
+                          cwd=ROOT)
