@@ -36,7 +36,7 @@ import tempfile
 
 from ._src import comm as _comm
 from ._src.prims import collectives as _coll
-from ._src.tree_util import keystr, tree_flatten_with_path, tree_unflatten
+from ._src.tree_util import keystr, tree_flatten, tree_flatten_with_path, tree_unflatten
 
 __all__ = ["all_gather", "all_reduce", "atomic_write", "barrier", "broadcast", "initialize",
            "is_initialized", "is_main_process", "print0", "process_count", "process_index",
@@ -83,10 +83,24 @@ def is_main_process() -> bool:
     return _comm.process_index() == 0
 
 
+_paths = {}      # treedef -> key path strings (a training loop repeats one structure)
+
+
 def _flatten(tree):
-    pairs, treedef = tree_flatten_with_path(tree)
-    paths = tuple(keystr(p) for p, _ in pairs)
-    return [x for _, x in pairs], paths, treedef
+    leaves, treedef = tree_flatten(tree)
+    try:
+        paths = _paths.get(treedef)
+    except TypeError:                  # unhashable static data in a custom node
+        paths, treedef = None, treedef
+    if paths is None:
+        paths = tuple(keystr(p) for p, _ in tree_flatten_with_path(tree)[0])
+        try:
+            if len(_paths) > 256:
+                _paths.clear()
+            _paths[treedef] = paths
+        except TypeError:
+            pass
+    return leaves, paths, treedef
 
 
 def all_reduce(tree, op="sum"):

@@ -284,8 +284,8 @@ class NcclEngine:
 
 # ---- structure check ------------------------------------------------------------------------
 def _describe(paths, leaves, what):
-    return (what,) + tuple((p, tuple(int(d) for d in np.shape(x)), np.dtype(x.dtype).name)
-                           for p, x in zip(paths, leaves))
+    return (what, paths, tuple([tuple(x.shape) for x in leaves]),
+            tuple([x.dtype for x in leaves]))
 
 
 def _hash(desc):
@@ -313,6 +313,9 @@ def check_structure(g, paths, leaves, what):
 
 def _first_difference(descs, what):
     ref = descs[0]
+
+    def leaves(d):
+        return [(p, s, np.dtype(t).name) for p, s, t in zip(d[1], d[2], d[3])]
     for r, d in enumerate(descs[1:], 1):
         if d == ref:
             continue
@@ -320,7 +323,7 @@ def _first_difference(descs, what):
             return (f"{what}: the processes called different collectives at the same point "
                     f"(rank 0: {ref[0]}; rank {r}: {d[0]}); every rank must run the same "
                     "sequence of collectives")
-        a, b = ref[1:], d[1:]
+        a, b = leaves(ref), leaves(d)
         for k in range(min(len(a), len(b))):
             if a[k] != b[k]:
                 pa, sa, da = a[k]
@@ -328,8 +331,8 @@ def _first_difference(descs, what):
                 path = pa if pa == pb else f"{pa or '<root>'} (rank 0) / {pb or '<root>'} (rank {r})"
                 return (f"{what}: the tree differs between processes at key path "
                         f"{path or '<root>'}: rank 0 has {da}{list(sa)}, rank {r} has "
-                        f"{db}{list(sb)} at {pb or '<root>'}. Every rank must pass a tree of "
-                        "the same structure, shapes and dtypes")
+                        f"{db}{list(sb)}. Every rank must pass a tree of the same structure, "
+                        "shapes and dtypes")
         longer, n = (0, len(a)) if len(a) > len(b) else (r, len(b))
         first = (a if longer == 0 else b)[min(len(a), len(b))][0]
         return (f"{what}: the tree differs between processes: rank 0 has {len(a)} leaves, "
@@ -341,6 +344,8 @@ def _first_difference(descs, what):
 # ---- bucketed collectives -------------------------------------------------------------------
 def _engine_for(g, x):
     """(engine, array module, via_host) for leaf ``x``."""
+    if type(x) is np.ndarray:
+        return g.host, np, False
     xp = _backend.array_module(x)
     if xp is np:
         return g.host, np, False
@@ -350,6 +355,8 @@ def _engine_for(g, x):
 
 
 def _as_leaf(x):
+    if type(x) is np.ndarray:
+        return x
     return x if hasattr(x, "dtype") and hasattr(x, "shape") and not isinstance(
         x, np.generic) else np.asarray(x)
 
@@ -375,7 +382,11 @@ def _buckets(g, leaves):
     groups = {}
     for i, x in enumerate(leaves):
         engine, xp, via_host = _engine_for(g, x)
-        groups.setdefault((id(engine), xp, via_host, np.dtype(x.dtype)), (engine, []))[1].append(i)
+        key = (id(engine), xp, via_host, x.dtype)
+        entry = groups.get(key)
+        if entry is None:
+            entry = groups[key] = (engine, [])
+        entry[1].append(i)
     return groups
 
 
@@ -408,9 +419,10 @@ class _BufferPool:
 _pool = _BufferPool()
 
 
-def _pack(xp, leaves, idx, wire, via_host):
-    """One flat buffer of dtype ``wire`` holding leaves ``idx``; the engine writes it in
-    place, so it never aliases a leaf."""
+def _pack(xp, leaves, idx, wire, via_host, scale=None):
+    """One flat buffer of dtype ``wire`` holding leaves ``idx`` (times ``scale``, when
+    given, in the same pass); the engine writes it in place, so it never aliases a
+    leaf."""
     parts = []
     for i in idx:
         a = leaves[i]
@@ -422,15 +434,24 @@ def _pack(xp, leaves, idx, wire, via_host):
         parts.append(a)
     if xp is np or via_host:
         buf = _pool.get(sum(p.size for p in parts), wire)
-        if len(parts) == 1:
+        if scale is not None:
+            off = 0
+            for p in parts:
+                np.multiply(p, scale, out=buf[off:off + p.size], casting="unsafe")
+                off += p.size
+        elif len(parts) == 1:
             np.copyto(buf, parts[0], casting="unsafe")
         else:
             np.concatenate(parts, out=buf, casting="unsafe")
         return buf
     if len(parts) == 1:
-        return parts[0].astype(wire, copy=True)
-    buf = xp.concatenate(parts)
-    return buf if buf.dtype == wire else buf.astype(wire)
+        buf = parts[0].astype(wire, copy=True)
+    else:
+        buf = xp.concatenate(parts)
+        buf = buf if buf.dtype == wire else buf.astype(wire)
+    if scale is not None:
+        buf *= scale
+    return buf
 
 
 def _unpack(buf, xp, leaves, idx, out, via_host, lead=()):
@@ -438,8 +459,8 @@ def _unpack(buf, xp, leaves, idx, out, via_host, lead=()):
     off = 0
     for i in idx:
         x = leaves[i]
-        dt = np.dtype(x.dtype)
-        n = int(np.prod(x.shape, dtype=np.int64))
+        dt = x.dtype
+        n = x.size
         if dt.kind == "c" and buf.dtype.kind == "f":
             n2 = 2 * n
             piece = buf[..., off:off + n2]
@@ -470,13 +491,12 @@ def reduce_leaves(leaves, op, paths):
     base = "sum" if op == "mean" else op
     for (_, xp, via_host, dtype), (engine, idx) in _buckets(g, leaves).items():
         wire, eop = _wire(dtype, base, engine.name)
-        buf = _pack(xp, leaves, idx, wire, via_host)
+        # a mean of floats is a sum of x / size: the scaling rides along the packing copy
+        scale = wire.type(1.0 / g.size) if op == "mean" and dtype.kind in "fc" else None
+        buf = _pack(xp, leaves, idx, wire, via_host, scale)
         engine.allreduce(buf, eop)
-        if op == "mean":
-            if dtype.kind in "fc":
-                buf *= buf.dtype.type(1.0 / g.size)
-            elif dtype.kind in "iu":
-                buf //= g.size
+        if op == "mean" and dtype.kind in "iu":
+            buf //= g.size
         _unpack(buf, xp, leaves, idx, out, via_host)
     return out
 
