@@ -22,8 +22,9 @@ The collectives are differentiable (the job is read as one program whose result 
 sum of every rank's result: the transpose of a sum-all-reduce is a sum-all-reduce) and
 work under ``jit`` as effectful equations, kept in order and never removed.
 
-An uncaught exception on any rank, after :func:`initialize`, prints its traceback and
-aborts the whole job (MPI Abort): the other ranks never hang.
+An uncaught exception or ``sys.exit(nonzero)`` on any rank, after :func:`initialize`,
+prints its traceback (or message) and aborts the whole job (MPI Abort): the other ranks
+never hang.
 
 Every rank must call the same collectives in the same order (SPMD), as with MPI itself.
 """
@@ -38,7 +39,7 @@ from ._src import comm as _comm
 from ._src.prims import collectives as _coll
 from ._src.tree_util import keystr, tree_flatten, tree_flatten_with_path, tree_unflatten
 
-__all__ = ["all_gather", "all_reduce", "atomic_write", "barrier", "broadcast", "initialize",
+__all__ = ["abort", "all_gather", "all_reduce", "atomic_write", "barrier", "broadcast", "initialize",
            "is_initialized", "is_main_process", "print0", "process_count", "process_index",
            "spmd"]
 
@@ -61,6 +62,15 @@ def initialize(backend=None):
       ImportError: mpi4py is missing; the message says ``pip install "funcgrad[distributed]"``.
     """
     _comm.initialize(backend)
+
+
+def abort(code=1):
+    """End every process of the job at once with exit status ``code`` (MPI Abort).
+
+    An uncaught exception and ``sys.exit(code)`` with a non-zero code do this by
+    themselves after :func:`initialize`; a bare ``raise SystemExit(code)`` does not (the
+    rank would wait in MPI's finalization while the others wait for it): call this."""
+    _comm.abort(code)
 
 
 def is_initialized() -> bool:

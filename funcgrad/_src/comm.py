@@ -139,6 +139,33 @@ def _install_abort_hook(host):
 
     threading.excepthook = thread_hook
 
+    # sys.exit(nonzero) on one rank would otherwise leave it in MPI_Finalize (collective)
+    # while the others wait in a collective: abort instead. (A bare `raise SystemExit(n)`
+    # cannot be seen from here; call funcgrad.distributed.abort(n).)
+    previous_exit = sys.exit
+
+    def exit_hook(status=None):
+        if status not in (None, 0):
+            if not isinstance(status, int):
+                sys.stderr.write(f"{status}\n")
+            sys.stderr.write(f"[funcgrad rank {host.rank}/{host.size}] sys.exit({status!r}); "
+                             "aborting every process of the job\n")
+            sys.stderr.flush()
+            sys.stdout.flush()
+            host.abort(status if isinstance(status, int) else 1)
+        previous_exit(status)
+
+    sys.exit = exit_hook
+
+
+def abort(code=1):
+    """End every process of the job now with exit status ``code`` (MPI Abort)."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    if _group is None:
+        os._exit(code)
+    _group.host.abort(code)
+
 
 def _share_cpus(host):
     """Processes on one machine share its CPUs: each gets its share of the thread budget

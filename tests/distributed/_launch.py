@@ -1,6 +1,7 @@
 """Launching test scripts with ``mpiexec`` from pytest (skipped cleanly without MPI)."""
 import os
 import shutil
+import signal
 import subprocess
 import sys
 
@@ -30,5 +31,13 @@ def launch(script, *args, n=2, timeout=120):
     env["PYTHONPATH"] = ROOT + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
     env.setdefault("OMP_NUM_THREADS", "1")
     cmd = [exe, "-n", str(n), sys.executable, os.path.join(HERE, script), *args]
-    return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env,
-                          cwd=ROOT)
+    # A session of its own: on a timeout the launcher and every rank are killed together.
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env=env, cwd=ROOT, start_new_session=True)
+    try:
+        out, err = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        out, err = proc.communicate()
+        pytest.fail(f"{script} did not end within {timeout} s (a hang)\n{out[-2000:]}\n{err[-2000:]}")
+    return subprocess.CompletedProcess(cmd, proc.returncode, out, err)

@@ -1,7 +1,8 @@
-"""One rank raises while the other waits in a collective: the job must end, not hang.
+"""One rank fails while the other waits in a collective: the job must end, not hang.
 
-    mpiexec -n 2 python _worker_fail.py
+    mpiexec -n 2 python _worker_fail.py raise|exit
 """
+import sys
 import time
 
 import numpy as np
@@ -15,6 +16,8 @@ def main():
     dist.all_reduce(np.ones(3))                       # both ranks get here
     if r == 1:
         time.sleep(0.2)
+        if sys.argv[1:] == ["exit"]:
+            sys.exit("boom on rank 1 (sys.exit)")
         raise RuntimeError("boom on rank 1")
     dist.all_reduce(np.ones(3))                       # rank 0 waits here for rank 1
     time.sleep(60)

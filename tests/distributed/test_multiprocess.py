@@ -43,14 +43,16 @@ def test_the_launch_exits_cleanly(check_lines):
     assert res.returncode == 0, res.stderr[-3000:]
 
 
-def test_a_failing_rank_ends_the_job_within_30_s():
+@pytest.mark.parametrize("how", ["raise", "exit"])
+def test_a_failing_rank_ends_the_job_within_30_s(how):
     mpiexec_or_skip()
     t0 = time.perf_counter()
-    res = launch("_worker_fail.py", n=N, timeout=60)
+    res = launch("_worker_fail.py", how, n=N, timeout=60)
     elapsed = time.perf_counter() - t0
     assert elapsed < 30, f"the job took {elapsed:.0f} s to end"
     assert res.returncode != 0
-    assert "boom on rank 1" in res.stderr and "Traceback" in res.stderr
+    assert "boom on rank 1" in res.stderr
+    assert ("Traceback" in res.stderr) == (how == "raise")
     assert "rank 0 was never stopped" not in res.stdout
 
 
@@ -78,3 +80,15 @@ def test_train_digits_data_parallel_matches_one_process(tmp_path):
     assert abs(acc1 - acc2) <= 0.6, (acc1, acc2)       # 0.6%: two test images of 360
     # only rank 0 printed
     assert res.stdout.count("test accuracy:") == 1
+
+
+@pytest.mark.gpu
+def test_nccl_on_gpus():
+    """CuPy arrays through NCCL, one GPU per process (skipped without CuPy and CUDA)."""
+    cupy = pytest.importorskip("cupy")
+    if cupy.cuda.runtime.getDeviceCount() < 1:
+        pytest.skip("needs a CUDA device")
+    res = launch("_worker_nccl.py", n=min(N, max(1, cupy.cuda.runtime.getDeviceCount())),
+                 timeout=300)
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert "NCCL OK rank=0" in res.stdout
