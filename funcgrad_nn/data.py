@@ -12,7 +12,9 @@ A dataset whose samples are random (e.g. with a ``RandomCrop`` transform) define
 :class:`DataLoader` calls ``dataset.get_sample(i, rng)`` with
 ``rng = numpy.random.default_rng([seed, epoch, k])`` for the epoch's ``k``-th sample, so
 the augmented samples depend only on the loader's seed and the epoch: the same with or
-without worker threads, whatever the batch size, run after run. Datasets that do not
+without worker threads, whatever the batch size, run after run (and, with a
+:class:`DistributedSampler`, whatever the number of processes: ``k`` is then the place
+in the whole epoch's order). Datasets that do not
 override ``get_sample`` get ``rng=None`` (building a generator costs about 20 us).
 ``dataset[i]`` is ``get_sample(i, None)``, and the transforms then use their own
 generator (see :mod:`funcgrad_nn.transforms`).
@@ -392,6 +394,12 @@ class DistributedSampler(_EpochSeeded):
     def __len__(self):
         return self.num_samples
 
+    def global_position(self, k: int) -> int:
+        """The place of this rank's ``k``-th index in the (padded) epoch order of all
+        ranks. ``DataLoader`` seeds per-sample randomness (augmentation) with it, so a
+        sample gets the same random numbers as at that place in a single-process run."""
+        return k * self.num_replicas + self.rank
+
     def __iter__(self):
         n = len(self.dataset)
         rng = self._next_rng()
@@ -622,7 +630,12 @@ class DataLoader:
         return len(self.batch_sampler if self.batch_sampler is not None else self.sampler)
 
     def _rng(self, epoch, k, wanted):
-        return np.random.default_rng([self.seed, epoch, k]) if wanted else None
+        if not wanted:
+            return None
+        position = getattr(self.sampler, "global_position", None)
+        if position is not None:      # a shard: seed by the place in the whole epoch
+            k = position(k)
+        return np.random.default_rng([self.seed, epoch, k])
 
     def _fetch(self, indices, epoch, start, wants_rng):
         """The batch for ``indices`` on the loader's device."""

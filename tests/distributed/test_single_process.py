@@ -221,6 +221,33 @@ def test_sampler_with_dataloader_and_defaults():
         nn.data.DistributedSampler(ds, num_replicas=2, rank=2)
 
 
+class _Noisy(nn.data.Dataset):
+    """Sample i is i plus a random number drawn from the loader's generator."""
+
+    def __len__(self):
+        return 12
+
+    def __getitem__(self, i):
+        return self.get_sample(i)
+
+    def get_sample(self, i, rng=None):
+        return np.float64(i + (rng.random() if rng is not None else 0.0))
+
+
+def test_sharded_augmentation_matches_one_process():
+    ds = _Noisy()
+    one = nn.data.DataLoader(ds, batch_size=4, shuffle=True, seed=7)
+    whole = np.concatenate(list(one))
+    shards = []
+    for r in range(2):
+        loader = nn.data.DataLoader(ds, batch_size=2, seed=7, sampler=nn.data.DistributedSampler(
+            ds, num_replicas=2, rank=r, seed=7))
+        shards.append(np.concatenate(list(loader)))
+    merged = np.empty(12)
+    merged[0::2], merged[1::2] = shards
+    np.testing.assert_array_equal(merged, whole)
+
+
 # ---- rank 0 writes ----------------------------------------------------------------------------
 def test_other_ranks_do_not_write(tmp_path, monkeypatch):
     monkeypatch.setattr(funcgrad, "process_index", lambda: 1)
