@@ -568,5 +568,8 @@ def gather_leaves(leaves, paths):
 
 
 def barrier():
+    """Every rank waits for the others. The structure probe is an all-reduce, which no
+    rank leaves before all have entered it, so it doubles as the barrier and also
+    catches a rank that called another collective here."""
     if _group is not None:
-        _group.host.barrier()
+        check_structure(_group, (), [], "barrier")

@@ -155,6 +155,13 @@ def structure_mismatch_names_key_path(r, n):
             assert path in str(e), str(e)
         else:
             raise AssertionError(f"no error for a tree differing at {path}")
+    # a rank calling another collective at the same point
+    try:
+        dist.barrier() if r == 0 else dist.all_reduce(np.ones(1))
+    except ValueError as e:
+        assert "different collectives" in str(e), str(e)
+    else:
+        raise AssertionError("no error for different collectives")
     # the ranks are still in step afterwards
     assert dist.all_reduce(np.ones(1))[0] == n
 
@@ -209,6 +216,33 @@ def derivatives_of_collectives(r, n):
     # under jit
     jg = funcgrad.jit(funcgrad.grad(lambda x: fnp.sum(dist.all_reduce(x) ** 2)))
     assert np.allclose(jg(x), n * 2 * S)
+
+
+@check
+def forward_and_reverse_rules_are_adjoint_across_ranks(r, n):
+    """For the job read as one program (the sum over ranks), <ct, J t> = <J^T ct, t>,
+    and J t matches central differences taken on every rank at once."""
+    import funcgrad
+    import funcgrad.distributed as dist
+    rng = np.random.default_rng(100 + r)
+    x = rng.normal(size=(3, 2))
+    t = rng.normal(size=(3, 2))
+    cases = {"sum": lambda x: dist.all_reduce(x),
+             "mean": lambda x: dist.all_reduce({"v": x}, "mean")["v"],
+             "max": lambda x: dist.all_reduce(x, "max"),
+             "min": lambda x: dist.all_reduce(x, "min"),
+             "broadcast": lambda x: dist.broadcast(x, root=n - 1),
+             "all_gather": lambda x: dist.all_gather(x)}
+    for name, f in cases.items():
+        y, ty = funcgrad.jvp(f, (x,), (t,))
+        ct = rng.normal(size=np.shape(y))
+        _, pull = funcgrad.vjp(f, x)
+        (g,) = pull(ct)
+        eps = 1e-6
+        fd = (np.asarray(f(x + eps * t)) - np.asarray(f(x - eps * t))) / (2 * eps)
+        lhs, rhs = dist.all_reduce((np.sum(ct * ty), np.sum(g * t)))
+        assert np.allclose(ty, fd, atol=1e-6), (name, ty, fd)
+        assert np.allclose(lhs, rhs), (name, lhs, rhs)
 
 
 @check
