@@ -30,7 +30,8 @@ def __getattr__(name):
 
 __all__ = ["Graph", "Partial", "Tracer", "checkpoint", "config", "custom_gradient",
            "default_device", "device_put", "devices",
-           "custom_jvp", "custom_vjp", "debug", "distributed", "float0", "grad", "hessian", "jacfwd",
-           "jacrev", "jit", "jvp", "lax", "linearize", "make_graph", "numpy", "process_count", "process_index", "random",
+           "custom_jvp", "custom_vjp", "debug", "distributed", "float0", "grad", "hessian",
+           "jacfwd", "jacrev", "jit", "jvp", "lax", "linearize", "make_graph", "numpy",
+           "process_count", "process_index", "random",
            "remat", "render_graph", "scipy", "stop_gradient", "tree_util",
            "value_and_grad", "vjp", "vmap"]

@@ -28,7 +28,7 @@ from ._src.prims.windows import (ConvDimensionNumbers, avg_pool, conv, conv_dime
                                  conv_with_general_padding, max_pool, padtype_to_pads,
                                  reduce_window)
 
-__all__ = ["ConvDimensionNumbers", "add", "all_gather", "avg_pool", "axis_index", "conv", "conv_dimension_numbers",
-           "conv_general_dilated", "conv_transpose", "conv_with_general_padding", "max",
+__all__ = ["ConvDimensionNumbers", "add", "all_gather", "avg_pool", "axis_index", "conv",
+           "conv_dimension_numbers", "conv_general_dilated", "conv_transpose", "conv_with_general_padding", "max",
            "max_pool", "min", "padtype_to_pads", "pmax", "pmean", "pmin", "psum",
            "reduce_window"]

@@ -363,6 +363,10 @@ def nccl_path_on_the_stand_in(r, n):
     assert np.allclose(mean["a"][0].get(), total / n)
     assert np.allclose(bc["a"][1].get(), n) and bc["i"].get().tolist() == [0, n, 2 * n]
     assert ga["a"][0].shape == (n, 2, 3) and np.allclose(ga["a"][0].get()[r], r + 1)
+    # without a device engine (backend "mpi"), device arrays go by way of a host copy
+    via_host = dist.all_reduce(tree)
+    assert isinstance(via_host["a"][0], StandInArray)
+    assert np.allclose(via_host["a"][0].get(), total)
 
 
 @check
