@@ -511,9 +511,11 @@ def reduce_leaves(leaves, op, paths):
     """All-reduce each leaf over the processes with ``op`` (sum, mean, max, min)."""
     g = _group
     leaves = [_as_leaf(x) for x in leaves]
-    if g is None or not leaves:
+    if g is None:
         return leaves
-    check_structure(g, paths, leaves, f"all_reduce(op={op!r})")
+    check_structure(g, paths, leaves, f"all_reduce(op={op!r})")   # also for no leaves
+    if not leaves:
+        return leaves
     out = [None] * len(leaves)
     base = "sum" if op == "mean" else op
     for (_, xp, via_host, dtype), (engine, idx) in _buckets(g, leaves).items():
@@ -532,12 +534,14 @@ def broadcast_leaves(leaves, root, paths):
     """Every rank gets rank ``root``'s leaves."""
     g = _group
     leaves = [_as_leaf(x) for x in leaves]
-    if g is None or not leaves:
+    if g is None:
         return leaves
     if not 0 <= root < g.size:
         raise FuncgradValueError(f"broadcast: root={root} is not a rank of this job "
                                  f"(0..{g.size - 1})")
     check_structure(g, paths, leaves, f"broadcast(root={root})")
+    if not leaves:
+        return leaves
     out = [None] * len(leaves)
     for (_, xp, via_host, dtype), (engine, idx) in _buckets(g, leaves).items():
         wire, _ = _wire(dtype, "sum", engine.name)
@@ -555,9 +559,9 @@ def gather_leaves(leaves, paths):
     leaves = [_as_leaf(x) for x in leaves]
     if g is None:
         return [x.reshape((1,) + tuple(x.shape)) for x in leaves]
+    check_structure(g, paths, leaves, "all_gather")
     if not leaves:
         return leaves
-    check_structure(g, paths, leaves, "all_gather")
     out = [None] * len(leaves)
     for (_, xp, via_host, dtype), (engine, idx) in _buckets(g, leaves).items():
         wire, _ = _wire(dtype, "sum", engine.name)

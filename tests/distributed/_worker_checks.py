@@ -155,6 +155,13 @@ def structure_mismatch_names_key_path(r, n):
             assert path in str(e), str(e)
         else:
             raise AssertionError(f"no error for a tree differing at {path}")
+    # an empty tree on one rank only
+    try:
+        dist.all_reduce({} if r == 0 else {"a": np.ones(1)})
+    except ValueError as e:
+        assert "leaves" in str(e), str(e)
+    else:
+        raise AssertionError("no error for an empty tree on one rank")
     # a rank calling another collective at the same point
     try:
         dist.barrier() if r == 0 else dist.all_reduce(np.ones(1))
