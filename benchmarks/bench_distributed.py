@@ -124,7 +124,6 @@ def worker(args):
 
 def single_w2(rounds):
     """W2's jit step, global batch 128, on one process (the full thread budget)."""
-    import numpy as np
     sys.path.insert(0, ROOT)
     sys.path.insert(0, HERE)
     import funcgrad

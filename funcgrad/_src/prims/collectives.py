@@ -31,7 +31,7 @@ from .. import batching as _batching
 from .. import comm as _comm
 from .. import core as _core
 from ..core import Primitive, Tracer, bind, defjvp, defvjp
-from ..errors import FuncgradTypeError, FuncgradValueError
+from ..errors import FuncgradValueError
 
 __all__ = ["all_gather", "all_reduce_leaves", "axis_index", "barrier", "bind_effect",
            "broadcast_leaves", "gather_leaves", "pmax", "pmean", "pmin", "psum"]
