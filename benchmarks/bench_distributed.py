@@ -243,7 +243,9 @@ def main(argv=None):
     args = ap.parse_args(argv)
     if args.worker:
         return worker(args)
-    exe = shutil.which("mpiexec") or shutil.which("mpirun")
+    exe = next((p for p in (os.path.join(os.path.dirname(sys.executable), "mpiexec"),
+                             shutil.which("mpiexec"), shutil.which("mpirun"))
+                if p and os.access(p, os.X_OK)), None)
     if exe is None:
         raise SystemExit('needs MPI: pip install -e ".[distributed]"')
     with tempfile.TemporaryDirectory() as d:

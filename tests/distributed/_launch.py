@@ -11,13 +11,23 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 HERE = os.path.dirname(os.path.abspath(__file__))
 
 
+def find_mpiexec():
+    """``mpiexec`` next to this Python (a virtual environment's bin, where the mpich
+    wheel puts it, even when that bin is not on PATH), else on PATH."""
+    for name in ("mpiexec", "mpirun"):
+        here = os.path.join(os.path.dirname(sys.executable), name)
+        if os.access(here, os.X_OK):
+            return here
+    return shutil.which("mpiexec") or shutil.which("mpirun")
+
+
 def mpiexec_or_skip():
     """The ``mpiexec`` to use, or a pytest skip naming what is missing."""
     try:
         import mpi4py  # noqa: F401
     except ImportError:
         pytest.skip('needs mpi4py and MPI: pip install "funcgrad[distributed]"')
-    exe = shutil.which("mpiexec") or shutil.which("mpirun")
+    exe = find_mpiexec()
     if exe is None:
         pytest.skip("needs an MPI launcher (mpiexec) on PATH")
     return exe
