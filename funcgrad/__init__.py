@@ -13,10 +13,11 @@ from ._src.custom import checkpoint, custom_gradient, custom_jvp, custom_vjp, re
 from ._src.staging import Graph, jit, make_graph, render_graph
 from ._src.core import Tracer
 from ._src.tree_util import Partial
+from ._src.comm import process_count, process_index
 
 __version__ = "0.1.0"
 
-_LAZY = ("lax", "random", "scipy", "flatten_util", "test_util")
+_LAZY = ("lax", "random", "scipy", "flatten_util", "test_util", "distributed")
 
 
 def __getattr__(name):
@@ -29,7 +30,8 @@ def __getattr__(name):
 
 __all__ = ["Graph", "Partial", "Tracer", "checkpoint", "config", "custom_gradient",
            "default_device", "device_put", "devices",
-           "custom_jvp", "custom_vjp", "debug", "float0", "grad", "hessian", "jacfwd",
-           "jacrev", "jit", "jvp", "lax", "linearize", "make_graph", "numpy", "random",
+           "custom_jvp", "custom_vjp", "debug", "distributed", "float0", "grad", "hessian",
+           "jacfwd", "jacrev", "jit", "jvp", "lax", "linearize", "make_graph", "numpy",
+           "process_count", "process_index", "random",
            "remat", "render_graph", "scipy", "stop_gradient", "tree_util",
            "value_and_grad", "vjp", "vmap"]

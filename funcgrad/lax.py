@@ -14,15 +14,21 @@
 Every function differentiates to any order in forward and reverse mode. Layouts are
 NumPy arrays in the order the ``dimension_numbers`` say (default N, C, spatial...).
 
+Collectives over a named axis, as in JAX: inside ``funcgrad.vmap(f, axis_name=name)``
+``psum``/``pmean``/``pmax``/``pmin``/``all_gather``/``axis_index`` act over the examples;
+inside ``funcgrad.distributed.spmd(f, axis_name=name)`` over the processes.
+
 ``max``, ``min`` and ``add`` are the elementwise operations (``funcgrad.numpy.maximum``,
 ``minimum`` and ``add``); they double as the ``computation`` of :func:`reduce_window`.
 """
+from ._src.prims.collectives import all_gather, axis_index, pmax, pmean, pmin, psum
 from ._src.prims.elementwise import add, maximum as max, minimum as min  # noqa: A001
 from ._src.prims.windows import (ConvDimensionNumbers, avg_pool, conv, conv_dimension_numbers,
                                  conv_general_dilated, conv_transpose,
                                  conv_with_general_padding, max_pool, padtype_to_pads,
                                  reduce_window)
 
-__all__ = ["ConvDimensionNumbers", "add", "avg_pool", "conv", "conv_dimension_numbers",
-           "conv_general_dilated", "conv_transpose", "conv_with_general_padding", "max",
-           "max_pool", "min", "padtype_to_pads", "reduce_window"]
+__all__ = ["ConvDimensionNumbers", "add", "all_gather", "avg_pool", "axis_index", "conv",
+           "conv_dimension_numbers", "conv_general_dilated", "conv_transpose", "conv_with_general_padding", "max",
+           "max_pool", "min", "padtype_to_pads", "pmax", "pmean", "pmin", "psum",
+           "reduce_window"]

@@ -12,7 +12,9 @@ A dataset whose samples are random (e.g. with a ``RandomCrop`` transform) define
 :class:`DataLoader` calls ``dataset.get_sample(i, rng)`` with
 ``rng = numpy.random.default_rng([seed, epoch, k])`` for the epoch's ``k``-th sample, so
 the augmented samples depend only on the loader's seed and the epoch: the same with or
-without worker threads, whatever the batch size, run after run. Datasets that do not
+without worker threads, whatever the batch size, run after run (and, with a
+:class:`DistributedSampler`, whatever the number of processes: ``k`` is then the place
+in the whole epoch's order). Datasets that do not
 override ``get_sample`` get ``rng=None`` (building a generator costs about 20 us).
 ``dataset[i]`` is ``get_sample(i, None)``, and the transforms then use their own
 generator (see :mod:`funcgrad_nn.transforms`).
@@ -48,7 +50,7 @@ from funcgrad.errors import FuncgradTypeError, FuncgradValueError
 from funcgrad.tree_util import keystr, tree_flatten_with_path, tree_map, tree_unflatten
 
 __all__ = ["ArrayDataset", "BatchSampler", "ConcatDataset", "DataLoader", "Dataset",
-           "RandomSampler", "Sampler", "SequentialSampler", "Subset",
+           "DistributedSampler", "RandomSampler", "Sampler", "SequentialSampler", "Subset",
            "WeightedRandomSampler", "default_collate", "random_split"]
 
 
@@ -341,6 +343,74 @@ class RandomSampler(_EpochSeeded):
         return iter(idx.tolist())
 
 
+class DistributedSampler(_EpochSeeded):
+    """This process's share of the dataset's indices, for data-parallel training
+    (PyTorch's ``DistributedSampler``).
+
+    Every rank draws the same epoch order (from ``seed`` and the epoch, as
+    :class:`RandomSampler`), pads it by wrapping around to ``ceil(N / num_replicas) *
+    num_replicas`` indices (or, with ``drop_last``, cuts it to ``N // num_replicas *
+    num_replicas``), and keeps every ``num_replicas``-th index from position ``rank``:
+    the shards are disjoint and together cover the dataset. Give it to
+    ``DataLoader(sampler=...)``, which calls ``set_epoch`` before every epoch.
+
+    Args:
+      num_replicas, rank: default ``funcgrad.process_count()`` and
+        ``funcgrad.process_index()``.
+      shuffle: a new order each epoch (False: ``0 .. N-1``).
+      seed: must be the same on every rank.
+      drop_last: drop the tail instead of padding, so no sample is seen twice.
+
+        >>> s = DistributedSampler(range(5), num_replicas=2, rank=1, shuffle=False)
+        >>> list(s), len(s)
+        ([1, 3, 0], 3)
+    """
+
+    def __init__(self, dataset, num_replicas=None, rank=None, shuffle: bool = True,
+                 seed: int = 0, drop_last: bool = False):
+        super().__init__(seed)
+        if num_replicas is None:
+            num_replicas = funcgrad.process_count()
+        if rank is None:
+            rank = funcgrad.process_index()
+        if not isinstance(num_replicas, numbers.Integral) or num_replicas < 1:
+            raise FuncgradValueError(
+                f"DistributedSampler: num_replicas must be a positive integer, got "
+                f"{num_replicas!r}")
+        if not isinstance(rank, numbers.Integral) or not 0 <= rank < num_replicas:
+            raise FuncgradValueError(
+                f"DistributedSampler: rank must be in [0, {num_replicas - 1}], got {rank!r}")
+        self.dataset = dataset
+        self.num_replicas = int(num_replicas)
+        self.rank = int(rank)
+        self.shuffle = bool(shuffle)
+        self.drop_last = bool(drop_last)
+
+    @property
+    def num_samples(self) -> int:
+        n, r = len(self.dataset), self.num_replicas
+        return n // r if self.drop_last else -(-n // r)
+
+    def __len__(self):
+        return self.num_samples
+
+    def global_position(self, k: int) -> int:
+        """The place of this rank's ``k``-th index in the (padded) epoch order of all
+        ranks. ``DataLoader`` seeds per-sample randomness (augmentation) with it, so a
+        sample gets the same random numbers as at that place in a single-process run."""
+        return k * self.num_replicas + self.rank
+
+    def __iter__(self):
+        n = len(self.dataset)
+        rng = self._next_rng()
+        order = rng.permutation(n) if self.shuffle else np.arange(n)
+        total = self.num_samples * self.num_replicas
+        if total > n and n:
+            order = np.resize(order, total)       # wraps around, repeating if needed
+        order = order[:total]
+        return iter(order[self.rank:total:self.num_replicas].tolist())
+
+
 class WeightedRandomSampler(_EpochSeeded):
     """``num_samples`` indices drawn with probabilities proportional to ``weights``.
 
@@ -560,7 +630,12 @@ class DataLoader:
         return len(self.batch_sampler if self.batch_sampler is not None else self.sampler)
 
     def _rng(self, epoch, k, wanted):
-        return np.random.default_rng([self.seed, epoch, k]) if wanted else None
+        if not wanted:
+            return None
+        position = getattr(self.sampler, "global_position", None)
+        if position is not None:      # a shard: seed by the place in the whole epoch
+            k = position(k)
+        return np.random.default_rng([self.seed, epoch, k])
 
     def _fetch(self, indices, epoch, start, wants_rng):
         """The batch for ``indices`` on the loader's device."""

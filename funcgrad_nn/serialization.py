@@ -236,14 +236,21 @@ def _fsync_dir(folder):
         os.close(fd)
 
 
-def save(tree, path) -> None:
+def save(tree, path, *, all_processes: bool = False) -> None:
     """Write the pytree ``tree`` to ``path`` atomically (see the module docstring).
+
+    In a job of several processes (``funcgrad.process_count() > 1``) only process 0
+    writes, so that ranks never race on one file; the others return at once (pass
+    ``all_processes=True`` to write from every rank, e.g. to per-rank paths). Ranks that
+    read the file afterwards should wait for it with ``funcgrad.distributed.barrier()``.
 
     Raises ``TypeError`` naming the key path of the first unsupported leaf or key (before
     anything is written) and ``OSError`` for I/O errors; an existing file at ``path`` is
     left untouched unless the write succeeds completely.
     """
     path = os.fspath(path)
+    if not all_processes and funcgrad.process_index() != 0:
+        return
     w = _Writer()
     body = {"format": _FORMAT, "version": VERSION, "tree": _encode(tree, (), w)}
     header = json.dumps(body, separators=(",", ":"), ensure_ascii=True,

@@ -23,6 +23,7 @@ from typing import Iterable, Mapping
 
 import numpy as np
 
+import funcgrad
 from funcgrad.errors import FuncgradTypeError, FuncgradValueError
 
 __all__ = ["Accuracy", "MetricsLogger", "RunningMean", "plot_curves", "progress"]
@@ -135,13 +136,15 @@ def progress(iterable: Iterable | None = None, total: int | None = None,
     Args:
       total: the number of items when ``len(iterable)`` is unknown.
       desc: a label in front of the bar.
-      disable: no output at all (e.g. on non-zero ranks or in tests).
+      disable: no output at all (e.g. in tests); in a job of several processes the bar
+        is shown on process 0 only.
       **kwargs: passed to tqdm (``leave``, ``file``, ``mininterval``...); the fallback
         understands ``file`` and ``mininterval`` and ignores the rest.
 
     The result iterates like ``iterable`` and has tqdm's ``set_postfix(loss=...)``,
     ``update(n)`` and ``close()``.
     """
+    disable = disable or funcgrad.process_index() != 0
     tqdm = _import_tqdm()
     if tqdm is not None:
         return tqdm(iterable, total=total, desc=desc, disable=disable, **kwargs)
@@ -201,18 +204,24 @@ class MetricsLogger:
     (strict JSON has no such numbers).
     Each line is flushed, so the file is complete up to the last call even after a
     crash. :attr:`history` maps each name to its ``[(step, value), ...]``, the format
-    :func:`plot_curves` takes; :meth:`read` loads it back from a file.
+    :func:`plot_curves` takes; :meth:`read` loads it back from a file. In a job of
+    several processes only process 0 writes files; every rank keeps its history.
     """
 
     filename = "metrics.jsonl"
 
     def __init__(self, logdir, tensorboard: bool | None = None):
         self.logdir = os.fspath(logdir)
-        os.makedirs(self.logdir, exist_ok=True)
         self.path = os.path.join(self.logdir, self.filename)
-        self._file = open(self.path, "a", encoding="utf-8")
         self.history: dict[str, list[tuple[int, float]]] = {}
         self._tb = None
+        # In a job of several processes only process 0 writes (the others keep history).
+        self._writes = funcgrad.process_index() == 0
+        self._file = _Discard() if not self._writes else None
+        if not self._writes:
+            return
+        os.makedirs(self.logdir, exist_ok=True)
+        self._file = open(self.path, "a", encoding="utf-8")
         if tensorboard or tensorboard is None:
             writer = _tensorboard_writer_class()
             if writer is None and tensorboard:
@@ -274,6 +283,19 @@ class MetricsLogger:
 
     def __exit__(self, *exc):
         self.close()
+
+
+class _Discard:
+    """The log file of a process other than 0: accepts lines, writes nothing."""
+
+    def write(self, _):
+        pass
+
+    def flush(self):
+        pass
+
+    def close(self):
+        pass
 
 
 def _series(name, values):

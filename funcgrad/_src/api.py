@@ -599,14 +599,16 @@ def _broadcast_prefix(prefix, tree, what):
     return out
 
 
-def vmap(fun, in_axes=0, out_axes=0, axis_size=None):
+def vmap(fun, in_axes=0, out_axes=0, axis_size=None, axis_name=None):
     """Vectorise ``fun`` over an axis of its arguments: ``vmap(f)(xs)`` stacks ``f(x)``
     for each ``x`` along axis 0 of ``xs``, computed as one batched call.
 
     ``in_axes``: an int, ``None`` (not mapped), or a tuple with one entry per positional
     argument, each an int/None or a pytree prefix of that argument. Negative axes count
     from the end. ``out_axes`` likewise for the output. ``axis_size`` is needed only when
-    no argument is mapped.
+    no argument is mapped. ``axis_name`` names the mapped axis for the collectives of
+    ``funcgrad.lax`` (``psum``, ``pmean``, ``pmax``, ``pmin``, ``all_gather``,
+    ``axis_index``) called inside ``fun``.
 
     Example (per-example gradients):
         >>> import numpy as np, funcgrad, funcgrad.numpy as fnp
@@ -651,7 +653,7 @@ def vmap(fun, in_axes=0, out_axes=0, axis_size=None):
             a, kw = tree_unflatten(tree, leaves)
             return fun(*a, **kw)
 
-        out, trace = batching.vmap_flat(flat_fun, flat, dims, size)
+        out, trace = batching.vmap_flat(flat_fun, flat, dims, size, axis_name)
         out_flat, out_tree = tree_flatten(out)
         odims = _broadcast_prefix(out_axes, out, "vmap out_axes") if out_flat else []
         res = []

@@ -45,12 +45,18 @@ class BatchTracer(Tracer):
             "control flow on batched values.")
 
 
-class BatchTrace(Trace):
-    __slots__ = ("axis_size",)
+# Rules of named-axis primitives (lax.psum, ...) for the vmap that bound their axis name:
+# ``rule(val, bdim) -> (out, out_dim)``; filled by the module that defines them.
+named_axis_rules = {}
 
-    def __init__(self, level, axis_size):
+
+class BatchTrace(Trace):
+    __slots__ = ("axis_size", "axis_name")
+
+    def __init__(self, level, axis_size, axis_name=None):
         super().__init__(level)
         self.axis_size = axis_size
+        self.axis_name = axis_name
 
     def process(self, prim, args, params):
         vals = []
@@ -66,6 +72,10 @@ class BatchTrace(Trace):
                 dims.append(None)
         if not batched:
             return bind(prim, *vals, **params)
+        if self.axis_name is not None and prim in named_axis_rules and \
+                params.get("axis_name") == self.axis_name:
+            out, out_dim = named_axis_rules[prim](vals[0], dims[0])
+            return BatchTracer(self, out, out_dim)
         rule = prim.batch
         if rule is None:
             out, out_dim = _fallback(prim, vals, dims, params, self.axis_size)
@@ -181,11 +191,11 @@ def defbatch(rule_factory, *prims):
 
 
 # ---- vmap ---------------------------------------------------------------------------------
-def vmap_flat(fun, args, in_dims, axis_size):
+def vmap_flat(fun, args, in_dims, axis_size, axis_name=None):
     """Run ``fun`` on flat ``args`` batched along ``in_dims``; returns flat outputs with
     the trace, so the caller can read each output's batch axis."""
     from .core import new_trace
-    with new_trace(BatchTrace, axis_size) as trace:
+    with new_trace(BatchTrace, axis_size, axis_name) as trace:
         ins = [BatchTracer(trace, a, d) if d is not None else a for a, d in zip(args, in_dims)]
         outs = fun(*ins)
         return outs, trace

@@ -208,6 +208,7 @@ _WEAK = (int, float, complex)
 
 class GraphTrace(Trace):
     __slots__ = ("eqns", "consts", "const_ids", "counter", "arg_names", "outer")
+    stages = True       # records effectful primitives even on constant inputs (bind_effect)
 
     def __init__(self, level, arg_names=()):
         super().__init__(level)

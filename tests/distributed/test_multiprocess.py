@@ -1,0 +1,94 @@
+"""Collectives, sampler and data parallelism across processes: launched with ``mpiexec -n 2``.
+
+Each launch costs about a second, so the checks share one launch (``_worker_checks.py``)
+and each becomes a test here. Skipped cleanly without mpi4py or an MPI launcher; CI
+installs the ``distributed`` extra and runs them.
+"""
+import os
+import re
+import sys
+import time
+
+import pytest
+
+from . import _worker_checks
+from ._launch import ROOT, launch, mpiexec_or_skip
+
+N = 2
+NAMES = [fn.__name__ for fn in _worker_checks.CHECKS]
+
+
+@pytest.fixture(scope="module")
+def check_lines():
+    mpiexec_or_skip()
+    res = launch("_worker_checks.py", n=N)
+    lines = {}
+    for m in re.finditer(r"CHECK (\S+) rank=(\d+) (OK|FAIL)(.*?)(?=CHECK |\n|$)", res.stdout):
+        lines[(m.group(1), int(m.group(2)))] = (m.group(3), m.group(4).strip())
+    return res, lines
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_check_passes_on_every_rank(check_lines, name):
+    res, lines = check_lines
+    for rank in range(N):
+        got = lines.get((name, rank))
+        assert got is not None, (f"rank {rank} did not report {name} (exit {res.returncode})\n"
+                                 f"{res.stdout[-3000:]}\n{res.stderr[-3000:]}")
+        assert got[0] == "OK", f"rank {rank}: {got[1]}"
+
+
+def test_the_launch_exits_cleanly(check_lines):
+    res, _ = check_lines
+    assert res.returncode == 0, res.stderr[-3000:]
+
+
+@pytest.mark.parametrize("how", ["raise", "exit"])
+def test_a_failing_rank_ends_the_job_within_30_s(how):
+    mpiexec_or_skip()
+    t0 = time.perf_counter()
+    res = launch("_worker_fail.py", how, n=N, timeout=60)
+    elapsed = time.perf_counter() - t0
+    assert elapsed < 30, f"the job took {elapsed:.0f} s to end"
+    assert res.returncode != 0
+    assert "boom on rank 1" in res.stderr
+    assert ("Traceback" in res.stderr) == (how == "raise")
+    assert "rank 0 was never stopped" not in res.stdout
+
+
+@pytest.mark.slow
+def test_train_digits_data_parallel_matches_one_process(tmp_path):
+    """The example on 2 processes (global batch 32) follows the single-process run."""
+    pytest.importorskip("sklearn", reason="the Digits set comes from scikit-learn")
+    mpiexec_or_skip()
+    args = ["--epochs", "3", "--no-progress"]
+    res = launch(os.path.join("..", "..", "examples", "train_digits.py"), *args,
+                 "--out", str(tmp_path / "two"), n=N, timeout=300)
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert "data-parallel over 2 processes" in res.stdout
+    acc2 = float(re.search(r"test accuracy: ([\d.]+)%", res.stdout).group(1))
+    sys.path.insert(0, os.path.join(ROOT, "examples"))
+    try:
+        import importlib.util
+        spec = importlib.util.spec_from_file_location(
+            "train_digits_single", os.path.join(ROOT, "examples", "train_digits.py"))
+        mod = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(mod)
+        acc1 = 100 * mod.main(args + ["--out", str(tmp_path / "one")])
+    finally:
+        sys.path.pop(0)
+    assert abs(acc1 - acc2) <= 0.6, (acc1, acc2)       # 0.6%: two test images of 360
+    # only rank 0 printed
+    assert res.stdout.count("test accuracy:") == 1
+
+
+@pytest.mark.gpu
+def test_nccl_on_gpus():
+    """CuPy arrays through NCCL, one GPU per process (skipped without CuPy and CUDA)."""
+    cupy = pytest.importorskip("cupy")
+    if cupy.cuda.runtime.getDeviceCount() < 1:
+        pytest.skip("needs a CUDA device")
+    res = launch("_worker_nccl.py", n=min(N, max(1, cupy.cuda.runtime.getDeviceCount())),
+                 timeout=300)
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert "NCCL OK rank=0" in res.stdout
