@@ -8,9 +8,10 @@ leaf they meet.
 """
 import numpy as np
 
+import funcgrad
 import funcgrad.numpy as fnp
 from funcgrad.errors import FuncgradValueError
-from funcgrad.tree_util import tree_leaves, tree_map
+from funcgrad.tree_util import keystr, tree_flatten, tree_leaves, tree_map, tree_map_with_path
 
 _INT32_MAX = int(np.iinfo(np.int32).max)
 _PY_SCALARS = (bool, int, float, complex)
@@ -125,3 +126,63 @@ def need_params(name, params):
         raise FuncgradValueError(
             f"{name}: update() needs the current parameters; call "
             "tx.update(grads, state, params) instead of tx.update(grads, state)")
+
+
+def shape_of(x):
+    shape = getattr(x, "shape", None)
+    return np.shape(x) if shape is None else tuple(shape)
+
+
+def check_like(where, tree, ref, tree_name="updates", ref_name="the parameters"):
+    """Raise unless ``tree`` has ``ref``'s structure and each leaf its reference's shape.
+
+    Optimizers call this every step (under ``jit`` only while tracing), so the passing
+    case is one walk over both trees that compares container types, keys and shapes;
+    only a failure computes key paths to name the offending leaf.
+    """
+    if not _same_shapes(tree, ref):
+        _raise_mismatch(where, tree, ref, tree_name, ref_name)
+
+
+_LEAVES = (np.ndarray, np.generic, funcgrad.Tracer, bool, int, float, complex)
+
+
+def _same_shapes(a, b):
+    kind = type(a)
+    if kind is dict:
+        return (type(b) is dict and a.keys() == b.keys()
+                and all(_same_shapes(a[k], b[k]) for k in a))
+    if kind is list or kind is tuple or (isinstance(a, tuple) and hasattr(a, "_fields")):
+        return type(b) is kind and len(a) == len(b) and all(map(_same_shapes, a, b))
+    if a is None:
+        return b is None
+    if isinstance(a, _LEAVES) and isinstance(b, _LEAVES):  # leaves of any kind may meet
+        return shape_of(a) == shape_of(b)
+    # other containers (registered classes) and arrays of other modules (CuPy)
+    leaves, treedef = tree_flatten(a)
+    ref_leaves, ref_treedef = tree_flatten(b)
+    return (treedef == ref_treedef
+            and [shape_of(x) for x in leaves] == [shape_of(x) for x in ref_leaves])
+
+
+def _raise_mismatch(where, tree, ref, tree_name, ref_name):
+    def leaf(path, r, x):
+        if shape_of(x) != shape_of(r):
+            raise FuncgradValueError(
+                f"{where}: {tree_name} at key path {keystr(path) or '<root>'} has shape "
+                f"{shape_of(x)} but {ref_name} there has shape {shape_of(r)}; the "
+                f"{tree_name} must have the shapes of the parameters (did the loss "
+                "broadcast a parameter, or were gradients taken of another model?)")
+        return r
+    try:
+        tree_map_with_path(leaf, ref, tree)
+    except FuncgradValueError as e:
+        if "tree structures differ" not in str(e):
+            raise
+        raise FuncgradValueError(
+            f"{where}: {tree_name} and {ref_name} have different tree structures: "
+            f"{str(e).split(': ', 1)[1]}\n  {tree_name}: {tree_flatten(tree)[1]}\n"
+            f"  {ref_name}: {tree_flatten(ref)[1]}") from None
+    raise FuncgradValueError(    # the ref is a prefix of tree: tree has extra subtrees
+        f"{where}: {tree_name} and {ref_name} have different tree structures:\n"
+        f"  {tree_name}: {tree_flatten(tree)[1]}\n  {ref_name}: {tree_flatten(ref)[1]}")
