@@ -86,8 +86,8 @@ _PREAMBLE = struct.Struct("<8sQQ32s")     # magic+version, H, P, sha256
 _ALIGN = 64
 _DTYPE_RE = re.compile(r"[<>|][biufc][0-9]{1,2}\Z")
 _FORMAT = "funcgrad_nn.checkpoint"
-_MAX_HEADER_BYTES = 64 << 20     # load()'s default caps: a crafted header cannot make it
-_MAX_NODES = 1_000_000           # parse gigabytes of JSON (~250 bytes of memory per node)
+_MAX_HEADER_BYTES = 32 << 20     # load()'s default caps: a crafted header cannot make it
+_MAX_NODES = 250_000             # parse gigabytes of JSON (~400 bytes of memory per node)
 _MAX_NDIM = 64                   # NumPy's limit
 _O_TMPFILE = getattr(os, "O_TMPFILE", None)     # Linux: an unnamed file, linked at the end
 
@@ -731,10 +731,11 @@ def load(path, like=None, device=None, *, max_header_bytes=_MAX_HEADER_BYTES,
       device: ``None`` or ``"cpu"`` for NumPy arrays; ``"gpu"``, ``"gpu:N"`` or a CuPy
         device for CuPy arrays on that device (``funcgrad.device_put``'s devices; a
         ValueError naming the fix if CuPy or the device is missing).
-      max_header_bytes, max_nodes: caps on the JSON header (64 MiB, a million nodes by
-        default), checked before it is parsed, so that a crafted file cannot make
-        ``load`` spend gigabytes of memory; raise them for checkpoints of more than a
-        million leaves and containers.
+      max_header_bytes, max_nodes: caps on the JSON header, checked before it is parsed
+        (defaults 32 MiB and 250,000 nodes: at most about 0.1 GiB and a second to
+        parse), so that a crafted file cannot make ``load`` spend gigabytes of memory.
+        A node is one leaf, container or dict key; a model's parameters and optimizer
+        state take a few per array. Raise them for a checkpoint you trust with more.
 
     Raises :class:`CheckpointError` (a ``ValueError``) when the file is not a checkpoint,
     is truncated or corrupt (checksum mismatch), has an invalid header, or does not
