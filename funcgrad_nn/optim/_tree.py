@@ -11,7 +11,8 @@ import numpy as np
 import funcgrad
 import funcgrad.numpy as fnp
 from funcgrad.errors import FuncgradValueError
-from funcgrad.tree_util import keystr, tree_flatten, tree_leaves, tree_map, tree_map_with_path
+from funcgrad.tree_util import (keystr, tree_flatten, tree_flatten_with_path, tree_leaves,
+                                tree_map)
 
 _INT32_MAX = int(np.iinfo(np.int32).max)
 _PY_SCALARS = (bool, int, float, complex)
@@ -149,12 +150,25 @@ _LEAVES = (np.ndarray, np.generic, funcgrad.Tracer, bool, int, float, complex)
 
 def _same_shapes(a, b):
     kind = type(a)
-    if kind is dict:
-        return (type(b) is dict and a.keys() == b.keys()
-                and all(_same_shapes(a[k], b[k]) for k in a))
-    if kind is list or kind is tuple or (isinstance(a, tuple) and hasattr(a, "_fields")):
-        return type(b) is kind and len(a) == len(b) and all(map(_same_shapes, a, b))
-    if a is None:
+    if kind is np.ndarray:                          # the common leaf first
+        shape = getattr(b, "shape", None)
+        if shape is not None and isinstance(b, _LEAVES[:3]):
+            return a.shape == shape
+    elif kind is dict:
+        if type(b) is not dict or a.keys() != b.keys():
+            return False
+        for k, v in a.items():
+            if not _same_shapes(v, b[k]):
+                return False
+        return True
+    elif kind is list or kind is tuple or (isinstance(a, tuple) and hasattr(a, "_fields")):
+        if type(b) is not kind or len(a) != len(b):
+            return False
+        for x, y in zip(a, b):
+            if not _same_shapes(x, y):
+                return False
+        return True
+    elif a is None:
         return b is None
     if isinstance(a, _LEAVES) and isinstance(b, _LEAVES):  # leaves of any kind may meet
         return shape_of(a) == shape_of(b)
@@ -166,23 +180,22 @@ def _same_shapes(a, b):
 
 
 def _raise_mismatch(where, tree, ref, tree_name, ref_name):
-    def leaf(path, r, x):
-        if shape_of(x) != shape_of(r):
-            raise FuncgradValueError(
-                f"{where}: {tree_name} at key path {keystr(path) or '<root>'} has shape "
-                f"{shape_of(x)} but {ref_name} there has shape {shape_of(r)}; the "
-                f"{tree_name} must have the shapes of the parameters (did the loss "
-                "broadcast a parameter, or were gradients taken of another model?)")
-        return r
+    leaves, treedef = tree_flatten(tree)
+    ref_pairs, ref_treedef = tree_flatten_with_path(ref)
+    if treedef == ref_treedef:
+        for (path, r), x in zip(ref_pairs, leaves):
+            if shape_of(x) != shape_of(r):
+                raise FuncgradValueError(
+                    f"{where}: shape mismatch at key path {keystr(path) or '<root>'}: "
+                    f"{tree_name} {shape_of(x)}, {ref_name} {shape_of(r)}; the {tree_name} "
+                    "must have the shapes of the parameters (did the loss broadcast a "
+                    "parameter, or were the gradients taken for another model?)")
+        return                          # the fast comparison was too strict: all is well
+    detail = ""
     try:
-        tree_map_with_path(leaf, ref, tree)
+        tree_map(lambda r, x: None, ref, tree)
     except FuncgradValueError as e:
-        if "tree structures differ" not in str(e):
-            raise
-        raise FuncgradValueError(
-            f"{where}: {tree_name} and {ref_name} have different tree structures: "
-            f"{str(e).split(': ', 1)[1]}\n  {tree_name}: {tree_flatten(tree)[1]}\n"
-            f"  {ref_name}: {tree_flatten(ref)[1]}") from None
-    raise FuncgradValueError(    # the ref is a prefix of tree: tree has extra subtrees
-        f"{where}: {tree_name} and {ref_name} have different tree structures:\n"
-        f"  {tree_name}: {tree_flatten(tree)[1]}\n  {ref_name}: {tree_flatten(ref)[1]}")
+        detail = " " + str(e).split(": ", 1)[1]
+    raise FuncgradValueError(
+        f"{where}: {tree_name} and {ref_name} have different tree structures:{detail}\n"
+        f"  {tree_name}: {treedef}\n  {ref_name}: {ref_treedef}")

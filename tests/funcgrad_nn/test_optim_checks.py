@@ -1,6 +1,8 @@
 """Optimizers check the gradients' structure and shapes against the parameters (naming
 the key path), and optim.tree_get / optim.tree_set read and change hyperparameters by
 name anywhere in an optimizer state."""
+import re
+
 import numpy as np
 import pytest
 
@@ -31,7 +33,8 @@ def step(tx, grads):
 def test_wrong_gradient_shape_names_the_key_path(make, bad):
     g = params()
     g["layer"]["weight"] = np.ones(bad)
-    with pytest.raises(ValueError, match=r"\['layer'\]\['weight'\].*shape \(.*"):
+    with pytest.raises(ValueError, match=r"shape mismatch at key path \['layer'\]\['weight'\]: "
+                                         + re.escape(f"updates {tuple(bad)!r}")):
         step(make(), g)
 
 
@@ -40,6 +43,21 @@ def test_wrong_gradient_structure(make):
     g = {"layer": {"weight": np.ones((2, 2))}}
     with pytest.raises(ValueError, match="structure"):
         step(make(), g)
+
+
+def test_parameter_groups_check_too():
+    labels = {"layer": {"weight": "slow", "bias": "fast"}}
+    tx = optim.multi_transform({"slow": optim.sgd(0.1), "fast": optim.adam(0.1)}, labels)
+    with pytest.raises(ValueError, match=r"updates do not match the mask"):
+        step(tx, {"layer": {"weight": np.ones((2, 2))}})
+    g = params()
+    g["layer"]["bias"] = np.ones((1, 2))
+    with pytest.raises(ValueError, match=r"scale_by_adam: shape mismatch.*\['bias'\]"):
+        step(tx, g)
+    g = params()
+    g["layer"]["weight"] = np.ones((1, 2, 2))
+    with pytest.raises(ValueError, match=r"apply_updates: shape mismatch.*\['weight'\]"):
+        step(tx, g)
 
 
 def test_apply_updates_checks_shapes_and_structure():
