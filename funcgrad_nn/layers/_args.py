@@ -14,6 +14,14 @@ def _is_int(v):
     return isinstance(v, numbers.Integral) and not isinstance(v, bool)
 
 
+def integer(layer, name, value):
+    """``value`` as a Python int (any sign), or a TypeError naming layer and argument."""
+    if not _is_int(value):
+        raise FuncgradTypeError(
+            f"{layer}: {name} must be an int, got {value!r} ({type(value).__name__})")
+    return int(value)
+
+
 def size(layer, name, value, minimum=1):
     """``value`` as a Python int, or TypeError/ValueError naming ``layer`` and ``name``."""
     if not _is_int(value):

@@ -21,6 +21,7 @@ class Embedding(_Leaf):
         self.embedding_dim = _args.size("Embedding", "embedding_dim", embedding_dim)
         num_embeddings = self.num_embeddings
         if padding_idx is not None:
+            padding_idx = _args.integer("Embedding", "padding_idx", padding_idx)
             if not -num_embeddings <= padding_idx < num_embeddings:
                 raise FuncgradValueError(
                     f"Embedding: padding_idx={padding_idx} must be within num_embeddings="

@@ -97,6 +97,20 @@ def test_numpy_integers_are_accepted_and_become_python_ints():
     assert y.shape == (2, 3)
 
 
+def test_other_checked_arguments():
+    with pytest.raises(TypeError, match=r"Embedding: padding_idx must be an int, got 2.5"):
+        nn.Embedding(10, 3, padding_idx=2.5)
+    assert nn.Embedding(10, 3, padding_idx=np.int64(-1)).padding_idx == 9
+    with pytest.raises(ValueError, match="padding_idx"):
+        nn.Embedding(10, 3, padding_idx=10)
+    with pytest.raises(TypeError, match=r"Dropout: p must be a number, got 'x'"):
+        nn.Dropout("x")
+    with pytest.raises(ValueError, match=r"Dropout: p must be in \[0, 1\], got 1.5"):
+        nn.Dropout(1.5)
+    with pytest.raises(TypeError, match=r"MultiheadAttention: dropout"):
+        nn.MultiheadAttention(8, 2, dropout="0.1")
+
+
 def test_valid_layers_still_build():
     nn.Conv2d(3, 8, 3, padding="same")
     nn.Conv1d(4, 8, [3])
