@@ -38,6 +38,7 @@ import math
 import multiprocessing
 import numbers
 import os
+import pickle
 import threading
 from typing import Callable, Iterable, Iterator, Sequence
 
@@ -642,8 +643,21 @@ class DataLoader:
         pool = concurrent.futures.ProcessPoolExecutor(
             self.num_workers, mp_context=ctx, initializer=_process_worker_init,
             initargs=(self._fetcher(),))
-        return _prefetch(pool, _process_worker_fetch, jobs, epoch, wants_rng,
-                         self.num_workers * self.prefetch_factor, self._to_device)
+        batches = _prefetch(pool, _process_worker_fetch, jobs, epoch, wants_rng,
+                            self.num_workers * self.prefetch_factor, self._to_device)
+        try:
+            yield from batches
+        except (pickle.PicklingError, AttributeError, TypeError) as e:
+            if "pickle" in str(e).lower():
+                e.add_note(
+                    "DataLoader(worker_type='process'): the dataset and collate_fn go to the "
+                    "worker processes, and the batches come back, by pickle; with the "
+                    "'spawn' and 'forkserver' start methods define them at module level "
+                    "(no lambdas or local classes), or use multiprocessing_context='fork' "
+                    "or worker_type='thread'.")
+            raise
+        finally:
+            batches.close()
 
 
 def _prefetch(pool, fetch, jobs, epoch, wants_rng, ahead, finish):

@@ -152,6 +152,14 @@ def test_process_workers_with_a_start_method():
     assert _batches(got) == _batches(ref)
 
 
+def test_unpicklable_collate_fn_with_spawn_says_why():
+    loader = DataLoader(Squares(), batch_size=5, num_workers=1,
+                        multiprocessing_context="spawn", collate_fn=lambda s: s)
+    with pytest.raises(Exception, match="pickle") as e:
+        list(loader)
+    assert "module level" in notes(e)
+
+
 def test_worker_type_checks():
     ds = ArrayDataset(np.arange(4))
     with pytest.raises(ValueError, match="worker_type"):
