@@ -16,6 +16,10 @@ Optimizers are chains of small transformations (``scale_by_adam``, ``trace``,
 ``multi_transform`` and given adjustable hyperparameters with ``inject_hyperparams``
 (read and changed by name with ``tree_get`` and ``tree_set``).
 Step counts are int32 arrays; the first update uses schedule value ``schedule(0)``.
+``update`` and ``apply_updates`` check that the gradients have the parameters' tree
+structure and shapes (naming the key path of a mismatch). Coming from ``torch.optim``
+(parameter groups, StepLR by epochs, reading the learning rate): see
+``docs/pytorch-optimizers.md``.
 """
 from ._accumulation import (ApplyEveryState, EmaState, MultiSteps, MultiStepsState,
                             apply_every, ema)
