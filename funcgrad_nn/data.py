@@ -37,8 +37,10 @@ import bisect
 import collections
 import concurrent.futures
 import math
+import multiprocessing
 import numbers
 import os
+import pickle
 import threading
 from typing import Callable, Iterable, Iterator, Sequence
 
@@ -280,6 +282,18 @@ class SequentialSampler(Sampler):
         return len(self.data_source)
 
 
+def _check_seed(seed, where):
+    """``seed`` as a Python int; None draws one from the operating system (fresh
+    randomness each run). Floats, strings and booleans are refused, not truncated."""
+    if seed is None:
+        return int(np.random.SeedSequence().generate_state(1)[0])
+    if isinstance(seed, (bool, np.bool_)) or not isinstance(seed, numbers.Integral):
+        raise FuncgradTypeError(
+            f"{where}: seed must be an integer or None, got {seed!r} "
+            f"({type(seed).__name__})")
+    return int(seed)
+
+
 class _EpochSeeded(Sampler):
     """A sampler whose epoch-``e`` order comes from ``default_rng([seed, e])``.
 
@@ -288,9 +302,7 @@ class _EpochSeeded(Sampler):
     """
 
     def __init__(self, seed):
-        if seed is None:
-            seed = int(np.random.SeedSequence().generate_state(1)[0])
-        self.seed = int(seed)
+        self.seed = _check_seed(seed, type(self).__name__)
         self.epoch = 0
 
     def set_epoch(self, epoch: int):
@@ -320,9 +332,14 @@ class RandomSampler(_EpochSeeded):
         self.replacement = bool(replacement)
         self._num_samples = num_samples
         if num_samples is not None and (not isinstance(num_samples, numbers.Integral)
+                                        or isinstance(num_samples, bool)
                                         or num_samples <= 0):
             raise FuncgradValueError(
                 f"RandomSampler: num_samples must be a positive integer, got {num_samples!r}")
+        if num_samples is not None and len(data_source) == 0:
+            raise FuncgradValueError(
+                f"RandomSampler: cannot draw num_samples={num_samples} indices from an empty "
+                "dataset")
 
     @property
     def num_samples(self) -> int:
@@ -333,6 +350,9 @@ class RandomSampler(_EpochSeeded):
 
     def __iter__(self):
         n, m = len(self.data_source), self.num_samples
+        if n == 0 and m > 0:                # the dataset shrank after construction
+            raise FuncgradValueError(
+                f"RandomSampler: cannot draw num_samples={m} indices from an empty dataset")
         rng = self._next_rng()
         if self.replacement:
             idx = rng.integers(0, n, size=m)
@@ -550,12 +570,21 @@ class DataLoader:
       sampler / batch_sampler: custom index orders (exclusive with ``shuffle``;
         ``batch_sampler`` also with ``batch_size``, ``sampler`` and ``drop_last``).
       num_workers: > 0 fetches and collates up to ``num_workers * prefetch_factor``
-        batches ahead in a thread pool. Batches come out in the same order and with the
-        same contents as with ``num_workers=0``. Threads, not processes: they pay off
-        when fetching releases the GIL (file reads, NumPy copies, large transforms).
-        They run at background priority (Linux: nice 19 per thread), so they use the CPU
-        time that the training step (funcgrad's thread budget, ``funcgrad.config``
+        batches ahead in ``num_workers`` workers. Batches come out in the same order and
+        with the same contents as with ``num_workers=0``, whatever the worker type.
+        Workers run at background priority (Linux: nice 19), so they use the CPU time
+        that the training step (funcgrad's thread budget, ``funcgrad.config``
         ``num_threads``) leaves idle rather than slowing the step down.
+      worker_type: ``"thread"`` (the default) or ``"process"``. Threads start at once
+        and share the dataset, but run Python one at a time: they pay off when fetching
+        releases the GIL (file reads, NumPy copies, large array transforms).
+        Processes (PyTorch's only kind) run a CPU-bound, pure-Python ``__getitem__`` in
+        parallel; the dataset and ``collate_fn`` are sent to each worker (pickled, unless
+        the start method is ``"fork"``), a pool starts at each ``iter(loader)``, and
+        batches come back pickled. Copies to ``device`` happen in the main process.
+      multiprocessing_context: the start method of process workers (``"fork"``,
+        ``"spawn"``, ``"forkserver"``, or a ``multiprocessing`` context; default: the
+        platform's default). Giving one selects ``worker_type="process"``.
       collate_fn: turns a list of samples into a batch (default :func:`default_collate`).
       pin_memory: with a GPU ``device``, stage each batch in page-locked host memory
         (``cupyx.empty_pinned``) before the copy to the device; otherwise a no-op
@@ -564,7 +593,14 @@ class DataLoader:
         ``"gpu:N"``, a CuPy device); None leaves them as collated (NumPy). With
         ``num_workers > 0`` the copies happen in the worker threads, ahead of use.
       drop_last: drop the last, incomplete batch.
-      seed: shuffles and per-sample randomness of epoch ``e`` derive from ``(seed, e)``.
+      seed: shuffles and per-sample randomness of epoch ``e`` derive from ``(seed, e)``;
+        an integer (a float is refused, not truncated). ``None`` draws a seed from the
+        operating system when the loader is built: a fresh order each run (the loader
+        keeps it in ``loader.seed``, so it can still be replayed).
+
+    An exception raised by the dataset's ``__getitem__`` (in the main thread or a
+    worker) reaches the caller with a note giving the sample's index in the dataset.
+    Indices from a custom ``sampler``/``batch_sampler`` must be integers.
 
     Each ``iter(loader)`` runs the current epoch and then advances it, so epochs differ
     but a fresh loader replays them; ``set_epoch(e)`` chooses the next epoch explicitly
@@ -579,8 +615,9 @@ class DataLoader:
     def __init__(self, dataset, batch_size: int | None = 1, shuffle: bool = False,
                  sampler=None, batch_sampler=None, num_workers: int = 0,
                  collate_fn: Callable | None = None, pin_memory: bool = False,
-                 drop_last: bool = False, seed: int = 0, prefetch_factor: int = 2,
-                 device=None):
+                 drop_last: bool = False, seed: int | None = 0, prefetch_factor: int = 2,
+                 device=None, worker_type: str | None = None,
+                 multiprocessing_context=None):
         if not isinstance(num_workers, numbers.Integral) or num_workers < 0:
             raise FuncgradValueError(
                 f"DataLoader: num_workers must be a non-negative integer, got {num_workers!r}")
@@ -602,8 +639,10 @@ class DataLoader:
             raise FuncgradValueError(
                 "DataLoader: drop_last=True needs a batch_size (batch_size=None yields "
                 "single samples)")
+        worker_type, multiprocessing_context = _check_workers(worker_type,
+                                                              multiprocessing_context)
         self.dataset = dataset
-        self.seed = int(seed)
+        self.seed = _check_seed(seed, "DataLoader")
         if sampler is None:
             sampler = (RandomSampler(dataset, seed=self.seed) if shuffle
                        else SequentialSampler(dataset))
@@ -618,6 +657,8 @@ class DataLoader:
         self.collate_fn = collate_fn
         self.pin_memory = bool(pin_memory)
         self.device = device
+        self.worker_type = worker_type
+        self.multiprocessing_context = multiprocessing_context
         if device is not None:                    # validate now: a clear error up front
             funcgrad.device_put(np.zeros(0), device)
         self.epoch = 0
@@ -629,36 +670,20 @@ class DataLoader:
     def __len__(self):
         return len(self.batch_sampler if self.batch_sampler is not None else self.sampler)
 
-    def _rng(self, epoch, k, wanted):
-        if not wanted:
-            return None
-        position = getattr(self.sampler, "global_position", None)
-        if position is not None:      # a shard: seed by the place in the whole epoch
-            k = position(k)
-        return np.random.default_rng([self.seed, epoch, k])
+    def _fetcher(self):
+        return _Fetcher(self.dataset, self.collate_fn, self.seed, self.batch_sampler is None,
+                        getattr(self.sampler, "global_position", None))
 
-    def _fetch(self, indices, epoch, start, wants_rng):
-        """The batch for ``indices`` on the loader's device."""
-        batch = self._collate(indices, epoch, start, wants_rng)
+    def _to_device(self, batch):
         if self.device is None:
             return batch
         if self.pin_memory and _is_gpu(self.device):
             batch = _pinned(batch)
         return funcgrad.device_put(batch, self.device)
 
-    def _collate(self, indices, epoch, start, wants_rng):
-        """The batch for ``indices``, the first being the epoch's ``start``-th sample."""
-        if self.batch_sampler is None:            # batch_size=None: single samples
-            return _get_sample(self.dataset, indices, self._rng(epoch, start, wants_rng))
-        if self.collate_fn is None:
-            fast = getattr(self.dataset, "_get_batch", None)
-            if fast is not None:
-                batch = fast(np.asarray(indices, dtype=np.intp))
-                if batch is not NotImplemented:
-                    return batch
-        samples = [_get_sample(self.dataset, int(i), self._rng(epoch, start + j, wants_rng))
-                   for j, i in enumerate(indices)]
-        return (self.collate_fn or default_collate)(samples)
+    def _fetch(self, indices, epoch, start, wants_rng):
+        """The batch for ``indices`` on the loader's device."""
+        return self._to_device(self._fetcher().collate(indices, epoch, start, wants_rng))
 
     def __iter__(self):
         epoch = self.epoch
@@ -671,30 +696,163 @@ class DataLoader:
         wants_rng = _wants_rng(self.dataset)
         if self.num_workers == 0:
             return (self._fetch(idx, epoch, start, wants_rng) for idx, start in jobs)
+        if self.worker_type == "process":
+            return self._prefetching_processes(jobs, epoch, wants_rng)
         return self._prefetching(jobs, epoch, wants_rng)
 
     def _prefetching(self, jobs, epoch, wants_rng):
         pool = concurrent.futures.ThreadPoolExecutor(self.num_workers,
                                                      thread_name_prefix="DataLoader",
                                                      initializer=_background_priority)
-        pending = collections.deque()
+        return _prefetch(pool, self._fetch, jobs, epoch, wants_rng,
+                         self.num_workers * self.prefetch_factor, lambda b: b)
+
+    def _prefetching_processes(self, jobs, epoch, wants_rng):
+        ctx = self.multiprocessing_context
+        if isinstance(ctx, str) or ctx is None:
+            ctx = multiprocessing.get_context(ctx)
+        pool = concurrent.futures.ProcessPoolExecutor(
+            self.num_workers, mp_context=ctx, initializer=_process_worker_init,
+            initargs=(self._fetcher(),))
+        batches = _prefetch(pool, _process_worker_fetch, jobs, epoch, wants_rng,
+                            self.num_workers * self.prefetch_factor, self._to_device)
         try:
-            ahead = self.num_workers * self.prefetch_factor
-            for idx, start in jobs:
-                pending.append(pool.submit(self._fetch, idx, epoch, start, wants_rng))
-                if len(pending) >= ahead:
-                    break
-            while pending:
-                batch = pending.popleft().result()
-                nxt = next(jobs, None)
-                if nxt is not None:
-                    pending.append(pool.submit(self._fetch, nxt[0], epoch, nxt[1],
-                                               wants_rng))
-                yield batch
+            yield from batches
+        except (pickle.PicklingError, AttributeError, TypeError) as e:
+            if "pickle" in str(e).lower():
+                e.add_note(
+                    "DataLoader(worker_type='process'): the dataset and collate_fn go to the "
+                    "worker processes, and the batches come back, by pickle; with the "
+                    "'spawn' and 'forkserver' start methods define them at module level "
+                    "(no lambdas or local classes), or use multiprocessing_context='fork' "
+                    "or worker_type='thread'.")
+            raise
         finally:
-            for f in pending:
-                f.cancel()
-            pool.shutdown(wait=True)
+            batches.close()
+
+
+def _prefetch(pool, fetch, jobs, epoch, wants_rng, ahead, finish):
+    """Keep ``ahead`` batches in flight in ``pool``; yield them in order, each through
+    ``finish``; the pool is shut down when the epoch ends or the iterator is dropped."""
+    pending = collections.deque()
+    try:
+        for idx, start in jobs:
+            pending.append(pool.submit(fetch, idx, epoch, start, wants_rng))
+            if len(pending) >= ahead:
+                break
+        while pending:
+            batch = pending.popleft().result()
+            nxt = next(jobs, None)
+            if nxt is not None:
+                pending.append(pool.submit(fetch, nxt[0], epoch, nxt[1], wants_rng))
+            yield finish(batch)
+    finally:
+        for f in pending:
+            f.cancel()
+        pool.shutdown(wait=True)
+
+
+class _Fetcher:
+    """What a worker needs to build a batch: the dataset, the collate function and the
+    seed (picklable, for process workers)."""
+
+    def __init__(self, dataset, collate_fn, seed, single, position=None):
+        self.dataset, self.collate_fn, self.seed, self.single = (dataset, collate_fn,
+                                                                  seed, single)
+        self.position = position      # a shard's map to the place in the whole epoch
+
+    def _rng(self, epoch, k, wanted):
+        if not wanted:
+            return None
+        if self.position is not None:     # a shard: seed by the place in the whole epoch
+            k = self.position(k)
+        return np.random.default_rng([self.seed, epoch, k])
+
+    def _sample(self, index, epoch, k, wants_rng):
+        index = _sample_index(index)
+        try:
+            return _get_sample(self.dataset, index, self._rng(epoch, k, wants_rng))
+        except Exception as e:
+            e.add_note(f"DataLoader: raised by the dataset reading the sample at index "
+                       f"{index} (sample {k} of epoch {epoch})")
+            raise
+
+    def collate(self, indices, epoch, start, wants_rng):
+        """The batch for ``indices``, the first being the epoch's ``start``-th sample."""
+        if self.single:                           # batch_size=None: single samples
+            return self._sample(indices, epoch, start, wants_rng)
+        if self.collate_fn is None:
+            fast = getattr(self.dataset, "_get_batch", None)
+            if fast is not None:
+                idx = _batch_indices(indices)
+                try:
+                    batch = fast(idx)
+                except Exception as e:
+                    e.add_note(f"DataLoader: raised by the dataset reading the samples at "
+                               f"indices {_preview(idx)}")
+                    raise
+                if batch is not NotImplemented:
+                    return batch
+        samples = [self._sample(i, epoch, start + j, wants_rng)
+                   for j, i in enumerate(indices)]
+        return (self.collate_fn or default_collate)(samples)
+
+
+def _sample_index(i):
+    if isinstance(i, (bool, np.bool_)) or not isinstance(i, numbers.Integral):
+        raise FuncgradTypeError(
+            f"DataLoader: the sampler gave the index {i!r} ({type(i).__name__}); dataset "
+            "indices must be integers")
+    return int(i)
+
+
+def _batch_indices(indices):
+    idx = np.asarray(indices)
+    if idx.size and idx.dtype.kind not in "iu":
+        bad = next((i for i in idx.reshape(-1).tolist()
+                    if isinstance(i, bool) or not isinstance(i, int)), idx.reshape(-1)[0])
+        raise FuncgradTypeError(
+            f"DataLoader: the batch sampler gave the index {bad!r} (indices "
+            f"{_preview(idx)}); dataset indices must be integers")
+    return idx.astype(np.intp, copy=False)
+
+
+def _preview(idx, n=8):
+    items = np.asarray(idx).reshape(-1).tolist()
+    return str(items[:n])[:-1] + (", ...]" if len(items) > n else "]")
+
+
+_worker_fetcher = None
+
+
+def _process_worker_init(fetcher):
+    global _worker_fetcher
+    _worker_fetcher = fetcher
+    _background_priority()
+
+
+def _process_worker_fetch(indices, epoch, start, wants_rng):
+    return _worker_fetcher.collate(indices, epoch, start, wants_rng)
+
+
+def _check_workers(worker_type, context):
+    if worker_type is None:
+        worker_type = "thread" if context is None else "process"
+    if worker_type not in ("thread", "process"):
+        raise FuncgradValueError(
+            f"DataLoader: worker_type must be 'thread' or 'process', got {worker_type!r}")
+    if context is not None:
+        if worker_type == "thread":
+            raise FuncgradValueError(
+                "DataLoader: multiprocessing_context is for worker_type='process'; thread "
+                "workers have no start method")
+        if isinstance(context, str):
+            methods = multiprocessing.get_all_start_methods()
+            if context not in methods:
+                raise FuncgradValueError(
+                    f"DataLoader: multiprocessing_context must be one of {methods} or a "
+                    f"multiprocessing context, got {context!r}")
+    return worker_type, context
 
 
 def _background_priority():

@@ -27,7 +27,9 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import math
 import os
+import struct
 import urllib.error
 import urllib.request
 import zlib
@@ -70,7 +72,7 @@ def parse_idx(data: bytes, name: str = "<bytes>") -> np.ndarray:
             f"IDX file {name}: the header announces {ndim} dimensions but the file ends "
             f"after {len(data)} bytes")
     dims = tuple(int(d) for d in np.frombuffer(data, ">u4", count=ndim, offset=4))
-    expected = int(np.prod(dims, dtype=np.int64)) * dtype.itemsize
+    expected = _idx_data_bytes(data[:start])
     if len(data) - start != expected:
         raise FuncgradValueError(
             f"IDX file {name}: the header says shape {dims} of {dtype.newbyteorder('=')}, "
@@ -80,19 +82,69 @@ def parse_idx(data: bytes, name: str = "<bytes>") -> np.ndarray:
     return out.astype(dtype.newbyteorder("="))     # native byte order, writable copy
 
 
+def _idx_data_bytes(head):
+    """The data bytes announced by a complete IDX header, in Python ints (the product
+    of up to 255 dimensions below 2**32 would wrap around in int64)."""
+    ndim = head[3]
+    return math.prod(struct.unpack(f">{ndim}I", head[4:4 + 4 * ndim])) * \
+        _IDX_TYPES[head[2]].itemsize
+
+
+# deflate cannot expand data more than 1032-fold; with gzip framing, bound it generously
+_GZIP_MAX_RATIO = 1100
+
+
+def _read_gzip_idx(f, path):
+    """Decompress an IDX file only as far as its header says: the header first, then
+    exactly the announced data bytes (plus one, to detect extra data). A small file that
+    would decompress to much more (a gzip bomb) is refused without filling memory."""
+    compressed = os.fstat(f.fileno()).st_size
+    with gzip.GzipFile(fileobj=f) as g:
+        head = g.read(4)
+        if len(head) < 4 or head[0] or head[1] or head[2] not in _IDX_TYPES or not head[3]:
+            return head                     # parse_idx explains what is wrong
+        head += g.read(4 * head[3])
+        if len(head) < 4 + 4 * head[3]:
+            return head
+        want = _idx_data_bytes(head)
+        if want > _GZIP_MAX_RATIO * compressed:
+            raise FuncgradValueError(
+                f"IDX file {path}: the header announces {want} data bytes, which a "
+                f"{compressed}-byte gzip file cannot hold (corrupt or crafted; delete it "
+                "and download it again)")
+        data = bytearray(head)
+        remaining = want + 1
+        while remaining:
+            chunk = g.read(min(remaining, 1 << 24))
+            if not chunk:
+                break
+            data += chunk
+            remaining -= len(chunk)
+        if len(data) > len(head) + want:
+            raise FuncgradValueError(
+                f"IDX file {path}: the gzip data holds more data than the {want} bytes its "
+                f"header's shape announces (corrupt or crafted; delete it and download it "
+                "again)")
+        return bytes(data)
+
+
 def read_idx(path) -> np.ndarray:
     """Read an IDX file (the MNIST format), plain or gzip-compressed.
 
     The header is validated: the magic number (two zero bytes, a known type code, a
     dimension count) and that the data length matches the dimensions exactly. Raises
     ``ValueError`` naming the file otherwise; ``FileNotFoundError`` when it is missing.
+    A gzip file is decompressed only up to the size its header announces, so a small
+    file that would expand to gigabytes is refused without filling the memory.
     """
     path = os.fspath(path)
     with open(path, "rb") as f:
-        data = f.read()
-    if data[:2] == b"\x1f\x8b":
+        if f.read(2) != b"\x1f\x8b":
+            f.seek(0)
+            return parse_idx(f.read(), path)
+        f.seek(0)
         try:
-            data = gzip.decompress(data)
+            data = _read_gzip_idx(f, path)
         except (OSError, EOFError, zlib.error) as e:
             raise FuncgradValueError(
                 f"IDX file {path}: corrupt or truncated gzip data ({e}); delete it and "

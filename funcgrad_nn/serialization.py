@@ -42,11 +42,14 @@ a NODE is one of::
     {"type": "namedtuple", "name": "Point", "fields": ["x", "y"], "items": [...]}
     {"type": "node", "class": "module.QualName", "keys": ["[0]", ".w"], "items": [...]}
 
-Safety: nothing is ever unpickled or evaluated; the header is validated (types, dtypes,
-shapes, offsets within the payload) before any array is read; the checksum detects
-truncation and corruption. ``save`` writes a temporary file in the same folder, fsyncs it
-and renames it over ``path`` (``os.replace``), so a crash or error mid-write leaves any
-previous checkpoint intact.
+Safety: nothing is ever unpickled or evaluated; the header's size and node count are
+capped before it is parsed (``load(..., max_header_bytes=, max_nodes=)``), and it is
+validated (types, dtypes, shapes, offsets within the payload, dict keys that Python
+would merge) before any array is read; every flaw of a crafted file raises
+:class:`CheckpointError`; the checksum detects truncation and corruption. ``save`` writes
+a new file in the same folder (unnamed until complete on Linux), fsyncs it and renames
+it over ``path`` (``os.replace``), so a crash, an error or a SIGKILL mid-write leaves any
+previous checkpoint intact and no temporary file behind.
 
     >>> import numpy as np, os, tempfile
     >>> with tempfile.TemporaryDirectory() as d:
@@ -64,6 +67,8 @@ import json
 import os
 import re
 import secrets
+import socket
+import stat
 import struct
 
 import numpy as np
@@ -71,8 +76,7 @@ import numpy as np
 import funcgrad
 from funcgrad import Tracer
 from funcgrad.errors import FuncgradTypeError, FuncgradValueError
-from funcgrad.tree_util import (keystr, tree_flatten_with_path, tree_structure,
-                                tree_unflatten, treedef_is_leaf)
+from funcgrad.tree_util import keystr, tree_flatten_with_path, treedef_is_leaf
 
 __all__ = ["CheckpointError", "load", "save"]
 
@@ -82,6 +86,10 @@ _PREAMBLE = struct.Struct("<8sQQ32s")     # magic+version, H, P, sha256
 _ALIGN = 64
 _DTYPE_RE = re.compile(r"[<>|][biufc][0-9]{1,2}\Z")
 _FORMAT = "funcgrad_nn.checkpoint"
+_MAX_HEADER_BYTES = 32 << 20     # load()'s default caps: a crafted header cannot make it
+_MAX_NODES = 250_000             # parse gigabytes of JSON (~400 bytes of memory per node)
+_MAX_NDIM = 64                   # NumPy's limit
+_O_TMPFILE = getattr(os, "O_TMPFILE", None)     # Linux: an unnamed file, linked at the end
 
 
 class CheckpointError(FuncgradValueError):
@@ -223,6 +231,17 @@ def _open_exclusive(path):
     return os.open(path, flags, 0o666)     # the umask applies, as for a plain open()
 
 
+def _open_unnamed(folder):
+    """An unnamed file in ``folder`` (Linux O_TMPFILE): a writer killed before the end
+    leaves nothing behind. None where the OS or file system cannot make one."""
+    if _O_TMPFILE is None:
+        return None
+    try:
+        return os.open(folder, _O_TMPFILE | os.O_WRONLY, 0o666)
+    except OSError:
+        return None
+
+
 def _fsync_dir(folder):
     try:
         fd = os.open(folder, os.O_RDONLY)
@@ -236,6 +255,136 @@ def _fsync_dir(folder):
         os.close(fd)
 
 
+def _hostname():
+    return re.sub(r"[^A-Za-z0-9-]", "-", socket.gethostname() or "host")
+
+
+def _temp_name(folder, base):
+    """``.BASE.fgtmp.HOST.PID.TOKEN``: who wrote it, so a later save can tell a
+    leftover of a dead writer from the file of one still writing."""
+    return os.path.join(folder, f".{base}.fgtmp.{_hostname()}.{os.getpid()}."
+                                f"{secrets.token_hex(6)}")
+
+
+def _pid_alive(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:                 # another user's process
+        return True
+    except (OverflowError, ValueError):     # no process can have this id
+        return False
+    return True
+
+
+def _remove_stale_temps(folder, base):
+    """Delete the temporary files of earlier saves to ``base`` whose writer (a process
+    on this machine) is dead: a save killed with SIGKILL leaves one behind when the file
+    system has no unnamed files. Files of live writers, of other machines (a shared
+    folder) and anything that is not a regular file are left alone."""
+    pattern = re.compile(rf"\.{re.escape(base)}\.fgtmp\.(.+)\.(\d{{1,10}})\.[0-9a-f]+\Z")
+    host = _hostname()
+    try:
+        names = os.listdir(folder)
+    except OSError:
+        return
+    for name in names:
+        m = pattern.match(name)
+        if m is None or m.group(1) != host or _pid_alive(int(m.group(2))):
+            continue
+        full = os.path.join(folder, name)
+        try:
+            if stat.S_ISREG(os.lstat(full).st_mode):
+                os.unlink(full)
+        except OSError:
+            pass
+
+
+def _write(f, header, w):
+    digest = hashlib.sha256(header)
+    f.write(_PREAMBLE.pack(MAGIC + bytes([VERSION]), len(header), w.size, bytes(32)))
+    f.write(header)
+    pos = 0
+    for offset, data in w.arrays:
+        pad = bytes(offset - pos)
+        digest.update(pad)
+        f.write(pad)
+        digest.update(data)
+        f.write(data)
+        pos = offset + data.size
+    f.seek(24)
+    f.write(digest.digest())
+    f.flush()
+
+
+def _existing_mode(path):
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return stat.S_IMODE(st.st_mode) if stat.S_ISREG(st.st_mode) else None
+
+
+def _write_and_replace(target, header, w):
+    """Write the checkpoint next to ``target`` and move it into place in one step."""
+    folder = os.path.dirname(target) or "."
+    base = os.path.basename(target)
+    mode = _existing_mode(target)
+    _remove_stale_temps(folder, base)
+    fd = _open_unnamed(folder)
+    tmp = None
+    try:
+        if fd is None:
+            tmp = _temp_name(folder, base)
+            fd = _open_exclusive(tmp)
+        with os.fdopen(fd, "wb") as f:
+            fd = None
+            _write(f, header, w)
+            if mode is not None:
+                os.fchmod(f.fileno(), mode)       # an overwrite keeps the permissions
+            os.fsync(f.fileno())
+            if tmp is None:
+                # name the unnamed file (a name only for the instant before the rename)
+                tmp = _temp_name(folder, base)
+                try:
+                    os.link(f"/proc/self/fd/{f.fileno()}", tmp)
+                except OSError:
+                    tmp = None
+        if tmp is None:                            # no /proc: write it again, named
+            return _write_named(target, header, w, mode)
+        os.replace(tmp, target)
+    except BaseException:
+        if fd is not None:
+            os.close(fd)
+        if tmp is not None:
+            try:
+                os.unlink(tmp)
+            except OSError:
+                pass
+        raise
+    _fsync_dir(folder)
+
+
+def _write_named(target, header, w, mode):
+    folder = os.path.dirname(target) or "."
+    tmp = _temp_name(folder, os.path.basename(target))
+    try:
+        with os.fdopen(_open_exclusive(tmp), "wb") as f:
+            _write(f, header, w)
+            if mode is not None:
+                os.fchmod(f.fileno(), mode)
+            os.fsync(f.fileno())
+        os.replace(tmp, target)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+    _fsync_dir(folder)
+
+
 def save(tree, path, *, all_processes: bool = False) -> None:
     """Write the pytree ``tree`` to ``path`` atomically (see the module docstring).
 
@@ -244,46 +393,36 @@ def save(tree, path, *, all_processes: bool = False) -> None:
     ``all_processes=True`` to write from every rank, e.g. to per-rank paths). Ranks that
     read the file afterwards should wait for it with ``funcgrad.distributed.barrier()``.
 
-    Raises ``TypeError`` naming the key path of the first unsupported leaf or key (before
-    anything is written) and ``OSError`` for I/O errors; an existing file at ``path`` is
-    left untouched unless the write succeeds completely.
+    The file is written beside ``path`` (unnamed until complete where the OS allows,
+    Linux's O_TMPFILE, so that even a writer killed with SIGKILL leaves nothing behind;
+    elsewhere a hidden temporary name that later saves remove once its writer is dead),
+    fsynced and renamed over ``path``. Overwriting keeps the old file's permission bits,
+    and a symlink at ``path`` is followed: its target is replaced, the link stays.
+
+    Raises ``TypeError`` naming ``path`` and the key path of the first unsupported leaf
+    or key (before anything is written) and ``OSError`` naming ``path`` for I/O errors;
+    an existing file at ``path`` is left untouched unless the write succeeds completely.
     """
     path = os.fspath(path)
     if not all_processes and funcgrad.process_index() != 0:
         return
     w = _Writer()
-    body = {"format": _FORMAT, "version": VERSION, "tree": _encode(tree, (), w)}
+    try:
+        body = {"format": _FORMAT, "version": VERSION, "tree": _encode(tree, (), w)}
+    except FuncgradTypeError as e:
+        msg = str(e)
+        msg = msg[len("save: "):] if msg.startswith("save: ") else msg
+        raise FuncgradTypeError(f"save({path!r}): {msg}") from None
     header = json.dumps(body, separators=(",", ":"), ensure_ascii=True,
                         allow_nan=False).encode("ascii")
     header += b" " * ((-(_PREAMBLE.size + len(header))) % _ALIGN)
-    folder = os.path.dirname(os.path.abspath(path))
-    tmp = os.path.join(folder, f".{os.path.basename(path)}.{secrets.token_hex(6)}.tmp")
-    fd = _open_exclusive(tmp)
+    target = os.path.realpath(os.path.abspath(path))   # through symlinks, to the file
     try:
-        with os.fdopen(fd, "wb") as f:
-            digest = hashlib.sha256(header)
-            f.write(_PREAMBLE.pack(MAGIC + bytes([VERSION]), len(header), w.size, bytes(32)))
-            f.write(header)
-            pos = 0
-            for offset, data in w.arrays:
-                pad = bytes(offset - pos)
-                digest.update(pad)
-                f.write(pad)
-                digest.update(data)
-                f.write(data)
-                pos = offset + data.size
-            f.seek(24)
-            f.write(digest.digest())
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
-    _fsync_dir(folder)
+        _write_and_replace(target, header, w)
+    except OSError as e:
+        if e.errno is None:
+            raise OSError(f"save({path!r}): {e}") from e
+        raise OSError(e.errno, f"{e.strerror} (while saving a checkpoint)", path) from e
 
 
 # ---- loading ------------------------------------------------------------------------
@@ -341,13 +480,17 @@ class _Reader:
             d = {} if t == "dict" else collections.OrderedDict()
             for k, c in zip(keys, items):
                 d[k] = self.node(c, f"{where}[{k!r}]", depth + 1)
+            if len(d) != len(keys):
+                self.bad(where, f"dict keys {keys!r} include keys that Python treats as "
+                                "equal (1, True and 1.0; 0.0 and -0.0), which would "
+                                "collapse into one")
             return d
         if t == "namedtuple":
             name, fields = n.get("name"), n.get("fields")
             if not (isinstance(name, str) and name.isidentifier() and isinstance(fields, list)
-                    and len(fields) == len(items) and len(set(fields)) == len(fields) and
+                    and len(fields) == len(items) and
                     all(isinstance(s, str) and s.isidentifier() and not s.startswith("_")
-                        for s in fields)):
+                        for s in fields) and len(set(fields)) == len(fields)):
                 self.bad(where, "a namedtuple node needs an identifier name and one "
                                 "identifier field per item")
             try:
@@ -401,9 +544,14 @@ class _Reader:
             self.bad(where, f"bad shape {shape!r}")
         if n["type"] == "numpy_scalar" and shape:
             self.bad(where, "a numpy_scalar has shape []")
-        count = 1
+        if len(shape) > _MAX_NDIM:
+            self.bad(where, f"{len(shape)} dimensions; NumPy allows at most {_MAX_NDIM}")
+        count = extent = 1                  # Python ints: no wrap-around
         for d in shape:
             count *= d
+            extent *= max(d, 1)
+        if extent * dtype.itemsize > np.iinfo(np.intp).max:
+            self.bad(where, f"shape {shape} is too large for an array, even an empty one")
         if nbytes != count * dtype.itemsize or not isinstance(offset, int) or \
                 isinstance(offset, bool) or offset < self.end or offset % _ALIGN or \
                 offset + nbytes > self.payload:
@@ -443,9 +591,23 @@ def _container_name(x):
     return f"{type(x).__module__}.{type(x).__qualname__}"
 
 
+_DICTS = (dict, collections.OrderedDict, collections.defaultdict)
+
+
 def _children(x):
+    """``[(key_path, child)]`` one level down, None for a leaf. Dicts in insertion
+    order without funcgrad.tree_util, which sorts keys (and cannot sort int and str
+    keys together)."""
     if isinstance(x, _StoredNode):
         return [((_KeyStr(k),), c) for k, c in zip(x.keys, x.children)]
+    if type(x) in _DICTS:
+        return [((_DictKeyStr(k),), v) for k, v in x.items()]
+    if isinstance(x, tuple) and hasattr(type(x), "_fields"):
+        return [((_AttrStr(f),), v) for f, v in zip(x._fields, x)]
+    if type(x) in (list, tuple):
+        return [((_IndexStr(i),), v) for i, v in enumerate(x)]
+    if x is None:
+        return []
     return _one_level(x)
 
 
@@ -485,6 +647,12 @@ def _compare(ck, lk, path):
                f"a {_container_name(lk)}"
     ck_keys = [keystr(p) for p, _ in ck_kids]
     lk_keys = [keystr(p) for p, _ in lk_kids]
+    if type(lk) in (dict, collections.defaultdict) and isinstance(ck, dict) \
+            and sorted(ck_keys) == sorted(lk_keys):
+        # plain dicts match by key, in any order: pair the children by key
+        by_key = dict(zip(ck_keys, ck_kids))
+        ck_kids = [by_key[k] for k in lk_keys]
+        ck_keys = lk_keys
     if ck_keys != lk_keys:
         extra = [k for k in ck_keys if k not in lk_keys]
         missing = [k for k in lk_keys if k not in ck_keys]
@@ -525,16 +693,27 @@ def _find_stored(x, path=()):
 
 
 def _map_loaded(f, x):
-    if isinstance(x, dict):
+    """``f`` applied to the leaves of a loaded tree (dicts without sorting their keys;
+    registered classes of a template one level at a time)."""
+    if type(x) is collections.defaultdict:
+        return collections.defaultdict(x.default_factory,
+                                       [(k, _map_loaded(f, v)) for k, v in x.items()])
+    if type(x) in _DICTS:
         return type(x)((k, _map_loaded(f, v)) for k, v in x.items())
     if isinstance(x, tuple) and hasattr(type(x), "_fields"):
         return type(x)(*[_map_loaded(f, v) for v in x])
     if type(x) in (list, tuple):
         return type(x)(_map_loaded(f, v) for v in x)
-    return f(x)
+    if x is None or isinstance(x, (np.ndarray, np.generic)):
+        return f(x)
+    kids = _one_level(x)
+    if kids is None:
+        return f(x)
+    _, treedef = tree_flatten_with_path(x, is_leaf=lambda y: y is not x)
+    return treedef.unflatten([_map_loaded(f, c) for _, c in kids])
 
 
-def _to_device(tree, device, rebuilt):
+def _to_device(tree, device):
     if device in (None, "cpu"):
         return tree
     try:
@@ -544,13 +723,11 @@ def _to_device(tree, device, rebuilt):
 
     def move(x):
         return funcgrad.device_put(x, device) if isinstance(x, np.ndarray) else x
-    if rebuilt:                      # the template's classes: tree_util knows them
-        pairs, td = tree_flatten_with_path(tree)
-        return tree_unflatten(td, [move(x) for _, x in pairs])
     return _map_loaded(move, tree)
 
 
-def load(path, like=None, device=None):
+def load(path, like=None, device=None, *, max_header_bytes=_MAX_HEADER_BYTES,
+         max_nodes=_MAX_NODES):
     """Read a checkpoint written by :func:`save`.
 
     Args:
@@ -561,6 +738,11 @@ def load(path, like=None, device=None):
       device: ``None`` or ``"cpu"`` for NumPy arrays; ``"gpu"``, ``"gpu:N"`` or a CuPy
         device for CuPy arrays on that device (``funcgrad.device_put``'s devices; a
         ValueError naming the fix if CuPy or the device is missing).
+      max_header_bytes, max_nodes: caps on the JSON header, checked before it is parsed
+        (defaults 32 MiB and 250,000 nodes: at most about 0.1 GiB and a second to
+        parse), so that a crafted file cannot make ``load`` spend gigabytes of memory.
+        A node is one leaf, container or dict key; a model's parameters and optimizer
+        state take a few per array. Raise them for a checkpoint you trust with more.
 
     Raises :class:`CheckpointError` (a ``ValueError``) when the file is not a checkpoint,
     is truncated or corrupt (checksum mismatch), has an invalid header, or does not
@@ -580,6 +762,10 @@ def load(path, like=None, device=None):
         if magic[-1] != VERSION:
             _fail(path, f"format version {magic[-1]} is not supported (this funcgrad_nn "
                         f"reads version {VERSION}); upgrade funcgrad_nn")
+        if hlen > max_header_bytes:
+            _fail(path, f"the header is {hlen} bytes, more than max_header_bytes="
+                        f"{max_header_bytes}; pass a larger max_header_bytes= if you trust "
+                        "the file")
         expected = _PREAMBLE.size + hlen + plen
         if expected != size:
             what = "truncated" if size < expected else "longer than its header says"
@@ -597,8 +783,13 @@ def load(path, like=None, device=None):
             _fail(path, "checksum mismatch: the file is corrupt (SHA-256 of its contents "
                         "differs from the one recorded when it was saved)")
         f.seek(_PREAMBLE.size)
+        raw = f.read(hlen)
+        nodes = raw.count(b"{")             # every node is a JSON object: an upper bound
+        if nodes > max_nodes:
+            _fail(path, f"the header has up to {nodes} nodes, more than max_nodes="
+                        f"{max_nodes}; pass a larger max_nodes= if you trust the file")
         try:
-            body = json.loads(f.read(hlen).decode("ascii"))
+            body = json.loads(raw.decode("ascii"))
         except (UnicodeDecodeError, ValueError, RecursionError) as e:
             _fail(path, f"unreadable header: {e}")
         if not isinstance(body, dict) or body.get("format") != _FORMAT or \
@@ -608,6 +799,11 @@ def load(path, like=None, device=None):
             tree = _Reader(f, path, _PREAMBLE.size + hlen, plen).node(body["tree"], "")
         except RecursionError:
             _fail(path, "header nested too deeply")
+        except CheckpointError:
+            raise
+        except (ValueError, TypeError, AttributeError, KeyError, IndexError,
+                OverflowError) as e:    # a check the reader lacks: still the file's fault
+            _fail(path, f"invalid header: {type(e).__name__}: {e}")
     if like is None:
         stored = _find_stored(tree)
         if stored is not None:
@@ -619,17 +815,27 @@ def load(path, like=None, device=None):
         if msg:
             raise CheckpointError(f"load({path!r}, like=...): the checkpoint does not match "
                                   f"the template {msg}")
-        leaves = _stored_leaves(tree)
-        tree = tree_unflatten(tree_structure(like), leaves)
-    return _to_device(tree, device, like is not None)
+        tree = _rebuild(tree, like)
+    return _to_device(tree, device)
 
 
-def _stored_leaves(x):
-    """Leaves in funcgrad.tree_util order (sorted dict keys), through stored nodes."""
-    kids = _children(x)
+def _rebuild(ck, lk):
+    """The loaded tree ``ck`` in the containers of the template ``lk`` (their
+    structures were compared): dicts in the template's key order."""
+    if type(lk) in _DICTS:
+        items = [(k, _rebuild(ck[k], v)) for k, v in lk.items()]
+        if type(lk) is collections.defaultdict:
+            return collections.defaultdict(lk.default_factory, items)
+        return type(lk)(items)
+    if isinstance(lk, tuple) and hasattr(type(lk), "_fields"):
+        return type(lk)(*[_rebuild(c, v) for c, v in zip(ck, lk)])
+    if type(lk) in (list, tuple):
+        return type(lk)(_rebuild(c, v) for c, v in zip(ck, lk))
+    if lk is None:
+        return None
+    kids = _one_level(lk)
     if kids is None:
-        return [x]
-    out = []
-    for _, c in kids:
-        out.extend(_stored_leaves(c))
-    return out
+        return ck
+    stored = ck.children if isinstance(ck, _StoredNode) else [c for _, c in _children(ck)]
+    _, treedef = tree_flatten_with_path(lk, is_leaf=lambda y: y is not lk)
+    return treedef.unflatten([_rebuild(c, v) for c, (_, v) in zip(stored, kids)])

@@ -19,6 +19,7 @@ import numbers
 import os
 import sys
 import time
+import warnings
 from typing import Iterable, Mapping
 
 import numpy as np
@@ -187,6 +188,24 @@ def _tensorboard_writer_class():
     return None
 
 
+_tensorboard_notice_given = False
+
+
+def _tensorboard_notice():
+    """Say once per process that no TensorBoard files are written, and how to get them
+    (or silence this): a missing optional package should not fail silently."""
+    global _tensorboard_notice_given
+    if _tensorboard_notice_given:
+        return
+    _tensorboard_notice_given = True
+    warnings.warn(
+        "MetricsLogger: neither tensorboardX nor torch.utils.tensorboard can be imported, "
+        "so no TensorBoard event files are written (metrics.jsonl still is). "
+        "pip install tensorboardX (or the examples extra: pip install -e '.[examples]'), "
+        "or pass tensorboard=False to skip TensorBoard without this notice.",
+        UserWarning, stacklevel=3)
+
+
 class MetricsLogger:
     """Log scalar metrics to ``logdir/metrics.jsonl`` (one JSON object per call), and to
     TensorBoard when available.
@@ -194,8 +213,8 @@ class MetricsLogger:
     Args:
       logdir: created if missing; lines are appended to an existing ``metrics.jsonl``.
       tensorboard: None (default) writes TensorBoard event files when tensorboardX or
-        torch.utils.tensorboard can be imported; True requires it (``ImportError``
-        otherwise); False never.
+        torch.utils.tensorboard can be imported, and otherwise warns once per process
+        that it writes none; True requires it (``ImportError`` otherwise); False never.
 
     ``log(step, {"train/loss": 0.3}, lr=1e-3)`` writes
     ``{"step": 0, "time": <unix time>, "train/loss": 0.3, "lr": 0.001}``; values are
@@ -229,6 +248,8 @@ class MetricsLogger:
                                   "(pip install tensorboardX) or torch with tensorboard")
             if writer is not None:
                 self._tb = writer(self.logdir)
+            else:
+                _tensorboard_notice()
 
     @property
     def tensorboard(self) -> bool:

@@ -10,6 +10,7 @@ from funcgrad.errors import FuncgradValueError
 
 from .. import functional as F
 from .. import init as _init
+from . import _args
 from ._base import _Leaf, _record, _shape, _split
 
 
@@ -27,12 +28,15 @@ class MultiheadAttention(_Leaf):
 
     def __init__(self, embed_dim, num_heads, dropout=0.0, bias=True, batch_first=False,
                  dtype=np.float32):
+        _args.size("MultiheadAttention", "embed_dim", embed_dim)
+        _args.size("MultiheadAttention", "num_heads", num_heads)
         if embed_dim % num_heads:
             raise FuncgradValueError(
                 f"MultiheadAttention: embed_dim={embed_dim} must be divisible by "
                 f"num_heads={num_heads}")
         self.embed_dim, self.num_heads = int(embed_dim), int(num_heads)
-        self.dropout, self.bias, self.batch_first, self.dtype = (float(dropout), bias,
+        dropout = _args.probability("MultiheadAttention", "dropout", dropout)
+        self.dropout, self.bias, self.batch_first, self.dtype = (dropout, bias,
                                                                  batch_first, dtype)
 
     @property

@@ -7,6 +7,7 @@ because ``Module.__setattr__`` turns a list of Modules into a ModuleList.
 """
 from __future__ import annotations
 
+import inspect
 import threading
 
 import numpy as np
@@ -109,7 +110,8 @@ class Module:
     * ``init_state()``: ``{name: child.init_state()}``;
     * ``apply(params, state, *inputs, train=False, key=None)``: runs ``forward`` with the
       children's state and keys threaded, returns ``(output, new_state)``;
-    * ``__call__(params, *inputs)``: ``forward`` for models without state/randomness.
+    * ``__call__(params, *inputs)``: ``forward`` for models without state/randomness
+      (parameter-free layers such as ``ReLU()`` or ``Flatten()`` also take ``layer(x)``).
     """
 
     #: class-level flags for leaf layers; composites derive them from their children.
@@ -169,6 +171,8 @@ class Module:
             "apply, for a layer with state or randomness)")
 
     def __call__(self, params, *inputs, **kwargs):
+        if not inputs:
+            params, inputs = self._one_argument(params, kwargs)
         frame = _frames.stack[-1] if _frames.stack else None
         if frame is not None:
             name = frame.names.get(id(self))
@@ -186,6 +190,24 @@ class Module:
         y = self.forward(params, *inputs, **kwargs)
         _record(self, y)
         return y
+
+    def _one_argument(self, arg, kwargs):
+        """``model(x)``: a layer called with one argument. ``(params, inputs)`` for a
+        parameter-free layer (``nn.ReLU()(x)``, as in PyTorch); otherwise a TypeError
+        that says how layers are called, unless ``forward`` takes params alone."""
+        if isinstance(self, _Parameterless) and not (arg is None or isinstance(arg, dict)):
+            return {}, (arg,)
+        try:
+            inspect.signature(self.forward).bind(arg, **kwargs)
+        except TypeError:
+            raise FuncgradTypeError(
+                f"{self._short()} was called with one argument; layers hold no parameters, "
+                "so they are called as layer(params, x), with params = layer.init(key) "
+                "(e.g. funcgrad.random.key(0)); models with state or dropout as "
+                "y, state = model.apply(params, state, x, train=..., key=...). "
+                "Parameter-free layers (ReLU, Flatten, pooling...) also take layer(x).") \
+                from None
+        return arg, ()
 
     def apply(self, params, state, *inputs, train=False, key=None, **kwargs):
         """``(output, new_state)``: run the model with explicit state and randomness.

@@ -9,6 +9,7 @@ from funcgrad.errors import FuncgradValueError
 
 from .. import functional as F
 from .. import init as _init
+from . import _args
 from ._base import _Leaf, _shape, _split
 from ._linear import _default_bias
 
@@ -22,14 +23,15 @@ class _ConvNd(_Leaf):
                  output_padding=0):
         nd = self._nd
         name = type(self).__name__
-        self.in_channels, self.out_channels = int(in_channels), int(out_channels)
-        self.kernel_size = F._ntuple(kernel_size, nd, "kernel_size", name)
-        self.stride = F._ntuple(stride, nd, "stride", name)
-        self.padding = padding if isinstance(padding, str) else F._ntuple(
-            padding, nd, "padding", name)
-        self.dilation = F._ntuple(dilation, nd, "dilation", name)
-        self.output_padding = F._ntuple(output_padding, nd, "output_padding", name)
-        self.groups = int(groups)
+        self.in_channels = _args.size(name, "in_channels", in_channels)
+        self.out_channels = _args.size(name, "out_channels", out_channels)
+        self.kernel_size = _args.sizes(name, "kernel_size", kernel_size, nd)
+        self.stride = _args.sizes(name, "stride", stride, nd)
+        self.padding = padding if isinstance(padding, str) else _args.sizes(
+            name, "padding", padding, nd, 0)
+        self.dilation = _args.sizes(name, "dilation", dilation, nd)
+        self.output_padding = _args.sizes(name, "output_padding", output_padding, nd, 0)
+        self.groups = _args.size(name, "groups", groups)
         self.bias, self.padding_mode, self.dtype = bool(bias), padding_mode, dtype
         if self.in_channels % self.groups or self.out_channels % self.groups:
             raise FuncgradValueError(

@@ -4,6 +4,7 @@ from __future__ import annotations
 from funcgrad.errors import FuncgradValueError
 
 from .. import functional as F
+from . import _args
 from ._base import _Parameterless, _record
 
 
@@ -12,9 +13,7 @@ class Dropout(_Parameterless):
     the identity in evaluation."""
 
     def __init__(self, p=0.5):
-        if not 0.0 <= p <= 1.0:
-            raise FuncgradValueError(f"Dropout: p must be in [0, 1], got {p}")
-        self.p = float(p)
+        self.p = _args.probability("Dropout", "p", p)
 
     @property
     def _random(self):

@@ -7,6 +7,7 @@ from funcgrad.errors import FuncgradTypeError, FuncgradValueError
 
 from .. import functional as F
 from .. import init as _init
+from . import _args
 from ._base import _Leaf
 
 
@@ -16,8 +17,11 @@ class Embedding(_Leaf):
 
     def __init__(self, num_embeddings, embedding_dim, padding_idx=None, max_norm=None,
                  norm_type=2.0, dtype=np.float32):
-        self.num_embeddings, self.embedding_dim = int(num_embeddings), int(embedding_dim)
+        self.num_embeddings = _args.size("Embedding", "num_embeddings", num_embeddings)
+        self.embedding_dim = _args.size("Embedding", "embedding_dim", embedding_dim)
+        num_embeddings = self.num_embeddings
         if padding_idx is not None:
+            padding_idx = _args.integer("Embedding", "padding_idx", padding_idx)
             if not -num_embeddings <= padding_idx < num_embeddings:
                 raise FuncgradValueError(
                     f"Embedding: padding_idx={padding_idx} must be within num_embeddings="

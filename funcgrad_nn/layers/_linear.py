@@ -7,6 +7,7 @@ import numpy as np
 
 from .. import functional as F
 from .. import init as _init
+from . import _args
 from ._base import _Leaf, _Parameterless, _shape, _split
 
 
@@ -20,7 +21,8 @@ class Linear(_Leaf):
     initialized as in PyTorch (``U(-1/sqrt(in), 1/sqrt(in))``)."""
 
     def __init__(self, in_features, out_features, bias=True, dtype=np.float32):
-        self.in_features, self.out_features = int(in_features), int(out_features)
+        self.in_features = _args.size("Linear", "in_features", in_features, 0)
+        self.out_features = _args.size("Linear", "out_features", out_features, 0)
         self.bias, self.dtype = bool(bias), dtype
 
     def extra_repr(self):

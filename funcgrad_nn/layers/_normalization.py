@@ -10,6 +10,7 @@ import funcgrad.numpy as fnp
 from funcgrad.errors import FuncgradValueError
 
 from .. import functional as F
+from . import _args
 from ._base import _check_params, _Leaf, _Parameterless, _record, _shape
 
 
@@ -18,7 +19,8 @@ class _BatchNorm(_Leaf):
 
     def __init__(self, num_features, eps=1e-5, momentum=0.1, affine=True,
                  track_running_stats=True, dtype=np.float32):
-        self.num_features, self.eps, self.momentum = int(num_features), eps, momentum
+        self.num_features = _args.size(type(self).__name__, "num_features", num_features)
+        self.eps, self.momentum = eps, momentum
         self.affine, self.track_running_stats, self.dtype = affine, track_running_stats, dtype
 
     @property
@@ -107,8 +109,11 @@ class LayerNorm(_Leaf):
     def __init__(self, normalized_shape, eps=1e-5, elementwise_affine=True, bias=True,
                  dtype=np.float32):
         if isinstance(normalized_shape, numbers.Integral):
-            normalized_shape = (int(normalized_shape),)
-        self.normalized_shape = tuple(int(s) for s in normalized_shape)
+            normalized_shape = (normalized_shape,)
+        if not isinstance(normalized_shape, (tuple, list)):
+            normalized_shape = (normalized_shape,)      # refused below, with its value
+        self.normalized_shape = tuple(_args.size("LayerNorm", "normalized_shape", s)
+                                      for s in normalized_shape)
         self.eps, self.elementwise_affine, self.bias = eps, elementwise_affine, bias
         self.dtype = dtype
 
@@ -142,6 +147,8 @@ class GroupNorm(_Leaf):
     ``(N, C, *)`` inputs."""
 
     def __init__(self, num_groups, num_channels, eps=1e-5, affine=True, dtype=np.float32):
+        _args.size("GroupNorm", "num_groups", num_groups)
+        _args.size("GroupNorm", "num_channels", num_channels)
         if num_channels % num_groups:
             raise FuncgradValueError(
                 f"GroupNorm: num_channels={num_channels} must be divisible by "

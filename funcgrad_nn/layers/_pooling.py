@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from .. import functional as F
+from . import _args
 from ._base import _Parameterless, _shape
 
 
@@ -11,6 +12,12 @@ class _PoolNd(_Parameterless):
 
     def __init__(self, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False,
                  count_include_pad=True, return_indices=False, divisor_override=None):
+        name, nd = type(self).__name__, self._nd
+        _args.sizes(name, "kernel_size", kernel_size, nd)
+        if stride is not None:
+            _args.sizes(name, "stride", stride, nd)
+        _args.sizes(name, "padding", padding, nd, 0)
+        _args.sizes(name, "dilation", dilation, nd)
         self.kernel_size, self.stride, self.padding = kernel_size, stride, padding
         self.dilation, self.ceil_mode = dilation, ceil_mode
         self.count_include_pad, self.return_indices = count_include_pad, return_indices

@@ -11,6 +11,7 @@ from funcgrad.errors import FuncgradValueError
 
 from .. import functional as F
 from .. import init as _init
+from . import _args
 from ._base import _Leaf, _record, _shape, _split
 
 
@@ -61,7 +62,9 @@ class _CellBase(_Leaf):
             raise FuncgradValueError(
                 f"{type(self).__name__}: nonlinearity must be 'tanh' or 'relu', got "
                 f"{nonlinearity!r}")
-        self.input_size, self.hidden_size = int(input_size), int(hidden_size)
+        name = type(self).__name__
+        self.input_size = _args.size(name, "input_size", input_size)
+        self.hidden_size = _args.size(name, "hidden_size", hidden_size)
         self.bias, self.nonlinearity, self.dtype = bias, nonlinearity, dtype
 
     def extra_repr(self):
@@ -141,11 +144,12 @@ class _RNNBase(_Leaf):
             raise FuncgradValueError(
                 f"{type(self).__name__}: nonlinearity must be 'tanh' or 'relu', got "
                 f"{nonlinearity!r}")
-        if not 0.0 <= dropout <= 1.0:
-            raise FuncgradValueError(f"{type(self).__name__}: dropout must be in [0, 1]")
-        self.input_size, self.hidden_size = int(input_size), int(hidden_size)
-        self.num_layers, self.nonlinearity, self.bias = int(num_layers), nonlinearity, bias
-        self.batch_first, self.dropout = batch_first, float(dropout)
+        name = type(self).__name__
+        self.input_size = _args.size(name, "input_size", input_size)
+        self.hidden_size = _args.size(name, "hidden_size", hidden_size)
+        self.num_layers = _args.size(name, "num_layers", num_layers)
+        self.nonlinearity, self.bias = nonlinearity, bias
+        self.batch_first, self.dropout = batch_first, _args.probability(name, "dropout", dropout)
         self.bidirectional, self.dtype = bidirectional, dtype
 
     @property

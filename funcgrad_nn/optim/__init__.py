@@ -13,8 +13,13 @@ An optimizer is a :class:`GradientTransformation`, a pair of pure functions::
 Optimizers are chains of small transformations (``scale_by_adam``, ``trace``,
 ``add_decayed_weights``, ``clip_by_global_norm``, ...) that can be recombined with
 ``chain``, restricted with ``masked``, split into parameter groups with
-``multi_transform`` and given adjustable hyperparameters with ``inject_hyperparams``.
+``multi_transform`` and given adjustable hyperparameters with ``inject_hyperparams``
+(read and changed by name with ``tree_get`` and ``tree_set``).
 Step counts are int32 arrays; the first update uses schedule value ``schedule(0)``.
+``update`` and ``apply_updates`` check that the gradients have the parameters' tree
+structure and shapes (naming the key path of a mismatch). Coming from ``torch.optim``
+(parameter groups, StepLR by epochs, reading the learning rate): see
+``docs/pytorch-optimizers.md``.
 """
 from ._accumulation import (ApplyEveryState, EmaState, MultiSteps, MultiStepsState,
                             apply_every, ema)
@@ -31,6 +36,7 @@ from ._schedule import (constant_schedule, cosine_decay_schedule, cosine_onecycl
                         piecewise_constant_schedule, polynomial_schedule,
                         warmup_cosine_decay_schedule)
 from ._train_state import TrainState
+from ._tree_utils import tree_get, tree_set
 from ._transform import (AddDecayedWeightsState, ScaleByAdaDeltaState, ScaleByAdamaxState,
                          ScaleByAdamState, ScaleByAmsgradState, ScaleByLionState,
                          ScaleByRmsState, ScaleByRssState, ScaleByScheduleState,
@@ -58,6 +64,8 @@ __all__ = [
     "piecewise_constant_schedule", "exponential_decay", "cosine_decay_schedule",
     "warmup_cosine_decay_schedule", "join_schedules", "cosine_onecycle_schedule",
     "one_cycle",
+    # reading and changing hyperparameters in a state
+    "tree_get", "tree_set",
     # states
     "AddDecayedWeightsState", "ApplyEveryState", "EmaState", "InjectHyperparamsState",
     "MaskedState", "MultiStepsState", "MultiTransformState", "ScaleByAdaDeltaState",

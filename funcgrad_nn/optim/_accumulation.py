@@ -33,6 +33,7 @@ def ema(decay, debias=True, accumulator_dtype=None):
 
     def update_fn(updates, state, params=None):
         del params
+        _tree.check_like("ema", updates, state.ema, "the values", "the state")
         new_ema = _tree.update_moment(updates, state.ema, decay, 1)
         count = _tree.safe_increment(state.count)
         out = _tree.bias_correction(new_ema, decay, count) if debias else new_ema
@@ -59,6 +60,7 @@ def apply_every(k=1):
 
     def update_fn(updates, state, params=None):
         del params
+        _tree.check_like("apply_every", updates, state.grad_acc, ref_name="the state")
         c = state.count % k
         keep = c != 0
         acc = tree_map(lambda g, a: fnp.where(keep, a, 0) + g, updates, state.grad_acc)
@@ -108,6 +110,7 @@ class MultiSteps:
                                _tree.zeros_like(params, self._accumulator_dtype))
 
     def update(self, updates, state, params=None):
+        _tree.check_like("MultiSteps", updates, state.acc_grads, ref_name="the state")
         k = self._every_k(state.gradient_step)
         n = state.mini_step
         if self._use_grad_mean:

@@ -66,7 +66,12 @@ def apply_updates(params, updates):
         >>> p = {"w": np.ones(2, np.float32)}
         >>> apply_updates(p, {"w": np.array([0.5, 0.25])})["w"].dtype
         dtype('float32')
+
+    Raises ``ValueError`` naming the key path when ``updates`` does not have the
+    structure of ``params`` or a leaf's shape differs from its parameter's (a
+    broadcastable update would otherwise change the parameter's shape).
     """
+    _tree.check_like("apply_updates", updates, params)
     def add(p, u):
         dtype = _tree.dtype_of(p)
         s = p + u

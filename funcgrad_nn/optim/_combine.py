@@ -46,13 +46,14 @@ class MaskedState(NamedTuple):
     inner_state: object
 
 
-def _mask_tree(mask, tree, what):
+def _mask_tree(mask, tree, what, tree_name="parameters"):
     try:
         return tree_map(lambda m, p: p if m else MaskedNode(), mask, tree)
     except ValueError as e:
         raise FuncgradValueError(
-            f"{what}: the mask must have the structure of the parameters (or be a prefix "
-            f"of it) with booleans at its leaves: {e}") from None
+            f"{what}: the {tree_name} do not match the mask: the mask must have the "
+            "structure of the parameters (or be a prefix of it) with booleans at its "
+            f"leaves, and the {tree_name} the structure of the parameters: {e}") from None
 
 
 def masked(inner, mask):
@@ -79,7 +80,7 @@ def masked(inner, mask):
 
     def update_fn(updates, state, params=None):
         m = get_mask(updates)
-        masked_updates = _mask_tree(m, updates, "masked")
+        masked_updates = _mask_tree(m, updates, "masked", "updates")
         masked_params = None if params is None else _mask_tree(m, params, "masked")
         new_updates, inner_state = inner.update(masked_updates, state.inner_state,
                                                 masked_params)

@@ -80,6 +80,7 @@ def trace(decay, nesterov=False, accumulator_dtype=None):
 
     def update_fn(updates, state, params=None):
         del params
+        _tree.check_like("trace", updates, state.trace, ref_name="the momentum buffer")
         def f(g, t):
             return g + _tree.like(decay, t) * t
         new_trace = tree_map(f, updates, state.trace)
@@ -116,6 +117,7 @@ def add_decayed_weights(weight_decay=0.0, mask=None):
         if isinstance(wd, (int, float)) and wd == 0:
             return updates, state
         _tree.need_params("add_decayed_weights", params)
+        _tree.check_like("add_decayed_weights", updates, params)
         return tree_map(lambda g, p: g + _tree.like(wd, g) * p, updates, params), state
 
     tx = GradientTransformation(init_fn, update_fn)
@@ -148,6 +150,7 @@ def scale_by_adam(b1=0.9, b2=0.999, eps=1e-8, eps_root=0.0, mu_dtype=None, *,
 
     def update_fn(updates, state, params=None):
         del params
+        _tree.check_like("scale_by_adam", updates, state.nu, ref_name="the state")
         mu = _tree.update_moment(updates, state.mu, b1, 1)
         nu = _tree.update_moment(updates, state.nu, b2, 2)
         count = _tree.safe_increment(state.count)
@@ -188,6 +191,7 @@ def scale_by_amsgrad(b1=0.9, b2=0.999, eps=1e-8, eps_root=0.0, mu_dtype=None):
 
     def update_fn(updates, state, params=None):
         del params
+        _tree.check_like("scale_by_amsgrad", updates, state.nu, ref_name="the state")
         mu = _tree.update_moment(updates, state.mu, b1, 1)
         nu = _tree.update_moment(updates, state.nu, b2, 2)
         count = _tree.safe_increment(state.count)
@@ -215,6 +219,7 @@ def scale_by_adamax(b1=0.9, b2=0.999, eps=1e-8):
 
     def update_fn(updates, state, params=None):
         del params
+        _tree.check_like("scale_by_adamax", updates, state.nu, ref_name="the state")
         count = _tree.safe_increment(state.count)
         mu = _tree.update_moment(updates, state.mu, b1, 1)
         nu = tree_map(lambda g, n: fnp.maximum(_tree.like(b2, n) * n,
@@ -242,6 +247,7 @@ def scale_by_rms(decay=0.9, eps=1e-8, initial_scale=0.0, eps_in_sqrt=True,
 
     def update_fn(updates, state, params=None):
         del params
+        _tree.check_like("scale_by_rms", updates, state.nu, ref_name="the state")
         nu = _tree.update_moment(updates, state.nu, decay, 2)
         count = _tree.safe_increment(state.count)
         nu_hat = _tree.bias_correction(nu, decay, count) if bias_correction else nu
@@ -273,6 +279,7 @@ def scale_by_stddev(decay=0.9, eps=1e-8, initial_scale=0.0, eps_in_sqrt=True,
 
     def update_fn(updates, state, params=None):
         del params
+        _tree.check_like("scale_by_stddev", updates, state.nu, ref_name="the state")
         mu = _tree.update_moment(updates, state.mu, decay, 1)
         nu = _tree.update_moment(updates, state.nu, decay, 2)
         count = _tree.safe_increment(state.count)
@@ -304,6 +311,7 @@ def scale_by_rss(initial_accumulator_value=0.1, eps=1e-7):
 
     def update_fn(updates, state, params=None):
         del params
+        _tree.check_like("scale_by_rss", updates, state.sum_of_squares, ref_name="the state")
         s = tree_map(lambda g, acc: acc + _tree.abs_sq(g), updates, state.sum_of_squares)
 
         def rescale(g, t):
@@ -328,6 +336,7 @@ def scale_by_adadelta(rho=0.9, eps=1e-6):
 
     def update_fn(updates, state, params=None):
         del params
+        _tree.check_like("scale_by_adadelta", updates, state.e_g, ref_name="the state")
         e_g = _tree.update_moment(updates, state.e_g, rho, 2)
         updates = tree_map(
             lambda g, eg, ex: fnp.sqrt(ex + _tree.like(eps, ex))
@@ -350,6 +359,7 @@ def scale_by_lion(b1=0.9, b2=0.99, mu_dtype=None):
 
     def update_fn(updates, state, params=None):
         del params
+        _tree.check_like("scale_by_lion", updates, state.mu, ref_name="the state")
         new_updates = tree_map(
             lambda g, m: fnp.sign((1 - _tree.like(b1, g)) * g + _tree.like(b1, m) * m),
             updates, state.mu)
@@ -366,6 +376,7 @@ def scale_by_trust_ratio(min_norm=0.0, trust_coefficient=1.0, eps=0.0):
     """
     def update_fn(updates, state, params=None):
         _tree.need_params("scale_by_trust_ratio", params)
+        _tree.check_like("scale_by_trust_ratio", updates, params)
 
         def rescale(u, p):
             p_norm = _tree.safe_norm(p, min_norm)

@@ -8,9 +8,11 @@ leaf they meet.
 """
 import numpy as np
 
+import funcgrad
 import funcgrad.numpy as fnp
 from funcgrad.errors import FuncgradValueError
-from funcgrad.tree_util import tree_leaves, tree_map
+from funcgrad.tree_util import (keystr, tree_flatten, tree_flatten_with_path, tree_leaves,
+                                tree_map)
 
 _INT32_MAX = int(np.iinfo(np.int32).max)
 _PY_SCALARS = (bool, int, float, complex)
@@ -125,3 +127,75 @@ def need_params(name, params):
         raise FuncgradValueError(
             f"{name}: update() needs the current parameters; call "
             "tx.update(grads, state, params) instead of tx.update(grads, state)")
+
+
+def shape_of(x):
+    shape = getattr(x, "shape", None)
+    return np.shape(x) if shape is None else tuple(shape)
+
+
+def check_like(where, tree, ref, tree_name="updates", ref_name="the parameters"):
+    """Raise unless ``tree`` has ``ref``'s structure and each leaf its reference's shape.
+
+    Optimizers call this every step (under ``jit`` only while tracing), so the passing
+    case is one walk over both trees that compares container types, keys and shapes;
+    only a failure computes key paths to name the offending leaf.
+    """
+    if not _same_shapes(tree, ref):
+        _raise_mismatch(where, tree, ref, tree_name, ref_name)
+
+
+_LEAVES = (np.ndarray, np.generic, funcgrad.Tracer, bool, int, float, complex)
+
+
+def _same_shapes(a, b):
+    kind = type(a)
+    if kind is np.ndarray:                          # the common leaf first
+        shape = getattr(b, "shape", None)
+        if shape is not None and isinstance(b, _LEAVES[:3]):
+            return a.shape == shape
+    elif kind is dict:
+        if type(b) is not dict or a.keys() != b.keys():
+            return False
+        for k, v in a.items():
+            if not _same_shapes(v, b[k]):
+                return False
+        return True
+    elif kind is list or kind is tuple or (isinstance(a, tuple) and hasattr(a, "_fields")):
+        if type(b) is not kind or len(a) != len(b):
+            return False
+        for x, y in zip(a, b):
+            if not _same_shapes(x, y):
+                return False
+        return True
+    elif a is None:
+        return b is None
+    if isinstance(a, _LEAVES) and isinstance(b, _LEAVES):  # leaves of any kind may meet
+        return shape_of(a) == shape_of(b)
+    # other containers (registered classes) and arrays of other modules (CuPy)
+    leaves, treedef = tree_flatten(a)
+    ref_leaves, ref_treedef = tree_flatten(b)
+    return (treedef == ref_treedef
+            and [shape_of(x) for x in leaves] == [shape_of(x) for x in ref_leaves])
+
+
+def _raise_mismatch(where, tree, ref, tree_name, ref_name):
+    leaves, treedef = tree_flatten(tree)
+    ref_pairs, ref_treedef = tree_flatten_with_path(ref)
+    if treedef == ref_treedef:
+        for (path, r), x in zip(ref_pairs, leaves):
+            if shape_of(x) != shape_of(r):
+                raise FuncgradValueError(
+                    f"{where}: shape mismatch at key path {keystr(path) or '<root>'}: "
+                    f"{tree_name} {shape_of(x)}, {ref_name} {shape_of(r)}; the {tree_name} "
+                    "must have the shapes of the parameters (did the loss broadcast a "
+                    "parameter, or were the gradients taken for another model?)")
+        return                          # the fast comparison was too strict: all is well
+    detail = ""
+    try:
+        tree_map(lambda r, x: None, ref, tree)
+    except FuncgradValueError as e:
+        detail = " " + str(e).split(": ", 1)[1]
+    raise FuncgradValueError(
+        f"{where}: {tree_name} and {ref_name} have different tree structures:{detail}\n"
+        f"  {tree_name}: {treedef}\n  {ref_name}: {ref_treedef}")
