@@ -11,22 +11,18 @@ import operator
 import numpy as np
 
 from . import ad
-from . import rows as _rows
+from . import batching
 from .backend import dtype_name, float0
-from .core import Primitive, Tracer, bind, defjvp, defvjp, new_trace
+from .core import Tracer, new_trace, xp_of
 from .core import _np as _fnp
 from .errors import FuncgradTypeError, FuncgradValueError, UnexpectedTracerError
-from .tree_util import tree_flatten, tree_map, tree_unflatten, treedef_is_leaf
+from .prims.barriers import stop_gradient
+from .tree_util import (flatten_up_to, tree_flatten, tree_map, tree_structure, tree_unflatten,
+                        treedef_is_leaf)
 
 
 def _fname(f):
     return getattr(f, "__name__", None) or type(f).__name__
-
-
-def _xp_of(x):
-    """The array module of ``x`` (of its concrete value if ``x`` is a tracer)."""
-    from .prims.creation import _xp_of as xp_of
-    return xp_of(x)
 
 
 def _as_inputs(leaves, what, context=()):
@@ -67,26 +63,6 @@ def _as_array(x, what):
     raise FuncgradTypeError(
         f"{what}: argument of type {type(x).__name__} is not an array; pass a NumPy array, "
         "a Python number, or a pytree (tuple/list/dict) of them")
-
-
-# --------------------------------------------------------------------------------------
-# stop_gradient
-
-
-stop_gradient_p = Primitive("stop_gradient", lambda x: x)   # no rules: derivative zero
-stop_gradient_p.rows = _rows.identity_rows                  # jit's batch splitting
-stop_gradient_p.batch = lambda vals, dims: (bind(stop_gradient_p, vals[0]), dims[0])
-
-
-def stop_gradient(x):
-    """The value of ``x`` (any pytree) with its derivative blocked under every transformation.
-
-    Example:
-        >>> import funcgrad
-        >>> print(funcgrad.grad(lambda x: x * funcgrad.stop_gradient(x))(3.0))
-        3.0
-    """
-    return tree_map(lambda v: bind(stop_gradient_p, v) if isinstance(v, Tracer) else v, x)
 
 
 # --------------------------------------------------------------------------------------
@@ -452,7 +428,7 @@ def grad(fun, argnums=0, has_aux=False, holomorphic=False, allow_int=False):
 def _basis(x):
     """The identity for the flattened ``x``, shaped ``(x.size,) + x.shape``."""
     n = int(np.prod(x.shape))
-    return _xp_of(x).eye(n, dtype=x.dtype).reshape((n,) + tuple(x.shape))
+    return xp_of(x).eye(n, dtype=x.dtype).reshape((n,) + tuple(x.shape))
 
 
 def _jac_layout(rows, out_shape, in_shape):
@@ -514,7 +490,7 @@ def jacfwd(fun, argnums=0, has_aux=False, holomorphic=False):
             if o_shapes is None:
                 o_shapes = [tuple(c.shape[1:]) for c in col]
             columns.append(col)
-        columns = [[_xp_of(x).zeros((0,) + s, x.dtype) for s in o_shapes] if c is None else c
+        columns = [[xp_of(x).zeros((0,) + s, x.dtype) for s in o_shapes] if c is None else c
                    for c, x in zip(columns, d_flat)]
         jac_rows = []
         for oi, oshape in enumerate(o_shapes):
@@ -560,7 +536,7 @@ def jacrev(fun, argnums=0, has_aux=False, holomorphic=False, allow_int=False):
         for oi, o in enumerate(o_flat):
             n = int(np.prod(o.shape))
             if n == 0:
-                rows = [_xp_of(x).zeros((0,) + tuple(x.shape), x.dtype) for x in d_flat]
+                rows = [xp_of(x).zeros((0,) + tuple(x.shape), x.dtype) for x in d_flat]
             else:
                 def pull(ct, oi=oi):
                     cts = [ct if k == oi else fnp.zeros_like(p) for k, p in enumerate(o_flat)]
@@ -589,7 +565,6 @@ def hessian(fun, argnums=0, has_aux=False, holomorphic=False):
 
 def _broadcast_prefix(prefix, tree, what):
     """Leaves of ``prefix`` repeated over the leaves of the matching subtrees of ``tree``."""
-    from .tree_util import flatten_up_to, tree_structure
     td = tree_structure(prefix, is_leaf=lambda x: x is None)
     subtrees = flatten_up_to(td, tree, what)
     leaves = tree_flatten(prefix, is_leaf=lambda x: x is None)[0]
@@ -615,8 +590,6 @@ def vmap(fun, in_axes=0, out_axes=0, axis_size=None):
         array([[2., 0.],
                [0., 2.]])
     """
-    from . import batching
-
     if not (in_axes is None or isinstance(in_axes, (int, tuple, list, dict))):
         raise FuncgradTypeError(f"vmap: in_axes must be an int, None or a tuple, got {in_axes!r}")
 

@@ -26,7 +26,7 @@ from . import backend as _backend
 from . import core as _core
 from . import rows as _rows
 from .backend import dtype_name
-from .core import Primitive, Trace, Tracer, bind, new_trace
+from .core import Trace, Tracer, bind, new_trace
 from .errors import ConcretizationTypeError, FuncgradTypeError, FuncgradValueError
 from .tree_util import tree_flatten, tree_unflatten
 
@@ -448,7 +448,8 @@ def _fold_scales(eqns, outvars):
     complex arrays take part, only where no input is broadcast to a larger shape, and
     only while the constant stays within :func:`_scale_limit`. Results may differ from
     step-by-step evaluation in the last bit, as with any reassociation."""
-    from .prims.elementwise import multiply_p, negative_p
+    multiply_p = _core.primitive_named("multiply")
+    negative_p = _core.primitive_named("negative")
     scaled = {}      # name -> (c, base Var)
     done = set()     # names already materialised
     made_by = {}     # name of a matmul result -> its equation (in ``out``)
@@ -817,9 +818,25 @@ def _fused_eqn(run, end, uses_after, final, xp, number):
         res = res if isinstance(res, tuple) else (res,)
         return [r if r.dtype == dt else r.astype(dt) for r, dt in zip(res, dtypes)]
     impl.source = src
-    prim = Primitive(f"fused[{'+'.join(e.prim.name for e in run)}]", impl,
-                     multiple_results=True)
-    return Eqn(prim, ins, {}, outs)
+    return Eqn(_Kernel(f"fused[{'+'.join(e.prim.name for e in run)}]", impl), ins, {}, outs)
+
+
+class _Kernel:
+    """The operation of a fused equation: one compiled kernel standing for a run of
+    elementwise equations. Not a primitive: it is never bound and has no rules; only
+    the compiled graph's replay calls it."""
+
+    __slots__ = ("name", "impl")
+    multiple_results = True
+    effectful = False
+    rows = None
+
+    def __init__(self, name, impl):
+        self.name = name
+        self.impl = impl
+
+    def __repr__(self):
+        return self.name
 
 
 class _Compiled:
@@ -968,22 +985,3 @@ def jit(fun, static_argnums=(), static_argnames=()):
     jitted.clear_cache = clear_cache
     jitted.lower = lower
     return jitted
-
-
-# --------------------------------------------------------------------------------------
-# debug.print: a primitive with an effect, kept by dead-code elimination
-
-
-def _print_impl(*args, fmt):
-    print(fmt.format(*args))
-    return np.zeros((), np.int8)
-
-
-debug_print_p = Primitive("debug_print", _print_impl)
-debug_print_p.effectful = True
-
-
-def debug_print(fmt, *args):
-    """Print ``fmt.format(*args)`` when the values are computed: at once in eager code and
-    under grad/jvp/vjp, and on every call of a jitted function (not only while tracing)."""
-    bind(debug_print_p, *args, fmt=fmt)

@@ -8,7 +8,12 @@ traced value (``np.sin(x)``, ``np.sum(x)``) are routed here too.
 Every function not listed in ``__all__`` is unsupported: calling its NumPy twin on a
 traced value raises a ``TypeError`` naming it.
 """
+import sys as _sys
+
 import numpy as _onp
+
+from .._src import core as _core
+from . import _dispatch
 
 from .._src.prims.contractions import (dot, einsum, inner, matmul, outer, tensordot,
                                        vdot)
@@ -55,6 +60,11 @@ bool = bool_
 can_cast = _onp.can_cast
 
 __all__ = [n for n in dir() if not n.startswith("_")]
+
+# Tracer's methods, the interpreters and the rules reach these functions through the core,
+# which imports nothing above it: this namespace registers itself there.
+_core.register_namespace(_sys.modules[__name__], _dispatch.array_ufunc,
+                         _dispatch.array_function)
 
 
 def __getattr__(name):

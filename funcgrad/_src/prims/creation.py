@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..backend import _default_device, array_module, is_device_array, on_default_device
-from ..core import Tracer
+from ..core import Tracer, xp_of
 from ..errors import FuncgradTypeError
 from . import shape as _shape
 
@@ -58,27 +58,7 @@ def _to_host(a):
     return a if isinstance(a, (np.ndarray, np.generic, int, float, complex, bool)) else np.asarray(a)
 
 
-def _xp_of(a):
-    return array_module(a) if not isinstance(a, Tracer) else _inner_xp(a)
-
-
-def _inner_xp(t):
-    """The array module of the value under tracer ``t``: its concrete value, or for jit
-    and vmap tracers (abstract) the value they carry (``aval``: the value on the tracing
-    inputs; ``val``: the batched value); NumPy when none is found."""
-    v = t
-    while isinstance(v, Tracer):
-        inner = getattr(v, "aval", None)
-        if inner is None:
-            inner = getattr(v, "val", None)
-        if inner is not None:
-            v = inner
-            continue
-        try:
-            v = v._value("creation")
-        except FuncgradTypeError:
-            return np
-    return array_module(v)
+_xp_of = xp_of          # the array module of a value or of the value under a tracer
 
 
 def zeros(shape, dtype=float):

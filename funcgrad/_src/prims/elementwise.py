@@ -15,7 +15,7 @@ import math
 
 import numpy as np
 
-from ..core import Primitive, Tracer, bind, defjvp, defvjp
+from ..core import Primitive, Tracer, bind, defjvp, defvjp, install_operators
 from ..errors import FuncgradTypeError, FuncgradValueError
 from . import shape as _shape
 
@@ -455,11 +455,9 @@ def clip(a, a_min=None, a_max=None, out=None, *, min=None, max=None):
     return bind(clip_p, a, a_min, a_max)
 
 
-def _install_operators():
-    """Give ``Tracer`` direct operator methods for the elementwise primitives (one call
-    less than going through the namespace; operators are the hottest path of all)."""
-    from ..core import Tracer
-
+def _operators():
+    """``Tracer``'s operators straight to their primitives (one call less than going
+    through the namespace; operators are the hottest path of all)."""
     def forward(p):
         def op(self, other):
             t = self._trace
@@ -476,20 +474,20 @@ def _install_operators():
             return bind(p, other, self)
         return op
 
+    table = {"neg": negative, "abs": abs}
     for name, p in [("add", add_p), ("sub", subtract_p), ("mul", multiply_p),
                     ("truediv", true_divide_p), ("floordiv", floor_divide_p),
                     ("mod", remainder_p), ("pow", power_p), ("and", bitwise_and_p),
                     ("or", bitwise_or_p), ("xor", bitwise_xor_p)]:
-        setattr(Tracer, f"__{name}__", forward(p))
-        setattr(Tracer, f"__r{name}__", reflected(p))
+        table[name] = forward(p)
+        table[f"r{name}"] = reflected(p)
     for name, p in [("lt", less_p), ("le", less_equal_p), ("gt", greater_p),
                     ("ge", greater_equal_p), ("eq", equal_p), ("ne", not_equal_p)]:
-        setattr(Tracer, f"__{name}__", forward(p))
-    Tracer.__neg__ = negative
-    Tracer.__abs__ = abs
+        table[name] = forward(p)
+    return table
 
 
-_install_operators()
+install_operators(_operators())
 
 
 # ---- batching rules (vmap): every elementwise primitive broadcasts -------------------
