@@ -13,9 +13,10 @@ import numpy as np
 from .. import rows as _rows
 from ..backend import dtype_name
 from ..batching import move_to_front
-from ..core import Primitive, bind, defjvp, defvjp
+from ..core import Primitive, bind, defjvp, defvjp, xp_of
 from ..errors import FuncgradValueError
 from . import reductions as _red
+from .elementwise import conj
 from . import shape as _shape
 
 # ---- matmul ----------------------------------------------------------------------------
@@ -153,8 +154,7 @@ def _einsum_operand_ct(g, args, i, ins, out):
             if c in seen:
                 f = next(free)
                 renamed.append(f)
-                from .creation import _xp_of
-                eyes.append((c + f, _xp_of(ct).eye(sizes[c], dtype=ct.dtype)))
+                eyes.append((c + f, xp_of(ct).eye(sizes[c], dtype=ct.dtype)))
             else:
                 seen.add(c)
                 renamed.append(c)
@@ -185,7 +185,7 @@ def einsum(subscripts, *operands, optimize="auto", dtype=None):
     operands = [_shape._as_array(o) for o in operands]
     if dtype is not None:
         operands = [_shape.astype(o, dtype) for o in operands]
-    import opt_einsum.parser
+    import opt_einsum.parser     # imported on first use: keeps `import funcgrad` quick
     try:
         ins, out, _ = opt_einsum.parser.parse_einsum_input(
             [subscripts.replace(" ", "")] + [o.shape for o in operands], shapes=True)
@@ -248,7 +248,6 @@ def dot(a, b):
 
 def vdot(a, b):
     """Dot product of the flattened arrays, conjugating the first (complex) argument."""
-    from .elementwise import conj
     a = _shape.ravel(_shape._as_array(a))
     b = _shape.ravel(_shape._as_array(b))
     if a.dtype.kind == "c":

@@ -9,6 +9,7 @@ from ..backend import _default_device, array_module, is_device_array, on_default
 from ..core import Tracer, xp_of
 from ..errors import FuncgradTypeError
 from . import shape as _shape
+from .elementwise import power
 
 
 def _contains_tracer(obj):
@@ -158,7 +159,6 @@ def linspace(start, stop, num=50, endpoint=True, retstep=False, dtype=None, axis
 
 def logspace(start, stop, num=50, endpoint=True, base=10.0, dtype=None, axis=0):
     """``base ** linspace(start, stop, num)``."""
-    from .elementwise import power
     r = power(base, linspace(start, stop, num, endpoint=endpoint, axis=axis))
     return r if dtype is None else _shape.astype(r, dtype)
 

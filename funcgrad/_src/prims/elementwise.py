@@ -15,7 +15,10 @@ import math
 
 import numpy as np
 
+from .. import rows as _rows
+from ..batching import broadcasting_batch, defbatch
 from ..core import Primitive, Tracer, bind, defjvp, defvjp, install_operators
+from ..core import _np as _ops
 from ..errors import FuncgradTypeError, FuncgradValueError
 from . import shape as _shape
 
@@ -431,8 +434,7 @@ def where(condition, x=None, y=None, /):
         y = fnp.where(x > 0, fnp.sqrt(safe), 0.0)
     """
     if x is None and y is None:
-        from .indexing import nonzero
-        return nonzero(condition)
+        return _ops().nonzero(condition)      # the indexing family, above this one
     if x is None or y is None:
         raise FuncgradTypeError("where: give both x and y, or neither")
     return bind(where_p, condition, x, y)
@@ -492,12 +494,10 @@ install_operators(_operators())
 
 # ---- batching rules (vmap): every elementwise primitive broadcasts -------------------
 def _attach_batching():
-    from ..batching import broadcasting_batch, defbatch
     prims = [p for p in globals().values() if isinstance(p, Primitive)]
     defbatch(broadcasting_batch, *prims)
-    from ..rows import broadcasting_rows          # jit's batch splitting
     for p in prims:
-        p.rows = broadcasting_rows(p)
+        p.rows = _rows.broadcasting_rows(p)       # jit's batch splitting
 
 
 _attach_batching()

@@ -25,6 +25,7 @@ from ..backend import dtype_name
 from ..core import Primitive, bind, defjvp, defvjp
 from ..errors import FuncgradTypeError, FuncgradValueError
 from . import shape as _shape
+from .creation import zeros_like
 from .elementwise import conj
 
 __all__ = ["fft", "fft2", "fftfreq", "fftn", "fftshift", "hfft", "ifft", "ifft2", "ifftn",
@@ -154,7 +155,6 @@ def _resize(x, axes, sizes):
         elif have < n:
             pad_shape = list(x.shape)
             pad_shape[ax] = n - have
-            from .creation import zeros_like
             x = _shape.concatenate([x, zeros_like(x, shape=tuple(pad_shape))], axis=ax)
     return x
 

@@ -12,10 +12,14 @@ import operator
 import numpy as np
 
 from .. import rows as _rows
-from ..backend import array_module, dtype_name
-from ..core import Primitive, Tracer, bind, defjvp, defvjp
-from ..errors import FuncgradTypeError, FuncgradValueError
+from ..backend import array_module, dtype_name, scatter_add
+from ..batching import _fallback, bdim_size, move_to_front
+from ..core import Primitive, Tracer, _IndexUpdateRef, bind, defjvp, defvjp, xp_of
+from ..errors import FuncgradTypeError, FuncgradValueError, IndexOutOfBoundsError
 from . import shape as _shape
+from .creation import zeros_like
+from .elementwise import where
+from .shape import broadcast_to, reshape
 
 _ARRAY = "<array>"
 
@@ -100,7 +104,6 @@ def _scatter_impl(x, v, *arrays, index, mode):
     elif xp is np:
         np.add.at(out, idx, v)
     else:
-        from ..backend import scatter_add
         scatter_add(out, idx, v)
     return out
 
@@ -113,9 +116,7 @@ defvjp(getitem_p, lambda g, ans, x, *arrays, index:
 scatter_p = Primitive("scatter", _scatter_impl)
 
 
-def _zeros_like(x):
-    from .creation import zeros_like
-    return zeros_like(x)
+_zeros_like = zeros_like
 
 
 def _scatter_jvp(primals, tangents, index, mode):
@@ -145,7 +146,6 @@ def _scatter_vjp(g, ans, args, wanted, index, mode):
                 # Repeated indices: only the last write of an element lands (NumPy's order,
                 # which the forward pass and jvp follow), so the earlier duplicates must
                 # get no cotangent; before, every duplicate got one.
-                from .elementwise import where
                 gv = where(_last_writes(x, arrays, index, gv.shape), gv, 0)
             extra = len(getattr(v, "shape", ())) - len(gv.shape)
             if extra > 0:       # NumPy lets the value carry extra leading axes of length 1
@@ -160,8 +160,7 @@ def _last_writes(x, arrays, index, shape):
     n = 1
     for d in shape:
         n *= d
-    from .creation import _xp_of
-    xp = _xp_of(x)
+    xp = xp_of(x)
     ids = xp.arange(n).reshape(shape)
     owner = bind(scatter_p, xp.full(x.shape, -1, ids.dtype), ids, *arrays, index=index,
                  mode="set")
@@ -183,7 +182,6 @@ def _check_index(x, static, arrays):
     except IndexError as e:
         # An IndexError, as NumPy raises (code that catches IndexError keeps working),
         # that is also the ValueError funcgrad's other indexing errors are.
-        from .manipulation import IndexOutOfBoundsError
         raise IndexOutOfBoundsError(f"indexing {dtype_name(x)}: {e}") from None
 
 
@@ -209,7 +207,6 @@ class _At:
         self.x = x
 
     def __getitem__(self, idx):
-        from ..core import _IndexUpdateRef
         return _IndexUpdateRef(self.x, idx)
 
 
@@ -256,7 +253,6 @@ def _advanced_separated(static):
 
 
 def _getitem_batch(vals, dims, index):
-    from ..batching import _fallback, bdim_size, move_to_front
     x, *arrays = vals
     dx, *darrays = dims
     if any(d is not None for d in darrays):
@@ -280,8 +276,6 @@ def _batched_advanced(x, dx, arrays, darrays, index, size):
     the batched ``x`` (batch axis first): an ``arange`` over the batch becomes one more
     advanced index. Handles the common layout (advanced indices first and adjacent);
     returns None for others."""
-    from ..batching import move_to_front
-    from .shape import broadcast_to, reshape
     pos = [i for i, s in enumerate(index) if isinstance(s, str)]
     if not pos or pos[0] != 0 or pos[-1] + 1 != len(pos) or any(
             getattr(a, "dtype", None) == np.bool_ for a in arrays):
@@ -297,8 +291,6 @@ def _batched_advanced(x, dx, arrays, darrays, index, size):
 
 
 def _scatter_batch(vals, dims, index, mode):
-    from ..batching import _fallback, bdim_size, move_to_front
-    from .shape import broadcast_to, reshape
     x, v, *arrays = vals
     dx, dv, *darrays = dims
     size = bdim_size(vals, dims)

@@ -26,7 +26,8 @@ import numpy as np
 
 from ..backend import dtype_name
 from ..core import Tracer
-from ..errors import FuncgradTypeError, FuncgradValueError
+from ..core import _np as _ops    # scans, a family above this one (see _pad_stat)
+from ..errors import FuncgradTypeError, FuncgradValueError, IndexOutOfBoundsError
 from . import shape as _s
 from .contractions import tensordot as _tensordot
 from .creation import asarray as _asarray
@@ -39,6 +40,7 @@ from .elementwise import clip as _clip
 from .elementwise import remainder as _remainder
 from .elementwise import where as _where
 from .indexing import _getitem, _scatter
+from . import reductions as _red
 from .reductions import _no_out
 from .reductions import sum as _sum
 
@@ -67,11 +69,6 @@ def _eager(*xs):
             continue
         return False
     return True
-
-
-class IndexOutOfBoundsError(FuncgradValueError, IndexError):
-    """An index out of range (an IndexError, as NumPy raises, and a ValueError, as the
-    rest of funcgrad's indexing errors)."""
 
 
 def _as_array(a):
@@ -607,10 +604,8 @@ def _apply_along(m, x, axis):
 
 
 def _pad_stat(x, axis, b, e, lengths, mode):
-    from . import reductions as _red
-    from . import scans as _scans
     stat = {"maximum": _red.max, "minimum": _red.min, "mean": _red.mean,
-            "median": _scans.median}[mode]
+            "median": _ops().median}[mode]
     n = x.shape[axis]
     parts = [x]
     for width, length, before in ((b, lengths[0], True), (e, lengths[1], False)):

@@ -9,9 +9,13 @@ from __future__ import annotations
 
 import numpy as np
 
+from .. import rows as _rows
+from ..batching import defbatch, reduction_batch
 from ..core import Primitive, bind, defjvp, defvjp
 from ..errors import FuncgradTypeError, FuncgradValueError
 from . import shape as _shape
+from .elementwise import conj, maximum, minimum, real, sqrt, where
+from .elementwise import where as _where
 
 
 def _kept_shape(shape, axes):
@@ -54,7 +58,6 @@ def sum(a, axis=None, dtype=None, out=None, keepdims=False, initial=None, where=
     if dtype is not None:
         a = _shape.astype(a, dtype)
     if where is not None:
-        from .elementwise import where as _where
         a = _where(where, a, 0)
     axes = _shape.normalize_axes(axis, _shape._ndim(a), "sum")
     r = bind(sum_p, a, axis=axes, keepdims=bool(keepdims))
@@ -66,7 +69,6 @@ def sum(a, axis=None, dtype=None, out=None, keepdims=False, initial=None, where=
 # ---- prod ------------------------------------------------------------------------------
 def _prod_grad(ans, x, axis, keepdims):
     """d prod / d x_i = product of the others, exact where x has zeros (first order)."""
-    from .elementwise import where
     is_zero = x == 0
     zeros = sum(is_zero, axis=axis, keepdims=True)
     safe = where(is_zero, 1, x)
@@ -89,7 +91,6 @@ def prod(a, axis=None, dtype=None, out=None, keepdims=False, initial=None, where
     if dtype is not None:
         a = _shape.astype(a, dtype)
     if where is not None:
-        from .elementwise import where as _where
         a = _where(where, a, 1)
     axes = _shape.normalize_axes(axis, _shape._ndim(a), "prod")
     r = bind(prod_p, a, axis=axes, keepdims=bool(keepdims))
@@ -125,7 +126,6 @@ def _extreme(p, op, a, axis, out, keepdims, initial, where):
         if initial is None:
             # ValueError, as NumPy raises (it was a TypeError).
             raise FuncgradValueError(f"{op}: where= needs initial= (as in NumPy)")
-        from .elementwise import where as _where
         a = _where(where, a, initial)
     axes = _shape.normalize_axes(axis, _shape._ndim(a), op)
     if 0 in [a.shape[i] for i in axes] and initial is None:
@@ -134,7 +134,6 @@ def _extreme(p, op, a, axis, out, keepdims, initial, where):
             "no identity; pass initial=")
     r = bind(p, a, axis=axes, keepdims=bool(keepdims))
     if initial is not None:
-        from .elementwise import maximum, minimum
         r = (maximum if op == "max" else minimum)(r, _initial(initial, r))
     return r
 
@@ -171,7 +170,6 @@ def mean(a, axis=None, dtype=None, out=None, keepdims=False, *, where=None):
         a = _shape.astype(a, np.float64)
     axes = _shape.normalize_axes(axis, a.ndim, "mean")
     if where is not None:
-        from .elementwise import where as _where
         s = sum(_where(where, a, 0), axis=axes, keepdims=keepdims)
         n = sum(np.broadcast_to(where, a.shape), axis=axes, keepdims=keepdims)
         return s / _shape.astype(n, a.dtype)
@@ -195,7 +193,6 @@ def var(a, axis=None, dtype=None, out=None, ddof=0, keepdims=False, *, where=Non
     m = globals()["mean"](a, axis=axes, keepdims=True) if mean is None else mean
     d = a - m
     if d.dtype.kind == "c":
-        from .elementwise import conj, real
         sq = real(d * conj(d))
     else:
         sq = d * d
@@ -205,7 +202,6 @@ def var(a, axis=None, dtype=None, out=None, ddof=0, keepdims=False, *, where=Non
 def std(a, axis=None, dtype=None, out=None, ddof=0, keepdims=False, *, where=None,
         mean=None, correction=None):
     """Standard deviation: ``sqrt(var(...))``. Its gradient is NaN for constant input."""
-    from .elementwise import sqrt
     return sqrt(var(a, axis=axis, dtype=dtype, out=out, ddof=ddof, keepdims=keepdims,
                     where=where, mean=mean, correction=correction))
 
@@ -222,7 +218,6 @@ def all(a, axis=None, out=None, keepdims=False, *, where=None):
     _no_out("all", out)
     a = _shape._as_array(a)
     if where is not None:
-        from .elementwise import where as _where
         a = _where(where, a, True)
     return bind(all_p, a, axis=_shape.normalize_axes(axis, a.ndim, "all"), keepdims=bool(keepdims))
 
@@ -232,7 +227,6 @@ def any(a, axis=None, out=None, keepdims=False, *, where=None):
     _no_out("any", out)
     a = _shape._as_array(a)
     if where is not None:
-        from .elementwise import where as _where
         a = _where(where, a, False)
     return bind(any_p, a, axis=_shape.normalize_axes(axis, a.ndim, "any"), keepdims=bool(keepdims))
 
@@ -257,13 +251,11 @@ def argmin(a, axis=None, out=None, *, keepdims=False):
 
 # ---- batching rules (vmap) -------------------------------------------------------------
 def _attach_batching():
-    from ..batching import defbatch, reduction_batch
     defbatch(reduction_batch, sum_p, prod_p, max_p, min_p, all_p, any_p, argmax_p, argmin_p)
     # row rules (jit's batch splitting): only a sum may reduce the batch axis
-    from ..rows import reduction_rows
-    sum_p.rows = reduction_rows(sum_p, linear=True)
+    sum_p.rows = _rows.reduction_rows(sum_p, linear=True)
     for p in (prod_p, max_p, min_p, all_p, any_p, argmax_p, argmin_p):
-        p.rows = reduction_rows(p)
+        p.rows = _rows.reduction_rows(p)
 
 
 _attach_batching()

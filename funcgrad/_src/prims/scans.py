@@ -25,7 +25,9 @@ from ..backend import dtype_name
 from ..core import Primitive, Tracer, bind, defjvp, defvjp
 from ..errors import (ConcretizationTypeError, FuncgradError, FuncgradTypeError,
                       FuncgradValueError)
+from ..batching import move_to_front
 from . import reductions as _red
+from .creation import full_like, zeros_like
 from . import shape as _s
 from .contractions import dot as _dot
 from .elementwise import ceil as _ceil
@@ -186,7 +188,6 @@ def _cumulative(name, f, x, axis, dtype, include_initial, initial):
         axis = _s.normalize_axis(axis, _s._ndim(r), name)
         shape = list(r.shape)
         shape[axis] = 1
-        from .creation import full_like
         r = _s.concatenate([full_like(r, initial, shape=tuple(shape)), r], axis=axis)
     return r
 
@@ -314,7 +315,6 @@ def _perm(x, axis):
 def _unpermute(v, perm, axis):
     """``u`` with ``u[perm[j]] = v[j]`` along ``axis`` (``perm`` a permutation there): the
     transpose of ``take_along_axis(., perm)``, one scatter instead of an inverse argsort."""
-    from .creation import zeros_like
     return _scatter(zeros_like(v), _along_axis_index(v, perm, axis, "sort"), v, "set")
 
 
@@ -974,7 +974,6 @@ def corrcoef(x, y=None, rowvar=True, *, dtype=None):
 
 def _along_axis_batch(prim):
     def rule(vals, dims, axis, **params):
-        from ..batching import move_to_front
         (v,), (d,) = vals, dims
         return bind(prim, move_to_front(v, d), axis=axis + 1, **params), 0
     return rule

@@ -3,6 +3,10 @@ composites built on them (squeeze, expand_dims, ravel, moveaxis, stack, split, .
 
 Also home of :func:`unbroadcast`, the one helper every binary reverse rule uses to sum a
 cotangent back to its input's shape and dtype.
+
+This is the lowest primitive family: every other one builds on it. The few rules here
+that need an operation of a family above (a sum, ``real``, indexing) reach it through the
+``funcgrad.numpy`` namespace registered in the core (``_ops()``), never by an import.
 """
 from __future__ import annotations
 
@@ -14,9 +18,10 @@ import numpy as np
 
 from .. import rows as _rows
 from ..backend import array_module, dtype_name
+from ..batching import bdim_size, move_to_front
 from ..core import Primitive, Tracer, bind, defjvp, defvjp
+from ..core import _np as _ops    # families above this one (see the module docstring)
 from ..errors import FuncgradTypeError, FuncgradValueError
-from . import reductions as _red
 
 
 def _shape(x):
@@ -56,8 +61,7 @@ def normalize_axes(axis, ndim, op):
 
 def _cast_cotangent(g, dtype):
     if g.dtype.kind == "c" and np.dtype(dtype).kind != "c":
-        from .elementwise import real
-        g = real(g)
+        g = _ops().real(g)
     return astype(g, dtype) if g.dtype != dtype else g
 
 
@@ -70,7 +74,7 @@ def unbroadcast(g, x):
         axes = tuple(range(lead)) + tuple(
             lead + i for i, d in enumerate(xshape) if d == 1 and gshape[lead + i] != 1)
         if axes:
-            g = _red.sum(g, axis=axes, keepdims=False)
+            g = _ops().sum(g, axis=axes, keepdims=False)
         if g.shape != xshape:
             g = reshape(g, xshape)
     if g.dtype != x.dtype:
@@ -323,8 +327,7 @@ def astype(x, dtype, /, *, copy=True):
     if xd == dtype:
         return x
     if xd.kind == "c" and dtype.kind != "c":
-        from .elementwise import real
-        x = real(x)
+        x = _ops().real(x)
         if x.dtype == dtype:
             return x
     return bind(astype_p, x, dtype=dtype)
@@ -336,7 +339,7 @@ def _concat_impl(*xs, axis):
 
 
 def _concat_jvp(primals, tangents, axis):
-    from .creation import zeros_like
+    zeros_like = _ops().zeros_like
     out = bind(concatenate_p, *primals, axis=axis)
     if builtins.all(t is None for t in tangents):
         return out, None
@@ -345,7 +348,7 @@ def _concat_jvp(primals, tangents, axis):
 
 
 def _concat_vjp(g, ans, args, wanted, axis):
-    from .indexing import _getitem
+    _getitem = _ops()._getitem
     offsets = np.cumsum([0] + [a.shape[axis] for a in args]).tolist()
     lead = (slice(None),) * axis
     res = []
@@ -457,7 +460,7 @@ def array_split(ary, indices_or_sections, axis=0):
 
 
 def _split(ary, ios, axis, op, even):
-    from .indexing import _getitem
+    _getitem = _ops()._getitem
     nd = _ndim(ary)
     axis = normalize_axis(axis, nd, op)
     pts = _split_points(_shape(ary)[axis], ios, op, even)
@@ -497,7 +500,6 @@ def size(a, axis=None):
 
 # ---- batching rules (vmap) -------------------------------------------------------------
 def _reshape_batch(vals, dims, shape):
-    from ..batching import move_to_front
     v = move_to_front(vals[0], dims[0])
     return bind(reshape_p, v, shape=(v.shape[0],) + tuple(shape)), 0
 
@@ -514,7 +516,6 @@ def _batched_perm(axes, d):
 
 
 def _broadcast_to_batch(vals, dims, shape):
-    from ..batching import move_to_front
     v = move_to_front(vals[0], dims[0])
     extra = len(shape) - (len(v.shape) - 1)
     v = reshape(v, (v.shape[0],) + (1,) * extra + tuple(v.shape[1:]))
@@ -526,7 +527,6 @@ def _astype_batch(vals, dims, dtype):
 
 
 def _concat_batch(vals, dims, axis):
-    from ..batching import bdim_size, move_to_front
     size = bdim_size(vals, dims)
     moved = [move_to_front(v, d) if d is not None else broadcast_to(v, (size,) + tuple(v.shape))
              for v, d in zip(vals, dims)]

@@ -49,6 +49,7 @@ from ..backend import array_module, dtype_name
 from ..core import Primitive, Tracer, bind, defjvp, defvjp
 from ..errors import FuncgradTypeError, FuncgradValueError
 from . import shape as _shape
+from . import elementwise as _el
 from .indexing import _getitem
 
 # =======================================================================================
@@ -1071,7 +1072,6 @@ def _computation_kind(computation):
     except TypeError:       # unhashable
         kind = None
     if kind is None:
-        from . import elementwise as _el
         _KINDS.update({_el.maximum: "max", _el.minimum: "min", _el.add: "add"})
         kind = _KINDS.get(computation)
     if kind is not None:
@@ -1148,7 +1148,6 @@ def reduce_window(operand, init_value, computation, window_dimensions, window_st
     init = init.item()
     p = _cached(_window_params, op, tuple(x.shape), window_dimensions, window_strides,
                 padding, base_dilation, window_dilation)
-    from . import elementwise as _el
     if kind == "add":
         out = bind(window_sum_p, x, **p)
         return out if init == 0 else _el.add(out, np.asarray(init, out.dtype))
