@@ -18,10 +18,10 @@ NumPy arrays in the order the ``dimension_numbers`` say (default N, C, spatial..
 ``minimum`` and ``add``); they double as the ``computation`` of :func:`reduce_window`.
 """
 from ._src.prims.elementwise import add, maximum as max, minimum as min  # noqa: A001
-from ._src.prims.windows import (ConvDimensionNumbers, avg_pool, conv, conv_dimension_numbers,
-                                 conv_general_dilated, conv_transpose,
-                                 conv_with_general_padding, max_pool, padtype_to_pads,
-                                 reduce_window)
+from ._src.prims.windows_lax import (ConvDimensionNumbers, avg_pool, conv,
+                                     conv_dimension_numbers, conv_general_dilated,
+                                     conv_transpose, conv_with_general_padding, max_pool,
+                                     padtype_to_pads, reduce_window)
 
 __all__ = ["ConvDimensionNumbers", "add", "avg_pool", "conv", "conv_dimension_numbers",
            "conv_general_dilated", "conv_transpose", "conv_with_general_padding", "max",

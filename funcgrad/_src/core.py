@@ -64,14 +64,48 @@ def primitive_named(name):
     return _BY_NAME[name]
 
 
+def def_rules(prim, *, jvp=None, vjp=None, batch=None, rows=None):
+    """Attach ``prim``'s rules, side by side: the one way a primitive gets its rules.
+
+    jvp, vjp: a tuple with one rule per positional argument (``None`` in it: that
+      argument has no derivative), or a single function, the whole rule (see
+      ``Primitive``). A primitive given neither has no derivative.
+    batch: its batching rule (vmap; the generic ones are in batching.py).
+    rows: its row rule (how jit runs it on slices of a batch; see rows.py).
+    Arguments left as None leave that rule as it was. Returns ``prim``.
+
+    Example (a primitive whose derivative is its value):
+        >>> import numpy as np, funcgrad
+        >>> from funcgrad._src.core import Primitive, bind, def_rules
+        >>> exp_p = def_rules(Primitive("my_exp", np.exp),
+        ...                   jvp=(lambda t, ans, x: t * ans,),
+        ...                   vjp=(lambda g, ans, x: g * ans,))
+        >>> print(funcgrad.grad(lambda x: bind(exp_p, x))(0.0))
+        1.0
+    """
+    if jvp is not None:
+        if callable(jvp):
+            prim.jvp, prim.jvp_rules = jvp, None
+        else:
+            prim.jvp, prim.jvp_rules = None, tuple(jvp)
+    if vjp is not None:
+        if callable(vjp):
+            prim.vjp, prim.vjp_rules = vjp, None
+        else:
+            prim.vjp, prim.vjp_rules = None, tuple(vjp)
+    if batch is not None:
+        prim.batch = batch
+    if rows is not None:
+        prim.rows = rows
+    return prim
+
+
 def defjvp(prim, *rules, full=None):
-    """Attach forward rules to ``prim``: one per argument, or a ``full`` rule."""
     prim.jvp_rules = rules if rules else None
     prim.jvp = full
 
 
 def defvjp(prim, *rules, full=None):
-    """Attach reverse rules to ``prim``: one per argument, or a ``full`` rule."""
     prim.vjp_rules = rules if rules else None
     prim.vjp = full
 

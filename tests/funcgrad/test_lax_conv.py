@@ -352,7 +352,7 @@ def test_vmap_of_conv_and_its_gradient_matches_a_loop(in_axes):
 
 # ---- threads ---------------------------------------------------------------------------
 def test_batch_split_over_threads_gives_the_serial_results():
-    from funcgrad._src.prims import windows
+    from funcgrad._src.prims import windows_kernels as windows
     x, w = rand(16, 8, 16, 16), rand(12, 4, 3, 3, seed=1)
 
     def f(x, w):
