@@ -16,7 +16,6 @@ from .backend import dtype_name, float0
 from .core import Tracer, new_trace, xp_of
 from .core import _np as _fnp
 from .errors import FuncgradTypeError, FuncgradValueError, UnexpectedTracerError
-from .prims.barriers import stop_gradient
 from .tree_util import (flatten_up_to, tree_flatten, tree_map, tree_structure, tree_unflatten,
                         treedef_is_leaf)
 

@@ -7,7 +7,7 @@ primitive without one falls back to a loop over the examples and a stack (correc
 slow), with a warning once per primitive. ``fallback_primitives()`` lists those seen.
 
 The generic rules below (broadcasting ops, reductions, ...) are attached to primitives in
-the modules that define them, next to their other rules.
+the modules that define them, next to their other rules (``core.def_rules``).
 """
 from __future__ import annotations
 
@@ -191,11 +191,6 @@ def unary_batch(prim):
         (v,), (d,) = vals, dims
         return bind(prim, v, **params), d
     return rule
-
-
-def defbatch(rule_factory, *prims):
-    for p in prims:
-        p.batch = rule_factory(p)
 
 
 # ---- vmap ---------------------------------------------------------------------------------

@@ -20,7 +20,7 @@ from .backend import array_module, dtype_name
 class Primitive:
     """A named operation and all its rules.
 
-    Attributes (set by the module that defines the primitive, next to each other):
+    Attributes (set with :func:`def_rules`, next to where the primitive is made):
       impl:  ``impl(*args, **params)`` on concrete arrays (NumPy or CuPy).
       jvp_rules: a tuple with one rule per positional argument,
         ``rule(tangent, ans, *args, **params) -> tangent contribution``, ``None`` meaning
@@ -38,7 +38,7 @@ class Primitive:
     __slots__ = ("name", "impl", "jvp_rules", "jvp", "vjp_rules", "vjp", "batch", "rows",
                  "multiple_results", "effectful", "__weakref__")
 
-    def __init__(self, name, impl, *, multiple_results=False):
+    def __init__(self, name, impl, *, multiple_results=False, effectful=False):
         _BY_NAME.setdefault(name, self)
         self.name = name
         self.impl = impl
@@ -46,7 +46,7 @@ class Primitive:
         self.jvp_rules = self.jvp = self.vjp_rules = self.vjp = None
         self.batch = None
         self.rows = None           # row rule: how jit splits it over a batch (rows.py)
-        self.effectful = False     # True: never removed by dead-code elimination
+        self.effectful = effectful     # True: never removed by dead-code elimination
 
     def bind(self, *args, **params):
         return bind(self, *args, **params)
@@ -98,16 +98,6 @@ def def_rules(prim, *, jvp=None, vjp=None, batch=None, rows=None):
     if rows is not None:
         prim.rows = rows
     return prim
-
-
-def defjvp(prim, *rules, full=None):
-    prim.jvp_rules = rules if rules else None
-    prim.jvp = full
-
-
-def defvjp(prim, *rules, full=None):
-    prim.vjp_rules = rules if rules else None
-    prim.vjp = full
 
 
 # --------------------------------------------------------------------------------------

@@ -6,13 +6,16 @@ from __future__ import annotations
 import numpy as np
 
 from .. import rows as _rows
-from ..core import Primitive, Tracer, bind
+from ..core import Primitive, Tracer, bind, def_rules
 from ..tree_util import tree_map
 
 # ---- stop_gradient: the identity, with no derivative rules (its derivative is zero) ----
 stop_gradient_p = Primitive("stop_gradient", lambda x: x)
-stop_gradient_p.batch = lambda vals, dims: (bind(stop_gradient_p, vals[0]), dims[0])
-stop_gradient_p.rows = _rows.identity_rows                  # jit's batch splitting
+
+
+def_rules(stop_gradient_p,
+          batch=lambda vals, dims: (bind(stop_gradient_p, vals[0]), dims[0]),
+          rows=_rows.identity_rows)
 
 
 def stop_gradient(x):
@@ -32,8 +35,7 @@ def _print_impl(*args, fmt):
     return np.zeros((), np.int8)
 
 
-debug_print_p = Primitive("debug_print", _print_impl)
-debug_print_p.effectful = True
+debug_print_p = Primitive("debug_print", _print_impl, effectful=True)
 
 
 def debug_print(fmt, *args):

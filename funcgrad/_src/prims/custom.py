@@ -4,7 +4,7 @@ to its tape directly, with the user's function object as a parameter, and their 
 rule asks that object."""
 from __future__ import annotations
 
-from ..core import Primitive, defvjp
+from ..core import Primitive, def_rules
 
 
 def _custom_jvp_vjp(g, ans, args, wanted, obj, out_tree):
@@ -14,7 +14,10 @@ def _custom_jvp_vjp(g, ans, args, wanted, obj, out_tree):
 
 
 custom_jvp_call_p = Primitive("custom_jvp_call", None, multiple_results=True)
-defvjp(custom_jvp_call_p, full=_custom_jvp_vjp)
+
+
+def_rules(custom_jvp_call_p,
+          vjp=_custom_jvp_vjp)
 
 
 def _custom_vjp_vjp(g, ans, args, wanted, obj, res, out_tree):
@@ -24,4 +27,7 @@ def _custom_vjp_vjp(g, ans, args, wanted, obj, res, out_tree):
 
 
 custom_vjp_call_p = Primitive("custom_vjp_call", None, multiple_results=True)
-defvjp(custom_vjp_call_p, full=_custom_vjp_vjp)
+
+
+def_rules(custom_vjp_call_p,
+          vjp=_custom_vjp_vjp)

@@ -10,8 +10,8 @@ from __future__ import annotations
 import numpy as np
 
 from .. import rows as _rows
-from ..batching import defbatch, reduction_batch
-from ..core import Primitive, bind, defjvp, defvjp
+from ..batching import reduction_batch
+from ..core import Primitive, bind, def_rules
 from ..errors import FuncgradTypeError, FuncgradValueError
 from . import shape as _shape
 from .elementwise import conj, maximum, minimum, real, sqrt, where
@@ -30,10 +30,19 @@ def _restore(g, x, axis, keepdims):
 
 
 # ---- sum -------------------------------------------------------------------------------
-sum_p = Primitive("sum", lambda x, axis, keepdims: np.sum(x, axis=axis, keepdims=keepdims))
-defjvp(sum_p, lambda t, ans, x, axis, keepdims: sum(t, axis=axis, keepdims=keepdims))
-defvjp(sum_p, lambda g, ans, x, axis, keepdims:
-       _shape.broadcast_to(_restore(g, x, axis, keepdims), x.shape))
+def _reduction(name, impl, *, jvp=None, vjp=None, linear=False):
+    """A reduction primitive ``impl(x, axis=, keepdims=)`` with its rules: the batching
+    rule shifts the axes past the batch axis; the row rule (jit's batch splitting) lets
+    only a ``linear`` reduction (a sum) reduce the batch axis."""
+    p = Primitive(name, lambda x, axis, keepdims: impl(x, axis=axis, keepdims=keepdims))
+    return def_rules(p, jvp=jvp, vjp=vjp, batch=reduction_batch(p),
+                     rows=_rows.reduction_rows(p, linear=linear))
+
+
+sum_p = _reduction("sum", np.sum, linear=True,
+                   jvp=(lambda t, ans, x, axis, keepdims: sum(t, axis=axis, keepdims=keepdims),),
+                   vjp=(lambda g, ans, x, axis, keepdims:
+                            _shape.broadcast_to(_restore(g, x, axis, keepdims), x.shape),))
 
 
 def _initial(initial, r):
@@ -76,11 +85,11 @@ def _prod_grad(ans, x, axis, keepdims):
     return where(zeros == 0, p_nonzero / safe, where((zeros == 1) & is_zero, p_nonzero, 0))
 
 
-prod_p = Primitive("prod", lambda x, axis, keepdims: np.prod(x, axis=axis, keepdims=keepdims))
-defjvp(prod_p, lambda t, ans, x, axis, keepdims:
-       sum(t * _prod_grad(ans, x, axis, keepdims), axis=axis, keepdims=keepdims))
-defvjp(prod_p, lambda g, ans, x, axis, keepdims:
-       _restore(g, x, axis, keepdims) * _prod_grad(ans, x, axis, keepdims))
+prod_p = _reduction("prod", np.prod,
+                    jvp=(lambda t, ans, x, axis, keepdims:
+                             sum(t * _prod_grad(ans, x, axis, keepdims), axis=axis, keepdims=keepdims),),
+                    vjp=(lambda g, ans, x, axis, keepdims:
+                             _restore(g, x, axis, keepdims) * _prod_grad(ans, x, axis, keepdims),))
 
 
 def prod(a, axis=None, dtype=None, out=None, keepdims=False, initial=None, where=None):
@@ -107,12 +116,12 @@ def _extreme_weights(ans, x, axis, keepdims):
 
 
 def _def_extreme(name, impl):
-    p = Primitive(name, lambda x, axis, keepdims: impl(x, axis=axis, keepdims=keepdims))
-    defjvp(p, lambda t, ans, x, axis, keepdims:
-           sum(t * _extreme_weights(ans, x, axis, keepdims), axis=axis, keepdims=keepdims))
-    defvjp(p, lambda g, ans, x, axis, keepdims:
-           _restore(g, x, axis, keepdims) * _extreme_weights(ans, x, axis, keepdims))
-    return p
+    return _reduction(
+        name, impl,
+        jvp=(lambda t, ans, x, axis, keepdims:
+             sum(t * _extreme_weights(ans, x, axis, keepdims), axis=axis, keepdims=keepdims),),
+        vjp=(lambda g, ans, x, axis, keepdims:
+             _restore(g, x, axis, keepdims) * _extreme_weights(ans, x, axis, keepdims),))
 
 
 max_p = _def_extreme("max", np.max)
@@ -207,10 +216,10 @@ def std(a, axis=None, dtype=None, out=None, ddof=0, keepdims=False, *, where=Non
 
 
 # ---- not differentiable ----------------------------------------------------------------
-all_p = Primitive("all", lambda x, axis, keepdims: np.all(x, axis=axis, keepdims=keepdims))
-any_p = Primitive("any", lambda x, axis, keepdims: np.any(x, axis=axis, keepdims=keepdims))
-argmax_p = Primitive("argmax", lambda x, axis, keepdims: np.argmax(x, axis=axis, keepdims=keepdims))
-argmin_p = Primitive("argmin", lambda x, axis, keepdims: np.argmin(x, axis=axis, keepdims=keepdims))
+all_p = _reduction("all", np.all)
+any_p = _reduction("any", np.any)
+argmax_p = _reduction("argmax", np.argmax)
+argmin_p = _reduction("argmin", np.argmin)
 
 
 def all(a, axis=None, out=None, keepdims=False, *, where=None):
@@ -247,15 +256,3 @@ def argmin(a, axis=None, out=None, *, keepdims=False):
     if axis is not None:
         axis = _shape.normalize_axis(axis, a.ndim, "argmin")
     return bind(argmin_p, a, axis=axis, keepdims=bool(keepdims))
-
-
-# ---- batching rules (vmap) -------------------------------------------------------------
-def _attach_batching():
-    defbatch(reduction_batch, sum_p, prod_p, max_p, min_p, all_p, any_p, argmax_p, argmin_p)
-    # row rules (jit's batch splitting): only a sum may reduce the batch axis
-    sum_p.rows = _rows.reduction_rows(sum_p, linear=True)
-    for p in (prod_p, max_p, min_p, all_p, any_p, argmax_p, argmin_p):
-        p.rows = _rows.reduction_rows(p)
-
-
-_attach_batching()

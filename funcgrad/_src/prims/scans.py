@@ -22,7 +22,7 @@ import math
 import numpy as np
 
 from ..backend import dtype_name
-from ..core import Primitive, Tracer, bind, defjvp, defvjp
+from ..core import Primitive, Tracer, bind, def_rules
 from ..errors import (ConcretizationTypeError, FuncgradError, FuncgradTypeError,
                       FuncgradValueError)
 from ..batching import move_to_front
@@ -100,9 +100,22 @@ def _cumsum(x, axis, reverse=False):
     return bind(cumsum_p, x, axis=axis, reverse=reverse)
 
 
+def _along_axis_batch(prim):
+    """The batching rule of the primitives here: each acts along one static axis of one
+    array."""
+    def rule(vals, dims, axis, **params):
+        (v,), (d,) = vals, dims
+        return bind(prim, move_to_front(v, d), axis=axis + 1, **params), 0
+    return rule
+
+
 cumsum_p = Primitive("cumsum", _cumsum_impl)
-defjvp(cumsum_p, lambda t, ans, x, axis, reverse: _cumsum(t, axis, reverse))
-defvjp(cumsum_p, lambda g, ans, x, axis, reverse: _cumsum(g, axis, not reverse))
+
+
+def_rules(cumsum_p,
+          jvp=(lambda t, ans, x, axis, reverse: _cumsum(t, axis, reverse),),
+          vjp=(lambda g, ans, x, axis, reverse: _cumsum(g, axis, not reverse),),
+          batch=_along_axis_batch(cumsum_p))
 
 
 def _zero_masks(x, axis):
@@ -135,8 +148,12 @@ def _cumprod_vjp(g, ans, x, axis):
 
 
 cumprod_p = Primitive("cumprod", lambda x, axis: np.cumprod(x, axis=axis))
-defjvp(cumprod_p, _cumprod_jvp)
-defvjp(cumprod_p, _cumprod_vjp)
+
+
+def_rules(cumprod_p,
+          jvp=(_cumprod_jvp,),
+          vjp=(_cumprod_vjp,),
+          batch=_along_axis_batch(cumprod_p))
 
 
 def cumsum(a, axis=None, dtype=None, out=None):
@@ -304,8 +321,15 @@ def ediff1d(ary, to_end=None, to_begin=None):
 # Sorting
 
 argsort_p = Primitive("argsort", lambda x, axis: np.argsort(x, axis=axis, kind="stable"))
+
+
+def_rules(argsort_p, batch=_along_axis_batch(argsort_p))
+
 argpartition_p = Primitive("argpartition",
                            lambda x, kth, axis: np.argpartition(x, kth, axis=axis))
+
+
+def_rules(argpartition_p, batch=_along_axis_batch(argpartition_p))
 
 
 def _perm(x, axis):
@@ -319,8 +343,12 @@ def _unpermute(v, perm, axis):
 
 
 sort_p = Primitive("sort", lambda x, axis: np.sort(x, axis=axis))
-defjvp(sort_p, lambda t, ans, x, axis: _take_along_axis(t, _perm(x, axis), axis))
-defvjp(sort_p, lambda g, ans, x, axis: _unpermute(g, _perm(x, axis), axis))
+
+
+def_rules(sort_p,
+          jvp=(lambda t, ans, x, axis: _take_along_axis(t, _perm(x, axis), axis),),
+          vjp=(lambda g, ans, x, axis: _unpermute(g, _perm(x, axis), axis),),
+          batch=_along_axis_batch(sort_p))
 
 
 def _partition_perm(ans, x, axis):
@@ -330,10 +358,15 @@ def _partition_perm(ans, x, axis):
 
 
 partition_p = Primitive("partition", lambda x, kth, axis: np.partition(x, kth, axis=axis))
-defjvp(partition_p, lambda t, ans, x, kth, axis:
-       _take_along_axis(t, _partition_perm(ans, x, axis), axis))
-defvjp(partition_p, lambda g, ans, x, kth, axis:
-       _unpermute(g, _partition_perm(ans, x, axis), axis))
+
+
+def_rules(partition_p,
+          jvp=(lambda t, ans, x, kth, axis:
+                   _take_along_axis(t, _partition_perm(ans, x, axis), axis),),
+          vjp=(lambda g, ans, x, kth, axis:
+                   _unpermute(g, _partition_perm(ans, x, axis), axis),),
+          batch=_along_axis_batch(partition_p))
+
 
 _KINDS = (None, "quicksort", "mergesort", "heapsort", "stable")
 
@@ -967,17 +1000,3 @@ def corrcoef(x, y=None, rowvar=True, *, dtype=None):
     if c.dtype.kind == "c":
         return _clip(_real(c), -1, 1) + _clip(_imag(c), -1, 1) * 1j
     return _clip(c, -1, 1)
-
-
-# ---------------------------------------------------------------------------------------
-# Batching (vmap): every primitive here acts along one static axis of one array.
-
-def _along_axis_batch(prim):
-    def rule(vals, dims, axis, **params):
-        (v,), (d,) = vals, dims
-        return bind(prim, move_to_front(v, d), axis=axis + 1, **params), 0
-    return rule
-
-
-for _p in (cumsum_p, cumprod_p, sort_p, argsort_p, partition_p, argpartition_p):
-    _p.batch = _along_axis_batch(_p)

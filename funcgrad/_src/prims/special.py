@@ -20,8 +20,8 @@ from fractions import Fraction
 import numpy as np
 
 from ..backend import dtype_name
-from ..batching import broadcasting_batch, defbatch, unary_batch
-from ..core import Primitive, Tracer, bind, defjvp, defvjp
+from ..batching import broadcasting_batch, unary_batch
+from ..core import Primitive, Tracer, bind, def_rules
 from ..errors import FuncgradTypeError, FuncgradValueError
 from . import creation as _cr
 from . import elementwise as _el
@@ -322,10 +322,44 @@ def _unary(name, kernel):
 
 
 erf_p = _unary("erf", _erf_np)
+
+
+def_rules(erf_p,
+          jvp=(lambda t, ans, x: t * (_TWO_OVER_SQRT_PI * _el.exp(-(x * x))),),
+          vjp=(lambda g, ans, x: g * (_TWO_OVER_SQRT_PI * _el.exp(-(x * x))),),
+          batch=unary_batch(erf_p))
+
 erfc_p = _unary("erfc", _erfc_np)
+
+
+def_rules(erfc_p,
+          jvp=(lambda t, ans, x: t * (-_TWO_OVER_SQRT_PI * _el.exp(-(x * x))),),
+          vjp=(lambda g, ans, x: g * (-_TWO_OVER_SQRT_PI * _el.exp(-(x * x))),),
+          batch=unary_batch(erfc_p))
+
 gammaln_p = _unary("gammaln", _gammaln_np)
+
+
+def_rules(gammaln_p,
+          jvp=(lambda t, ans, x: t * bind(digamma_p, x),),
+          vjp=(lambda g, ans, x: g * bind(digamma_p, x),),
+          batch=unary_batch(gammaln_p))
+
 digamma_p = _unary("digamma", _digamma_np)
+
+
+def_rules(digamma_p,
+          jvp=(lambda t, ans, x: t * bind(polygamma_p, x, n=1),),
+          vjp=(lambda g, ans, x: g * bind(polygamma_p, x, n=1),),
+          batch=unary_batch(digamma_p))
+
 expit_p = _unary("expit", _expit_np)
+
+
+def_rules(expit_p,
+          jvp=(lambda t, ans, x: t * (ans * (1 - ans)),),
+          vjp=(lambda g, ans, x: g * (ans * (1 - ans)),),
+          batch=unary_batch(expit_p))
 
 
 def _polygamma_impl(x, n):
@@ -336,18 +370,11 @@ def _polygamma_impl(x, n):
 
 polygamma_p = Primitive("polygamma", _polygamma_impl)
 
-defjvp(erf_p, lambda t, ans, x: t * (_TWO_OVER_SQRT_PI * _el.exp(-(x * x))))
-defvjp(erf_p, lambda g, ans, x: g * (_TWO_OVER_SQRT_PI * _el.exp(-(x * x))))
-defjvp(erfc_p, lambda t, ans, x: t * (-_TWO_OVER_SQRT_PI * _el.exp(-(x * x))))
-defvjp(erfc_p, lambda g, ans, x: g * (-_TWO_OVER_SQRT_PI * _el.exp(-(x * x))))
-defjvp(gammaln_p, lambda t, ans, x: t * bind(digamma_p, x))
-defvjp(gammaln_p, lambda g, ans, x: g * bind(digamma_p, x))
-defjvp(digamma_p, lambda t, ans, x: t * bind(polygamma_p, x, n=1))
-defvjp(digamma_p, lambda g, ans, x: g * bind(polygamma_p, x, n=1))
-defjvp(polygamma_p, lambda t, ans, x, n: t * bind(polygamma_p, x, n=n + 1))
-defvjp(polygamma_p, lambda g, ans, x, n: g * bind(polygamma_p, x, n=n + 1))
-defjvp(expit_p, lambda t, ans, x: t * (ans * (1 - ans)))
-defvjp(expit_p, lambda g, ans, x: g * (ans * (1 - ans)))
+
+def_rules(polygamma_p,
+          jvp=(lambda t, ans, x, n: t * bind(polygamma_p, x, n=n + 1),),
+          vjp=(lambda g, ans, x, n: g * bind(polygamma_p, x, n=n + 1),),
+          batch=unary_batch(polygamma_p))
 
 
 def _xlogy_impl(x, y):
@@ -367,20 +394,25 @@ def _ratio_where_x_nonzero(x, d):
 
 
 xlogy_p = Primitive("xlogy", _xlogy_impl)
-defjvp(xlogy_p, lambda t, ans, x, y: t * _el.log(y),
-       lambda t, ans, x, y: t * _ratio_where_x_nonzero(x, y))
-defvjp(xlogy_p, lambda g, ans, x, y: unbroadcast(g * _el.log(y), x),
-       lambda g, ans, x, y: unbroadcast(g * _ratio_where_x_nonzero(x, y), y))
+
+
+def_rules(xlogy_p,
+          jvp=(lambda t, ans, x, y: t * _el.log(y),
+               lambda t, ans, x, y: t * _ratio_where_x_nonzero(x, y)),
+          vjp=(lambda g, ans, x, y: unbroadcast(g * _el.log(y), x),
+               lambda g, ans, x, y: unbroadcast(g * _ratio_where_x_nonzero(x, y), y)),
+          batch=broadcasting_batch(xlogy_p))
+
 
 xlog1py_p = Primitive("xlog1py", _xlog1py_impl)
-defjvp(xlog1py_p, lambda t, ans, x, y: t * _el.log1p(y),
-       lambda t, ans, x, y: t * _ratio_where_x_nonzero(x, 1 + y))
-defvjp(xlog1py_p, lambda g, ans, x, y: unbroadcast(g * _el.log1p(y), x),
-       lambda g, ans, x, y: unbroadcast(g * _ratio_where_x_nonzero(x, 1 + y), y))
 
 
-defbatch(unary_batch, erf_p, erfc_p, gammaln_p, digamma_p, expit_p, polygamma_p)
-defbatch(broadcasting_batch, xlogy_p, xlog1py_p)
+def_rules(xlog1py_p,
+          jvp=(lambda t, ans, x, y: t * _el.log1p(y),
+               lambda t, ans, x, y: t * _ratio_where_x_nonzero(x, 1 + y)),
+          vjp=(lambda g, ans, x, y: unbroadcast(g * _el.log1p(y), x),
+               lambda g, ans, x, y: unbroadcast(g * _ratio_where_x_nonzero(x, 1 + y), y)),
+          batch=broadcasting_batch(xlog1py_p))
 
 
 # ---- argument handling -------------------------------------------------------------------

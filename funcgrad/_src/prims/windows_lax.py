@@ -83,8 +83,6 @@ def padtype_to_pads(in_shape, window_shape, window_strides, padding):
     return pads
 
 
-
-
 class ConvDimensionNumbers(NamedTuple):
     """Which axis is which, as JAX spells it: ``lhs_spec`` = (batch, feature, spatial...),
     ``rhs_spec`` = (out feature, in feature, spatial...), ``out_spec`` = (batch, feature,
