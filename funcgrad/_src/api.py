@@ -92,14 +92,10 @@ def jvp(fun, primals, tangents, has_aux=False):
         raise FuncgradValueError(
             f"jvp: {len(primals)} primal argument(s) but {len(tangents)} tangent(s)")
     p_flat, p_tree = tree_flatten(tuple(primals))
-    try:
-        t_flat = tree_flatten(tuple(tangents))[0]
-        if tree_flatten(tuple(tangents))[1] != p_tree:
-            raise FuncgradValueError(
-                f"jvp: primal and tangent structures differ: {p_tree} vs "
-                f"{tree_flatten(tuple(tangents))[1]}")
-    except FuncgradValueError:
-        raise
+    t_flat, t_tree = tree_flatten(tuple(tangents))
+    if t_tree != p_tree:
+        raise FuncgradValueError(
+            f"jvp: primal and tangent structures differ: {p_tree} vs {t_tree}")
     p_flat = _as_inputs(p_flat, "jvp")
     with new_trace(ad.JVPTrace) as trace:
         ins = []
@@ -436,12 +432,27 @@ def _jac_layout(rows, out_shape, in_shape):
     return _fnp().reshape(rows, tuple(out_shape) + tuple(in_shape))
 
 
+def _check_holomorphic(what, fun, side, leaves):
+    """With ``holomorphic=True`` every input and output leaf must be complex (as in JAX)."""
+    for j, x in enumerate(leaves):
+        dt = getattr(x, "dtype", None)
+        dt = np.asarray(x).dtype if dt is None else np.dtype(dt)
+        if dt.kind != "c":
+            raise FuncgradTypeError(
+                f"{what} with holomorphic=True of {_fname(fun)}: {side} leaf {j} has dtype "
+                f"{dt.name}, but holomorphic differentiation needs complex {side}s; "
+                + ("cast them, e.g. x.astype(complex)" if side == "input" else
+                   "return complex values, or drop holomorphic=True"))
+
+
 def jacfwd(fun, argnums=0, has_aux=False, holomorphic=False):
     """The Jacobian of ``fun`` by forward mode: one batched (vmapped) jvp over the
     standard basis of the inputs.
 
     The result for an output leaf of shape ``o`` and an input leaf of shape ``i`` has
     shape ``o + i``; pytrees nest as (output structure, then input structure).
+    ``holomorphic=True`` (as in JAX): inputs and outputs must be complex, and the result
+    is the complex Jacobian ``df/dz`` of a holomorphic ``fun``.
     """
     @functools.wraps(fun)
     def jacfun(*args, **kwargs):
@@ -454,6 +465,8 @@ def jacfwd(fun, argnums=0, has_aux=False, holomorphic=False):
                 raise FuncgradTypeError(
                     f"jacfwd of {_fname(fun)}: input leaf {j} has dtype {x.dtype}; "
                     "Jacobians need floating or complex inputs")
+        if holomorphic:
+            _check_holomorphic("jacfwd", fun, "input", d_flat)
 
         def f_flat(*leaves):
             full = list(args)
@@ -470,6 +483,8 @@ def jacfwd(fun, argnums=0, has_aux=False, holomorphic=False):
                 out, aux = _split_aux(out, "jacfwd")
             o_flat, out_tree = tree_flatten(out)
             o_shapes = [tuple(_as_array(o, "jacfwd output").shape) for o in o_flat]
+            if holomorphic:
+                _check_holomorphic("jacfwd", fun, "output", o_flat)
         else:
             out_tree = o_shapes = None      # learnt from the batched pass below
         columns = []     # per input leaf: flat outputs batched over that leaf's basis
@@ -482,6 +497,8 @@ def jacfwd(fun, argnums=0, has_aux=False, holomorphic=False):
                 nonlocal out_tree
                 tangents = [t if k == j else fnp.zeros_like(d) for k, d in enumerate(d_flat)]
                 res = jvp(f_flat, d_flat, tangents, has_aux=has_aux)
+                if holomorphic:
+                    _check_holomorphic("jacfwd", fun, "output", tree_flatten(res[0])[0])
                 flat, out_tree = tree_flatten(res[1])
                 return flat
 
@@ -509,7 +526,7 @@ def jacfwd(fun, argnums=0, has_aux=False, holomorphic=False):
 def jacrev(fun, argnums=0, has_aux=False, holomorphic=False, allow_int=False):
     """The Jacobian of ``fun`` by reverse mode: one forward pass, then one batched
     (vmapped) backward pass over the standard basis of the outputs. Same result layout
-    as :func:`jacfwd`."""
+    and the same ``holomorphic=True`` checks and result as :func:`jacfwd`."""
     @functools.wraps(fun)
     def jacfun(*args, **kwargs):
         single, nums = _normalize_argnums(argnums, len(args), "jacrev", fun)
@@ -530,6 +547,9 @@ def jacrev(fun, argnums=0, has_aux=False, holomorphic=False, allow_int=False):
         o_flat, out_tree = tree_flatten(out)
         d_flat, d_tree = tree_flatten(dyn)
         d_flat = _as_inputs(d_flat, "jacrev", tree_flatten((args, kwargs))[0])
+        if holomorphic:
+            _check_holomorphic("jacrev", fun, "input", d_flat)
+            _check_holomorphic("jacrev", fun, "output", o_flat)
         fnp = _fnp()
         jac_rows = []
         for oi, o in enumerate(o_flat):
