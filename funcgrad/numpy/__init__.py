@@ -44,7 +44,8 @@ from .._src.prims.shape import (array_split, astype, atleast_1d, atleast_2d, atl
                                 ravel, reshape, row_stack, shape, size, split, squeeze,
                                 stack, swapaxes, transpose, vsplit, vstack)
 
-from .._src.prims.manipulation import *  # noqa: F401,F403  (joining, reordering, indexing helpers)
+from .._src.prims.indexing_ops import *  # noqa: F401,F403  (take, choose, index constructors)
+from .._src.prims.manipulation import *  # noqa: F401,F403  (joining, reordering)
 from .._src.prims.scans import *  # noqa: F401,F403  (cumulative ops, differences, sorting)
 from .._src.prims.statistics import *  # noqa: F401,F403  (quantiles, nan reductions, cov)
 from .._src.prims.misc import *  # noqa: F401,F403  (angle, kron, cross, interp, convolve, ...)

@@ -1,5 +1,6 @@
 """funcgrad.numpy's indexing helpers, joining/reordering, scans, sorting and statistics
-(``funcgrad/_src/prims/manipulation.py`` and ``scans.py``).
+(``funcgrad/_src/prims/indexing_ops.py``, ``manipulation.py``, ``scans.py`` and
+``statistics.py``).
 
 A table of cases: each ``Case`` draws its differentiable float64 arguments and its static
 arguments (shapes, axes, indices...) with hypothesis, and its ``fn(m, *args, **static)``

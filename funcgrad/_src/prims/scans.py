@@ -26,8 +26,8 @@ from .elementwise import isnan as _isnan
 from .elementwise import not_equal as _not_equal
 from .elementwise import where as _where
 from .indexing import _getitem, _scatter
-from .manipulation import _along_axis_index, _as_array, _eager, _to_int
-from .manipulation import take_along_axis as _take_along_axis
+from .indexing_ops import _along_axis_index, _as_array, _eager, _to_int
+from .indexing_ops import take_along_axis as _take_along_axis
 from .reductions import _no_out
 
 __all__ = [

@@ -29,8 +29,9 @@ from .elementwise import rint as _rint
 from .elementwise import sqrt as _sqrt
 from .elementwise import where as _where
 from .indexing import _getitem
-from .manipulation import _as_array, _eager, diag as _diag
-from .manipulation import take_along_axis as _take_along_axis
+from .indexing_ops import _as_array, _eager
+from .indexing_ops import take_along_axis as _take_along_axis
+from .manipulation import diag as _diag
 from .reductions import _no_out
 from .scans import _any_true, _concrete_or_none, _nan_to, sort
 
