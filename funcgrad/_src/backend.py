@@ -81,14 +81,14 @@ def scatter_add(out, idx, values):
     elif hasattr(xp, "scatter_add"):   # a registered foreign module (the test stand-in)
         xp.scatter_add(out, idx, values)
     else:
-        import cupyx
+        import cupyx      # optional: only reached with CuPy arrays
         cupyx.scatter_add(out, idx, values)
 
 
 # ---- devices -----------------------------------------------------------------------------
 def _cupy():
     try:
-        import cupy
+        import cupy       # optional: funcgrad runs without CuPy
     except ImportError:
         return None
     return cupy

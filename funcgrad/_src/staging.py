@@ -154,7 +154,7 @@ def render_graph(graph, path, format="svg"):
     Raises ImportError naming the package when it is not installed.
     """
     try:
-        import graphviz
+        import graphviz   # optional: only render_graph needs it
     except ImportError:  # pragma: no cover - optional
         raise ImportError(
             "render_graph needs the 'graphviz' Python package and the Graphviz binaries "

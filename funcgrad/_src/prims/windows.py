@@ -127,27 +127,24 @@ def _conv_kernel_ct_rows(kinds, invars, outvars, params, batch):
     return None
 
 
-def_rules(
-    conv_p,
-    jvp=(lambda t, ans, lhs, rhs, **p: bind(conv_p, t, rhs, **p),
-         lambda t, ans, lhs, rhs, **p: bind(conv_p, lhs, t, **p)),
-    vjp=(lambda g, ans, lhs, rhs, **p: _lhs_ct(g, rhs, lhs, p),
-         lambda g, ans, lhs, rhs, **p: _kernel_ct(lhs, g, rhs, p)),
-    batch=_conv_batch, rows=_conv_rows)
-def_rules(
-    conv_lhs_ct_p,
-    jvp=(lambda t, ans, g, rhs, **p: bind(conv_lhs_ct_p, t, rhs, **p),
-         lambda t, ans, g, rhs, **p: bind(conv_lhs_ct_p, g, t, **p)),
-    vjp=(lambda ct, ans, g, rhs, lhs_shape, **p: _fit(bind(conv_p, ct, rhs, **p), g),
-         lambda ct, ans, g, rhs, lhs_shape, **p: _kernel_ct(ct, g, rhs, p)),
-    batch=_conv_lhs_ct_batch, rows=_conv_rows)
-def_rules(
-    conv_kernel_ct_p,
-    jvp=(lambda t, ans, lhs, g, **p: bind(conv_kernel_ct_p, t, g, **p),
-         lambda t, ans, lhs, g, **p: bind(conv_kernel_ct_p, lhs, t, **p)),
-    vjp=(lambda ct, ans, lhs, g, kernel_shape, **p: _lhs_ct(g, ct, lhs, p),
-         lambda ct, ans, lhs, g, kernel_shape, **p: _fit(bind(conv_p, lhs, ct, **p), g)),
-    batch=_conv_kernel_ct_batch, rows=_conv_kernel_ct_rows)
+def_rules(conv_p,
+          jvp=(lambda t, ans, lhs, rhs, **p: bind(conv_p, t, rhs, **p),
+               lambda t, ans, lhs, rhs, **p: bind(conv_p, lhs, t, **p)),
+          vjp=(lambda g, ans, lhs, rhs, **p: _lhs_ct(g, rhs, lhs, p),
+               lambda g, ans, lhs, rhs, **p: _kernel_ct(lhs, g, rhs, p)),
+          batch=_conv_batch, rows=_conv_rows)
+def_rules(conv_lhs_ct_p,
+          jvp=(lambda t, ans, g, rhs, **p: bind(conv_lhs_ct_p, t, rhs, **p),
+               lambda t, ans, g, rhs, **p: bind(conv_lhs_ct_p, g, t, **p)),
+          vjp=(lambda ct, ans, g, rhs, lhs_shape, **p: _fit(bind(conv_p, ct, rhs, **p), g),
+               lambda ct, ans, g, rhs, lhs_shape, **p: _kernel_ct(ct, g, rhs, p)),
+          batch=_conv_lhs_ct_batch, rows=_conv_rows)
+def_rules(conv_kernel_ct_p,
+          jvp=(lambda t, ans, lhs, g, **p: bind(conv_kernel_ct_p, t, g, **p),
+               lambda t, ans, lhs, g, **p: bind(conv_kernel_ct_p, lhs, t, **p)),
+          vjp=(lambda ct, ans, lhs, g, kernel_shape, **p: _lhs_ct(g, ct, lhs, p),
+               lambda ct, ans, lhs, g, kernel_shape, **p: _fit(bind(conv_p, lhs, ct, **p), g)),
+          batch=_conv_kernel_ct_batch, rows=_conv_kernel_ct_rows)
 
 
 # =======================================================================================
