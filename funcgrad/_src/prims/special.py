@@ -1,17 +1,7 @@
-"""Special functions (the primitives behind ``funcgrad.scipy.special``), like
-``scipy.special``.
-
-SciPy is not needed: ``erf``, ``erfc``, ``gammaln``, ``digamma`` and ``polygamma`` are
-computed here (series, continued fractions and asymptotic expansions evaluated with
-NumPy, in float64; relative error about 1e-15, except next to the zeros of ``gammaln``
-and ``digamma``, where the absolute error is about 1e-16). float32 input is computed in
-float64 and returned as float32. Derivatives, to any order:
-``erf' = 2/sqrt(pi) exp(-x**2)``, ``gammaln' = digamma``, ``digamma' = polygamma(1, .)``,
-``polygamma(n, .)' = polygamma(n + 1, .)``.
-
-``logsumexp``, ``softmax`` and ``log_softmax`` subtract the maximum first, so huge inputs
-do not overflow, and their gradients are finite for ``-inf`` entries and huge logits.
-"""
+"""Special functions, each primitive with its rules side by side: the implementation of
+``funcgrad.scipy.special`` (whose docstring states the accuracy and the derivatives).
+The kernels are NumPy code in float64 (series, continued fractions, asymptotic
+expansions), so SciPy is not needed."""
 from __future__ import annotations
 
 import math
