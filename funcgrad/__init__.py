@@ -6,12 +6,14 @@
 """
 from . import debug, numpy, tree_util
 from ._src import config
-from ._src.api import (grad, hessian, jacfwd, jacrev, jvp, linearize, stop_gradient,
-                       value_and_grad, vjp, vmap)
+from ._src.api import (grad, hessian, jacfwd, jacrev, jvp, linearize, value_and_grad, vjp,
+                       vmap)
 from ._src.backend import default_device, device_put, devices, float0
 from ._src.custom import checkpoint, custom_gradient, custom_jvp, custom_vjp, remat
-from ._src.staging import Graph, jit, make_graph, render_graph
+from ._src.compiler import jit
+from ._src.staging import Graph, make_graph, render_graph
 from ._src.core import Tracer
+from ._src.prims.barriers import stop_gradient
 from ._src.tree_util import Partial
 from ._src.comm import process_count, process_index
 

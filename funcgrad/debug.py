@@ -1,4 +1,4 @@
 """Debugging helpers that work under every transformation, ``jit`` included."""
-from ._src.staging import debug_print as print  # noqa: A001
+from ._src.prims.barriers import debug_print as print  # noqa: A001
 
 __all__ = ["print"]

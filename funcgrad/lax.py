@@ -23,10 +23,10 @@ inside ``funcgrad.distributed.spmd(f, axis_name=name)`` over the processes.
 """
 from ._src.prims.collectives import all_gather, axis_index, pmax, pmean, pmin, psum
 from ._src.prims.elementwise import add, maximum as max, minimum as min  # noqa: A001
-from ._src.prims.windows import (ConvDimensionNumbers, avg_pool, conv, conv_dimension_numbers,
-                                 conv_general_dilated, conv_transpose,
-                                 conv_with_general_padding, max_pool, padtype_to_pads,
-                                 reduce_window)
+from ._src.prims.windows_lax import (ConvDimensionNumbers, avg_pool, conv,
+                                     conv_dimension_numbers, conv_general_dilated,
+                                     conv_transpose, conv_with_general_padding, max_pool,
+                                     padtype_to_pads, reduce_window)
 
 __all__ = ["ConvDimensionNumbers", "add", "all_gather", "avg_pool", "axis_index", "conv",
            "conv_dimension_numbers", "conv_general_dilated", "conv_transpose", "conv_with_general_padding", "max",

@@ -23,6 +23,7 @@ from __future__ import annotations
 import numpy as np
 
 from ._src.api import jvp, vjp
+from ._src.backend import float0
 from ._src.errors import FuncgradTypeError
 from ._src.tree_util import tree_flatten, tree_map, tree_unflatten
 
@@ -57,7 +58,6 @@ def _rand_like(rng, x):
     elif x.dtype.kind == "f":
         v = rng.standard_normal(x.shape)
     else:
-        from ._src.backend import float0
         return np.zeros(x.shape, float0)
     return np.asarray(v, dtype=x.dtype)
 

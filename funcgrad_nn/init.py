@@ -19,16 +19,13 @@ import math
 
 import numpy as np
 
+import funcgrad.numpy as fnp
+import funcgrad.random as fr
 from funcgrad.errors import FuncgradValueError
 
 __all__ = ["calculate_gain", "fan_in_and_fan_out", "zeros", "ones", "constant", "uniform",
            "normal", "trunc_normal", "xavier_uniform", "xavier_normal", "kaiming_uniform",
            "kaiming_normal", "orthogonal"]
-
-
-def _fr():
-    import funcgrad.random as fr
-    return fr
 
 
 def _shape(shape):
@@ -99,7 +96,6 @@ def _fan(shape, mode, op):
 
 
 def _filled(key, shape, value, dtype):
-    import funcgrad.numpy as fnp
     if hasattr(key, "dtype"):     # on the key's device, like the random initialisers
         return fnp.full_like(key, value, dtype=dtype, shape=_shape(shape))
     return fnp.full(_shape(shape), value, dtype=dtype)
@@ -124,13 +120,13 @@ def constant(key, shape, value, dtype=np.float32):
 def uniform(key, shape, a=0.0, b=1.0, dtype=np.float32):
     """Samples of ``U(a, b)``."""
     _check_key(key, "uniform")
-    return _fr().uniform(key, _shape(shape), dtype=dtype, minval=a, maxval=b)
+    return fr.uniform(key, _shape(shape), dtype=dtype, minval=a, maxval=b)
 
 
 def normal(key, shape, mean=0.0, std=1.0, dtype=np.float32):
     """Samples of ``N(mean, std**2)``."""
     _check_key(key, "normal")
-    return _fr().normal(key, _shape(shape), dtype=dtype) * std + mean
+    return fr.normal(key, _shape(shape), dtype=dtype) * std + mean
 
 
 def trunc_normal(key, shape, mean=0.0, std=1.0, a=-2.0, b=2.0, dtype=np.float32):
@@ -140,7 +136,7 @@ def trunc_normal(key, shape, mean=0.0, std=1.0, a=-2.0, b=2.0, dtype=np.float32)
     if not a < b:
         raise FuncgradValueError(f"init.trunc_normal: need a < b, got a={a}, b={b}")
     lo, hi = (a - mean) / std, (b - mean) / std
-    z = _fr().truncated_normal(key, lo, hi, _shape(shape), dtype=dtype)
+    z = fr.truncated_normal(key, lo, hi, _shape(shape), dtype=dtype)
     return np.clip(z * std + mean, a, b).astype(dtype, copy=False)
 
 

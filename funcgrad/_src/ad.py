@@ -14,8 +14,9 @@ import numpy as np
 from .backend import dtype_name
 from . import core as _core
 from .core import _np
-from .core import Trace, Tracer, bind
+from .core import Trace, Tracer, bind, xp_of
 from .errors import FuncgradTypeError, FuncgradValueError
+from .tree_util import tree_flatten, tree_structure, tree_unflatten
 
 
 # --------------------------------------------------------------------------------------
@@ -100,12 +101,57 @@ class JVPTrace(Trace):
         return JVPTracer(self, out, _fit(tout, out))
 
     def process_custom_jvp(self, obj, args):
-        from .custom import jvp_trace_custom_jvp
-        return jvp_trace_custom_jvp(self, obj, args)
+        """Apply the user's forward rule to the primals and tangents (zeros where a
+        differentiable argument has no tangent)."""
+        primals = []
+        tangents = []
+        fnp = _np()
+        nd = obj.nondiff_argnums
+        for i, a in enumerate(args):
+            if i in nd:
+                primals.append(a)
+                continue
+            leaves, tree = tree_flatten(a)
+            p = [x.primal if isinstance(x, JVPTracer) and x._trace is self else x
+                 for x in leaves]
+            t = [x.tangent if isinstance(x, JVPTracer) and x._trace is self
+                 else fnp.zeros_like(x) for x in leaves]
+            primals.append(tree_unflatten(tree, p))
+            tangents.append(tree_unflatten(tree, t))
+        out, tout = obj.rule(primals, tangents)
+        _check_same_structure("custom_jvp rule", obj.__name__, out, tout)
+        o_flat, o_tree = tree_flatten(out)
+        t_flat = tree_flatten(tout)[0]
+        res = [JVPTracer(self, o, _fit(t, o))
+               if getattr(o, "dtype", np.dtype(float)).kind in "fc" else o
+               for o, t in zip(o_flat, t_flat)]
+        return tree_unflatten(o_tree, res)
 
     def process_custom_vjp(self, obj, args):
-        from .custom import jvp_trace_custom_vjp
-        return jvp_trace_custom_vjp(self, obj, args)
+        if obj.inline_jvp:           # checkpoint: forward mode traces the function
+            return obj.fun(*args)
+        raise FuncgradTypeError(
+            f"can't apply forward-mode autodiff (jvp) to the custom_vjp function "
+            f"{obj.__name__}: it only defines a reverse-mode rule. Define it with "
+            "custom_jvp instead (reverse mode is then derived automatically), or use "
+            "grad/vjp.")
+
+
+def _check_same_structure(what, name, expected, got):
+    e_leaves, e_tree = tree_flatten(expected)
+    g_leaves, g_tree = tree_flatten(got)
+    if e_tree != g_tree:
+        raise FuncgradTypeError(
+            f"{what} of {name}: the rule returned a structure {g_tree} but the primal "
+            f"output has structure {e_tree}; return one entry per output leaf")
+    for k, (e, g) in enumerate(zip(e_leaves, g_leaves)):
+        if g is None:
+            continue
+        es, gs = np.shape(e), np.shape(g)
+        if tuple(es) != tuple(gs):
+            raise FuncgradValueError(
+                f"{what} of {name}: output leaf {k} has shape {tuple(es)} but the rule "
+                f"returned shape {tuple(gs)}")
 
 
 def _inexact(x):
@@ -182,12 +228,54 @@ class VJPTrace(Trace):
         return VJPTracer(self, out, k)
 
     def process_custom_jvp(self, obj, args):
-        from .custom import vjp_trace_custom_jvp
-        return vjp_trace_custom_jvp(self, obj, args)
+        """One tape entry for the whole call; its reverse rule transposes the user's
+        forward rule (the primitive ``obj.call_primitive`` says how)."""
+        primals, parents = self._custom_unwrap(obj, args)
+        out = obj(*primals)          # lower transformations apply the custom rule too
+        if not parents:
+            return out
+        params = {"obj": obj, "out_tree": tree_structure(out)}
+        return self._custom_record(obj.call_primitive, params, primals, out, parents)
 
     def process_custom_vjp(self, obj, args):
-        from .custom import vjp_trace_custom_vjp
-        return vjp_trace_custom_vjp(self, obj, args)
+        """One tape entry whose reverse rule is the user's ``bwd``."""
+        primals, parents = self._custom_unwrap(obj, args)
+        if not parents:
+            return obj(*primals)
+        out, res = obj.run_fwd(primals)
+        params = {"obj": obj, "res": res, "out_tree": tree_structure(out)}
+        return self._custom_record(obj.call_primitive, params, primals, out, parents)
+
+    def _custom_unwrap(self, obj, args):
+        """Primal arguments, and the tape parents of the flattened differentiable leaves."""
+        nd = obj.nondiff_argnums
+        primals = []
+        parents = ()
+        k = 0
+        for i, a in enumerate(args):
+            if i in nd:
+                primals.append(a)
+                continue
+            leaves, tree = tree_flatten(a)
+            p = []
+            for x in leaves:
+                if isinstance(x, VJPTracer) and x._trace is self:
+                    p.append(x.primal)
+                    parents += ((k, x.index, x.idx),)
+                else:
+                    p.append(x)
+                k += 1
+            primals.append(tree_unflatten(tree, p))
+        return primals, parents
+
+    def _custom_record(self, prim, params, primals, out, parents):
+        o_flat, o_tree = tree_flatten(out)
+        tape = self.tape
+        k = len(tape)
+        tape.append((prim, params, primals, o_flat, parents))
+        res = [VJPTracer(self, o, k, j) if getattr(o, "dtype", None) is not None
+               and o.dtype.kind in "fc" else o for j, o in enumerate(o_flat)]
+        return tree_unflatten(o_tree, res)
 
 
 def _accumulate(cts, tape, k, idx, g):
@@ -212,7 +300,7 @@ def backward(tape, seeds, free=False):
     cts = [None] * len(tape)
     for tracer, g in seeds:
         _accumulate(cts, tape, tracer.index, tracer.idx, g)
-    checked = _core.nan_check is not None
+    check = _core.nan_check
     for k in range(len(tape) - 1, -1, -1):
         g = cts[k]
         if g is None:
@@ -225,7 +313,10 @@ def backward(tape, seeds, free=False):
         if free:
             tape[k] = None
         rules = prim.vjp_rules
-        if rules is not None and not params and not checked:    # the common, fast case
+        if rules is not None and not params and check is None:
+            # The common case, one rule per argument and no parameters, stays a plain
+            # loop: collecting the results in a list first (as below) makes the walk a
+            # quarter slower.
             for pos, j, idx in parents:
                 c = rules[pos](g, out, *args)
                 if c is not None:
@@ -235,40 +326,28 @@ def backward(tape, seeds, free=False):
                     else:
                         _accumulate(cts, tape, j, idx, c)
             continue
-        if prim.multiple_results:
-            g = [_np().zeros_like(o) if c is None else c for o, c in zip(out, g)]
-        if checked:
-            _backward_checked(prim, params, args, out, parents, g, cts, tape)
-            continue
-        if prim.vjp is not None:
-            results = prim.vjp(g, out, args, [p[0] for p in parents], **params)
-            for (pos, j, idx), c in zip(parents, results):
-                if c is not None:
-                    _accumulate(cts, tape, j, idx, c)
-        else:
-            rules = prim.vjp_rules
-            for pos, j, idx in parents:
-                c = rules[pos](g, out, *args, **params)
-                if c is not None:
-                    if idx is None:
-                        old = cts[j]
-                        cts[j] = c if old is None else old + c
-                    else:
-                        _accumulate(cts, tape, j, idx, c)
+        for (_, j, idx), c in zip(parents, _reverse(prim, params, args, out, parents, g, check)):
+            if c is not None:
+                _accumulate(cts, tape, j, idx, c)
     return cts
 
 
-def _backward_checked(prim, params, args, out, parents, g, cts, tape):
-    """One step of the backward walk with every cotangent checked for NaNs."""
-    gs = g if prim.multiple_results else [g]
+def _reverse(prim, params, args, out, parents, g, check):
+    """The cotangents of the ``parents``' arguments by ``prim``'s reverse rule (whole or
+    per argument), each checked for NaNs when ``check`` (debug_nans) is on."""
+    if prim.multiple_results:
+        g = [_np().zeros_like(o) if c is None else c for o, c in zip(out, g)]
     if prim.vjp is not None:
         results = prim.vjp(g, out, args, [p[0] for p in parents], **params)
     else:
-        results = [prim.vjp_rules[pos](g, out, *args, **params) for pos, _, _ in parents]
-    for (pos, j, idx), c in zip(parents, results):
-        if c is not None:
-            _core.nan_check(prim, gs, c, "reverse rule of ")
-            _accumulate(cts, tape, j, idx, c)
+        rules = prim.vjp_rules
+        results = [rules[pos](g, out, *args, **params) for pos, _, _ in parents]
+    if check is not None:
+        gs = g if prim.multiple_results else [g]
+        for c in results:
+            if c is not None:
+                check(prim, gs, c, "reverse rule of ")
+    return results
 
 
 # --------------------------------------------------------------------------------------
@@ -278,8 +357,7 @@ def _backward_checked(prim, params, args, out, parents, g, cts, tape):
 def check_cotangent(ct, primal, what):
     shape = getattr(ct, "shape", None)
     if shape is None:
-        from .prims.creation import _xp_of
-        ct = _xp_of(primal).asarray(ct, dtype=primal.dtype)
+        ct = xp_of(primal).asarray(ct, dtype=primal.dtype)
         shape = ct.shape
     if tuple(shape) != tuple(primal.shape):
         raise FuncgradValueError(
@@ -294,8 +372,7 @@ def check_cotangent(ct, primal, what):
 
 def check_tangent(t, primal, what):
     if isinstance(t, (int, float, complex)) and not isinstance(t, bool):
-        from .prims.creation import _xp_of
-        return _xp_of(primal).full(primal.shape, t, dtype=primal.dtype)
+        return xp_of(primal).full(primal.shape, t, dtype=primal.dtype)
     shape = getattr(t, "shape", None)
     if shape is None:
         t = np.asarray(t)

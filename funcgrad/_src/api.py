@@ -11,22 +11,17 @@ import operator
 import numpy as np
 
 from . import ad
-from . import rows as _rows
+from . import batching
 from .backend import dtype_name, float0
-from .core import Primitive, Tracer, bind, defjvp, defvjp, new_trace
+from .core import Tracer, new_trace, xp_of
 from .core import _np as _fnp
 from .errors import FuncgradTypeError, FuncgradValueError, UnexpectedTracerError
-from .tree_util import tree_flatten, tree_map, tree_unflatten, treedef_is_leaf
+from .tree_util import (flatten_up_to, tree_flatten, tree_map, tree_structure, tree_unflatten,
+                        treedef_is_leaf)
 
 
 def _fname(f):
     return getattr(f, "__name__", None) or type(f).__name__
-
-
-def _xp_of(x):
-    """The array module of ``x`` (of its concrete value if ``x`` is a tracer)."""
-    from .prims.creation import _xp_of as xp_of
-    return xp_of(x)
 
 
 def _as_inputs(leaves, what, context=()):
@@ -70,26 +65,6 @@ def _as_array(x, what):
 
 
 # --------------------------------------------------------------------------------------
-# stop_gradient
-
-
-stop_gradient_p = Primitive("stop_gradient", lambda x: x)   # no rules: derivative zero
-stop_gradient_p.rows = _rows.identity_rows                  # jit's batch splitting
-stop_gradient_p.batch = lambda vals, dims: (bind(stop_gradient_p, vals[0]), dims[0])
-
-
-def stop_gradient(x):
-    """The value of ``x`` (any pytree) with its derivative blocked under every transformation.
-
-    Example:
-        >>> import funcgrad
-        >>> print(funcgrad.grad(lambda x: x * funcgrad.stop_gradient(x))(3.0))
-        3.0
-    """
-    return tree_map(lambda v: bind(stop_gradient_p, v) if isinstance(v, Tracer) else v, x)
-
-
-# --------------------------------------------------------------------------------------
 # jvp / linearize
 
 
@@ -117,14 +92,10 @@ def jvp(fun, primals, tangents, has_aux=False):
         raise FuncgradValueError(
             f"jvp: {len(primals)} primal argument(s) but {len(tangents)} tangent(s)")
     p_flat, p_tree = tree_flatten(tuple(primals))
-    try:
-        t_flat = tree_flatten(tuple(tangents))[0]
-        if tree_flatten(tuple(tangents))[1] != p_tree:
-            raise FuncgradValueError(
-                f"jvp: primal and tangent structures differ: {p_tree} vs "
-                f"{tree_flatten(tuple(tangents))[1]}")
-    except FuncgradValueError:
-        raise
+    t_flat, t_tree = tree_flatten(tuple(tangents))
+    if t_tree != p_tree:
+        raise FuncgradValueError(
+            f"jvp: primal and tangent structures differ: {p_tree} vs {t_tree}")
     p_flat = _as_inputs(p_flat, "jvp")
     with new_trace(ad.JVPTrace) as trace:
         ins = []
@@ -452,7 +423,7 @@ def grad(fun, argnums=0, has_aux=False, holomorphic=False, allow_int=False):
 def _basis(x):
     """The identity for the flattened ``x``, shaped ``(x.size,) + x.shape``."""
     n = int(np.prod(x.shape))
-    return _xp_of(x).eye(n, dtype=x.dtype).reshape((n,) + tuple(x.shape))
+    return xp_of(x).eye(n, dtype=x.dtype).reshape((n,) + tuple(x.shape))
 
 
 def _jac_layout(rows, out_shape, in_shape):
@@ -461,12 +432,27 @@ def _jac_layout(rows, out_shape, in_shape):
     return _fnp().reshape(rows, tuple(out_shape) + tuple(in_shape))
 
 
+def _check_holomorphic(what, fun, side, leaves):
+    """With ``holomorphic=True`` every input and output leaf must be complex (as in JAX)."""
+    for j, x in enumerate(leaves):
+        dt = getattr(x, "dtype", None)
+        dt = np.asarray(x).dtype if dt is None else np.dtype(dt)
+        if dt.kind != "c":
+            raise FuncgradTypeError(
+                f"{what} with holomorphic=True of {_fname(fun)}: {side} leaf {j} has dtype "
+                f"{dt.name}, but holomorphic differentiation needs complex {side}s; "
+                + ("cast them, e.g. x.astype(complex)" if side == "input" else
+                   "return complex values, or drop holomorphic=True"))
+
+
 def jacfwd(fun, argnums=0, has_aux=False, holomorphic=False):
     """The Jacobian of ``fun`` by forward mode: one batched (vmapped) jvp over the
     standard basis of the inputs.
 
     The result for an output leaf of shape ``o`` and an input leaf of shape ``i`` has
     shape ``o + i``; pytrees nest as (output structure, then input structure).
+    ``holomorphic=True`` (as in JAX): inputs and outputs must be complex, and the result
+    is the complex Jacobian ``df/dz`` of a holomorphic ``fun``.
     """
     @functools.wraps(fun)
     def jacfun(*args, **kwargs):
@@ -479,6 +465,8 @@ def jacfwd(fun, argnums=0, has_aux=False, holomorphic=False):
                 raise FuncgradTypeError(
                     f"jacfwd of {_fname(fun)}: input leaf {j} has dtype {x.dtype}; "
                     "Jacobians need floating or complex inputs")
+        if holomorphic:
+            _check_holomorphic("jacfwd", fun, "input", d_flat)
 
         def f_flat(*leaves):
             full = list(args)
@@ -495,6 +483,8 @@ def jacfwd(fun, argnums=0, has_aux=False, holomorphic=False):
                 out, aux = _split_aux(out, "jacfwd")
             o_flat, out_tree = tree_flatten(out)
             o_shapes = [tuple(_as_array(o, "jacfwd output").shape) for o in o_flat]
+            if holomorphic:
+                _check_holomorphic("jacfwd", fun, "output", o_flat)
         else:
             out_tree = o_shapes = None      # learnt from the batched pass below
         columns = []     # per input leaf: flat outputs batched over that leaf's basis
@@ -507,6 +497,8 @@ def jacfwd(fun, argnums=0, has_aux=False, holomorphic=False):
                 nonlocal out_tree
                 tangents = [t if k == j else fnp.zeros_like(d) for k, d in enumerate(d_flat)]
                 res = jvp(f_flat, d_flat, tangents, has_aux=has_aux)
+                if holomorphic:
+                    _check_holomorphic("jacfwd", fun, "output", tree_flatten(res[0])[0])
                 flat, out_tree = tree_flatten(res[1])
                 return flat
 
@@ -514,7 +506,7 @@ def jacfwd(fun, argnums=0, has_aux=False, holomorphic=False):
             if o_shapes is None:
                 o_shapes = [tuple(c.shape[1:]) for c in col]
             columns.append(col)
-        columns = [[_xp_of(x).zeros((0,) + s, x.dtype) for s in o_shapes] if c is None else c
+        columns = [[xp_of(x).zeros((0,) + s, x.dtype) for s in o_shapes] if c is None else c
                    for c, x in zip(columns, d_flat)]
         jac_rows = []
         for oi, oshape in enumerate(o_shapes):
@@ -534,7 +526,7 @@ def jacfwd(fun, argnums=0, has_aux=False, holomorphic=False):
 def jacrev(fun, argnums=0, has_aux=False, holomorphic=False, allow_int=False):
     """The Jacobian of ``fun`` by reverse mode: one forward pass, then one batched
     (vmapped) backward pass over the standard basis of the outputs. Same result layout
-    as :func:`jacfwd`."""
+    and the same ``holomorphic=True`` checks and result as :func:`jacfwd`."""
     @functools.wraps(fun)
     def jacfun(*args, **kwargs):
         single, nums = _normalize_argnums(argnums, len(args), "jacrev", fun)
@@ -555,12 +547,15 @@ def jacrev(fun, argnums=0, has_aux=False, holomorphic=False, allow_int=False):
         o_flat, out_tree = tree_flatten(out)
         d_flat, d_tree = tree_flatten(dyn)
         d_flat = _as_inputs(d_flat, "jacrev", tree_flatten((args, kwargs))[0])
+        if holomorphic:
+            _check_holomorphic("jacrev", fun, "input", d_flat)
+            _check_holomorphic("jacrev", fun, "output", o_flat)
         fnp = _fnp()
         jac_rows = []
         for oi, o in enumerate(o_flat):
             n = int(np.prod(o.shape))
             if n == 0:
-                rows = [_xp_of(x).zeros((0,) + tuple(x.shape), x.dtype) for x in d_flat]
+                rows = [xp_of(x).zeros((0,) + tuple(x.shape), x.dtype) for x in d_flat]
             else:
                 def pull(ct, oi=oi):
                     cts = [ct if k == oi else fnp.zeros_like(p) for k, p in enumerate(o_flat)]
@@ -589,7 +584,6 @@ def hessian(fun, argnums=0, has_aux=False, holomorphic=False):
 
 def _broadcast_prefix(prefix, tree, what):
     """Leaves of ``prefix`` repeated over the leaves of the matching subtrees of ``tree``."""
-    from .tree_util import flatten_up_to, tree_structure
     td = tree_structure(prefix, is_leaf=lambda x: x is None)
     subtrees = flatten_up_to(td, tree, what)
     leaves = tree_flatten(prefix, is_leaf=lambda x: x is None)[0]
@@ -617,8 +611,6 @@ def vmap(fun, in_axes=0, out_axes=0, axis_size=None, axis_name=None):
         array([[2., 0.],
                [0., 2.]])
     """
-    from . import batching
-
     if not (in_axes is None or isinstance(in_axes, (int, tuple, list, dict))):
         raise FuncgradTypeError(f"vmap: in_axes must be an int, None or a tuple, got {in_axes!r}")
 

@@ -12,6 +12,7 @@ import types
 import numpy as np
 
 from .errors import FuncgradTypeError
+from .tree_util import tree_map
 
 _float0 = np.dtype([("float0", np.void, 0)])
 float0 = _float0
@@ -80,14 +81,14 @@ def scatter_add(out, idx, values):
     elif hasattr(xp, "scatter_add"):   # a registered foreign module (the test stand-in)
         xp.scatter_add(out, idx, values)
     else:
-        import cupyx
+        import cupyx      # optional: only reached with CuPy arrays
         cupyx.scatter_add(out, idx, values)
 
 
 # ---- devices -----------------------------------------------------------------------------
 def _cupy():
     try:
-        import cupy
+        import cupy       # optional: funcgrad runs without CuPy
     except ImportError:
         return None
     return cupy
@@ -195,7 +196,6 @@ def device_put(tree, device=None):
 
     Raises a ValueError naming the fix when CuPy or the device is not available.
     """
-    from .tree_util import tree_map
     if device is None:
         d = _default_device.get()
         kind, index = ("cpu", None) if d is None else d

@@ -7,7 +7,7 @@ primitive without one falls back to a loop over the examples and a stack (correc
 slow), with a warning once per primitive. ``fallback_primitives()`` lists those seen.
 
 The generic rules below (broadcasting ops, reductions, ...) are attached to primitives in
-the modules that define them, next to their other rules.
+the modules that define them, next to their other rules (``core.def_rules``).
 """
 from __future__ import annotations
 
@@ -15,9 +15,10 @@ import warnings
 
 import numpy as np
 
-from .core import Trace, Tracer, bind
+from .core import Trace, Tracer, bind, new_trace
 from .core import _np
-from .errors import FuncgradValueError
+from .errors import ConcretizationTypeError, FuncgradTypeError, FuncgradValueError
+from .tree_util import tree_flatten, tree_map, tree_unflatten
 
 
 class BatchTracer(Tracer):
@@ -38,7 +39,6 @@ class BatchTracer(Tracer):
         return self.val.dtype
 
     def _value(self, what):
-        from .errors import ConcretizationTypeError
         raise ConcretizationTypeError(
             f"{what} needs a single concrete value, but under vmap this value differs per "
             "example (a batched tracer). Use funcgrad.numpy.where instead of Python "
@@ -86,12 +86,30 @@ class BatchTrace(Trace):
         return BatchTracer(self, out, out_dim)
 
     def process_custom_jvp(self, obj, args):
-        from .custom import batch_trace_custom
-        return batch_trace_custom(self, obj, args, "jvp")
+        return self._process_custom(obj, args)
 
     def process_custom_vjp(self, obj, args):
-        from .custom import batch_trace_custom
-        return batch_trace_custom(self, obj, args, "vjp")
+        return self._process_custom(obj, args)
+
+    def _process_custom(self, obj, args):
+        """Pass a batched version of the custom function (rules included, built by
+        ``obj.batched``) to the transformations below."""
+        in_axes = []
+        vals = []
+        for a in args:
+            leaves, tree = tree_flatten(a)
+            v = [x.val if isinstance(x, BatchTracer) and x._trace is self else x for x in leaves]
+            d = [x.bdim if isinstance(x, BatchTracer) and x._trace is self else None
+                 for x in leaves]
+            vals.append(tree_unflatten(tree, v))
+            in_axes.append(tree_unflatten(tree, d) if leaves else None)
+        in_axes = tuple(in_axes)
+        if any(tree_flatten(in_axes[i], is_leaf=lambda x: x is None)[0]
+               != [None] * len(tree_flatten(args[i])[0]) for i in obj.nondiff_argnums):
+            raise FuncgradTypeError(
+                f"vmap of {obj.__name__}: nondiff_argnums arguments cannot be batched")
+        out = obj.batched(in_axes, self.axis_size)(*vals)
+        return tree_map(lambda o: BatchTracer(self, o, 0), out)
 
 
 _warned = set()
@@ -185,16 +203,10 @@ def unary_batch(prim):
     return rule
 
 
-def defbatch(rule_factory, *prims):
-    for p in prims:
-        p.batch = rule_factory(p)
-
-
 # ---- vmap ---------------------------------------------------------------------------------
 def vmap_flat(fun, args, in_dims, axis_size, axis_name=None):
     """Run ``fun`` on flat ``args`` batched along ``in_dims``; returns flat outputs with
     the trace, so the caller can read each output's batch axis."""
-    from .core import new_trace
     with new_trace(BatchTrace, axis_size, axis_name) as trace:
         ins = [BatchTracer(trace, a, d) if d is not None else a for a, d in zip(args, in_dims)]
         outs = fun(*ins)

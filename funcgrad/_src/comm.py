@@ -27,6 +27,7 @@ import threading
 import numpy as np
 
 from . import backend as _backend
+from . import config, threads
 from .errors import FuncgradTypeError, FuncgradValueError
 
 INSTALL_HINT = 'pip install "funcgrad[distributed]"  (installs mpi4py and MPICH)'
@@ -171,10 +172,8 @@ def _share_cpus(host):
     """Processes on one machine share its CPUs: each gets its share of the thread budget
     unless the user chose a budget (config or environment)."""
     try:
-        from . import config, threads
         if config._OPTIONS.get("num_threads") is not None or any(
-                v in os.environ for v in ("FUNCGRAD_NUM_THREADS", "OMP_NUM_THREADS",
-                                          "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")):
+                v in os.environ for v in threads._ENV_VARS):
             return
         local = host.local_size()
         if local > 1:

@@ -37,11 +37,20 @@ import sys
 
 import numpy as np
 
-from . import core, threads
+from . import threads
 from .errors import FuncgradValueError
 
 _OPTIONS = {"debug_nans": False, "keep_freed_memory": False, "jit_row_splitting": True,
             "num_threads": None, "adaptive_threads": True}
+_HOOKS = {}          # option name -> functions called with its new value (on_update)
+
+
+def on_update(name, hook):
+    """Call ``hook(value)`` now and whenever option ``name`` changes. The layers above
+    register here (the core keeps its debug_nans check this way): config imports none
+    of them."""
+    _HOOKS.setdefault(name, []).append(hook)
+    hook(_OPTIONS[name])
 
 
 def update(name, value):
@@ -49,9 +58,7 @@ def update(name, value):
     if name not in _OPTIONS:
         raise FuncgradValueError(
             f"funcgrad.config.update: unknown option {name!r}; known: {sorted(_OPTIONS)}")
-    if name == "debug_nans":
-        core.nan_check = _check_nans if value else None
-    elif name == "keep_freed_memory":
+    if name == "keep_freed_memory":
         value = bool(value) and _set_malloc(bool(value))
     elif name == "num_threads":
         if value is not None and (isinstance(value, bool) or not isinstance(value, int)
@@ -65,6 +72,8 @@ def update(name, value):
         value = bool(value)
         threads.set_adaptive(value)
     _OPTIONS[name] = value
+    for hook in _HOOKS.get(name, ()):
+        hook(value)
 
 
 _M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3      # glibc's mallopt parameters
@@ -129,7 +138,8 @@ def _has_nan(x):
     return dt is not None and dt.kind in "fc" and bool(np.isnan(x).any())
 
 
-def _check_nans(prim, args, out, where=""):
+def check_nans(prim, args, out, where=""):
+    """Raise FloatingPointError if ``out`` has a NaN that ``args`` did not have."""
     outs = out if isinstance(out, (list, tuple)) else (out,)
     if any(_has_nan(o) for o in outs) and not any(_has_nan(a) for a in args):
         raise FloatingPointError(

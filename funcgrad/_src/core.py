@@ -12,14 +12,15 @@ import threading
 
 import numpy as np
 
+from . import config as _config
 from . import errors
-from .backend import dtype_name
+from .backend import array_module, dtype_name
 
 
 class Primitive:
     """A named operation and all its rules.
 
-    Attributes (set by the module that defines the primitive, next to each other):
+    Attributes (set with :func:`def_rules`, next to where the primitive is made):
       impl:  ``impl(*args, **params)`` on concrete arrays (NumPy or CuPy).
       jvp_rules: a tuple with one rule per positional argument,
         ``rule(tangent, ans, *args, **params) -> tangent contribution``, ``None`` meaning
@@ -37,14 +38,15 @@ class Primitive:
     __slots__ = ("name", "impl", "jvp_rules", "jvp", "vjp_rules", "vjp", "batch", "rows",
                  "multiple_results", "effectful", "__weakref__")
 
-    def __init__(self, name, impl, *, multiple_results=False):
+    def __init__(self, name, impl, *, multiple_results=False, effectful=False):
+        _BY_NAME.setdefault(name, self)
         self.name = name
         self.impl = impl
         self.multiple_results = multiple_results
         self.jvp_rules = self.jvp = self.vjp_rules = self.vjp = None
         self.batch = None
         self.rows = None           # row rule: how jit splits it over a batch (rows.py)
-        self.effectful = False     # True: never removed by dead-code elimination
+        self.effectful = effectful     # True: never removed by dead-code elimination
 
     def bind(self, *args, **params):
         return bind(self, *args, **params)
@@ -53,16 +55,49 @@ class Primitive:
         return self.name
 
 
-def defjvp(prim, *rules, full=None):
-    """Attach forward rules to ``prim``: one per argument, or a ``full`` rule."""
-    prim.jvp_rules = rules if rules else None
-    prim.jvp = full
+_BY_NAME = {}        # name -> the primitive first defined with it
 
 
-def defvjp(prim, *rules, full=None):
-    """Attach reverse rules to ``prim``: one per argument, or a ``full`` rule."""
-    prim.vjp_rules = rules if rules else None
-    prim.vjp = full
+def primitive_named(name):
+    """The primitive called ``name``: for the graph passes, which speak primitive names
+    and must not import the primitive modules above them."""
+    return _BY_NAME[name]
+
+
+def def_rules(prim, *, jvp=None, vjp=None, batch=None, rows=None):
+    """Attach ``prim``'s rules, side by side: the one way a primitive gets its rules.
+
+    jvp, vjp: a tuple with one rule per positional argument (``None`` in it: that
+      argument has no derivative), or a single function, the whole rule (see
+      ``Primitive``). A primitive given neither has no derivative.
+    batch: its batching rule (vmap; the generic ones are in batching.py).
+    rows: its row rule (how jit runs it on slices of a batch; see rows.py).
+    Arguments left as None leave that rule as it was. Returns ``prim``.
+
+    Example (a primitive whose derivative is its value):
+        >>> import numpy as np, funcgrad
+        >>> from funcgrad._src.core import Primitive, bind, def_rules
+        >>> exp_p = def_rules(Primitive("my_exp", np.exp),
+        ...                   jvp=(lambda t, ans, x: t * ans,),
+        ...                   vjp=(lambda g, ans, x: g * ans,))
+        >>> print(funcgrad.grad(lambda x: bind(exp_p, x))(0.0))
+        1.0
+    """
+    if jvp is not None:
+        if callable(jvp):
+            prim.jvp, prim.jvp_rules = jvp, None
+        else:
+            prim.jvp, prim.jvp_rules = None, tuple(jvp)
+    if vjp is not None:
+        if callable(vjp):
+            prim.vjp, prim.vjp_rules = vjp, None
+        else:
+            prim.vjp, prim.vjp_rules = None, tuple(vjp)
+    if batch is not None:
+        prim.batch = batch
+    if rows is not None:
+        prim.rows = rows
+    return prim
 
 
 # --------------------------------------------------------------------------------------
@@ -124,7 +159,7 @@ class new_trace:
         return False
 
 
-nan_check = None     # set by funcgrad.config's debug_nans option
+nan_check = None     # the debug_nans check while that option is on (see config.on_update)
 
 
 def trace_depth() -> int:
@@ -313,49 +348,82 @@ class Tracer:
 
     # NumPy interop: route plain `np.sin(tracer)` and `np.sum(tracer)` to funcgrad.numpy.
     def __array_ufunc__(self, ufunc, method, *inputs, **kwargs):
-        return _dispatcher().array_ufunc(ufunc, method, inputs, kwargs)
+        return _array_ufunc(ufunc, method, inputs, kwargs)
 
     def __array_function__(self, func, types, args, kwargs):
-        return _dispatcher().array_function(func, args, kwargs)
+        return _array_function(func, args, kwargs)
 
 
-_fnp = None
-_dispatch = None
+def xp_of(a):
+    """The array module of ``a``, or for a tracer of the value under it: its concrete
+    value, or for jit and vmap tracers (abstract) the value they carry (``aval``: the
+    value on the tracing inputs; ``val``: the batched value); NumPy when none is found."""
+    if not isinstance(a, Tracer):
+        return array_module(a)
+    v = a
+    while isinstance(v, Tracer):
+        inner = getattr(v, "aval", None)
+        if inner is None:
+            inner = getattr(v, "val", None)
+        if inner is not None:
+            v = inner
+            continue
+        try:
+            v = v._value("creation")
+        except errors.FuncgradTypeError:
+            return np
+    return array_module(v)
 
 
-def _dispatcher():
-    global _dispatch
-    if _dispatch is None:
-        from ..numpy import _dispatch as d
-        _dispatch = d
-    return _dispatch
+# --------------------------------------------------------------------------------------
+# Hooks registered by the layers above (the core imports none of them)
+
+_fnp = None          # the funcgrad.numpy namespace (register_namespace)
+_array_ufunc = _array_function = None
+
+
+def register_namespace(namespace, array_ufunc, array_function):
+    """Called once by ``funcgrad.numpy`` when it is imported: the namespace that
+    ``Tracer``'s methods, the interpreters and the rules reach array operations through,
+    and the routing of plain ``numpy.sin(tracer)`` / ``numpy.sum(tracer)`` to it."""
+    global _fnp, _array_ufunc, _array_function
+    _fnp = namespace
+    _array_ufunc = array_ufunc
+    _array_function = array_function
 
 
 def _np():
-    global _fnp
-    if _fnp is None:
-        from .. import numpy as fnp
-        _fnp = fnp
+    """The ``funcgrad.numpy`` namespace (registered by it at import)."""
     return _fnp
+
+
+def _set_nan_check(check):
+    global nan_check
+    nan_check = check
+
+
+_config.on_update("debug_nans", lambda on: _set_nan_check(_config.check_nans if on else None))
+
+
+# The arithmetic and comparison operators go straight to their primitives: the elementwise
+# family installs them on ``Tracer`` (``install_operators``). The rest go through the
+# namespace.
+def install_operators(table):
+    """Set ``Tracer.__name__`` for each ``name: function`` of ``table``."""
+    for name, fn in table.items():
+        setattr(Tracer, f"__{name}__", fn)
 
 
 def _binop(name, reflected=False):
     def op(self, other):
-        f = getattr(_np(), name)
+        f = getattr(_fnp, name)
         return f(other, self) if reflected else f(self, other)
     op.__name__ = f"__{'r' if reflected else ''}{name}__"
     return op
 
 
-for _dunder, _fname in [("add", "add"), ("sub", "subtract"), ("mul", "multiply"),
-                        ("truediv", "true_divide"), ("floordiv", "floor_divide"),
-                        ("mod", "remainder"), ("pow", "power"), ("matmul", "matmul"),
-                        ("and", "bitwise_and"), ("or", "bitwise_or"), ("xor", "bitwise_xor")]:
-    setattr(Tracer, f"__{_dunder}__", _binop(_fname))
-    setattr(Tracer, f"__r{_dunder}__", _binop(_fname, reflected=True))
-for _dunder, _fname in [("lt", "less"), ("le", "less_equal"), ("gt", "greater"),
-                        ("ge", "greater_equal"), ("eq", "equal"), ("ne", "not_equal")]:
-    setattr(Tracer, f"__{_dunder}__", _binop(_fname))
+Tracer.__matmul__ = _binop("matmul")
+Tracer.__rmatmul__ = _binop("matmul", reflected=True)
 
 
 def _divmod(self, other):
@@ -363,9 +431,7 @@ def _divmod(self, other):
 
 
 Tracer.__divmod__ = _divmod
-Tracer.__neg__ = lambda self: _np().negative(self)
 Tracer.__pos__ = lambda self: self
-Tracer.__abs__ = lambda self: _np().abs(self)
 Tracer.__invert__ = lambda self: _np().invert(self)
 Tracer.__getitem__ = lambda self, idx: _np()._getitem(self, idx)
 

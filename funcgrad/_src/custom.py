@@ -2,27 +2,29 @@
 ``checkpoint`` (rematerialisation), with JAX's API.
 
 A call finds the innermost transformation among its arguments and hands itself to that
-trace's ``process_custom_jvp`` / ``process_custom_vjp``: forward mode applies the rule,
-reverse mode records one tape entry whose reverse rule is the user's, batching passes a
-batched version of the whole thing to the transformations below it, and the others
-(staging) simply trace the function.
+trace's ``process_custom_jvp`` / ``process_custom_vjp`` (in the interpreters): forward
+mode applies the rule, reverse mode records one tape entry (``call_primitive``) whose
+reverse rule asks this object, batching calls :meth:`batched` and passes the result to
+the transformations below it, and the others (staging) simply trace the function.
+This module is public API built on ``api.vjp`` and ``api.vmap``.
 """
 from __future__ import annotations
 
 import functools
+import inspect
 
 import numpy as np
 
-from . import ad
-from .core import Primitive, Tracer, find_top_trace
+from .api import vjp, vmap
+from .core import find_top_trace
 from .core import _np as _fnp
 from .errors import FuncgradTypeError, FuncgradValueError
+from .prims.custom import custom_jvp_call_p, custom_vjp_call_p
 from .tree_util import tree_flatten, tree_map, tree_structure, tree_unflatten
 
 
 def _resolve_kwargs(fun, args, kwargs):
     """Keyword arguments turned positional through ``fun``'s signature (defaults filled)."""
-    import inspect
     try:
         bound = inspect.signature(fun).bind(*args, **kwargs)
     except TypeError as e:
@@ -59,23 +61,6 @@ def _merge(nondiff, diff, nondiff_argnums, n):
     return [next(it_n) if i in nondiff_argnums else next(it_d) for i in range(n)]
 
 
-def _check_same_structure(what, name, expected, got):
-    e_leaves, e_tree = tree_flatten(expected)
-    g_leaves, g_tree = tree_flatten(got)
-    if e_tree != g_tree:
-        raise FuncgradTypeError(
-            f"{what} of {name}: the rule returned a structure {g_tree} but the primal "
-            f"output has structure {e_tree}; return one entry per output leaf")
-    for k, (e, g) in enumerate(zip(e_leaves, g_leaves)):
-        if g is None:
-            continue
-        es, gs = np.shape(e), np.shape(g)
-        if tuple(es) != tuple(gs):
-            raise FuncgradValueError(
-                f"{what} of {name}: output leaf {k} has shape {tuple(es)} but the rule "
-                f"returned shape {tuple(gs)}")
-
-
 # --------------------------------------------------------------------------------------
 # custom_jvp
 
@@ -101,6 +86,8 @@ class custom_jvp:
         >>> print(funcgrad.grad(softplus)(1000.0))
         1.0
     """
+
+    call_primitive = custom_jvp_call_p     # what reverse mode records for a call
 
     def __init__(self, fun, nondiff_argnums=()):
         functools.update_wrapper(self, fun)
@@ -149,25 +136,40 @@ class custom_jvp:
                 f"custom_jvp rule of {self.__name__} must return (primal_out, tangent_out)")
         return res
 
+    def transpose_rule(self, args, g, out_tree):
+        """Reverse rule of a call: the flat cotangents of the differentiable arguments'
+        leaves, by reverse mode through the (linear) user rule at zero tangents."""
+        nondiff, diff = _split_nondiff(args, self.nondiff_argnums)
+        zeros = [tree_map(_fnp().zeros_like, d) for d in diff]
 
-def _custom_jvp_vjp(g, ans, args, wanted, obj, n_args, out_tree):
-    """Reverse rule of a custom_jvp call: transpose the (linear) user rule by reverse
-    mode through it at zero tangents."""
-    from .api import vjp
-    nondiff, diff = _split_nondiff(args, obj.nondiff_argnums)
-    zeros = [tree_map(_fnp().zeros_like, d) for d in diff]
+        def tangent_map(*ts):
+            return self.rule(args, ts)[1]
 
-    def tangent_map(*ts):
-        return obj.rule(args, ts)[1]
+        _, pull = vjp(tangent_map, *zeros)
+        cts = pull(tree_unflatten(out_tree, list(g)))
+        return tree_flatten(cts)[0]
 
-    _, pull = vjp(tangent_map, *zeros)
-    cts = pull(tree_unflatten(out_tree, list(g)))
-    flat_cts = tree_flatten(cts)[0]
-    return [flat_cts[i] for i in wanted]
+    def batched(self, in_axes, size):
+        """This function and its rule vmapped over ``in_axes`` (one entry per argument;
+        results batched along axis 0)."""
+        nd = self.nondiff_argnums
+        batched = custom_jvp(vmap(self.fun, in_axes=in_axes, axis_size=size),
+                             nondiff_argnums=nd)
+        diff_axes = tuple(ax for i, ax in enumerate(in_axes) if i not in nd)
 
+        def rule(*rargs):
+            if nd:
+                *nondiff, prim, tang = rargs
+            else:
+                prim, tang = rargs
+                nondiff = []
 
-custom_jvp_call_p = Primitive("custom_jvp_call", None, multiple_results=True)
-custom_jvp_call_p.vjp = _custom_jvp_vjp
+            def one(*flat):
+                k = len(prim)
+                return self.rule(_merge(nondiff, flat[:k], nd, len(in_axes)), flat[k:])
+            return vmap(one, in_axes=diff_axes + diff_axes, axis_size=size)(*prim, *tang)
+        batched.defjvp(rule)
+        return batched
 
 
 # --------------------------------------------------------------------------------------
@@ -192,6 +194,8 @@ class custom_vjp:
         >>> print(funcgrad.grad(lambda x: 10 * clip_gradient(x))(2.0))
         1.0
     """
+
+    call_primitive = custom_vjp_call_p     # what reverse mode records for a call
 
     def __init__(self, fun, nondiff_argnums=()):
         functools.update_wrapper(self, fun)
@@ -247,14 +251,31 @@ class custom_vjp:
             flat.extend(c_leaves)
         return flat
 
+    def batched(self, in_axes, size):
+        """This function and its rules vmapped over ``in_axes`` (one entry per argument;
+        results batched along axis 0)."""
+        nd = self.nondiff_argnums
+        batched = custom_vjp(vmap(self.fun, in_axes=in_axes, axis_size=size),
+                             nondiff_argnums=nd)
+        batched.inline_jvp = self.inline_jvp
+        diff_axes = tuple(ax for i, ax in enumerate(in_axes) if i not in nd)
 
-def _custom_vjp_vjp(g, ans, args, wanted, obj, res, out_tree, n_args):
-    flat = obj.run_bwd(args, res, g, out_tree)
-    return [flat[i] for i in wanted]
+        def fwd(*fargs):
+            nondiff, diff = _split_nondiff(fargs, nd)
+            return vmap(lambda *d: self.run_fwd(_merge(nondiff, d, nd, len(in_axes))),
+                        in_axes=diff_axes, axis_size=size)(*diff)
 
-
-custom_vjp_call_p = Primitive("custom_vjp_call", None, multiple_results=True)
-custom_vjp_call_p.vjp = _custom_vjp_vjp
+        def bwd(*bargs):
+            *nondiff, res, g = bargs
+            cts = vmap(lambda r, gg: tuple(self.bwd(*nondiff, r, gg)), axis_size=size)(res, g)
+            # an argument that was not batched gets the sum over the batch
+            return tuple(
+                c if c is None else tree_map(
+                    lambda ci, ax: ci if ax is not None else _fnp().sum(ci, axis=0), c, axes,
+                    is_leaf=lambda x: x is None)
+                for c, axes in zip(cts, diff_axes))
+        batched.defvjp(fwd, bwd)
+        return batched
 
 
 def custom_gradient(fun):
@@ -308,7 +329,6 @@ def checkpoint(fun, policy=None, prevent_cse=True, static_argnums=()):
             "checkpoint: only policy=None (recompute everything but the inputs) is "
             "supported")
     static_argnums = (static_argnums,) if isinstance(static_argnums, int) else tuple(static_argnums)
-    from .api import vjp
 
     remat = custom_vjp(fun, nondiff_argnums=static_argnums)
 
@@ -334,149 +354,3 @@ def checkpoint(fun, policy=None, prevent_cse=True, static_argnums=()):
 
 
 remat = checkpoint
-
-
-# --------------------------------------------------------------------------------------
-# The interpreters' handling (called through Trace.process_custom_jvp / _vjp)
-
-
-def jvp_trace_custom_jvp(trace, obj, args):
-    primals = []
-    tangents = []
-    fnp = _fnp()
-    nd = obj.nondiff_argnums
-    for i, a in enumerate(args):
-        if i in nd:
-            primals.append(a)
-            continue
-        leaves, tree = tree_flatten(a)
-        p = [x.primal if isinstance(x, ad.JVPTracer) and x._trace is trace else x for x in leaves]
-        t = [x.tangent if isinstance(x, ad.JVPTracer) and x._trace is trace
-             else fnp.zeros_like(x) for x in leaves]
-        primals.append(tree_unflatten(tree, p))
-        tangents.append(tree_unflatten(tree, t))
-    out, tout = obj.rule(primals, tangents)
-    _check_same_structure("custom_jvp rule", obj.__name__, out, tout)
-    o_flat, o_tree = tree_flatten(out)
-    t_flat = tree_flatten(tout)[0]
-    res = [ad.JVPTracer(trace, o, ad._fit(t, o)) if getattr(o, "dtype", np.dtype(float)).kind in "fc"
-           else o for o, t in zip(o_flat, t_flat)]
-    return tree_unflatten(o_tree, res)
-
-
-def _vjp_unwrap(trace, obj, args):
-    """Primal arguments, and the tape parents of the flattened differentiable leaves."""
-    nd = obj.nondiff_argnums
-    primals = []
-    parents = ()
-    k = 0
-    for i, a in enumerate(args):
-        if i in nd:
-            primals.append(a)
-            continue
-        leaves, tree = tree_flatten(a)
-        p = []
-        for x in leaves:
-            if isinstance(x, ad.VJPTracer) and x._trace is trace:
-                p.append(x.primal)
-                parents += ((k, x.index, x.idx),)
-            else:
-                p.append(x)
-            k += 1
-        primals.append(tree_unflatten(tree, p))
-    return primals, parents
-
-
-def _vjp_record(trace, prim, params, primals, out, parents):
-    o_flat, o_tree = tree_flatten(out)
-    tape = trace.tape
-    k = len(tape)
-    tape.append((prim, params, primals, o_flat, parents))
-    res = [ad.VJPTracer(trace, o, k, j) if getattr(o, "dtype", None) is not None
-           and o.dtype.kind in "fc" else o for j, o in enumerate(o_flat)]
-    return tree_unflatten(o_tree, res)
-
-
-def vjp_trace_custom_jvp(trace, obj, args):
-    primals, parents = _vjp_unwrap(trace, obj, args)
-    out = obj(*primals)          # lower transformations apply the custom rule too
-    if not parents:
-        return out
-    params = {"obj": obj, "n_args": len(args), "out_tree": tree_structure(out)}
-    return _vjp_record(trace, custom_jvp_call_p, params, primals, out, parents)
-
-
-def vjp_trace_custom_vjp(trace, obj, args):
-    primals, parents = _vjp_unwrap(trace, obj, args)
-    if not parents:
-        return obj(*primals)
-    out, res = obj.run_fwd(primals)
-    params = {"obj": obj, "res": res, "out_tree": tree_structure(out), "n_args": len(args)}
-    return _vjp_record(trace, custom_vjp_call_p, params, primals, out, parents)
-
-
-def jvp_trace_custom_vjp(trace, obj, args):
-    if obj.inline_jvp:
-        return obj.fun(*args)
-    raise FuncgradTypeError(
-        f"can't apply forward-mode autodiff (jvp) to the custom_vjp function "
-        f"{obj.__name__}: it only defines a reverse-mode rule. Define it with custom_jvp "
-        "instead (reverse mode is then derived automatically), or use grad/vjp.")
-
-
-def batch_trace_custom(trace, obj, args, kind):
-    """Pass a batched version of the custom function to the transformations below."""
-    from .api import vmap
-    from .batching import BatchTracer
-    in_axes = []
-    vals = []
-    for a in args:
-        leaves, tree = tree_flatten(a)
-        v = [x.val if isinstance(x, BatchTracer) and x._trace is trace else x for x in leaves]
-        d = [x.bdim if isinstance(x, BatchTracer) and x._trace is trace else None for x in leaves]
-        vals.append(tree_unflatten(tree, v))
-        in_axes.append(tree_unflatten(tree, d) if leaves else None)
-    in_axes = tuple(in_axes)
-    size = trace.axis_size
-    nd = obj.nondiff_argnums
-    if any(tree_flatten(in_axes[i], is_leaf=lambda x: x is None)[0] != [None] * len(tree_flatten(args[i])[0])
-           for i in nd):
-        raise FuncgradTypeError(
-            f"vmap of {obj.__name__}: nondiff_argnums arguments cannot be batched")
-    if kind == "jvp":
-        batched = custom_jvp(vmap(obj.fun, in_axes=in_axes, axis_size=size), nondiff_argnums=nd)
-        diff_axes = tuple(ax for i, ax in enumerate(in_axes) if i not in nd)
-
-        def rule(*rargs):
-            if nd:
-                *nondiff, prim, tang = rargs
-            else:
-                prim, tang = rargs
-                nondiff = []
-            def one(*flat):
-                k = len(prim)
-                return obj.rule(_merge(nondiff, flat[:k], nd, len(in_axes)), flat[k:])
-            return vmap(one, in_axes=diff_axes + diff_axes, axis_size=size)(*prim, *tang)
-        batched.defjvp(rule)
-    else:
-        batched = custom_vjp(vmap(obj.fun, in_axes=in_axes, axis_size=size), nondiff_argnums=nd)
-        batched.inline_jvp = obj.inline_jvp
-        diff_axes = tuple(ax for i, ax in enumerate(in_axes) if i not in nd)
-
-        def fwd(*fargs):
-            nondiff, diff = _split_nondiff(fargs, nd)
-            return vmap(lambda *d: obj.run_fwd(_merge(nondiff, d, nd, len(in_axes))),
-                        in_axes=diff_axes, axis_size=size)(*diff)
-
-        def bwd(*bargs):
-            *nondiff, res, g = bargs
-            cts = vmap(lambda r, gg: tuple(obj.bwd(*nondiff, r, gg)), axis_size=size)(res, g)
-            # an argument that was not batched gets the sum over the batch
-            return tuple(
-                c if c is None else tree_map(
-                    lambda ci, ax: ci if ax is not None else _fnp().sum(ci, axis=0), c, axes,
-                    is_leaf=lambda x: x is None)
-                for c, axes in zip(cts, diff_axes))
-        batched.defvjp(fwd, bwd)
-    out = batched(*vals)
-    return tree_map(lambda o: BatchTracer(trace, o, 0), out)

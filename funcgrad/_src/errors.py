@@ -29,3 +29,8 @@ class TracerArrayConversionError(FuncgradTypeError):
 class UnsupportedFunctionError(FuncgradTypeError, NotImplementedError):
     """A NumPy function funcgrad does not implement was called on a traced value. Both a
     TypeError (NumPy's protocol for unsupported types) and a NotImplementedError."""
+
+
+class IndexOutOfBoundsError(FuncgradValueError, IndexError):
+    """An index out of range (an IndexError, as NumPy raises, and a ValueError, as the
+    rest of funcgrad's indexing errors)."""

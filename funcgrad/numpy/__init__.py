@@ -8,7 +8,12 @@ traced value (``np.sin(x)``, ``np.sum(x)``) are routed here too.
 Every function not listed in ``__all__`` is unsupported: calling its NumPy twin on a
 traced value raises a ``TypeError`` naming it.
 """
+import sys as _sys
+
 import numpy as _onp
+
+from .._src import core as _core
+from . import _dispatch
 
 from .._src.prims.contractions import (dot, einsum, inner, matmul, outer, tensordot,
                                        vdot)
@@ -39,8 +44,10 @@ from .._src.prims.shape import (array_split, astype, atleast_1d, atleast_2d, atl
                                 ravel, reshape, row_stack, shape, size, split, squeeze,
                                 stack, swapaxes, transpose, vsplit, vstack)
 
-from .._src.prims.manipulation import *  # noqa: F401,F403  (joining, reordering, indexing helpers)
-from .._src.prims.scans import *  # noqa: F401,F403  (cumulative ops, sorting, statistics)
+from .._src.prims.indexing_ops import *  # noqa: F401,F403  (take, choose, index constructors)
+from .._src.prims.manipulation import *  # noqa: F401,F403  (joining, reordering)
+from .._src.prims.scans import *  # noqa: F401,F403  (cumulative ops, differences, sorting)
+from .._src.prims.statistics import *  # noqa: F401,F403  (quantiles, nan reductions, cov)
 from .._src.prims.misc import *  # noqa: F401,F403  (angle, kron, cross, interp, convolve, ...)
 
 # dtypes and constants: NumPy's own objects, so `fnp.float32 is numpy.float32`.
@@ -55,6 +62,11 @@ bool = bool_
 can_cast = _onp.can_cast
 
 __all__ = [n for n in dir() if not n.startswith("_")]
+
+# Tracer's methods, the interpreters and the rules reach these functions through the core,
+# which imports nothing above it: this namespace registers itself there.
+_core.register_namespace(_sys.modules[__name__], _dispatch.array_ufunc,
+                         _dispatch.array_function)
 
 
 def __getattr__(name):

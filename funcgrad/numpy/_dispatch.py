@@ -2,6 +2,7 @@
 ``__array_function__``) to funcgrad.numpy."""
 import numpy as np
 
+from .._src.core import _np
 from .._src.errors import FuncgradTypeError, UnsupportedFunctionError
 
 _HANDLED_FUNCTIONS = {}
@@ -9,7 +10,7 @@ _UFUNCS = {}
 
 
 def _build():
-    from .. import numpy as fnp
+    fnp = _np()
     modules = [(np, fnp, "numpy")]
     for sub in ("linalg", "fft"):
         fsub = getattr(fnp, sub, None)
@@ -62,9 +63,8 @@ def array_ufunc(ufunc, method, inputs, kwargs):
                 "traced values")
         return f(*inputs)
     if method == "reduce" and name in _REDUCE:
-        from .. import numpy as fnp
         (x,) = inputs
-        return getattr(fnp, _REDUCE[name])(x, **kwargs)
+        return getattr(_np(), _REDUCE[name])(x, **kwargs)
     raise UnsupportedFunctionError(
         f"numpy.{name}.{method} is not supported on traced values by funcgrad "
         f"(only calls{' and ' + name + '.reduce' if name in _REDUCE else ''} are); "

@@ -8,12 +8,13 @@ and what is returned there.
 
 Not provided: ``eig``/``eigvals`` (general, non-Hermitian eigenproblems) and ``cross``.
 """
-from .._src.prims.linalg import (EighResult, QRResult, SlogdetResult, SVDResult, cholesky,
-                                 cond, det, diagonal, eigh, eigvalsh, inv, lstsq, matmul,
-                                 matrix_norm, matrix_power, matrix_rank, matrix_transpose,
-                                 multi_dot, norm, outer, pinv, qr, slogdet, solve, svd,
-                                 svdvals, tensordot, tensorinv, tensorsolve, trace, vecdot,
-                                 vector_norm)
+from .._src.prims.contractions import matmul, tensordot
+from .._src.prims.linalg_decomp import cholesky, eigh, eigvalsh, qr, svd, svdvals
+from .._src.prims.linalg_norms import (cond, diagonal, lstsq, matrix_norm, matrix_power,
+                                       matrix_rank, matrix_transpose, multi_dot, norm, outer,
+                                       tensorinv, tensorsolve, trace, vecdot, vector_norm)
+from .._src.prims.linalg_solve import (EighResult, QRResult, SlogdetResult, SVDResult, det,
+                                       inv, pinv, slogdet, solve)
 from numpy.linalg import LinAlgError
 
 __all__ = ["LinAlgError", "cholesky", "cond", "det", "diagonal", "eigh", "eigvalsh", "inv",

@@ -11,6 +11,7 @@ from funcgrad.tree_util import tree_map
 
 from . import _tree
 from ._base import EmptyState, GradientTransformation, identity, init_empty_state
+from ._combine import masked
 
 
 def scale(step_size):
@@ -122,7 +123,6 @@ def add_decayed_weights(weight_decay=0.0, mask=None):
 
     tx = GradientTransformation(init_fn, update_fn)
     if mask is not None:
-        from ._combine import masked
         return masked(tx, mask)
     return tx
 

@@ -35,11 +35,11 @@ def test_both_scripts_print_what_the_comparison_reads(flat_fashion, tmp_path):
     args = ["--fashion", "--root", str(flat_fashion), "--epochs", "2", "--lr", "3e-3"]
     epoch, acc = bench.run([sys.executable, "examples/mnist.py", "--no-progress",
                             "--out", str(tmp_path / "out")] + args)
-    assert epoch > 0 and acc >= 80.0                    # chance is 10%
+    assert epoch >= 0 and acc >= 80.0                    # chance is 10%
     if importlib.util.find_spec("torch") is None:
         pytest.skip("torch is not installed: the PyTorch side is not run")
     epoch, acc = bench.run([sys.executable, "benchmarks/fashion_torch.py"] + args)
-    assert epoch > 0 and acc >= 80.0
+    assert epoch >= 0 and acc >= 80.0
 
 
 def test_char_lm_scripts_learn_and_print_what_the_comparison_reads(tmp_path):

@@ -6,7 +6,7 @@ import pytest
 
 import funcgrad
 import funcgrad.numpy as fnp
-from funcgrad._src.core import Primitive, bind, defjvp, defvjp
+from funcgrad._src.core import Primitive, bind, def_rules
 from funcgrad.test_util import check_grads
 
 
@@ -41,11 +41,9 @@ def _linear_with_wrong_tangent_derivative():
     """f(x) = 3 x with a forward rule t * 3 whose own jvp in t is wrong: the rule's
     tangent enters through a primitive ``scale3`` whose jvp says 3.01."""
     s = Primitive("scale3_wrong_jvp", lambda t: t * 3.0)
-    defjvp(s, lambda tt, ans, t: tt * 3.01)
-    defvjp(s, lambda g, ans, t: g * 3.0)
+    def_rules(s, jvp=(lambda tt, ans, t: tt * 3.01,), vjp=(lambda g, ans, t: g * 3.0,))
     p = Primitive("times3", lambda x: x * 3.0)
-    defjvp(p, lambda t, ans, x: bind(s, t))
-    defvjp(p, lambda g, ans, x: g * 3.0)
+    def_rules(p, jvp=(lambda t, ans, x: bind(s, t),), vjp=(lambda g, ans, x: g * 3.0,))
     return lambda x: bind(p, x)
 
 

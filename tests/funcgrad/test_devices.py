@@ -114,7 +114,7 @@ def test_default_device_gpu_creates_cupy_arrays():
 
 # ---- jit on a device module: runs of elementwise operations become one fused kernel ------
 def test_jit_fuses_elementwise_runs_on_device_modules():
-    from funcgrad._src import staging
+    from funcgrad._src import compiler as staging
     from funcgrad._src.testing_backend import StandInArray, standin_xp
 
     def f(x, w):
@@ -152,7 +152,7 @@ def test_fused_kernels_cast_results_to_the_recorded_dtypes():
     # a module whose scalar promotion differs from NumPy's (float32 * 2.0 -> float64)
     import types
 
-    from funcgrad._src import staging
+    from funcgrad._src import compiler as staging
     fake = types.SimpleNamespace(
         multiply=lambda a, b: np.multiply(np.asarray(a, np.float64), b),
         sin=np.sin, add=np.add, fuse=lambda kernel_name=None: (lambda fn: fn))
@@ -178,7 +178,7 @@ def test_jit_on_cupy_runs_fused_kernels_and_matches_the_cpu():
 
 
 def test_fusion_keeps_non_finite_literals_out_of_generated_code():
-    from funcgrad._src import staging
+    from funcgrad._src import compiler as staging
     from funcgrad._src.testing_backend import standin_xp
     f = lambda x: fnp.minimum(fnp.exp(x) * 2.0, np.inf) + 1.0  # noqa: E731
     x = np.linspace(0, 1, 4)

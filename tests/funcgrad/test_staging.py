@@ -114,7 +114,7 @@ def test_jit_buffer_reuse_on_large_arrays_respects_views_and_outputs():
         for o, r in zip(out, ref):
             np.testing.assert_allclose(o, r, rtol=1e-15)
     np.testing.assert_array_equal(x, x_copy)
-    from funcgrad._src.staging import compile_graph
+    from funcgrad._src.compiler import compile_graph
     src = compile_graph(jf.lower(x)).source
     assert "out=" in src                          # reuse does happen at this size
 
@@ -312,7 +312,7 @@ def test_jit_matmul_factor_move_respects_other_uses_of_the_product():
 
 def test_jit_literal_conversion_checks_the_ufunc_accepts_it():
     # ldexp's exponent must stay an integer: a float 0-d array would be refused
-    from funcgrad._src.staging import Literal, Var, _ufunc_literal
+    from funcgrad._src.compiler import Literal, Var, _ufunc_literal
     x, three = Var("a", (3,), np.float32), Literal(3)
     assert _ufunc_literal(np.ldexp, three, [x, three], {}) is None
     ns = {}

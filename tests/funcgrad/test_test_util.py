@@ -6,7 +6,7 @@ from hypothesis import strategies as st
 
 import funcgrad
 import funcgrad.numpy as fnp
-from funcgrad._src.core import Primitive, bind, defjvp, defvjp
+from funcgrad._src.core import Primitive, bind, def_rules
 from funcgrad.test_util import check_grads, check_jvp, check_vjp
 
 
@@ -17,8 +17,8 @@ def _make(jvp_scale=1.0, vjp_scale=1.0, second_order_bug=False):
     # correctly (half of it is hidden from higher-order derivatives).
     deriv = (lambda x: 3 * x * x) if not second_order_bug else (
         lambda x: 3 * x * funcgrad.stop_gradient(x))
-    defjvp(p, lambda t, ans, x: t * deriv(x) * jvp_scale)
-    defvjp(p, lambda g, ans, x: g * deriv(x) * vjp_scale)
+    def_rules(p, jvp=(lambda t, ans, x: t * deriv(x) * jvp_scale,),
+              vjp=(lambda g, ans, x: g * deriv(x) * vjp_scale,))
     return lambda x: bind(p, x)
 
 

@@ -30,7 +30,7 @@ import numpy as np
 from .. import batching as _batching
 from .. import comm as _comm
 from .. import core as _core
-from ..core import Primitive, Tracer, bind, defjvp, defvjp
+from ..core import Primitive, Tracer, bind, def_rules
 from ..errors import FuncgradValueError
 
 __all__ = ["all_gather", "all_reduce_leaves", "axis_index", "barrier", "bind_effect",
@@ -125,9 +125,7 @@ def _same_dims_batch(prim):
     return rule
 
 
-defjvp(all_reduce_p, full=_all_reduce_jvp)
-defvjp(all_reduce_p, full=_all_reduce_vjp)
-all_reduce_p.batch = _same_dims_batch(all_reduce_p)
+def_rules(all_reduce_p, jvp=_all_reduce_jvp, vjp=_all_reduce_vjp, batch=_same_dims_batch(all_reduce_p))
 
 
 # ---- broadcast -------------------------------------------------------------------------------
@@ -165,9 +163,7 @@ def _broadcast_vjp(g, ans, args, wanted, root, paths):
     return [fnp.zeros_like(v) for v in s]
 
 
-defjvp(broadcast_p, full=_broadcast_jvp)
-defvjp(broadcast_p, full=_broadcast_vjp)
-broadcast_p.batch = _same_dims_batch(broadcast_p)
+def_rules(broadcast_p, jvp=_broadcast_jvp, vjp=_broadcast_vjp, batch=_same_dims_batch(broadcast_p))
 
 
 # ---- all_gather ------------------------------------------------------------------------------
@@ -208,9 +204,7 @@ def _all_gather_batch(vals, dims, paths):
     return out, [None if d is None else d + 1 for d in dims]
 
 
-defjvp(all_gather_p, full=_all_gather_jvp)
-defvjp(all_gather_p, full=_all_gather_vjp)
-all_gather_p.batch = _all_gather_batch
+def_rules(all_gather_p, jvp=_all_gather_jvp, vjp=_all_gather_vjp, batch=_all_gather_batch)
 
 
 # ---- barrier ---------------------------------------------------------------------------------
@@ -378,22 +372,9 @@ def _self_linear(prim):
     return lambda t, ans, x, **p: bind(prim, t, **p)
 
 
-defjvp(psum_p, _self_linear(psum_p))
-defvjp(psum_p, _self_linear(psum_p))
-defjvp(pmean_p, _self_linear(pmean_p))
-defvjp(pmean_p, _self_linear(pmean_p))
-for _p in (pmax_p, pmin_p):
-    defjvp(_p, _ext_jvp(_p))
-    defvjp(_p, _ext_vjp(_p))
-defjvp(named_gather_p, _self_linear(named_gather_p))
-
-
 def _gather_vjp(g, ans, x, *, axis_name, axis_size):
     s = bind(psum_p, g, axis_name=axis_name, axis_size=axis_size)
     return _fnp().take(s, axis_index(axis_name), axis=0)
-
-
-defvjp(named_gather_p, _gather_vjp)
 
 
 # Batching: over another axis, a named reduction acts on each example alone; over its own
@@ -405,11 +386,13 @@ def _other_axis_batch(prim, shift=0):
     return rule
 
 
-psum_p.batch = _other_axis_batch(psum_p)
-pmean_p.batch = _other_axis_batch(pmean_p)
-pmax_p.batch = _other_axis_batch(pmax_p)
-pmin_p.batch = _other_axis_batch(pmin_p)
-named_gather_p.batch = _other_axis_batch(named_gather_p, shift=1)
+for _p in (psum_p, pmean_p):
+    def_rules(_p, jvp=(_self_linear(_p),), vjp=(_self_linear(_p),),
+              batch=_other_axis_batch(_p))
+for _p in (pmax_p, pmin_p):
+    def_rules(_p, jvp=(_ext_jvp(_p),), vjp=(_ext_vjp(_p),), batch=_other_axis_batch(_p))
+def_rules(named_gather_p, jvp=(_self_linear(named_gather_p),), vjp=(_gather_vjp,),
+          batch=_other_axis_batch(named_gather_p, shift=1))
 
 
 def _own_axis(reducer):

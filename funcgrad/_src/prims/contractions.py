@@ -13,9 +13,10 @@ import numpy as np
 from .. import rows as _rows
 from ..backend import dtype_name
 from ..batching import move_to_front
-from ..core import Primitive, bind, defjvp, defvjp
+from ..core import Primitive, bind, def_rules, xp_of
 from ..errors import FuncgradValueError
 from . import reductions as _red
+from .elementwise import conj
 from . import shape as _shape
 
 # ---- matmul ----------------------------------------------------------------------------
@@ -62,8 +63,88 @@ def _matmul_vjp_b(g, ans, a, b):
 
 
 matmul_p = Primitive("matmul", np.matmul)
-defjvp(matmul_p, lambda t, ans, a, b: matmul(t, b), lambda t, ans, a, b: matmul(a, t))
-defvjp(matmul_p, _matmul_vjp_a, _matmul_vjp_b)
+
+
+def _matmul_batch(vals, dims):
+    (a, b), (da, db) = vals, dims
+    ra = len(a.shape) - (da is not None)
+    rb = len(b.shape) - (db is not None)
+    # One operand unbatched: most cases are a single BLAS call on a stacked operand (NumPy
+    # would otherwise loop over the batch of matrix-vector products).
+    if db is None and rb <= 2 and ra <= 2:
+        a = move_to_front(a, da)
+        if ra == 2:                 # (B, m, k) @ (k, [n]) = ((B*m, k) @ (k, [n])) reshaped
+            B, m, k = a.shape
+            out = bind(matmul_p, _shape.reshape(a, (B * m, k)), b)
+            return _shape.reshape(out, (B, m) + tuple(b.shape[1:])), 0
+        return bind(matmul_p, a, b), 0          # (B, k) @ (k, [n])
+    if da is None and ra <= 2 and rb == 1:
+        b = move_to_front(b, db)    # (m, k) @ (B, k) -> (B, m) = (B, k) @ (k, m); k @ (B, k)
+        return bind(matmul_p, b, a if ra == 1 else bind(_shape.transpose_p, a, axes=(1, 0))), 0
+    if da is None and ra == 2 and rb == 2:
+        b = move_to_front(b, db)    # (m, k) @ (B, k, n) = (m, k) @ (k, B*n), batch axis 1
+        B, k, n = b.shape
+        b = _shape.reshape(bind(_shape.transpose_p, b, axes=(1, 0, 2)), (k, B * n))
+        return _shape.reshape(bind(matmul_p, a, b), (a.shape[0], B, n)), 1
+    if ra == 1 and rb == 1:
+        return _einsum_batch(vals, dims, subscripts="i,i->")
+    rank = max(ra, rb, 2)
+    squeeze = None
+    if da is not None:
+        a = move_to_front(a, da)
+        if ra == 1:                 # (B, k) -> (B, 1, k); the 1 is removed from the result
+            a = _shape.expand_dims(a, 1)
+            squeeze = -2
+        a = _shape.reshape(a, (a.shape[0],) + (1,) * (rank - (len(a.shape) - 1)) + tuple(a.shape[1:]))
+    if db is not None:
+        b = move_to_front(b, db)
+        if rb == 1:                 # (B, k) -> (B, k, 1)
+            b = _shape.expand_dims(b, -1)
+            squeeze = -1
+        b = _shape.reshape(b, (b.shape[0],) + (1,) * (rank - (len(b.shape) - 1)) + tuple(b.shape[1:]))
+    out = bind(matmul_p, a, b)
+    if squeeze is not None:
+        out = _shape.squeeze(out, squeeze)
+    return out, 0
+
+
+def _matmul_rows(kinds, invars, outvars, params, batch):
+    ka, kb = kinds
+    a, b = invars
+    na, nb, no = len(a.shape), len(b.shape), len(outvars[0].shape)
+    if na < 2 or nb < 2:
+        return None
+    if ka is _rows.S or kb is _rows.S:          # linear in each operand
+        return ([_rows.S], None, {}) if _rows.U in (ka, kb) else None
+    if kb is _rows.U:
+        d = ka[1]
+        if d == na - 1:                 # the batch is contracted: slice b's rows with it
+            return ([_rows.S], None, {1: nb - 2}) if b.shape[-2] == batch else None
+        if d == na - 2:
+            return [_rows.R(no - 2)], None, {}
+        return _stacked_rows(d, na, b, 1, no, batch)
+    if ka is _rows.U:
+        d = kb[1]
+        if d == nb - 2:
+            return ([_rows.S], None, {0: na - 1}) if a.shape[-1] == batch else None
+        if d == nb - 1:
+            return [_rows.R(no - 1)], None, {}
+        return _stacked_rows(d, nb, a, 0, no, batch)
+    da, db = ka[1], kb[1]
+    if da == na - 1 and db == nb - 2:            # x.T @ g over the batch: a partial sum
+        return [_rows.S], None, {}
+    if da < na - 2 and db < nb - 2 and da - na == db - nb:
+        return [_rows.R(no + da - na)], None, {}
+    return None
+
+
+def_rules(matmul_p,
+          jvp=(lambda t, ans, a, b: matmul(t, b),
+               lambda t, ans, a, b: matmul(a, t)),
+          vjp=(_matmul_vjp_a,
+               _matmul_vjp_b),
+          batch=_matmul_batch,
+          rows=_matmul_rows)
 
 
 def matmul(x1, x2, /):
@@ -153,8 +234,7 @@ def _einsum_operand_ct(g, args, i, ins, out):
             if c in seen:
                 f = next(free)
                 renamed.append(f)
-                from .creation import _xp_of
-                eyes.append((c + f, _xp_of(ct).eye(sizes[c], dtype=ct.dtype)))
+                eyes.append((c + f, xp_of(ct).eye(sizes[c], dtype=ct.dtype)))
             else:
                 seen.add(c)
                 renamed.append(c)
@@ -169,8 +249,21 @@ def _einsum_vjp(g, ans, args, wanted, subscripts):
 
 
 einsum_p = Primitive("einsum", _contract)
-defjvp(einsum_p, full=_einsum_jvp)
-defvjp(einsum_p, full=_einsum_vjp)
+
+
+def _einsum_batch(vals, dims, subscripts):
+    ins, out = _split_subs(subscripts)
+    used = set(subscripts)
+    letter = next(c for c in string.ascii_letters if c not in used)
+    new_ins = [letter + s if d is not None else s for s, d in zip(ins, dims)]
+    moved = [move_to_front(v, d) for v, d in zip(vals, dims)]
+    return bind(einsum_p, *moved, subscripts=",".join(new_ins) + "->" + letter + out), 0
+
+
+def_rules(einsum_p,
+          jvp=_einsum_jvp,
+          vjp=_einsum_vjp,
+          batch=_einsum_batch)
 
 
 def einsum(subscripts, *operands, optimize="auto", dtype=None):
@@ -185,7 +278,7 @@ def einsum(subscripts, *operands, optimize="auto", dtype=None):
     operands = [_shape._as_array(o) for o in operands]
     if dtype is not None:
         operands = [_shape.astype(o, dtype) for o in operands]
-    import opt_einsum.parser
+    import opt_einsum.parser     # imported on first use: keeps `import funcgrad` quick
     try:
         ins, out, _ = opt_einsum.parser.parse_einsum_input(
             [subscripts.replace(" ", "")] + [o.shape for o in operands], shapes=True)
@@ -248,7 +341,6 @@ def dot(a, b):
 
 def vdot(a, b):
     """Dot product of the flattened arrays, conjugating the first (complex) argument."""
-    from .elementwise import conj
     a = _shape.ravel(_shape._as_array(a))
     b = _shape.ravel(_shape._as_array(b))
     if a.dtype.kind == "c":
@@ -272,94 +364,7 @@ def outer(a, b):
     return _shape.expand_dims(a, 1) * _shape.expand_dims(b, 0)
 
 
-# ---- batching rules (vmap) -------------------------------------------------------------
-def _matmul_batch(vals, dims):
-    (a, b), (da, db) = vals, dims
-    ra = len(a.shape) - (da is not None)
-    rb = len(b.shape) - (db is not None)
-    # One operand unbatched: most cases are a single BLAS call on a stacked operand (NumPy
-    # would otherwise loop over the batch of matrix-vector products).
-    if db is None and rb <= 2 and ra <= 2:
-        a = move_to_front(a, da)
-        if ra == 2:                 # (B, m, k) @ (k, [n]) = ((B*m, k) @ (k, [n])) reshaped
-            B, m, k = a.shape
-            out = bind(matmul_p, _shape.reshape(a, (B * m, k)), b)
-            return _shape.reshape(out, (B, m) + tuple(b.shape[1:])), 0
-        return bind(matmul_p, a, b), 0          # (B, k) @ (k, [n])
-    if da is None and ra <= 2 and rb == 1:
-        b = move_to_front(b, db)    # (m, k) @ (B, k) -> (B, m) = (B, k) @ (k, m); k @ (B, k)
-        return bind(matmul_p, b, a if ra == 1 else bind(_shape.transpose_p, a, axes=(1, 0))), 0
-    if da is None and ra == 2 and rb == 2:
-        b = move_to_front(b, db)    # (m, k) @ (B, k, n) = (m, k) @ (k, B*n), batch axis 1
-        B, k, n = b.shape
-        b = _shape.reshape(bind(_shape.transpose_p, b, axes=(1, 0, 2)), (k, B * n))
-        return _shape.reshape(bind(matmul_p, a, b), (a.shape[0], B, n)), 1
-    if ra == 1 and rb == 1:
-        return _einsum_batch(vals, dims, subscripts="i,i->")
-    rank = max(ra, rb, 2)
-    squeeze = None
-    if da is not None:
-        a = move_to_front(a, da)
-        if ra == 1:                 # (B, k) -> (B, 1, k); the 1 is removed from the result
-            a = _shape.expand_dims(a, 1)
-            squeeze = -2
-        a = _shape.reshape(a, (a.shape[0],) + (1,) * (rank - (len(a.shape) - 1)) + tuple(a.shape[1:]))
-    if db is not None:
-        b = move_to_front(b, db)
-        if rb == 1:                 # (B, k) -> (B, k, 1)
-            b = _shape.expand_dims(b, -1)
-            squeeze = -1
-        b = _shape.reshape(b, (b.shape[0],) + (1,) * (rank - (len(b.shape) - 1)) + tuple(b.shape[1:]))
-    out = bind(matmul_p, a, b)
-    if squeeze is not None:
-        out = _shape.squeeze(out, squeeze)
-    return out, 0
-
-
-def _einsum_batch(vals, dims, subscripts):
-    ins, out = _split_subs(subscripts)
-    used = set(subscripts)
-    letter = next(c for c in string.ascii_letters if c not in used)
-    new_ins = [letter + s if d is not None else s for s, d in zip(ins, dims)]
-    moved = [move_to_front(v, d) for v, d in zip(vals, dims)]
-    return bind(einsum_p, *moved, subscripts=",".join(new_ins) + "->" + letter + out), 0
-
-
-matmul_p.batch = _matmul_batch
-einsum_p.batch = _einsum_batch
-
-
-# ---- row rule (jit's batch splitting, see rows.py) ---------------------------------------
-def _matmul_rows(kinds, invars, outvars, params, batch):
-    ka, kb = kinds
-    a, b = invars
-    na, nb, no = len(a.shape), len(b.shape), len(outvars[0].shape)
-    if na < 2 or nb < 2:
-        return None
-    if ka is _rows.S or kb is _rows.S:          # linear in each operand
-        return ([_rows.S], None, {}) if _rows.U in (ka, kb) else None
-    if kb is _rows.U:
-        d = ka[1]
-        if d == na - 1:                 # the batch is contracted: slice b's rows with it
-            return ([_rows.S], None, {1: nb - 2}) if b.shape[-2] == batch else None
-        if d == na - 2:
-            return [_rows.R(no - 2)], None, {}
-        return _stacked_rows(d, na, b, 1, no, batch)
-    if ka is _rows.U:
-        d = kb[1]
-        if d == nb - 2:
-            return ([_rows.S], None, {0: na - 1}) if a.shape[-1] == batch else None
-        if d == nb - 1:
-            return [_rows.R(no - 1)], None, {}
-        return _stacked_rows(d, nb, a, 0, no, batch)
-    da, db = ka[1], kb[1]
-    if da == na - 1 and db == nb - 2:            # x.T @ g over the batch: a partial sum
-        return [_rows.S], None, {}
-    if da < na - 2 and db < nb - 2 and da - na == db - nb:
-        return [_rows.R(no + da - na)], None, {}
-    return None
-
-
+# ---- shared by the row rules of matmul and einsum (jit's batch splitting, see rows.py) ---
 def _stacked_rows(d, n, other, other_index, no, batch):
     """Rows along a stacking axis of one operand; the other operand's matching stacking
     axis is broadcast (length 1 or absent) or sliced along with it."""
@@ -371,6 +376,3 @@ def _stacked_rows(d, n, other, other_index, no, batch):
         if other.shape[a] != 1:
             return None
     return [_rows.R(out)], None, {}
-
-
-matmul_p.rows = _matmul_rows

@@ -6,9 +6,10 @@ from __future__ import annotations
 import numpy as np
 
 from ..backend import _default_device, array_module, is_device_array, on_default_device
-from ..core import Tracer
+from ..core import Tracer, xp_of
 from ..errors import FuncgradTypeError
 from . import shape as _shape
+from .elementwise import power
 
 
 def _contains_tracer(obj):
@@ -58,27 +59,7 @@ def _to_host(a):
     return a if isinstance(a, (np.ndarray, np.generic, int, float, complex, bool)) else np.asarray(a)
 
 
-def _xp_of(a):
-    return array_module(a) if not isinstance(a, Tracer) else _inner_xp(a)
-
-
-def _inner_xp(t):
-    """The array module of the value under tracer ``t``: its concrete value, or for jit
-    and vmap tracers (abstract) the value they carry (``aval``: the value on the tracing
-    inputs; ``val``: the batched value); NumPy when none is found."""
-    v = t
-    while isinstance(v, Tracer):
-        inner = getattr(v, "aval", None)
-        if inner is None:
-            inner = getattr(v, "val", None)
-        if inner is not None:
-            v = inner
-            continue
-        try:
-            v = v._value("creation")
-        except FuncgradTypeError:
-            return np
-    return array_module(v)
+_xp_of = xp_of          # the array module of a value or of the value under a tracer
 
 
 def zeros(shape, dtype=float):
@@ -178,7 +159,6 @@ def linspace(start, stop, num=50, endpoint=True, retstep=False, dtype=None, axis
 
 def logspace(start, stop, num=50, endpoint=True, base=10.0, dtype=None, axis=0):
     """``base ** linspace(start, stop, num)``."""
-    from .elementwise import power
     r = power(base, linspace(start, stop, num, endpoint=endpoint, axis=axis))
     return r if dtype is None else _shape.astype(r, dtype)
 

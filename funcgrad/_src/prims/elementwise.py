@@ -15,30 +15,39 @@ import math
 
 import numpy as np
 
-from ..core import Primitive, Tracer, bind, defjvp, defvjp
+from .. import rows as _rows
+from ..batching import broadcasting_batch
+from ..core import Primitive, Tracer, bind, def_rules, install_operators
+from ..core import _np as _ops
 from ..errors import FuncgradTypeError, FuncgradValueError
 from . import shape as _shape
 
 unbroadcast = _shape.unbroadcast
 
 
+def _elementwise(name, impl, *, jvp=None, vjp=None):
+    """An elementwise primitive with its rules. Every one broadcasts, so its batching
+    rule and its row rule (jit's batch splitting) are the broadcasting ones."""
+    p = Primitive(name, impl)
+    return def_rules(p, jvp=jvp, vjp=vjp, batch=broadcasting_batch(p),
+                     rows=_rows.broadcasting_rows(p))
+
+
 def _unary(name, impl, rule):
     """An elementwise primitive whose derivative scales: ``rule(c, ans, x)`` returns
     ``c * f'(x)`` and serves as both the forward rule (c a tangent) and the reverse rule
     (c a cotangent) — the same function, so the two cannot drift apart."""
-    p = Primitive(name, impl)
-    defjvp(p, rule)
-    defvjp(p, rule)
-    return p
+    return _elementwise(name, impl, jvp=(rule,), vjp=(rule,))
 
 
 def _binary(name, impl, dx, dy):
-    p = Primitive(name, impl)
-    if dx is not None:
-        defjvp(p, lambda t, ans, x, y: t * dx(ans, x, y), lambda t, ans, x, y: t * dy(ans, x, y))
-        defvjp(p, lambda g, ans, x, y: unbroadcast(g * dx(ans, x, y), x),
-               lambda g, ans, x, y: unbroadcast(g * dy(ans, x, y), y))
-    return p
+    """A differentiable binary elementwise primitive from its partial derivatives
+    ``dx(ans, x, y)`` and ``dy(ans, x, y)``."""
+    return _elementwise(
+        name, impl,
+        jvp=(lambda t, ans, x, y: t * dx(ans, x, y), lambda t, ans, x, y: t * dy(ans, x, y)),
+        vjp=(lambda g, ans, x, y: unbroadcast(g * dx(ans, x, y), x),
+             lambda g, ans, x, y: unbroadcast(g * dy(ans, x, y), y)))
 
 
 _NO_PARAMS = {}    # shared by parameterless calls; never mutated
@@ -79,9 +88,9 @@ _LN2 = math.log(2.0)
 _LN10 = math.log(10.0)
 
 # ---- unary, differentiable -----------------------------------------------------------
-negative_p = Primitive("negative", np.negative)
-defjvp(negative_p, lambda t, ans, x: -t)
-defvjp(negative_p, lambda g, ans, x: -g)
+negative_p = _elementwise("negative", np.negative,
+                          jvp=(lambda t, ans, x: -t,),
+                          vjp=(lambda g, ans, x: -g,))
 
 sin_p = _unary("sin", np.sin, lambda c, ans, x: c * cos(x))
 cos_p = _unary("cos", np.cos, lambda c, ans, x: -(c * sin(x)))
@@ -125,54 +134,59 @@ def _abs_vjp(g, ans, x):
     return g * sign(x)
 
 
-abs_p = Primitive("absolute", np.abs)
-defjvp(abs_p, _abs_jvp)
-defvjp(abs_p, _abs_vjp)
+abs_p = _elementwise("absolute", np.abs,
+                     jvp=(_abs_jvp,),
+                     vjp=(_abs_vjp,))
 
 # Complex parts. Reverse rules are transposes of the real-linear maps (JAX's convention).
-real_p = Primitive("real", np.real)
-defjvp(real_p, lambda t, ans, x: real(t))
-defvjp(real_p, lambda g, ans, x: _shape.astype(g, x.dtype))
-imag_p = Primitive("imag", np.imag)
-defjvp(imag_p, lambda t, ans, x: imag(t))
-defvjp(imag_p, lambda g, ans, x: g * (-1j) if x.dtype.kind == "c" else None)
-conj_p = Primitive("conjugate", np.conjugate)
-defjvp(conj_p, lambda t, ans, x: conj(t))
-defvjp(conj_p, lambda g, ans, x: conj(g))
+real_p = _elementwise("real", np.real,
+                      jvp=(lambda t, ans, x: real(t),),
+                      vjp=(lambda g, ans, x: _shape.astype(g, x.dtype),))
+imag_p = _elementwise("imag", np.imag,
+                      jvp=(lambda t, ans, x: imag(t),),
+                      vjp=(lambda g, ans, x: g * (-1j) if x.dtype.kind == "c" else None,))
+conj_p = _elementwise("conjugate", np.conjugate,
+                      jvp=(lambda t, ans, x: conj(t),),
+                      vjp=(lambda g, ans, x: conj(g),))
 
 # ---- unary, zero derivative (piecewise constant) or non-numeric result ---------------
-sign_p = Primitive("sign", np.sign)
-floor_p = Primitive("floor", np.floor)
-ceil_p = Primitive("ceil", np.ceil)
-trunc_p = Primitive("trunc", np.trunc)
-rint_p = Primitive("rint", np.rint)
-round_p = Primitive("round", lambda x, decimals=0: np.round(x, decimals))
-logical_not_p = Primitive("logical_not", np.logical_not)
-invert_p = Primitive("invert", np.invert)
-isnan_p = Primitive("isnan", np.isnan)
-isinf_p = Primitive("isinf", np.isinf)
-isfinite_p = Primitive("isfinite", np.isfinite)
-signbit_p = Primitive("signbit", np.signbit)
+sign_p = _elementwise("sign", np.sign)
+floor_p = _elementwise("floor", np.floor)
+ceil_p = _elementwise("ceil", np.ceil)
+trunc_p = _elementwise("trunc", np.trunc)
+rint_p = _elementwise("rint", np.rint)
+round_p = _elementwise("round", lambda x, decimals=0: np.round(x, decimals))
+logical_not_p = _elementwise("logical_not", np.logical_not)
+invert_p = _elementwise("invert", np.invert)
+isnan_p = _elementwise("isnan", np.isnan)
+isinf_p = _elementwise("isinf", np.isinf)
+isfinite_p = _elementwise("isfinite", np.isfinite)
+signbit_p = _elementwise("signbit", np.signbit)
 
 # ---- binary, differentiable ----------------------------------------------------------
-add_p = Primitive("add", np.add)
-defjvp(add_p, lambda t, ans, x, y: t, lambda t, ans, x, y: t)
-defvjp(add_p, lambda g, ans, x, y: unbroadcast(g, x), lambda g, ans, x, y: unbroadcast(g, y))
+add_p = _elementwise("add", np.add,
+                     jvp=(lambda t, ans, x, y: t,
+                          lambda t, ans, x, y: t),
+                     vjp=(lambda g, ans, x, y: unbroadcast(g, x),
+                          lambda g, ans, x, y: unbroadcast(g, y)))
 
-subtract_p = Primitive("subtract", np.subtract)
-defjvp(subtract_p, lambda t, ans, x, y: t, lambda t, ans, x, y: -t)
-defvjp(subtract_p, lambda g, ans, x, y: unbroadcast(g, x),
-       lambda g, ans, x, y: unbroadcast(-g, y))
+subtract_p = _elementwise("subtract", np.subtract,
+                          jvp=(lambda t, ans, x, y: t,
+                               lambda t, ans, x, y: -t),
+                          vjp=(lambda g, ans, x, y: unbroadcast(g, x),
+                               lambda g, ans, x, y: unbroadcast(-g, y)))
 
-multiply_p = Primitive("multiply", np.multiply)
-defjvp(multiply_p, lambda t, ans, x, y: t * y, lambda t, ans, x, y: x * t)
-defvjp(multiply_p, lambda g, ans, x, y: unbroadcast(g * y, x),
-       lambda g, ans, x, y: unbroadcast(x * g, y))
+multiply_p = _elementwise("multiply", np.multiply,
+                          jvp=(lambda t, ans, x, y: t * y,
+                               lambda t, ans, x, y: x * t),
+                          vjp=(lambda g, ans, x, y: unbroadcast(g * y, x),
+                               lambda g, ans, x, y: unbroadcast(x * g, y)))
 
-true_divide_p = Primitive("true_divide", np.true_divide)
-defjvp(true_divide_p, lambda t, ans, x, y: t / y, lambda t, ans, x, y: -t * ans / y)
-defvjp(true_divide_p, lambda g, ans, x, y: unbroadcast(g / y, x),
-       lambda g, ans, x, y: unbroadcast(-g * ans / y, y))
+true_divide_p = _elementwise("true_divide", np.true_divide,
+                             jvp=(lambda t, ans, x, y: t / y,
+                                  lambda t, ans, x, y: -t * ans / y),
+                             vjp=(lambda g, ans, x, y: unbroadcast(g / y, x),
+                                  lambda g, ans, x, y: unbroadcast(-g * ans / y, y)))
 
 
 def _pow_dx(ans, x, y):
@@ -244,32 +258,36 @@ fmin_p = _binary("fmin", np.fmin,
 remainder_p = _binary("remainder", np.remainder, lambda ans, x, y: 1,
                       lambda ans, x, y: -floor_divide(x, y))
 fmod_p = _binary("fmod", np.fmod, lambda ans, x, y: 1, lambda ans, x, y: -trunc(x / y))
-copysign_p = Primitive("copysign", np.copysign)   # d/dx2 is zero almost everywhere
-defjvp(copysign_p, lambda t, ans, x, y: t * (sign(x) * sign(ans)), None)
-defvjp(copysign_p, lambda g, ans, x, y: unbroadcast(g * (sign(x) * sign(ans)), x), None)
+copysign_p = _elementwise("copysign", np.copysign,
+                          jvp=(lambda t, ans, x, y: t * (sign(x) * sign(ans)),
+                               None),
+                          vjp=(lambda g, ans, x, y: unbroadcast(g * (sign(x) * sign(ans)), x),
+                               None))
 
 # ---- binary, no derivative -----------------------------------------------------------
-floor_divide_p = Primitive("floor_divide", np.floor_divide)
-heaviside_p = Primitive("heaviside", np.heaviside)
-equal_p = Primitive("equal", np.equal)
-not_equal_p = Primitive("not_equal", np.not_equal)
-less_p = Primitive("less", np.less)
-less_equal_p = Primitive("less_equal", np.less_equal)
-greater_p = Primitive("greater", np.greater)
-greater_equal_p = Primitive("greater_equal", np.greater_equal)
-logical_and_p = Primitive("logical_and", np.logical_and)
-logical_or_p = Primitive("logical_or", np.logical_or)
-logical_xor_p = Primitive("logical_xor", np.logical_xor)
-bitwise_and_p = Primitive("bitwise_and", np.bitwise_and)
-bitwise_or_p = Primitive("bitwise_or", np.bitwise_or)
-bitwise_xor_p = Primitive("bitwise_xor", np.bitwise_xor)
+floor_divide_p = _elementwise("floor_divide", np.floor_divide)
+heaviside_p = _elementwise("heaviside", np.heaviside)
+equal_p = _elementwise("equal", np.equal)
+not_equal_p = _elementwise("not_equal", np.not_equal)
+less_p = _elementwise("less", np.less)
+less_equal_p = _elementwise("less_equal", np.less_equal)
+greater_p = _elementwise("greater", np.greater)
+greater_equal_p = _elementwise("greater_equal", np.greater_equal)
+logical_and_p = _elementwise("logical_and", np.logical_and)
+logical_or_p = _elementwise("logical_or", np.logical_or)
+logical_xor_p = _elementwise("logical_xor", np.logical_xor)
+bitwise_and_p = _elementwise("bitwise_and", np.bitwise_and)
+bitwise_or_p = _elementwise("bitwise_or", np.bitwise_or)
+bitwise_xor_p = _elementwise("bitwise_xor", np.bitwise_xor)
 
 # ---- where and clip ------------------------------------------------------------------
-where_p = Primitive("where", np.where)
-defjvp(where_p, None, lambda t, ans, c, x, y: where(c, t, 0),
-       lambda t, ans, c, x, y: where(c, 0, t))
-defvjp(where_p, None, lambda g, ans, c, x, y: unbroadcast(where(c, g, 0), x),
-       lambda g, ans, c, x, y: unbroadcast(where(c, 0, g), y))
+where_p = _elementwise("where", np.where,
+                       jvp=(None,
+                            lambda t, ans, c, x, y: where(c, t, 0),
+                            lambda t, ans, c, x, y: where(c, 0, t)),
+                       vjp=(None,
+                            lambda g, ans, c, x, y: unbroadcast(where(c, g, 0), x),
+                            lambda g, ans, c, x, y: unbroadcast(where(c, 0, g), y)))
 
 
 def _clip_impl(x, lo, hi):
@@ -295,13 +313,13 @@ def _clip_at_hi(x, lo, hi):
     return x > hi if lo is None else (x > hi) | (lo > hi)
 
 
-clip_p = Primitive("clip", _clip_impl)
-defjvp(clip_p, lambda t, ans, x, lo, hi: where(_clip_inside(x, lo, hi), t, 0),
-       lambda t, ans, x, lo, hi: where(_clip_at_lo(x, lo, hi), t, 0),
-       lambda t, ans, x, lo, hi: where(_clip_at_hi(x, lo, hi), t, 0))
-defvjp(clip_p, lambda g, ans, x, lo, hi: unbroadcast(where(_clip_inside(x, lo, hi), g, 0), x),
-       lambda g, ans, x, lo, hi: unbroadcast(where(_clip_at_lo(x, lo, hi), g, 0), lo),
-       lambda g, ans, x, lo, hi: unbroadcast(where(_clip_at_hi(x, lo, hi), g, 0), hi))
+clip_p = _elementwise("clip", _clip_impl,
+                      jvp=(lambda t, ans, x, lo, hi: where(_clip_inside(x, lo, hi), t, 0),
+                           lambda t, ans, x, lo, hi: where(_clip_at_lo(x, lo, hi), t, 0),
+                           lambda t, ans, x, lo, hi: where(_clip_at_hi(x, lo, hi), t, 0)),
+                      vjp=(lambda g, ans, x, lo, hi: unbroadcast(where(_clip_inside(x, lo, hi), g, 0), x),
+                           lambda g, ans, x, lo, hi: unbroadcast(where(_clip_at_lo(x, lo, hi), g, 0), lo),
+                           lambda g, ans, x, lo, hi: unbroadcast(where(_clip_at_hi(x, lo, hi), g, 0), hi)))
 
 
 # ---- the user-facing functions -------------------------------------------------------
@@ -443,8 +461,7 @@ def where(condition, x=None, y=None, /):
         y = fnp.where(x > 0, fnp.sqrt(safe), 0.0)
     """
     if x is None and y is None:
-        from .indexing import nonzero
-        return nonzero(condition)
+        return _ops().nonzero(condition)      # the indexing family, above this one
     if x is None or y is None:
         raise FuncgradTypeError("where: give both x and y, or neither")
     return bind(where_p, condition, x, y)
@@ -467,11 +484,9 @@ def clip(a, a_min=None, a_max=None, out=None, *, min=None, max=None):
     return bind(clip_p, a, a_min, a_max)
 
 
-def _install_operators():
-    """Give ``Tracer`` direct operator methods for the elementwise primitives (one call
-    less than going through the namespace; operators are the hottest path of all)."""
-    from ..core import Tracer
-
+def _operators():
+    """``Tracer``'s operators straight to their primitives (one call less than going
+    through the namespace; operators are the hottest path of all)."""
     def forward(p):
         def op(self, other):
             t = self._trace
@@ -488,30 +503,17 @@ def _install_operators():
             return bind(p, other, self)
         return op
 
+    table = {"neg": negative, "abs": abs}
     for name, p in [("add", add_p), ("sub", subtract_p), ("mul", multiply_p),
                     ("truediv", true_divide_p), ("floordiv", floor_divide_p),
                     ("mod", remainder_p), ("pow", power_p), ("and", bitwise_and_p),
                     ("or", bitwise_or_p), ("xor", bitwise_xor_p)]:
-        setattr(Tracer, f"__{name}__", forward(p))
-        setattr(Tracer, f"__r{name}__", reflected(p))
+        table[name] = forward(p)
+        table[f"r{name}"] = reflected(p)
     for name, p in [("lt", less_p), ("le", less_equal_p), ("gt", greater_p),
                     ("ge", greater_equal_p), ("eq", equal_p), ("ne", not_equal_p)]:
-        setattr(Tracer, f"__{name}__", forward(p))
-    Tracer.__neg__ = negative
-    Tracer.__abs__ = abs
+        table[name] = forward(p)
+    return table
 
 
-_install_operators()
-
-
-# ---- batching rules (vmap): every elementwise primitive broadcasts -------------------
-def _attach_batching():
-    from ..batching import broadcasting_batch, defbatch
-    prims = [p for p in globals().values() if isinstance(p, Primitive)]
-    defbatch(broadcasting_batch, *prims)
-    from ..rows import broadcasting_rows          # jit's batch splitting
-    for p in prims:
-        p.rows = broadcasting_rows(p)
-
-
-_attach_batching()
+install_operators(_operators())

@@ -22,9 +22,10 @@ from __future__ import annotations
 import numpy as np
 
 from ..backend import dtype_name
-from ..core import Primitive, bind, defjvp, defvjp
+from ..core import Primitive, bind, def_rules
 from ..errors import FuncgradTypeError, FuncgradValueError
 from . import shape as _shape
+from .creation import zeros_like
 from .elementwise import conj
 
 __all__ = ["fft", "fft2", "fftfreq", "fftn", "fftshift", "hfft", "ifft", "ifft2", "ifftn",
@@ -56,9 +57,52 @@ def _c2r_impl(y, axes, n, norm):
     return np.fft.irfftn(y, s=s, axes=axes, norm=norm)
 
 
+# ---- batching (vmap): batch axis first, transform axes shifted by one --------------------
+def _fft_batch(prim):
+    def rule(vals, dims, axes, **params):
+        (v,), (d,) = vals, dims
+        if d != 0:
+            v = _shape.moveaxis(v, d, 0)
+        return bind(prim, v, axes=tuple(a + 1 for a in axes), **params), 0
+    return rule
+
+
 c2c_p = Primitive("fft", _c2c_impl)
+
+
+def_rules(c2c_p,
+          jvp=(lambda t, ans, x, axes, inverse, norm:
+                   bind(c2c_p, t, axes=axes, inverse=inverse, norm=norm),),
+          vjp=(lambda g, ans, x, axes, inverse, norm: _shape.unbroadcast(
+                   bind(c2c_p, g, axes=axes, inverse=inverse, norm=norm), x),),
+          batch=_fft_batch(c2c_p))
+
 r2c_p = Primitive("rfft", _r2c_impl)
+
+
+def _r2c_vjp(g, ans, x, axes, norm):
+    n = x.shape[axes[-1]]
+    w = _half_weights(n, axes[-1], x.ndim, _real_dtype(g.dtype), 0.5)
+    return bind(c2r_p, conj(g) * w, axes=axes, n=n, norm=_SWAP[norm])
+
+
+def_rules(r2c_p,
+          jvp=(lambda t, ans, x, axes, norm: bind(r2c_p, t, axes=axes, norm=norm),),
+          vjp=(_r2c_vjp,),
+          batch=_fft_batch(r2c_p))
+
 c2r_p = Primitive("irfft", _c2r_impl)
+
+
+def _c2r_vjp(g, ans, y, axes, n, norm):
+    w = _half_weights(n, axes[-1], y.ndim, g.dtype, 2)
+    return conj(bind(r2c_p, g, axes=axes, norm=_SWAP[norm])) * w
+
+
+def_rules(c2r_p,
+          jvp=(lambda t, ans, y, axes, n, norm: bind(c2r_p, t, axes=axes, n=n, norm=norm),),
+          vjp=(_c2r_vjp,),
+          batch=_fft_batch(c2r_p))
 
 
 def _half_weights(n, axis, ndim, dtype, interior):
@@ -75,33 +119,6 @@ def _half_weights(n, axis, ndim, dtype, interior):
 
 def _real_dtype(dtype):
     return np.empty(0, dtype).real.dtype
-
-
-defjvp(c2c_p, lambda t, ans, x, axes, inverse, norm:
-       bind(c2c_p, t, axes=axes, inverse=inverse, norm=norm))
-defvjp(c2c_p, lambda g, ans, x, axes, inverse, norm: _shape.unbroadcast(
-    bind(c2c_p, g, axes=axes, inverse=inverse, norm=norm), x))
-
-defjvp(r2c_p, lambda t, ans, x, axes, norm: bind(r2c_p, t, axes=axes, norm=norm))
-
-
-def _r2c_vjp(g, ans, x, axes, norm):
-    n = x.shape[axes[-1]]
-    w = _half_weights(n, axes[-1], x.ndim, _real_dtype(g.dtype), 0.5)
-    return bind(c2r_p, conj(g) * w, axes=axes, n=n, norm=_SWAP[norm])
-
-
-defvjp(r2c_p, _r2c_vjp)
-
-defjvp(c2r_p, lambda t, ans, y, axes, n, norm: bind(c2r_p, t, axes=axes, n=n, norm=norm))
-
-
-def _c2r_vjp(g, ans, y, axes, n, norm):
-    w = _half_weights(n, axes[-1], y.ndim, g.dtype, 2)
-    return conj(bind(r2c_p, g, axes=axes, norm=_SWAP[norm])) * w
-
-
-defvjp(c2r_p, _c2r_vjp)
 
 
 # ---- argument handling -----------------------------------------------------------------
@@ -154,7 +171,6 @@ def _resize(x, axes, sizes):
         elif have < n:
             pad_shape = list(x.shape)
             pad_shape[ax] = n - have
-            from .creation import zeros_like
             x = _shape.concatenate([x, zeros_like(x, shape=tuple(pad_shape))], axis=ax)
     return x
 
@@ -376,18 +392,3 @@ def fftfreq(n, d=1.0, device=None):
 def rfftfreq(n, d=1.0, device=None):
     """Sample frequencies of :func:`rfft` (a constant; NumPy's function)."""
     return np.fft.rfftfreq(n, d)
-
-
-
-# ---- batching (vmap): batch axis first, transform axes shifted by one --------------------
-def _fft_batch(prim):
-    def rule(vals, dims, axes, **params):
-        (v,), (d,) = vals, dims
-        if d != 0:
-            v = _shape.moveaxis(v, d, 0)
-        return bind(prim, v, axes=tuple(a + 1 for a in axes), **params), 0
-    return rule
-
-
-for _p in (c2c_p, r2c_p, c2r_p):
-    _p.batch = _fft_batch(_p)

@@ -12,10 +12,14 @@ import operator
 import numpy as np
 
 from .. import rows as _rows
-from ..backend import array_module, dtype_name
-from ..core import Primitive, Tracer, bind, defjvp, defvjp
-from ..errors import FuncgradTypeError, FuncgradValueError
+from ..backend import array_module, dtype_name, scatter_add
+from ..batching import _fallback, bdim_size, move_to_front
+from ..core import Primitive, Tracer, bind, def_rules, _IndexUpdateRef, xp_of
+from ..errors import FuncgradTypeError, FuncgradValueError, IndexOutOfBoundsError
 from . import shape as _shape
+from .creation import zeros_like
+from .elementwise import where
+from .shape import broadcast_to, reshape
 
 _ARRAY = "<array>"
 
@@ -100,22 +104,51 @@ def _scatter_impl(x, v, *arrays, index, mode):
     elif xp is np:
         np.add.at(out, idx, v)
     else:
-        from ..backend import scatter_add
         scatter_add(out, idx, v)
     return out
 
 
 getitem_p = Primitive("getitem", _getitem_impl)
-defjvp(getitem_p, lambda t, ans, x, *arrays, index: bind(getitem_p, t, *arrays, index=index))
-defvjp(getitem_p, lambda g, ans, x, *arrays, index:
-       bind(scatter_p, _zeros_like(x), g, *arrays, index=index, mode="add"))
+
+
+def _getitem_batch(vals, dims, index):
+    x, *arrays = vals
+    dx, *darrays = dims
+    if any(d is not None for d in darrays):
+        size = bdim_size(vals, dims)
+        r = _batched_advanced(x, dx, arrays, darrays, index, size)
+        if r is None:
+            return _fallback(getitem_p, vals, dims, {"index": index}, size)
+        xb, new_arrays, new_index = r
+        return bind(getitem_p, xb, *new_arrays, index=new_index), 0
+    x = move_to_front(x, dx)
+    out_dim = 0
+    if _advanced_separated(index):
+        if any(getattr(a, "dtype", None) == np.bool_ for a in arrays):
+            return _fallback(getitem_p, vals, dims, {"index": index}, x.shape[0])
+        out_dim = len(np.broadcast_shapes(*[tuple(a.shape) for a in arrays]))
+    return bind(getitem_p, x, *arrays, index=(("slice", None, None, None),) + index), out_dim
+
+
+def _getitem_rows(kinds, invars, outvars, params, batch):
+    k = kinds[0]
+    if k is _rows.S:                      # indexing is linear (index arrays are whole)
+        return ([_rows.S], None, {}) if all(q is _rows.U for q in kinds[1:]) else None
+    if k[0] != "R" or len(kinds) > 1:
+        return None
+    out = _kept_axis(params["index"], invars[0], k[1])
+    return None if out is None else ([_rows.R(out)], None, {})
+
+
+def_rules(getitem_p,
+          jvp=(lambda t, ans, x, *arrays, index: bind(getitem_p, t, *arrays, index=index),),
+          vjp=(lambda g, ans, x, *arrays, index:
+                   bind(scatter_p, _zeros_like(x), g, *arrays, index=index, mode="add"),),
+          batch=_getitem_batch,
+          rows=_getitem_rows)
+
 
 scatter_p = Primitive("scatter", _scatter_impl)
-
-
-def _zeros_like(x):
-    from .creation import zeros_like
-    return zeros_like(x)
 
 
 def _scatter_jvp(primals, tangents, index, mode):
@@ -145,7 +178,6 @@ def _scatter_vjp(g, ans, args, wanted, index, mode):
                 # Repeated indices: only the last write of an element lands (NumPy's order,
                 # which the forward pass and jvp follow), so the earlier duplicates must
                 # get no cotangent; before, every duplicate got one.
-                from .elementwise import where
                 gv = where(_last_writes(x, arrays, index, gv.shape), gv, 0)
             extra = len(getattr(v, "shape", ())) - len(gv.shape)
             if extra > 0:       # NumPy lets the value carry extra leading axes of length 1
@@ -154,22 +186,83 @@ def _scatter_vjp(g, ans, args, wanted, index, mode):
     return res
 
 
+def _scatter_batch(vals, dims, index, mode):
+    x, v, *arrays = vals
+    dx, dv, *darrays = dims
+    size = bdim_size(vals, dims)
+    if any(d is not None for d in darrays):
+        r = _batched_advanced(x, dx, arrays, darrays, index, size)
+        if r is None:
+            return _fallback(scatter_p, vals, dims, {"index": index, "mode": mode}, size)
+        x, arrays, new_index = r
+    elif _advanced_separated(index):
+        return _fallback(scatter_p, vals, dims, {"index": index, "mode": mode}, size)
+    else:
+        x = move_to_front(x, dx) if dx is not None else broadcast_to(x, (size,) + tuple(x.shape))
+        new_index = (("slice", None, None, None),) + index
+    if dv is not None:
+        v = move_to_front(v, dv)
+        probe = np.broadcast_to(np.zeros((), np.int8), x.shape)
+        region = probe[_rebuild(new_index, [np.zeros(a.shape, a.dtype) for a in arrays])].shape
+        extra = len(region) - len(v.shape)
+        if extra > 0:
+            v = reshape(v, (v.shape[0],) + (1,) * extra + tuple(v.shape[1:]))
+    return bind(scatter_p, x, v, *arrays, index=new_index, mode=mode), 0
+
+
+def _scatter_rows(kinds, invars, outvars, params, batch):
+    kx, kv = kinds[0], kinds[1]
+    if kx is _rows.S and kv is _rows.S and len(kinds) == 2:   # linear in (x, v) together
+        return [_rows.S], None, {}
+    index = params["index"]
+    if len(kinds) > 2 or _rows.S in (kx, kv) or _has_arrays(index):
+        return None
+    x = invars[0]
+    vshape = tuple(getattr(invars[1], "shape", ()))          # (a literal has none)
+    axes, rank = _basic_axes(index, len(x.shape))
+    vd = None if kv is _rows.U else kv[1] + rank - len(vshape)   # on x[index]'s axes
+    d = kx[1] if kx[0] == "R" else next((a for a, (item, o) in axes.items()
+                                         if o is not None and o == vd), None)
+    if d is None or axes[d][0] != _FULL:
+        return None
+    out = axes[d][1]
+    cut = {}
+    if kx is _rows.U:
+        if x.shape[d] != batch:
+            return None
+        cut[0] = d
+    if kv is _rows.U:
+        a = out - (rank - len(vshape))            # v broadcasts against x[index]
+        if a >= 0 and vshape[a] != 1:
+            if vshape[a] != batch:
+                return None
+            cut[1] = a
+    elif vd != out:
+        return None
+    return [_rows.R(d)], None, cut
+
+
+def_rules(scatter_p,
+          jvp=_scatter_jvp,
+          vjp=_scatter_vjp,
+          batch=_scatter_batch,
+          rows=_scatter_rows)
+
+
+_zeros_like = zeros_like
+
+
 def _last_writes(x, arrays, index, shape):
     """Boolean mask over the selection ``x[index]`` (of ``shape``): True where that
     position's write survives a scatter-set, i.e. it is the last write to its element."""
     n = 1
     for d in shape:
         n *= d
-    from .creation import _xp_of
-    xp = _xp_of(x)
+    xp = xp_of(x)
     ids = xp.arange(n).reshape(shape)
     owner = bind(scatter_p, xp.full(x.shape, -1, ids.dtype), ids, *arrays, index=index,
                  mode="set")
     return bind(getitem_p, owner, *arrays, index=index) == ids
-
-
-defjvp(scatter_p, full=_scatter_jvp)
-defvjp(scatter_p, full=_scatter_vjp)
 
 
 def _check_index(x, static, arrays):
@@ -183,7 +276,6 @@ def _check_index(x, static, arrays):
     except IndexError as e:
         # An IndexError, as NumPy raises (code that catches IndexError keeps working),
         # that is also the ValueError funcgrad's other indexing errors are.
-        from .manipulation import IndexOutOfBoundsError
         raise IndexOutOfBoundsError(f"indexing {dtype_name(x)}: {e}") from None
 
 
@@ -209,7 +301,6 @@ class _At:
         self.x = x
 
     def __getitem__(self, idx):
-        from ..core import _IndexUpdateRef
         return _IndexUpdateRef(self.x, idx)
 
 
@@ -255,33 +346,11 @@ def _advanced_separated(static):
     return bool(pos) and pos[-1] - pos[0] + 1 != len(pos)
 
 
-def _getitem_batch(vals, dims, index):
-    from ..batching import _fallback, bdim_size, move_to_front
-    x, *arrays = vals
-    dx, *darrays = dims
-    if any(d is not None for d in darrays):
-        size = bdim_size(vals, dims)
-        r = _batched_advanced(x, dx, arrays, darrays, index, size)
-        if r is None:
-            return _fallback(getitem_p, vals, dims, {"index": index}, size)
-        xb, new_arrays, new_index = r
-        return bind(getitem_p, xb, *new_arrays, index=new_index), 0
-    x = move_to_front(x, dx)
-    out_dim = 0
-    if _advanced_separated(index):
-        if any(getattr(a, "dtype", None) == np.bool_ for a in arrays):
-            return _fallback(getitem_p, vals, dims, {"index": index}, x.shape[0])
-        out_dim = len(np.broadcast_shapes(*[tuple(a.shape) for a in arrays]))
-    return bind(getitem_p, x, *arrays, index=(("slice", None, None, None),) + index), out_dim
-
-
 def _batched_advanced(x, dx, arrays, darrays, index, size):
     """Rewrite a per-example index with batched integer index arrays as one index into
     the batched ``x`` (batch axis first): an ``arange`` over the batch becomes one more
     advanced index. Handles the common layout (advanced indices first and adjacent);
     returns None for others."""
-    from ..batching import move_to_front
-    from .shape import broadcast_to, reshape
     pos = [i for i, s in enumerate(index) if isinstance(s, str)]
     if not pos or pos[0] != 0 or pos[-1] + 1 != len(pos) or any(
             getattr(a, "dtype", None) == np.bool_ for a in arrays):
@@ -296,38 +365,8 @@ def _batched_advanced(x, dx, arrays, darrays, index, size):
     return xb, [batch_index] + moved, (_ARRAY,) + index
 
 
-def _scatter_batch(vals, dims, index, mode):
-    from ..batching import _fallback, bdim_size, move_to_front
-    from .shape import broadcast_to, reshape
-    x, v, *arrays = vals
-    dx, dv, *darrays = dims
-    size = bdim_size(vals, dims)
-    if any(d is not None for d in darrays):
-        r = _batched_advanced(x, dx, arrays, darrays, index, size)
-        if r is None:
-            return _fallback(scatter_p, vals, dims, {"index": index, "mode": mode}, size)
-        x, arrays, new_index = r
-    elif _advanced_separated(index):
-        return _fallback(scatter_p, vals, dims, {"index": index, "mode": mode}, size)
-    else:
-        x = move_to_front(x, dx) if dx is not None else broadcast_to(x, (size,) + tuple(x.shape))
-        new_index = (("slice", None, None, None),) + index
-    if dv is not None:
-        v = move_to_front(v, dv)
-        probe = np.broadcast_to(np.zeros((), np.int8), x.shape)
-        region = probe[_rebuild(new_index, [np.zeros(a.shape, a.dtype) for a in arrays])].shape
-        extra = len(region) - len(v.shape)
-        if extra > 0:
-            v = reshape(v, (v.shape[0],) + (1,) * extra + tuple(v.shape[1:]))
-    return bind(scatter_p, x, v, *arrays, index=new_index, mode=mode), 0
-
-
-getitem_p.batch = _getitem_batch
-scatter_p.batch = _scatter_batch
-
-
-# ---- row rules (jit's batch splitting, see rows.py): basic indices that keep the batch
-# axis whole. (Index arrays hold absolute positions: slices of them would point at the
+# ---- helpers of the row rules (jit's batch splitting, see rows.py): basic indices that
+# keep the batch axis whole. (Index arrays hold absolute positions: slices of them would point at the
 # wrong rows, so advanced indexing is left whole.)
 _FULL = ("slice", None, None, None)
 
@@ -360,49 +399,3 @@ def _kept_axis(static, x, d):
         return None
     item, out = _basic_axes(static, len(x.shape))[0][d]
     return out if item == _FULL else None
-
-
-def _getitem_rows(kinds, invars, outvars, params, batch):
-    k = kinds[0]
-    if k is _rows.S:                      # indexing is linear (index arrays are whole)
-        return ([_rows.S], None, {}) if all(q is _rows.U for q in kinds[1:]) else None
-    if k[0] != "R" or len(kinds) > 1:
-        return None
-    out = _kept_axis(params["index"], invars[0], k[1])
-    return None if out is None else ([_rows.R(out)], None, {})
-
-
-def _scatter_rows(kinds, invars, outvars, params, batch):
-    kx, kv = kinds[0], kinds[1]
-    if kx is _rows.S and kv is _rows.S and len(kinds) == 2:   # linear in (x, v) together
-        return [_rows.S], None, {}
-    index = params["index"]
-    if len(kinds) > 2 or _rows.S in (kx, kv) or _has_arrays(index):
-        return None
-    x = invars[0]
-    vshape = tuple(getattr(invars[1], "shape", ()))          # (a literal has none)
-    axes, rank = _basic_axes(index, len(x.shape))
-    vd = None if kv is _rows.U else kv[1] + rank - len(vshape)   # on x[index]'s axes
-    d = kx[1] if kx[0] == "R" else next((a for a, (item, o) in axes.items()
-                                         if o is not None and o == vd), None)
-    if d is None or axes[d][0] != _FULL:
-        return None
-    out = axes[d][1]
-    cut = {}
-    if kx is _rows.U:
-        if x.shape[d] != batch:
-            return None
-        cut[0] = d
-    if kv is _rows.U:
-        a = out - (rank - len(vshape))            # v broadcasts against x[index]
-        if a >= 0 and vshape[a] != 1:
-            if vshape[a] != batch:
-                return None
-            cut[1] = a
-    elif vd != out:
-        return None
-    return [_rows.R(d)], None, cut
-
-
-getitem_p.rows = _getitem_rows
-scatter_p.rows = _scatter_rows

@@ -370,7 +370,6 @@ def gradient(f, *varargs, axis=None, edge_order=1):
     return out[0] if len(out) == 1 else out
 
 
-
 def unique(ar, return_index=False, return_inverse=False, return_counts=False, axis=None,
            *, equal_nan=True):
     """The sorted unique elements of ``ar`` (NumPy's ``unique``, flattened when ``axis`` is

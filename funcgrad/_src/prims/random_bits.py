@@ -39,7 +39,7 @@ import numpy as np
 
 from ..backend import array_module
 from ..batching import move_to_front
-from ..core import Primitive, bind
+from ..core import Primitive, bind, def_rules
 from .shape import reshape
 
 # Rotation amounts of Threefry-2x32 (Random123's R_32x2_{0..7}_0) and the Skein key
@@ -172,9 +172,49 @@ def _fold_in_impl(keys, data):
     return xp.concatenate([x0, x1], axis=-1)
 
 
+def _keys_batch(prim):
+    """The batching rule of a sampler: batch axes go in front of the keys' batch
+    dimensions; the other array arguments are aligned so that they broadcast (on the
+    right) against ``B + shape``."""
+    takes_shape = prim.name != "random_fold_in"
+
+    def rule(vals, dims, shape=(), **params):
+        key_rank = len(vals[0].shape) - (dims[0] is not None)       # includes the 2
+        ranks = [len(np.shape(v)) - (d is not None) for v, d in zip(vals[1:], dims[1:])]
+        out_rank = max([key_rank - 1 + len(shape)] + ranks)
+        moved = []
+        for i, (v, d) in enumerate(zip(vals, dims)):
+            if d is not None:
+                v = move_to_front(v, d)
+                target = out_rank - len(shape) + 1 if i == 0 else out_rank
+                pe = tuple(v.shape[1:])
+                v = reshape(v, (v.shape[0],) + (1,) * (target - len(pe)) + pe)
+            moved.append(v)
+        if takes_shape:
+            params["shape"] = shape
+        return bind(prim, *moved, **params), 0
+    return rule
+
+
 random_seed_p = Primitive("random_seed", _seed_impl)
+
+
+def _seed_batch(vals, dims):
+    return bind(random_seed_p, move_to_front(vals[0], dims[0])), 0
+
+
+def_rules(random_seed_p,
+          batch=_seed_batch)
+
 random_split_p = Primitive("random_split", _split_impl)
+
+
+def_rules(random_split_p, batch=_keys_batch(random_split_p))
+
 random_fold_in_p = Primitive("random_fold_in", _fold_in_impl)
+
+
+def_rules(random_fold_in_p, batch=_keys_batch(random_fold_in_p))
 
 
 # --------------------------------------------------------------------------------------
@@ -188,6 +228,10 @@ def _bits_impl(keys, *, shape, dtype):
 
 
 random_bits_p = Primitive("random_bits", _bits_impl)
+
+
+def_rules(random_bits_p, batch=_keys_batch(random_bits_p))
+
 
 # (integer type, shift that keeps the mantissa bits, bit pattern of 1.0, 1 - ulp/2)
 _FLOAT_LAYOUT = {
@@ -219,6 +263,9 @@ def _uniform_impl(keys, *, shape, dtype, open):
 
 
 random_uniform_p = Primitive("random_uniform", _uniform_impl)
+
+
+def_rules(random_uniform_p, batch=_keys_batch(random_uniform_p))
 
 
 def unit_normal(keys, n, dtype):
@@ -259,6 +306,9 @@ def _normal_impl(keys, *, shape, dtype):
 
 
 random_normal_p = Primitive("random_normal", _normal_impl)
+
+
+def_rules(random_normal_p, batch=_keys_batch(random_normal_p))
 
 
 # --------------------------------------------------------------------------------------
@@ -355,6 +405,9 @@ def _truncated_normal_impl(keys, lower, upper, *, shape, dtype):
 random_truncated_normal_p = Primitive("random_truncated_normal", _truncated_normal_impl)
 
 
+def_rules(random_truncated_normal_p, batch=_keys_batch(random_truncated_normal_p))
+
+
 # --------------------------------------------------------------------------------------
 # Integers, permutations and choices
 
@@ -398,6 +451,9 @@ def _randint_impl(keys, minval, maxval, *, shape, dtype):
 random_randint_p = Primitive("random_randint", _randint_impl)
 
 
+def_rules(random_randint_p, batch=_keys_batch(random_randint_p))
+
+
 def _stable_argsort(xp, a, axis):
     # NumPy's default sort is not stable; CuPy's sorts are always stable.
     if xp is np:
@@ -418,6 +474,9 @@ def _permutation_impl(keys, *, shape, axis, independent):
 
 
 random_permutation_p = Primitive("random_permutation", _permutation_impl)
+
+
+def_rules(random_permutation_p, batch=_keys_batch(random_permutation_p))
 
 
 def _choice_impl(key, p, *, shape, replace):
@@ -509,40 +568,3 @@ def _beta_impl(key, a, b, *, shape, dtype):
 
 random_gamma_p = Primitive("random_gamma", _gamma_impl)
 random_beta_p = Primitive("random_beta", _beta_impl)
-
-
-# --------------------------------------------------------------------------------------
-# Batching rules: batch axes go in front of the keys' batch dimensions; the other array
-# arguments are aligned so that they broadcast (on the right) against ``B + shape``.
-
-
-def _keys_batch(prim):
-    takes_shape = prim is not random_fold_in_p
-
-    def rule(vals, dims, shape=(), **params):
-        key_rank = len(vals[0].shape) - (dims[0] is not None)       # includes the 2
-        ranks = [len(np.shape(v)) - (d is not None) for v, d in zip(vals[1:], dims[1:])]
-        out_rank = max([key_rank - 1 + len(shape)] + ranks)
-        moved = []
-        for i, (v, d) in enumerate(zip(vals, dims)):
-            if d is not None:
-                v = move_to_front(v, d)
-                target = out_rank - len(shape) + 1 if i == 0 else out_rank
-                pe = tuple(v.shape[1:])
-                v = reshape(v, (v.shape[0],) + (1,) * (target - len(pe)) + pe)
-            moved.append(v)
-        if takes_shape:
-            params["shape"] = shape
-        return bind(prim, *moved, **params), 0
-    return rule
-
-
-def _seed_batch(vals, dims):
-    return bind(random_seed_p, move_to_front(vals[0], dims[0])), 0
-
-
-random_seed_p.batch = _seed_batch
-for _p in (random_split_p, random_fold_in_p, random_bits_p, random_uniform_p,
-           random_normal_p, random_randint_p, random_truncated_normal_p,
-           random_permutation_p):
-    _p.batch = _keys_batch(_p)

@@ -9,9 +9,13 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..core import Primitive, bind, defjvp, defvjp
+from .. import rows as _rows
+from ..batching import reduction_batch
+from ..core import Primitive, bind, def_rules
 from ..errors import FuncgradTypeError, FuncgradValueError
 from . import shape as _shape
+from .elementwise import conj, maximum, minimum, real, sqrt, where
+from .elementwise import where as _where
 
 
 def _kept_shape(shape, axes):
@@ -26,10 +30,19 @@ def _restore(g, x, axis, keepdims):
 
 
 # ---- sum -------------------------------------------------------------------------------
-sum_p = Primitive("sum", lambda x, axis, keepdims: np.sum(x, axis=axis, keepdims=keepdims))
-defjvp(sum_p, lambda t, ans, x, axis, keepdims: sum(t, axis=axis, keepdims=keepdims))
-defvjp(sum_p, lambda g, ans, x, axis, keepdims:
-       _shape.broadcast_to(_restore(g, x, axis, keepdims), x.shape))
+def _reduction(name, impl, *, jvp=None, vjp=None, linear=False):
+    """A reduction primitive ``impl(x, axis=, keepdims=)`` with its rules: the batching
+    rule shifts the axes past the batch axis; the row rule (jit's batch splitting) lets
+    only a ``linear`` reduction (a sum) reduce the batch axis."""
+    p = Primitive(name, lambda x, axis, keepdims: impl(x, axis=axis, keepdims=keepdims))
+    return def_rules(p, jvp=jvp, vjp=vjp, batch=reduction_batch(p),
+                     rows=_rows.reduction_rows(p, linear=linear))
+
+
+sum_p = _reduction("sum", np.sum, linear=True,
+                   jvp=(lambda t, ans, x, axis, keepdims: sum(t, axis=axis, keepdims=keepdims),),
+                   vjp=(lambda g, ans, x, axis, keepdims:
+                            _shape.broadcast_to(_restore(g, x, axis, keepdims), x.shape),))
 
 
 def _initial(initial, r):
@@ -54,7 +67,6 @@ def sum(a, axis=None, dtype=None, out=None, keepdims=False, initial=None, where=
     if dtype is not None:
         a = _shape.astype(a, dtype)
     if where is not None:
-        from .elementwise import where as _where
         a = _where(where, a, 0)
     axes = _shape.normalize_axes(axis, _shape._ndim(a), "sum")
     r = bind(sum_p, a, axis=axes, keepdims=bool(keepdims))
@@ -66,7 +78,6 @@ def sum(a, axis=None, dtype=None, out=None, keepdims=False, initial=None, where=
 # ---- prod ------------------------------------------------------------------------------
 def _prod_grad(ans, x, axis, keepdims):
     """d prod / d x_i = product of the others, exact where x has zeros (first order)."""
-    from .elementwise import where
     is_zero = x == 0
     zeros = sum(is_zero, axis=axis, keepdims=True)
     safe = where(is_zero, 1, x)
@@ -74,11 +85,11 @@ def _prod_grad(ans, x, axis, keepdims):
     return where(zeros == 0, p_nonzero / safe, where((zeros == 1) & is_zero, p_nonzero, 0))
 
 
-prod_p = Primitive("prod", lambda x, axis, keepdims: np.prod(x, axis=axis, keepdims=keepdims))
-defjvp(prod_p, lambda t, ans, x, axis, keepdims:
-       sum(t * _prod_grad(ans, x, axis, keepdims), axis=axis, keepdims=keepdims))
-defvjp(prod_p, lambda g, ans, x, axis, keepdims:
-       _restore(g, x, axis, keepdims) * _prod_grad(ans, x, axis, keepdims))
+prod_p = _reduction("prod", np.prod,
+                    jvp=(lambda t, ans, x, axis, keepdims:
+                             sum(t * _prod_grad(ans, x, axis, keepdims), axis=axis, keepdims=keepdims),),
+                    vjp=(lambda g, ans, x, axis, keepdims:
+                             _restore(g, x, axis, keepdims) * _prod_grad(ans, x, axis, keepdims),))
 
 
 def prod(a, axis=None, dtype=None, out=None, keepdims=False, initial=None, where=None):
@@ -89,7 +100,6 @@ def prod(a, axis=None, dtype=None, out=None, keepdims=False, initial=None, where
     if dtype is not None:
         a = _shape.astype(a, dtype)
     if where is not None:
-        from .elementwise import where as _where
         a = _where(where, a, 1)
     axes = _shape.normalize_axes(axis, _shape._ndim(a), "prod")
     r = bind(prod_p, a, axis=axes, keepdims=bool(keepdims))
@@ -106,12 +116,12 @@ def _extreme_weights(ans, x, axis, keepdims):
 
 
 def _def_extreme(name, impl):
-    p = Primitive(name, lambda x, axis, keepdims: impl(x, axis=axis, keepdims=keepdims))
-    defjvp(p, lambda t, ans, x, axis, keepdims:
-           sum(t * _extreme_weights(ans, x, axis, keepdims), axis=axis, keepdims=keepdims))
-    defvjp(p, lambda g, ans, x, axis, keepdims:
-           _restore(g, x, axis, keepdims) * _extreme_weights(ans, x, axis, keepdims))
-    return p
+    return _reduction(
+        name, impl,
+        jvp=(lambda t, ans, x, axis, keepdims:
+             sum(t * _extreme_weights(ans, x, axis, keepdims), axis=axis, keepdims=keepdims),),
+        vjp=(lambda g, ans, x, axis, keepdims:
+             _restore(g, x, axis, keepdims) * _extreme_weights(ans, x, axis, keepdims),))
 
 
 max_p = _def_extreme("max", np.max)
@@ -125,7 +135,6 @@ def _extreme(p, op, a, axis, out, keepdims, initial, where):
         if initial is None:
             # ValueError, as NumPy raises (it was a TypeError).
             raise FuncgradValueError(f"{op}: where= needs initial= (as in NumPy)")
-        from .elementwise import where as _where
         a = _where(where, a, initial)
     axes = _shape.normalize_axes(axis, _shape._ndim(a), op)
     if 0 in [a.shape[i] for i in axes] and initial is None:
@@ -134,7 +143,6 @@ def _extreme(p, op, a, axis, out, keepdims, initial, where):
             "no identity; pass initial=")
     r = bind(p, a, axis=axes, keepdims=bool(keepdims))
     if initial is not None:
-        from .elementwise import maximum, minimum
         r = (maximum if op == "max" else minimum)(r, _initial(initial, r))
     return r
 
@@ -171,7 +179,6 @@ def mean(a, axis=None, dtype=None, out=None, keepdims=False, *, where=None):
         a = _shape.astype(a, np.float64)
     axes = _shape.normalize_axes(axis, a.ndim, "mean")
     if where is not None:
-        from .elementwise import where as _where
         s = sum(_where(where, a, 0), axis=axes, keepdims=keepdims)
         n = sum(np.broadcast_to(where, a.shape), axis=axes, keepdims=keepdims)
         return s / _shape.astype(n, a.dtype)
@@ -195,7 +202,6 @@ def var(a, axis=None, dtype=None, out=None, ddof=0, keepdims=False, *, where=Non
     m = globals()["mean"](a, axis=axes, keepdims=True) if mean is None else mean
     d = a - m
     if d.dtype.kind == "c":
-        from .elementwise import conj, real
         sq = real(d * conj(d))
     else:
         sq = d * d
@@ -207,7 +213,6 @@ def std(a, axis=None, dtype=None, out=None, ddof=0, keepdims=False, *, where=Non
     """Standard deviation: ``sqrt(var(...))``. Its gradient is NaN for constant input,
     except with one value per result (and ddof < 1), where std is identically 0 and the
     gradient is 0."""
-    from .elementwise import sqrt
     v = var(a, axis=axis, dtype=dtype, out=out, ddof=ddof, keepdims=keepdims,
             where=where, mean=mean, correction=correction)
     a = _shape._as_array(a)
@@ -220,10 +225,10 @@ def std(a, axis=None, dtype=None, out=None, ddof=0, keepdims=False, *, where=Non
 
 
 # ---- not differentiable ----------------------------------------------------------------
-all_p = Primitive("all", lambda x, axis, keepdims: np.all(x, axis=axis, keepdims=keepdims))
-any_p = Primitive("any", lambda x, axis, keepdims: np.any(x, axis=axis, keepdims=keepdims))
-argmax_p = Primitive("argmax", lambda x, axis, keepdims: np.argmax(x, axis=axis, keepdims=keepdims))
-argmin_p = Primitive("argmin", lambda x, axis, keepdims: np.argmin(x, axis=axis, keepdims=keepdims))
+all_p = _reduction("all", np.all)
+any_p = _reduction("any", np.any)
+argmax_p = _reduction("argmax", np.argmax)
+argmin_p = _reduction("argmin", np.argmin)
 
 
 def all(a, axis=None, out=None, keepdims=False, *, where=None):
@@ -231,7 +236,6 @@ def all(a, axis=None, out=None, keepdims=False, *, where=None):
     _no_out("all", out)
     a = _shape._as_array(a)
     if where is not None:
-        from .elementwise import where as _where
         a = _where(where, a, True)
     return bind(all_p, a, axis=_shape.normalize_axes(axis, a.ndim, "all"), keepdims=bool(keepdims))
 
@@ -241,7 +245,6 @@ def any(a, axis=None, out=None, keepdims=False, *, where=None):
     _no_out("any", out)
     a = _shape._as_array(a)
     if where is not None:
-        from .elementwise import where as _where
         a = _where(where, a, False)
     return bind(any_p, a, axis=_shape.normalize_axes(axis, a.ndim, "any"), keepdims=bool(keepdims))
 
@@ -262,17 +265,3 @@ def argmin(a, axis=None, out=None, *, keepdims=False):
     if axis is not None:
         axis = _shape.normalize_axis(axis, a.ndim, "argmin")
     return bind(argmin_p, a, axis=axis, keepdims=bool(keepdims))
-
-
-# ---- batching rules (vmap) -------------------------------------------------------------
-def _attach_batching():
-    from ..batching import defbatch, reduction_batch
-    defbatch(reduction_batch, sum_p, prod_p, max_p, min_p, all_p, any_p, argmax_p, argmin_p)
-    # row rules (jit's batch splitting): only a sum may reduce the batch axis
-    from ..rows import reduction_rows
-    sum_p.rows = reduction_rows(sum_p, linear=True)
-    for p in (prod_p, max_p, min_p, all_p, any_p, argmax_p, argmin_p):
-        p.rows = reduction_rows(p)
-
-
-_attach_batching()

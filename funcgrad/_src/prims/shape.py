@@ -3,6 +3,10 @@ composites built on them (squeeze, expand_dims, ravel, moveaxis, stack, split, .
 
 Also home of :func:`unbroadcast`, the one helper every binary reverse rule uses to sum a
 cotangent back to its input's shape and dtype.
+
+This is the lowest primitive family: every other one builds on it. The few rules here
+that need an operation of a family above (a sum, ``real``, indexing) reach it through the
+``funcgrad.numpy`` namespace registered in the core (``_ops()``), never by an import.
 """
 from __future__ import annotations
 
@@ -14,9 +18,10 @@ import numpy as np
 
 from .. import rows as _rows
 from ..backend import array_module, dtype_name
-from ..core import Primitive, Tracer, bind, defjvp, defvjp
+from ..batching import bdim_size, move_to_front
+from ..core import Primitive, Tracer, bind, def_rules
+from ..core import _np as _ops    # families above this one (see the module docstring)
 from ..errors import FuncgradTypeError, FuncgradValueError
-from . import reductions as _red
 
 
 def _shape(x):
@@ -56,8 +61,7 @@ def normalize_axes(axis, ndim, op):
 
 def _cast_cotangent(g, dtype):
     if g.dtype.kind == "c" and np.dtype(dtype).kind != "c":
-        from .elementwise import real
-        g = real(g)
+        g = _ops().real(g)
     return astype(g, dtype) if g.dtype != dtype else g
 
 
@@ -70,7 +74,7 @@ def unbroadcast(g, x):
         axes = tuple(range(lead)) + tuple(
             lead + i for i, d in enumerate(xshape) if d == 1 and gshape[lead + i] != 1)
         if axes:
-            g = _red.sum(g, axis=axes, keepdims=False)
+            g = _ops().sum(g, axis=axes, keepdims=False)
         if g.shape != xshape:
             g = reshape(g, xshape)
     if g.dtype != x.dtype:
@@ -87,8 +91,35 @@ def _reshape_impl(x, shape):
 
 
 reshape_p = Primitive("reshape", _reshape_impl)
-defjvp(reshape_p, lambda t, ans, x, shape: reshape(t, shape))
-defvjp(reshape_p, lambda g, ans, x, shape: reshape(g, x.shape))
+
+
+def _reshape_batch(vals, dims, shape):
+    v = move_to_front(vals[0], dims[0])
+    return bind(reshape_p, v, shape=(v.shape[0],) + tuple(shape)), 0
+
+
+def _reshape_rows(kinds, invars, outvars, params, batch):
+    k = kinds[0]
+    if k is _rows.S:
+        return [_rows.S], None, {}
+    old, new = tuple(invars[0].shape), tuple(params["shape"])
+    d = k[1]
+    before = math.prod(old[:d])
+    # the batch axis survives when the dimensions before it multiply to the same count
+    for d2 in range(len(new)):
+        if math.prod(new[:d2]) == before and new[d2] == old[d]:
+            return ([_rows.R(d2)],
+                    lambda c: _rows.with_length(params, "shape", d2, c), {})
+        if math.prod(new[:d2]) > before:
+            break
+    return None
+
+
+def_rules(reshape_p,
+          jvp=(lambda t, ans, x, shape: reshape(t, shape),),
+          vjp=(lambda g, ans, x, shape: reshape(g, x.shape),),
+          batch=_reshape_batch,
+          rows=_reshape_rows)
 
 
 def _resolve_shape(shape, size, op, x):
@@ -208,8 +239,24 @@ def _transpose_impl(x, axes):
 
 
 transpose_p = Primitive("transpose", _transpose_impl)
-defjvp(transpose_p, lambda t, ans, x, axes: transpose(t, axes))
-defvjp(transpose_p, lambda g, ans, x, axes: bind(transpose_p, g, axes=_inverse_perm(axes)))
+
+
+def _transpose_batch(vals, dims, axes):
+    return bind(transpose_p, vals[0], axes=_batched_perm(axes, dims[0])), dims[0]
+
+
+def _transpose_rows(kinds, invars, outvars, params, batch):
+    k = kinds[0]
+    if k is _rows.S:
+        return [_rows.S], None, {}
+    return [_rows.R(list(params["axes"]).index(k[1]))], None, {}
+
+
+def_rules(transpose_p,
+          jvp=(lambda t, ans, x, axes: transpose(t, axes),),
+          vjp=(lambda g, ans, x, axes: bind(transpose_p, g, axes=_inverse_perm(axes)),),
+          batch=_transpose_batch,
+          rows=_transpose_rows)
 
 
 def _inverse_perm(axes):
@@ -272,8 +319,28 @@ def moveaxis(a, source, destination):
 
 # ---- broadcast_to ----------------------------------------------------------------------
 broadcast_to_p = Primitive("broadcast_to", lambda x, shape: np.broadcast_to(x, shape))
-defjvp(broadcast_to_p, lambda t, ans, x, shape: broadcast_to(t, shape))
-defvjp(broadcast_to_p, lambda g, ans, x, shape: unbroadcast(g, x))
+
+
+def _broadcast_to_batch(vals, dims, shape):
+    v = move_to_front(vals[0], dims[0])
+    extra = len(shape) - (len(v.shape) - 1)
+    v = reshape(v, (v.shape[0],) + (1,) * extra + tuple(v.shape[1:]))
+    return bind(broadcast_to_p, v, shape=(v.shape[0],) + tuple(shape)), 0
+
+
+def _broadcast_to_rows(kinds, invars, outvars, params, batch):
+    k = kinds[0]
+    if k is _rows.S:                  # broadcasting is linear: partial sums stay partial
+        return [_rows.S], None, {}
+    d = k[1] + len(params["shape"]) - len(invars[0].shape)
+    return [_rows.R(d)], lambda c: _rows.with_length(params, "shape", d, c), {}
+
+
+def_rules(broadcast_to_p,
+          jvp=(lambda t, ans, x, shape: broadcast_to(t, shape),),
+          vjp=(lambda g, ans, x, shape: unbroadcast(g, x),),
+          batch=_broadcast_to_batch,
+          rows=_broadcast_to_rows)
 
 
 def broadcast_to(array, shape):
@@ -309,8 +376,22 @@ def _astype_impl(x, dtype):
 
 
 astype_p = Primitive("convert_element_type", _astype_impl)
-defjvp(astype_p, lambda t, ans, x, dtype: astype(t, dtype))
-defvjp(astype_p, lambda g, ans, x, dtype: _cast_cotangent(g, x.dtype))
+
+
+def _astype_batch(vals, dims, dtype):
+    return bind(astype_p, vals[0], dtype=dtype), dims[0]
+
+
+def _astype_rows(kinds, invars, outvars, params, batch):
+    # (a partial sum stays partial only through an exact conversion: rows.py checks)
+    return [kinds[0]], None, {}
+
+
+def_rules(astype_p,
+          jvp=(lambda t, ans, x, dtype: astype(t, dtype),),
+          vjp=(lambda g, ans, x, dtype: _cast_cotangent(g, x.dtype),),
+          batch=_astype_batch,
+          rows=_astype_rows)
 
 
 def astype(x, dtype, /, *, copy=True):
@@ -323,8 +404,7 @@ def astype(x, dtype, /, *, copy=True):
     if xd == dtype:
         return x
     if xd.kind == "c" and dtype.kind != "c":
-        from .elementwise import real
-        x = real(x)
+        x = _ops().real(x)
         if x.dtype == dtype:
             return x
     return bind(astype_p, x, dtype=dtype)
@@ -336,7 +416,7 @@ def _concat_impl(*xs, axis):
 
 
 def _concat_jvp(primals, tangents, axis):
-    from .creation import zeros_like
+    zeros_like = _ops().zeros_like
     out = bind(concatenate_p, *primals, axis=axis)
     if builtins.all(t is None for t in tangents):
         return out, None
@@ -345,7 +425,7 @@ def _concat_jvp(primals, tangents, axis):
 
 
 def _concat_vjp(g, ans, args, wanted, axis):
-    from .indexing import _getitem
+    _getitem = _ops()._getitem
     offsets = np.cumsum([0] + [a.shape[axis] for a in args]).tolist()
     lead = (slice(None),) * axis
     res = []
@@ -358,8 +438,32 @@ def _concat_vjp(g, ans, args, wanted, axis):
 
 
 concatenate_p = Primitive("concatenate", _concat_impl)
-defjvp(concatenate_p, full=_concat_jvp)
-defvjp(concatenate_p, full=_concat_vjp)
+
+
+def _concat_batch(vals, dims, axis):
+    size = bdim_size(vals, dims)
+    moved = [move_to_front(v, d) if d is not None else broadcast_to(v, (size,) + tuple(v.shape))
+             for v, d in zip(vals, dims)]
+    return bind(concatenate_p, *moved, axis=axis + 1), 0
+
+
+def _concat_rows(kinds, invars, outvars, params, batch):
+    if all(k is _rows.S for k in kinds):          # concatenation is linear
+        return [_rows.S], None, {}
+    axis = params["axis"]
+    ds = {k[1] for k in kinds if k[0] == "R"}
+    if _rows.S in kinds or len(ds) != 1 or axis in ds:
+        return None
+    d = ds.pop()
+    # whole operands have the batch's length on d too (shapes match off the axis)
+    return [_rows.R(d)], None, {i: d for i, k in enumerate(kinds) if k is _rows.U}
+
+
+def_rules(concatenate_p,
+          jvp=_concat_jvp,
+          vjp=_concat_vjp,
+          batch=_concat_batch,
+          rows=_concat_rows)
 
 
 def concatenate(arrays, axis=0, dtype=None):
@@ -457,7 +561,7 @@ def array_split(ary, indices_or_sections, axis=0):
 
 
 def _split(ary, ios, axis, op, even):
-    from .indexing import _getitem
+    _getitem = _ops()._getitem
     nd = _ndim(ary)
     axis = normalize_axis(axis, nd, op)
     pts = _split_points(_shape(ary)[axis], ios, op, even)
@@ -495,103 +599,9 @@ def size(a, axis=None):
     return n
 
 
-# ---- batching rules (vmap) -------------------------------------------------------------
-def _reshape_batch(vals, dims, shape):
-    from ..batching import move_to_front
-    v = move_to_front(vals[0], dims[0])
-    return bind(reshape_p, v, shape=(v.shape[0],) + tuple(shape)), 0
-
-
-def _transpose_batch(vals, dims, axes):
-    return bind(transpose_p, vals[0], axes=_batched_perm(axes, dims[0])), dims[0]
-
-
+# ---- shared by the batching rules ----------------------------------------------------
 def _batched_perm(axes, d):
     """``axes`` of one example turned into a permutation of the batched array whose batch
     axis ``d`` stays in place."""
     rest = [a if a < d else a + 1 for a in axes]
     return tuple(rest[:d] + [d] + rest[d:])
-
-
-def _broadcast_to_batch(vals, dims, shape):
-    from ..batching import move_to_front
-    v = move_to_front(vals[0], dims[0])
-    extra = len(shape) - (len(v.shape) - 1)
-    v = reshape(v, (v.shape[0],) + (1,) * extra + tuple(v.shape[1:]))
-    return bind(broadcast_to_p, v, shape=(v.shape[0],) + tuple(shape)), 0
-
-
-def _astype_batch(vals, dims, dtype):
-    return bind(astype_p, vals[0], dtype=dtype), dims[0]
-
-
-def _concat_batch(vals, dims, axis):
-    from ..batching import bdim_size, move_to_front
-    size = bdim_size(vals, dims)
-    moved = [move_to_front(v, d) if d is not None else broadcast_to(v, (size,) + tuple(v.shape))
-             for v, d in zip(vals, dims)]
-    return bind(concatenate_p, *moved, axis=axis + 1), 0
-
-
-reshape_p.batch = _reshape_batch
-transpose_p.batch = _transpose_batch
-broadcast_to_p.batch = _broadcast_to_batch
-astype_p.batch = _astype_batch
-concatenate_p.batch = _concat_batch
-
-
-# ---- row rules (jit's batch splitting, see rows.py) -------------------------------------
-def _reshape_rows(kinds, invars, outvars, params, batch):
-    k = kinds[0]
-    if k is _rows.S:
-        return [_rows.S], None, {}
-    old, new = tuple(invars[0].shape), tuple(params["shape"])
-    d = k[1]
-    before = math.prod(old[:d])
-    # the batch axis survives when the dimensions before it multiply to the same count
-    for d2 in range(len(new)):
-        if math.prod(new[:d2]) == before and new[d2] == old[d]:
-            return ([_rows.R(d2)],
-                    lambda c: _rows.with_length(params, "shape", d2, c), {})
-        if math.prod(new[:d2]) > before:
-            break
-    return None
-
-
-def _transpose_rows(kinds, invars, outvars, params, batch):
-    k = kinds[0]
-    if k is _rows.S:
-        return [_rows.S], None, {}
-    return [_rows.R(list(params["axes"]).index(k[1]))], None, {}
-
-
-def _broadcast_to_rows(kinds, invars, outvars, params, batch):
-    k = kinds[0]
-    if k is _rows.S:                  # broadcasting is linear: partial sums stay partial
-        return [_rows.S], None, {}
-    d = k[1] + len(params["shape"]) - len(invars[0].shape)
-    return [_rows.R(d)], lambda c: _rows.with_length(params, "shape", d, c), {}
-
-
-def _astype_rows(kinds, invars, outvars, params, batch):
-    # (a partial sum stays partial only through an exact conversion: rows.py checks)
-    return [kinds[0]], None, {}
-
-
-def _concat_rows(kinds, invars, outvars, params, batch):
-    if all(k is _rows.S for k in kinds):          # concatenation is linear
-        return [_rows.S], None, {}
-    axis = params["axis"]
-    ds = {k[1] for k in kinds if k[0] == "R"}
-    if _rows.S in kinds or len(ds) != 1 or axis in ds:
-        return None
-    d = ds.pop()
-    # whole operands have the batch's length on d too (shapes match off the axis)
-    return [_rows.R(d)], None, {i: d for i, k in enumerate(kinds) if k is _rows.U}
-
-
-reshape_p.rows = _reshape_rows
-transpose_p.rows = _transpose_rows
-concatenate_p.rows = _concat_rows
-broadcast_to_p.rows = _broadcast_to_rows
-astype_p.rows = _astype_rows

@@ -1,0 +1,646 @@
+"""jit: a small compiler over the graphs of staging.py.
+
+``jit`` traces a function to a ``Graph`` (once per input shapes, dtypes and static
+arguments), simplifies it (dead code, common subexpressions, no-op reshapes and casts,
+scalar factors folded into neighbouring products), on CuPy fuses runs of elementwise
+equations into single kernels, and generates straight-line Python code for it, reusing
+dead temporaries as ``out=`` buffers of elementwise ufuncs. On the host a graph over a
+batch may run on slices of the batch, one per thread (rows.py).
+"""
+from __future__ import annotations
+
+import collections
+import functools
+import inspect
+import itertools
+import math
+
+import numpy as np
+
+from . import backend as _backend
+from . import core as _core
+from . import rows as _rows
+from .core import Tracer
+from .errors import FuncgradTypeError, FuncgradValueError
+from .staging import Eqn, Graph, Literal, Var, _norm_static, trace_to_graph
+from .tree_util import tree_flatten, tree_unflatten
+
+
+# --------------------------------------------------------------------------------------
+# Simplification
+
+
+_NOOP = {"reshape", "broadcast_to", "convert_element_type", "transpose"}
+
+
+def simplify(graph):
+    """Remove no-op reshapes/casts, common subexpressions and dead code (a new Graph)."""
+    alias = {}
+
+    def res(v):
+        while isinstance(v, Var) and v.name in alias:
+            v = alias[v.name]
+        return v
+
+    seen = {}
+    eqns = []
+    for e in graph.eqns:
+        invars = [res(v) for v in e.invars]
+        if e.prim.name in _NOOP and not e.prim.multiple_results:
+            src = invars[0]
+            out = e.outvars[0]
+            if isinstance(src, Var) and src.shape == out.shape and src.dtype == out.dtype and (
+                    e.prim.name != "transpose" or e.params.get("axes") == tuple(range(len(out.shape)))):
+                alias[out.name] = src
+                continue
+        key = None
+        if not getattr(e.prim, "effectful", False):
+            try:
+                key = (e.prim, tuple((v.name if isinstance(v, Var) else ("lit", type(v.value), repr(v.value)))
+                                     if v is not None else None for v in invars),
+                       tuple(sorted(e.params.items())))
+                hash(key)
+            except TypeError:
+                key = None
+        if key is not None and key in seen:
+            for o, prev in zip(e.outvars, seen[key].outvars):
+                alias[o.name] = prev
+            continue
+        ne = Eqn(e.prim, invars, e.params, e.outvars)
+        if key is not None:
+            seen[key] = ne
+        eqns.append(ne)
+    outvars = [res(v) for v in graph.outvars]
+    eqns, outvars = _fold_scales(eqns, outvars)
+    # dead code
+    live = {v.name for v in outvars if isinstance(v, Var)}
+    kept = []
+    for e in reversed(eqns):
+        if getattr(e.prim, "effectful", False) or any(o.name in live for o in e.outvars):
+            kept.append(e)
+            live.update(v.name for v in e.invars if isinstance(v, Var))
+    kept.reverse()
+    consts = [(v, x) for v, x in graph.consts if v.name in live]
+    return Graph(graph.invars, consts, kept, outvars, graph.in_tree, graph.out_tree,
+                 graph.arg_names)
+
+
+@functools.lru_cache(maxsize=None)
+def _scale_limit(dtype):
+    """Constants are folded while 1/limit <= |c| <= limit: the deferred base then stays
+    within a factor ``limit`` of the true value, far from overflow (max ** 0.25, about
+    4e9 for float32 and 1e77 for float64)."""
+    return float(np.finfo(dtype).max) ** 0.25
+
+
+def _fold_scales(eqns, outvars):
+    """Fold negations and multiplications by Python scalars into the operations that can
+    carry them, so that a chain such as ``-(g * e) * (2 * x) * 1.0001`` becomes one
+    product and, once, one multiplication by the accumulated constant, applied where the
+    array is smallest.
+
+    Each variable may be known as ``c * base``: negative and multiply/divide by a scalar
+    only change ``c``; multiply, divide and matmul of two such variables combine their
+    bases and their constants; add and subtract of two with the same constant act on the
+    bases; sum and reshape carry ``c`` through. Any other use materialises ``c * base`` once, under the variable's own
+    name; when the base is a matmul result used nowhere else, the constant goes onto the
+    matmul's smaller operand instead (``(a @ b) * c = a @ (b * c)``). Only floating and
+    complex arrays take part, only where no input is broadcast to a larger shape, and
+    only while the constant stays within :func:`_scale_limit`. Results may differ from
+    step-by-step evaluation in the last bit, as with any reassociation."""
+    multiply_p = _core.primitive_named("multiply")
+    negative_p = _core.primitive_named("negative")
+    scaled = {}      # name -> (c, base Var)
+    done = set()     # names already materialised
+    made_by = {}     # name of a matmul result -> its equation (in ``out``)
+    final = {v.name for v in outvars if isinstance(v, Var)}
+    uses = collections.Counter(v.name for e in eqns for v in e.invars if isinstance(v, Var))
+    left = collections.Counter(uses)    # uses not yet reached in the walk
+    out = []
+    count = itertools.count()
+
+    def num(v):
+        return isinstance(v, Literal) and type(v.value) in (int, float) and \
+            np.isfinite(v.value) and v.value != 0
+
+    def ok(v):
+        return isinstance(v, Var) and not v.weak and v.dtype.kind in "fc"
+
+    def size(v):
+        return math.prod(v.shape)
+
+    def pull_back(v, c, base):
+        """``v = c * (a @ b)`` as ``a @ (b * c)`` (or ``(a * c) @ b``): True if done."""
+        e = made_by.get(base.name)
+        if e is None or base.name in final or uses[base.name] > 1:
+            return False           # the product itself is needed elsewhere
+        if any(w != v.name and w not in done and b is base and (left[w] or w in final)
+               for w, (_, b) in scaled.items()):
+            return False           # another scaled view of the same product, still needed
+        i = next(k for k in range(len(out) - 1, -1, -1) if out[k] is e)
+        if any(base in f.invars for f in out[i + 1:]):
+            return False
+        j = min((0, 1), key=lambda j: size(e.invars[j]))
+        small = e.invars[j]
+        if size(small) >= size(v) or not ok(small) or small.dtype != v.dtype:
+            return False
+        s2 = fresh(small)
+        ins = list(e.invars)
+        ins[j] = s2
+        out[i:i + 1] = [Eqn(multiply_p, [small, Literal(c)], {}, [s2]),
+                        Eqn(e.prim, ins, e.params, [v])]
+        return True
+
+    def get(v):
+        """The variable with its constant applied (materialised on first use)."""
+        if isinstance(v, Var) and v.name in scaled and v.name not in done:
+            c, base = scaled[v.name]
+            if c == 1:
+                return base
+            done.add(v.name)
+            if not pull_back(v, c, base):
+                out.append(Eqn(negative_p, [base], {}, [v]) if c == -1 else
+                           Eqn(multiply_p, [base, Literal(c)], {}, [v]))
+        return v
+
+    def parts(v):
+        return scaled.get(v.name, (1, v)) if v.name not in done else (1, v)
+
+    def fresh(like):
+        return Var(f"{like.name}_{next(count)}", like.shape, like.dtype, like.deps)
+
+    def keep(o, c, base):
+        limit = _scale_limit(o.dtype)
+        if c != 0 and np.isfinite(c) and 1 / limit <= abs(c) <= limit:
+            scaled[o.name] = (c, base)
+            return True
+        return False
+
+    def emit(e, o, c, ins):
+        """``o = c * prim(*ins)``: the equation on the bases, ``o`` known as scaled."""
+        nb = fresh(o)
+        if not keep(o, c, nb):
+            return False
+        ne = Eqn(e.prim, ins, e.params, [nb])
+        out.append(ne)
+        if e.prim.name == "matmul":
+            made_by[nb.name] = ne
+        return True
+
+    for e in eqns:
+        name, inv = e.prim.name, e.invars
+        left.subtract(v.name for v in inv if isinstance(v, Var))
+        o = e.outvars[0] if len(e.outvars) == 1 else None
+        if o is not None and ok(o) and not e.prim.multiple_results:
+            if name == "negative" and ok(inv[0]):
+                c, b = parts(inv[0])
+                if keep(o, -c, b):
+                    continue
+            elif name in ("multiply", "true_divide") and len(inv) == 2:
+                x, y = inv
+                if ok(x) and num(y) and x.dtype == o.dtype:
+                    c, b = parts(x)
+                    if keep(o, c * y.value if name == "multiply" else c / y.value, b):
+                        continue
+                elif name == "multiply" and num(x) and ok(y) and y.dtype == o.dtype:
+                    c, b = parts(y)
+                    if keep(o, x.value * c, b):
+                        continue
+                elif ok(x) and ok(y) and x.shape == y.shape == o.shape and (
+                        x.name in scaled or y.name in scaled):
+                    (cx, bx), (cy, by) = parts(x), parts(y)
+                    if emit(e, o, cx * cy if name == "multiply" else cx / cy, [bx, by]):
+                        continue
+            elif name == "matmul" and ok(inv[0]) and ok(inv[1]) and (
+                    inv[0].name in scaled or inv[1].name in scaled):
+                (cx, bx), (cy, by) = parts(inv[0]), parts(inv[1])
+                if emit(e, o, cx * cy, [bx, by]):
+                    continue
+            elif name in ("add", "subtract") and len(inv) == 2:
+                x, y = inv
+                if ok(x) and ok(y) and x.shape == y.shape == o.shape and (
+                        x.name in scaled or y.name in scaled):
+                    (cx, bx), (cy, by) = parts(x), parts(y)
+                    if cx == cy and emit(e, o, cx, [bx, by]):
+                        continue
+            elif name in ("sum", "reshape") and ok(inv[0]) and inv[0].name in scaled and (
+                    o.dtype == inv[0].dtype):
+                c, b = parts(inv[0])
+                if emit(e, o, c, [b] + list(inv[1:])):
+                    continue
+        ne = Eqn(e.prim, [get(v) for v in inv], e.params, e.outvars)
+        out.append(ne)
+        if name == "matmul" and o is not None:
+            made_by[o.name] = ne
+    outvars = [get(v) for v in outvars]
+    return out, outvars
+
+
+# --------------------------------------------------------------------------------------
+# Code generation
+
+
+_FRESH = (np.ufunc,)
+_REUSE_MIN_SIZE = 4096       # elements
+_REUSE_WINDOW = 3            # a buffer is reused only within this many equations of its
+                             # making, while it is still in cache: writing over a
+                             # long-lived residual (e.g. a forward activation in the
+                             # backward pass) was measured slower than a fresh array
+
+
+def _last_uses(graph):
+    """Variable name -> index of the last equation that reads it."""
+    last = {}
+    for k, e in enumerate(graph.eqns):
+        for v in e.invars:
+            if isinstance(v, Var):
+                last[v.name] = k
+    return last
+
+
+def compile_graph(graph, host=False):
+    """Straight-line Python for ``graph``: returns ``f(*flat_inputs) -> list of outputs``.
+
+    ``host=True`` promises that every value is a NumPy array or scalar (no CuPy or other
+    device arrays), which allows host-only speed-ups such as 0-d array literals."""
+    ns = {}
+    lines = []
+    names = {}
+
+    def ref(v):
+        if v is None:
+            return "None"
+        if isinstance(v, Literal):
+            if v.value is None or type(v.value) in (bool, int) or (
+                    type(v.value) in (float, complex) and np.isfinite(v.value)):
+                return repr(v.value)
+            k = f"l{len(ns)}"           # NumPy scalars keep their exact type (and dtype)
+            ns[k] = v.value
+            return k
+        return names[v.name]
+
+    for v in graph.invars:
+        names[v.name] = "i_" + v.name
+    for k, (v, x) in enumerate(graph.consts):
+        names[v.name] = f"c{k}"
+        ns[f"c{k}"] = x
+    # last use of each variable, to free temporaries and to reuse their buffers
+    last_use = _last_uses(graph)
+    outputs = {v.name for v in graph.outvars if isinstance(v, Var)}
+    # Values read by anything but a ufunc may live on in a view (getitem, reshape,
+    # transpose, real, ...): their buffers are never reused.
+    viewed = {v.name for e in graph.eqns if not isinstance(e.prim.impl, np.ufunc)
+              for v in e.invars if isinstance(v, Var)}
+    owned = {}           # temporaries made by ufuncs (fresh, writable): name -> eqn index
+    for k, e in enumerate(graph.eqns):
+        fname = f"f{k}"
+        impl = e.prim.impl
+        ns[fname] = functools.partial(impl, **e.params) if e.params else impl
+        args = ", ".join((host and _ufunc_literal(impl, v, e.invars, ns)) or ref(v)
+                         for v in e.invars)
+        outs = e.outvars
+        for v in outs:
+            names[v.name] = "v_" + v.name
+        target = ", ".join(names[v.name] for v in outs)
+        if e.prim.multiple_results:
+            lines.append(f"    {target}, = {fname}({args})" if len(outs) == 1 else
+                         f"    {target} = {fname}({args})")
+        else:
+            out_kw = ""
+            o = outs[0]
+            # out= costs keyword parsing on every call: worth it only for arrays big
+            # enough that the saved allocation (and page faults) outweigh it.
+            if (isinstance(impl, _FRESH) and impl is not np.matmul and not e.params
+                    and len(o.shape) and int(np.prod(o.shape)) >= _REUSE_MIN_SIZE):
+                for v in e.invars:
+                    if (isinstance(v, Var) and k - owned.get(v.name, -_REUSE_WINDOW) < _REUSE_WINDOW
+                            and last_use.get(v.name) == k
+                            and v.name not in outputs and v.name not in viewed
+                            and v.shape == o.shape and v.dtype == o.dtype):
+                        out_kw = f", out={ref(v)}"
+                        del owned[v.name]
+                        break
+            lines.append(f"    {target} = {fname}({args}{out_kw})" + (".item()" if o.weak else ""))
+            # (a matmul result is never written over: BLAS's threads have just written
+            # it from other cores, and an in-place update was measured 10-20% slower on
+            # the W2 step than a fresh array)
+            if isinstance(impl, _FRESH) and impl is not np.matmul and len(o.shape):
+                owned[o.name] = k
+        dead = [ref(v) for v in {v.name: v for v in e.invars if isinstance(v, Var)}.values()
+                if last_use.get(v.name) == k and v.name not in outputs
+                and not names[v.name].startswith(("c", "i_"))]
+        if dead:
+            lines.append(f"    del {', '.join(dead)}")
+    params = ", ".join(names[v.name] for v in graph.invars)
+    const_names = {v.name for v, x in graph.consts if isinstance(x, np.ndarray)}
+    # constants handed out are copied, so that changing a result never changes the cache
+    ret = ", ".join(ref(v) + (".copy()" if isinstance(v, Var) and v.name in const_names else "")
+                    for v in graph.outvars)
+    src = f"def compiled({params}):\n" + "\n".join(lines) + f"\n    return [{ret}]\n"
+    code = compile(src, "<funcgrad.jit>", "exec")
+    exec(code, ns)
+    fn = ns["compiled"]
+    fn.source = src
+    return fn
+
+
+def _ufunc_literal(impl, v, invars, ns):
+    """A Python scalar operand of a NumPy ufunc, as a 0-d array of the dtype NumPy would
+    convert it to (the name it is stored under in ``ns``), or None to keep it as it is.
+
+    NumPy's weak-scalar path costs 0.15-0.5 µs per call, as much as the whole operation on
+    a small array; a 0-d array of the promoted dtype gives the same result and dtype. Only
+    floating or complex results are converted: with integer results NumPy checks the
+    scalar's range on every call (an out-of-range scalar may compare, but not convert)."""
+    if not (isinstance(impl, np.ufunc) and isinstance(v, Literal)
+            and type(v.value) in (bool, int, float, complex)):
+        return None
+    arrays = [u for u in invars if isinstance(u, Var) and not u.weak]
+    if not arrays:
+        return None
+    try:
+        rt = np.result_type(*(u.dtype for u in arrays), v.value)
+    except (TypeError, OverflowError, ValueError):
+        return None
+    if rt.kind not in "fc":
+        return None
+    z = np.asarray(v.value, dtype=rt)
+    # the ufunc must accept it and give the same dtype (e.g. not an integer-only operand)
+    def sample(u, lit):
+        if isinstance(u, Var):
+            return np.ones((), u.dtype).item() if u.weak else np.ones(1, u.dtype)
+        return lit if u is v else getattr(u, "value", None)
+    try:
+        with np.errstate(all="ignore"):
+            same = (np.asarray(impl(*[sample(u, z) for u in invars])).dtype
+                    == np.asarray(impl(*[sample(u, v.value) for u in invars])).dtype)
+    except Exception:        # noqa: BLE001 - any refusal means: keep the Python scalar
+        return None
+    if not same:
+        return None
+    k = f"l{len(ns)}"
+    ns[k] = z
+    return k
+
+
+# --------------------------------------------------------------------------------------
+# jit
+
+
+def _signature(x):
+    if type(x) in (bool, int, float, complex):     # not np.float64, a float subclass
+        return ("weak", type(x))
+    shape = getattr(x, "shape", None)
+    if shape is None:
+        x = np.asarray(x)
+        shape = x.shape
+    # NumPy scalars and 0-d arrays share compiled code (a step that turns one into the
+    # other must not be retraced)
+    return (tuple(shape), np.dtype(x.dtype), np.ndarray if isinstance(x, np.generic) else type(x))
+
+
+_HOST_TYPES = (np.ndarray, bool, int, float, complex)
+
+
+# --------------------------------------------------------------------------------------
+# Kernel fusion for device array modules (CuPy): runs of elementwise operations become one
+# function compiled by the module's ``fuse`` (one GPU kernel instead of one per operation)
+
+
+def _fusible(e, xp):
+    impl = e.prim.impl
+    return (isinstance(impl, np.ufunc) and impl.signature is None   # not matmul & co.
+            and impl.nout == 1 and not e.params
+            and not e.prim.multiple_results and hasattr(xp, impl.__name__)
+            and not e.outvars[0].weak
+            and all(isinstance(v, Var) and not v.weak or isinstance(v, Literal)
+                    and type(v.value) in (bool, int, float) and math.isfinite(v.value)
+                    for v in e.invars))
+
+
+def fuse_elementwise(graph, xp):
+    """A graph in which each run of two or more consecutive elementwise equations is one
+    equation whose implementation is ``xp.fuse`` of generated code calling ``xp``'s
+    ufuncs; results are cast back to the dtypes the graph recorded (the module's scalar
+    promotion may differ from NumPy's). Everything else is left as it is."""
+    uses_after = _last_uses(graph)
+    final = {v.name for v in graph.outvars if isinstance(v, Var)}
+    eqns, run = [], []
+
+    def flush(end):
+        if len(run) < 2:
+            eqns.extend(run)
+        else:
+            eqns.append(_fused_eqn(run, end, uses_after, final, xp, len(eqns)))
+        run.clear()
+
+    for k, e in enumerate(graph.eqns):
+        if _fusible(e, xp):
+            run.append(e)
+        else:
+            flush(k)
+            eqns.append(e)
+    flush(len(graph.eqns))
+    return Graph(graph.invars, graph.consts, eqns, graph.outvars, graph.in_tree,
+                 graph.out_tree, graph.arg_names)
+
+
+def _fused_eqn(run, end, uses_after, final, xp, number):
+    made = {o.name for e in run for o in e.outvars}
+    ins, names = [], {}
+    for e in run:
+        for v in e.invars:
+            if isinstance(v, Var) and v.name not in made and v.name not in names:
+                names[v.name] = f"a{len(ins)}"
+                ins.append(v)
+    outs = [e.outvars[0] for e in run
+            if e.outvars[0].name in final or uses_after.get(e.outvars[0].name, -1) >= end]
+    ns = {}
+    lines = []
+    for j, e in enumerate(run):
+        args = []
+        for v in e.invars:
+            args.append(names[v.name] if isinstance(v, Var) else repr(v.value))
+        fname = e.prim.impl.__name__
+        ns[fname] = getattr(xp, fname)
+        names[e.outvars[0].name] = f"t{j}"
+        lines.append(f"    t{j} = {fname}({', '.join(args)})")
+    ret = ", ".join(names[o.name] for o in outs)
+    kernel = f"funcgrad_fused_{number}"
+    src = (f"def {kernel}({', '.join(names[v.name] for v in ins)}):\n" + "\n".join(lines)
+           + f"\n    return {ret}\n")
+    exec(compile(src, f"<funcgrad.jit fused {number}>", "exec"), ns)
+    fused = xp.fuse(kernel_name=kernel)(ns[kernel])
+    dtypes = [o.dtype for o in outs]
+
+    def impl(*args):
+        res = fused(*args)
+        res = res if isinstance(res, tuple) else (res,)
+        return [r if r.dtype == dt else r.astype(dt) for r, dt in zip(res, dtypes)]
+    impl.source = src
+    return Eqn(_Kernel(f"fused[{'+'.join(e.prim.name for e in run)}]", impl), ins, {}, outs)
+
+
+class _Kernel:
+    """The operation of a fused equation: one compiled kernel standing for a run of
+    elementwise equations. Not a primitive: it is never bound and has no rules; only
+    the compiled graph's replay calls it."""
+
+    __slots__ = ("name", "impl")
+    multiple_results = True
+    effectful = False
+    rows = None
+
+    def __init__(self, name, impl):
+        self.name = name
+        self.impl = impl
+
+    def __repr__(self):
+        return self.name
+
+
+class _Compiled:
+    __slots__ = ("graph", "fn", "out_tree", "out_leaf", "fused")
+
+    def __init__(self, graph, host, xp=None):
+        self.graph = simplify(graph)
+        # on a device module with kernel fusion (CuPy), runs of elementwise operations
+        # are compiled into single kernels
+        self.fused = (fuse_elementwise(self.graph, xp)
+                      if xp is not None and hasattr(xp, "fuse") else None)
+        self.fn = compile_graph(self.fused or self.graph, host)
+        if host:
+            # a training step over a batch: run it on slices of the batch on all threads
+            plan = _rows.analyze(self.graph)
+            if plan is not None:
+                self.fn = _rows.build(self.graph, plan, self.fn, compile_graph, Var, Graph)
+        self.out_tree = graph.out_tree
+        self.out_leaf = graph.out_tree.node_type is None
+
+
+def jit(fun, static_argnums=(), static_argnames=()):
+    """Compile ``fun``: trace it once per input signature (pytree structure, shapes,
+    dtypes and the values of static arguments), simplify the graph, and replay it as
+    generated straight-line code on later calls.
+
+    The replayed code folds negations and scalar factors into neighbouring operations,
+    so results can differ from eager evaluation in the last bit (as XLA's can in JAX).
+    On CuPy arrays each run of elementwise operations is compiled into one kernel
+    (``cupy.fuse``); on NumPy arrays, big temporaries are reused (``out=``), and a graph
+    that does the same for every row of a batch (a training step whose loss sums or
+    averages over examples) runs on slices of the batch on worker threads at once, its
+    partial sums added at the end (row splitting: rules and threshold in
+    ``funcgrad/_src/rows.py``; threads: ``funcgrad.config`` option ``num_threads``). Partial sums make results differ from eager in the last bits too, by
+    thread count; ``funcgrad.config.update("jit_row_splitting", False)`` turns it off.
+
+    Composes with every transformation in both orders: under ``grad``/``jvp``/``vmap``
+    the function is traced by them directly. ``.cache_size()`` tells how many signatures
+    have been compiled; ``.lower(*args)`` returns the simplified :class:`Graph`.
+
+    Example:
+        >>> import numpy as np, funcgrad, funcgrad.numpy as fnp
+        >>> f = funcgrad.jit(lambda x, n: x ** n, static_argnums=1)
+        >>> f(np.arange(3.0), 2)
+        array([0., 1., 4.])
+        >>> f.cache_size()
+        1
+    """
+    static_argnums = _norm_static(static_argnums)
+    static_argnames = (static_argnames,) if isinstance(static_argnames, str) else tuple(static_argnames)
+    try:
+        params = [p.name for p in inspect.signature(fun).parameters.values()
+                  if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    except (TypeError, ValueError):
+        params = []
+    fname = getattr(fun, "__name__", fun)
+    cache = {}
+
+    def statics_for(nargs):
+        """Static positions and names for a call with ``nargs`` positional arguments:
+        static_argnums also covers those arguments passed by keyword and static_argnames
+        those passed positionally (through the signature, as JAX does)."""
+        n = len(params) if params else nargs
+        nums = set()
+        for i in static_argnums:
+            if not -n <= i < max(n, nargs):
+                raise FuncgradValueError(
+                    f"jit of {fname}: static_argnums={static_argnums} is out of range for a "
+                    f"function of {n} positional parameter(s)")
+            nums.add(i % n if i < 0 else i)
+        names = set(static_argnames) | {params[i] for i in nums if i < len(params)}
+        nums |= {params.index(a) for a in static_argnames if a in params}
+        return tuple(sorted(i for i in nums if i < nargs)), tuple(sorted(names))
+
+    def key_of(args, kwargs):
+        nums, names = statics_for(len(args))
+        statics = tuple((i, args[i]) for i in nums) + tuple(
+            (k, kwargs[k]) for k in names if k in kwargs)
+        dyn = ([a for i, a in enumerate(args) if i not in nums],
+               {k: v for k, v in kwargs.items() if k not in names})
+        flat, tree = tree_flatten(dyn)
+        try:
+            # (the default device too: constants made inside follow it)
+            key = (tree, tuple(_signature(x) for x in flat), statics,
+                   _backend._default_device.get())
+            hash(key)
+        except TypeError:
+            raise FuncgradTypeError(
+                f"jit of {fname}: static arguments must be hashable, got "
+                f"{[type(v).__name__ for _, v in statics]}") from None
+        return key, flat, nums, names
+
+    fast = {}     # positional array arguments only: (type, shape, dtype) per argument -> entry
+    no_statics = not static_argnums and not static_argnames
+
+    @functools.wraps(fun)
+    def jitted(*args, **kwargs):
+        if (no_statics and not kwargs and _core.nan_check is None
+                and _backend._default_device.get() is None):
+            try:
+                entry = fast.get(tuple([(type(a), a.shape, a.dtype) for a in args]))
+            except AttributeError:
+                entry = None
+            if entry is not None:
+                out = entry.fn(*args)
+                return out[0] if entry.out_leaf else tree_unflatten(entry.out_tree, out)
+        key, flat, nums, names = key_of(args, kwargs)
+        if _core.nan_check is not None:
+            return fun(*args, **kwargs)      # debug_nans: run uncompiled, checked op by op
+        for x in flat:
+            if isinstance(x, Tracer):
+                # Under another transformation: let it trace the function itself.
+                return fun(*args, **kwargs)
+        entry = cache.get(key)
+        if entry is None:
+            graph, out = trace_to_graph(fun, args, kwargs, nums, names)
+            if not graph.uses_outer_values:   # closures over traced values: not replayable
+                host = all(type(x) in _HOST_TYPES or isinstance(x, np.generic) for x in flat) and all(
+                    type(x) in _HOST_TYPES or isinstance(x, np.generic) for _, x in graph.consts)
+                xp = None
+                if not host:
+                    try:
+                        xp = _backend.array_module(*[x for x in flat if hasattr(x, "shape")])
+                    except TypeError:        # mixed modules: the first call raised already
+                        xp = None
+                cache[key] = entry = _Compiled(graph, host, None if xp is np else xp)
+                if no_statics and not kwargs and key[3] is None and all(
+                        type(a) is np.ndarray or _backend.is_device_array(a) for a in args):
+                    fast[tuple([(type(a), a.shape, a.dtype) for a in args])] = entry
+            return out
+        return tree_unflatten(entry.out_tree, entry.fn(*flat))
+
+    def lower(*args, **kwargs):
+        key = key_of(args, kwargs)[0]
+        if key not in cache:
+            jitted(*args, **kwargs)
+        return cache[key].graph
+
+    jitted.cache_size = lambda: len(cache)
+
+    def clear_cache():
+        cache.clear()
+        fast.clear()
+
+    jitted.clear_cache = clear_cache
+    jitted.lower = lower
+    return jitted
