@@ -18,7 +18,7 @@ import numpy as np
 from .. import rows as _rows
 from ..batching import broadcasting_batch
 from ..core import Primitive, Tracer, bind, def_rules, install_operators
-from ..core import _np as _ops
+from ..core import _np
 from ..errors import FuncgradTypeError, FuncgradValueError
 from . import shape as _shape
 
@@ -449,7 +449,7 @@ def where(condition, x=None, y=None, /):
         y = fnp.where(x > 0, fnp.sqrt(safe), 0.0)
     """
     if x is None and y is None:
-        return _ops().nonzero(condition)      # the indexing family, above this one
+        return _np().nonzero(condition)      # the indexing family, above this one
     if x is None or y is None:
         raise FuncgradTypeError("where: give both x and y, or neither")
     return bind(where_p, condition, x, y)
