@@ -301,13 +301,14 @@ def _clip_at_hi(x, lo, hi):
     return x > hi if lo is None else (x > hi) | (lo > hi)
 
 
-clip_p = _elementwise("clip", _clip_impl,
-                      jvp=(lambda t, ans, x, lo, hi: where(_clip_inside(x, lo, hi), t, 0),
-                           lambda t, ans, x, lo, hi: where(_clip_at_lo(x, lo, hi), t, 0),
-                           lambda t, ans, x, lo, hi: where(_clip_at_hi(x, lo, hi), t, 0)),
-                      vjp=(lambda g, ans, x, lo, hi: unbroadcast(where(_clip_inside(x, lo, hi), g, 0), x),
-                           lambda g, ans, x, lo, hi: unbroadcast(where(_clip_at_lo(x, lo, hi), g, 0), lo),
-                           lambda g, ans, x, lo, hi: unbroadcast(where(_clip_at_hi(x, lo, hi), g, 0), hi)))
+clip_p = _elementwise(
+    "clip", _clip_impl,
+    jvp=(lambda t, ans, x, lo, hi: where(_clip_inside(x, lo, hi), t, 0),
+         lambda t, ans, x, lo, hi: where(_clip_at_lo(x, lo, hi), t, 0),
+         lambda t, ans, x, lo, hi: where(_clip_at_hi(x, lo, hi), t, 0)),
+    vjp=(lambda g, ans, x, lo, hi: unbroadcast(where(_clip_inside(x, lo, hi), g, 0), x),
+         lambda g, ans, x, lo, hi: unbroadcast(where(_clip_at_lo(x, lo, hi), g, 0), lo),
+         lambda g, ans, x, lo, hi: unbroadcast(where(_clip_at_hi(x, lo, hi), g, 0), hi)))
 
 
 # ---- the user-facing functions -------------------------------------------------------
