@@ -14,7 +14,7 @@ from . import ad
 from . import batching
 from .backend import dtype_name, float0
 from .core import Tracer, new_trace, xp_of
-from .core import _np as _fnp
+from .core import _np
 from .errors import FuncgradTypeError, FuncgradValueError, UnexpectedTracerError
 from .tree_util import (flatten_up_to, tree_flatten, tree_map, tree_structure, tree_unflatten,
                         treedef_is_leaf)
@@ -123,7 +123,7 @@ def jvp(fun, primals, tangents, has_aux=False):
                 _check_not_leaked(o)
                 o = _as_array(o, "jvp output")
                 primal_out.append(o)
-                tangent_out.append(_fnp().zeros_like(o) if o.dtype.kind in "fc"
+                tangent_out.append(_np().zeros_like(o) if o.dtype.kind in "fc"
                                    else np.zeros(o.shape, float0))
     res = (tree_unflatten(out_tree, primal_out), tree_unflatten(out_tree, tangent_out))
     if has_aux:
@@ -217,7 +217,7 @@ def _input_cts(trace, ins, p_flat, cts):
     for t, p in zip(ins, p_flat):
         if isinstance(t, ad.VJPTracer):
             g = cts[t.index]
-            res.append(_fnp().zeros_like(p) if g is None else g)
+            res.append(_np().zeros_like(p) if g is None else g)
         else:
             res.append(np.zeros(np.shape(p), float0))
     return res
@@ -253,7 +253,7 @@ def vjp(fun, *primals, has_aux=False):
         seeds = []
         for k, (o, po, ct) in enumerate(zip(out_flat, primal_out, ct_flat)):
             if isinstance(ct, (int, float, complex)) and not isinstance(ct, bool) and po.dtype.kind in "fc":
-                ct = _fnp().full_like(po, ct)
+                ct = _np().full_like(po, ct)
             elif getattr(ct, "dtype", None) == float0:
                 continue
             else:
@@ -361,7 +361,7 @@ def value_and_grad(fun, argnums=0, has_aux=False, holomorphic=False, allow_int=F
         _check_scalar_output(o, "grad", fun, holomorphic)
         if isinstance(o, ad.VJPTracer) and o._trace is trace:
             value = o.primal
-            cts = ad.backward(trace.tape, [(o, _fnp().ones_like(value))], free=True)
+            cts = ad.backward(trace.tape, [(o, _np().ones_like(value))], free=True)
         else:
             value = o
             cts = [None] * len(trace.tape)
@@ -429,7 +429,7 @@ def _basis(x):
 def _jac_layout(rows, out_shape, in_shape):
     """Batched results ``(out.size,) + in_shape`` (or ``(in.size,) + out_shape`` when
     ``transposed``) reshaped to ``out_shape + in_shape``."""
-    return _fnp().reshape(rows, tuple(out_shape) + tuple(in_shape))
+    return _np().reshape(rows, tuple(out_shape) + tuple(in_shape))
 
 
 def _check_holomorphic(what, fun, side, leaves):
@@ -474,7 +474,7 @@ def jacfwd(fun, argnums=0, has_aux=False, holomorphic=False):
                 full[i] = a
             return fun(*full, **kwargs)
 
-        fnp = _fnp()
+        fnp = _np()
         aux = None
         if has_aux or all(x.size == 0 for x in d_flat):
             # the output's structure (and aux) from one plain evaluation
@@ -550,7 +550,7 @@ def jacrev(fun, argnums=0, has_aux=False, holomorphic=False, allow_int=False):
         if holomorphic:
             _check_holomorphic("jacrev", fun, "input", d_flat)
             _check_holomorphic("jacrev", fun, "output", o_flat)
-        fnp = _fnp()
+        fnp = _np()
         jac_rows = []
         for oi, o in enumerate(o_flat):
             n = int(np.prod(o.shape))
@@ -649,7 +649,7 @@ def vmap(fun, in_axes=0, out_axes=0, axis_size=None, axis_name=None):
         out_flat, out_tree = tree_flatten(out)
         odims = _broadcast_prefix(out_axes, out, "vmap out_axes") if out_flat else []
         res = []
-        fnp = _fnp()
+        fnp = _np()
         for o, od in zip(out_flat, odims):
             if isinstance(o, batching.BatchTracer) and o._trace is trace and o.bdim is not None:
                 if od is None:

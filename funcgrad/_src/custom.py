@@ -17,7 +17,7 @@ import numpy as np
 
 from .api import vjp, vmap
 from .core import find_top_trace
-from .core import _np as _fnp
+from .core import _np
 from .errors import FuncgradTypeError, FuncgradValueError
 from .prims.custom import custom_jvp_call_p, custom_vjp_call_p
 from .tree_util import tree_flatten, tree_map, tree_structure, tree_unflatten
@@ -114,7 +114,7 @@ class custom_jvp:
                 c = fn(t, out, *diff_primals)
                 tout = c if tout is None else tree_map(lambda a, b: a + b, tout, c)
             if tout is None:
-                tout = tree_map(_fnp().zeros_like, out)
+                tout = tree_map(_np().zeros_like, out)
             return out, tout
         self.jvp = jvp
         return jvp
@@ -140,7 +140,7 @@ class custom_jvp:
         """Reverse rule of a call: the flat cotangents of the differentiable arguments'
         leaves, by reverse mode through the (linear) user rule at zero tangents."""
         nondiff, diff = _split_nondiff(args, self.nondiff_argnums)
-        zeros = [tree_map(_fnp().zeros_like, d) for d in diff]
+        zeros = [tree_map(_np().zeros_like, d) for d in diff]
 
         def tangent_map(*ts):
             return self.rule(args, ts)[1]
@@ -271,7 +271,7 @@ class custom_vjp:
             # an argument that was not batched gets the sum over the batch
             return tuple(
                 c if c is None else tree_map(
-                    lambda ci, ax: ci if ax is not None else _fnp().sum(ci, axis=0), c, axes,
+                    lambda ci, ax: ci if ax is not None else _np().sum(ci, axis=0), c, axes,
                     is_leaf=lambda x: x is None)
                 for c, axes in zip(cts, diff_axes))
         batched.defvjp(fwd, bwd)

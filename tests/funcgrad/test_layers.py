@@ -5,7 +5,9 @@ import pathlib
 
 import pytest
 
-ROOT = pathlib.Path(__file__).resolve().parents[2] / "funcgrad"
+import funcgrad
+
+ROOT = pathlib.Path(funcgrad.__file__).resolve().parent
 
 # lower number = lower layer; a module may import its own layer or the ones below
 _LAYERS = [

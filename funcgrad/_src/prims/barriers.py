@@ -11,8 +11,6 @@ from ..tree_util import tree_map
 
 # ---- stop_gradient: the identity, with no derivative rules (its derivative is zero) ----
 stop_gradient_p = Primitive("stop_gradient", lambda x: x)
-
-
 def_rules(stop_gradient_p,
           batch=lambda vals, dims: (bind(stop_gradient_p, vals[0]), dims[0]),
           rows=_rows.identity_rows)

@@ -260,10 +260,7 @@ def _einsum_batch(vals, dims, subscripts):
     return bind(einsum_p, *moved, subscripts=",".join(new_ins) + "->" + letter + out), 0
 
 
-def_rules(einsum_p,
-          jvp=_einsum_jvp,
-          vjp=_einsum_vjp,
-          batch=_einsum_batch)
+def_rules(einsum_p, jvp=_einsum_jvp, vjp=_einsum_vjp, batch=_einsum_batch)
 
 
 def einsum(subscripts, *operands, optimize="auto", dtype=None):

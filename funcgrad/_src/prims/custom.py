@@ -14,10 +14,7 @@ def _custom_jvp_vjp(g, ans, args, wanted, obj, out_tree):
 
 
 custom_jvp_call_p = Primitive("custom_jvp_call", None, multiple_results=True)
-
-
-def_rules(custom_jvp_call_p,
-          vjp=_custom_jvp_vjp)
+def_rules(custom_jvp_call_p, vjp=_custom_jvp_vjp)
 
 
 def _custom_vjp_vjp(g, ans, args, wanted, obj, res, out_tree):
@@ -27,7 +24,4 @@ def _custom_vjp_vjp(g, ans, args, wanted, obj, res, out_tree):
 
 
 custom_vjp_call_p = Primitive("custom_vjp_call", None, multiple_results=True)
-
-
-def_rules(custom_vjp_call_p,
-          vjp=_custom_vjp_vjp)
+def_rules(custom_vjp_call_p, vjp=_custom_vjp_vjp)

@@ -18,7 +18,7 @@ import numpy as np
 from .. import rows as _rows
 from ..batching import broadcasting_batch
 from ..core import Primitive, Tracer, bind, def_rules, install_operators
-from ..core import _np as _ops
+from ..core import _np
 from ..errors import FuncgradTypeError, FuncgradValueError
 from . import shape as _shape
 
@@ -313,13 +313,14 @@ def _clip_at_hi(x, lo, hi):
     return x > hi if lo is None else (x > hi) | (lo > hi)
 
 
-clip_p = _elementwise("clip", _clip_impl,
-                      jvp=(lambda t, ans, x, lo, hi: where(_clip_inside(x, lo, hi), t, 0),
-                           lambda t, ans, x, lo, hi: where(_clip_at_lo(x, lo, hi), t, 0),
-                           lambda t, ans, x, lo, hi: where(_clip_at_hi(x, lo, hi), t, 0)),
-                      vjp=(lambda g, ans, x, lo, hi: unbroadcast(where(_clip_inside(x, lo, hi), g, 0), x),
-                           lambda g, ans, x, lo, hi: unbroadcast(where(_clip_at_lo(x, lo, hi), g, 0), lo),
-                           lambda g, ans, x, lo, hi: unbroadcast(where(_clip_at_hi(x, lo, hi), g, 0), hi)))
+clip_p = _elementwise(
+    "clip", _clip_impl,
+    jvp=(lambda t, ans, x, lo, hi: where(_clip_inside(x, lo, hi), t, 0),
+         lambda t, ans, x, lo, hi: where(_clip_at_lo(x, lo, hi), t, 0),
+         lambda t, ans, x, lo, hi: where(_clip_at_hi(x, lo, hi), t, 0)),
+    vjp=(lambda g, ans, x, lo, hi: unbroadcast(where(_clip_inside(x, lo, hi), g, 0), x),
+         lambda g, ans, x, lo, hi: unbroadcast(where(_clip_at_lo(x, lo, hi), g, 0), lo),
+         lambda g, ans, x, lo, hi: unbroadcast(where(_clip_at_hi(x, lo, hi), g, 0), hi)))
 
 
 # ---- the user-facing functions -------------------------------------------------------
@@ -461,7 +462,7 @@ def where(condition, x=None, y=None, /):
         y = fnp.where(x > 0, fnp.sqrt(safe), 0.0)
     """
     if x is None and y is None:
-        return _ops().nonzero(condition)      # the indexing family, above this one
+        return _np().nonzero(condition)      # the indexing family, above this one
     if x is None or y is None:
         raise FuncgradTypeError("where: give both x and y, or neither")
     return bind(where_p, condition, x, y)

@@ -68,8 +68,6 @@ def _fft_batch(prim):
 
 
 c2c_p = Primitive("fft", _c2c_impl)
-
-
 def_rules(c2c_p,
           jvp=(lambda t, ans, x, axes, inverse, norm:
                    bind(c2c_p, t, axes=axes, inverse=inverse, norm=norm),),

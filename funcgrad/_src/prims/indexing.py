@@ -366,8 +366,8 @@ def _batched_advanced(x, dx, arrays, darrays, index, size):
 
 
 # ---- helpers of the row rules (jit's batch splitting, see rows.py): basic indices that
-# keep the batch axis whole. (Index arrays hold absolute positions: slices of them would point at the
-# wrong rows, so advanced indexing is left whole.)
+# keep the batch axis whole. (Index arrays hold absolute positions: slices of them would
+# point at the wrong rows, so advanced indexing is left whole.)
 _FULL = ("slice", None, None, None)
 
 

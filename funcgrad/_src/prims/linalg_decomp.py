@@ -14,8 +14,8 @@ from .contractions import matmul
 from .elementwise import imag, real
 from .linalg_solve import (EighResult, QRResult, SVDResult, _H, _T, _as_matrix_stack, _col,
                            _conj, _cplx, _diag, _diag_embed, _gap_inverse, _i_times,
-                           _lapack, _matrix_batch, _real_dtype, _row, _safe_inv, _solve, _solve_right,
-                           _tril)
+                           _lapack, _matrix_batch, _real_dtype, _row, _safe_inv, _solve,
+                           _solve_right, _tril)
 
 # ---- cholesky ----------------------------------------------------------------------------
 def _phi(x):

@@ -203,17 +203,12 @@ def _seed_batch(vals, dims):
     return bind(random_seed_p, move_to_front(vals[0], dims[0])), 0
 
 
-def_rules(random_seed_p,
-          batch=_seed_batch)
+def_rules(random_seed_p, batch=_seed_batch)
 
 random_split_p = Primitive("random_split", _split_impl)
-
-
 def_rules(random_split_p, batch=_keys_batch(random_split_p))
 
 random_fold_in_p = Primitive("random_fold_in", _fold_in_impl)
-
-
 def_rules(random_fold_in_p, batch=_keys_batch(random_fold_in_p))
 
 
@@ -228,8 +223,6 @@ def _bits_impl(keys, *, shape, dtype):
 
 
 random_bits_p = Primitive("random_bits", _bits_impl)
-
-
 def_rules(random_bits_p, batch=_keys_batch(random_bits_p))
 
 
@@ -263,8 +256,6 @@ def _uniform_impl(keys, *, shape, dtype, open):
 
 
 random_uniform_p = Primitive("random_uniform", _uniform_impl)
-
-
 def_rules(random_uniform_p, batch=_keys_batch(random_uniform_p))
 
 
@@ -306,8 +297,6 @@ def _normal_impl(keys, *, shape, dtype):
 
 
 random_normal_p = Primitive("random_normal", _normal_impl)
-
-
 def_rules(random_normal_p, batch=_keys_batch(random_normal_p))
 
 
@@ -403,8 +392,6 @@ def _truncated_normal_impl(keys, lower, upper, *, shape, dtype):
 
 
 random_truncated_normal_p = Primitive("random_truncated_normal", _truncated_normal_impl)
-
-
 def_rules(random_truncated_normal_p, batch=_keys_batch(random_truncated_normal_p))
 
 
@@ -449,8 +436,6 @@ def _randint_impl(keys, minval, maxval, *, shape, dtype):
 
 
 random_randint_p = Primitive("random_randint", _randint_impl)
-
-
 def_rules(random_randint_p, batch=_keys_batch(random_randint_p))
 
 
@@ -474,8 +459,6 @@ def _permutation_impl(keys, *, shape, axis, independent):
 
 
 random_permutation_p = Primitive("random_permutation", _permutation_impl)
-
-
 def_rules(random_permutation_p, batch=_keys_batch(random_permutation_p))
 
 

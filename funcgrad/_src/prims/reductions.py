@@ -85,11 +85,12 @@ def _prod_grad(ans, x, axis, keepdims):
     return where(zeros == 0, p_nonzero / safe, where((zeros == 1) & is_zero, p_nonzero, 0))
 
 
-prod_p = _reduction("prod", np.prod,
-                    jvp=(lambda t, ans, x, axis, keepdims:
-                             sum(t * _prod_grad(ans, x, axis, keepdims), axis=axis, keepdims=keepdims),),
-                    vjp=(lambda g, ans, x, axis, keepdims:
-                             _restore(g, x, axis, keepdims) * _prod_grad(ans, x, axis, keepdims),))
+prod_p = _reduction(
+    "prod", np.prod,
+    jvp=(lambda t, ans, x, axis, keepdims:
+         sum(t * _prod_grad(ans, x, axis, keepdims), axis=axis, keepdims=keepdims),),
+    vjp=(lambda g, ans, x, axis, keepdims:
+         _restore(g, x, axis, keepdims) * _prod_grad(ans, x, axis, keepdims),))
 
 
 def prod(a, axis=None, dtype=None, out=None, keepdims=False, initial=None, where=None):

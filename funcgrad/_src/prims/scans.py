@@ -84,8 +84,6 @@ def _along_axis_batch(prim):
 
 
 cumsum_p = Primitive("cumsum", _cumsum_impl)
-
-
 def_rules(cumsum_p,
           jvp=(lambda t, ans, x, axis, reverse: _cumsum(t, axis, reverse),),
           vjp=(lambda g, ans, x, axis, reverse: _cumsum(g, axis, not reverse),),
@@ -122,8 +120,6 @@ def _cumprod_vjp(g, ans, x, axis):
 
 
 cumprod_p = Primitive("cumprod", lambda x, axis: np.cumprod(x, axis=axis))
-
-
 def_rules(cumprod_p,
           jvp=(_cumprod_jvp,),
           vjp=(_cumprod_vjp,),
@@ -295,8 +291,6 @@ def ediff1d(ary, to_end=None, to_begin=None):
 # Sorting
 
 argsort_p = Primitive("argsort", lambda x, axis: np.argsort(x, axis=axis, kind="stable"))
-
-
 def_rules(argsort_p, batch=_along_axis_batch(argsort_p))
 
 argpartition_p = Primitive("argpartition",
@@ -317,8 +311,6 @@ def _unpermute(v, perm, axis):
 
 
 sort_p = Primitive("sort", lambda x, axis: np.sort(x, axis=axis))
-
-
 def_rules(sort_p,
           jvp=(lambda t, ans, x, axis: _take_along_axis(t, _perm(x, axis), axis),),
           vjp=(lambda g, ans, x, axis: _unpermute(g, _perm(x, axis), axis),),
@@ -332,8 +324,6 @@ def _partition_perm(ans, x, axis):
 
 
 partition_p = Primitive("partition", lambda x, kth, axis: np.partition(x, kth, axis=axis))
-
-
 def_rules(partition_p,
           jvp=(lambda t, ans, x, kth, axis:
                    _take_along_axis(t, _partition_perm(ans, x, axis), axis),),

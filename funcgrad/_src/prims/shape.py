@@ -6,7 +6,7 @@ cotangent back to its input's shape and dtype.
 
 This is the lowest primitive family: every other one builds on it. The few rules here
 that need an operation of a family above (a sum, ``real``, indexing) reach it through the
-``funcgrad.numpy`` namespace registered in the core (``_ops()``), never by an import.
+``funcgrad.numpy`` namespace registered in the core (``_np()``), never by an import.
 """
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ from .. import rows as _rows
 from ..backend import array_module, dtype_name
 from ..batching import bdim_size, move_to_front
 from ..core import Primitive, Tracer, bind, def_rules
-from ..core import _np as _ops    # families above this one (see the module docstring)
+from ..core import _np    # families above this one (see the module docstring)
 from ..errors import FuncgradTypeError, FuncgradValueError
 
 
@@ -61,7 +61,7 @@ def normalize_axes(axis, ndim, op):
 
 def _cast_cotangent(g, dtype):
     if g.dtype.kind == "c" and np.dtype(dtype).kind != "c":
-        g = _ops().real(g)
+        g = _np().real(g)
     return astype(g, dtype) if g.dtype != dtype else g
 
 
@@ -74,7 +74,7 @@ def unbroadcast(g, x):
         axes = tuple(range(lead)) + tuple(
             lead + i for i, d in enumerate(xshape) if d == 1 and gshape[lead + i] != 1)
         if axes:
-            g = _ops().sum(g, axis=axes, keepdims=False)
+            g = _np().sum(g, axis=axes, keepdims=False)
         if g.shape != xshape:
             g = reshape(g, xshape)
     if g.dtype != x.dtype:
@@ -404,7 +404,7 @@ def astype(x, dtype, /, *, copy=True):
     if xd == dtype:
         return x
     if xd.kind == "c" and dtype.kind != "c":
-        x = _ops().real(x)
+        x = _np().real(x)
         if x.dtype == dtype:
             return x
     return bind(astype_p, x, dtype=dtype)
@@ -416,7 +416,7 @@ def _concat_impl(*xs, axis):
 
 
 def _concat_jvp(primals, tangents, axis):
-    zeros_like = _ops().zeros_like
+    zeros_like = _np().zeros_like
     out = bind(concatenate_p, *primals, axis=axis)
     if builtins.all(t is None for t in tangents):
         return out, None
@@ -425,7 +425,7 @@ def _concat_jvp(primals, tangents, axis):
 
 
 def _concat_vjp(g, ans, args, wanted, axis):
-    _getitem = _ops()._getitem
+    _getitem = _np()._getitem
     offsets = np.cumsum([0] + [a.shape[axis] for a in args]).tolist()
     lead = (slice(None),) * axis
     res = []
@@ -561,7 +561,7 @@ def array_split(ary, indices_or_sections, axis=0):
 
 
 def _split(ary, ios, axis, op, even):
-    _getitem = _ops()._getitem
+    _getitem = _np()._getitem
     nd = _ndim(ary)
     axis = normalize_axis(axis, nd, op)
     pts = _split_points(_shape(ary)[axis], ios, op, even)

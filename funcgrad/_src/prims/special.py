@@ -303,53 +303,23 @@ def _expit_np(x):
 
 
 # ---- primitives --------------------------------------------------------------------------
-def _unary(name, kernel):
+def _unary(name, kernel, rule):
+    """A primitive computed by the NumPy ``kernel``, with ``rule(c, ans, x)`` returning
+    ``c * f'(x)``: the forward rule (c a tangent) and the reverse rule (c a cotangent)."""
     def impl(x):
         with np.errstate(all="ignore"):
             r = kernel(x)
         return np.asarray(r, dtype=x.dtype)
-    return Primitive(name, impl)
+    p = Primitive(name, impl)
+    return def_rules(p, jvp=(rule,), vjp=(rule,), batch=unary_batch(p))
 
 
-erf_p = _unary("erf", _erf_np)
-
-
-def_rules(erf_p,
-          jvp=(lambda t, ans, x: t * (_TWO_OVER_SQRT_PI * _el.exp(-(x * x))),),
-          vjp=(lambda g, ans, x: g * (_TWO_OVER_SQRT_PI * _el.exp(-(x * x))),),
-          batch=unary_batch(erf_p))
-
-erfc_p = _unary("erfc", _erfc_np)
-
-
-def_rules(erfc_p,
-          jvp=(lambda t, ans, x: t * (-_TWO_OVER_SQRT_PI * _el.exp(-(x * x))),),
-          vjp=(lambda g, ans, x: g * (-_TWO_OVER_SQRT_PI * _el.exp(-(x * x))),),
-          batch=unary_batch(erfc_p))
-
-gammaln_p = _unary("gammaln", _gammaln_np)
-
-
-def_rules(gammaln_p,
-          jvp=(lambda t, ans, x: t * bind(digamma_p, x),),
-          vjp=(lambda g, ans, x: g * bind(digamma_p, x),),
-          batch=unary_batch(gammaln_p))
-
-digamma_p = _unary("digamma", _digamma_np)
-
-
-def_rules(digamma_p,
-          jvp=(lambda t, ans, x: t * bind(polygamma_p, x, n=1),),
-          vjp=(lambda g, ans, x: g * bind(polygamma_p, x, n=1),),
-          batch=unary_batch(digamma_p))
-
-expit_p = _unary("expit", _expit_np)
-
-
-def_rules(expit_p,
-          jvp=(lambda t, ans, x: t * (ans * (1 - ans)),),
-          vjp=(lambda g, ans, x: g * (ans * (1 - ans)),),
-          batch=unary_batch(expit_p))
+erf_p = _unary("erf", _erf_np, lambda c, ans, x: c * (_TWO_OVER_SQRT_PI * _el.exp(-(x * x))))
+erfc_p = _unary("erfc", _erfc_np,
+                lambda c, ans, x: c * (-_TWO_OVER_SQRT_PI * _el.exp(-(x * x))))
+gammaln_p = _unary("gammaln", _gammaln_np, lambda c, ans, x: c * bind(digamma_p, x))
+digamma_p = _unary("digamma", _digamma_np, lambda c, ans, x: c * bind(polygamma_p, x, n=1))
+expit_p = _unary("expit", _expit_np, lambda c, ans, x: c * (ans * (1 - ans)))
 
 
 def _polygamma_impl(x, n):
@@ -359,8 +329,6 @@ def _polygamma_impl(x, n):
 
 
 polygamma_p = Primitive("polygamma", _polygamma_impl)
-
-
 def_rules(polygamma_p,
           jvp=(lambda t, ans, x, n: t * bind(polygamma_p, x, n=n + 1),),
           vjp=(lambda g, ans, x, n: g * bind(polygamma_p, x, n=n + 1),),
@@ -384,8 +352,6 @@ def _ratio_where_x_nonzero(x, d):
 
 
 xlogy_p = Primitive("xlogy", _xlogy_impl)
-
-
 def_rules(xlogy_p,
           jvp=(lambda t, ans, x, y: t * _el.log(y),
                lambda t, ans, x, y: t * _ratio_where_x_nonzero(x, y)),
@@ -395,8 +361,6 @@ def_rules(xlogy_p,
 
 
 xlog1py_p = Primitive("xlog1py", _xlog1py_impl)
-
-
 def_rules(xlog1py_p,
           jvp=(lambda t, ans, x, y: t * _el.log1p(y),
                lambda t, ans, x, y: t * _ratio_where_x_nonzero(x, 1 + y)),
