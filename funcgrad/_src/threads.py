@@ -177,15 +177,9 @@ class _Monitor:
             self.broken = True        # no /proc/stat: use the budget as it is
             return
         prev, self.prev = self.prev, (now, busy, own)
-        if prev is not None:
-            others = max(0.0, (busy - prev[1]) - (own - prev[2])) / (now - prev[0])
-        elif len(self.cpus) == os.cpu_count():
-            # first look: the load average (runnable threads over the last minute) stands
-            # in until the next sample; it may count some of ours, which errs towards
-            # fewer threads for the first second
-            others = os.getloadavg()[0]
-        else:       # (pinned to some CPUs: the machine-wide average says little)
+        if prev is None:        # the first look only sets the baseline
             return
+        others = max(0.0, (busy - prev[1]) - (own - prev[2])) / (now - prev[0])
         self.decide(max(1, min(b, int(len(self.cpus) - others + 0.5))), b)
 
     def decide(self, target, b):

@@ -146,8 +146,7 @@ def test_adaptive_policy_drops_at_once_and_grows_after_two_quiet_samples(monkeyp
     funcgrad.config.update("num_threads", 2)
     funcgrad.config.update("adaptive_threads", True)
     mon, load = _fake_machine(monkeypatch)
-    monkeypatch.setattr(threads.os, "getloadavg", lambda: (0.0, 0.0, 0.0))
-    assert load(0.0) == 2                    # first look: the load average, quiet
+    assert load(0.0) == 2                    # first look: the baseline
     assert load(1.8) == 1                    # another job takes the CPUs: at once
     assert load(1.9) == 1
     assert load(0.1) == 1                    # one quiet sample is not enough
@@ -164,13 +163,13 @@ def test_adaptive_policy_off_uses_the_budget_whatever_the_load(monkeypatch, budg
     assert [load(2.0) for _ in range(4)] == [2, 2, 2, 2]
 
 
-def test_first_look_uses_the_load_average(monkeypatch, budget):
+def test_the_first_look_only_sets_the_baseline(monkeypatch, budget):
     funcgrad.config.update("num_threads", 2)
     funcgrad.config.update("adaptive_threads", True)
     mon, load = _fake_machine(monkeypatch)
-    monkeypatch.setattr(threads.os, "cpu_count", lambda: 2)
-    monkeypatch.setattr(threads.os, "getloadavg", lambda: (2.0, 1.0, 1.0))
-    assert load(0.0) == 1
+    mon.prev = None
+    assert load(2.0) == 2 and mon.prev is not None      # nothing to compare with yet
+    assert load(2.0) == 1
 
 
 def test_without_proc_stat_the_budget_is_used(monkeypatch, budget):
@@ -189,7 +188,6 @@ def test_adaptive_policy_holds_the_blas_to_the_threads_it_uses(monkeypatch, budg
     funcgrad.config.update("num_threads", 2)
     funcgrad.config.update("adaptive_threads", True)
     mon, load = _fake_machine(monkeypatch)
-    monkeypatch.setattr(threads.os, "getloadavg", lambda: (0.0, 0.0, 0.0))
     load(0.0)
     assert load(2.0) == 1 and blas.get_threads() == 1
     load(0.0)
@@ -203,7 +201,6 @@ def test_a_busy_machine_runs_a_jit_training_step_unsplit(monkeypatch, budget):
     funcgrad.config.update("num_threads", 2)
     funcgrad.config.update("adaptive_threads", True)
     mon, load = _fake_machine(monkeypatch)
-    monkeypatch.setattr(threads.os, "getloadavg", lambda: (0.0, 0.0, 0.0))
     calls = []
     real = threads.map_bounds
     monkeypatch.setattr(rows._threads, "map_bounds",
