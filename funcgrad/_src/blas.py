@@ -83,8 +83,8 @@ def available():
 def get_threads():
     """The BLAS's thread count (the largest, if several BLAS libraries are loaded); None
     when unknown."""
-    libs = _libraries()
-    return max(get() for _, get in libs) if libs else None
+    counts = [n for n in (get() for _, get in _libraries()) if n > 0]   # (BLIS: -1, unset)
+    return max(counts) if counts else None
 
 
 def set_threads(n):

@@ -284,7 +284,7 @@ def _analyze(graph, batch, rows_in):
                 phase = max(phase, made_at[v.name])
                 how.append(("local",))
         gemm = _gemm_size(e)
-        if gemm and gemm // _threads.num_threads() > BLAS_THREADED_MNK:
+        if gemm and gemm // _threads.budget() > BLAS_THREADED_MNK:
             big_gemm += gemm
             gemm = True
         for v, k in zip(e.outvars, outs):

@@ -17,7 +17,11 @@ says otherwise. Everything that runs threads draws from it:
   so they fill the CPU time the step leaves idle instead of taking it from the step.
 
 Nothing busy-waits: funcgrad's workers block on a queue, and the BLAS (whose idle
-threads spin for a while after each call) is held at one thread during splits.
+threads spin for a while after each call) is held at one thread during splits. Only one
+split runs at a time: a thread that asks while another thread's split runs (several user
+threads stepping at once), a thread at lowered priority and a worker inside a split run
+their work serially, so the process keeps to its budget. A child forked during a split
+starts with none.
 
 **Adapting to a busy machine** (``funcgrad.config`` option ``adaptive_threads``, on by
 default): every half second at most, when funcgrad is about to decide how many threads
@@ -49,6 +53,7 @@ _state = {
     "executor": None, "pid": None,
     "splits": 0,             # batch splits running now (BLAS held at one thread meanwhile)
     "blas_saved": None,      # the BLAS count to restore when the last split ends
+    "blas_held": False,      # the first split set the BLAS to one thread
     "blas_left": None,       # the BLAS count funcgrad last set or found
     "blas_found": None,      # the BLAS count when first seen: the most it gets from the
 }                            # default budget
@@ -68,7 +73,7 @@ def set_num_threads(n):
         n = max(1, int(n))
     with _lock:
         _state["budget"] = n
-    _sync_blas(num_threads())
+    _sync_blas(num_threads(), explicit=True)
 
 
 def set_adaptive(on):
@@ -166,8 +171,10 @@ class _Monitor:
                 fields = line.split()
                 name = fields[0][3:]
                 if name and int(name) in self.cpus:
-                    # user nice system [idle iowait] irq softirq steal (guest is in user)
-                    busy += sum(int(v) for v in fields[1:4]) + sum(int(v) for v in fields[6:9])
+                    # user [nice] system [idle iowait] irq softirq steal (guest is in
+                    # user); niced processes (background jobs, funcgrad_nn's DataLoader
+                    # workers) give way to ours, so they are not contention
+                    busy += int(fields[1]) + int(fields[3]) + sum(int(v) for v in fields[6:9])
         return busy / self.hz, time.process_time()
 
     def _update(self, now, b):
@@ -203,10 +210,11 @@ _monitor = _Monitor()
 
 
 # ---- BLAS -------------------------------------------------------------------------------
-def _sync_blas(n):
+def _sync_blas(n, explicit=False):
     """Give the BLAS ``n`` threads, unless someone else changed its count since funcgrad
-    last set it; more than it had when first seen only under a budget set explicitly.
-    During a split the count is the one to restore when it ends."""
+    last set it (``explicit``, from setting ``num_threads``, overrides that); more than it
+    had when first seen only under a budget set explicitly. During a split the count is
+    the one to restore when it ends."""
     with _lock:
         splitting = _state["splits"] > 0
         current = _state["blas_saved"] if splitting else blas.get_threads()
@@ -214,8 +222,8 @@ def _sync_blas(n):
             return
         if _state["blas_left"] is None:        # first contact
             _state["blas_left"] = _state["blas_found"] = current
-        if current != _state["blas_left"]:     # the user set it since: theirs to keep
-            return
+        if current != _state["blas_left"] and not explicit:
+            return                             # the user set it since: theirs to keep
         target = n if _state["budget"] is not None else min(n, _state["blas_found"])
         if splitting:
             _state["blas_saved"] = target
@@ -230,16 +238,35 @@ def _enter_split():
         if _state["splits"] == 1:
             current = blas.get_threads()
             _state["blas_saved"] = current
-            if current is not None and current > 1:
+            _state["blas_held"] = current is not None and current > 1
+            if _state["blas_held"]:
                 blas.set_threads(1)
 
 
 def _exit_split():
     with _lock:
         _state["splits"] -= 1
-        saved = _state["blas_saved"]
-        if _state["splits"] == 0 and saved is not None and saved > 1:
-            blas.set_threads(saved)
+        if _state["splits"] == 0 and _state["blas_held"]:
+            _state["blas_held"] = False
+            if blas.get_threads() == 1:        # (else someone set it meanwhile: theirs)
+                blas.set_threads(_state["blas_saved"])
+
+
+def _after_fork_in_child():
+    """A child forked while another thread split a batch inherits the split's state but
+    not its threads: start afresh (the BLAS gets back the count the split held)."""
+    global _lock
+    _lock = threading.Lock()
+    _monitor.lock = threading.Lock()
+    _monitor.reset()
+    _local.busy = False
+    if _state["splits"] and _state["blas_held"] and blas.get_threads() == 1:
+        blas.set_threads(_state["blas_saved"])
+    _state.update(splits=0, blas_held=False, executor=None, pid=None)
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 # ---- splitting a batch ------------------------------------------------------------------
@@ -249,10 +276,24 @@ def in_split():
 
 
 def chunks(n, work_per_item):
-    """How many chunks ``map_batch`` would cut ``range(n)`` into."""
-    if in_split():
+    """How many chunks ``map_batch`` would cut ``range(n)`` into: one inside a split, while
+    another thread's split runs (the budget is in use), and on a thread running at lowered
+    priority (a DataLoader worker: the pool's threads would inherit its priority)."""
+    if in_split() or _state["splits"] or _background():
         return 1
     return min(num_threads(), n, max(1, (n * work_per_item) // MIN_CHUNK_WORK))
+
+
+def _background():
+    b = getattr(_local, "background", None)
+    if b is None:
+        try:
+            b = (os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+                 > os.getpriority(os.PRIO_PROCESS, os.getpid()))
+        except (AttributeError, OSError):
+            b = False
+        _local.background = b
+    return b
 
 
 def map_batch(fn, n, work_per_item, blocks=True):
@@ -291,11 +332,9 @@ def map_bounds(fn, bounds, flatten=False):
         _local.busy = True
         try:
             first = fn(*bounds[0])
-        except BaseException:
-            wait(futures)        # (the split ends when every slice has)
-            raise
         finally:
             _local.busy = False
+            wait(futures)        # the split ends when every slice has, failed or not
         if not flatten:
             return [first] + [f.result() for f in futures]
         out = first

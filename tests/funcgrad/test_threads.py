@@ -100,14 +100,25 @@ def test_a_blas_count_the_user_set_is_left_alone(budget):
         blas.set_threads(2)
 
 
+def _thread_cpu_ticks(native_id):
+    with open(f"/proc/self/task/{native_id}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return int(fields[11]) + int(fields[12])        # utime + stime, in clock ticks
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/task"), reason="reads Linux's /proc")
 def test_split_workers_wait_without_spinning(budget):
     funcgrad.config.update("num_threads", 2)
     threads.map_bounds(lambda a, b: np.ones((300, 300)) @ np.ones((300, 300)),
                        [(0, 1), (1, 2)])
-    time.sleep(0.3)        # (BLAS threads of earlier tests may spin for ~0.1 s)
-    cpu = time.process_time()
-    time.sleep(0.3)
-    assert time.process_time() - cpu < 0.1    # idle workers take no CPU time
+    workers = [t.native_id for t in threading.enumerate()
+               if t.name.startswith("funcgrad-worker")]
+    assert workers
+    before = [_thread_cpu_ticks(t) for t in workers]
+    time.sleep(0.5)
+    after = [_thread_cpu_ticks(t) for t in workers]
+    # an idle worker takes no CPU time (a tick is 10 ms: spinning would take ~50)
+    assert all(b - a <= 1 for a, b in zip(before, after)), (before, after)
 
 
 def test_a_failing_slice_ends_the_split_after_the_others(budget):
@@ -122,6 +133,22 @@ def test_a_failing_slice_ends_the_split_after_the_others(budget):
     with pytest.raises(ValueError, match="slice 0"):
         threads.map_bounds(work, [(0, 1), (1, 2)])
     assert done.is_set() and threads._state["splits"] == 0
+
+
+@pytest.mark.parametrize("failing", [1, 2])
+def test_a_failing_worker_slice_ends_the_split_after_the_others(budget, failing):
+    funcgrad.config.update("num_threads", 3)
+    finished = []
+
+    def work(a, b):
+        if a == failing:
+            raise ValueError(f"slice {a}")
+        time.sleep(0.1)
+        finished.append(a)
+    with pytest.raises(ValueError, match=f"slice {failing}"):
+        threads.map_bounds(work, [(0, 1), (1, 2), (2, 3)])
+    assert sorted(finished) == [a for a in (0, 1, 2) if a != failing]
+    assert threads._state["splits"] == 0
 
 
 # ---- the adaptive policy ----------------------------------------------------------------
@@ -230,3 +257,103 @@ def test_the_real_sample_counts_this_process_among_the_busy():
     assert own1 - own0 >= 0.2
     # the machine's busy time on our CPUs includes ours (to the kernel's 10 ms ticks)
     assert busy1 - busy0 >= own1 - own0 - 0.05 * len(mon.cpus)
+
+
+@needs_blas
+def test_setting_num_threads_wins_over_a_count_left_by_others(budget):
+    funcgrad.config.update("num_threads", 2)
+    blas.set_threads(1)                  # left by someone else
+    funcgrad.config.update("num_threads", 2)
+    assert blas.get_threads() == 2
+
+
+@needs_blas
+def test_a_split_does_not_undo_a_count_set_while_it_ran(budget):
+    funcgrad.config.update("num_threads", 2)
+
+    def work(a, b):
+        if a == 0:
+            time.sleep(0.05)
+            blas.set_threads(3)          # as another thread's threadpool_limits(3) would
+    threads.map_bounds(work, [(0, 1), (1, 2)])
+    try:
+        assert blas.get_threads() == 3
+    finally:
+        blas.set_threads(2)
+
+
+def test_no_split_while_another_thread_splits(budget):
+    funcgrad.config.update("num_threads", 2)
+    inside, release, seen = threading.Event(), threading.Event(), []
+
+    def work(a, b):
+        if a == 0:
+            inside.set()
+            release.wait(5)
+    t = threading.Thread(target=threads.map_bounds, args=(work, [(0, 1), (1, 2)]))
+    t.start()
+    assert inside.wait(5)
+    seen.append(threads.chunks(64, 1 << 20))
+    release.set()
+    t.join()
+    assert seen == [1] and threads.chunks(64, 1 << 20) == 2
+
+
+@pytest.mark.skipif(not hasattr(os, "setpriority"), reason="needs per-thread priorities")
+def test_a_thread_at_lowered_priority_does_not_split(budget):
+    funcgrad.config.update("num_threads", 2)
+    seen = []
+
+    def background():
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 19)
+        seen.append(threads.chunks(64, 1 << 20))
+    t = threading.Thread(target=background)
+    t.start()
+    t.join()
+    assert seen == [1] and threads.chunks(64, 1 << 20) == 2
+
+
+@needs_blas
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
+def test_a_child_forked_during_a_split_starts_afresh(budget):
+    funcgrad.config.update("num_threads", 2)
+    inside, release = threading.Event(), threading.Event()
+
+    def work(a, b):
+        if a == 1:
+            inside.set()
+            release.wait(5)
+    t = threading.Thread(target=threads.map_bounds, args=(work, [(0, 1), (1, 2)]))
+    t.start()
+    try:
+        assert inside.wait(5)
+        r, w = os.pipe()
+        pid = os.fork()
+        if pid == 0:                                  # the child
+            try:
+                state = (threads._state["splits"], blas.get_threads(),
+                         threads.chunks(64, 1 << 20))
+                os.write(w, repr(state).encode())
+            finally:
+                os._exit(0)
+        os.close(w)
+        got = os.read(r, 100).decode()
+        os.waitpid(pid, 0)
+    finally:
+        release.set()
+        t.join()
+    assert got == "(0, 2, 2)"
+
+
+def test_the_default_adaptive_policy_runs_a_split_training_step(monkeypatch, budget):
+    from funcgrad._src import rows
+    monkeypatch.setattr(rows, "MIN_ROW_WORK", 0)
+    monkeypatch.setattr(rows, "MAX_JOIN_FRACTION", float("inf"))
+    funcgrad.config.update("num_threads", None)
+    funcgrad.config.update("adaptive_threads", True)      # the real monitor, as shipped
+    f = funcgrad.grad(lambda w, x: fnp.sum(fnp.tanh(x @ w) ** 2))
+    w = np.random.default_rng(0).normal(size=(8, 3))
+    x = np.random.default_rng(1).normal(size=(64, 8))
+    step = funcgrad.jit(f)
+    for _ in range(3):
+        np.testing.assert_allclose(step(w, x), f(w, x), rtol=1e-12)
