@@ -36,10 +36,14 @@ MODULES = _modules()
 
 
 def _layer(mod):
+    """The layer of the longest entry naming ``mod`` or a package holding it (so that
+    ``funcgrad._src`` itself is the base, but ``funcgrad._src.api`` is the api layer)."""
+    best = None
     for i, names in enumerate(_LAYERS):
-        if any(mod == n or mod.startswith(n + ".") for n in names):
-            return i
-    return len(_LAYERS)          # the public namespaces: funcgrad.numpy, .lax, ...
+        for n in names:
+            if (mod == n or mod.startswith(n + ".")) and (best is None or len(n) > best[1]):
+                best = (i, len(n))
+    return len(_LAYERS) if best is None else best[0]   # the public namespaces: .numpy, ...
 
 
 def _imports(mod, path):
@@ -106,3 +110,9 @@ def test_primitives_are_made_only_in_prims():
                  if "Primitive(" in p.read_text() and not m.startswith("funcgrad._src.prims")
                  and m != "funcgrad._src.core"]
     assert not offenders, offenders
+
+
+def test_each_module_gets_its_own_layer_not_its_packages():
+    assert _layer("funcgrad._src.api") == 4 and _layer("funcgrad._src.prims.windows") == 3
+    assert _layer("funcgrad._src.staging") == 2 and _layer("funcgrad._src.core") == 1
+    assert _layer("funcgrad._src.blas") == 0 and _layer("funcgrad.numpy") == len(_LAYERS)
