@@ -19,7 +19,7 @@ from ._src.comm import process_count, process_index
 
 __version__ = "0.1.0"
 
-_LAZY = ("lax", "random", "scipy", "flatten_util", "test_util", "distributed")
+_LAZY = ("lax", "nn", "random", "scipy", "flatten_util", "test_util", "distributed")
 
 
 def __getattr__(name):
@@ -33,7 +33,7 @@ def __getattr__(name):
 __all__ = ["Graph", "Partial", "Tracer", "checkpoint", "config", "custom_gradient",
            "default_device", "device_put", "devices",
            "custom_jvp", "custom_vjp", "debug", "distributed", "float0", "grad", "hessian",
-           "jacfwd", "jacrev", "jit", "jvp", "lax", "linearize", "make_graph", "numpy",
+           "jacfwd", "jacrev", "jit", "jvp", "lax", "linearize", "make_graph", "nn", "numpy",
            "process_count", "process_index", "random",
            "remat", "render_graph", "scipy", "stop_gradient", "tree_util",
            "value_and_grad", "vjp", "vmap"]

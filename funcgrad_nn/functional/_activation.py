@@ -6,8 +6,9 @@ import math
 import numpy as np
 
 import funcgrad
+import funcgrad.nn as _fnn
 import funcgrad.numpy as fnp
-from funcgrad.errors import ConcretizationTypeError, FuncgradValueError
+from funcgrad.errors import FuncgradValueError
 
 from ._util import _arr, _axis
 
@@ -17,35 +18,14 @@ except ImportError:  # pragma: no cover - a funcgrad without scipy.special
     _special_erf = None
 
 
-def _may_hold_neg_inf(x):
-    """Whether the traced ``x`` may hold ``-inf``: read from its values when they are
-    concrete (grad, jvp), True when they are abstract (jit, vmap)."""
-    try:
-        return bool(fnp.any(x == -math.inf))
-    except ConcretizationTypeError:
-        return True
-
-
 def relu(input):
-    """``max(x, 0)``, exactly as PyTorch: ``relu(-inf) = 0``, NaN propagates, and the
-    derivative is 1 above 0 and 0 at and below 0.
+    """``max(x, 0)``, as PyTorch: ``relu(-inf) = 0``, NaN propagates, and the derivative is
+    1 above 0 and 0 at and below 0 (at NaN it is 0, JAX's convention; PyTorch's is 1).
 
-    Without a transformation this is NumPy's ``maximum(x, 0)`` (the fastest form).
-    Traced, it is ``x * keep`` with ``keep = not (x <= 0)``: the mask gives the
-    derivative 0 at 0 (``maximum`` alone would split it at the tie) and its reverse rule
-    is one product (``maximum``'s and ``where``'s cost several times more). Because
-    ``-inf * 0`` is NaN, ``x`` is first clamped at the lowest finite value when it may
-    hold ``-inf`` (always under ``jit``/``vmap``, where values are abstract). The
-    derivative at NaN is 1 (PyTorch's) except on that clamped path, where it is NaN.
+    One primitive (``funcgrad.nn.relu``): NumPy's ``maximum(x, 0)`` forward and one mask
+    product backward, eager and under ``jit`` alike.
     """
-    x = _arr(input)
-    dt = np.dtype(x.dtype)
-    if not isinstance(x, funcgrad.Tracer) or dt.kind != "f":
-        return fnp.maximum(x, 0)
-    keep = fnp.logical_not(x <= 0)
-    if _may_hold_neg_inf(x):
-        x = fnp.maximum(x, float(np.finfo(dt).min))
-    return x * keep
+    return _fnn.relu(_arr(input))
 
 
 def hardtanh(input, min_val=-1.0, max_val=1.0, inplace=False):

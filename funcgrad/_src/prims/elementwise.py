@@ -518,3 +518,21 @@ def _operators():
 
 
 install_operators(_operators())
+
+# ---- relu: one primitive, so that its derivative is one mask product ------------------
+def _relu_impl(x):
+    return np.maximum(x, 0)      # (NEP 50: the 0 takes x's dtype; NaN propagates)
+
+
+# The derivative is the mask x > 0: 0 at and below 0 (relu(-inf) = 0 has derivative 0)
+# and at NaN (JAX's convention; PyTorch's is 1), one comparison and one product. Read
+# from x rather than the result, a gradient under jit needs no forward pass at all.
+relu_p = _unary("relu", _relu_impl, lambda c, ans, x: c * greater(x, 0))
+
+
+def relu(x, /):
+    """``max(x, 0)``, elementwise; NaN propagates. The derivative is 1 above 0 and 0 at and
+    below 0 (``relu(-inf)`` is 0, with derivative 0) and at NaN, as ``jax.nn.relu``'s
+    (PyTorch's is 1 at NaN). Integer inputs give integer results (not differentiable)."""
+    return bind(relu_p, x)
+
