@@ -12,6 +12,7 @@ import numpy as np
 
 from . import ad
 from . import batching
+from . import threads as _threads
 from .backend import dtype_name, float0
 from .core import Tracer, new_trace, xp_of
 from .core import _np
@@ -173,6 +174,7 @@ def _trace_reverse(fun, primals, what, has_aux=False, allow_int=True, argnames=N
     """Run ``fun`` under a new reverse trace; returns what the callers need. ``context``:
     the other (not differentiated) argument leaves, which decide the dtype of Python
     scalars among the inputs."""
+    _threads.num_threads()       # (the BLAS thread count follows the machine's load)
     p_flat, p_tree = tree_flatten(tuple(primals))
     p_flat = _as_inputs(p_flat, what, context)
     with new_trace(ad.VJPTrace) as trace:

@@ -20,6 +20,7 @@ import numpy as np
 from . import backend as _backend
 from . import core as _core
 from . import rows as _rows
+from . import threads as _threads
 from .core import Tracer
 from .errors import FuncgradTypeError, FuncgradValueError
 from .staging import Eqn, Graph, Literal, Var, _norm_static, trace_to_graph
@@ -514,6 +515,9 @@ class _Compiled:
             plan = _rows.analyze(self.graph)
             if plan is not None:
                 self.fn = _rows.build(self.graph, plan, self.fn, compile_graph, Var, Graph)
+            elif any(_rows._gemm_size(e) > _rows.BLAS_THREADED_MNK for e in self.graph.eqns):
+                # the time goes to BLAS products: its thread count follows the load
+                self.fn = _threads.following_load(self.fn)
         self.out_tree = graph.out_tree
         self.out_leaf = graph.out_tree.node_type is None
 

@@ -124,6 +124,17 @@ def num_threads():
     return _monitor.threads(b)
 
 
+def following_load(fn):
+    """``fn`` preceded by a look at the machine's load (at most twice a second; see
+    ``num_threads``), so that the BLAS thread count the adaptive policy holds follows the
+    load in code that funcgrad does not split: a jitted step whose time goes to big
+    matrix products."""
+    def run(*args):
+        num_threads()
+        return fn(*args)
+    return run
+
+
 # ---- the machine's load -----------------------------------------------------------------
 class _Monitor:
     """Samples the CPU time other processes take on our CPUs (see the module docstring)."""

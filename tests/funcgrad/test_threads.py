@@ -357,3 +357,22 @@ def test_the_default_adaptive_policy_runs_a_split_training_step(monkeypatch, bud
     step = funcgrad.jit(f)
     for _ in range(3):
         np.testing.assert_allclose(step(w, x), f(w, x), rtol=1e-12)
+
+
+@needs_blas
+def test_unsplit_jit_and_grad_calls_let_the_blas_follow_the_load(monkeypatch, budget):
+    funcgrad.config.update("num_threads", 2)
+    funcgrad.config.update("adaptive_threads", True)
+    mon, load = _fake_machine(monkeypatch)
+    looks = []
+    real = mon.threads
+    monkeypatch.setattr(mon, "threads", lambda b: looks.append(1) or real(b))
+    w = np.ones((512, 512), np.float32)
+    x = np.ones((64, 512), np.float32)
+    step = funcgrad.jit(lambda w, x: x @ w @ w)    # big products: not split, BLAS's
+    step(w, x)
+    n = len(looks)
+    step(w, x)
+    assert len(looks) == n + 1                    # each call looks at the load
+    funcgrad.grad(lambda w: fnp.sum(x @ w))(w)
+    assert len(looks) == n + 2                    # and so does each gradient
