@@ -402,6 +402,39 @@ def _signature(x):
 _HOST_TYPES = (np.ndarray, bool, int, float, complex)
 
 
+def _traceable(x):
+    """Whether jit can make ``x`` an abstract input: a number or an array of numbers."""
+    if type(x) in _HOST_TYPES or isinstance(x, Tracer):
+        return type(x) is not np.ndarray or x.dtype.kind not in "OSUV"
+    dtype = getattr(x, "dtype", None)
+    if dtype is None:
+        try:
+            dtype = np.asarray(x).dtype
+        except Exception:
+            return False
+    return np.dtype(dtype).kind not in "OSUV"
+
+
+def _not_traceable(fname, x, args, kwargs, nums, names):
+    """Raise: ``x``, a leaf of a dynamic argument, is not an array (a string, a function,
+    an object); name the argument and the fix."""
+    where = "an argument"
+    for i, a in enumerate(args):
+        if i not in nums and any(leaf is x for leaf in tree_flatten(a)[0]):
+            where = f"positional argument {i}"
+            break
+    else:
+        for k, a in kwargs.items():
+            if k not in names and any(leaf is x for leaf in tree_flatten(a)[0]):
+                where = f"argument {k!r}"
+                break
+    raise FuncgradTypeError(
+        f"jit of {fname}: {where} is a {type(x).__name__} ({x!r:.60}), not an array: jit "
+        "can only trace arrays and numbers. Mark it static with static_argnums= or "
+        "static_argnames= (jit then compiles once per value; it must be hashable), or "
+        "close over it (functools.partial)")
+
+
 # --------------------------------------------------------------------------------------
 # Kernel fusion for device array modules (CuPy): runs of elementwise operations become one
 # function compiled by the module's ``fuse`` (one GPU kernel instead of one per operation)
@@ -547,12 +580,20 @@ def jit(fun, static_argnums=(), static_argnames=()):
     """
     static_argnums = _norm_static(static_argnums)
     static_argnames = (static_argnames,) if isinstance(static_argnames, str) else tuple(static_argnames)
-    try:
-        params = [p.name for p in inspect.signature(fun).parameters.values()
-                  if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
-    except (TypeError, ValueError):
-        params = []
     fname = getattr(fun, "__name__", fun)
+    try:
+        sig = inspect.signature(fun).parameters.values()
+    except (TypeError, ValueError):
+        sig = ()
+    params = [p.name for p in sig if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    if sig and not any(p.kind is p.VAR_KEYWORD for p in sig):
+        known = {p.name for p in sig if p.kind is not p.POSITIONAL_ONLY}
+        unknown = [a for a in static_argnames if a not in known]
+        if unknown:
+            # a typo here would otherwise trace the argument instead of keeping it static
+            raise FuncgradValueError(
+                f"jit of {fname}: static_argnames {unknown} are not parameters of the "
+                f"function (its parameters: {[p.name for p in sig]})")
     cache = {}
 
     def statics_for(nargs):
@@ -578,6 +619,9 @@ def jit(fun, static_argnums=(), static_argnames=()):
         dyn = ([a for i, a in enumerate(args) if i not in nums],
                {k: v for k, v in kwargs.items() if k not in names})
         flat, tree = tree_flatten(dyn)
+        for x in flat:
+            if not _traceable(x):
+                _not_traceable(fname, x, args, kwargs, nums, names)
         try:
             # (the default device too: constants made inside follow it)
             key = (tree, tuple(_signature(x) for x in flat), statics,

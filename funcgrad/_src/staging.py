@@ -200,6 +200,7 @@ _WEAK = (int, float, complex)
 
 
 class GraphTrace(Trace):
+    transformation = "jit/make_graph"
     __slots__ = ("eqns", "consts", "const_ids", "counter", "arg_names", "outer")
     stages = True       # records effectful primitives even on constant inputs (bind_effect)
 
