@@ -18,6 +18,7 @@ import math
 import numpy as np
 
 from . import backend as _backend
+from . import config as _config
 from . import core as _core
 from . import rows as _rows
 from .core import Tracer
@@ -532,10 +533,30 @@ class _Kernel:
         return self.name
 
 
+def _unpin(x):
+    """``x``, or a copy of it when it is a view of a much larger array: a cached constant
+    such as ``big[:10]`` must not keep all of ``big`` alive."""
+    base = getattr(x, "base", None)
+    if base is None or not hasattr(x, "nbytes"):
+        return x
+    while getattr(base, "base", None) is not None:
+        base = base.base
+    size = getattr(base, "nbytes", None)
+    if size is None:
+        try:
+            size = memoryview(base).nbytes
+        except TypeError:
+            return x
+    return x.copy() if size > 2 * x.nbytes else x
+
+
 class _Compiled:
-    __slots__ = ("graph", "fn", "out_tree", "out_leaf", "fused")
+    __slots__ = ("graph", "fn", "out_tree", "out_leaf", "fused", "used")
 
     def __init__(self, graph, host, xp=None):
+        graph = Graph(graph.invars, [(v, _unpin(x)) for v, x in graph.consts], graph.eqns,
+                      graph.outvars, graph.in_tree, graph.out_tree, graph.arg_names)
+        self.used = False       # set by jit's fast path (second chance before eviction)
         self.graph = simplify(graph)
         # on a device module with kernel fusion (CuPy), runs of elementwise operations
         # are compiled into single kernels
@@ -581,6 +602,7 @@ def jit(fun, static_argnums=(), static_argnames=()):
     static_argnums = _norm_static(static_argnums)
     static_argnames = (static_argnames,) if isinstance(static_argnames, str) else tuple(static_argnames)
     fname = getattr(fun, "__name__", fun)
+    cache = collections.OrderedDict()   # key -> _Compiled, least recently used first
     try:
         sig = inspect.signature(fun).parameters.values()
     except (TypeError, ValueError):
@@ -594,7 +616,6 @@ def jit(fun, static_argnums=(), static_argnames=()):
             raise FuncgradValueError(
                 f"jit of {fname}: static_argnames {unknown} are not parameters of the "
                 f"function (its parameters: {[p.name for p in sig]})")
-    cache = {}
 
     def statics_for(nargs):
         """Static positions and names for a call with ``nargs`` positional arguments:
@@ -645,6 +666,7 @@ def jit(fun, static_argnums=(), static_argnames=()):
             except AttributeError:
                 entry = None
             if entry is not None:
+                entry.used = True
                 out = entry.fn(*args)
                 return out[0] if entry.out_leaf else tree_unflatten(entry.out_tree, out)
         key, flat, nums, names = key_of(args, kwargs)
@@ -655,7 +677,9 @@ def jit(fun, static_argnums=(), static_argnames=()):
                 # Under another transformation: let it trace the function itself.
                 return fun(*args, **kwargs)
         entry = cache.get(key)
-        if entry is None:
+        if entry is not None:
+            cache.move_to_end(key)
+        else:
             graph, out = trace_to_graph(fun, args, kwargs, nums, names)
             if not graph.uses_outer_values:   # closures over traced values: not replayable
                 host = all(type(x) in _HOST_TYPES or isinstance(x, np.generic) for x in flat) and all(
@@ -670,8 +694,24 @@ def jit(fun, static_argnums=(), static_argnames=()):
                 if no_statics and not kwargs and key[3] is None and all(
                         type(a) is np.ndarray or _backend.is_device_array(a) for a in args):
                     fast[tuple([(type(a), a.shape, a.dtype) for a in args])] = entry
+                evict()
             return out
         return tree_unflatten(entry.out_tree, entry.fn(*flat))
+
+    def evict():
+        """Keep at most config ``jit_cache_size`` entries: drop the least recently used
+        (an entry the fast path used since the last eviction round gets a second chance,
+        since fast-path calls do not reorder the cache)."""
+        size = _config.read("jit_cache_size")
+        newest = next(reversed(cache))
+        while size is not None and len(cache) > size:
+            key, old = cache.popitem(last=False)
+            if old.used or key is newest:
+                old.used = False
+                cache[key] = old
+                continue
+            for k in [k for k, e in fast.items() if e is old]:
+                del fast[k]
 
     def lower(*args, **kwargs):
         key = key_of(args, kwargs)[0]
