@@ -2,12 +2,15 @@
 few composites that had no home yet (``copy``, ``block``, ``matvec``): each is written
 with funcgrad.numpy functions, so it differentiates, batches and stages like them."""
 import builtins
+import collections
 
 import numpy as np
 
 from .._src.core import Tracer
 from .._src.errors import FuncgradTypeError, FuncgradValueError
 from .._src.prims.contractions import matmul
+from .._src.prims.misc import cross as _cross
+from .._src.prims.misc import unique
 from .._src.prims.elementwise import (arccos, arccosh, arcsin, arcsinh, arctan, arctan2,
                                       arctanh, conj, invert, left_shift, right_shift)
 from .._src.prims.shape import atleast_1d, concatenate, expand_dims, moveaxis, reshape, swapaxes
@@ -86,3 +89,44 @@ def block(arrays):
         return concatenate([build(b, level + 1) for b in a], axis=-(depth - level))
 
     return build(arrays, 0)
+
+
+# NumPy 2's unique_* family: flattened input, NaNs kept distinct, results as named tuples
+UniqueAllResult = collections.namedtuple(
+    "UniqueAllResult", ["values", "indices", "inverse_indices", "counts"])
+UniqueCountsResult = collections.namedtuple("UniqueCountsResult", ["values", "counts"])
+UniqueInverseResult = collections.namedtuple(
+    "UniqueInverseResult", ["values", "inverse_indices"])
+
+
+def unique_values(x, /):
+    """The sorted unique elements of ``x`` (flattened); they carry ``x``'s derivative."""
+    return unique(x, equal_nan=False)
+
+
+def unique_counts(x, /):
+    """``(values, counts)`` of the unique elements of ``x``."""
+    return UniqueCountsResult(*unique(x, return_counts=True, equal_nan=False))
+
+
+def unique_inverse(x, /):
+    """``(values, inverse_indices)``; ``values[inverse_indices]`` rebuilds ``x`` (the
+    indices have ``x``'s shape)."""
+    values, inverse = unique(x, return_inverse=True, equal_nan=False)
+    return UniqueInverseResult(values, np.reshape(inverse, np.shape(x)))
+
+
+def unique_all(x, /):
+    """``(values, indices, inverse_indices, counts)`` of the unique elements of ``x``."""
+    values, first, inverse, counts = unique(x, return_index=True, return_inverse=True,
+                                            return_counts=True, equal_nan=False)
+    return UniqueAllResult(values, first, np.reshape(inverse, np.shape(x)), counts)
+
+
+def linalg_cross(x1, x2, /, *, axis=-1):
+    """``numpy.linalg.cross``: the cross product of 3-vectors along ``axis``."""
+    if np.shape(x1)[axis] != 3 or np.shape(x2)[axis] != 3:
+        raise FuncgradValueError(
+            f"linalg.cross: both vectors need 3 components along axis {axis}, got shapes "
+            f"{np.shape(x1)} and {np.shape(x2)}")
+    return _cross(x1, x2, axis=axis)
