@@ -413,7 +413,10 @@ def _traceable(x):
             dtype = np.asarray(x).dtype
         except Exception:
             return False
-    return np.dtype(dtype).kind not in "OSUV"
+    try:
+        return np.dtype(dtype).kind not in "OSUV"
+    except TypeError:            # another library's dtype: let the usual path judge it
+        return True
 
 
 def _not_traceable(fname, x, args, kwargs, nums, names):
@@ -589,7 +592,11 @@ def jit(fun, static_argnums=(), static_argnames=()):
 
     Composes with every transformation in both orders: under ``grad``/``jvp``/``vmap``
     the function is traced by them directly. ``.cache_size()`` tells how many signatures
-    have been compiled; ``.lower(*args)`` returns the simplified :class:`Graph`.
+    are compiled: at most ``funcgrad.config`` option ``jit_cache_size`` (default 64), the
+    least recently used dropped first; ``.lower(*args)`` returns the simplified
+    :class:`Graph`. Arguments that are not arrays or numbers (strings, functions,
+    objects) must be static; constants that are small slices of big arrays are copied,
+    so the cache does not keep the big arrays alive.
 
     Example:
         >>> import numpy as np, funcgrad, funcgrad.numpy as fnp
