@@ -207,8 +207,9 @@ class GraphTracer(Tracer):
             f"{what} on a traced value inside jit: the value {dtype_name(self)} depends on "
             f"{names}, which jit treats as abstract (only its shape and dtype are known "
             "while tracing). Mark that argument static with static_argnums=/"
-            "static_argnames= (jit then recompiles for each new value), or express the "
-            "choice with funcgrad.numpy.where.")
+            "static_argnames= (jit then recompiles for each new value)"
+            + (": sizes must be known while tracing." if what.startswith("using it as")
+               else ", or express the choice with funcgrad.numpy.where."))
 
 
 _WEAK = (int, float, complex)
