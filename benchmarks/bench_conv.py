@@ -23,13 +23,18 @@ process (both libraries; funcgrad.config keep_freed_memory) to compare the work 
 from __future__ import annotations
 
 import argparse
+import os
+import sys
 import time
 
 import numpy as np
 
-import funcgrad
-import funcgrad.lax as lax
-import funcgrad.numpy as fnp
+# this checkout's funcgrad, not an installed one
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+import funcgrad  # noqa: E402
+import funcgrad.lax as lax  # noqa: E402
+import funcgrad.numpy as fnp  # noqa: E402
 
 BATCH = 64
 

@@ -12,11 +12,16 @@ funcgrad normals, uniforms, and JAX's normals on CPU if JAX is installed.
 from __future__ import annotations
 
 import argparse
+import os
+import sys
 import time
 
 import numpy as np
 
-import funcgrad.random as fr
+# this checkout's funcgrad, not an installed one
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+import funcgrad.random as fr  # noqa: E402
 
 
 def best_of(fn, repeat):

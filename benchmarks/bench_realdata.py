@@ -34,9 +34,15 @@ LM_FINAL = re.compile(r"^validation bits per character: ([\d.]+) after (\d+) ste
                       r"([\d.]+) s \(([\d.]+) ms/step\)$")
 
 
+# the scripts import this checkout's funcgrad, not whichever one is installed
+_ENV = {**os.environ, "PYTHONPATH": os.pathsep.join(
+    [ROOT] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p])}
+
+
 def run_lm(cmd):
     """(ms per step, validation bits per character) of a char_lm run."""
-    out = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, check=True).stdout
+    out = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, check=True,
+                         env=_ENV).stdout
     final = [m for m in map(LM_FINAL.match, out.splitlines()) if m]
     if not final:
         raise RuntimeError(f"unexpected output of {' '.join(cmd)}:\n{out}")
@@ -44,7 +50,8 @@ def run_lm(cmd):
 
 
 def run(cmd):
-    out = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, check=True).stdout
+    out = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, check=True,
+                         env=_ENV).stdout
     epochs = [float(m.group(1)) for m in map(EPOCH.match, out.splitlines()) if m]
     final = [m for m in map(FINAL.match, out.splitlines()) if m]
     if not epochs or not final:

@@ -34,6 +34,7 @@ import numpy as np
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "examples"))
+sys.path.insert(0, os.path.join(HERE, ".."))     # this checkout's funcgrad
 
 import funcgrad                            # noqa: E402
 import funcgrad.random as fr               # noqa: E402

@@ -15,18 +15,22 @@ import numpy as np
 import funcgrad
 import funcgrad.numpy as fnp
 
+# outputs go next to this script, wherever it is run from
+OUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "out")
+
 
 def f(x1, x2):
     return fnp.log(x1) + x1 * x2 - fnp.sin(x2)
 
 
-def main(out_dir="examples/out"):
+def main(out_dir=OUT):
     os.makedirs(out_dir, exist_ok=True)
     x1, x2 = np.array(2.0), np.array(5.0)
     g = funcgrad.make_graph(f)(x1, x2)
     print("forward graph:\n" + str(g))
     gg = funcgrad.make_graph(funcgrad.grad(f, argnums=(0, 1)))(x1, x2)
-    print("\ngraph of grad(f) (forward and backward pass):\n" + str(gg))
+    print("\ngraph of grad(f) (the backward pass, and only the forward values it needs):\n"
+          + str(gg))
     for name, graph in [("f", g), ("grad_f", gg)]:
         path = os.path.join(out_dir, f"{name}.dot")
         with open(path, "w") as fh:

@@ -45,6 +45,9 @@ import funcgrad_nn.functional as F
 from funcgrad_nn import optim
 from funcgrad_nn.transforms import Compose, Normalize, ToArray
 
+# outputs go next to this script, wherever it is run from
+OUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "out")
+
 # The mean and standard deviation of MNIST's training pixels (in [0, 1]); the usual
 # constants, also fine for Fashion-MNIST at this scale.
 MEAN, STD = (0.1307,), (0.3081,)
@@ -100,7 +103,7 @@ def main(argv=None):
     ap.add_argument("--limit-test", type=int, default=None, metavar="N",
                     help="evaluate on the first N test images only")
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--out", default=os.path.join("examples", "out"))
+    ap.add_argument("--out", default=OUT)
     ap.add_argument("--no-progress", action="store_true", help="plain output, no bar")
     args = ap.parse_args(argv)
     if args.epochs < 1:
@@ -155,9 +158,9 @@ def main(argv=None):
             running.append(float(loss))
         t_epoch = time.perf_counter() - t_epoch
         test_loss, test_acc = evaluate(predict, params, test_loader)
-        history["train/loss"].append(float(np.mean(running)))
-        history["test/loss"].append(test_loss)
-        history["test/accuracy"].append(test_acc)
+        history["train/loss"].append((epoch, float(np.mean(running))))   # (x, y) points
+        history["test/loss"].append((epoch, test_loss))
+        history["test/accuracy"].append((epoch, test_acc))
         print(f"epoch {epoch:2d}: train loss {np.mean(running):.4f}  test loss "
               f"{test_loss:.4f}  test accuracy {test_acc:.2%}  ({t_epoch:.1f} s training)")
     elapsed = time.perf_counter() - t0
@@ -172,7 +175,7 @@ def main(argv=None):
     print(f"checkpoint saved to {ckpt} and reloaded (accuracy {restored_acc:.2%})")
     try:
         png = nn.training.plot_curves(history, os.path.join(args.out, f"{stem}_curves.png"),
-                                      title=f"CNN on {name}")
+                                      title=f"CNN on {name}", xlabel="epoch")
         print(f"curves saved to {png}")
     except ImportError as e:
         print(f"(curves not plotted: {e})")

@@ -33,6 +33,9 @@ import funcgrad_nn as nn
 import funcgrad_nn.functional as F
 from funcgrad_nn import optim
 
+# outputs go next to this script, wherever it is run from
+OUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "out")
+
 
 def make_model():
     return nn.Sequential(
@@ -58,7 +61,7 @@ def main(argv=None):
     ap.add_argument("--batch-size", type=int, default=32)
     ap.add_argument("--lr", type=float, default=3e-3)
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--out", default=os.path.join("examples", "out"))
+    ap.add_argument("--out", default=OUT)
     ap.add_argument("--no-progress", action="store_true", help="plain output, no bar")
     ap.add_argument("--distributed", action="store_true",
                     help="data-parallel over the processes of an MPI launch (automatic "
@@ -141,9 +144,9 @@ def main(argv=None):
             if world > 1 and args.check_every and step % args.check_every == 0:
                 check_identical(params, step)
         test_loss, test_acc = evaluate(model, params, test_loader)
-        history["train/loss"].append(float(np.mean(running)))
-        history["test/loss"].append(test_loss)
-        history["test/accuracy"].append(test_acc)
+        history["train/loss"].append((epoch, float(np.mean(running))))   # (x, y) points
+        history["test/loss"].append((epoch, test_loss))
+        history["test/accuracy"].append((epoch, test_acc))
         print(f"epoch {epoch:2d}: train loss {np.mean(running):.4f}  test loss {test_loss:.4f}"
               f"  test accuracy {test_acc:.2%}")
     elapsed = time.perf_counter() - t0
@@ -160,7 +163,7 @@ def main(argv=None):
         if rank != 0:
             raise ImportError("curves are plotted by process 0")
         png = nn.training.plot_curves(history, os.path.join(args.out, "digits_curves.png"),
-                                      title="CNN on Digits")
+                                      title="CNN on Digits", xlabel="epoch")
         print(f"curves saved to {png}")
     except ImportError as e:
         print(f"(curves not plotted: {e})")

@@ -90,11 +90,17 @@ def _check_close(what, actual, expected, atol, rtol):
         e64 = e.astype(np.complex128)
         if not np.allclose(a64, e64, atol=atol, rtol=rtol, equal_nan=True):
             err = np.abs(a64 - e64)
-            k = np.unravel_index(np.argmax(err), err.shape) if err.size else ()
+            k = tuple(int(j) for j in np.unravel_index(np.argmax(err), err.shape)) if err.size else ()
             raise AssertionError(
                 f"{what}: leaf {i} differs (atol={atol}, rtol={rtol}); max abs error "
-                f"{err.max() if err.size else 0:.3e} at index {k}: got {a64[k]} expected "
-                f"{e64[k]}\nactual:\n{a}\nexpected:\n{e}")
+                f"{err.max() if err.size else 0:.3e} at index {k}: got {_number(a[k])} "
+                f"expected {_number(e[k])}\nactual:\n{a}\nexpected:\n{e}")
+
+
+def _number(v):
+    """A value as people write it: real numbers without ``+0j``, no ``np.float64(...)``."""
+    v = np.asarray(v)
+    return repr(complex(v)) if v.dtype.kind == "c" else repr(float(v))
 
 
 def _axpy(a, x, y):

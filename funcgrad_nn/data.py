@@ -865,7 +865,7 @@ def _background_priority():
 
 
 def _is_gpu(device):
-    return (isinstance(device, str) and device.startswith("gpu")) or isinstance(
+    return (isinstance(device, str) and device.startswith(("gpu", "cuda"))) or isinstance(
         getattr(device, "id", None), int)
 
 

@@ -331,13 +331,16 @@ def _series(name, values):
             "(step, value) pairs") from None
 
 
-def plot_curves(history: Mapping, path, title: str | None = None) -> str:
+def plot_curves(history: Mapping, path, title: str | None = None,
+                xlabel: str = "step") -> str:
     """Save loss/accuracy curves from ``history`` as a PNG at ``path``; returns ``path``.
 
     ``history`` maps names to sequences of values (plotted against their index) or of
     ``(step, value)`` pairs (as in :attr:`MetricsLogger.history`). Curves sharing the last
     ``/``-separated part of their name share a panel, so ``"train/loss"`` and
-    ``"val/loss"`` are drawn together, ``"train/accuracy"`` next to them. Needs matplotlib
+    ``"val/loss"`` are drawn together, ``"train/accuracy"`` next to them; every panel has
+    a legend naming its curves. ``xlabel`` names the horizontal axis (``"epoch"`` when the
+    points are epochs). Needs matplotlib
     (``ImportError`` otherwise); draws without pyplot, so no GUI backend or global state
     is touched.
     """
@@ -359,10 +362,9 @@ def plot_curves(history: Mapping, path, title: str | None = None) -> str:
             xs, ys = _series(name, history[name])
             ax.plot(xs, ys, label=str(name))
         ax.set_title(panel)
-        ax.set_xlabel("step")
+        ax.set_xlabel(xlabel)
         ax.grid(True, alpha=0.3)
-        if len(names) > 1:
-            ax.legend()
+        ax.legend()
     if title:
         fig.suptitle(title)
     fig.tight_layout()

@@ -62,6 +62,7 @@ def _fit(t, ref):
 
 
 class JVPTrace(Trace):
+    transformation = "jvp (forward mode)"
     __slots__ = ()
 
     def process(self, prim, args, params):
@@ -182,6 +183,7 @@ class VJPTrace(Trace):
     tuple of ``(argument position, parent entry index, parent output index)``; an input's
     entry is ``None``. Tuples rather than objects: this is the hot path of reverse mode.
     """
+    transformation = "grad/vjp (reverse mode)"
 
     __slots__ = ("tape",)
 

@@ -107,9 +107,10 @@ def jvp(fun, primals, tangents, has_aux=False):
                 t_dtype = getattr(t, "dtype", None)
                 if t_dtype is None or not (t_dtype == float0 or t_dtype == p.dtype):
                     raise FuncgradTypeError(
-                        f"jvp: primal leaf {i} has integer/boolean dtype {p.dtype}; its "
-                        "tangent must be a float0 array, e.g. "
-                        "numpy.zeros(shape, dtype=funcgrad.dtypes.float0)")
+                        f"jvp: primal leaf {i} has integer/boolean dtype {p.dtype}, which "
+                        "has no derivative. To differentiate, pass floats (e.g. jvp(f, "
+                        "(2.0,), (5.0,)), not (2,), (5,)); to keep it an integer, give it "
+                        "the tangent numpy.zeros(shape, dtype=funcgrad.float0)")
                 ins.append(p)
         out = fun(*tree_unflatten(p_tree, ins))
         if has_aux:

@@ -111,6 +111,8 @@ def devices():
 def _parse_device(device, what="device_put"):
     if device is None or device == "cpu":
         return "cpu", None
+    if isinstance(device, str) and device.startswith("cuda"):
+        device = "gpu" + device[4:]          # PyTorch's name for the same devices
     if isinstance(device, str) and (device == "gpu" or device.startswith("gpu:")):
         try:
             return "gpu", int(device[4:]) if ":" in device else 0
@@ -123,7 +125,7 @@ def _parse_device(device, what="device_put"):
         if isinstance(ident, int):       # a cupy.cuda.Device
             return "gpu", int(ident)
     raise ValueError(f"{what}: unknown device {device!r}; use 'cpu', 'gpu' or 'gpu:N' "
-                     "(funcgrad.devices() lists them)")
+                     "('cuda'/'cuda:N' are aliases; funcgrad.devices() lists them)")
 
 
 def _check_gpu(index, what):
@@ -144,8 +146,9 @@ _default_device = contextvars.ContextVar("funcgrad_default_device", default=None
 class default_device:
     """Context manager: arrays that funcgrad creates from no array argument (``zeros``,
     ``arange``, ``asarray`` of host data, ``random.key``, ...) and ``device_put(x)``
-    without a device go to ``device`` ("cpu", "gpu", "gpu:N" or a ``cupy.cuda.Device``)
-    inside the block. Operations on existing arrays still run where their inputs live.
+    without a device go to ``device`` ("cpu", "gpu", "gpu:N" or a ``cupy.cuda.Device``;
+    "cuda"/"cuda:N" are aliases of "gpu"/"gpu:N") inside the block. Operations on
+    existing arrays still run where their inputs live.
 
     Like ``jax.default_device``; it follows the current thread and asyncio task
     (a context variable), and blocks nest. Raises a ValueError naming the fix when the
@@ -190,7 +193,8 @@ def on_default_device(make):
 
 def device_put(tree, device=None):
     """A copy of ``tree`` (any pytree) with its arrays on ``device``: ``"cpu"`` (NumPy),
-    ``"gpu"``/``"gpu:N"`` (CuPy), or a ``cupy.cuda.Device``; ``None`` means the default
+    ``"gpu"``/``"gpu:N"`` (CuPy; ``"cuda"``/``"cuda:N"`` are aliases), or a
+    ``cupy.cuda.Device``; ``None`` means the default
     device (see :class:`default_device`; the CPU outside any such block). Non-array
     leaves are kept.
 

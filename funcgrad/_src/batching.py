@@ -51,6 +51,7 @@ named_axis_rules = {}
 
 
 class BatchTrace(Trace):
+    transformation = "vmap"
     __slots__ = ("axis_size", "axis_name")
 
     def __init__(self, level, axis_size, axis_name=None):

@@ -18,6 +18,7 @@ import math
 import numpy as np
 
 from . import backend as _backend
+from . import config as _config
 from . import core as _core
 from . import rows as _rows
 from . import threads as _threads
@@ -403,6 +404,42 @@ def _signature(x):
 _HOST_TYPES = (np.ndarray, bool, int, float, complex)
 
 
+def _traceable(x):
+    """Whether jit can make ``x`` an abstract input: a number or an array of numbers."""
+    if type(x) in _HOST_TYPES or isinstance(x, Tracer):
+        return type(x) is not np.ndarray or x.dtype.kind not in "OSUV"
+    dtype = getattr(x, "dtype", None)
+    if dtype is None:
+        try:
+            dtype = np.asarray(x).dtype
+        except Exception:
+            return False
+    try:
+        return np.dtype(dtype).kind not in "OSUV"
+    except TypeError:            # another library's dtype: let the usual path judge it
+        return True
+
+
+def _not_traceable(fname, x, args, kwargs, nums, names):
+    """Raise: ``x``, a leaf of a dynamic argument, is not an array (a string, a function,
+    an object); name the argument and the fix."""
+    where = "an argument"
+    for i, a in enumerate(args):
+        if i not in nums and any(leaf is x for leaf in tree_flatten(a)[0]):
+            where = f"positional argument {i}"
+            break
+    else:
+        for k, a in kwargs.items():
+            if k not in names and any(leaf is x for leaf in tree_flatten(a)[0]):
+                where = f"argument {k!r}"
+                break
+    raise FuncgradTypeError(
+        f"jit of {fname}: {where} is a {type(x).__name__} ({x!r:.60}), not an array: jit "
+        "can only trace arrays and numbers. Mark it static with static_argnums= or "
+        "static_argnames= (jit then compiles once per value; it must be hashable), or "
+        "close over it (functools.partial)")
+
+
 # --------------------------------------------------------------------------------------
 # Kernel fusion for device array modules (CuPy): runs of elementwise operations become one
 # function compiled by the module's ``fuse`` (one GPU kernel instead of one per operation)
@@ -500,10 +537,30 @@ class _Kernel:
         return self.name
 
 
+def _unpin(x):
+    """``x``, or a copy of it when it is a view of a much larger array: a cached constant
+    such as ``big[:10]`` must not keep all of ``big`` alive."""
+    base = getattr(x, "base", None)
+    if base is None or not hasattr(x, "nbytes"):
+        return x
+    while getattr(base, "base", None) is not None:
+        base = base.base
+    size = getattr(base, "nbytes", None)
+    if size is None:
+        try:
+            size = memoryview(base).nbytes
+        except TypeError:
+            return x
+    return x.copy() if size > 2 * x.nbytes else x
+
+
 class _Compiled:
-    __slots__ = ("graph", "fn", "out_tree", "out_leaf", "fused")
+    __slots__ = ("graph", "fn", "out_tree", "out_leaf", "fused", "used")
 
     def __init__(self, graph, host, xp=None):
+        graph = Graph(graph.invars, [(v, _unpin(x)) for v, x in graph.consts], graph.eqns,
+                      graph.outvars, graph.in_tree, graph.out_tree, graph.arg_names)
+        self.used = False       # set by jit's fast path (second chance before eviction)
         self.graph = simplify(graph)
         # on a device module with kernel fusion (CuPy), runs of elementwise operations
         # are compiled into single kernels
@@ -539,7 +596,11 @@ def jit(fun, static_argnums=(), static_argnames=()):
 
     Composes with every transformation in both orders: under ``grad``/``jvp``/``vmap``
     the function is traced by them directly. ``.cache_size()`` tells how many signatures
-    have been compiled; ``.lower(*args)`` returns the simplified :class:`Graph`.
+    are compiled: at most ``funcgrad.config`` option ``jit_cache_size`` (default 64), the
+    least recently used dropped first; ``.lower(*args)`` returns the simplified
+    :class:`Graph`. Arguments that are not arrays or numbers (strings, functions,
+    objects) must be static; constants that are small slices of big arrays are copied,
+    so the cache does not keep the big arrays alive.
 
     Example:
         >>> import numpy as np, funcgrad, funcgrad.numpy as fnp
@@ -551,13 +612,21 @@ def jit(fun, static_argnums=(), static_argnames=()):
     """
     static_argnums = _norm_static(static_argnums)
     static_argnames = (static_argnames,) if isinstance(static_argnames, str) else tuple(static_argnames)
-    try:
-        params = [p.name for p in inspect.signature(fun).parameters.values()
-                  if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
-    except (TypeError, ValueError):
-        params = []
     fname = getattr(fun, "__name__", fun)
-    cache = {}
+    cache = collections.OrderedDict()   # key -> _Compiled, least recently used first
+    try:
+        sig = inspect.signature(fun).parameters.values()
+    except (TypeError, ValueError):
+        sig = ()
+    params = [p.name for p in sig if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    if sig and not any(p.kind is p.VAR_KEYWORD for p in sig):
+        known = {p.name for p in sig if p.kind is not p.POSITIONAL_ONLY}
+        unknown = [a for a in static_argnames if a not in known]
+        if unknown:
+            # a typo here would otherwise trace the argument instead of keeping it static
+            raise FuncgradValueError(
+                f"jit of {fname}: static_argnames {unknown} are not parameters of the "
+                f"function (its parameters: {[p.name for p in sig]})")
 
     def statics_for(nargs):
         """Static positions and names for a call with ``nargs`` positional arguments:
@@ -582,6 +651,9 @@ def jit(fun, static_argnums=(), static_argnames=()):
         dyn = ([a for i, a in enumerate(args) if i not in nums],
                {k: v for k, v in kwargs.items() if k not in names})
         flat, tree = tree_flatten(dyn)
+        for x in flat:
+            if not _traceable(x):
+                _not_traceable(fname, x, args, kwargs, nums, names)
         try:
             # (the default device too: constants made inside follow it)
             key = (tree, tuple(_signature(x) for x in flat), statics,
@@ -605,6 +677,7 @@ def jit(fun, static_argnums=(), static_argnames=()):
             except AttributeError:
                 entry = None
             if entry is not None:
+                entry.used = True
                 out = entry.fn(*args)
                 return out[0] if entry.out_leaf else tree_unflatten(entry.out_tree, out)
         key, flat, nums, names = key_of(args, kwargs)
@@ -615,7 +688,9 @@ def jit(fun, static_argnums=(), static_argnames=()):
                 # Under another transformation: let it trace the function itself.
                 return fun(*args, **kwargs)
         entry = cache.get(key)
-        if entry is None:
+        if entry is not None:
+            cache.move_to_end(key)
+        else:
             graph, out = trace_to_graph(fun, args, kwargs, nums, names)
             if not graph.uses_outer_values:   # closures over traced values: not replayable
                 host = all(type(x) in _HOST_TYPES or isinstance(x, np.generic) for x in flat) and all(
@@ -630,8 +705,24 @@ def jit(fun, static_argnums=(), static_argnames=()):
                 if no_statics and not kwargs and key[3] is None and all(
                         type(a) is np.ndarray or _backend.is_device_array(a) for a in args):
                     fast[tuple([(type(a), a.shape, a.dtype) for a in args])] = entry
+                evict()
             return out
         return tree_unflatten(entry.out_tree, entry.fn(*flat))
+
+    def evict():
+        """Keep at most config ``jit_cache_size`` entries: drop the least recently used
+        (an entry the fast path used since the last eviction round gets a second chance,
+        since fast-path calls do not reorder the cache)."""
+        size = _config.read("jit_cache_size")
+        newest = next(reversed(cache))
+        while size is not None and len(cache) > size:
+            key, old = cache.popitem(last=False)
+            if old.used or key is newest:
+                old.used = False
+                cache[key] = old
+                continue
+            for k in [k for k, e in fast.items() if e is old]:
+                del fast[k]
 
     def lower(*args, **kwargs):
         key = key_of(args, kwargs)[0]

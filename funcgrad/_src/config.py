@@ -24,6 +24,9 @@ Options:
     ``OPENBLAS_NUM_THREADS`` or ``MKL_NUM_THREADS`` (the first one set), else the CPUs
     this process may use (affinity mask, cgroup quota). ``read("num_threads")`` gives the
     budget in force. 1 runs everything on the calling thread.
+  jit_cache_size (int or None, default 64): how many compiled versions (input
+    signatures and static values) each jitted function keeps; beyond that the least
+    recently used one is dropped, with the constants it holds. None keeps them all.
   adaptive_threads (bool, default True): use fewer threads than the budget while other
     processes keep this process's CPUs busy (sampled at most twice a second from
     ``/proc/stat``), and the full budget again once they are quiet. Off, the budget is
@@ -41,7 +44,7 @@ from . import threads
 from .errors import FuncgradValueError
 
 _OPTIONS = {"debug_nans": False, "keep_freed_memory": False, "jit_row_splitting": True,
-            "num_threads": None, "adaptive_threads": True}
+            "num_threads": None, "adaptive_threads": True, "jit_cache_size": 64}
 _HOOKS = {}          # option name -> functions called with its new value (on_update)
 
 
@@ -68,6 +71,13 @@ def update(name, value):
                 "integer, or None for the default (the CPUs this process may use)")
         value = None if value is None else int(value)
         threads.set_num_threads(value)
+    elif name == "jit_cache_size":
+        if value is not None and (isinstance(value, bool) or not hasattr(value, "__index__")
+                                  or int(value) < 1):
+            raise FuncgradValueError(
+                f"funcgrad.config.update('jit_cache_size', {value!r}): expected a positive "
+                "integer, or None for no bound")
+        value = None if value is None else int(value)
     elif name == "adaptive_threads":
         value = bool(value)
         threads.set_adaptive(value)

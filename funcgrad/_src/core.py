@@ -8,6 +8,7 @@ implementation directly: that is the whole eager path.
 from __future__ import annotations
 
 import itertools
+import operator
 import threading
 
 import numpy as np
@@ -137,8 +138,11 @@ class Trace:
     def process_custom_vjp(self, obj, args):
         return obj.fun(*args)
 
+    # what users called, for error messages (the class and its level mean nothing to them)
+    transformation = "a transformation"
+
     def __repr__(self):
-        return f"{type(self).__name__}(level={self.level})"
+        return self.transformation
 
 
 class new_trace:
@@ -285,7 +289,10 @@ class Tracer:
             f"{kind}() of a traced {dtype_name(self)} would drop its derivative silently. "
             "Keep it an array (funcgrad.numpy works on 0-d arrays), or if you really want a "
             "plain Python number that does not track derivatives, call .item() on "
-            "funcgrad.stop_gradient(x)."
+            "funcgrad.stop_gradient(x). Writing a traced value into a NumPy array "
+            "(`buf[i] = x`, which NumPy then reports as 'setting an array element with a "
+            "sequence') does the same: build the array with funcgrad.numpy instead "
+            "(fnp.stack([...]), fnp.zeros(n).at[i].set(x))."
         )
 
     def __float__(self):
@@ -298,6 +305,10 @@ class Tracer:
         self._scalar_conversion("complex")
 
     def __index__(self):
+        if self.dtype.kind in "biu":
+            # an integer has no derivative to lose: only an abstract one (jit) is a problem
+            return operator.index(self._concrete(
+                "using it as a Python integer (a size, an index, range())"))
         self._scalar_conversion("operator.index")
 
     def item(self):
@@ -432,6 +443,10 @@ def _divmod(self, other):
 
 Tracer.__divmod__ = _divmod
 Tracer.__pos__ = lambda self: self
+# arrays are immutable under a transformation: a copy is the value itself
+Tracer.copy = lambda self, order="C": self
+Tracer.__copy__ = lambda self: self
+Tracer.__deepcopy__ = lambda self, memo: self
 Tracer.__invert__ = lambda self: _np().invert(self)
 Tracer.__getitem__ = lambda self, idx: _np()._getitem(self, idx)
 

@@ -34,3 +34,12 @@ class UnsupportedFunctionError(FuncgradTypeError, NotImplementedError):
 class IndexOutOfBoundsError(FuncgradValueError, IndexError):
     """An index out of range (an IndexError, as NumPy raises, and a ValueError, as the
     rest of funcgrad's indexing errors)."""
+
+
+# Tracebacks print ``module.ClassName``: name the public module users import them from,
+# not this private one (pickling finds them there too).
+for _cls in (FuncgradError, FuncgradTypeError, FuncgradValueError, UnexpectedTracerError,
+             ConcretizationTypeError, TracerArrayConversionError, UnsupportedFunctionError,
+             IndexOutOfBoundsError):
+    _cls.__module__ = "funcgrad.errors"
+del _cls

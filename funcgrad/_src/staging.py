@@ -12,9 +12,11 @@ names the argument it depends on and explains ``static_argnums``.
 """
 from __future__ import annotations
 
+import collections
 import functools
 import inspect
 import itertools
+import re
 
 import numpy as np
 
@@ -72,8 +74,18 @@ class Eqn:
     def __repr__(self):
         outs = " ".join(repr(v) for v in self.outvars)
         params = "".join(f" {k}={_short(v)}" for k, v in self.params.items())
-        ins = " ".join(v.name if v is not None else "None" for v in self.invars)
+        ins = " ".join(_show(v) for v in self.invars)
         return f"{outs} = {self.prim.name}{params} {ins}"
+
+
+def _show(v):
+    """An operand as printed: a variable's name, a literal as a plain number (``-1.0``,
+    not ``np.float64(-1.0)``)."""
+    if v is None:
+        return "None"
+    if isinstance(v, Literal) and isinstance(v.value, np.generic):
+        return repr(v.value.item())
+    return v.name
 
 
 def _short(v):
@@ -101,8 +113,11 @@ class Graph:
 
     def __str__(self):
         lines = ["graph(" + ", ".join(repr(v) for v in self.invars) + "):"]
-        for v, _ in self.consts:
-            lines.append(f"  const {v!r}")
+        for v, x in self.consts:
+            # a one-element constant (a cotangent seed, a scale) shows its value
+            value = f" = {np.asarray(x).item()!r}" if np.size(x) == 1 and isinstance(
+                x, (np.ndarray, np.generic)) else ""
+            lines.append(f"  const {v!r}{value}")
         for e in self.eqns:
             lines.append(f"  {e!r}")
         lines.append("  return (" + ", ".join(
@@ -192,14 +207,16 @@ class GraphTracer(Tracer):
             f"{what} on a traced value inside jit: the value {dtype_name(self)} depends on "
             f"{names}, which jit treats as abstract (only its shape and dtype are known "
             "while tracing). Mark that argument static with static_argnums=/"
-            "static_argnames= (jit then recompiles for each new value), or express the "
-            "choice with funcgrad.numpy.where.")
+            "static_argnames= (jit then recompiles for each new value)"
+            + (": sizes must be known while tracing." if what.startswith("using it as")
+               else ", or express the choice with funcgrad.numpy.where."))
 
 
 _WEAK = (int, float, complex)
 
 
 class GraphTrace(Trace):
+    transformation = "jit/make_graph"
     __slots__ = ("eqns", "consts", "const_ids", "counter", "arg_names", "outer")
     stages = True       # records effectful primitives even on constant inputs (bind_effect)
 
@@ -342,18 +359,56 @@ def make_graph(fun, static_argnums=(), static_argnames=()):
     Example:
         >>> import numpy as np, funcgrad, funcgrad.numpy as fnp
         >>> print(funcgrad.make_graph(lambda x: fnp.sin(x) * 2.0)(np.ones(3)))
-        graph(a:float64[3]):
-          b:float64[3] = sin a
-          c:float64[3] = multiply b 2.0
-          return (c)
+        graph(x:float64[3]):
+          a:float64[3] = sin x
+          b:float64[3] = multiply a 2.0
+          return (b)
     """
     static_argnums = _norm_static(static_argnums)
 
     @functools.wraps(fun)
     def wrapped(*args, **kwargs):
-        return trace_to_graph(fun, args, kwargs, static_argnums, tuple(static_argnames))[0]
+        return _readable(
+            trace_to_graph(fun, args, kwargs, static_argnums, tuple(static_argnames))[0])
 
     return wrapped
+
+
+def _readable(graph):
+    """The graph as people read it: inputs named after the function's parameters
+    (``x1``, ``x2``; ``params_0``, ``params_1``... for the leaves of a pytree argument),
+    and without the operations whose results nothing uses (the forward values that a
+    gradient does not need)."""
+    live = {v.name for v in graph.outvars if isinstance(v, Var)}
+    kept = []
+    for e in reversed(graph.eqns):
+        if getattr(e.prim, "effectful", False) or any(o.name in live for o in e.outvars):
+            kept.append(e)
+            live.update(v.name for v in e.invars if isinstance(v, Var))
+    kept.reverse()
+    consts = [(v, x) for v, x in graph.consts if v.name in live]
+    bases = []
+    for k, n in enumerate(graph.arg_names or ()):
+        m = re.fullmatch(r"argument '(\w+)'", n)
+        bases.append(m.group(1) if m else f"arg{n.rsplit(' ', 1)[-1]}" if n.startswith(
+            "argument ") else f"in{k}")
+    bases += [f"in{k}" for k in range(len(bases), len(graph.invars))]
+    total = collections.Counter(bases)
+    used = collections.Counter()
+    for v, b in zip(graph.invars, bases):
+        v.name = b if total[b] == 1 else f"{b}_{used[b]}"
+        used[b] += 1
+    taken = {v.name for v in graph.invars}
+    counter = itertools.count()
+    for v in [v for v, _ in consts] + [o for e in kept for o in e.outvars]:
+        name = _name(next(counter))
+        while name in taken:
+            name = _name(next(counter))
+        v.name = name
+    out = Graph(graph.invars, consts, kept, graph.outvars, graph.in_tree, graph.out_tree,
+                graph.arg_names)
+    out.uses_outer_values = getattr(graph, "uses_outer_values", False)
+    return out
 
 
 def _norm_static(s):

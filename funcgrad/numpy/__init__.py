@@ -61,6 +61,12 @@ bool = bool_
 
 can_cast = _onp.can_cast
 
+# NumPy 2's array-API names and composites (copy, block, unstack, matvec, ...)
+from ._numpy2 import (acos, acosh, asin, asinh, atan, atan2, atanh, bitwise_invert,
+                      bitwise_left_shift, bitwise_right_shift, block, copy, isdtype,
+                      left_shift, matrix_transpose, matvec, right_shift, unique_all,
+                      unique_counts, unique_inverse, unique_values, unstack, vecmat)
+
 __all__ = [n for n in dir() if not n.startswith("_")]
 
 # Tracer's methods, the interpreters and the rules reach these functions through the core,

@@ -1,5 +1,7 @@
 """Routing of plain NumPy calls on traced values (``__array_ufunc__`` and
 ``__array_function__``) to funcgrad.numpy."""
+import sys
+
 import numpy as np
 
 from .._src.core import _np
@@ -54,9 +56,7 @@ def array_ufunc(ufunc, method, inputs, kwargs):
     if method == "__call__":
         f = ufuncs.get(name)
         if f is None:
-            raise UnsupportedFunctionError(
-                f"numpy.{name} is not supported on traced values by funcgrad; use a "
-                "funcgrad.numpy function, or define it with funcgrad.custom_vjp")
+            raise UnsupportedFunctionError(_unsupported_ufunc(ufunc))
         if kwargs:
             raise FuncgradTypeError(
                 f"numpy.{name}: keyword arguments {sorted(kwargs)} are not supported on "
@@ -69,6 +69,23 @@ def array_ufunc(ufunc, method, inputs, kwargs):
         f"numpy.{name}.{method} is not supported on traced values by funcgrad "
         f"(only calls{' and ' + name + '.reduce' if name in _REDUCE else ''} are); "
         "for numpy.add.at use x.at[idx].add(v)")
+
+
+def _unsupported_ufunc(ufunc):
+    """The message for a ufunc funcgrad does not route: where it comes from (NumPy, or
+    another library's ufunc such as ``scipy.special.expit``) and where to look instead."""
+    name = ufunc.__name__
+    if getattr(np, name, None) is ufunc:
+        return (f"numpy.{name} is not supported on traced values by funcgrad; use a "
+                "funcgrad.numpy function, or define it with funcgrad.custom_vjp")
+    special = sys.modules.get("scipy.special")
+    if special is not None and getattr(special, name, None) is ufunc:
+        return (f"scipy.special.{name} is not supported on traced values (SciPy's ufuncs "
+                f"need concrete arrays); use funcgrad.scipy.special.{name} (import "
+                "funcgrad.scipy.special) where it exists, or define the function with "
+                "funcgrad.custom_vjp")
+    return (f"the ufunc {name!r} (not NumPy's) is not supported on traced values by "
+            "funcgrad; write it with funcgrad.numpy functions or funcgrad.custom_vjp")
 
 
 def array_function(func, args, kwargs):

@@ -6,7 +6,7 @@ and reverse mode to any order, keeps float32 as float32 and accepts complex inpu
 derivative does not exist (singular matrices, repeated eigenvalues or singular values)
 and what is returned there.
 
-Not provided: ``eig``/``eigvals`` (general, non-Hermitian eigenproblems) and ``cross``.
+Not provided: ``eig``/``eigvals`` (general, non-Hermitian eigenproblems).
 """
 from .._src.prims.contractions import matmul, tensordot
 from .._src.prims.linalg_decomp import cholesky, eigh, eigvalsh, qr, svd, svdvals
@@ -15,9 +15,10 @@ from .._src.prims.linalg_norms import (cond, diagonal, lstsq, matrix_norm, matri
                                        tensorinv, tensorsolve, trace, vecdot, vector_norm)
 from .._src.prims.linalg_solve import (EighResult, QRResult, SlogdetResult, SVDResult, det,
                                        inv, pinv, slogdet, solve)
+from ._numpy2 import linalg_cross as cross
 from numpy.linalg import LinAlgError
 
-__all__ = ["LinAlgError", "cholesky", "cond", "det", "diagonal", "eigh", "eigvalsh", "inv",
+__all__ = ["LinAlgError", "cholesky", "cond", "cross", "det", "diagonal", "eigh", "eigvalsh", "inv",
            "lstsq", "matmul", "matrix_norm", "matrix_power", "matrix_rank",
            "matrix_transpose", "multi_dot", "norm", "outer", "pinv", "qr", "slogdet",
            "solve", "svd", "svdvals", "tensordot", "tensorinv", "tensorsolve", "trace",

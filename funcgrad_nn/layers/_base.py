@@ -295,11 +295,14 @@ class Sequential(Module):
 
     def forward(self, params, x):
         kids = self.children()
-        if not isinstance(params, (list, tuple)) or len(params) != len(kids):
+        pair = isinstance(params, tuple) and len(params) == 2 and all(
+            isinstance(p, list) and len(p) == len(kids) for p in params)
+        if not isinstance(params, (list, tuple)) or len(params) != len(kids) or pair:
             n = len(params) if hasattr(params, "__len__") else "?"
             raise FuncgradValueError(
                 f"Sequential of {len(kids)} layers: params must be a list of {len(kids)} "
-                f"entries (from model.init(key)), got {type(params).__name__} of length {n}")
+                f"entries (from model.init(key)), got {type(params).__name__} of length {n}"
+                f"{_pair_hint(params)}")
         for layer, p in zip(kids, params):
             x = layer(p, x)
         return x
@@ -336,11 +339,23 @@ class _Leaf(Module):
         raise FuncgradValueError(f"{self._short()}: expected {wanted}, got shape {_shape(x)}")
 
 
+def _pair_hint(params):
+    """A hint when ``params`` looks like the ``(params, state)`` pair that
+    ``from_torch_state_dict`` and ``load_state_dict``-style helpers return."""
+    if isinstance(params, tuple) and len(params) == 2 and all(
+            isinstance(p, (dict, list)) for p in params):
+        return (" — a pair of trees, like the (params, state) pair that "
+                "from_torch_state_dict returns: unpack it, `params, state = "
+                "nn.from_torch_state_dict(model, sd)`, and pass params (and state to "
+                "model.apply)")
+    return ""
+
+
 def _check_params(layer, params, expected, where):
     if not isinstance(params, dict):
         raise FuncgradTypeError(
             f"{layer._short()}: {where} must be a dict with keys {sorted(expected)}, got "
-            f"{type(params).__name__}")
+            f"{type(params).__name__}{_pair_hint(params)}")
     if set(params) != set(expected):
         raise FuncgradValueError(
             f"{layer._short()}: {where} has keys {sorted(params)}, expected "

@@ -64,7 +64,7 @@ def test_table_covers_first_families():
         "logical_not", "bitwise_and", "bitwise_or", "bitwise_xor", "bitwise_not", "invert",
         "isnan", "isinf", "isfinite", "signbit", "nonzero", "flatnonzero", "argwhere",
         "arange", "zeros", "ones", "empty", "eye", "identity", "tri", "empty_like",
-        "shape", "ndim", "size", "broadcast_shapes",
+        "shape", "ndim", "size", "broadcast_shapes", "left_shift", "right_shift",
     }
     modules = {f"funcgrad._src.prims.{m}" for m in
                ("elementwise", "reductions", "shape", "indexing", "contractions", "creation")}
@@ -75,6 +75,9 @@ def test_table_covers_first_families():
                                 for t in SPEC_BY_NAME))
     # Spellings covered inside another entry's function.
     missing = [n for n in missing if f"m.{n}(" not in tabled]
+    # NumPy 2's spellings (acos, bitwise_left_shift, ...): the same function objects
+    missing = [n for n in missing if not any(
+        getattr(fnp, n) is getattr(fnp, m) for m in fnp.__all__ if m != n and m not in missing)]
     assert not missing, f"exported but not in the battery: {missing}"
 
 

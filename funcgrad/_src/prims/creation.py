@@ -64,11 +64,13 @@ _xp_of = xp_of          # the array module of a value or of the value under a tr
 
 def zeros(shape, dtype=float):
     """A new array of zeros (float64 by default), on the default device."""
+    shape = _shape.static_shape(shape, "zeros")
     return on_default_device(lambda xp: xp.zeros(shape, dtype=dtype))
 
 
 def ones(shape, dtype=float):
     """A new array of ones (float64 by default), on the default device."""
+    shape = _shape.static_shape(shape, "ones")
     return on_default_device(lambda xp: xp.ones(shape, dtype=dtype))
 
 
@@ -79,6 +81,7 @@ def empty(shape, dtype=float):
 
 def full(shape, fill_value, dtype=None):
     """An array of ``shape`` filled with ``fill_value`` (which may be traced)."""
+    shape = _shape.static_shape(shape, "full")
     if isinstance(fill_value, Tracer):
         v = fill_value if dtype is None else _shape.astype(fill_value, dtype)
         return _shape.broadcast_to(v, shape)
@@ -87,7 +90,7 @@ def full(shape, fill_value, dtype=None):
 
 def _like(a, dtype, shape):
     dtype = a.dtype if dtype is None else np.dtype(dtype)
-    shape = a.shape if shape is None else shape
+    shape = a.shape if shape is None else _shape.static_shape(shape, "zeros_like")
     return _xp_of(a), dtype, shape
 
 
@@ -165,6 +168,7 @@ def logspace(start, stop, num=50, endpoint=True, base=10.0, dtype=None, axis=0):
 
 def eye(N, M=None, k=0, dtype=float):
     """A 2-D array with ones on the ``k``-th diagonal."""
+    N, M = _shape.static_shape((N, M), "eye")
     return on_default_device(lambda xp: xp.eye(N, M, k, dtype=dtype))
 
 

@@ -279,6 +279,8 @@ logical_xor_p = _elementwise("logical_xor", np.logical_xor)
 bitwise_and_p = _elementwise("bitwise_and", np.bitwise_and)
 bitwise_or_p = _elementwise("bitwise_or", np.bitwise_or)
 bitwise_xor_p = _elementwise("bitwise_xor", np.bitwise_xor)
+left_shift_p = _elementwise("left_shift", np.left_shift)
+right_shift_p = _elementwise("right_shift", np.right_shift)
 
 # ---- where and clip ------------------------------------------------------------------
 where_p = _elementwise("where", np.where,
@@ -446,6 +448,8 @@ logical_xor = _wrap2(logical_xor_p, "Logical XOR (boolean result).")
 bitwise_and = _wrap2(bitwise_and_p, "Bitwise/logical AND of integers or booleans.")
 bitwise_or = _wrap2(bitwise_or_p, "Bitwise/logical OR of integers or booleans.")
 bitwise_xor = _wrap2(bitwise_xor_p, "Bitwise/logical XOR of integers or booleans.")
+left_shift = _wrap2(left_shift_p, "x1 << x2 for integers (not differentiable).")
+right_shift = _wrap2(right_shift_p, "x1 >> x2 for integers (not differentiable).")
 
 
 def where(condition, x=None, y=None, /):
@@ -508,7 +512,8 @@ def _operators():
     for name, p in [("add", add_p), ("sub", subtract_p), ("mul", multiply_p),
                     ("truediv", true_divide_p), ("floordiv", floor_divide_p),
                     ("mod", remainder_p), ("pow", power_p), ("and", bitwise_and_p),
-                    ("or", bitwise_or_p), ("xor", bitwise_xor_p)]:
+                    ("or", bitwise_or_p), ("xor", bitwise_xor_p), ("lshift", left_shift_p),
+                    ("rshift", right_shift_p)]:
         table[name] = forward(p)
         table[f"r{name}"] = reflected(p)
     for name, p in [("lt", less_p), ("le", less_equal_p), ("gt", greater_p),

@@ -10,9 +10,11 @@ numbers: the pairing is ``real(sum(a * b))``, no conjugation).
 
 Where a derivative does not exist, this is what you get (also said in each docstring):
 
-* ``inv solve det slogdet pinv qr cholesky`` at a singular (or, for ``cholesky``, not
+* ``inv solve slogdet pinv qr cholesky`` at a singular (or, for ``cholesky``, not
   positive-definite) matrix: the derivative needs a solve with that matrix, which raises
-  ``numpy.linalg.LinAlgError`` (a ``ValueError``).
+  ``numpy.linalg.LinAlgError`` (a ``ValueError``). ``det`` is the exception: its
+  derivative, the adjugate, exists everywhere and is computed there too (from the SVD);
+  only its second derivative at a singular matrix raises.
 * ``eigh`` with repeated eigenvalues, ``svd`` with repeated singular values: the
   eigenvectors (singular vectors) are not unique and have no derivative. The terms
   ``1 / (w_j - w_i)`` for equal values are taken as 0, so results stay finite (no inf or
@@ -34,7 +36,7 @@ import collections
 
 import numpy as np
 
-from ..backend import dtype_name
+from ..backend import array_module, dtype_name
 from ..core import Primitive, Tracer, bind, def_rules
 from ..errors import FuncgradTypeError, FuncgradValueError
 from . import shape as _shape
@@ -274,19 +276,75 @@ def inv(a):
 
 
 # ---- det and slogdet ---------------------------------------------------------------------
+def _adjugate_svd(a, xp):
+    """adj(a) through the SVD ``a = u diag(s) vh``: adj(a) = adj(vh) adj(diag(s)) adj(u),
+    where adj(diag(s)) holds the products of all singular values but one (cumulative
+    products from both ends: no division, so exact zeros are fine) and a unitary ``m`` has
+    adj(m) = det(m) m^H. Well defined at singular matrices."""
+    u, s, vh = xp.linalg.svd(a)
+    ones = xp.ones(s.shape[:-1] + (1,), dtype=s.dtype)
+    left = xp.concatenate([ones, xp.cumprod(s, axis=-1)[..., :-1]], axis=-1)
+    right = xp.concatenate([xp.cumprod(s[..., ::-1], axis=-1)[..., :-1][..., ::-1], ones],
+                           axis=-1)
+    others = (left * right).astype(a.dtype)
+    scale = (xp.linalg.det(u) * xp.linalg.det(vh))[..., None, None]
+    vh_h, u_h = xp.swapaxes(vh, -1, -2), xp.swapaxes(u, -1, -2)
+    if a.dtype.kind == "c":
+        vh_h, u_h = xp.conj(vh_h), xp.conj(u_h)
+    return scale * ((vh_h * others[..., None, :]) @ u_h)
+
+
+def _adjugate_impl(a):
+    """The adjugate ``det(a) * inv(a)`` (each matrix of a stack), also where ``a`` is
+    singular and that product is undefined: there it comes from the SVD."""
+    xp = array_module(a)
+    d = xp.linalg.det(a)
+    if bool(xp.all(d != 0)):
+        try:
+            with np.errstate(all="ignore"):
+                r = d[..., None, None] * xp.linalg.inv(a)
+            if bool(xp.all(xp.isfinite(r))):
+                return r
+        except np.linalg.LinAlgError:
+            pass
+    return _adjugate_svd(a, xp)
+
+
+# adj(a) a = det(a) I gives d adj = (tr(adj da) I - adj da) inv(a): the adjugate's own
+# derivative needs a solve, so second derivatives of det at a singular matrix still raise
+adjugate_p = Primitive("adjugate", _adjugate_impl)
+def_rules(adjugate_p,
+          jvp=(lambda t, adj, a: _solve_right(
+              _row(_row(_trace(matmul(adj, t)))) * _eye_like(a) - matmul(adj, t), a),),
+          vjp=(lambda g, adj, a: _row(_row(einsum("...ij,...ij->...", g, bind(inv_p, a))))
+               * _T(adj) - matmul(_T(adj), _solve_right(g, _T(a))),),
+          batch=_matrix_batch(adjugate_p))
+
+
+def _eye_like(a):
+    return _xp_of(a).eye(a.shape[-1], dtype=a.dtype)
+
+
 det_p = Primitive("det", np.linalg.det)
 def_rules(det_p,
-          jvp=(lambda t, d, a: d * _trace(_solve(a, t)),),
-          vjp=(lambda g, d, a: _row(_row(g * d)) * _T(bind(inv_p, a)),),
+          jvp=(lambda t, d, a: _trace(matmul(bind(adjugate_p, a), t)),),
+          vjp=(lambda g, d, a: _row(_row(g)) * _T(bind(adjugate_p, a)),),
           batch=_matrix_batch(det_p))
 
 
 def det(a):
     """Determinant of a square matrix (or of each matrix in a stack).
 
-    The derivative ``det(a) * inv(a)^T`` is computed with an inverse, so at an exactly
-    singular matrix it raises ``LinAlgError`` (the true derivative, the adjugate, exists
-    there; compute ``slogdet`` or regularise if you need it).
+    The derivative is the adjugate, ``det(a) * inv(a)^T`` where ``a`` is invertible; at a
+    singular matrix it is computed from the SVD, so it exists there too (the derivative
+    at ``[[1, 2], [2, 4]]`` is ``[[4, -2], [-2, 1]]``). Second derivatives at a singular
+    matrix need a solve with it and raise ``LinAlgError``.
+
+    Example:
+        >>> import numpy as np, funcgrad, funcgrad.numpy as fnp
+        >>> funcgrad.grad(fnp.linalg.det)(np.array([[1., 2.], [2., 4.]]))
+        array([[ 4., -2.],
+               [-2.,  1.]])
     """
     return bind(det_p, _as_matrix_stack(a, "det"))
 

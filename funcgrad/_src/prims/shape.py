@@ -33,6 +33,23 @@ def _ndim(x):
     return len(_shape(x))
 
 
+def static_shape(shape, op):
+    """``shape`` with every traced entry replaced by its concrete value. Under jit there is
+    none, and the error names the argument the size came from and ``static_argnums``
+    (NumPy would only say "expected a sequence of integers")."""
+    def concrete(d):
+        if not isinstance(d, Tracer):
+            return d
+        v = d._concrete(f"using it as a shape in {op}()")
+        return tuple(int(e) for e in np.ravel(v)) if np.ndim(v) else operator.index(v)
+
+    if isinstance(shape, (list, tuple)):
+        if builtins.any(isinstance(d, Tracer) for d in shape):
+            return tuple(concrete(d) for d in shape)
+        return shape
+    return concrete(shape)
+
+
 def normalize_axis(axis, ndim, op):
     """An axis as a non-negative int, or a clear error naming ``op``."""
     try:
@@ -149,6 +166,7 @@ def reshape(a, shape=None, order="C", *, newshape=None, copy=None):
     """Give ``a`` a new shape (one dimension may be -1). ``order`` is 'C' or 'F'."""
     if shape is None:
         shape = newshape
+    shape = static_shape(shape, "reshape")
     ashape = _shape(a)
     size = 1
     for d in ashape:
@@ -345,6 +363,7 @@ def_rules(broadcast_to_p,
 
 def broadcast_to(array, shape):
     """Broadcast ``array`` to ``shape`` (a read-only view when concrete)."""
+    shape = static_shape(shape, "broadcast_to")
     shape = (shape,) if isinstance(shape, (int, np.integer)) else tuple(shape)
     ashape = _shape(array)
     try:
