@@ -23,6 +23,7 @@ import hashlib
 import os
 import sys
 import threading
+import weakref
 
 import numpy as np
 
@@ -421,22 +422,32 @@ class _BufferPool:
 
     The leaves a collective returns are views of its bucket buffer; when the caller
     has dropped all of them (as a training step does with last step's gradients), the
-    buffer's only owner is this pool and the next call of the same size writes into it
-    instead of into fresh memory, whose first touch costs a page fault per 4 KiB (on a
-    40 MB gradient that is a third of an all-reduce's time). PyTorch's DDP keeps its
-    buckets for the same reason."""
+    next call of the same size writes into the same memory instead of into fresh memory,
+    whose first touch costs a page fault per 4 KiB (on a 40 MB gradient that is a third
+    of an all-reduce's time). PyTorch's DDP keeps its buckets for the same reason.
+
+    Liveness is known exactly, never from reference counts (which Python 3.14 may report
+    lower than the true count: borrowed references, CPython gh-130704, numpy#28681). The
+    pool keeps the memory; each call hands out an array made on a fresh ``memoryview``
+    of it. NumPy's base chains stop at an object that is not an ndarray, so every view of
+    the handed-out array (views of views, reshapes, complex views) holds the handed-out
+    array, which holds that memoryview, and the memory is reused only once a weak
+    reference to the memoryview is dead."""
 
     def __init__(self, keep=8):
         self.keep = keep
-        self.buffers = {}
+        self.buffers = {}          # (size, dtype) -> (memory, weakref to its last handout)
 
     def get(self, size, dtype):
         key = (int(size), np.dtype(dtype))
-        buf = self.buffers.pop(key, None)
-        # references: the dict entry was popped, so `buf` here and getrefcount's argument
-        if buf is None or sys.getrefcount(buf) > 2:
-            buf = np.empty(size, dtype)
-        self.buffers[key] = buf            # most recently used last
+        entry = self.buffers.pop(key, None)
+        if entry is not None and entry[1]() is None:
+            mem = entry[0]
+        else:
+            mem = np.empty(size, dtype)
+        buf = np.frombuffer(memoryview(mem), dtype)
+        # buf.base is a memoryview (NumPy's own or ours): alive while any view is
+        self.buffers[key] = (mem, weakref.ref(buf.base))   # most recently used last
         while len(self.buffers) > self.keep:
             self.buffers.pop(next(iter(self.buffers)))
         return buf
