@@ -491,25 +491,39 @@ def _pack(xp, leaves, idx, wire, via_host, scale=None):
     return buf
 
 
+# A returned leaf that is a view of its bucket keeps the whole bucket alive (a kept loss
+# would keep a 40 MB gradient buffer). Leaves under 1/_SMALL of their bucket are copied
+# out, as long as the copies stay within 1/_COPY_BUDGET of it (so a tree of many similar
+# leaves still comes back as views, at no extra copying); 0-d leaves always are. A kept
+# leaf that is still a view is then, but for that budget, at least 1/_SMALL of its bucket.
+_SMALL = 64
+_COPY_BUDGET = 16
+
+
 def _unpack(buf, xp, leaves, idx, out, via_host, lead=()):
     """Split ``buf`` (last axis) back into leaves ``idx`` of ``out``."""
+    total = buf.shape[-1]
+    budget = 0 if lead or via_host else total // _COPY_BUDGET    # via_host: copied anyway
     off = 0
     for i in idx:
         x = leaves[i]
         dt = x.dtype
-        n = x.size
-        if dt.kind == "c" and buf.dtype.kind == "f":
-            n2 = 2 * n
-            piece = buf[..., off:off + n2]
-            piece = piece.copy().view(dt) if lead else piece.view(dt)
-            off += n2
-        else:
-            piece = buf[..., off:off + n]
-            off += n
-            if piece.dtype != dt:
-                piece = piece.astype(dt)
-            elif lead:
-                piece = piece.copy()
+        complex_pairs = dt.kind == "c" and buf.dtype.kind == "f"
+        m = 2 * x.size if complex_pairs else x.size                # elements on the wire
+        piece = buf[..., off:off + m]
+        off += m
+        converts = piece.dtype != dt and not complex_pairs         # astype copies
+        if lead:
+            if not converts:
+                piece = piece.copy()       # a strided slice of the gathered rows
+        elif not converts and not via_host and (
+                x.ndim == 0 or (m * _SMALL <= total and m <= budget)):
+            piece = piece.copy()
+            budget -= m
+        if complex_pairs:
+            piece = piece.view(dt)         # NCCL summed the complex numbers as real pairs
+        elif converts:
+            piece = piece.astype(dt)
         piece = piece.reshape(tuple(lead) + tuple(x.shape))
         if via_host:
             piece = xp.asarray(piece)

@@ -49,3 +49,77 @@ def test_the_pool_does_not_trust_reference_counts(monkeypatch):
     kept = a[:50]
     del a
     assert not np.shares_memory(pool.get(100, np.float64), kept)
+
+
+class _Loopback:
+    """A host engine for a group of one that still goes through the bucketing."""
+
+    name = "mpi"
+    rank, size = 0, 1
+
+    def allreduce(self, buf, op):
+        pass
+
+    def bcast(self, buf, root):
+        pass
+
+    def allgather(self, buf):
+        return buf[None].copy()
+
+
+@pytest.fixture
+def loopback_group():
+    comm._group = comm._Group(_Loopback())
+    try:
+        yield
+    finally:
+        comm.shutdown()
+
+
+def _held(a):
+    """How many bytes ``a`` keeps alive: those of the object at the end of its base chain."""
+    while isinstance(a, np.ndarray) and a.base is not None:
+        a = a.base
+    return memoryview(a).nbytes
+
+
+def test_a_kept_loss_does_not_keep_the_gradient_bucket(loopback_group):
+    """A training loop keeping each step's loss must not keep each step's bucket: the
+    loss is copied out, and the next step writes into the same pooled memory."""
+    grads = [np.ones(100_000, np.float32), np.ones(10, np.float32)]
+    losses, where = [], set()
+    for step in range(3):
+        loss, g, bias = comm.reduce_leaves([np.float32(step)] + grads, "sum", ("", "0", "1"))
+        assert _held(loss) == 4 and _held(bias) == 40 and _held(g) == 4 * 100_011
+        losses.append(loss)
+        where.add(_address(g))
+        del g, bias
+    assert len(where) == 1, "each step took a fresh bucket buffer"
+    assert [float(x) for x in losses] == [0.0, 1.0, 2.0]
+
+
+def test_a_tree_of_similar_leaves_comes_back_as_views(loopback_group):
+    """The copies are bounded (1/16 of the bucket), so a large gradient tree is not copied
+    a second time; leaves kept as views are never under 1/64 of their bucket."""
+    sizes = np.random.default_rng(0).integers(500, 1500, 100)
+    tree = [np.ones(int(s), np.float32) for s in sizes]
+    out = comm.reduce_leaves(tree, "sum", tuple(str(k) for k in range(100)))
+    total = int(sizes.sum())
+    copied = [x for x in out if _held(x) == x.nbytes]
+    assert 0 < sum(x.size for x in copied) <= total // 16
+    for x in out:
+        assert _held(x) in (x.nbytes, 4 * total)
+        if _held(x) == 4 * total:
+            assert x.size * 64 > total or sum(x.size for x in copied) + x.size > total // 16
+    for x in out:
+        np.testing.assert_array_equal(x, 1.0)
+
+
+def test_mixed_dtypes_round_trip_through_the_copies(loopback_group):
+    tree = [np.float64(2.5), np.ones(1000), np.array(1 + 2j, np.complex64),
+            np.ones(3000, np.complex64), np.array(True), np.float16(1.5)]
+    out = comm.reduce_leaves(tree, "sum", tuple(str(k) for k in range(len(tree))))
+    for a, b in zip(out, tree):
+        assert a.dtype == b.dtype and a.shape == b.shape
+        np.testing.assert_array_equal(a, b)
+    assert _held(out[0]) == 8 and _held(out[2]) == 8 and _held(out[1]) == 8 * 1001
