@@ -51,6 +51,7 @@ class _Group:
 
 _group = None
 _checked = {}          # description -> hash (a cache; descriptions repeat every step)
+_modules = {}          # leaves' types -> their array modules' names (a cache)
 
 
 def launched_by_mpi() -> bool:
@@ -311,8 +312,29 @@ class NcclEngine:
 
 # ---- structure check ------------------------------------------------------------------------
 def _describe(paths, leaves, what):
+    """What every rank must agree on: the collective, and per leaf its key path, shape,
+    dtype and array module. The module matters because it picks the engine: with NCCL a
+    NumPy leaf goes through MPI and a CuPy leaf through NCCL, so ranks whose leaves
+    differ only in array module would otherwise pass the check and then wait in
+    different engines. (The engine follows from the module, the group's engines being
+    the same on every rank; the dtype on the wire from the dtype, the operation and the
+    engine.)"""
+    types = tuple(map(type, leaves))
+    modules = _modules.get(types)
+    if modules is None:
+        if len(_modules) > 1024:
+            _modules.clear()
+        modules = tuple([_backend.array_module(x).__name__ for x in leaves])
+        _modules[types] = modules
     return (what, paths, tuple([tuple(x.shape) for x in leaves]),
-            tuple([x.dtype for x in leaves]))
+            tuple([x.dtype for x in leaves]), modules)
+
+
+def _route(g, x):
+    """How leaf ``x`` travels, in words: its array module and engine."""
+    engine, xp, via_host = _engine_for(g, x)
+    name = getattr(xp, "__name__", type(x).__name__)
+    return f"{name} over {engine.name}" + (" by way of a host copy" if via_host else "")
 
 
 def _hash(desc):
@@ -334,7 +356,8 @@ def check_structure(g, paths, leaves, what):
     g.host.allreduce(probe, "max")
     if probe[0] == h and -probe[1] == h:
         return
-    descs = g.host.allgather_obj(desc)
+    # each leaf's module with its engine, in words, for the message
+    descs = g.host.allgather_obj(desc[:4] + (tuple([_route(g, x) for x in leaves]),))
     raise FuncgradValueError(_first_difference(descs, what))
 
 
@@ -342,7 +365,7 @@ def _first_difference(descs, what):
     ref = descs[0]
 
     def leaves(d):
-        return [(p, s, np.dtype(t).name) for p, s, t in zip(d[1], d[2], d[3])]
+        return [(p, s, np.dtype(t).name, r) for p, s, t, r in zip(d[1], d[2], d[3], d[4])]
     for r, d in enumerate(descs[1:], 1):
         if d == ref:
             continue
@@ -353,9 +376,15 @@ def _first_difference(descs, what):
         a, b = leaves(ref), leaves(d)
         for k in range(min(len(a), len(b))):
             if a[k] != b[k]:
-                pa, sa, da = a[k]
-                pb, sb, db = b[k]
+                pa, sa, da, ra = a[k]
+                pb, sb, db, rb = b[k]
                 path = pa if pa == pb else f"{pa or '<root>'} (rank 0) / {pb or '<root>'} (rank {r})"
+                if (pa, sa, da) == (pb, sb, db):
+                    return (f"{what}: the leaf at key path {path or '<root>'} is a "
+                            f"{da}{list(sa)} array on every rank, but its array module "
+                            f"differs: rank 0 has {ra}, rank {r} has {rb}. Every rank must "
+                            "pass the leaf as the same kind of array (NumPy or CuPy), so that "
+                            "all of them move it through the same engine")
                 return (f"{what}: the tree differs between processes at key path "
                         f"{path or '<root>'}: rank 0 has {da}{list(sa)}, rank {r} has "
                         f"{db}{list(sb)}. Every rank must pass a tree of the same structure, "
