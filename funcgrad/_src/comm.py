@@ -560,6 +560,20 @@ def _unpack(buf, xp, leaves, idx, out, via_host, lead=()):
     return out
 
 
+def _each_bucket(g, leaves, op, move, scale=None, lead=()):
+    """The loop of every collective: pack each bucket of ``leaves`` (times ``scale(dtype,
+    wire)``, when given), ``move(engine, buf, engine_op, dtype) -> buf`` it, and unpack
+    the result into a new list of leaves."""
+    out = [None] * len(leaves)
+    for (_, xp, via_host, dtype), (engine, idx) in _buckets(g, leaves).items():
+        wire, eop = _wire(dtype, op, engine.name)
+        buf = _pack(xp, leaves, idx, wire, via_host,
+                    None if scale is None else scale(dtype, wire))
+        buf = move(engine, buf, eop, dtype)
+        _unpack(buf, xp, leaves, idx, out, via_host, lead)
+    return out
+
+
 def reduce_leaves(leaves, op, paths):
     """All-reduce each leaf over the processes with ``op`` (sum, mean, max, min)."""
     g = _group
@@ -569,18 +583,20 @@ def reduce_leaves(leaves, op, paths):
     check_structure(g, paths, leaves, f"all_reduce(op={op!r})")   # also for no leaves
     if not leaves:
         return leaves
-    out = [None] * len(leaves)
-    base = "sum" if op == "mean" else op
-    for (_, xp, via_host, dtype), (engine, idx) in _buckets(g, leaves).items():
-        wire, eop = _wire(dtype, base, engine.name)
-        # a mean of floats is a sum of x / size: the scaling rides along the packing copy
-        scale = wire.type(1.0 / g.size) if op == "mean" and dtype.kind in "fc" else None
-        buf = _pack(xp, leaves, idx, wire, via_host, scale)
+
+    def allreduce(engine, buf, eop, dtype):
         engine.allreduce(buf, eop)
         if op == "mean" and dtype.kind in "iu":
             buf //= g.size
-        _unpack(buf, xp, leaves, idx, out, via_host)
-    return out
+        return buf
+
+    def mean_scale(dtype, wire):
+        # a mean of floats is a sum of x / size: the scaling rides along the packing copy
+        return wire.type(1.0 / g.size) if dtype.kind in "fc" else None
+
+    if op == "mean":
+        return _each_bucket(g, leaves, "sum", allreduce, mean_scale)
+    return _each_bucket(g, leaves, op, allreduce)
 
 
 def broadcast_leaves(leaves, root, paths):
@@ -595,15 +611,13 @@ def broadcast_leaves(leaves, root, paths):
     check_structure(g, paths, leaves, f"broadcast(root={root})")
     if not leaves:
         return leaves
-    out = [None] * len(leaves)
-    for (_, xp, via_host, dtype), (engine, idx) in _buckets(g, leaves).items():
-        wire, _ = _wire(dtype, "sum", engine.name)
-        buf = _pack(xp, leaves, idx, wire, via_host)
+
+    def bcast(engine, buf, eop, dtype):
         engine.bcast(buf, root)
-        _unpack(buf, xp, leaves, idx, out, via_host)
-    if g.rank == root:
-        return leaves
-    return out
+        return buf
+
+    out = _each_bucket(g, leaves, "sum", bcast)
+    return leaves if g.rank == root else out
 
 
 def gather_leaves(leaves, paths):
@@ -615,13 +629,8 @@ def gather_leaves(leaves, paths):
     check_structure(g, paths, leaves, "all_gather")
     if not leaves:
         return leaves
-    out = [None] * len(leaves)
-    for (_, xp, via_host, dtype), (engine, idx) in _buckets(g, leaves).items():
-        wire, _ = _wire(dtype, "sum", engine.name)
-        buf = _pack(xp, leaves, idx, wire, via_host)
-        full = engine.allgather(buf)
-        _unpack(full, xp, leaves, idx, out, via_host, lead=(g.size,))
-    return out
+    return _each_bucket(g, leaves, "sum", lambda engine, buf, eop, dtype: engine.allgather(buf),
+                        lead=(g.size,))
 
 
 def barrier():

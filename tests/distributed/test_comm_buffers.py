@@ -123,3 +123,24 @@ def test_mixed_dtypes_round_trip_through_the_copies(loopback_group):
         assert a.dtype == b.dtype and a.shape == b.shape
         np.testing.assert_array_equal(a, b)
     assert _held(out[0]) == 8 and _held(out[2]) == 8 and _held(out[1]) == 8 * 1001
+
+
+def test_every_collective_runs_the_one_bucket_loop(loopback_group, monkeypatch):
+    seen = []
+    loop = comm._each_bucket
+
+    def counted(g, leaves, op, move, *args, **kw):
+        seen.append(op)
+        return loop(g, leaves, op, move, *args, **kw)
+    monkeypatch.setattr(comm, "_each_bucket", counted)
+    tree = [np.float32(2.0), np.arange(6.0).reshape(2, 3), np.array([True, False])]
+    paths = ("0", "1", "2")
+    for op in ("sum", "mean", "max"):
+        for a, b in zip(comm.reduce_leaves(tree, op, paths), tree):
+            np.testing.assert_array_equal(a, b)
+    for a, b in zip(comm.broadcast_leaves(tree, 0, paths), tree):
+        np.testing.assert_array_equal(a, b)
+    for a, b in zip(comm.gather_leaves(tree, paths), tree):
+        assert a.shape == (1,) + b.shape and a.dtype == b.dtype
+        np.testing.assert_array_equal(a[0], b)
+    assert seen == ["sum", "sum", "max", "sum", "sum"]
