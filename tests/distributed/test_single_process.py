@@ -211,6 +211,14 @@ def test_sampler_epochs_and_seed():
     assert e1 == list(rs)[0::2]
 
 
+def test_sampler_refuses_seed_none():
+    """seed=None draws a seed per process: the ranks' shards would overlap."""
+    with pytest.raises(TypeError, match="seed=None .* overlap"):
+        nn.data.DistributedSampler(range(20), num_replicas=2, rank=0, seed=None)
+    s = nn.data.DistributedSampler(range(20), num_replicas=2, rank=0, seed=np.int64(4))
+    assert s.seed == 4 and type(s.seed) is int
+
+
 def test_sampler_with_dataloader_and_defaults():
     ds = nn.data.ArrayDataset(np.arange(9.0), np.arange(9))
     sampler = nn.data.DistributedSampler(ds, shuffle=False)
