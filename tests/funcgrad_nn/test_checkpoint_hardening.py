@@ -142,22 +142,48 @@ def test_a_killed_save_leaves_no_temporary_file(tmp_path, mode):
         proc.wait()
     if mode == "unnamed" and serialization._O_TMPFILE is not None:
         assert os.listdir(tmp_path) == ["ckpt"]      # nothing was ever named
+    save({"v": 2}, path)
+    left = [n for n in os.listdir(tmp_path) if n != "ckpt"]
+    assert len(left) == (mode == "named")           # too recent to be taken for stale
+    for name in left:
+        _age(tmp_path / name, serialization._STALE_SECONDS + 60)
     save({"v": 2}, path)                            # a later save cleans up the rest
     assert os.listdir(tmp_path) == ["ckpt"] and load(path) == {"v": 2}
 
 
+def _age(path, seconds):
+    t = time.time() - seconds
+    os.utime(path, (t, t))
+
+
 def test_cleanup_spares_other_files_and_live_writers(tmp_path):
     path = tmp_path / "ckpt"
-    host = serialization._hostname()
-    keep = [".ckpt.notours.tmp", "ckpt.bak", f".other.fgtmp.{host}.1.abc",
-            f".ckpt.fgtmp.{host}.{os.getpid()}.abc",          # a live process
-            ".ckpt.fgtmp.otherhost.99999999.abc"]             # another machine's writer
+    host, ns = serialization._hostname(), serialization._pid_namespace()
+    keep = [".ckpt.notours.tmp", "ckpt.bak", f".other.fgtmp.{host}.{ns}.1.abc",
+            f".ckpt.fgtmp.{host}.{ns}.{os.getpid()}.abc",      # a live process
+            f".ckpt.fgtmp.otherhost.{ns}.99999999.abc",        # another machine's writer
+            # a container with this host name but its own PID namespace: its PIDs say
+            # nothing about this namespace's processes
+            f".ckpt.fgtmp.{host}.{ns + 1}.99999999.abc",
+            f".ckpt.fgtmp.{host}.99999999.abc"]                # no namespace in the name
     for name in keep:
         (tmp_path / name).write_bytes(b"x")
-    stale = tmp_path / f".ckpt.fgtmp.{host}.99999999.abc"
+        _age(tmp_path / name, 3600)
+    young = tmp_path / f".ckpt.fgtmp.{host}.{ns}.99999998.abc"     # may still be written
+    young.write_bytes(b"x")
+    stale = tmp_path / f".ckpt.fgtmp.{host}.{ns}.99999999.abc"
     stale.write_bytes(b"x")
+    _age(stale, serialization._STALE_SECONDS + 60)
     save({"v": 1}, path)
-    assert sorted(os.listdir(tmp_path)) == sorted(keep + ["ckpt"])
+    assert sorted(os.listdir(tmp_path)) == sorted(keep + [young.name, "ckpt"])
+
+
+def test_temporary_names_carry_the_pid_namespace(tmp_path):
+    name = os.path.basename(serialization._temp_name(str(tmp_path), "ckpt"))
+    host, ns = serialization._hostname(), serialization._pid_namespace()
+    assert name.startswith(f".ckpt.fgtmp.{host}.{ns}.{os.getpid()}.")
+    if os.path.exists("/proc/self/ns/pid"):
+        assert ns == os.stat("/proc/self/ns/pid").st_ino != 0
 
 
 @pytest.mark.parametrize("node", [
