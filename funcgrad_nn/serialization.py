@@ -349,13 +349,16 @@ def _existing_mode(path):
     return stat.S_IMODE(st.st_mode) if stat.S_ISREG(st.st_mode) else None
 
 
-def _write_and_replace(target, header, w):
-    """Write the checkpoint next to ``target`` and move it into place in one step."""
+def _write_and_replace(target, header, w, unnamed=True):
+    """Write the checkpoint next to ``target`` and move it into place in one step: into
+    an unnamed file, named only for the instant before the rename, where the OS allows
+    (``unnamed``), else into a hidden temporary name."""
     folder = os.path.dirname(target) or "."
     base = os.path.basename(target)
     mode = _existing_mode(target)
-    _remove_stale_temps(folder, base)
-    fd = _open_unnamed(folder)
+    if unnamed:
+        _remove_stale_temps(folder, base)
+    fd = _open_unnamed(folder) if unnamed else None
     tmp = None
     try:
         if fd is None:
@@ -375,7 +378,7 @@ def _write_and_replace(target, header, w):
                 except OSError:
                     tmp = None
         if tmp is None:                            # no /proc: write it again, named
-            return _write_named(target, header, w, mode)
+            return _write_and_replace(target, header, w, unnamed=False)
         os.replace(tmp, target)
     except BaseException:
         if fd is not None:
@@ -385,25 +388,6 @@ def _write_and_replace(target, header, w):
                 os.unlink(tmp)
             except OSError:
                 pass
-        raise
-    _fsync_dir(folder)
-
-
-def _write_named(target, header, w, mode):
-    folder = os.path.dirname(target) or "."
-    tmp = _temp_name(folder, os.path.basename(target))
-    try:
-        with os.fdopen(_open_exclusive(tmp), "wb") as f:
-            _write(f, header, w)
-            if mode is not None:
-                os.fchmod(f.fileno(), mode)
-            os.fsync(f.fileno())
-        os.replace(tmp, target)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
         raise
     _fsync_dir(folder)
 

@@ -156,6 +156,30 @@ def _age(path, seconds):
     os.utime(path, (t, t))
 
 
+@pytest.mark.parametrize("how", ["no-proc", "no-unnamed-files"])
+def test_every_way_of_writing_keeps_permissions_and_leaves_nothing(tmp_path, monkeypatch, how):
+    """The three ways to the file (unnamed then linked; unnamed, then written again
+    named where /proc cannot link it; named from the start) are one function."""
+    path = tmp_path / "c"
+    save({"a": 1}, path)
+    os.chmod(path, 0o640)
+    if how == "no-proc":
+        def no_link(src, dst, *a, **k):
+            raise OSError("no /proc")
+        monkeypatch.setattr(serialization.os, "link", no_link)
+    else:
+        monkeypatch.setattr(serialization, "_O_TMPFILE", None)
+    calls = []
+    real = serialization._write_and_replace
+    monkeypatch.setattr(serialization, "_write_and_replace",
+                        lambda *a, **k: calls.append(k) or real(*a, **k))
+    save({"a": 2}, path)
+    assert load(path) == {"a": 2} and path.stat().st_mode & 0o777 == 0o640
+    assert os.listdir(tmp_path) == ["c"]
+    if how == "no-proc" and serialization._O_TMPFILE is not None:
+        assert calls == [{}, {"unnamed": False}]
+
+
 def test_cleanup_spares_other_files_and_live_writers(tmp_path):
     path = tmp_path / "ckpt"
     host, ns = serialization._hostname(), serialization._pid_namespace()
