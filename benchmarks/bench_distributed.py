@@ -184,7 +184,9 @@ def table(r, single, single_threads):
         f"{a['median'] / inplace['median']:.2f}×. funcgrad packs the leaves into one "
         "buffer (a 40 MB copy, into a pooled buffer once the previous result is dropped), "
         "checks the tree's fingerprint (one 16-byte all-reduce), and reduces the buffer "
-        "in place; the leaves it returns are views of that buffer.",
+        "in place; the leaves it returns are views of that buffer (0-d and small leaves "
+        "are copied out, at most 1/16 of the bytes, so that keeping one does not keep the "
+        "buffer).",
         f"- 100 small leaves: one bucketed call {s_f['median'] * 1e6:.0f} µs against "
         f"{s_r['median'] * 1e6:.0f} µs for one raw call per leaf "
         f"({s_f['median'] / s_r['median']:.2f}× their time). Over shared memory a message "

@@ -30,16 +30,13 @@ Every rank must call the same collectives in the same order (SPMD), as with MPI 
 """
 from __future__ import annotations
 
-import contextlib
 import functools
-import os
-import tempfile
 
 from ._src import comm as _comm
 from ._src.prims import collectives as _coll
 from ._src.tree_util import keystr, tree_flatten, tree_flatten_with_path, tree_unflatten
 
-__all__ = ["abort", "all_gather", "all_reduce", "atomic_write", "barrier", "broadcast", "initialize",
+__all__ = ["abort", "all_gather", "all_reduce", "barrier", "broadcast", "initialize",
            "is_initialized", "is_main_process", "print0", "process_count", "process_index",
            "spmd"]
 
@@ -164,25 +161,3 @@ def print0(*args, **kwargs):
     if _comm.process_index() == 0:
         kwargs.setdefault("flush", True)
         print(*args, **kwargs)
-
-
-@contextlib.contextmanager
-def atomic_write(path, mode="wb"):
-    """Open ``path`` for writing so that readers see the old file or the whole new one:
-    the data goes to a temporary file in the same folder, renamed over ``path`` when the
-    block ends without an exception.
-
-    Only the main process should write; see :func:`is_main_process`.
-    """
-    folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=os.path.basename(path) + ".", suffix=".tmp", dir=folder)
-    try:
-        with os.fdopen(fd, mode) as f:
-            yield f
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise

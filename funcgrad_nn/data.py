@@ -378,7 +378,8 @@ class DistributedSampler(_EpochSeeded):
       num_replicas, rank: default ``funcgrad.process_count()`` and
         ``funcgrad.process_index()``.
       shuffle: a new order each epoch (False: ``0 .. N-1``).
-      seed: must be the same on every rank.
+      seed: an int, the same on every rank. None is refused: each process would draw
+        its own seed, so the shards would overlap (PyTorch's sampler also takes an int).
       drop_last: drop the tail instead of padding, so no sample is seen twice.
 
         >>> s = DistributedSampler(range(5), num_replicas=2, rank=1, shuffle=False)
@@ -388,6 +389,12 @@ class DistributedSampler(_EpochSeeded):
 
     def __init__(self, dataset, num_replicas=None, rank=None, shuffle: bool = True,
                  seed: int = 0, drop_last: bool = False):
+        if seed is None:
+            raise FuncgradTypeError(
+                "DistributedSampler: seed=None would draw a different seed in each process, "
+                "so the ranks' shards would overlap and miss samples; pass the same int "
+                "seed on every rank (e.g. seed=0, or a seed broadcast from rank 0 with "
+                "funcgrad.distributed.broadcast)")
         super().__init__(seed)
         if num_replicas is None:
             num_replicas = funcgrad.process_count()

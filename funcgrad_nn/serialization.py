@@ -70,6 +70,7 @@ import secrets
 import socket
 import stat
 import struct
+import time
 
 import numpy as np
 
@@ -259,11 +260,27 @@ def _hostname():
     return re.sub(r"[^A-Za-z0-9-]", "-", socket.gethostname() or "host")
 
 
+def _pid_namespace():
+    """The inode of this process's PID namespace (Linux), 0 elsewhere. A PID names a
+    process only within its namespace, and containers may share a host name without
+    sharing one."""
+    try:
+        return os.stat("/proc/self/ns/pid").st_ino
+    except OSError:
+        return 0
+
+
+# A leftover is removed only once it is this old (its writer also being dead): a PID
+# test can be fooled (two machines with one host name writing to a shared folder), and
+# a writer that is still writing keeps its file's modification time recent.
+_STALE_SECONDS = 600
+
+
 def _temp_name(folder, base):
-    """``.BASE.fgtmp.HOST.PID.TOKEN``: who wrote it, so a later save can tell a
+    """``.BASE.fgtmp.HOST.PIDNS.PID.TOKEN``: who wrote it, so a later save can tell a
     leftover of a dead writer from the file of one still writing."""
-    return os.path.join(folder, f".{base}.fgtmp.{_hostname()}.{os.getpid()}."
-                                f"{secrets.token_hex(6)}")
+    return os.path.join(folder, f".{base}.fgtmp.{_hostname()}.{_pid_namespace()}."
+                                f"{os.getpid()}.{secrets.token_hex(6)}")
 
 
 def _pid_alive(pid):
@@ -279,23 +296,29 @@ def _pid_alive(pid):
 
 
 def _remove_stale_temps(folder, base):
-    """Delete the temporary files of earlier saves to ``base`` whose writer (a process
-    on this machine) is dead: a save killed with SIGKILL leaves one behind when the file
-    system has no unnamed files. Files of live writers, of other machines (a shared
-    folder) and anything that is not a regular file are left alone."""
-    pattern = re.compile(rf"\.{re.escape(base)}\.fgtmp\.(.+)\.(\d{{1,10}})\.[0-9a-f]+\Z")
-    host = _hostname()
+    """Delete the temporary files of earlier saves to ``base`` whose writer is dead: a
+    save killed with SIGKILL leaves one behind when the file system has no unnamed files.
+    A file is removed only if its writer ran on this machine in this PID namespace, no
+    process there has its PID, and it was last written over ``_STALE_SECONDS`` ago.
+    Files of live writers, of other machines (a shared folder) or containers, and
+    anything that is not a regular file are left alone."""
+    pattern = re.compile(
+        rf"\.{re.escape(base)}\.fgtmp\.([A-Za-z0-9-]+)\.(\d{{1,20}})\.(\d{{1,10}})\.[0-9a-f]+\Z")
+    host, ns = _hostname(), str(_pid_namespace())
     try:
         names = os.listdir(folder)
     except OSError:
         return
+    now = time.time()
     for name in names:
         m = pattern.match(name)
-        if m is None or m.group(1) != host or _pid_alive(int(m.group(2))):
+        if (m is None or m.group(1) != host or m.group(2) != ns
+                or _pid_alive(int(m.group(3)))):
             continue
         full = os.path.join(folder, name)
         try:
-            if stat.S_ISREG(os.lstat(full).st_mode):
+            st = os.lstat(full)
+            if stat.S_ISREG(st.st_mode) and now - st.st_mtime > _STALE_SECONDS:
                 os.unlink(full)
         except OSError:
             pass
@@ -326,13 +349,16 @@ def _existing_mode(path):
     return stat.S_IMODE(st.st_mode) if stat.S_ISREG(st.st_mode) else None
 
 
-def _write_and_replace(target, header, w):
-    """Write the checkpoint next to ``target`` and move it into place in one step."""
+def _write_and_replace(target, header, w, unnamed=True):
+    """Write the checkpoint next to ``target`` and move it into place in one step: into
+    an unnamed file, named only for the instant before the rename, where the OS allows
+    (``unnamed``), else into a hidden temporary name."""
     folder = os.path.dirname(target) or "."
     base = os.path.basename(target)
     mode = _existing_mode(target)
-    _remove_stale_temps(folder, base)
-    fd = _open_unnamed(folder)
+    if unnamed:
+        _remove_stale_temps(folder, base)
+    fd = _open_unnamed(folder) if unnamed else None
     tmp = None
     try:
         if fd is None:
@@ -352,7 +378,7 @@ def _write_and_replace(target, header, w):
                 except OSError:
                     tmp = None
         if tmp is None:                            # no /proc: write it again, named
-            return _write_named(target, header, w, mode)
+            return _write_and_replace(target, header, w, unnamed=False)
         os.replace(tmp, target)
     except BaseException:
         if fd is not None:
@@ -362,25 +388,6 @@ def _write_and_replace(target, header, w):
                 os.unlink(tmp)
             except OSError:
                 pass
-        raise
-    _fsync_dir(folder)
-
-
-def _write_named(target, header, w, mode):
-    folder = os.path.dirname(target) or "."
-    tmp = _temp_name(folder, os.path.basename(target))
-    try:
-        with os.fdopen(_open_exclusive(tmp), "wb") as f:
-            _write(f, header, w)
-            if mode is not None:
-                os.fchmod(f.fileno(), mode)
-            os.fsync(f.fileno())
-        os.replace(tmp, target)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
         raise
     _fsync_dir(folder)
 
@@ -395,9 +402,10 @@ def save(tree, path, *, all_processes: bool = False) -> None:
 
     The file is written beside ``path`` (unnamed until complete where the OS allows,
     Linux's O_TMPFILE, so that even a writer killed with SIGKILL leaves nothing behind;
-    elsewhere a hidden temporary name that later saves remove once its writer is dead),
-    fsynced and renamed over ``path``. Overwriting keeps the old file's permission bits,
-    and a symlink at ``path`` is followed: its target is replaced, the link stays.
+    elsewhere a hidden temporary name that later saves remove once its writer is dead
+    and the file ten minutes old), fsynced and renamed over ``path``. Overwriting keeps
+    the old file's permission bits, and a symlink at ``path`` is followed: its target is
+    replaced, the link stays.
 
     Raises ``TypeError`` naming ``path`` and the key path of the first unsupported leaf
     or key (before anything is written) and ``OSError`` naming ``path`` for I/O errors;

@@ -23,6 +23,7 @@ import hashlib
 import os
 import sys
 import threading
+import weakref
 
 import numpy as np
 
@@ -50,6 +51,7 @@ class _Group:
 
 _group = None
 _checked = {}          # description -> hash (a cache; descriptions repeat every step)
+_modules = {}          # leaves' types -> their array modules' names (a cache)
 
 
 def launched_by_mpi() -> bool:
@@ -310,8 +312,29 @@ class NcclEngine:
 
 # ---- structure check ------------------------------------------------------------------------
 def _describe(paths, leaves, what):
+    """What every rank must agree on: the collective, and per leaf its key path, shape,
+    dtype and array module. The module matters because it picks the engine: with NCCL a
+    NumPy leaf goes through MPI and a CuPy leaf through NCCL, so ranks whose leaves
+    differ only in array module would otherwise pass the check and then wait in
+    different engines. (The engine follows from the module, the group's engines being
+    the same on every rank; the dtype on the wire from the dtype, the operation and the
+    engine.)"""
+    types = tuple(map(type, leaves))
+    modules = _modules.get(types)
+    if modules is None:
+        if len(_modules) > 1024:
+            _modules.clear()
+        modules = tuple([_backend.array_module(x).__name__ for x in leaves])
+        _modules[types] = modules
     return (what, paths, tuple([tuple(x.shape) for x in leaves]),
-            tuple([x.dtype for x in leaves]))
+            tuple([x.dtype for x in leaves]), modules)
+
+
+def _route(g, x):
+    """How leaf ``x`` travels, in words: its array module and engine."""
+    engine, xp, via_host = _engine_for(g, x)
+    name = getattr(xp, "__name__", type(x).__name__)
+    return f"{name} over {engine.name}" + (" by way of a host copy" if via_host else "")
 
 
 def _hash(desc):
@@ -333,7 +356,8 @@ def check_structure(g, paths, leaves, what):
     g.host.allreduce(probe, "max")
     if probe[0] == h and -probe[1] == h:
         return
-    descs = g.host.allgather_obj(desc)
+    # each leaf's module with its engine, in words, for the message
+    descs = g.host.allgather_obj(desc[:4] + (tuple([_route(g, x) for x in leaves]),))
     raise FuncgradValueError(_first_difference(descs, what))
 
 
@@ -341,7 +365,7 @@ def _first_difference(descs, what):
     ref = descs[0]
 
     def leaves(d):
-        return [(p, s, np.dtype(t).name) for p, s, t in zip(d[1], d[2], d[3])]
+        return [(p, s, np.dtype(t).name, r) for p, s, t, r in zip(d[1], d[2], d[3], d[4])]
     for r, d in enumerate(descs[1:], 1):
         if d == ref:
             continue
@@ -352,9 +376,15 @@ def _first_difference(descs, what):
         a, b = leaves(ref), leaves(d)
         for k in range(min(len(a), len(b))):
             if a[k] != b[k]:
-                pa, sa, da = a[k]
-                pb, sb, db = b[k]
+                pa, sa, da, ra = a[k]
+                pb, sb, db, rb = b[k]
                 path = pa if pa == pb else f"{pa or '<root>'} (rank 0) / {pb or '<root>'} (rank {r})"
+                if (pa, sa, da) == (pb, sb, db):
+                    return (f"{what}: the leaf at key path {path or '<root>'} is a "
+                            f"{da}{list(sa)} array on every rank, but its array module "
+                            f"differs: rank 0 has {ra}, rank {r} has {rb}. Every rank must "
+                            "pass the leaf as the same kind of array (NumPy or CuPy), so that "
+                            "all of them move it through the same engine")
                 return (f"{what}: the tree differs between processes at key path "
                         f"{path or '<root>'}: rank 0 has {da}{list(sa)}, rank {r} has "
                         f"{db}{list(sb)}. Every rank must pass a tree of the same structure, "
@@ -421,22 +451,32 @@ class _BufferPool:
 
     The leaves a collective returns are views of its bucket buffer; when the caller
     has dropped all of them (as a training step does with last step's gradients), the
-    buffer's only owner is this pool and the next call of the same size writes into it
-    instead of into fresh memory, whose first touch costs a page fault per 4 KiB (on a
-    40 MB gradient that is a third of an all-reduce's time). PyTorch's DDP keeps its
-    buckets for the same reason."""
+    next call of the same size writes into the same memory instead of into fresh memory,
+    whose first touch costs a page fault per 4 KiB (on a 40 MB gradient that is a third
+    of an all-reduce's time). PyTorch's DDP keeps its buckets for the same reason.
+
+    Liveness is known exactly, never from reference counts (which Python 3.14 may report
+    lower than the true count: borrowed references, CPython gh-130704, numpy#28681). The
+    pool keeps the memory; each call hands out an array made on a fresh ``memoryview``
+    of it. NumPy's base chains stop at an object that is not an ndarray, so every view of
+    the handed-out array (views of views, reshapes, complex views) holds the handed-out
+    array, which holds that memoryview, and the memory is reused only once a weak
+    reference to the memoryview is dead."""
 
     def __init__(self, keep=8):
         self.keep = keep
-        self.buffers = {}
+        self.buffers = {}          # (size, dtype) -> (memory, weakref to its last handout)
 
     def get(self, size, dtype):
         key = (int(size), np.dtype(dtype))
-        buf = self.buffers.pop(key, None)
-        # references: the dict entry was popped, so `buf` here and getrefcount's argument
-        if buf is None or sys.getrefcount(buf) > 2:
-            buf = np.empty(size, dtype)
-        self.buffers[key] = buf            # most recently used last
+        entry = self.buffers.pop(key, None)
+        if entry is not None and entry[1]() is None:
+            mem = entry[0]
+        else:
+            mem = np.empty(size, dtype)
+        buf = np.frombuffer(memoryview(mem), dtype)
+        # buf.base is a memoryview (NumPy's own or ours): alive while any view is
+        self.buffers[key] = (mem, weakref.ref(buf.base))   # most recently used last
         while len(self.buffers) > self.keep:
             self.buffers.pop(next(iter(self.buffers)))
         return buf
@@ -480,29 +520,57 @@ def _pack(xp, leaves, idx, wire, via_host, scale=None):
     return buf
 
 
+# A returned leaf that is a view of its bucket keeps the whole bucket alive (a kept loss
+# would keep a 40 MB gradient buffer). Leaves under 1/_SMALL of their bucket are copied
+# out, as long as the copies stay within 1/_COPY_BUDGET of it (so a tree of many similar
+# leaves still comes back as views, at no extra copying); 0-d leaves always are. A kept
+# leaf that is still a view is then, but for that budget, at least 1/_SMALL of its bucket.
+_SMALL = 64
+_COPY_BUDGET = 16
+
+
 def _unpack(buf, xp, leaves, idx, out, via_host, lead=()):
     """Split ``buf`` (last axis) back into leaves ``idx`` of ``out``."""
+    total = buf.shape[-1]
+    budget = 0 if lead or via_host else total // _COPY_BUDGET    # via_host: copied anyway
     off = 0
     for i in idx:
         x = leaves[i]
         dt = x.dtype
-        n = x.size
-        if dt.kind == "c" and buf.dtype.kind == "f":
-            n2 = 2 * n
-            piece = buf[..., off:off + n2]
-            piece = piece.copy().view(dt) if lead else piece.view(dt)
-            off += n2
-        else:
-            piece = buf[..., off:off + n]
-            off += n
-            if piece.dtype != dt:
-                piece = piece.astype(dt)
-            elif lead:
-                piece = piece.copy()
+        complex_pairs = dt.kind == "c" and buf.dtype.kind == "f"
+        m = 2 * x.size if complex_pairs else x.size                # elements on the wire
+        piece = buf[..., off:off + m]
+        off += m
+        converts = piece.dtype != dt and not complex_pairs         # astype copies
+        if lead:
+            if not converts:
+                piece = piece.copy()       # a strided slice of the gathered rows
+        elif not converts and not via_host and (
+                x.ndim == 0 or (m * _SMALL <= total and m <= budget)):
+            piece = piece.copy()
+            budget -= m
+        if complex_pairs:
+            piece = piece.view(dt)         # NCCL summed the complex numbers as real pairs
+        elif converts:
+            piece = piece.astype(dt)
         piece = piece.reshape(tuple(lead) + tuple(x.shape))
         if via_host:
             piece = xp.asarray(piece)
         out[i] = piece
+    return out
+
+
+def _each_bucket(g, leaves, op, move, scale=None, lead=()):
+    """The loop of every collective: pack each bucket of ``leaves`` (times ``scale(dtype,
+    wire)``, when given), ``move(engine, buf, engine_op, dtype) -> buf`` it, and unpack
+    the result into a new list of leaves."""
+    out = [None] * len(leaves)
+    for (_, xp, via_host, dtype), (engine, idx) in _buckets(g, leaves).items():
+        wire, eop = _wire(dtype, op, engine.name)
+        buf = _pack(xp, leaves, idx, wire, via_host,
+                    None if scale is None else scale(dtype, wire))
+        buf = move(engine, buf, eop, dtype)
+        _unpack(buf, xp, leaves, idx, out, via_host, lead)
     return out
 
 
@@ -515,18 +583,20 @@ def reduce_leaves(leaves, op, paths):
     check_structure(g, paths, leaves, f"all_reduce(op={op!r})")   # also for no leaves
     if not leaves:
         return leaves
-    out = [None] * len(leaves)
-    base = "sum" if op == "mean" else op
-    for (_, xp, via_host, dtype), (engine, idx) in _buckets(g, leaves).items():
-        wire, eop = _wire(dtype, base, engine.name)
-        # a mean of floats is a sum of x / size: the scaling rides along the packing copy
-        scale = wire.type(1.0 / g.size) if op == "mean" and dtype.kind in "fc" else None
-        buf = _pack(xp, leaves, idx, wire, via_host, scale)
+
+    def allreduce(engine, buf, eop, dtype):
         engine.allreduce(buf, eop)
         if op == "mean" and dtype.kind in "iu":
             buf //= g.size
-        _unpack(buf, xp, leaves, idx, out, via_host)
-    return out
+        return buf
+
+    def mean_scale(dtype, wire):
+        # a mean of floats is a sum of x / size: the scaling rides along the packing copy
+        return wire.type(1.0 / g.size) if dtype.kind in "fc" else None
+
+    if op == "mean":
+        return _each_bucket(g, leaves, "sum", allreduce, mean_scale)
+    return _each_bucket(g, leaves, op, allreduce)
 
 
 def broadcast_leaves(leaves, root, paths):
@@ -541,15 +611,13 @@ def broadcast_leaves(leaves, root, paths):
     check_structure(g, paths, leaves, f"broadcast(root={root})")
     if not leaves:
         return leaves
-    out = [None] * len(leaves)
-    for (_, xp, via_host, dtype), (engine, idx) in _buckets(g, leaves).items():
-        wire, _ = _wire(dtype, "sum", engine.name)
-        buf = _pack(xp, leaves, idx, wire, via_host)
+
+    def bcast(engine, buf, eop, dtype):
         engine.bcast(buf, root)
-        _unpack(buf, xp, leaves, idx, out, via_host)
-    if g.rank == root:
-        return leaves
-    return out
+        return buf
+
+    out = _each_bucket(g, leaves, "sum", bcast)
+    return leaves if g.rank == root else out
 
 
 def gather_leaves(leaves, paths):
@@ -561,13 +629,8 @@ def gather_leaves(leaves, paths):
     check_structure(g, paths, leaves, "all_gather")
     if not leaves:
         return leaves
-    out = [None] * len(leaves)
-    for (_, xp, via_host, dtype), (engine, idx) in _buckets(g, leaves).items():
-        wire, _ = _wire(dtype, "sum", engine.name)
-        buf = _pack(xp, leaves, idx, wire, via_host)
-        full = engine.allgather(buf)
-        _unpack(full, xp, leaves, idx, out, via_host, lead=(g.size,))
-    return out
+    return _each_bucket(g, leaves, "sum", lambda engine, buf, eop, dtype: engine.allgather(buf),
+                        lead=(g.size,))
 
 
 def barrier():

@@ -176,7 +176,7 @@ def instance_norm(input, running_mean=None, running_var=None, weight=None, bias=
         xc = x - mean
         var = fnp.mean(fnp.square(xc), axis=axes, keepdims=True)
         y = xc / fnp.sqrt(var + eps)
-        mom = 0.1 if momentum is None else momentum
+        mom = 0.0 if momentum is None else momentum   # None keeps them, as torch's InstanceNorm
         if isinstance(mom, numbers.Real):
             mom = float(mom)
         if running_mean is not None:

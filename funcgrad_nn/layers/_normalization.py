@@ -14,11 +14,12 @@ from . import _args
 from ._base import _check_params, _Leaf, _Parameterless, _record, _shape
 
 
-class _BatchNorm(_Leaf):
-    _ranks = (2, 3)
+class _RunningStatsNorm(_Leaf):
+    """What BatchNorm and InstanceNorm share: PyTorch's arguments, the per-channel
+    ``weight``/``bias`` (with ``affine``) and the running statistics in the state (with
+    ``track_running_stats``). Subclasses give the defaults and the forward pass."""
 
-    def __init__(self, num_features, eps=1e-5, momentum=0.1, affine=True,
-                 track_running_stats=True, dtype=np.float32):
+    def __init__(self, num_features, eps, momentum, affine, track_running_stats, dtype):
         self.num_features = _args.size(type(self).__name__, "num_features", num_features)
         self.eps, self.momentum = eps, momentum
         self.affine, self.track_running_stats, self.dtype = affine, track_running_stats, dtype
@@ -50,6 +51,20 @@ class _BatchNorm(_Leaf):
                 "running_var": np.ones(self.num_features, self.dtype),
                 "num_batches_tracked": np.zeros((), np.int64)}
 
+    def _check_state(self, state):
+        if self.track_running_stats:
+            _check_params(self, state, {"running_mean": (self.num_features,),
+                                        "running_var": (self.num_features,),
+                                        "num_batches_tracked": ()}, "state")
+
+
+class _BatchNorm(_RunningStatsNorm):
+    _ranks = (2, 3)
+
+    def __init__(self, num_features, eps=1e-5, momentum=0.1, affine=True,
+                 track_running_stats=True, dtype=np.float32):
+        super().__init__(num_features, eps, momentum, affine, track_running_stats, dtype)
+
     def forward(self, params, x):
         """Evaluation with running statistics; only reachable without state."""
         y, _ = self.apply(params, self.init_state(), x)
@@ -61,10 +76,7 @@ class _BatchNorm(_Leaf):
         if len(shp) not in self._ranks or shp[1] != self.num_features:
             self._bad_input(x, f"a {' or '.join(map(str, self._ranks))}-D input of shape "
                                f"(N, {self.num_features}, ...)")
-        if self.track_running_stats:
-            _check_params(self, state, {"running_mean": (self.num_features,),
-                                        "running_var": (self.num_features,),
-                                        "num_batches_tracked": ()}, "state")
+        self._check_state(state)
         w, b = params.get("weight"), params.get("bias")
         if not self.track_running_stats:
             y, _, _ = F.batch_norm(x, None, None, w, b, True, 0.0, self.eps)
@@ -178,41 +190,15 @@ class GroupNorm(_Leaf):
                             self.eps)
 
 
-class _InstanceNorm(_Leaf):
+class _InstanceNorm(_RunningStatsNorm):
+    """``init_state``: as BatchNorm's (``num_batches_tracked`` is kept for PyTorch's state
+    dict; PyTorch's InstanceNorm never advances it)."""
+
     _nd = 1
 
     def __init__(self, num_features, eps=1e-5, momentum=0.1, affine=False,
                  track_running_stats=False, dtype=np.float32):
-        self.num_features, self.eps, self.momentum = int(num_features), eps, momentum
-        self.affine, self.track_running_stats, self.dtype = affine, track_running_stats, dtype
-
-    @property
-    def _stateful(self):
-        return self.track_running_stats
-
-    def extra_repr(self):
-        return (f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, "
-                f"affine={self.affine}, track_running_stats={self.track_running_stats}")
-
-    def _expected(self):
-        c = (self.num_features,)
-        return {"weight": c, "bias": c} if self.affine else {}
-
-    def init(self, key):
-        if not self.affine:
-            return {}
-        return {"weight": np.ones(self.num_features, self.dtype),
-                "bias": np.zeros(self.num_features, self.dtype)}
-
-    def init_state(self):
-        """``running_mean`` (zeros), ``running_var`` (ones), ``num_batches_tracked`` (an
-        int64 0, kept for PyTorch's state dict; PyTorch's InstanceNorm never advances it)
-        when ``track_running_stats=True``; else empty."""
-        if not self.track_running_stats:
-            return {}
-        return {"running_mean": np.zeros(self.num_features, self.dtype),
-                "running_var": np.ones(self.num_features, self.dtype),
-                "num_batches_tracked": np.zeros((), np.int64)}
+        super().__init__(num_features, eps, momentum, affine, track_running_stats, dtype)
 
     def forward(self, params, x):
         y, _ = self.apply(params, self.init_state(), x)
@@ -228,10 +214,7 @@ class _InstanceNorm(_Leaf):
         c = shp[0] if unbatched else shp[1]
         if (self.affine or self.track_running_stats) and c != self.num_features:
             self._bad_input(x, f"{self.num_features} channels")
-        if self.track_running_stats:
-            _check_params(self, state, {"running_mean": (self.num_features,),
-                                        "running_var": (self.num_features,),
-                                        "num_batches_tracked": ()}, "state")
+        self._check_state(state)
         if unbatched:
             x = x[None]
         w, b = params.get("weight"), params.get("bias")
@@ -280,7 +263,8 @@ class LocalResponseNorm(_Parameterless):
     see :func:`funcgrad_nn.functional.local_response_norm`."""
 
     def __init__(self, size, alpha=1e-4, beta=0.75, k=1.0):
-        self.size, self.alpha, self.beta, self.k = int(size), alpha, beta, k
+        self.size = _args.size("LocalResponseNorm", "size", size)
+        self.alpha, self.beta, self.k = alpha, beta, k
 
     def extra_repr(self):
         return f"{self.size}, alpha={self.alpha}, beta={self.beta}, k={self.k}"

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from .. import functional as F
+from . import _args
 from ._base import _Parameterless
 
 
@@ -10,7 +11,7 @@ class PixelShuffle(_Parameterless):
     :func:`funcgrad_nn.functional.pixel_shuffle`."""
 
     def __init__(self, upscale_factor):
-        self.upscale_factor = int(upscale_factor)
+        self.upscale_factor = _args.size("PixelShuffle", "upscale_factor", upscale_factor)
 
     def extra_repr(self):
         return f"upscale_factor={self.upscale_factor}"
@@ -25,7 +26,8 @@ class PixelUnshuffle(_Parameterless):
     :func:`funcgrad_nn.functional.pixel_unshuffle`."""
 
     def __init__(self, downscale_factor):
-        self.downscale_factor = int(downscale_factor)
+        self.downscale_factor = _args.size("PixelUnshuffle", "downscale_factor",
+                                           downscale_factor)
 
     def extra_repr(self):
         return f"downscale_factor={self.downscale_factor}"

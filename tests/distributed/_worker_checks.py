@@ -377,6 +377,35 @@ def nccl_path_on_the_stand_in(r, n):
 
 
 @check
+def nccl_module_mismatch_names_key_path(r, n):
+    """With NCCL, a leaf that is a NumPy array on one rank and a device array on another
+    would go through MPI on one and NCCL on the other (a hang on real GPUs): every rank
+    raises, naming the key path and both modules."""
+    import funcgrad.distributed as dist
+    from funcgrad._src import comm, testing_nccl
+    from funcgrad._src.testing_backend import standin_xp
+    g = comm.group()
+    g.device = comm.NcclEngine.create(g.host, nccl=testing_nccl, xp=standin_xp,
+                                      ptr=testing_nccl.address)
+    try:
+        x = np.ones(3, np.float32) if r == 0 else standin_xp.ones(3, dtype=np.float32)
+        tree = {"ok": np.ones(2), "loss": x}
+        for collective in (dist.all_reduce, dist.broadcast, dist.all_gather):
+            try:
+                collective(tree)
+            except ValueError as e:
+                msg = str(e)
+                assert "['loss']" in msg and "numpy over mpi" in msg, msg
+                assert "standin_xp over nccl" in msg, msg
+            else:
+                raise AssertionError(f"{collective.__name__}: no error for a leaf of "
+                                     "different array modules")
+    finally:
+        g.device = None
+    assert dist.all_reduce(np.ones(1))[0] == n           # the ranks are still in step
+
+
+@check
 def rank0_writes_checkpoints_and_logs(r, n):
     import funcgrad.distributed as dist
     import funcgrad_nn as nn

@@ -83,7 +83,10 @@ def test_non_integer_seed_is_refused(seed):
 
 
 def test_numpy_integer_seed_is_accepted():
-    DataLoader(ArrayDataset(np.arange(4)), 2, shuffle=True, seed=np.int64(3))
+    loader = DataLoader(ArrayDataset(np.arange(4)), 2, shuffle=True, seed=np.int64(3))
+    assert loader.seed == 3 and type(loader.seed) is int
+    sampler = RandomSampler(range(4), seed=np.uint8(5))
+    assert sampler.seed == 5 and type(sampler.seed) is int
 
 
 class FloatSampler:

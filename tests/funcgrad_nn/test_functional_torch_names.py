@@ -147,6 +147,23 @@ def test_instance_norm_running_statistics_match_torch():
     assert m2 is nrm and v2 is nrv
 
 
+def test_instance_norm_momentum_none_keeps_running_statistics_as_torch():
+    """torch's InstanceNorm with momentum=None passes 0.0 to its functional, so training
+    leaves the running statistics as they were (no cumulative average, unlike BatchNorm;
+    torch's functional itself refuses None)."""
+    x = np.random.default_rng(4).normal(2.0, 3.0, (2, 3, 6))
+    rm, rv = np.linspace(-1, 1, 3), np.linspace(0.5, 2, 3)
+    layer = torch.nn.InstanceNorm1d(3, momentum=None, track_running_stats=True).double()
+    layer.running_mean.copy_(torch.tensor(rm))
+    layer.running_var.copy_(torch.tensor(rv))
+    ty = layer.train()(torch.tensor(x))
+    y, nrm, nrv = F.instance_norm(x, rm, rv, momentum=None)
+    np.testing.assert_allclose(y, ty.numpy(), atol=1e-12)
+    np.testing.assert_allclose(nrm, layer.running_mean.numpy())
+    np.testing.assert_allclose(nrv, layer.running_var.numpy())
+    np.testing.assert_allclose(nrm, rm)
+
+
 def test_instance_norm_errors():
     with pytest.raises(FuncgradValueError, match="spatial"):
         F.instance_norm(np.ones((2, 3, 1)))

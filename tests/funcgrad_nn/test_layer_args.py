@@ -37,6 +37,12 @@ BAD = [
     (lambda v: nn.GRUCell(v, 4), "input_size"),
     (lambda v: nn.MultiheadAttention(v, 2), "embed_dim"),
     (lambda v: nn.MultiheadAttention(8, v), "num_heads"),
+    (lambda v: nn.InstanceNorm1d(v), "num_features"),
+    (lambda v: nn.InstanceNorm2d(v, affine=True), "num_features"),
+    (lambda v: nn.InstanceNorm3d(v, track_running_stats=True), "num_features"),
+    (lambda v: nn.PixelShuffle(v), "upscale_factor"),
+    (lambda v: nn.PixelUnshuffle(v), "downscale_factor"),
+    (lambda v: nn.LocalResponseNorm(v), "size"),
 ]
 
 
@@ -157,3 +163,29 @@ def test_parameter_free_layers_take_x_alone():
     assert y.shape == (2, 3)
     y2, _ = net.apply(params, net.init_state(), np.ones((2, 2, 2), np.float32))
     np.testing.assert_array_equal(y, y2)
+
+
+@pytest.mark.parametrize("cls, defaults", [
+    (nn.BatchNorm1d, dict(affine=True, track_running_stats=True)),
+    (nn.BatchNorm2d, dict(affine=True, track_running_stats=True)),
+    (nn.InstanceNorm1d, dict(affine=False, track_running_stats=False)),
+    (nn.InstanceNorm2d, dict(affine=False, track_running_stats=False)),
+    (nn.InstanceNorm3d, dict(affine=False, track_running_stats=False)),
+])
+def test_batch_and_instance_norm_keep_their_defaults_and_buffers(cls, defaults):
+    layer = cls(np.int64(3))
+    assert type(layer.num_features) is int and layer.num_features == 3
+    assert (layer.eps, layer.momentum) == (1e-5, 0.1)
+    assert {k: getattr(layer, k) for k in defaults} == defaults
+    assert repr(layer) == (f"{cls.__name__}(3, eps=1e-05, momentum=0.1, "
+                           f"affine={defaults['affine']}, "
+                           f"track_running_stats={defaults['track_running_stats']})")
+    full = cls(3, affine=True, track_running_stats=True, dtype=np.float64)
+    params, state = full.init(None), full.init_state()
+    assert {k: (v.shape, v.dtype) for k, v in params.items()} == {
+        "weight": ((3,), np.float64), "bias": ((3,), np.float64)}
+    np.testing.assert_array_equal(params["weight"], 1.0)
+    np.testing.assert_array_equal(state["running_var"], 1.0)
+    assert state["num_batches_tracked"].dtype == np.int64
+    assert cls(3, affine=False).init(None) == {}
+    assert cls(3, track_running_stats=False).init_state() == {}
