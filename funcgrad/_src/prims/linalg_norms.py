@@ -79,7 +79,8 @@ def _vector_norm(x, ord, axes, keepdims):
         raise FuncgradValueError(f"linalg.norm: invalid norm order {ord!r} for vectors")
     ord = float(ord)
     if ord == math.inf:
-        return _max(_cabs(x), axis=axes, keepdims=keepdims)
+        # NumPy gives 0 for an empty vector (norms are non-negative)
+        return _max(_cabs(x), axis=axes, keepdims=keepdims, initial=0)
     if ord == -math.inf:
         return _min(_cabs(x), axis=axes, keepdims=keepdims)
     if ord == 0:
@@ -99,7 +100,7 @@ def _matrix_norm(x, ord, axes, keepdims):
     if ord in ("nuc", 2, -2):
         s = svdvals(_shape.moveaxis(x, (r, c), (-2, -1)))
         out = (_sum(s, axis=-1) if ord == "nuc" else
-               _max(s, axis=-1) if ord == 2 else _min(s, axis=-1))
+               _max(s, axis=-1, initial=0) if ord == 2 else _min(s, axis=-1))
         return _shape.expand_dims(out, (r, c)) if keepdims else out
     if ord in (1, -1):
         red, keep = r, c
@@ -108,8 +109,8 @@ def _matrix_norm(x, ord, axes, keepdims):
     else:
         raise FuncgradValueError(f"linalg.norm: invalid norm order {ord!r} for matrices")
     sums = _sum(_cabs(x), axis=red, keepdims=True)
-    ext = _max if ord in (1, math.inf) else _min
-    out = ext(sums, axis=keep, keepdims=True)
+    out = (_max(sums, axis=keep, keepdims=True, initial=0) if ord in (1, math.inf) else
+           _min(sums, axis=keep, keepdims=True))
     return out if keepdims else _shape.squeeze(out, axis=(r, c))
 
 

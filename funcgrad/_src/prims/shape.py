@@ -47,10 +47,19 @@ def normalize_axis(axis, ndim, op):
     return a % ndim if ndim else a
 
 
-def normalize_axes(axis, ndim, op):
-    """``None`` -> all axes; an int or a sequence -> a sorted tuple of non-negative ints."""
+def normalize_axes(axis, ndim, op, *, scalar_axis=False):
+    """``None`` -> all axes; an int or a sequence -> a sorted tuple of non-negative ints.
+
+    ``scalar_axis=True`` follows NumPy's ufunc reductions (``np.sum``, ``np.max``...): on
+    a 0-d array an integer axis 0 or -1 is accepted and reduces nothing (``()``)."""
     if axis is None:
         return tuple(range(ndim))
+    if scalar_axis and ndim == 0 and not isinstance(axis, (tuple, list)):
+        try:
+            if operator.index(axis) in (0, -1):
+                return ()
+        except TypeError:
+            pass
     if isinstance(axis, (tuple, list)):
         axes = tuple(normalize_axis(a, ndim, op) for a in axis)
         if len(set(axes)) != len(axes):

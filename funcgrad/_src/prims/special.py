@@ -508,7 +508,8 @@ def xlog1py(x, y):
 
 def _shifted_max(a, axes):
     """The maximum over ``axes`` (kept), without derivative, and 0 where it is infinite."""
-    m = stop_gradient(_red.max(a, axis=axes, keepdims=True))
+    # over nothing (an empty axis) the shift is -inf, then 0 below: the sum is empty
+    m = stop_gradient(_red.max(a, axis=axes, keepdims=True, initial=-np.inf))
     return _el.where(_el.isfinite(m), m, 0)
 
 
@@ -529,7 +530,7 @@ def logsumexp(a, axis=None, b=None, keepdims=False, return_sign=False):
     if b is not None:
         a, b = _common_real(a, b, "logsumexp")
         a = _sh.broadcast_to(a, np.broadcast_shapes(a.shape, np.shape(b)))
-    axes = normalize_axes(axis, a.ndim, "special.logsumexp")
+    axes = normalize_axes(axis, a.ndim, "special.logsumexp", scalar_axis=True)
     m = _shifted_max(a, axes)
     e = _el.exp(a - m)
     if b is not None:
@@ -559,7 +560,7 @@ def softmax(x, axis=None):
         array([0.25, 0.75])
     """
     x = _real_input(x, "softmax")
-    axes = normalize_axes(axis, x.ndim, "special.softmax")
+    axes = normalize_axes(axis, x.ndim, "special.softmax", scalar_axis=True)
     e = _el.exp(x - _shifted_max(x, axes))
     return e / _red.sum(e, axis=axes, keepdims=True)
 
@@ -569,7 +570,7 @@ def log_softmax(x, axis=None):
     Gradients are finite for huge logits and for ``-inf`` entries (whose output is
     ``-inf``)."""
     x = _real_input(x, "log_softmax")
-    axes = normalize_axes(axis, x.ndim, "special.log_softmax")
+    axes = normalize_axes(axis, x.ndim, "special.log_softmax", scalar_axis=True)
     shifted = x - _shifted_max(x, axes)
     s = _red.sum(_el.exp(shifted), axis=axes, keepdims=True)
     return shifted - _el.log(s)
