@@ -68,3 +68,21 @@ def test_max_with_initial_over_empty():
     np.testing.assert_array_equal(fnp.max(np.zeros((2, 0)), axis=1, initial=-3.0),
                                   np.max(np.zeros((2, 0)), axis=1, initial=-3.0))
     np.testing.assert_array_equal(fnp.min(np.zeros(0), initial=5.0), 5.0)
+
+
+# ---- p-norms with 0 < p < 1 at zero: both modes give the subgradient 0 -----------------------
+@pytest.mark.parametrize("p", [0.5, 0.3, 1.5])
+@pytest.mark.parametrize("v", [np.zeros(3), np.array([0.0, 2.0, -1.0])])
+def test_p_norm_at_zero_modes_agree(p, v):
+    f = lambda v: fnp.linalg.norm(v, p)
+    fwd = funcgrad.jacfwd(f)(v)
+    rev = funcgrad.grad(f)(v)
+    assert np.all(np.isfinite(fwd)) and np.all(np.isfinite(rev))
+    np.testing.assert_allclose(fwd, rev)
+    np.testing.assert_array_equal(rev[v == 0], 0.0)
+    np.testing.assert_allclose(f(v), np.linalg.norm(v, p))
+
+
+def test_p_norm_below_one_away_from_zero():
+    check_grads(lambda v: fnp.linalg.vector_norm(v, ord=0.5), (np.array([0.5, -2.0, 1.5]),),
+                order=2)

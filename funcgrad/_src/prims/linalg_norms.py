@@ -88,7 +88,15 @@ def _vector_norm(x, ord, axes, keepdims):
                              _real_dtype(x.dtype))
     if ord == 1:
         return _sum(_cabs(x), axis=axes, keepdims=keepdims)
-    s = _sum(_cabs(x) ** ord, axis=axes, keepdims=keepdims)
+    a = _cabs(x)
+    if ord > 0:
+        # |x|**p has an infinite slope at 0 for p < 1; entries at 0 take the subgradient
+        # 0 instead (in both modes, as abs does at 0), so no inf * 0 = NaN appears
+        nz = a != 0
+        a = where(nz, where(nz, a, 1) ** ord, 0)
+    else:
+        a = a ** ord
+    s = _sum(a, axis=axes, keepdims=keepdims)
     zero = s == 0
     return where(zero, 0, where(zero, 1, s) ** (1.0 / ord))
 
@@ -133,8 +141,10 @@ def norm(x, ord=None, axis=None, keepdims=False):
     ``axis=None`` with ``ord=None`` is the 2-norm of all elements. ``keepdims`` keeps the
     reduced axes. Complex input gives real norms. Integer input is converted to float64.
 
-    Derivative at zero: the 2-norm, Frobenius norm and p-norms (``p >= 1``) of a zero
-    vector have the subgradient 0 (not NaN); ``abs`` gives ``0`` at ``0``; ``max``/``min``
+    Derivative at zero: the 2-norm, Frobenius norm and p-norms (any ``p > 0``) of a zero
+    vector have the subgradient 0 (not NaN), in forward and reverse mode alike; for
+    ``0 < p < 1``, where the slope of ``|x_i|**p`` at ``x_i = 0`` is infinite, entries at
+    0 get 0 too; ``abs`` gives ``0`` at ``0``; ``max``/``min``
     ties share the gradient. Norms based on singular values use the subgradient the SVD
     picks.
 

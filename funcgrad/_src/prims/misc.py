@@ -333,11 +333,23 @@ def trapezoid(y, x=None, dx=1.0, axis=-1):
 
 
 def gradient(f, *varargs, axis=None, edge_order=1):
-    """Second-order central differences inside, first-order one-sided at the edges
-    (NumPy's ``gradient`` with ``edge_order=1`` and scalar spacings); a list for several
-    axes, as NumPy."""
-    if edge_order != 1:
-        raise FuncgradTypeError("gradient: only edge_order=1 is supported")
+    """NumPy's ``gradient``: second-order central differences inside, one-sided
+    differences of order ``edge_order`` (1 or 2) at the edges; a list for several axes.
+
+    ``varargs``: nothing (unit spacing), one spacing for every axis, or one per axis;
+    each a scalar (uniform spacing) or a 1-D array of the sample coordinates along its
+    axis (non-uniform spacing, NumPy's formulas). The result is differentiable in ``f``
+    and in the spacings. Raises FuncgradValueError for an axis with fewer than
+    ``edge_order + 1`` samples or coordinates of the wrong length, FuncgradTypeError
+    for another ``edge_order`` or a wrong number of spacings.
+
+    Example:
+        >>> import numpy as np, funcgrad.numpy as fnp
+        >>> fnp.gradient(np.array([1., 4., 9., 16.]), edge_order=2)
+        array([2., 4., 6., 8.])
+    """
+    if edge_order not in (1, 2):
+        raise FuncgradTypeError(f"gradient: edge_order must be 1 or 2, got {edge_order!r}")
     f = _arr(f)
     axes = list(range(f.ndim)) if axis is None else (
         [axis] if isinstance(axis, int) else list(axis))
@@ -348,26 +360,79 @@ def gradient(f, *varargs, axis=None, edge_order=1):
         spacing = list(varargs) * len(axes)
     else:
         spacing = list(varargs)
-    if len(spacing) != len(axes) or any(np.ndim(h) != 0 for h in spacing):
-        raise FuncgradTypeError("gradient: give one scalar spacing, or one per axis")
+    if len(spacing) != len(axes):
+        raise FuncgradTypeError(
+            f"gradient: give one spacing, or one per axis ({len(axes)}); got {len(spacing)}")
     out = []
     for ax, h in zip(axes, spacing):
         n = f.shape[ax]
-        if n < 2:
+        if n < edge_order + 1:
             raise FuncgradValueError(
-                "gradient: each differentiated axis needs at least 2 samples")
-        pre = (slice(None),) * ax
-
-        def sl(s):
-            return _ix._getitem(f, pre + (s,))
-        first = (sl(slice(1, 2)) - sl(slice(0, 1))) / h
-        last = (sl(slice(n - 1, n)) - sl(slice(n - 2, n - 1))) / h
-        parts = [first]
-        if n > 2:
-            parts.append((sl(slice(2, None)) - sl(slice(None, n - 2))) / (2.0 * h))
-        parts.append(last)
-        out.append(_s.concatenate(parts, axis=ax))
+                f"gradient: axis {ax} has {n} samples; edge_order={edge_order} needs at "
+                f"least {edge_order + 1}")
+        if np.ndim(h) == 0:
+            out.append(_uniform_gradient(f, ax, h, edge_order))
+            continue
+        h = _arr(h)
+        if h.ndim != 1 or h.shape[0] != n:
+            raise FuncgradValueError(
+                f"gradient: the coordinates along axis {ax} must be 1-D of its length {n}, "
+                f"got shape {tuple(h.shape)}")
+        out.append(_coordinate_gradient(f, ax, h, edge_order))
     return out[0] if len(out) == 1 else out
+
+
+def _axis_slicer(f, ax):
+    pre = (slice(None),) * ax
+    return lambda a, b: _ix._getitem(f, pre + (slice(a, b),))
+
+
+def _uniform_gradient(f, ax, h, edge_order):
+    n = f.shape[ax]
+    sl = _axis_slicer(f, ax)
+    if edge_order == 1:
+        first = (sl(1, 2) - sl(0, 1)) / h
+        last = (sl(n - 1, n) - sl(n - 2, n - 1)) / h
+    else:
+        first = (-1.5 * sl(0, 1) + 2.0 * sl(1, 2) - 0.5 * sl(2, 3)) / h
+        last = (0.5 * sl(n - 3, n - 2) - 2.0 * sl(n - 2, n - 1) + 1.5 * sl(n - 1, n)) / h
+    parts = [first]
+    if n > 2:
+        parts.append((sl(2, None) - sl(None, n - 2)) / (2.0 * h))
+    parts.append(last)
+    return _s.concatenate(parts, axis=ax)
+
+
+def _coordinate_gradient(f, ax, x, edge_order):
+    """Differences over the coordinates ``x``: each value is the derivative at its
+    sample of the parabola (or, at order-1 edges, the line) through its neighbours."""
+    n = f.shape[ax]
+    sl = _axis_slicer(f, ax)
+
+    def col(v):                            # a 1-D weight along ``ax`` of f
+        return _s.reshape(v, (1,) * ax + (v.shape[0],) + (1,) * (f.ndim - ax - 1))
+
+    dx = x[1:] - x[:-1]
+    if edge_order == 1:
+        first = (sl(1, 2) - sl(0, 1)) / col(dx[:1])
+        last = (sl(n - 1, n) - sl(n - 2, n - 1)) / col(dx[-1:])
+    else:
+        d1, d2 = dx[:1], dx[1:2]
+        first = (col(-(2.0 * d1 + d2) / (d1 * (d1 + d2))) * sl(0, 1)
+                 + col((d1 + d2) / (d1 * d2)) * sl(1, 2)
+                 + col(-d1 / (d2 * (d1 + d2))) * sl(2, 3))
+        d1, d2 = dx[-2:-1], dx[-1:]
+        last = (col(d2 / (d1 * (d1 + d2))) * sl(n - 3, n - 2)
+                + col(-(d1 + d2) / (d1 * d2)) * sl(n - 2, n - 1)
+                + col((2.0 * d2 + d1) / (d2 * (d1 + d2))) * sl(n - 1, n))
+    parts = [first]
+    if n > 2:
+        hd, hs = dx[:-1], dx[1:]
+        parts.append(col(-hs / (hd * (hd + hs))) * sl(None, n - 2)
+                     + col((hs - hd) / (hd * hs)) * sl(1, n - 1)
+                     + col(hd / (hs * (hd + hs))) * sl(2, None))
+    parts.append(last)
+    return _s.concatenate(parts, axis=ax)
 
 
 def unique(ar, return_index=False, return_inverse=False, return_counts=False, axis=None,

@@ -543,6 +543,8 @@ def column_stack(tup):
 
 
 def _split_points(n, indices_or_sections, op, even):
+    if isinstance(indices_or_sections, np.ndarray) and indices_or_sections.ndim == 0:
+        indices_or_sections = operator.index(indices_or_sections)   # a count, as NumPy
     if isinstance(indices_or_sections, (int, np.integer)):
         k = int(indices_or_sections)
         if k <= 0:

@@ -268,7 +268,7 @@ def _polygamma_np(n, x):
         return _digamma_np(x)
     out = np.full_like(x, np.nan)
     sign = (-1.0) ** (n + 1) * math.factorial(n)
-    pos = x > 0
+    pos = (x > 0) & (x < np.inf)
     out[pos] = sign * _hurwitz_zeta_np(n + 1, x[pos])
     neg = (x <= 0) & (x != np.floor(x)) & np.isfinite(x)
     if neg.any():
@@ -277,9 +277,12 @@ def _polygamma_np(n, x):
         poly = np.polynomial.polynomial.polyval(c, _cot_derivative_poly(n))
         out[neg] = (-1.0) ** n * sign * _hurwitz_zeta_np(n + 1, 1.0 - xs) \
             - math.pi ** (n + 1) * poly
-    pole = (x <= 0) & (x == np.floor(x))
-    out[pole] = np.inf if n % 2 else np.nan
-    out[x == np.inf] = 0.0
+    pole = (x <= 0) & (x == np.floor(x)) & np.isfinite(x)
+    # SciPy's values, sign * zeta(n + 1, x): sign * inf at the poles and at -inf, a
+    # signed zero at +inf
+    out[pole] = math.copysign(np.inf, sign)
+    out[x == np.inf] = math.copysign(0.0, sign)
+    out[x == -np.inf] = math.copysign(np.inf, sign)
     return out
 
 
