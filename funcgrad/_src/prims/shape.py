@@ -236,7 +236,18 @@ def _as_array(x):
     if type(x) is np.ndarray or isinstance(x, (Tracer, np.ndarray)) or hasattr(
             x, "__cuda_array_interface__") or array_module(x) is not np:
         return x
+    if isinstance(x, (list, tuple)) and _holds_tracer(x):
+        # a (nested) list of traced values is an array-like, as NumPy reads it: stacked,
+        # so the derivative flows to each element
+        return stack([_as_array(e) for e in x]) if x else np.asarray(x)
     return np.asarray(x)
+
+
+def _holds_tracer(seq):
+    for e in seq:
+        if isinstance(e, Tracer) or (isinstance(e, (list, tuple)) and _holds_tracer(e)):
+            return True
+    return False
 
 
 # ---- transpose -------------------------------------------------------------------------
