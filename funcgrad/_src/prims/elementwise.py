@@ -58,6 +58,11 @@ _NO_PARAMS = {}    # shared by parameterless calls; never mutated
 _SEQUENCES = (list, tuple)
 
 
+def _seq_as_array(x):
+    """A list or tuple as an array; anything else as it is (a Python scalar stays weak)."""
+    return _shape._as_array(x) if type(x) in _SEQUENCES else x
+
+
 # The wrappers and operators hand a call whose tracers all belong to one live trace
 # straight to that trace: the same decision `bind` makes, minus its loops (this is the
 # hottest path of all). Everything else goes through `bind`.
@@ -476,8 +481,7 @@ def where(condition, x=None, y=None, /):
         return _np().nonzero(condition)      # the indexing family, above this one
     if x is None or y is None:
         raise FuncgradTypeError("where: give both x and y, or neither")
-    return bind(where_p, _shape._as_array(condition), _shape._as_array(x),
-                _shape._as_array(y))
+    return bind(where_p, _seq_as_array(condition), _seq_as_array(x), _seq_as_array(y))
 
 
 def clip(a, a_min=None, a_max=None, out=None, *, min=None, max=None):
@@ -494,7 +498,7 @@ def clip(a, a_min=None, a_max=None, out=None, *, min=None, max=None):
     a_max = max if a_max is None else a_max
     if a_min is None and a_max is None:
         raise FuncgradValueError("clip: at least one of a_min or a_max must be given")
-    return bind(clip_p, *[v if v is None else _shape._as_array(v) for v in (a, a_min, a_max)])
+    return bind(clip_p, _seq_as_array(a), _seq_as_array(a_min), _seq_as_array(a_max))
 
 
 _PLAIN_OPERANDS = frozenset({float, int, bool, complex, np.ndarray, np.float64, np.float32,
