@@ -137,3 +137,98 @@ def test_binary_operators_still_take_lists_and_numpy_scalars():
     def f(x):
         return fnp.sum((x + [1.0, 2.0]) * np.float64(3.0) - [x[1], x[0]])
     check_grads(f, (np.array([1.0, 2.0]),), order=1)
+
+
+# ---- new names: copy, isin, nextafter, frexp, i0, vander, rollaxis, real_if_close, einsum ----
+def test_copy():
+    x = np.array([1.0, 2.0])
+    c = fnp.copy(x)
+    assert c is not x and np.array_equal(c, x)
+    check_grads(lambda v: fnp.copy(v) * v, (x,), order=2)
+
+
+def test_isin():
+    e = np.array([[1, 2], [3, 4]])
+    for invert in (False, True):
+        np.testing.assert_array_equal(fnp.isin(e, [2, 3], invert=invert),
+                                      np.isin(e, [2, 3], invert=invert))
+    x = np.array([1.0, np.nan, 3.0])
+    np.testing.assert_array_equal(fnp.isin(x, np.array([[3.0, np.nan]])),
+                                  np.isin(x, np.array([[3.0, np.nan]])))
+    out = funcgrad.jit(lambda v: fnp.isin(v, np.array([3.0])))(x)
+    np.testing.assert_array_equal(out, [False, False, True])
+
+
+def test_nextafter():
+    x1, x2 = np.array([1.0, 2.0, -0.0]), np.array([2.0, 0.0, 1.0])
+    np.testing.assert_array_equal(fnp.nextafter(x1, x2), np.nextafter(x1, x2))
+    np.testing.assert_array_equal(fnp.nextafter(x1.astype(np.float32), np.float32(3)),
+                                  np.nextafter(x1.astype(np.float32), np.float32(3)))
+    g = funcgrad.grad(lambda a: fnp.sum(fnp.nextafter(a, x2)))(x1)
+    np.testing.assert_array_equal(g, np.ones(3))
+    check_grads(lambda a: fnp.nextafter(a, x2), (x1 + 0.5,), order=1, modes=("rev",))
+
+
+def test_frexp():
+    x = np.array([3.0, 0.5, 0.0, -7.25, np.inf, np.nan, 1e-310, 5e-324])
+    m, e = fnp.frexp(x)
+    m2, e2 = np.frexp(x)
+    np.testing.assert_array_equal(m, m2)
+    np.testing.assert_array_equal(e, e2)
+    assert e.dtype == e2.dtype
+    y = np.array([3.0, -0.3, 12.5])
+    check_grads(lambda v: fnp.frexp(v)[0], (y,), order=2)
+    np.testing.assert_array_equal(funcgrad.grad(lambda v: fnp.sum(fnp.frexp(v)[0]))(y),
+                                  2.0 ** -np.frexp(y)[1])
+
+
+def test_i0():
+    x = np.array([0.0, 1e-3, -0.5, 3.0, 14.9, 31.0, -45.0, 100.0])
+    np.testing.assert_allclose(fnp.i0(x), np.i0(x), rtol=1e-14)
+    check_grads(fnp.i0, (np.array([0.0, 0.3, -1.2, 5.0, 35.0]),), order=2)
+
+
+@pytest.mark.parametrize("n,increasing", [(None, False), (4, True), (2, False), (0, False)])
+def test_vander(n, increasing):
+    x = np.array([0.0, 2.0, -3.0])
+    np.testing.assert_array_equal(fnp.vander(x, n, increasing), np.vander(x, n, increasing))
+    if n != 0:
+        check_grads(lambda v: fnp.vander(v, n, increasing), (x,), order=2)
+
+
+def test_rollaxis():
+    x = np.zeros((2, 3, 4, 5))
+    for axis in range(-4, 4):
+        for start in range(-4, 5):
+            assert fnp.rollaxis(x, axis, start).shape == np.rollaxis(x, axis, start).shape
+    with pytest.raises(ValueError):
+        fnp.rollaxis(x, 0, 5)
+    y = R.rand(2, 3, 4)
+    check_grads(lambda v: fnp.rollaxis(v, 2, 0) * np.arange(4.0)[:, None, None], (y,), order=1)
+
+
+def test_real_if_close():
+    a = np.array([1 + 1e-16j, 2 - 1e-17j])
+    np.testing.assert_array_equal(fnp.real_if_close(a), np.real_if_close(a))
+    assert fnp.real_if_close(a).dtype == np.real_if_close(a).dtype == np.float64
+    b = np.array([1 + 1e-3j])
+    assert fnp.real_if_close(b).dtype == np.complex128
+    g = funcgrad.grad(lambda v: fnp.sum(fnp.real_if_close(v + 0j) ** 2))(np.array([1.0, 3.0]))
+    np.testing.assert_allclose(g, [2.0, 6.0])
+
+
+@pytest.mark.parametrize("args", [
+    lambda a, b, c: (a, [0, 1], b, [1, 2]),
+    lambda a, b, c: (a, [0, 1], b, [1, 2], [2, 0]),
+    lambda a, b, c: (c, [Ellipsis, 1, 2], b, [2, 3], [Ellipsis, 3]),
+    lambda a, b, c: (a, [0, 1], [1]),
+])
+def test_einsum_sublist_form(args):
+    a, b, c = R.rand(2, 3), R.rand(3, 4), R.rand(5, 2, 3)
+    np.testing.assert_allclose(fnp.einsum(*args(a, b, c)), np.einsum(*args(a, b, c)))
+    check_grads(lambda a, b, c: fnp.einsum(*args(a, b, c)), (a, b, c), order=1)
+
+
+def test_einsum_sublist_errors():
+    with pytest.raises(ValueError, match="sublist"):
+        fnp.einsum(np.ones(2), [60])
