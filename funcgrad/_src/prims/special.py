@@ -741,7 +741,9 @@ def xlog1py(x, y):
 def _shifted_max(a, axes):
     """The maximum over ``axes`` (kept), without derivative, and 0 where it is infinite."""
     # over nothing (an empty axis) the shift is -inf, then 0 below: the sum is empty
-    m = stop_gradient(_red.max(a, axis=axes, keepdims=True, initial=-np.inf))
+    empty = any(a.shape[i] == 0 for i in axes)
+    m = stop_gradient(_red.max(a, axis=axes, keepdims=True,
+                               initial=-np.inf if empty else None))
     return _el.where(_el.isfinite(m), m, 0)
 
 
