@@ -232,3 +232,42 @@ def test_einsum_sublist_form(args):
 def test_einsum_sublist_errors():
     with pytest.raises(ValueError, match="sublist"):
         fnp.einsum(np.ones(2), [60])
+
+
+# every function of funcgrad.numpy that takes an array takes a list of traced rows
+_SKIP_LIST_SWEEP = {"at", "result_type", "linspace", "logspace"}
+
+
+def test_every_function_takes_a_list_of_traced_rows():
+    x0 = np.array([[1.0, 2.0], [3.0, 5.0]])
+    bad = []
+    for name in fnp.__all__:
+        f = getattr(fnp, name)
+        if name in _SKIP_LIST_SWEEP or not callable(f) or isinstance(f, type):
+            continue
+        for extra in [(), (np.ones((2, 2)),), (1,)]:
+            try:
+                with np.errstate(all="ignore"):
+                    ref = f(x0, *extra)
+            except Exception:   # noqa: BLE001  not a call this function takes
+                continue
+            try:
+                with np.errstate(all="ignore"):
+                    out = funcgrad.jvp(lambda x: f([x[0], x[1]], *extra), (x0,),
+                                       (np.ones((2, 2)),))[0]
+                for a, b in zip(funcgrad.tree_util.tree_leaves(out),
+                                funcgrad.tree_util.tree_leaves(ref)):
+                    if not np.allclose(a, b, equal_nan=True):
+                        bad.append(f"{name}: wrong value")
+            except Exception as e:   # noqa: BLE001
+                bad.append(f"{name}: {type(e).__name__}: {str(e)[:60]}")
+            break
+    assert not bad, "\n".join(bad)
+
+
+def test_linspace_with_list_of_traced_bounds():
+    def f(x):
+        return fnp.linspace([x[0], x[1]], [x[1], 2.0 * x[1]], 3)
+    x = np.array([0.5, 1.5])
+    np.testing.assert_allclose(f(x), np.linspace([0.5, 1.5], [1.5, 3.0], 3))
+    check_grads(f, (x,), order=1)

@@ -411,15 +411,15 @@ signbit = _wrap1(signbit_p, "True where the sign bit is set (boolean result).")
 
 def round(a, decimals=0):
     """Round to ``decimals`` places (NumPy's half-to-even); its derivative is zero."""
-    return bind(round_p, a, decimals=decimals)
+    return bind(round_p, _seq_as_array(a), decimals=decimals)
 
 
 around = round
 
 
 def positive(x, /):
-    """+x (returns ``x``)."""
-    return x
+    """+x (returns ``x``; a list or tuple as an array)."""
+    return _seq_as_array(x)
 
 
 add = _wrap2(add_p, "x1 + x2 with broadcasting.")

@@ -137,6 +137,7 @@ def array_equiv(a1, a2):
 
 
 def iscomplexobj(x):
+    x = _arr(x) if isinstance(x, (list, tuple)) else x
     d = getattr(x, "dtype", None)
     return np.dtype(d if d is not None else np.asarray(x).dtype).kind == "c"
 
@@ -491,10 +492,8 @@ def histogram(a, bins=10, range=None, density=None, weights=None):
 def copy(a, order="K", subok=False):
     """A copy of ``a``. Plain arrays are copied (NumPy's ``copy``); a traced value is
     returned as it is (funcgrad arrays are immutable, so sharing is safe); derivative 1."""
-    if isinstance(a, Tracer):
-        return a
     a = _arr(a)
-    return a.copy()
+    return a if isinstance(a, Tracer) else a.copy()
 
 
 def isin(element, test_elements, assume_unique=False, invert=False, *, kind=None):

@@ -26,6 +26,8 @@ from ..errors import FuncgradTypeError, FuncgradValueError
 
 def _shape(x):
     s = getattr(x, "shape", None)
+    if s is None and isinstance(x, (list, tuple)) and _holds_tracer(x):
+        return tuple(_as_array(x).shape)
     return np.shape(x) if s is None else tuple(s)
 
 
@@ -156,6 +158,7 @@ def _resolve_shape(shape, size, op, x):
 
 def reshape(a, shape=None, order="C", *, newshape=None, copy=None):
     """Give ``a`` a new shape (one dimension may be -1). ``order`` is 'C' or 'F'."""
+    a = _as_array(a)
     if shape is None:
         shape = newshape
     ashape = _shape(a)
@@ -179,6 +182,7 @@ def ravel(a, order="C"):
 
 def squeeze(a, axis=None):
     """Remove axes of length one (all of them, or those in ``axis``, which must be 1)."""
+    a = _as_array(a)
     shape = _shape(a)
     if axis is None:
         axes = [i for i, d in enumerate(shape) if d == 1]
@@ -194,6 +198,7 @@ def squeeze(a, axis=None):
 
 def expand_dims(a, axis):
     """Insert length-one axes at the positions ``axis`` (an int or a tuple) of the result."""
+    a = _as_array(a)
     shape = _shape(a)
     axis = axis if isinstance(axis, (tuple, list)) else (axis,)
     nd = len(shape) + len(axis)
@@ -291,6 +296,7 @@ _REVERSED = {n: tuple(range(n - 1, -1, -1)) for n in range(8)}
 
 def transpose(a, axes=None):
     """Permute the axes (reverse them when ``axes`` is None)."""
+    a = _as_array(a)
     nd = _ndim(a)
     if axes is None:
         if nd < 2:
@@ -314,6 +320,7 @@ def permute_dims(a, axes=None):
 
 def swapaxes(a, axis1, axis2):
     """Interchange two axes."""
+    a = _as_array(a)
     nd = _ndim(a)
     if nd == 2 and (axis1, axis2) in ((-1, -2), (-2, -1), (0, 1), (1, 0)):
         return bind(transpose_p, a, axes=(1, 0))
@@ -326,6 +333,7 @@ def swapaxes(a, axis1, axis2):
 
 def moveaxis(a, source, destination):
     """Move axes ``source`` to positions ``destination`` (ints or sequences)."""
+    a = _as_array(a)
     nd = _ndim(a)
     src = [normalize_axis(s, nd, "moveaxis") for s in np.atleast_1d(source).tolist()]
     dst = [normalize_axis(d, nd, "moveaxis") for d in np.atleast_1d(destination).tolist()]
@@ -382,6 +390,7 @@ def broadcast_to(array, shape):
 
 def broadcast_arrays(*args):
     """Broadcast all arguments against each other."""
+    args = [_as_array(a) for a in args]
     shape = np.broadcast_shapes(*[_shape(a) for a in args])
     return tuple(broadcast_to(a, shape) for a in args)   # a tuple, as NumPy 2 returns
 
@@ -584,6 +593,7 @@ def array_split(ary, indices_or_sections, axis=0):
 
 def _split(ary, ios, axis, op, even):
     _getitem = _np()._getitem
+    ary = _as_array(ary)
     nd = _ndim(ary)
     axis = normalize_axis(axis, nd, op)
     pts = _split_points(_shape(ary)[axis], ios, op, even)
