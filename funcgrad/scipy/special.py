@@ -10,10 +10,21 @@ float64 and returned as float32. Derivatives, to any order:
 
 ``logsumexp``, ``softmax`` and ``log_softmax`` subtract the maximum first, so huge inputs
 do not overflow, and their gradients are finite for ``-inf`` entries and huge logits.
-"""
-from .._src.prims.special import (digamma, erf, erfc, expit, gammaln, log_expit,
-                                  log_softmax, logit, logsumexp, polygamma, psi, softmax,
-                                  xlog1py, xlogy)
 
-__all__ = ["digamma", "erf", "erfc", "expit", "gammaln", "log_expit", "log_softmax",
-           "logit", "logsumexp", "polygamma", "psi", "softmax", "xlog1py", "xlogy"]
+Also, computed here without SciPy: ``ndtr``, ``log_ndtr``, ``ndtri``, ``erfinv``,
+``erfcinv``, ``i0e``, ``i1``, ``i1e``, ``entr``, ``xlogy``, ``xlog1py``, ``gamma``,
+``gammasgn``, ``rgamma``, ``beta``, ``betaln``, ``multigammaln`` (differentiable in every
+argument), and ``gammainc``, ``gammaincc``, ``betainc`` (differentiable in ``x``, their
+last argument, only; a derivative in ``a`` or ``b`` raises FuncgradValueError).
+"""
+from .._src.prims.special import (beta, betainc, betaln, digamma, entr, erf, erfc,
+                                  erfcinv, erfinv, expit, gamma, gammainc, gammaincc,
+                                  gammaln, gammasgn, i0e, i1, i1e, log_expit, log_ndtr,
+                                  log_softmax, logit, logsumexp, multigammaln, ndtr,
+                                  ndtri, polygamma, psi, rgamma, softmax, xlog1py, xlogy)
+
+__all__ = ["beta", "betainc", "betaln", "digamma", "entr", "erf", "erfc", "erfcinv",
+           "erfinv", "expit", "gamma", "gammainc", "gammaincc", "gammaln", "gammasgn",
+           "i0e", "i1", "i1e", "log_expit", "log_ndtr", "log_softmax", "logit",
+           "logsumexp", "multigammaln", "ndtr", "ndtri", "polygamma", "psi", "rgamma",
+           "softmax", "xlog1py", "xlogy"]

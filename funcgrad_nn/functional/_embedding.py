@@ -10,7 +10,8 @@ from funcgrad.errors import FuncgradTypeError, FuncgradValueError
 from ._util import _arange_like, _arr, _is_concrete
 
 
-def embedding(input, weight, padding_idx=None, max_norm=None, norm_type=2.0):
+def embedding(input, weight, padding_idx=None, max_norm=None, norm_type=2.0,
+              scale_grad_by_freq=False, sparse=False):
     """Look up rows of ``weight`` ``(num_embeddings, dim)`` at the integer ``input``.
 
     ``padding_idx``: that row gets no gradient (its value is used as is).
@@ -20,8 +21,14 @@ def embedding(input, weight, padding_idx=None, max_norm=None, norm_type=2.0):
     gradient is that of the rescaled lookup with respect to the given ``weight`` (the
     scale is treated as a constant).
 
+    ``sparse``: accepted for PyTorch's signature; the gradient of ``weight`` is a dense
+    array either way (same values). ``scale_grad_by_freq=True`` raises
+    FuncgradValueError (not supported).
+
     Raises FuncgradValueError for out-of-range indices (checked on concrete indices).
     """
+    if scale_grad_by_freq:
+        raise FuncgradValueError("embedding: scale_grad_by_freq=True is not supported")
     idx = _arr(input)
     w = _arr(weight)
     if np.dtype(idx.dtype).kind not in "iu":

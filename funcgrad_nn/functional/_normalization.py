@@ -40,6 +40,10 @@ def batch_norm(input, running_mean, running_var, weight=None, bias=None, trainin
         (array([-0.99999, 0.99999]), array([0.2]), array([1.1]))
     """
     x = _arr(input)
+    if x.size == 0 and (x.ndim < 2 or training):
+        # PyTorch: an empty batch gives an empty output and leaves the running
+        # statistics as they are (even a 1-D ``(0,)`` input, which has no channel axis)
+        return x * 1, running_mean, running_var
     if x.ndim < 2:
         raise FuncgradValueError(
             f"batch_norm: expected an input of shape (N, C, ...), got {tuple(x.shape)}")
@@ -123,7 +127,8 @@ def group_norm(input, num_groups, weight=None, bias=None, eps=1e-5):
             f"group_norm: input of shape {tuple(x.shape)} must be (N, C, ...) with C "
             f"divisible by num_groups={num_groups}")
     n, c = x.shape[0], x.shape[1]
-    g = fnp.reshape(x, (n, num_groups, -1))
+    # the group size spelled out: ``-1`` is ambiguous in a reshape of an empty batch
+    g = fnp.reshape(x, (n, num_groups, x.size // max(n * num_groups, 1)))
     mean = fnp.mean(g, axis=2, keepdims=True)
     gc = g - mean
     var = fnp.mean(fnp.square(gc), axis=2, keepdims=True)

@@ -35,6 +35,12 @@ def _pool_geometry(op, shape, kernel, stride, padding, dilation, ceil_mode):
     return out
 
 
+def _empty_pool(x, geo):
+    """The pooled output of an empty batch (or no channels), as PyTorch gives: empty, of
+    the output shape (``reduce_window`` refuses a window on an axis of size 0)."""
+    return fnp.zeros_like(x, shape=tuple(x.shape[:2]) + tuple(o for o, _, _ in geo))
+
+
 def _pool_args(op, nd, x, kernel_size, stride, padding, dilation):
     kernel = _ntuple(kernel_size, nd, "kernel_size", op)
     stride = kernel if stride is None or stride == () or stride == [] else _ntuple(
@@ -51,6 +57,12 @@ def _max_pool(op, nd, input, kernel_size, stride, padding, dilation, ceil_mode,
     kernel, stride, padding, dilation = _pool_args(op, nd, x, kernel_size, stride, padding,
                                                    dilation)
     geo = _pool_geometry(op, x.shape[2:], kernel, stride, padding, dilation, ceil_mode)
+    if x.size == 0:
+        y = _empty_pool(x, geo)
+        if return_indices:
+            idx = fnp.zeros_like(y, dtype=np.int64)
+            return (y[0], idx[0]) if unbatched else (y, idx)
+        return y[0] if unbatched else y
     dt = np.dtype(x.dtype)
     init = -math.inf if dt.kind == "f" else int(np.iinfo(dt).min)
     kwargs = {}
@@ -127,6 +139,9 @@ def _avg_pool(op, nd, input, kernel_size, stride, padding, ceil_mode, count_incl
     dt = _float_dtype(x)
     if np.dtype(x.dtype) != dt:
         x = fnp.astype(x, dt)
+    if x.size == 0:
+        y = _empty_pool(x, geo)
+        return y[0] if unbatched else y
     s = lax.reduce_window(x, 0.0, lax.add, (1, 1) + kernel,
                           (1, 1) + stride,
                           ((0, 0), (0, 0)) + tuple((lo, hi) for _, lo, hi in geo))

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import string
 
+import operator
+
 import numpy as np
 
 from .. import rows as _rows
@@ -263,15 +265,59 @@ def _einsum_batch(vals, dims, subscripts):
 def_rules(einsum_p, jvp=_einsum_jvp, vjp=_einsum_vjp, batch=_einsum_batch)
 
 
+_LETTERS = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+
+
+def _sublist_letters(sub):
+    out = []
+    for k in sub:
+        if k is Ellipsis:
+            out.append("...")
+            continue
+        try:
+            k = operator.index(k)
+        except TypeError:
+            k = -1
+        if not 0 <= k < len(_LETTERS):
+            raise FuncgradValueError(
+                f"einsum: sublist entries must be integers in [0, 52) or ..., got {sub!r}")
+        out.append(_LETTERS[k])
+    return "".join(out)
+
+
+def _sublist_subscripts(first, rest):
+    """NumPy's interleaved form ``(op, sublist, op, sublist, ..., [output])`` as a
+    subscripts string and the operands."""
+    args = (first,) + tuple(rest)
+    ops, subs = list(args[0::2]), list(args[1::2])
+    out = None
+    if len(ops) > len(subs):                   # an odd count: the last is the output
+        out = ops.pop()
+    if not ops or len(ops) != len(subs) or out is not None and not isinstance(out, (list, tuple)):
+        raise FuncgradValueError(
+            "einsum: give the subscripts as a string ('ij,jk->ik') or interleave operands "
+            "and sublists: einsum(a, [0, 1], b, [1, 2], [0, 2])")
+    spec = ",".join(_sublist_letters(s) for s in subs)
+    if out is not None:
+        spec += "->" + _sublist_letters(out)
+    return spec, ops
+
+
 def einsum(subscripts, *operands, optimize="auto", dtype=None):
     """Einstein summation, NumPy's notation (implicit and explicit output, ``...``).
 
     Contractions run through opt_einsum with the path cached per (subscripts, shapes).
-    Differentiable in every operand, to any order. The interleaved ``einsum(op, sublist,
-    ...)`` form is not supported.
+    Differentiable in every operand, to any order. The interleaved form ``einsum(a,
+    [0, 1], b, [1, 2], [0, 2])`` (integers 0-51 and ``...`` in the sublists, the output
+    sublist optional) is read as the string it stands for.
+
+    Example:
+        >>> import numpy as np, funcgrad.numpy as fnp
+        >>> fnp.einsum(np.ones((2, 3)), [0, 1], np.ones((3, 4)), [1, 2]).shape
+        (2, 4)
     """
     if not isinstance(subscripts, str):
-        raise FuncgradValueError("einsum: give the subscripts as a string, e.g. 'ij,jk->ik'")
+        subscripts, operands = _sublist_subscripts(subscripts, operands)
     operands = [_shape._as_array(o) for o in operands]
     if dtype is not None:
         operands = [_shape.astype(o, dtype) for o in operands]

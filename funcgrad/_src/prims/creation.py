@@ -97,7 +97,7 @@ def _like(a, dtype, shape):
 def zeros_like(a, dtype=None, shape=None):
     """Zeros with ``a``'s shape and dtype (a constant, even if ``a`` is traced)."""
     if not hasattr(a, "dtype"):
-        a = np.asarray(a)
+        a = _shape._as_array(a)
     xp, dtype, shape = _like(a, dtype, shape)
     return xp.zeros(shape, dtype)
 
@@ -105,7 +105,7 @@ def zeros_like(a, dtype=None, shape=None):
 def ones_like(a, dtype=None, shape=None):
     """Ones with ``a``'s shape and dtype (a constant)."""
     if not hasattr(a, "dtype"):
-        a = np.asarray(a)
+        a = _shape._as_array(a)
     xp, dtype, shape = _like(a, dtype, shape)
     return xp.ones(shape, dtype)
 
@@ -118,7 +118,7 @@ def empty_like(a, dtype=None, shape=None):
 def full_like(a, fill_value, dtype=None, shape=None):
     """An array like ``a`` filled with ``fill_value`` (which may be traced)."""
     if not hasattr(a, "dtype"):
-        a = np.asarray(a)
+        a = _shape._as_array(a)
     xp, dtype, shape = _like(a, dtype, shape)
     if isinstance(fill_value, Tracer):
         return _shape.broadcast_to(_shape.astype(fill_value, dtype), shape)
@@ -141,6 +141,8 @@ def arange(start, stop=None, step=None, dtype=None):
 def linspace(start, stop, num=50, endpoint=True, retstep=False, dtype=None, axis=0):
     """``num`` evenly spaced samples from ``start`` to ``stop``; differentiable in
     ``start`` and ``stop``."""
+    start, stop = (_shape._as_array(v) if isinstance(v, (list, tuple)) else v
+                   for v in (start, stop))
     if not (isinstance(start, Tracer) or isinstance(stop, Tracer)):
         if is_device_array(start) or is_device_array(stop):
             return array_module(start, stop).linspace(

@@ -16,6 +16,7 @@ import math
 import numpy as np
 
 from .. import rows as _rows
+from ..backend import array_module
 from ..batching import broadcasting_batch
 from ..core import Primitive, Tracer, bind, def_rules, install_operators
 from ..core import _np
@@ -52,6 +53,15 @@ def _binary(name, impl, dx, dy):
 
 _NO_PARAMS = {}    # shared by parameterless calls; never mutated
 
+# Lists and tuples are array-likes (NumPy reads ``[x, 2 * x]`` as an array); one of
+# traced values becomes a stack of them, so its derivative flows (``shape._as_array``).
+_SEQUENCES = (list, tuple)
+
+
+def _seq_as_array(x):
+    """A list or tuple as an array; anything else as it is (a Python scalar stays weak)."""
+    return _shape._as_array(x) if type(x) in _SEQUENCES else x
+
 
 # The wrappers and operators hand a call whose tracers all belong to one live trace
 # straight to that trace: the same decision `bind` makes, minus its loops (this is the
@@ -62,6 +72,8 @@ def _wrap1(p, doc):
             t = x._trace
             if t.alive:
                 return t.process(p, (x,), _NO_PARAMS)
+        elif type(x) in _SEQUENCES:
+            x = _shape._as_array(x)
         return bind(p, x)
     f.__name__ = f.__qualname__ = p.name
     f.__doc__ = doc
@@ -78,6 +90,10 @@ def _wrap2(p, doc):
             t = x2._trace
             if t.alive:
                 return t.process(p, (x1, x2), _NO_PARAMS)
+        if type(x1) in _SEQUENCES:
+            x1 = _shape._as_array(x1)
+        if type(x2) in _SEQUENCES:
+            x2 = _shape._as_array(x2)
         return bind(p, x1, x2)
     f.__name__ = f.__qualname__ = p.name
     f.__doc__ = doc
@@ -397,15 +413,15 @@ signbit = _wrap1(signbit_p, "True where the sign bit is set (boolean result).")
 
 def round(a, decimals=0):
     """Round to ``decimals`` places (NumPy's half-to-even); its derivative is zero."""
-    return bind(round_p, a, decimals=decimals)
+    return bind(round_p, _seq_as_array(a), decimals=decimals)
 
 
 around = round
 
 
 def positive(x, /):
-    """+x (returns ``x``)."""
-    return x
+    """+x (returns ``x``; a list or tuple as an array)."""
+    return _seq_as_array(x)
 
 
 add = _wrap2(add_p, "x1 + x2 with broadcasting.")
@@ -469,7 +485,7 @@ def where(condition, x=None, y=None, /):
         return _np().nonzero(condition)      # the indexing family, above this one
     if x is None or y is None:
         raise FuncgradTypeError("where: give both x and y, or neither")
-    return bind(where_p, condition, x, y)
+    return bind(where_p, _seq_as_array(condition), _seq_as_array(x), _seq_as_array(y))
 
 
 def clip(a, a_min=None, a_max=None, out=None, *, min=None, max=None):
@@ -486,7 +502,29 @@ def clip(a, a_min=None, a_max=None, out=None, *, min=None, max=None):
     a_max = max if a_max is None else a_max
     if a_min is None and a_max is None:
         raise FuncgradValueError("clip: at least one of a_min or a_max must be given")
-    return bind(clip_p, a, a_min, a_max)
+    return bind(clip_p, _seq_as_array(a), _seq_as_array(a_min), _seq_as_array(a_max))
+
+
+_PLAIN_OPERANDS = frozenset({float, int, bool, complex, np.ndarray, np.float64, np.float32,
+                             np.int64, np.int32, np.bool_, np.complex128, np.complex64})
+
+
+def _operand(other):
+    """The other operand of a Tracer's operator, or NotImplemented for an array-like
+    type funcgrad does not know that takes part in NumPy's protocols (an
+    ``xarray.DataArray``, a ``pandas.Series``, a class setting ``__array_ufunc__ =
+    None``): as with ``ndarray``'s operators, Python then gives it its turn
+    (``other.__radd__``). Lists and tuples are array-likes."""
+    if isinstance(other, (list, tuple)):
+        return _shape._as_array(other)
+    cls = type(other)
+    if isinstance(other, (np.ndarray, np.generic)) or hasattr(other, "__cuda_array_interface__"):
+        return other
+    if getattr(cls, "__array_ufunc__", False) is None:
+        return NotImplemented
+    if hasattr(cls, "__array_ufunc__") or hasattr(cls, "__array_function__"):
+        return other if array_module(other) is not np else NotImplemented
+    return other
 
 
 def _operators():
@@ -494,6 +532,10 @@ def _operators():
     through the namespace; operators are the hottest path of all)."""
     def forward(p):
         def op(self, other):
+            if type(other) not in _PLAIN_OPERANDS and not isinstance(other, Tracer):
+                other = _operand(other)
+                if other is NotImplemented:
+                    return NotImplemented
             t = self._trace
             if t.alive and (not isinstance(other, Tracer) or other._trace is t):
                 return t.process(p, (self, other), _NO_PARAMS)
@@ -502,6 +544,10 @@ def _operators():
 
     def reflected(p):
         def op(self, other):
+            if type(other) not in _PLAIN_OPERANDS and not isinstance(other, Tracer):
+                other = _operand(other)
+                if other is NotImplemented:
+                    return NotImplemented
             t = self._trace
             if t.alive and (not isinstance(other, Tracer) or other._trace is t):
                 return t.process(p, (other, self), _NO_PARAMS)

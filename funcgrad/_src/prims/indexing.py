@@ -319,6 +319,7 @@ def at(x):
 def nonzero(a):
     """Indices of the non-zero elements (a tuple of arrays). The result's size depends on
     the values, so ``a`` must be concrete: this works under grad/jvp/vjp, not under jit."""
+    a = _shape._as_array(a)
     if isinstance(a, Tracer):
         a = a._concrete("nonzero (its output shape depends on the values)")
     return np.nonzero(a)
@@ -326,6 +327,7 @@ def nonzero(a):
 
 def flatnonzero(a):
     """Indices of the non-zero elements of ``a.ravel()`` (concrete values only)."""
+    a = _shape._as_array(a)
     if isinstance(a, Tracer):
         a = a._concrete("flatnonzero (its output shape depends on the values)")
     return np.flatnonzero(a)
@@ -333,6 +335,7 @@ def flatnonzero(a):
 
 def argwhere(a):
     """Indices of the non-zero elements, one row per element (concrete values only)."""
+    a = _shape._as_array(a)
     if isinstance(a, Tracer):
         a = a._concrete("argwhere (its output shape depends on the values)")
     return np.argwhere(a)

@@ -175,13 +175,9 @@ def _svd_impl(a, full_matrices):
 svd_p = Primitive("svd", _svd_impl, multiple_results=True)
 
 
-def _check_svd_derivative(a, full_matrices):
+def _full_non_square(a, full_matrices):
     m, n = a.shape[-2:]
-    if full_matrices and m != n:
-        raise FuncgradValueError(
-            f"linalg.svd: no derivative with full_matrices=True for the non-square "
-            f"{dtype_name(a)}: the extra singular vectors are arbitrary. Use "
-            "full_matrices=False")
+    return full_matrices and m != n
 
 
 def _svd_jvp(primals, tangents, full_matrices):
@@ -189,7 +185,23 @@ def _svd_jvp(primals, tangents, full_matrices):
     u, s, vh = bind(svd_p, a, full_matrices=full_matrices)
     if t is None:
         return [u, s, vh], [None, None, None]
-    _check_svd_derivative(a, full_matrices)
+    if not _full_non_square(a, full_matrices):
+        return [u, s, vh], _svd_thin_jvp(a, t, u, s, vh)
+    # full_matrices=True, non-square: the thin part's tangents, then the extra vectors
+    # (a basis of the complement, arbitrary) follow the least rotation that keeps them
+    # orthogonal to the thin ones: dU2 = -U1 (dU1^H U2), likewise for V
+    k = s.shape[-1]
+    u1, u2 = u[..., :, :k], u[..., :, k:]
+    v = _H(vh)
+    v1, v2 = v[..., :, :k], v[..., :, k:]
+    du1, ds, dvh1 = _svd_thin_jvp(a, t, u1, s, _H(v1))
+    dv1 = _H(dvh1)
+    du = _shape.concatenate([du1, -matmul(u1, matmul(_H(du1), u2))], axis=-1)
+    dv = _shape.concatenate([dv1, -matmul(v1, matmul(_H(dv1), v2))], axis=-1)
+    return [u, s, vh], [du, ds, _H(dv)]
+
+
+def _svd_thin_jvp(a, t, u, s, vh):
     m, n = a.shape[-2:]
     k = min(m, n)
     v = _H(vh)
@@ -208,14 +220,28 @@ def _svd_jvp(primals, tangents, full_matrices):
         du = du + (matmul(t, v) - matmul(u, dp)) * _col(s_inv)
     if n > k:
         dv = dv + (matmul(_H(t), u) - matmul(v, _H(dp))) * _col(s_inv)
-    return [u, s, vh], [du, ds, _H(dv)]
+    return [du, ds, _H(dv)]
 
 
 def _svd_vjp(g, ans, args, wanted, full_matrices):
     (a,) = args
-    _check_svd_derivative(a, full_matrices)
     gu, gs, gvh = g
     u, s, vh = ans
+    if not _full_non_square(a, full_matrices):
+        return [_svd_thin_vjp(a, gu, gs, gvh, u, s, vh)]
+    # the transpose of the forward rule's extension: the extra vectors' cotangents
+    # reach the thin ones through dU2 = -U1 dU1^H U2 (likewise for V)
+    k = s.shape[-1]
+    u1, u2 = u[..., :, :k], u[..., :, k:]
+    v = _H(vh)
+    v1, v2 = v[..., :, :k], v[..., :, k:]
+    gv = _H(gvh)
+    gu1 = gu[..., :, :k] - _conj(matmul(u2, matmul(_T(gu[..., :, k:]), u1)))
+    gv1 = gv[..., :, :k] - _conj(matmul(v2, matmul(_T(gv[..., :, k:]), v1)))
+    return [_svd_thin_vjp(a, gu1, gs, _H(gv1), u1, s, _H(v1))]
+
+
+def _svd_thin_vjp(a, gu, gs, gvh, u, s, vh):
     m, n = a.shape[-2:]
     k = min(m, n)
     v = _H(vh)
@@ -241,7 +267,7 @@ def _svd_vjp(g, ans, args, wanted, full_matrices):
         extra = matmul(_conj(u), _H(ge2))
         ga = extra if ga is None else ga + extra
     main = matmul(_conj(u), matmul(gp, _T(v)))
-    return [main if ga is None else main + ga]
+    return main if ga is None else main + ga
 
 
 def_rules(svd_p, jvp=_svd_jvp, vjp=_svd_vjp, batch=_matrix_batch(svd_p))
@@ -269,10 +295,14 @@ def svd(a, full_matrices=True, compute_uv=True, hermitian=False):
     False. ``hermitian`` is accepted for NumPy compatibility and ignored (the general
     algorithm is used).
 
-    Derivatives: ``S`` always (``dS = real(diag(U^H da V))``). ``U`` and ``Vh`` need
-    ``full_matrices=False`` or a square matrix (for a non-square matrix the extra vectors
-    of the full decomposition are arbitrary; differentiating them raises
-    ``FuncgradValueError``). At repeated singular values the vectors have no derivative
+    Derivatives: ``S`` always (``dS = real(diag(U^H da V))``), also with NumPy's
+    default ``full_matrices=True``. ``U`` and ``Vh`` of a non-square matrix with
+    ``full_matrices=True``: their extra vectors (a basis of the complement) are
+    arbitrary (NumPy may pick any basis of the complement, not a smooth one), so both
+    modes give the thin part's exact derivative and move the extra vectors by the
+    least rotation keeping them orthogonal to it (``dU2 = -U1 dU1^H U2``), one valid
+    choice among many; the two modes agree. For derivatives of the thin vectors alone
+    ``full_matrices=False`` is cheaper. At repeated singular values the vectors have no derivative
     and the diverging terms are taken as 0; ``1/s`` is taken as 0 for zero singular values.
     """
     a = _as_matrix_stack(a, "svd", square=False)

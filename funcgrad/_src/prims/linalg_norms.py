@@ -79,7 +79,8 @@ def _vector_norm(x, ord, axes, keepdims):
         raise FuncgradValueError(f"linalg.norm: invalid norm order {ord!r} for vectors")
     ord = float(ord)
     if ord == math.inf:
-        return _max(_cabs(x), axis=axes, keepdims=keepdims)
+        # NumPy gives 0 for an empty vector (norms are non-negative)
+        return _max(_cabs(x), axis=axes, keepdims=keepdims, initial=0)
     if ord == -math.inf:
         return _min(_cabs(x), axis=axes, keepdims=keepdims)
     if ord == 0:
@@ -87,7 +88,15 @@ def _vector_norm(x, ord, axes, keepdims):
                              _real_dtype(x.dtype))
     if ord == 1:
         return _sum(_cabs(x), axis=axes, keepdims=keepdims)
-    s = _sum(_cabs(x) ** ord, axis=axes, keepdims=keepdims)
+    a = _cabs(x)
+    if ord > 0:
+        # |x|**p has an infinite slope at 0 for p < 1; entries at 0 take the subgradient
+        # 0 instead (in both modes, as abs does at 0), so no inf * 0 = NaN appears
+        nz = a != 0
+        a = where(nz, where(nz, a, 1) ** ord, 0)
+    else:
+        a = a ** ord
+    s = _sum(a, axis=axes, keepdims=keepdims)
     zero = s == 0
     return where(zero, 0, where(zero, 1, s) ** (1.0 / ord))
 
@@ -99,7 +108,7 @@ def _matrix_norm(x, ord, axes, keepdims):
     if ord in ("nuc", 2, -2):
         s = svdvals(_shape.moveaxis(x, (r, c), (-2, -1)))
         out = (_sum(s, axis=-1) if ord == "nuc" else
-               _max(s, axis=-1) if ord == 2 else _min(s, axis=-1))
+               _max(s, axis=-1, initial=0) if ord == 2 else _min(s, axis=-1))
         return _shape.expand_dims(out, (r, c)) if keepdims else out
     if ord in (1, -1):
         red, keep = r, c
@@ -108,8 +117,8 @@ def _matrix_norm(x, ord, axes, keepdims):
     else:
         raise FuncgradValueError(f"linalg.norm: invalid norm order {ord!r} for matrices")
     sums = _sum(_cabs(x), axis=red, keepdims=True)
-    ext = _max if ord in (1, math.inf) else _min
-    out = ext(sums, axis=keep, keepdims=True)
+    out = (_max(sums, axis=keep, keepdims=True, initial=0) if ord in (1, math.inf) else
+           _min(sums, axis=keep, keepdims=True))
     return out if keepdims else _shape.squeeze(out, axis=(r, c))
 
 
@@ -132,8 +141,10 @@ def norm(x, ord=None, axis=None, keepdims=False):
     ``axis=None`` with ``ord=None`` is the 2-norm of all elements. ``keepdims`` keeps the
     reduced axes. Complex input gives real norms. Integer input is converted to float64.
 
-    Derivative at zero: the 2-norm, Frobenius norm and p-norms (``p >= 1``) of a zero
-    vector have the subgradient 0 (not NaN); ``abs`` gives ``0`` at ``0``; ``max``/``min``
+    Derivative at zero: the 2-norm, Frobenius norm and p-norms (any ``p > 0``) of a zero
+    vector have the subgradient 0 (not NaN), in forward and reverse mode alike; for
+    ``0 < p < 1``, where the slope of ``|x_i|**p`` at ``x_i = 0`` is infinite, entries at
+    0 get 0 too; ``abs`` gives ``0`` at ``0``; ``max``/``min``
     ties share the gradient. Norms based on singular values use the subgradient the SVD
     picks.
 

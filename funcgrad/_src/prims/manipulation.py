@@ -21,11 +21,13 @@ must be concrete: they decide the shape of the result. Only ``take``,
 from __future__ import annotations
 
 import builtins
+import operator
 
 import numpy as np
 
-from ..backend import dtype_name
-from ..core import Tracer
+from .. import rows as _rows
+from ..backend import array_module, dtype_name
+from ..core import Primitive, Tracer, bind, def_rules
 from ..core import _np    # statistics, a family above this one (see _pad_stat)
 from ..errors import FuncgradTypeError, FuncgradValueError
 from . import reductions as _red
@@ -44,7 +46,7 @@ from .reductions import sum as _sum
 __all__ = [
     "tile", "repeat", "pad", "flip", "fliplr", "flipud", "roll", "rot90", "diag",
     "diagonal", "diagflat", "trace", "tril", "triu", "meshgrid", "append", "insert",
-    "delete", "resize",
+    "delete", "resize", "rollaxis",
 ]
 
 # ---------------------------------------------------------------------------------------
@@ -300,10 +302,61 @@ def flipud(m):
     return flip(m, 0)
 
 
+# ---- roll: one primitive ---------------------------------------------------------------
+def _roll_impl(x, shift, axis):
+    return array_module(x).roll(x, shift, axis)
+
+
+roll_p = Primitive("roll", _roll_impl)
+
+
+def _roll_back(g, shift, axis):
+    return bind(roll_p, g, shift=tuple(-s for s in shift), axis=axis)
+
+
+def _roll_batch(vals, dims, shift, axis):
+    d = dims[0]                 # the batch axis sits at d: the rolled axes after it move
+    return bind(roll_p, vals[0], shift=shift, axis=tuple(a + (a >= d) for a in axis)), d
+
+
+def _roll_rows(kinds, invars, outvars, params, batch):
+    k = kinds[0]
+    if k is _rows.S:            # linear: a partial sum rolls into a partial sum
+        return [_rows.S], None, {}
+    if k[1] in params["axis"]:  # rolling the batch axis mixes the slices
+        return None
+    return [k], None, {}
+
+
+def_rules(roll_p,
+          jvp=(lambda t, ans, x, shift, axis: bind(roll_p, t, shift=shift, axis=axis),),
+          vjp=(lambda g, ans, x, shift, axis: _roll_back(g, shift, axis),),
+          batch=_roll_batch, rows=_roll_rows)
+
+
+def rollaxis(a, axis, start=0):
+    """Move ``axis`` to the position before ``start`` (NumPy's older spelling of
+    :func:`moveaxis`, with its rules: ``start`` may be ``ndim``; moving an axis before
+    itself or the next one leaves ``a`` as it is). Derivative: the inverse move."""
+    a = _as_array(a)
+    nd = _s._ndim(a)
+    axis = _s.normalize_axis(axis, nd, "rollaxis")
+    start = operator.index(start)
+    if start < 0:
+        start += nd
+    if not 0 <= start <= nd:
+        raise FuncgradValueError(
+            f"rollaxis: start {start} is out of bounds for an array of {nd} dimension(s); "
+            f"it must be in {-nd}..{nd}")
+    if axis < start:
+        start -= 1
+    return a if axis == start else _s.moveaxis(a, axis, start)
+
+
 def roll(a, shift, axis=None):
     """Shift elements cyclically by ``shift`` along ``axis`` (the flattened array when
     None). ``shift`` and ``axis`` may be tuples, broadcast against each other; shifts on a
-    repeated axis add up. Built from two slices and a concatenate per axis.
+    repeated axis add up. One primitive (``roll``): its derivative rolls back.
 
     Example:
         >>> import funcgrad.numpy as fnp
@@ -330,15 +383,12 @@ def roll(a, shift, axis=None):
     for s, ax in zip(shifts.tolist(), axes.tolist()):
         ax = _s.normalize_axis(ax, nd, "roll")
         total[ax] = total.get(ax, 0) + s
-    for ax, s in sorted(total.items()):
-        n = a.shape[ax]
-        if n == 0:
-            continue
-        s %= n
-        if s:
-            a = _s.concatenate([_getitem(a, _lead(ax) + (slice(n - s, n),)),
-                                _getitem(a, _lead(ax) + (slice(0, n - s),))], axis=ax)
-    return a
+    # shifts reduced modulo the length, zero ones dropped: equal rolls share one key
+    kept = [(ax, s % a.shape[ax]) for ax, s in sorted(total.items())
+            if a.shape[ax] and s % a.shape[ax]]
+    if not kept:
+        return a
+    return bind(roll_p, a, shift=tuple(s for _, s in kept), axis=tuple(ax for ax, _ in kept))
 
 
 def rot90(m, k=1, axes=(0, 1)):

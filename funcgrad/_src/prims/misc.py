@@ -8,7 +8,9 @@ import math
 
 import numpy as np
 
-from ..core import Primitive, Tracer, bind
+from .. import rows as _rows
+from ..batching import broadcasting_batch
+from ..core import Primitive, Tracer, bind, def_rules
 from ..errors import FuncgradTypeError, FuncgradValueError
 from . import contractions as _c
 from . import creation as _cr
@@ -17,7 +19,8 @@ from . import indexing as _ix
 from . import reductions as _r
 from . import shape as _s
 
-__all__ = ["allclose", "angle", "histogram", "unique", "array_equal", "array_equiv", "bincount", "convolve",
+__all__ = ["copy", "frexp", "i0", "isin", "nextafter", "real_if_close", "vander",
+           "allclose", "angle", "histogram", "unique", "array_equal", "array_equiv", "bincount", "convolve",
            "correlate", "cross", "digitize", "fabs", "float_power", "gradient", "interp",
            "iscomplex", "iscomplexobj", "isclose", "isreal", "isrealobj", "isscalar", "kron",
            "ldexp", "modf", "nan_to_num", "polyval", "result_type", "searchsorted", "sinc",
@@ -134,6 +137,7 @@ def array_equiv(a1, a2):
 
 
 def iscomplexobj(x):
+    x = _arr(x) if isinstance(x, (list, tuple)) else x
     d = getattr(x, "dtype", None)
     return np.dtype(d if d is not None else np.asarray(x).dtype).kind == "c"
 
@@ -333,11 +337,23 @@ def trapezoid(y, x=None, dx=1.0, axis=-1):
 
 
 def gradient(f, *varargs, axis=None, edge_order=1):
-    """Second-order central differences inside, first-order one-sided at the edges
-    (NumPy's ``gradient`` with ``edge_order=1`` and scalar spacings); a list for several
-    axes, as NumPy."""
-    if edge_order != 1:
-        raise FuncgradTypeError("gradient: only edge_order=1 is supported")
+    """NumPy's ``gradient``: second-order central differences inside, one-sided
+    differences of order ``edge_order`` (1 or 2) at the edges; a list for several axes.
+
+    ``varargs``: nothing (unit spacing), one spacing for every axis, or one per axis;
+    each a scalar (uniform spacing) or a 1-D array of the sample coordinates along its
+    axis (non-uniform spacing, NumPy's formulas). The result is differentiable in ``f``
+    and in the spacings. Raises FuncgradValueError for an axis with fewer than
+    ``edge_order + 1`` samples or coordinates of the wrong length, FuncgradTypeError
+    for another ``edge_order`` or a wrong number of spacings.
+
+    Example:
+        >>> import numpy as np, funcgrad.numpy as fnp
+        >>> fnp.gradient(np.array([1., 4., 9., 16.]), edge_order=2)
+        array([2., 4., 6., 8.])
+    """
+    if edge_order not in (1, 2):
+        raise FuncgradTypeError(f"gradient: edge_order must be 1 or 2, got {edge_order!r}")
     f = _arr(f)
     axes = list(range(f.ndim)) if axis is None else (
         [axis] if isinstance(axis, int) else list(axis))
@@ -348,26 +364,79 @@ def gradient(f, *varargs, axis=None, edge_order=1):
         spacing = list(varargs) * len(axes)
     else:
         spacing = list(varargs)
-    if len(spacing) != len(axes) or any(np.ndim(h) != 0 for h in spacing):
-        raise FuncgradTypeError("gradient: give one scalar spacing, or one per axis")
+    if len(spacing) != len(axes):
+        raise FuncgradTypeError(
+            f"gradient: give one spacing, or one per axis ({len(axes)}); got {len(spacing)}")
     out = []
     for ax, h in zip(axes, spacing):
         n = f.shape[ax]
-        if n < 2:
+        if n < edge_order + 1:
             raise FuncgradValueError(
-                "gradient: each differentiated axis needs at least 2 samples")
-        pre = (slice(None),) * ax
-
-        def sl(s):
-            return _ix._getitem(f, pre + (s,))
-        first = (sl(slice(1, 2)) - sl(slice(0, 1))) / h
-        last = (sl(slice(n - 1, n)) - sl(slice(n - 2, n - 1))) / h
-        parts = [first]
-        if n > 2:
-            parts.append((sl(slice(2, None)) - sl(slice(None, n - 2))) / (2.0 * h))
-        parts.append(last)
-        out.append(_s.concatenate(parts, axis=ax))
+                f"gradient: axis {ax} has {n} samples; edge_order={edge_order} needs at "
+                f"least {edge_order + 1}")
+        if np.ndim(h) == 0:
+            out.append(_uniform_gradient(f, ax, h, edge_order))
+            continue
+        h = _arr(h)
+        if h.ndim != 1 or h.shape[0] != n:
+            raise FuncgradValueError(
+                f"gradient: the coordinates along axis {ax} must be 1-D of its length {n}, "
+                f"got shape {tuple(h.shape)}")
+        out.append(_coordinate_gradient(f, ax, h, edge_order))
     return out[0] if len(out) == 1 else out
+
+
+def _axis_slicer(f, ax):
+    pre = (slice(None),) * ax
+    return lambda a, b: _ix._getitem(f, pre + (slice(a, b),))
+
+
+def _uniform_gradient(f, ax, h, edge_order):
+    n = f.shape[ax]
+    sl = _axis_slicer(f, ax)
+    if edge_order == 1:
+        first = (sl(1, 2) - sl(0, 1)) / h
+        last = (sl(n - 1, n) - sl(n - 2, n - 1)) / h
+    else:
+        first = (-1.5 * sl(0, 1) + 2.0 * sl(1, 2) - 0.5 * sl(2, 3)) / h
+        last = (0.5 * sl(n - 3, n - 2) - 2.0 * sl(n - 2, n - 1) + 1.5 * sl(n - 1, n)) / h
+    parts = [first]
+    if n > 2:
+        parts.append((sl(2, None) - sl(None, n - 2)) / (2.0 * h))
+    parts.append(last)
+    return _s.concatenate(parts, axis=ax)
+
+
+def _coordinate_gradient(f, ax, x, edge_order):
+    """Differences over the coordinates ``x``: each value is the derivative at its
+    sample of the parabola (or, at order-1 edges, the line) through its neighbours."""
+    n = f.shape[ax]
+    sl = _axis_slicer(f, ax)
+
+    def col(v):                            # a 1-D weight along ``ax`` of f
+        return _s.reshape(v, (1,) * ax + (v.shape[0],) + (1,) * (f.ndim - ax - 1))
+
+    dx = x[1:] - x[:-1]
+    if edge_order == 1:
+        first = (sl(1, 2) - sl(0, 1)) / col(dx[:1])
+        last = (sl(n - 1, n) - sl(n - 2, n - 1)) / col(dx[-1:])
+    else:
+        d1, d2 = dx[:1], dx[1:2]
+        first = (col(-(2.0 * d1 + d2) / (d1 * (d1 + d2))) * sl(0, 1)
+                 + col((d1 + d2) / (d1 * d2)) * sl(1, 2)
+                 + col(-d1 / (d2 * (d1 + d2))) * sl(2, 3))
+        d1, d2 = dx[-2:-1], dx[-1:]
+        last = (col(d2 / (d1 * (d1 + d2))) * sl(n - 3, n - 2)
+                + col(-(d1 + d2) / (d1 * d2)) * sl(n - 2, n - 1)
+                + col((2.0 * d2 + d1) / (d2 * (d1 + d2))) * sl(n - 1, n))
+    parts = [first]
+    if n > 2:
+        hd, hs = dx[:-1], dx[1:]
+        parts.append(col(-hs / (hd * (hd + hs))) * sl(None, n - 2)
+                     + col((hs - hd) / (hd * hs)) * sl(1, n - 1)
+                     + col(hd / (hs * (hd + hs))) * sl(2, None))
+    parts.append(last)
+    return _s.concatenate(parts, axis=ax)
 
 
 def unique(ar, return_index=False, return_inverse=False, return_counts=False, axis=None,
@@ -417,3 +486,175 @@ def histogram(a, bins=10, range=None, density=None, weights=None):
     if density:
         counts = counts / _r.sum(counts) / np.diff(edges)
     return counts, edges
+
+
+# ---- copy, isin, real_if_close, vander ---------------------------------------------------
+def copy(a, order="K", subok=False):
+    """A copy of ``a``. Plain arrays are copied (NumPy's ``copy``); a traced value is
+    returned as it is (funcgrad arrays are immutable, so sharing is safe); derivative 1."""
+    a = _arr(a)
+    return a if isinstance(a, Tracer) else a.copy()
+
+
+def isin(element, test_elements, assume_unique=False, invert=False, *, kind=None):
+    """Whether each entry of ``element`` equals one of ``test_elements`` (any shape,
+    flattened), as NumPy's ``isin``: a boolean array of ``element``'s shape, no derivative.
+    Works on traced values and under ``jit`` (one comparison of every pair)."""
+    e, t = _arr(element), _s.ravel(_arr(test_elements))
+    hit = _r.any(_s.expand_dims(e, -1) == t, axis=-1)
+    return _e.logical_not(hit) if invert else hit
+
+
+def real_if_close(a, tol=100):
+    """``real(a)`` when ``a`` is complex with every imaginary part below ``tol`` machine
+    epsilons (``tol > 1``) or below ``tol`` itself (``tol <= 1``), else ``a``, as NumPy's.
+    The choice depends on the values: fine under grad/jvp/vjp (concrete values); under
+    ``jit`` it raises ConcretizationTypeError. Derivative: that of ``real`` (or 1)."""
+    a = _arr(a)
+    if a.dtype.kind != "c":
+        return a
+    if tol > 1:
+        tol = float(np.finfo(a.dtype).eps) * tol
+    small = _r.all(_e.abs(_e.imag(a)) < tol)
+    if isinstance(small, Tracer):
+        small = small._concrete("real_if_close (its result's dtype depends on the values)")
+    return _e.real(a) if bool(small) else a
+
+
+def vander(x, N=None, increasing=False):
+    """The Vandermonde matrix of 1-D ``x``: columns ``x**(N-1), ..., x, 1`` (or increasing
+    powers), as NumPy's ``vander``. Built by repeated products (one per column), so its
+    derivatives are exact to any order at ``x == 0`` too (``x**k`` would give ``0 * inf``
+    there)."""
+    x = _arr(x)
+    if x.ndim != 1:
+        raise FuncgradValueError(f"vander: x must be 1-D, got shape {tuple(x.shape)}")
+    n = x.shape[0] if N is None else int(N)
+    if n < 0:
+        raise FuncgradValueError(f"vander: N must be non-negative, got {N}")
+    if n == 0:
+        return _cr.zeros_like(x, shape=(x.shape[0], 0))
+    cols = [_cr.ones_like(x)]
+    for _ in range(n - 1):
+        cols.append(cols[-1] * x)
+    return _s.stack(cols if increasing else cols[::-1], axis=1)
+
+
+# ---- nextafter and frexp -----------------------------------------------------------------
+nextafter_p = Primitive("nextafter", np.nextafter)
+def_rules(nextafter_p,
+          jvp=(lambda t, ans, x1, x2: t, None),
+          vjp=(lambda g, ans, x1, x2: _s.unbroadcast(_s.broadcast_to(g, ans.shape), x1), None),
+          batch=broadcasting_batch(nextafter_p), rows=_rows.broadcasting_rows(nextafter_p))
+
+
+def nextafter(x1, x2, /):
+    """The next floating-point value after ``x1`` towards ``x2``, as NumPy's.
+
+    Derivative: read as ``x1`` plus at most one ulp, so 1 in ``x1`` and none in ``x2``
+    (the step to the next float does not change with ``x2`` but at ``x1 == x2``)."""
+    x1, x2 = _arr(x1), _arr(x2)
+    if x1.dtype.kind != "f" or x2.dtype.kind != "f":
+        dt = np.result_type(x1.dtype, x2.dtype, np.float64 if x1.dtype.kind in "biu"
+                            and x2.dtype.kind in "biu" else x1.dtype)
+        x1, x2 = _s.astype(x1, dt), _s.astype(x2, dt)
+    return bind(nextafter_p, x1, x2)
+
+
+frexp_exponent_p = Primitive("frexp_exponent", lambda x: np.frexp(x)[1])
+def_rules(frexp_exponent_p, batch=broadcasting_batch(frexp_exponent_p),
+          rows=_rows.broadcasting_rows(frexp_exponent_p))
+
+
+def frexp(x, /):
+    """``(mantissa, exponent)`` with ``x == mantissa * 2**exponent`` and ``0.5 <=
+    |mantissa| < 1`` (0, inf and NaN keep their value, exponent 0), as NumPy's ``frexp``;
+    the exponent is int32. Derivative: the mantissa's is ``2**-exponent`` (the exponent
+    is piecewise constant), the exponent has none."""
+    x = _arr(x)
+    if x.dtype.kind != "f":
+        x = _s.astype(x, np.float64)
+    ex = bind(frexp_exponent_p, x)
+    finite = _e.isfinite(x)
+    # scaled in two halves: 2**-ex alone overflows for subnormal x (ex down to -1073)
+    half = ex // 2
+    m = ldexp(ldexp(x, -half), half - ex)
+    return _e.where(finite, m, x), ex
+
+
+# ---- modified Bessel functions of order 0 and 1 (NumPy's i0; scipy.special's i0e, i1,
+# i1e come from here too) -------------------------------------------------------------------
+def _bessel_scaled_np(nu, x):
+    """``exp(-|x|) I_nu(|x|)`` for nu 0 or 1, in float64: the power series (positive
+    terms, no cancellation) up to |x| = 30, the asymptotic expansion above (its smallest
+    term there is below e^-60)."""
+    ax = np.abs(np.asarray(x, dtype=np.float64))
+    out = np.empty_like(ax)
+    small = ax <= 30
+    a = ax[small]
+    q = a * a / 4
+    term = np.ones_like(a) if nu == 0 else a / 2
+    total = term.copy()
+    for k in range(1, 90):
+        term = term * q / (k * (k + nu))
+        total = total + term
+    out[small] = total * np.exp(-a)
+    a = ax[~small]
+    mu = 4.0 * nu * nu
+    term = np.ones_like(a)
+    total = term.copy()
+    for k in range(1, 40):
+        term = term * -(mu - (2 * k - 1) ** 2) / (k * 8.0 * a)
+        total = total + term
+    out[~small] = total / np.sqrt(2 * math.pi * a)
+    out[np.isnan(ax)] = np.nan
+    return out
+
+
+def _bessel_impl(nu, scaled):
+    def impl(x):
+        with np.errstate(all="ignore"):
+            r = _bessel_scaled_np(nu, x)
+            if not scaled:
+                r = r * np.exp(np.abs(x))
+            if nu == 1:
+                r = np.sign(x) * r
+        return np.asarray(r, dtype=x.dtype if x.dtype.kind == "f" else np.float64)
+    return impl
+
+
+def _over_x(v, x):
+    """``v / x`` for ``v = I1(x)`` (scaled or not), with its limit 1/2 at ``x == 0``."""
+    zero = x == 0
+    return _e.where(zero, 0.5, v / _e.where(zero, 1.0, x))
+
+
+def _bessel(name, nu, scaled, deriv):
+    p = Primitive(name, _bessel_impl(nu, scaled))
+    rule = (lambda c, ans, x: c * deriv(ans, x),)
+    return def_rules(p, jvp=rule, vjp=rule, batch=broadcasting_batch(p),
+                     rows=_rows.broadcasting_rows(p))
+
+
+# I0' = I1, I1' = I0 - I1/x; the scaled ones add -sign(x) times themselves
+bessel_i0_p = _bessel("bessel_i0", 0, False, lambda ans, x: bind(bessel_i1_p, x))
+bessel_i1_p = _bessel("bessel_i1", 1, False,
+                      lambda ans, x: bind(bessel_i0_p, x) - _over_x(ans, x))
+bessel_i0e_p = _bessel("bessel_i0e", 0, True,
+                       lambda ans, x: bind(bessel_i1e_p, x) - _e.sign(x) * ans)
+bessel_i1e_p = _bessel("bessel_i1e", 1, True,
+                       lambda ans, x: bind(bessel_i0e_p, x) - _over_x(ans, x)
+                       - _e.sign(x) * ans)
+
+
+def _real_float(x, op):
+    x = _arr(x)
+    if x.dtype.kind == "c":
+        raise FuncgradTypeError(f"{op}: complex input is not supported, got {x.dtype}")
+    return x if x.dtype.kind == "f" else _s.astype(x, np.float64)
+
+
+def i0(x):
+    """The modified Bessel function of the first kind, order 0, as NumPy's ``i0`` (real
+    input; complex raises FuncgradTypeError). Derivative ``i1(x)``, to any order."""
+    return bind(bessel_i0_p, _real_float(x, "i0"))

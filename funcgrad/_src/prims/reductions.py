@@ -68,7 +68,7 @@ def sum(a, axis=None, dtype=None, out=None, keepdims=False, initial=None, where=
         a = _shape.astype(a, dtype)
     if where is not None:
         a = _where(where, a, 0)
-    axes = _shape.normalize_axes(axis, _shape._ndim(a), "sum")
+    axes = _shape.normalize_axes(axis, _shape._ndim(a), "sum", scalar_axis=True)
     r = bind(sum_p, a, axis=axes, keepdims=bool(keepdims))
     if initial is not None:
         r = r + _initial(initial, r)
@@ -102,7 +102,7 @@ def prod(a, axis=None, dtype=None, out=None, keepdims=False, initial=None, where
         a = _shape.astype(a, dtype)
     if where is not None:
         a = _where(where, a, 1)
-    axes = _shape.normalize_axes(axis, _shape._ndim(a), "prod")
+    axes = _shape.normalize_axes(axis, _shape._ndim(a), "prod", scalar_axis=True)
     r = bind(prod_p, a, axis=axes, keepdims=bool(keepdims))
     if initial is not None:
         r = r * _initial(initial, r)
@@ -137,11 +137,16 @@ def _extreme(p, op, a, axis, out, keepdims, initial, where):
             # ValueError, as NumPy raises (it was a TypeError).
             raise FuncgradValueError(f"{op}: where= needs initial= (as in NumPy)")
         a = _where(where, a, initial)
-    axes = _shape.normalize_axes(axis, _shape._ndim(a), op)
-    if 0 in [a.shape[i] for i in axes] and initial is None:
-        raise FuncgradValueError(
-            f"{op}: zero-size reduction over axis {axis} of an array of shape {a.shape} has "
-            "no identity; pass initial=")
+    axes = _shape.normalize_axes(axis, _shape._ndim(a), op, scalar_axis=True)
+    if 0 in [a.shape[i] for i in axes]:
+        if initial is None:
+            raise FuncgradValueError(
+                f"{op}: zero-size reduction over axis {axis} of an array of shape {a.shape} "
+                "has no identity; pass initial=")
+        # NumPy's ufunc reduce over nothing: ``initial`` everywhere (an empty sum keeps
+        # the result connected to ``a``, whose gradient is then an empty array)
+        r = sum(a * 0, axis=axes, keepdims=bool(keepdims))
+        return r + _initial(initial, r)
     r = bind(p, a, axis=axes, keepdims=bool(keepdims))
     if initial is not None:
         r = (maximum if op == "max" else minimum)(r, _initial(initial, r))

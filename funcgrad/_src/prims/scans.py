@@ -58,6 +58,11 @@ def _flat_axis(a, axis, op):
     a = _as_array(a)
     if axis is None:
         return _s.ravel(a), 0
+    if _s._ndim(a) == 0 and op != "sort":
+        # NumPy's cumsum/cumprod/argsort treat a 0-d array as its 1-element ravel (axis
+        # 0 or -1); np.sort refuses an axis there
+        _s.normalize_axis(axis, 1, op)
+        return _s.ravel(a), 0
     return a, _s.normalize_axis(axis, _s._ndim(a), op)
 
 

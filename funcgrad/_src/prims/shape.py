@@ -26,6 +26,8 @@ from ..errors import FuncgradTypeError, FuncgradValueError
 
 def _shape(x):
     s = getattr(x, "shape", None)
+    if s is None and isinstance(x, (list, tuple)) and _holds_tracer(x):
+        return tuple(_as_array(x).shape)
     return np.shape(x) if s is None else tuple(s)
 
 
@@ -64,10 +66,19 @@ def normalize_axis(axis, ndim, op):
     return a % ndim if ndim else a
 
 
-def normalize_axes(axis, ndim, op):
-    """``None`` -> all axes; an int or a sequence -> a sorted tuple of non-negative ints."""
+def normalize_axes(axis, ndim, op, *, scalar_axis=False):
+    """``None`` -> all axes; an int or a sequence -> a sorted tuple of non-negative ints.
+
+    ``scalar_axis=True`` follows NumPy's ufunc reductions (``np.sum``, ``np.max``...): on
+    a 0-d array an integer axis 0 or -1 is accepted and reduces nothing (``()``)."""
     if axis is None:
         return tuple(range(ndim))
+    if scalar_axis and ndim == 0 and not isinstance(axis, (tuple, list)):
+        try:
+            if operator.index(axis) in (0, -1):
+                return ()
+        except TypeError:
+            pass
     if isinstance(axis, (tuple, list)):
         axes = tuple(normalize_axis(a, ndim, op) for a in axis)
         if len(set(axes)) != len(axes):
@@ -164,6 +175,7 @@ def _resolve_shape(shape, size, op, x):
 
 def reshape(a, shape=None, order="C", *, newshape=None, copy=None):
     """Give ``a`` a new shape (one dimension may be -1). ``order`` is 'C' or 'F'."""
+    a = _as_array(a)
     if shape is None:
         shape = newshape
     shape = static_shape(shape, "reshape")
@@ -188,6 +200,7 @@ def ravel(a, order="C"):
 
 def squeeze(a, axis=None):
     """Remove axes of length one (all of them, or those in ``axis``, which must be 1)."""
+    a = _as_array(a)
     shape = _shape(a)
     if axis is None:
         axes = [i for i, d in enumerate(shape) if d == 1]
@@ -203,6 +216,7 @@ def squeeze(a, axis=None):
 
 def expand_dims(a, axis):
     """Insert length-one axes at the positions ``axis`` (an int or a tuple) of the result."""
+    a = _as_array(a)
     shape = _shape(a)
     axis = axis if isinstance(axis, (tuple, list)) else (axis,)
     nd = len(shape) + len(axis)
@@ -245,7 +259,18 @@ def _as_array(x):
     if type(x) is np.ndarray or isinstance(x, (Tracer, np.ndarray)) or hasattr(
             x, "__cuda_array_interface__") or array_module(x) is not np:
         return x
+    if isinstance(x, (list, tuple)) and _holds_tracer(x):
+        # a (nested) list of traced values is an array-like, as NumPy reads it: stacked,
+        # so the derivative flows to each element
+        return stack([_as_array(e) for e in x]) if x else np.asarray(x)
     return np.asarray(x)
+
+
+def _holds_tracer(seq):
+    for e in seq:
+        if isinstance(e, Tracer) or (isinstance(e, (list, tuple)) and _holds_tracer(e)):
+            return True
+    return False
 
 
 # ---- transpose -------------------------------------------------------------------------
@@ -289,6 +314,7 @@ _REVERSED = {n: tuple(range(n - 1, -1, -1)) for n in range(8)}
 
 def transpose(a, axes=None):
     """Permute the axes (reverse them when ``axes`` is None)."""
+    a = _as_array(a)
     nd = _ndim(a)
     if axes is None:
         if nd < 2:
@@ -312,6 +338,7 @@ def permute_dims(a, axes=None):
 
 def swapaxes(a, axis1, axis2):
     """Interchange two axes."""
+    a = _as_array(a)
     nd = _ndim(a)
     if nd == 2 and (axis1, axis2) in ((-1, -2), (-2, -1), (0, 1), (1, 0)):
         return bind(transpose_p, a, axes=(1, 0))
@@ -324,6 +351,7 @@ def swapaxes(a, axis1, axis2):
 
 def moveaxis(a, source, destination):
     """Move axes ``source`` to positions ``destination`` (ints or sequences)."""
+    a = _as_array(a)
     nd = _ndim(a)
     src = [normalize_axis(s, nd, "moveaxis") for s in np.atleast_1d(source).tolist()]
     dst = [normalize_axis(d, nd, "moveaxis") for d in np.atleast_1d(destination).tolist()]
@@ -381,6 +409,7 @@ def broadcast_to(array, shape):
 
 def broadcast_arrays(*args):
     """Broadcast all arguments against each other."""
+    args = [_as_array(a) for a in args]
     shape = np.broadcast_shapes(*[_shape(a) for a in args])
     return tuple(broadcast_to(a, shape) for a in args)   # a tuple, as NumPy 2 returns
 
@@ -553,6 +582,8 @@ def column_stack(tup):
 
 
 def _split_points(n, indices_or_sections, op, even):
+    if isinstance(indices_or_sections, np.ndarray) and indices_or_sections.ndim == 0:
+        indices_or_sections = operator.index(indices_or_sections)   # a count, as NumPy
     if isinstance(indices_or_sections, (int, np.integer)):
         k = int(indices_or_sections)
         if k <= 0:
@@ -581,6 +612,7 @@ def array_split(ary, indices_or_sections, axis=0):
 
 def _split(ary, ios, axis, op, even):
     _getitem = _np()._getitem
+    ary = _as_array(ary)
     nd = _ndim(ary)
     axis = normalize_axis(axis, nd, op)
     pts = _split_points(_shape(ary)[axis], ios, op, even)

@@ -18,10 +18,14 @@ from . import elementwise as _el
 from . import reductions as _red
 from . import shape as _sh
 from .barriers import stop_gradient
+from .misc import bessel_i0e_p, bessel_i1_p, bessel_i1e_p
 from .shape import _as_array, normalize_axes, unbroadcast
 
-__all__ = ["digamma", "erf", "erfc", "expit", "gammaln", "log_expit", "log_softmax",
-           "logit", "logsumexp", "polygamma", "psi", "softmax", "xlog1py", "xlogy"]
+__all__ = ["beta", "betainc", "betaln", "digamma", "entr", "erf", "erfc", "erfcinv",
+           "erfinv", "expit", "gamma", "gammainc", "gammaincc", "gammaln", "gammasgn",
+           "i0e", "i1", "i1e", "log_expit", "log_ndtr", "log_softmax", "logit",
+           "logsumexp", "multigammaln", "ndtr", "ndtri", "polygamma", "psi", "rgamma",
+           "softmax", "xlog1py", "xlogy"]
 
 _SQRT_PI = math.sqrt(math.pi)
 _TWO_OVER_SQRT_PI = 2.0 / _SQRT_PI
@@ -268,7 +272,7 @@ def _polygamma_np(n, x):
         return _digamma_np(x)
     out = np.full_like(x, np.nan)
     sign = (-1.0) ** (n + 1) * math.factorial(n)
-    pos = x > 0
+    pos = (x > 0) & (x < np.inf)
     out[pos] = sign * _hurwitz_zeta_np(n + 1, x[pos])
     neg = (x <= 0) & (x != np.floor(x)) & np.isfinite(x)
     if neg.any():
@@ -277,9 +281,12 @@ def _polygamma_np(n, x):
         poly = np.polynomial.polynomial.polyval(c, _cot_derivative_poly(n))
         out[neg] = (-1.0) ** n * sign * _hurwitz_zeta_np(n + 1, 1.0 - xs) \
             - math.pi ** (n + 1) * poly
-    pole = (x <= 0) & (x == np.floor(x))
-    out[pole] = np.inf if n % 2 else np.nan
-    out[x == np.inf] = 0.0
+    pole = (x <= 0) & (x == np.floor(x)) & np.isfinite(x)
+    # SciPy's values, sign * zeta(n + 1, x): sign * inf at the poles and at -inf, a
+    # signed zero at +inf
+    out[pole] = math.copysign(np.inf, sign)
+    out[x == np.inf] = math.copysign(0.0, sign)
+    out[x == -np.inf] = math.copysign(np.inf, sign)
     return out
 
 
@@ -405,6 +412,231 @@ def _common_real(x, y, op):
             for v in vals]
 
 
+
+# ---- inverse error functions, incomplete gamma and beta: NumPy kernels -----------------------
+def _erf_inverse_core(r, s):
+    """``x >= 0`` with ``erfc(x) == r`` and ``erf(x) == s`` (the caller passes both,
+    ``r + s == 1``, each exact where it is used): Winitzki's approximation, then Halley
+    steps on ``erf(x) - s`` where ``s <= 0.5`` (small x) and on ``erfc(x) - r`` in the
+    tail, so neither side loses digits to cancellation."""
+    use_erf = s <= 0.5
+    with np.errstate(all="ignore"):
+        log_term = np.where(use_erf, np.log1p(-s * s), np.log(r * (2.0 - r)))
+        a = 0.147
+        t = 2.0 / (math.pi * a) + log_term / 2
+        x = np.sqrt(np.maximum(np.sqrt(t * t - log_term / a) - t, 0.0))
+        for _ in range(5):
+            dens = _TWO_OVER_SQRT_PI * np.exp(-x * x)
+            f = np.where(use_erf, _erf_np(x) - s, r - _erfc_np(x))
+            u = np.where(dens > 0, f / np.where(dens > 0, dens, 1.0), 0.0)
+            x = x - u / (1.0 + x * u)
+    return x
+
+
+def _erfinv_np(y):
+    y = _f64(y)
+    ay = np.abs(y)
+    out = np.sign(y) * _erf_inverse_core(1.0 - ay, ay)
+    out = np.where(ay == 1, np.sign(y) * np.inf, out)
+    return np.where((ay > 1) | np.isnan(y), np.nan, out)
+
+
+def _erfcinv_np(q):
+    q = _f64(q)
+    upper = q > 1                                # erfcinv(q) = -erfcinv(2 - q)
+    r = np.where(upper, 2.0 - q, q)
+    out = _erf_inverse_core(r, np.where(upper, q - 1.0, 1.0 - q))
+    out = np.where(upper, -out, out)
+    out = np.where(q == 0, np.inf, np.where(q == 2, -np.inf, out))
+    out = np.where(q == 1, -0.0, out)            # SciPy's signed zero (ndtri(0.5) is +0)
+    return np.where((q < 0) | (q > 2) | np.isnan(q), np.nan, out)
+
+
+_LENTZ_TINY = 1e-300
+_CF_TERMS = 400
+
+
+def _gammainc_pair_np(a, x):
+    """``(P(a, x), Q(a, x))``, the regularized lower and upper incomplete gamma
+    functions: the series for P where ``x < a + 1``, the continued fraction for Q
+    elsewhere (modified Lentz), each with a fixed number of terms (enough for ``a`` up
+    to about 1e4)."""
+    a, x = np.broadcast_arrays(_f64(a), _f64(x))
+    with np.errstate(all="ignore"):
+        series = x < a + 1
+        log_pre = a * np.log(x) - x
+        # series: P = x^a e^-x / Gamma(a + 1) * sum x^n / ((a + 1)...(a + n))
+        term = np.ones_like(x)
+        total = np.ones_like(x)
+        ap = a.copy()
+        for _ in range(_CF_TERMS):
+            ap = ap + 1
+            term = term * x / ap
+            total = total + term
+        p_series = np.exp(log_pre - _gammaln_np(a + 1)) * total
+        # continued fraction for Q
+        b = x + 1 - a
+        c = np.full_like(x, 1 / _LENTZ_TINY)
+        d = 1 / np.where(np.abs(b) < _LENTZ_TINY, _LENTZ_TINY, b)
+        h = d
+        for i in range(1, _CF_TERMS):
+            an = -i * (i - a)
+            b = b + 2
+            d = an * d + b
+            d = 1 / np.where(np.abs(d) < _LENTZ_TINY, _LENTZ_TINY, d)
+            c = b + an / c
+            c = np.where(np.abs(c) < _LENTZ_TINY, _LENTZ_TINY, c)
+            h = h * d * c
+        q_cf = np.exp(log_pre - _gammaln_np(a)) * h
+        p = np.where(series, p_series, 1 - q_cf)
+        q = np.where(series, 1 - p_series, q_cf)
+        # SciPy's values at the edges
+        zero_x = x == 0
+        p = np.where(zero_x, 0.0, p)
+        q = np.where(zero_x, 1.0, q)
+        a_zero = (a == 0) & (x > 0)
+        inf_x = np.isposinf(x)
+        p = np.where(a_zero | inf_x, 1.0, p)
+        q = np.where(a_zero | inf_x, 0.0, q)
+        bad = (a < 0) | (x < 0) | np.isnan(a) | np.isnan(x) | ((a == 0) & (x == 0))
+        p = np.where(bad, np.nan, p)
+        q = np.where(bad, np.nan, q)
+    return p, q
+
+
+def _betacf(a, b, x):
+    """The continued fraction of the regularized incomplete beta (modified Lentz)."""
+    qab, qap, qam = a + b, a + 1, a - 1
+    c = np.ones_like(x)
+    d = 1 - qab * x / qap
+    d = 1 / np.where(np.abs(d) < _LENTZ_TINY, _LENTZ_TINY, d)
+    h = d
+    for m in range(1, _CF_TERMS):
+        m2 = 2 * m
+        for aa in (m * (b - m) * x / ((qam + m2) * (a + m2)),
+                   -(a + m) * (qab + m) * x / ((a + m2) * (qap + m2))):
+            d = 1 + aa * d
+            d = 1 / np.where(np.abs(d) < _LENTZ_TINY, _LENTZ_TINY, d)
+            c = 1 + aa / c
+            c = np.where(np.abs(c) < _LENTZ_TINY, _LENTZ_TINY, c)
+            h = h * d * c
+    return h
+
+
+def _betainc_np(a, b, x):
+    a, b, x = np.broadcast_arrays(_f64(a), _f64(b), _f64(x))
+    with np.errstate(all="ignore"):
+        log_front = (a * np.log(x) + b * np.log1p(-x)
+                     - (_gammaln_np(a) + _gammaln_np(b) - _gammaln_np(a + b)))
+        front = np.exp(log_front)
+        direct = x < (a + 1) / (a + b + 2)
+        lo = front * _betacf(a, b, x) / a
+        hi = 1 - front * _betacf(b, a, 1 - x) / b
+        out = np.where(direct, lo, hi)
+        out = np.where(x == 0, 0.0, np.where(x == 1, 1.0, out))
+        out = np.where((a == 0) & (b > 0) & (x > 0), 1.0, out)
+        out = np.where((b == 0) & (a > 0) & (x < 1), 0.0, out)
+        bad = ((a < 0) | (b < 0) | (x < 0) | (x > 1) | ((a == 0) & (b == 0))
+               | np.isnan(a) | np.isnan(b) | np.isnan(x))
+    return np.where(bad, np.nan, out)
+
+
+def _gammasgn_np(x):
+    x = _f64(x)
+    with np.errstate(all="ignore"):
+        odd = np.floor(x) % 2 == 1
+        out = np.where(x > 0, 1.0, np.where(odd, -1.0, 1.0))
+        out = np.where((x < 0) & (x == np.floor(x)), np.nan, out)
+        out = np.where(x == 0, np.where(np.signbit(x), -1.0, 1.0), out)
+    return np.where(np.isnan(x) | np.isneginf(x), np.nan, out)
+
+
+def _rgamma_np(x):
+    x = _f64(x)
+    with np.errstate(all="ignore"):
+        out = _gammasgn_np(x) * np.exp(-_gammaln_np(x))
+        pole = (x < 0) & (x == np.floor(x))
+    return np.where(pole, 0.0, out)
+
+
+def _kernel_impl(kernel):
+    """A NumPy float64 kernel as an implementation: the inputs' floating dtype out."""
+    def impl(*args):
+        with np.errstate(all="ignore"):
+            r = kernel(*args)
+        return np.asarray(r, dtype=np.result_type(*[a.dtype for a in args]))
+    return impl
+
+
+def _no_derivative(op, arg):
+    def rule(*_, **__):
+        raise FuncgradValueError(
+            f"special.{op}: no derivative with respect to {arg} (only the last argument "
+            f"is differentiable); wrap {arg} in funcgrad.stop_gradient if it should be a "
+            "constant")
+    return rule
+
+
+erfinv_p = _unary("erfinv", _erfinv_np,
+                  lambda c, ans, x: c * (_SQRT_PI / 2 * _el.exp(ans * ans)))
+erfcinv_p = _unary("erfcinv", _erfcinv_np,
+                   lambda c, ans, x: c * (-_SQRT_PI / 2 * _el.exp(ans * ans)))
+gammasgn_p = _unary("gammasgn", _gammasgn_np, lambda c, ans, x: c * 0)
+
+
+def _rgamma_slope(ans, x):
+    """d/dx 1/Gamma(x): ``-rgamma(x) digamma(x)``, and at the poles ``x = -n`` its limit
+    ``(-1)^n n!``."""
+    pole = (x <= 0) & (x == _el.floor(x))
+    safe = _el.where(pole, 0.5, x)
+    n = _el.where(pole, -x, 0.0)
+    at_pole = (1 - 2 * _el.remainder(n, 2)) * _el.exp(bind(gammaln_p, n + 1))
+    return _el.where(pole, at_pole, -ans * bind(digamma_p, safe))
+
+
+rgamma_p = _unary("rgamma", _rgamma_np, lambda c, ans, x: c * _rgamma_slope(ans, x))
+
+
+def _gammainc_slope(a, x):
+    """d/dx P(a, x) = x^(a-1) e^-x / Gamma(a) (0 at x = 0 for a > 1)."""
+    pos = x > 0
+    xs = _el.where(pos, x, 1.0)
+    return _el.where(pos, _el.exp((a - 1) * _el.log(xs) - xs - bind(gammaln_p, a)), 0.0)
+
+
+gammainc_p = Primitive("gammainc", _kernel_impl(lambda a, x: _gammainc_pair_np(a, x)[0]))
+def_rules(gammainc_p,
+          jvp=(_no_derivative("gammainc", "a"),
+               lambda t, ans, a, x: t * _gammainc_slope(a, x)),
+          vjp=(_no_derivative("gammainc", "a"),
+               lambda g, ans, a, x: unbroadcast(g * _gammainc_slope(a, x), x)),
+          batch=broadcasting_batch(gammainc_p))
+gammaincc_p = Primitive("gammaincc", _kernel_impl(lambda a, x: _gammainc_pair_np(a, x)[1]))
+def_rules(gammaincc_p,
+          jvp=(_no_derivative("gammaincc", "a"),
+               lambda t, ans, a, x: -t * _gammainc_slope(a, x)),
+          vjp=(_no_derivative("gammaincc", "a"),
+               lambda g, ans, a, x: unbroadcast(-g * _gammainc_slope(a, x), x)),
+          batch=broadcasting_batch(gammaincc_p))
+
+
+def _betainc_slope(a, b, x):
+    """d/dx I_x(a, b) = x^(a-1) (1-x)^(b-1) / B(a, b), inside (0, 1)."""
+    inside = (x > 0) & (x < 1)
+    xs = _el.where(inside, x, 0.5)
+    lb = bind(gammaln_p, a) + bind(gammaln_p, b) - bind(gammaln_p, a + b)
+    return _el.where(inside, _el.exp((a - 1) * _el.log(xs) + (b - 1) * _el.log1p(-xs) - lb),
+                     0.0)
+
+
+betainc_p = Primitive("betainc", _kernel_impl(_betainc_np))
+def_rules(betainc_p,
+          jvp=(_no_derivative("betainc", "a"), _no_derivative("betainc", "b"),
+               lambda t, ans, a, b, x: t * _betainc_slope(a, b, x)),
+          vjp=(_no_derivative("betainc", "a"), _no_derivative("betainc", "b"),
+               lambda g, ans, a, b, x: unbroadcast(g * _betainc_slope(a, b, x), x)),
+          batch=broadcasting_batch(betainc_p))
+
 # ---- public functions ----------------------------------------------------------------------
 def erf(x):
     """Error function ``2/sqrt(pi) * integral_0^x exp(-t**2) dt``, elementwise.
@@ -508,7 +740,10 @@ def xlog1py(x, y):
 
 def _shifted_max(a, axes):
     """The maximum over ``axes`` (kept), without derivative, and 0 where it is infinite."""
-    m = stop_gradient(_red.max(a, axis=axes, keepdims=True))
+    # over nothing (an empty axis) the shift is -inf, then 0 below: the sum is empty
+    empty = any(a.shape[i] == 0 for i in axes)
+    m = stop_gradient(_red.max(a, axis=axes, keepdims=True,
+                               initial=-np.inf if empty else None))
     return _el.where(_el.isfinite(m), m, 0)
 
 
@@ -529,7 +764,7 @@ def logsumexp(a, axis=None, b=None, keepdims=False, return_sign=False):
     if b is not None:
         a, b = _common_real(a, b, "logsumexp")
         a = _sh.broadcast_to(a, np.broadcast_shapes(a.shape, np.shape(b)))
-    axes = normalize_axes(axis, a.ndim, "special.logsumexp")
+    axes = normalize_axes(axis, a.ndim, "special.logsumexp", scalar_axis=True)
     m = _shifted_max(a, axes)
     e = _el.exp(a - m)
     if b is not None:
@@ -559,7 +794,7 @@ def softmax(x, axis=None):
         array([0.25, 0.75])
     """
     x = _real_input(x, "softmax")
-    axes = normalize_axes(axis, x.ndim, "special.softmax")
+    axes = normalize_axes(axis, x.ndim, "special.softmax", scalar_axis=True)
     e = _el.exp(x - _shifted_max(x, axes))
     return e / _red.sum(e, axis=axes, keepdims=True)
 
@@ -569,7 +804,173 @@ def log_softmax(x, axis=None):
     Gradients are finite for huge logits and for ``-inf`` entries (whose output is
     ``-inf``)."""
     x = _real_input(x, "log_softmax")
-    axes = normalize_axes(axis, x.ndim, "special.log_softmax")
+    axes = normalize_axes(axis, x.ndim, "special.log_softmax", scalar_axis=True)
     shifted = x - _shifted_max(x, axes)
     s = _red.sum(_el.exp(shifted), axis=axes, keepdims=True)
     return shifted - _el.log(s)
+
+
+# ---- normal distribution, inverse error functions --------------------------------------------
+_SQRT_HALF = math.sqrt(0.5)
+
+
+def ndtr(x):
+    """The standard normal CDF ``(1 + erf(x / sqrt(2))) / 2``, computed as ``erfc(-x /
+    sqrt(2)) / 2`` (accurate in the lower tail). Derivative ``exp(-x**2/2) / sqrt(2 pi)``."""
+    x = _real_input(x, "ndtr")
+    return 0.5 * erfc(-x * _SQRT_HALF)
+
+
+def log_ndtr(x):
+    """``log(ndtr(x))`` without underflow: ``log1p(-erfc(x/sqrt 2)/2)`` for ``x > 0``,
+    ``log(erfc(-x/sqrt 2)/2)`` down to -30, and the asymptotic series of Mills' ratio
+    below (error under 1e-15). Differentiable to any order."""
+    x = _real_input(x, "log_ndtr")
+    upper = x > 0
+    xu = _el.where(upper, x, 1.0)
+    up = _el.log1p(-0.5 * erfc(xu * _SQRT_HALF))
+    far = x < -30
+    xm = _el.where(upper | far, -1.0, x)
+    mid = _el.log(0.5 * erfc(-xm * _SQRT_HALF))
+    xf = _el.where(far, x, -31.0)
+    inv2 = 1.0 / (xf * xf)
+    series = 1.0
+    term = 1.0
+    for k in range(1, 8):                       # 1 - 1/x^2 + 3/x^4 - 15/x^6 ...
+        term = term * -(2 * k - 1) * inv2
+        series = series + term
+    low = -0.5 * xf * xf - _el.log(-xf) - _HALF_LOG_2PI + _el.log(series)
+    return _el.where(upper, up, _el.where(far, low, mid))
+
+
+def erfinv(y):
+    """The inverse of :func:`erf` on ``[-1, 1]`` (``+-inf`` at ``+-1``, NaN outside), as
+    SciPy's: an approximation refined by Halley steps on ``erf`` (``erfc`` in the tails),
+    relative error about 1e-15. Derivative ``sqrt(pi)/2 * exp(erfinv(y)**2)``."""
+    return bind(erfinv_p, _real_input(y, "erfinv"))
+
+
+def erfcinv(y):
+    """The inverse of :func:`erfc` on ``[0, 2]`` (``inf`` at 0, ``-inf`` at 2, NaN
+    outside); accurate in the tail (``erfcinv(1e-300)``). Derivative ``-sqrt(pi)/2 *
+    exp(erfcinv(y)**2)``."""
+    return bind(erfcinv_p, _real_input(y, "erfcinv"))
+
+
+def ndtri(p):
+    """The inverse of :func:`ndtr` (the standard normal quantile): ``-sqrt(2) *
+    erfcinv(2 p)``; ``-inf`` at 0, ``inf`` at 1, NaN outside ``[0, 1]``. Derivative
+    ``sqrt(2 pi) exp(ndtri(p)**2 / 2)``."""
+    p = _real_input(p, "ndtri")
+    return -math.sqrt(2.0) * bind(erfcinv_p, 2 * p)
+
+
+# ---- modified Bessel functions -----------------------------------------------------------
+def i0e(x):
+    """``exp(-|x|) * i0(x)``, without overflow. Derivative ``i1e(x) - sign(x) i0e(x)``
+    (0 taken at the kink ``x = 0``)."""
+    return bind(bessel_i0e_p, _real_input(x, "i0e"))
+
+
+def i1(x):
+    """The modified Bessel function of the first kind, order 1. Derivative ``i0(x) -
+    i1(x)/x`` (1/2 at 0)."""
+    return bind(bessel_i1_p, _real_input(x, "i1"))
+
+
+def i1e(x):
+    """``exp(-|x|) * i1(x)``, without overflow. Derivative ``i0e(x) - i1e(x)/x -
+    sign(x) i1e(x)``."""
+    return bind(bessel_i1e_p, _real_input(x, "i1e"))
+
+
+# ---- entropy, gamma and beta functions ---------------------------------------------------------
+def entr(x):
+    """``-x log x`` for ``x > 0``, 0 at 0, ``-inf`` for ``x < 0`` (SciPy's ``entr``).
+    Derivative ``-(log x + 1)`` (``+inf`` at 0)."""
+    x = _real_input(x, "entr")
+    neg = x < 0
+    xs = _el.where(neg, 1.0, x)
+    return _el.where(neg, -np.inf, 0.0 - xlogy(xs, xs))    # +0 at 0, as SciPy
+
+
+def gammasgn(x):
+    """The sign of the gamma function: 1 for ``x > 0``, +-1 between the negative poles,
+    the sign of zero at +-0, NaN at the negative integers and -inf (SciPy's). Derivative
+    0 (piecewise constant)."""
+    return bind(gammasgn_p, _real_input(x, "gammasgn"))
+
+
+def gamma(x):
+    """The gamma function, as ``gammasgn(x) * exp(gammaln(x))`` (relative error about
+    ``gammaln(x) * 1e-16``; ``+-inf`` at +-0, NaN at the negative integers, overflow to
+    inf above 171.6). Derivative ``gamma(x) * digamma(x)``."""
+    x = _real_input(x, "gamma")
+    return gammasgn(x) * _el.exp(gammaln(x))
+
+
+def rgamma(x):
+    """``1 / gamma(x)``, 0 at the poles (0 and the negative integers). Derivative
+    ``-rgamma(x) digamma(x)``, and its limit ``(-1)^n n!`` at ``x = -n``: exact to first
+    order there (higher derivatives at the poles are not)."""
+    return bind(rgamma_p, _real_input(x, "rgamma"))
+
+
+def betaln(a, b):
+    """``log|B(a, b)| = gammaln(a) + gammaln(b) - gammaln(a + b)``, differentiable in both
+    arguments (``digamma(a) - digamma(a + b)``...)."""
+    a, b = _common_real(a, b, "betaln")
+    return gammaln(a) + gammaln(b) - gammaln(a + b)
+
+
+def beta(a, b):
+    """The beta function ``Gamma(a) Gamma(b) / Gamma(a + b)``, as ``sign * exp(betaln)``
+    (no overflow of the gammas); differentiable in both arguments."""
+    a, b = _common_real(a, b, "beta")
+    return gammasgn(a) * gammasgn(b) * gammasgn(a + b) * _el.exp(betaln(a, b))
+
+
+def multigammaln(a, d):
+    """The log of the multivariate gamma function of dimension ``d`` (a Python int):
+    ``d(d-1)/4 log(pi) + sum_j gammaln(a - j/2)``, j = 0..d-1. Raises
+    FuncgradValueError where ``a <= (d - 1) / 2`` (checked on plain arrays), as SciPy. Differentiable
+    in ``a``."""
+    if isinstance(d, Tracer) or np.ndim(d) != 0 or int(d) != d or d < 1:
+        raise FuncgradValueError(f"special.multigammaln: d must be a positive int, got {d!r}")
+    d = int(d)
+    a = _real_input(a, "multigammaln")
+    if not isinstance(a, Tracer) and np.any(np.asarray(a) <= (d - 1) / 2):
+        raise FuncgradValueError(
+            f"special.multigammaln: condition a > (d-1)/2 = {(d - 1) / 2} not met")
+    out = d * (d - 1) / 4 * math.log(math.pi)
+    for j in range(d):
+        out = out + gammaln(a - j / 2)
+    return out
+
+
+# ---- incomplete gamma and beta -----------------------------------------------------------
+def gammainc(a, x):
+    """The regularized lower incomplete gamma function ``P(a, x)`` (``a, x >= 0``; NaN
+    outside, as SciPy). Derivative in ``x`` only: ``x^(a-1) e^-x / Gamma(a)``;
+    differentiating in ``a`` raises FuncgradValueError."""
+    a, x = _common_real(a, x, "gammainc")
+    return bind(gammainc_p, a, x)
+
+
+def gammaincc(a, x):
+    """The regularized upper incomplete gamma function ``Q(a, x) = 1 - P(a, x)``,
+    computed directly (accurate where it is tiny). Derivative in ``x`` only (minus that of
+    :func:`gammainc`); differentiating in ``a`` raises FuncgradValueError."""
+    a, x = _common_real(a, x, "gammaincc")
+    return bind(gammaincc_p, a, x)
+
+
+def betainc(a, b, x):
+    """The regularized incomplete beta function ``I_x(a, b)`` (``a, b >= 0``, ``0 <= x <=
+    1``; NaN outside, as SciPy), by its continued fraction. Derivative in ``x`` only:
+    ``x^(a-1) (1-x)^(b-1) / B(a, b)``; differentiating in ``a`` or ``b`` raises
+    FuncgradValueError."""
+    a, b = _common_real(a, b, "betainc")
+    a, x = _common_real(a, x, "betainc")
+    b, x = _common_real(b, x, "betainc")
+    return bind(betainc_p, a, b, x)
