@@ -22,6 +22,7 @@ from . import core as _core
 from . import rows as _rows
 from .core import Tracer
 from .errors import FuncgradTypeError, FuncgradValueError
+from . import staging as _staging
 from .staging import Eqn, Graph, Literal, Var, _norm_static, trace_to_graph
 from .tree_util import tree_flatten, tree_unflatten
 
@@ -342,6 +343,15 @@ def compile_graph(graph, host=False):
     fn = ns["compiled"]
     fn.source = src
     return fn
+
+
+def _compile_subgraph(graph):
+    """Code for a sub-graph of a control-flow equation (a scan's body, a cond's branch):
+    simplified and generated like a jitted function's, run by the primitive's loop."""
+    return compile_graph(simplify(graph))
+
+
+_staging.register_graph_compiler(_compile_subgraph)
 
 
 def _ufunc_literal(impl, v, invars, ns):

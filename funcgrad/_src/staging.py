@@ -18,7 +18,7 @@ import itertools
 
 import numpy as np
 
-from .backend import dtype_name
+from .backend import array_module, dtype_name
 from .core import Trace, Tracer, bind, new_trace
 from .errors import ConcretizationTypeError
 from .tree_util import tree_flatten, tree_unflatten
@@ -358,3 +358,144 @@ def make_graph(fun, static_argnums=(), static_argnames=()):
 
 def _norm_static(s):
     return (s,) if isinstance(s, int) else tuple(s)
+
+
+# --------------------------------------------------------------------------------------
+# Sub-graphs: the bodies of control-flow primitives (prims/control_flow.py)
+
+
+def example_value(x):
+    """A concrete value with ``x``'s per-example shape and dtype: the value under a
+    tracer (a jit tracer's tracing value, a jvp/vjp primal, one example of a vmap batch).
+    Sub-graphs are traced on these, like jit traces on the real inputs."""
+    while isinstance(x, Tracer):
+        if isinstance(x, GraphTracer):
+            x = x.aval
+        elif hasattr(x, "primal"):
+            x = x.primal
+        elif hasattr(x, "bdim"):
+            d = x.bdim
+            x = example_value(x.val)
+            if d is not None:
+                x = x[(slice(None),) * d + (0,)] if x.shape[d] else \
+                    array_module(x).zeros(x.shape[:d] + x.shape[d + 1:], x.dtype)
+        else:                                   # pragma: no cover - unknown tracer
+            x = x._concrete("tracing a control-flow body")
+    return x
+
+
+class SubGraphTrace(GraphTrace):
+    """Traces the body of a control-flow primitive. Values of enclosing transformations
+    that the body closes over become extra inputs of the sub-graph (``lifted``), passed
+    to the primitive explicitly, so that the enclosing transformations see them."""
+
+    __slots__ = ("lifted",)
+
+    def __init__(self, level, arg_names=()):
+        super().__init__(level, arg_names)
+        self.lifted = {}          # id(tracer) -> (Var, tracer)
+
+    def lift(self, t):
+        hit = self.lifted.get(id(t))
+        if hit is None:
+            hit = self.lifted[id(t)] = (self.new_var(t.shape, t.dtype), t)
+        return hit[0]
+
+    def process(self, prim, args, params):
+        vals = []
+        invars = []
+        deps = frozenset()
+        for a in args:
+            if isinstance(a, GraphTracer) and a._trace is self:
+                vals.append(a.aval)
+                invars.append(a.var)
+                deps = deps | a.var.deps
+            elif isinstance(a, Tracer):
+                vals.append(example_value(a))
+                invars.append(self.lift(a))
+            else:
+                vals.append(a)
+                invars.append(self.const(a))
+        with np.errstate(all="ignore"):
+            out = prim.impl(*vals, **params)
+        if prim.multiple_results:
+            outvars = [self.new_var(np.shape(o), _dtype_of(o), deps) for o in out]
+            self.eqns.append(Eqn(prim, invars, params, outvars))
+            return [GraphTracer(self, v, o) for v, o in zip(outvars, out)]
+        outvar = self.new_var(np.shape(out), _dtype_of(out), deps)
+        self.eqns.append(Eqn(prim, invars, params, [outvar]))
+        return GraphTracer(self, outvar, out)
+
+
+def trace_subgraph(fun, examples, names=None):
+    """Trace ``fun(*flat_inputs) -> flat list of outputs`` on concrete ``examples``.
+
+    Returns ``(graph, lifted)``: ``graph.invars`` are the lifted values of enclosing
+    transformations (``lifted``, tracers to pass in front of the inputs) followed by the
+    inputs; every output is a variable (Python scalars become constants)."""
+    with new_trace(SubGraphTrace, names or ()) as trace:
+        ins = []
+        for k, x in enumerate(examples):
+            v = trace.new_var(np.shape(x), _dtype_of(x), frozenset([k]))
+            ins.append(GraphTracer(trace, v, x))
+        outs = fun(*ins)
+        outvars = []
+        for o in outs:
+            if isinstance(o, GraphTracer) and o._trace is trace:
+                outvars.append(o.var)
+            elif isinstance(o, Tracer):
+                outvars.append(trace.lift(o))
+            else:
+                if type(o) in _WEAK or isinstance(o, (bool, np.generic)):
+                    o = np.asarray(o)
+                outvars.append(trace.const(o))
+    lifted = list(trace.lifted.values())
+    graph = Graph([v for v, _ in lifted] + [t.var for t in ins], trace.consts, trace.eqns,
+                  outvars)
+    return graph, [t for _, t in lifted]
+
+
+def eval_graph(graph, *args):
+    """Evaluate ``graph`` on ``args`` one equation at a time through :func:`bind`: the
+    reference evaluator, which also lets any transformation interpret a sub-graph."""
+    env = {}
+    for v, a in zip(graph.invars, args):
+        env[v.name] = a
+    for v, x in graph.consts:
+        env[v.name] = x
+
+    def read(v):
+        if v is None:
+            return None
+        if isinstance(v, Literal):
+            return v.value
+        return env[v.name]
+
+    for e in graph.eqns:
+        out = bind(e.prim, *[read(v) for v in e.invars], **e.params)
+        if e.prim.multiple_results:
+            for v, o in zip(e.outvars, out):
+                env[v.name] = o
+        else:
+            env[e.outvars[0].name] = out
+    return [read(v) for v in graph.outvars]
+
+
+_graph_compiler = None      # set by compiler.py: graph -> fast callable (code generation)
+
+
+def register_graph_compiler(fn):
+    """Called once by the compiler: how sub-graphs of control-flow primitives are run on
+    concrete values (generated code instead of :func:`eval_graph`)."""
+    global _graph_compiler
+    _graph_compiler = fn
+
+
+def graph_runner(graph):
+    """A callable running ``graph`` on concrete arrays (compiled once per graph)."""
+    run = getattr(graph, "_runner", None)
+    if run is None:
+        run = (_graph_compiler(graph) if _graph_compiler is not None
+               else functools.partial(eval_graph, graph))
+        graph._runner = run
+    return run
