@@ -24,7 +24,9 @@ from ..backend import array_module, dtype_name
 from ..batching import BatchTracer, bdim_size, move_to_front, vmap_flat
 from ..core import Primitive, Tracer, _np, bind, def_rules, new_trace, trace_depth
 from ..errors import FuncgradTypeError, FuncgradValueError
-from ..staging import Graph, Var, eval_graph, example_value, graph_runner, trace_subgraph
+from ..ir import signature_problems, subgraph_checks
+from ..staging import (Graph, Var, dead_output_rules, eval_graph, example_value, graph_runner,
+                       prune_graph, trace_subgraph)
 from ..tree_util import keystr, tree_flatten, tree_flatten_with_path, tree_unflatten
 
 
@@ -179,27 +181,79 @@ def _broadcast_batch(v, d, size):
 # scan
 
 
-def _scan_impl(*args, body, num_consts, num_carry, length, reverse):
-    run = graph_runner(body)
+def _scan_plan(body, num_consts):
+    """``(prepare, step, n)``: the body split into the equations that depend on the
+    constants only, run once per scan by ``prepare(*consts) -> n values``, and the rest,
+    ``step(*those values, *carry, *x)``, run at every step (cached on the body)."""
+    plan = getattr(body, "_scan_plan", None)
+    if plan is not None and plan[0] == num_consts:
+        return plan[1]
+    invariant = {v.name for v in body.invars[:num_consts]} | {v.name for v, _ in body.consts}
+    pre, rest = [], []
+    for e in body.eqns:
+        if not e.prim.effectful and all(not isinstance(v, Var) or v.name in invariant
+                                        for v in e.invars):
+            pre.append(e)
+            invariant.update(o.name for o in e.outvars)
+        else:
+            rest.append(e)
+    if not pre:
+        result = (None, graph_runner(body), num_consts)
+    else:
+        consts = {v.name for v, _ in body.consts}
+        needed = {}
+        for e in rest:
+            for v in e.invars:
+                if isinstance(v, Var) and v.name in invariant and v.name not in consts:
+                    needed[v.name] = v
+        for v in body.outvars:
+            if isinstance(v, Var) and v.name in invariant and v.name not in consts:
+                needed[v.name] = v
+        ins = list(needed.values())
+        prepare = Graph(body.invars[:num_consts], body.consts, pre, ins)
+        step = Graph(ins + body.invars[num_consts:], body.consts, rest, body.outvars)
+        result = (graph_runner(prepare), graph_runner(step), len(ins))
+    body._scan_plan = (num_consts, result)
+    return result
+
+
+def _scan_impl(*args, body, num_consts, num_carry, length, reverse, history=None):
+    prepare, run, nk = _scan_plan(body, num_consts)
     consts = args[:num_consts]
+    if prepare is not None:
+        consts = prepare(*consts)
     carry = list(args[num_consts:num_consts + num_carry])
     xs = args[num_consts + num_carry:]
     arrays = [a for a in args if hasattr(a, "shape")]
     xp = array_module(*arrays) if arrays else np
-    ys = [xp.empty((length,) + v.shape, v.dtype) for v in body.outvars[num_carry:]]
-    hist = [xp.empty((length,) + v.shape, v.dtype)
-            for v in body.invars[num_consts:num_consts + num_carry]]
-    for t in (range(length - 1, -1, -1) if reverse else range(length)):
-        for h, c in zip(hist, carry):
-            h[t] = c
-        out = run(*consts, *carry, *[x[t] for x in xs])
+    carry_vars = body.invars[num_consts:num_consts + num_carry]
+    if length == 0:
+        return carry + [xp.empty((0,) + v.shape, v.dtype)
+                        for k, v in enumerate(list(body.outvars[num_carry:]) + list(carry_vars))
+                        if k < len(body.outvars) - num_carry or history is None
+                        or history[k - len(body.outvars) + num_carry]]
+    order = range(length - 1, -1, -1) if reverse else range(length)
+    rows = [list(x) for x in xs]            # row views, made at C speed
+    if reverse:
+        rows = [r[::-1] for r in rows]
+    ys, hist = [], []
+    for xt in zip(*rows) if rows else ((),) * length:
+        hist.append(carry)
+        out = run(*consts, *carry, *xt)
         carry = out[:num_carry]
-        for y, o in zip(ys, out[num_carry:]):
-            y[t] = o
+        ys.append(out[num_carry:])
+    del order
+    if reverse:
+        ys.reverse()
+        hist.reverse()
+    stacked = [xp.stack([y[k] for y in ys]).astype(v.dtype, copy=False)
+               for k, v in enumerate(body.outvars[num_carry:])]
+    stacked += [xp.stack([h[k] for h in hist]).astype(v.dtype, copy=False)
+                for k, v in enumerate(carry_vars) if history is None or history[k]]
     carry = [c if hasattr(c, "shape") and not isinstance(c, np.generic)
              else xp.asarray(c, dtype=v.dtype)
              for c, v in zip(carry, body.outvars[:num_carry])]
-    return carry + ys + hist
+    return carry + stacked
 
 
 def _scan_jvp(primals, tangents, *, body, num_consts, num_carry, length, reverse):
@@ -265,7 +319,10 @@ def _scan_vjp(g, ans, args, wanted, *, body, num_consts, num_carry, length, reve
     ct_ys = [c for c, f in zip(g[nc:nc + ny], yf) if f]
     hist = ans[nc + ny:]
     # (the history's cotangents: nonzero when the reverse pass is itself differentiated)
-    ct_hist = [c for c, f in zip(g[nc + ny:], cf) if f]
+    # (all-zero concrete ones, as in first-order derivatives, are left out)
+    hf = [f and (isinstance(c, Tracer) or bool(array_module(c).any(c)))
+          for c, f in zip(g[nc + ny:], cf)]
+    ct_hist = [c for c, f in zip(g[nc + ny:], hf) if f]
     xs = args[nk + nc:]
     acc0 = [_zeros(c) for c, f in zip(consts, kf) if f]
     na, nyf = len(acc0), len(ct_ys)
@@ -280,7 +337,8 @@ def _scan_vjp(g, ans, args, wanted, *, body, num_consts, num_carry, length, reve
         cts = vfun(*k, *h, *x, *[c for c, f in zip(ctc, cf) if f], *cty)
         it = iter(cts)
         ck = [next(it) for f in kf if f]
-        cc = [next(it) + next(cth) if f else c for c, f in zip(ctc, cf)]
+        cc = [(next(it) + next(cth) if h else next(it)) if f else c
+              for c, f, h in zip(ctc, cf, hf)]
         cx = list(it)
         return [s + c for s, c in zip(acc, ck)] + cc + cx
 
@@ -316,8 +374,75 @@ def _scan_batch(vals, dims, *, body, num_consts, num_carry, length, reverse):
     return outs, [0] * nc + [1] * (ny + nc)
 
 
+def _scan_prune(eqn, used):
+    """The scan without the ys and histories nobody reads (jit's dead-code pass): their
+    equations leave the body, and the history is not stacked."""
+    p = eqn.params
+    nc = p["num_carry"]
+    body = p["body"]
+    ny = len(body.outvars) - nc
+    keep_y = used[nc:nc + ny]
+    old_hist = p.get("history") or (True,) * nc
+    hist_used = iter(used[nc + ny:])
+    history = tuple(h and next(hist_used) for h in old_hist)
+    new_body = prune_graph(Graph(body.invars, body.consts, body.eqns,
+                                 body.outvars[:nc] + [v for v, u in zip(body.outvars[nc:], keep_y)
+                                                      if u]))
+    outvars = eqn.outvars[:nc] + [v for v, u in zip(eqn.outvars[nc:nc + ny], keep_y) if u]
+    outvars += [v for v, u in zip(eqn.outvars[nc + ny:], used[nc + ny:]) if u]
+    return type(eqn)(eqn.prim, eqn.invars, {**p, "body": new_body, "history": history},
+                     outvars)
+
+
 scan_p = Primitive("scan", _scan_impl, multiple_results=True)
 def_rules(scan_p, jvp=_scan_jvp, vjp=_scan_vjp, batch=_scan_batch)
+dead_output_rules[scan_p] = _scan_prune
+
+
+def _types(vs):
+    return [(v.shape, v.dtype) if isinstance(v, Var) else (np.shape(v.value),
+                                                            np.asarray(v.value).dtype)
+            for v in vs]
+
+
+def _check_scan(e):
+    p = e.params
+    body, nk, nc, n = p["body"], p["num_consts"], p["num_carry"], p["length"]
+    ins = _types(e.invars)
+    hist = p.get("history") or (True,) * nc
+    return (signature_problems("body input", body.invars,
+                               ins[:nk + nc] + [(s[1:], d) for s, d in ins[nk + nc:]])
+            + signature_problems("body carry output", body.outvars[:nc], ins[nk:nk + nc])
+            + signature_problems("output", e.outvars, (
+                ins[nk:nk + nc] + [((n,) + v.shape, v.dtype) for v in body.outvars[nc:]]
+                + [((n,) + s, d) for (s, d), h in zip(ins[nk:nk + nc], hist) if h])))
+
+
+def _check_while(e):
+    p = e.params
+    ncc, nbc = p["cond_nconsts"], p["body_nconsts"]
+    ins = _types(e.invars)
+    carry = ins[ncc + nbc:]
+    probs = (signature_problems("cond input", p["cond"].invars, ins[:ncc] + carry)
+             + signature_problems("body input", p["body"].invars, ins[ncc:])
+             + signature_problems("body output", p["body"].outvars, carry)
+             + signature_problems("output", e.outvars, carry))
+    if len(p["cond"].outvars) != 1 or p["cond"].outvars[0].dtype != np.bool_:
+        probs.append("cond must return one boolean")
+    return probs
+
+
+def _check_cond(e):
+    ins = _types(e.invars[1:])
+    out = _types(e.outvars)
+    probs = []
+    for k, b in enumerate(e.params["branches"]):
+        probs += signature_problems(f"branch {k} input", b.invars, ins)
+        probs += signature_problems(f"branch {k} output", b.outvars, out)
+    return probs
+
+
+subgraph_checks.update({scan_p: _check_scan})
 
 
 def _scan_length(xs_flat, xs, length):
@@ -568,6 +693,7 @@ def _while_batch(vals, dims, *, cond, body, cond_nconsts, body_nconsts):
 
 while_p = Primitive("while", _while_impl, multiple_results=True)
 def_rules(while_p, jvp=_while_jvp, vjp=_while_vjp, batch=_while_batch)
+subgraph_checks[while_p] = _check_while
 
 
 def while_loop(cond_fun, body_fun, init_val):
@@ -692,6 +818,7 @@ def _cond_batch(vals, dims, *, branches):
 
 cond_p = Primitive("cond", _cond_impl, multiple_results=True)
 def_rules(cond_p, jvp=_cond_jvp, vjp=_cond_vjp, batch=_cond_batch)
+subgraph_checks[cond_p] = _check_cond
 
 
 def switch(index, branches, *operands):
