@@ -20,7 +20,8 @@ import numpy as np
 from . import backend as _backend
 from . import core as _core
 from . import rows as _rows
-from .core import Tracer
+from .core import Tracer, bind
+from .prims import control_flow as _cf
 from .errors import FuncgradTypeError, FuncgradValueError
 from . import ir as _ir
 from . import staging as _staging
@@ -46,6 +47,45 @@ def _aliasing(alias):
             v = alias[v.name]
         return v
     return res
+
+
+def inline_calls(graph):
+    """Pass: the body of each ``jit_call`` equation (a jitted function called inside
+    this one) written in place, so the later passes see across the call."""
+    if not any(e.prim is _cf.call_p for e in graph.eqns):
+        return graph
+    counter = itertools.count()
+    alias = {}
+    res = _aliasing(alias)
+    consts = list(graph.consts)
+    eqns = []
+    work = list(graph.eqns)
+    work.reverse()
+    while work:
+        e = work.pop()
+        invars = [res(v) for v in e.invars]
+        if e.prim is not _cf.call_p:
+            eqns.append(Eqn(e.prim, invars, e.params, e.outvars))
+            continue
+        sub = e.params["graph"]
+        n = next(counter)
+        env = {v.name: x for v, x in zip(sub.invars, invars)}
+
+        def fresh(v):
+            w = Var(f"{v.name}_i{n}", v.shape, v.dtype, v.deps, v.weak)
+            env[v.name] = w
+            return w
+        for v, x in sub.consts:
+            consts.append((fresh(v), x))
+
+        def get(v):
+            return env[v.name] if isinstance(v, Var) else v
+        inner = [Eqn(f.prim, [get(v) for v in f.invars], f.params,
+                     [fresh(o) for o in f.outvars]) for f in sub.eqns]
+        for o, v in zip(e.outvars, sub.outvars):
+            alias[o.name] = get(v)
+        work.extend(reversed(inner))
+    return _rebuilt(graph, eqns, [res(v) for v in graph.outvars], consts)
 
 
 def remove_noops(graph):
@@ -124,6 +164,7 @@ def dead_code(graph):
 # The passes of jit, in order: each a function Graph -> Graph. ``jit(f).lower(x)
 # .graph(after=name)`` shows the graph after any of them.
 PASSES = [
+    ("inline_calls", inline_calls),
     ("remove_noops", remove_noops),
     ("cse", cse),
     ("fold_scales", fold_scales),
@@ -721,6 +762,32 @@ def jit(fun, static_argnums=(), static_argnames=()):
                 f"{[type(v).__name__ for _, v in statics]}") from None
         return key, flat, nums, names
 
+    calls = {}    # key -> (graph, out_tree) of calls under other transformations
+
+    def under_transformation(key, flat, nums, names, args, kwargs):
+        """Bind ``jit_call`` with ``fun``'s graph (traced once per signature): grad, jvp,
+        vmap and an enclosing jit interpret that one equation, by rules that run
+        compiled graphs. A function that closes over the transformation's values is
+        traced by it instead."""
+        hit = calls.get(key)
+        if hit is None:
+            box = []
+            static_kw = {k: v for k, v in kwargs.items() if k in names}
+
+            def flat_fun(*leaves):
+                d_args, d_kwargs = tree_unflatten(key[0], list(leaves))
+                it = iter(d_args)
+                full = [a if i in nums else next(it) for i, a in enumerate(args)]
+                o_flat, o_tree = tree_flatten(fun(*full, **static_kw, **d_kwargs))
+                box.append(o_tree)
+                return o_flat
+            graph, lifted = _cf.call_graph(flat_fun, flat)
+            if lifted:
+                return fun(*args, **kwargs)
+            hit = calls[key] = (graph, box[0])     # (simplified when compiled)
+        graph, out_tree = hit
+        return tree_unflatten(out_tree, bind(_cf.call_p, *flat, graph=graph))
+
     fast = {}     # positional array arguments only: (type, shape, dtype) per argument -> entry
     no_statics = not static_argnums and not static_argnames
 
@@ -740,8 +807,8 @@ def jit(fun, static_argnums=(), static_argnames=()):
             return fun(*args, **kwargs)      # debug_nans: run uncompiled, checked op by op
         for x in flat:
             if isinstance(x, Tracer):
-                # Under another transformation: let it trace the function itself.
-                return fun(*args, **kwargs)
+                # Under another transformation: one jit_call equation for it to interpret
+                return under_transformation(key, flat, nums, names, args, kwargs)
         entry = cache.get(key)
         if entry is None:
             graph, out = trace_to_graph(fun, args, kwargs, nums, names)
@@ -786,6 +853,7 @@ def jit(fun, static_argnums=(), static_argnames=()):
     def clear_cache():
         cache.clear()
         fast.clear()
+        calls.clear()
 
     jitted.clear_cache = clear_cache
     jitted.lower = lower

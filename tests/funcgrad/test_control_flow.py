@@ -268,3 +268,109 @@ def test_jit_row_splitting_leaves_scan_whole():
     g = funcgrad.jit(funcgrad.grad(step))
     np.testing.assert_allclose(g(w, xs), funcgrad.grad(step)(w, xs), rtol=1e-10)
     np.testing.assert_allclose(g(w, xs), funcgrad.grad(step)(w, xs), rtol=1e-10)
+
+
+def _count_process(monkeypatch):
+    """How many operations reach each interpreter (JVP, VJP, batching) at Python level."""
+    from funcgrad._src import ad, batching
+    counts = {"n": 0}
+    for cls in (ad.JVPTrace, ad.VJPTrace, batching.BatchTrace):
+        orig = cls.process
+
+        def process(self, prim, args, params, _orig=orig):
+            counts["n"] += 1
+            return _orig(self, prim, args, params)
+        monkeypatch.setattr(cls, "process", process)
+    return counts
+
+
+def test_grad_vmap_jvp_of_jit_run_one_call_equation(monkeypatch):
+    def loss(w, x):
+        h = fnp.tanh(x @ w)
+        return fnp.sum(fnp.sin(h) * h + h ** 2)
+    jl = funcgrad.jit(loss)
+    w, x = RNG.normal(size=(3, 2)), RNG.normal(size=(4, 3))
+    xs = RNG.normal(size=(5, 4, 3))
+    t = RNG.normal(size=(3, 2))
+    runs = [lambda f: funcgrad.grad(f)(w, x),
+            lambda f: funcgrad.vmap(f, in_axes=(None, 0))(w, xs),
+            lambda f: funcgrad.jvp(lambda v: f(v, x), (w,), (t,)),
+            lambda f: funcgrad.vmap(funcgrad.grad(f), in_axes=(None, 0))(w, xs)]
+    for run in runs:
+        want = run(loss)
+        run(jl)                                   # traces and compiles once
+        counts = _count_process(monkeypatch)
+        got = run(jl)
+        n_jit = counts["n"]
+        counts["n"] = 0
+        run(loss)
+        assert n_jit <= 3 < counts["n"]     # one call equation per interpreter and pass
+        monkeypatch.undo()
+        for g_, w_ in zip(funcgrad.tree_util.tree_leaves(got),
+                          funcgrad.tree_util.tree_leaves(want)):
+            np.testing.assert_allclose(g_, w_, rtol=1e-10)
+
+
+def test_nested_jit_is_one_call_inlined_by_the_outer_jit():
+    inner = funcgrad.jit(lambda x: fnp.sin(x) * 2.0)
+    outer = lambda x: inner(x) * 3.0 + inner(x * 0.5)  # noqa: E731
+    g = funcgrad.make_graph(outer)(X3 := np.arange(3.0))
+    assert [e.prim.name for e in g.eqns].count("jit_call") == 2
+    low = funcgrad.jit(outer).lower(X3)
+    assert "jit_call" not in low.as_text()
+    np.testing.assert_allclose(low.compile()(X3), np.sin(X3) * 6 + np.sin(X3 * 0.5) * 2)
+    np.testing.assert_allclose(funcgrad.grad(lambda x: fnp.sum(funcgrad.jit(outer)(x)))(X3),
+                               np.cos(X3) * 6 + np.cos(X3 * 0.5))
+
+
+# ---- jit against eager on random programs with scan, cond and while_loop ---------------
+from hypothesis import given, settings, strategies as st  # noqa: E402
+
+_EW = ["neg", "mulc", "mul", "div", "add", "sub", "sin", "exp"]
+
+
+def _apply(prog, a0, a1):
+    vals = [a0, a1, a0 * a1]
+    for op, k, c in prog:
+        a, b = vals[k % len(vals)], vals[(k + 1) % len(vals)]
+        vals.append({"neg": lambda: -a, "mulc": lambda: a * c, "mul": lambda: a * b,
+                     "div": lambda: a / (fnp.abs(b) + 1), "add": lambda: a + b,
+                     "sub": lambda: a - b, "sin": lambda: fnp.sin(a),
+                     "exp": lambda: fnp.exp(-fnp.abs(a))}[op]())
+    return vals[-1]
+
+
+_PROG = st.lists(st.tuples(st.sampled_from(_EW), st.integers(0, 5),
+                           st.sampled_from([2.0, -0.5, 0.75])), min_size=1, max_size=6)
+
+
+@given(_PROG, _PROG, st.sampled_from([np.float64, np.float32]), st.booleans())
+@settings(max_examples=30)
+def test_jit_matches_eager_on_random_control_flow_programs(body, branch, dtype, rev):
+    def f(x, y):
+        xs = fnp.stack([y, y * 0.5, -y, y * y])
+
+        def step(c, t):
+            n = fnp.tanh(_apply(body, c, t))
+            return n, fnp.sum(n * t)
+        c, ys = lax.scan(step, x, xs, reverse=rev)
+        c = lax.cond(fnp.sum(c) > 0, lambda v: _apply(branch, v, y), lambda v: v * 0.5, c)
+        c = lax.fori_loop(0, 2, lambda i, v: fnp.sin(v) + v * 0.5, c)
+        return fnp.sum(c * c) + fnp.sum(ys)
+
+    def g(x, y):
+        i, v = lax.while_loop(lambda s: (s[0] < 3) & (fnp.sum(s[1]) < 50.0),
+                              lambda s: (s[0] + 1, _apply(body, s[1], y) + 1.0), (0, x))
+        return fnp.sum(v)
+
+    x = np.linspace(-1, 1, 6).reshape(2, 3).astype(dtype)
+    y = np.linspace(0.5, 2, 6).reshape(2, 3).astype(dtype)
+    tol = 2e-4 if dtype is np.float32 else 1e-10
+    for fun in (f, funcgrad.grad(f, argnums=(0, 1)), g):
+        jf = funcgrad.jit(fun)
+        jf(x, y)
+        ref, out = fun(x, y), jf(x, y)
+        for r, o in zip(ref if isinstance(ref, tuple) else (ref,),
+                        out if isinstance(out, tuple) else (out,)):
+            assert np.asarray(o).dtype == np.asarray(r).dtype
+            np.testing.assert_allclose(o, r, rtol=tol, atol=tol)

@@ -883,3 +883,76 @@ def cond(pred, true_fun, false_fun, *operands):
     if not isinstance(pred, Tracer):
         return (true_fun if bool(np.asarray(pred)) else false_fun)(*operands)
     return switch(pred, [false_fun, true_fun], *operands)
+
+
+# --------------------------------------------------------------------------------------
+# jit_call: a jitted function called under another transformation
+
+
+def _derived(graph, key, make):
+    """A graph derived from ``graph`` by a rule (its jvp, reverse or batched version),
+    made once per ``key`` and kept on ``graph``: later calls run it without tracing."""
+    cache = graph.__dict__.setdefault("_derived", {})
+    hit = cache.get(key)
+    if hit is None:
+        g, lifted = make()
+        if lifted:                      # pragma: no cover - rules close over nothing
+            return g, lifted
+        hit = cache[key] = g
+    return hit, []
+
+
+def _call_impl(*args, graph):
+    return list(graph_runner(graph)(*args))
+
+
+def _call_jvp(primals, tangents, *, graph):
+    has_t = tuple(t is not None for t in tangents)
+    if not any(has_t):
+        out = bind(call_p, *primals, graph=graph)
+        return out, [None] * len(out)
+    dots = [t for t in tangents if t is not None]
+    g, lifted = _derived(graph, ("jvp", has_t), lambda: trace_subgraph(
+        _jvp_fun(graph, has_t), _examples(list(primals) + dots)))
+    outs = bind(call_p, *lifted, *primals, *dots, graph=g)
+    of = [_is_float(v.dtype) for v in graph.outvars]
+    m = len(of)
+    it = iter(outs[m:])
+    return outs[:m], [next(it) if f else None for f in of]
+
+
+def _call_vjp(g, ans, args, wanted, *, graph):
+    diff = tuple(_is_float(v.dtype) for v in graph.invars)
+    of = [_is_float(v.dtype) for v in graph.outvars]
+    cts = [c for c, f in zip(g, of) if f]
+    vg, lifted = _derived(graph, ("vjp",), lambda: trace_subgraph(
+        _vjp_fun(graph, diff), _examples(list(args) + cts)))
+    outs = iter(bind(call_p, *lifted, *args, *cts, graph=vg))
+    full = [next(outs) if d else None for d in diff]
+    return [full[i] for i in wanted]
+
+
+def _call_batch(vals, dims, *, graph):
+    size = bdim_size(vals, dims)
+    args = [move_to_front(v, d) for v, d in zip(vals, dims)]
+    ad = tuple(None if d is None else 0 for d in dims)
+    bg, lifted = _derived(graph, ("batch", ad, size), lambda: trace_subgraph(
+        _batch_fun(graph, list(ad), size), _examples(args)))
+    outs = bind(call_p, *lifted, *args, graph=bg)
+    return outs, [0] * len(outs)
+
+
+def _check_call(e):
+    return (signature_problems("input", e.params["graph"].invars, _types(e.invars))
+            + signature_problems("output", e.params["graph"].outvars, _types(e.outvars)))
+
+
+call_p = Primitive("jit_call", _call_impl, multiple_results=True)
+def_rules(call_p, jvp=_call_jvp, vjp=_call_vjp, batch=_call_batch)
+subgraph_checks[call_p] = _check_call
+
+
+def call_graph(fun, flat, kwargs_fn=None):
+    """Trace ``fun(*flat) -> flat outputs`` once on the example values of ``flat`` (which
+    may be tracers): ``(graph, lifted)``, as for a control-flow body."""
+    return trace_subgraph(fun, _examples(flat))
