@@ -449,10 +449,10 @@ def compile_graph(graph, host=False):
     return fn
 
 
-def _compile_subgraph(graph):
+def _compile_subgraph(graph, host=False):
     """Code for a sub-graph of a control-flow equation (a scan's body, a cond's branch):
     simplified and generated like a jitted function's, run by the primitive's loop."""
-    return compile_graph(simplify(graph))
+    return compile_graph(simplify(graph), host)
 
 
 _staging.register_graph_compiler(_compile_subgraph)

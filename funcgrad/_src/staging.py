@@ -342,11 +342,13 @@ def register_graph_compiler(fn):
     _graph_compiler = fn
 
 
-def graph_runner(graph):
-    """A callable running ``graph`` on concrete arrays (compiled once per graph)."""
-    run = getattr(graph, "_runner", None)
+def graph_runner(graph, host=False):
+    """A callable running ``graph`` on concrete arrays (compiled once per graph).
+    ``host=True`` promises NumPy values only (see ``compile_graph``)."""
+    attr = "_runner_host" if host else "_runner"
+    run = graph.__dict__.get(attr)
     if run is None:
-        run = (_graph_compiler(graph) if _graph_compiler is not None
+        run = (_graph_compiler(graph, host) if _graph_compiler is not None
                else functools.partial(eval_graph, graph))
-        graph._runner = run
+        setattr(graph, attr, run)
     return run

@@ -181,12 +181,21 @@ def _broadcast_batch(v, d, size):
 # scan
 
 
-def _scan_plan(body, num_consts):
+_HOST = (np.ndarray, float, int, bool, np.generic)
+
+
+def _host(args, *graphs):
+    """Only NumPy values (arguments and the graphs' constants): host-only code applies."""
+    return all(isinstance(a, _HOST) for a in args) and all(
+        isinstance(x, _HOST) for g in graphs for _, x in g.consts)
+
+
+def _scan_plan(body, num_consts, host=False):
     """``(prepare, step, n)``: the body split into the equations that depend on the
     constants only, run once per scan by ``prepare(*consts) -> n values``, and the rest,
     ``step(*those values, *carry, *x)``, run at every step (cached on the body)."""
     plan = getattr(body, "_scan_plan", None)
-    if plan is not None and plan[0] == num_consts:
+    if plan is not None and plan[0] == (num_consts, host):
         return plan[1]
     invariant = {v.name for v in body.invars[:num_consts]} | {v.name for v, _ in body.consts}
     pre, rest = [], []
@@ -198,7 +207,7 @@ def _scan_plan(body, num_consts):
         else:
             rest.append(e)
     if not pre:
-        result = (None, graph_runner(body), num_consts)
+        result = (None, graph_runner(body, host), num_consts)
     else:
         consts = {v.name for v, _ in body.consts}
         needed = {}
@@ -212,13 +221,13 @@ def _scan_plan(body, num_consts):
         ins = list(needed.values())
         prepare = Graph(body.invars[:num_consts], body.consts, pre, ins)
         step = Graph(ins + body.invars[num_consts:], body.consts, rest, body.outvars)
-        result = (graph_runner(prepare), graph_runner(step), len(ins))
-    body._scan_plan = (num_consts, result)
+        result = (graph_runner(prepare, host), graph_runner(step, host), len(ins))
+    body._scan_plan = ((num_consts, host), result)
     return result
 
 
 def _scan_impl(*args, body, num_consts, num_carry, length, reverse, history=None):
-    prepare, run, nk = _scan_plan(body, num_consts)
+    prepare, run, nk = _scan_plan(body, num_consts, _host(args, body))
     consts = args[:num_consts]
     if prepare is not None:
         consts = prepare(*consts)
@@ -613,7 +622,8 @@ def _while_impl(*args, cond, body, cond_nconsts, body_nconsts):
     cc = args[:cond_nconsts]
     bc = args[cond_nconsts:cond_nconsts + body_nconsts]
     val = list(args[cond_nconsts + body_nconsts:])
-    crun, brun = graph_runner(cond), graph_runner(body)
+    host = _host(args, cond, body)
+    crun, brun = graph_runner(cond, host), graph_runner(body, host)
     while crun(*cc, *val)[0]:
         val = brun(*bc, *val)
     return val
@@ -748,7 +758,7 @@ def while_loop(cond_fun, body_fun, init_val):
 
 def _cond_impl(index, *args, branches):
     i = min(max(int(index), 0), len(branches) - 1)
-    return list(graph_runner(branches[i])(*args))
+    return list(graph_runner(branches[i], _host(args, branches[i]))(*args))
 
 
 def _trace_branches(funs, examples):
@@ -903,7 +913,7 @@ def _derived(graph, key, make):
 
 
 def _call_impl(*args, graph):
-    return list(graph_runner(graph)(*args))
+    return list(graph_runner(graph, _host(args, graph))(*args))
 
 
 def _call_jvp(primals, tangents, *, graph):
