@@ -781,7 +781,10 @@ def jit(fun, static_argnums=(), static_argnames=()):
                 o_flat, o_tree = tree_flatten(fun(*full, **static_kw, **d_kwargs))
                 box.append(o_tree)
                 return o_flat
-            graph, lifted = _cf.call_graph(flat_fun, flat)
+            try:
+                graph, lifted = _cf.call_graph(flat_fun, flat)
+            except _staging.NotStageable:     # custom rules inside: traced by the caller
+                return fun(*args, **kwargs)
             if lifted:
                 return fun(*args, **kwargs)
             hit = calls[key] = (graph, box[0])     # (simplified when compiled)

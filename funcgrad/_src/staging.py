@@ -261,6 +261,11 @@ def example_value(x):
     return x
 
 
+class NotStageable(Exception):
+    """Raised while tracing a sub-graph that calls a custom_jvp/custom_vjp function: its
+    rule cannot be kept in a sub-graph yet, so the caller runs the body another way."""
+
+
 class SubGraphTrace(GraphTrace):
     """Traces the body of a control-flow primitive. Values of enclosing transformations
     that the body closes over become extra inputs of the sub-graph (``lifted``), passed
@@ -271,6 +276,12 @@ class SubGraphTrace(GraphTrace):
     def __init__(self, level, arg_names=()):
         super().__init__(level, arg_names)
         self.lifted = {}          # id(tracer) -> (Var, tracer)
+
+    def process_custom_jvp(self, obj, args):
+        raise NotStageable(obj)
+
+    def process_custom_vjp(self, obj, args):
+        raise NotStageable(obj)
 
     def lift(self, t):
         hit = self.lifted.get(id(t))

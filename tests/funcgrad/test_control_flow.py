@@ -374,3 +374,22 @@ def test_jit_matches_eager_on_random_control_flow_programs(body, branch, dtype, 
                         out if isinstance(out, tuple) else (out,)):
             assert np.asarray(o).dtype == np.asarray(r).dtype
             np.testing.assert_allclose(o, r, rtol=tol, atol=tol)
+
+
+def test_custom_rules_inside_bodies_and_jitted_functions_are_kept():
+    @funcgrad.custom_vjp
+    def half_grad(x):
+        return x
+    half_grad.defvjp(lambda x: (x, None), lambda res, g: (g * 0.5,))
+    x = np.ones(2)
+    f = lambda x: fnp.sum(half_grad(x) * 3)  # noqa: E731
+    for g in (funcgrad.grad(funcgrad.jit(f)), funcgrad.jit(funcgrad.grad(f))):
+        np.testing.assert_allclose(g(x), [1.5, 1.5])
+    h = lambda x: fnp.sum(lax.scan(lambda c, t: (half_grad(c) * t, None), x,  # noqa: E731
+                                   np.ones((2, 2)))[0])
+    k = lambda x: fnp.sum(lax.cond(fnp.sum(x) > 0, lambda v: half_grad(v) * 2,  # noqa: E731
+                                   lambda v: v, x))
+    for fun, want in ((h, 0.25), (k, 1.0)):
+        for g in (funcgrad.grad(fun), funcgrad.jit(funcgrad.grad(fun)),
+                  funcgrad.grad(funcgrad.jit(fun))):
+            np.testing.assert_allclose(g(x), [want, want])

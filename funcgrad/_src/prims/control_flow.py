@@ -25,7 +25,7 @@ from ..batching import BatchTracer, bdim_size, move_to_front, vmap_flat
 from ..core import Primitive, Tracer, _np, bind, def_rules, new_trace, trace_depth
 from ..errors import FuncgradTypeError, FuncgradValueError
 from ..ir import signature_problems, subgraph_checks
-from ..staging import (Graph, Var, dead_output_rules, eval_graph, example_value, graph_runner,
+from ..staging import (Graph, NotStageable, Var, dead_output_rules, eval_graph, example_value, graph_runner,
                        prune_graph, trace_subgraph)
 from ..tree_util import keystr, tree_flatten, tree_flatten_with_path, tree_unflatten
 
@@ -544,7 +544,13 @@ def scan(f, init, xs=None, length=None, reverse=False, unroll=1):
         return c_flat + y_flat
 
     ex = _examples(init_flat) + [_slice0(e) for e in _examples(xs_flat)]
-    graph, lifted = trace_subgraph(body, ex)
+    try:
+        graph, lifted = trace_subgraph(body, ex)
+    except NotStageable:
+        # a custom_jvp/custom_vjp function in the body: its rule must reach the
+        # transformations, so the loop runs in Python under them (unrolled under jit)
+        return _scan_eager(f, tree_unflatten(init_tree, init_flat), xs_flat, xs_tree, length,
+                           reverse, init_tree, names, want)
     outs = bind(scan_p, *lifted, *init_flat, *xs_flat, body=graph, num_consts=len(lifted),
                 num_carry=nc, length=length, reverse=bool(reverse))
     ny = len(graph.outvars) - nc
@@ -745,8 +751,14 @@ def while_loop(cond_fun, body_fun, init_val):
         return [p]
 
     ex = _examples(flat)
-    cg, cl = trace_subgraph(cond_flat, ex)
-    bg, bl = trace_subgraph(lambda *c: checked_body(tree_unflatten(tree, list(c))), ex)
+    try:
+        cg, cl = trace_subgraph(cond_flat, ex)
+        bg, bl = trace_subgraph(lambda *c: checked_body(tree_unflatten(tree, list(c))), ex)
+    except NotStageable:        # custom rules inside: a Python loop (concrete values only)
+        val = tree_unflatten(tree, flat)
+        while cond_fun(val):
+            val = tree_unflatten(tree, checked_body(val))
+        return val
     outs = bind(while_p, *cl, *bl, *flat, cond=cg, body=bg, cond_nconsts=len(cl),
                 body_nconsts=len(bl))
     return tree_unflatten(tree, outs)
@@ -864,7 +876,18 @@ def switch(index, branches, *operands):
             return o_flat
         return fun
 
-    graphs, lifted = _trace_branches([wrap(b) for b in branches], _examples(flat))
+    try:
+        graphs, lifted = _trace_branches([wrap(b) for b in branches], _examples(flat))
+    except NotStageable:
+        # custom rules inside: every branch runs under the transformations, and a select
+        # picks (the rules reach them; as with vmap's select, both sides are computed)
+        fnp = _np()
+        idx = fnp.clip(index, 0, n - 1)
+        results = [tree_flatten(b(*operands)) for b in branches]
+        outs = list(results[0][0])
+        for k in range(1, n):
+            outs = [fnp.where(idx == k, o, prev) for o, prev in zip(results[k][0], outs)]
+        return tree_unflatten(results[0][1], outs)
     for k in range(1, n):
         _check_tree("switch/cond", f"branch {k}'s output (against branch 0's)", trees[0][0],
                     trees[k][0])
