@@ -126,9 +126,10 @@ def _jvp_fun(graph, has_t):
     return fun
 
 
-def _vjp_fun(graph, diff):
+def _vjp_fun(graph, diff, with_outputs=False):
     """``fun(*primals, *cotangents of the floating outputs)`` returning the cotangent
-    (zeros where none) of each input marked in ``diff``."""
+    (zeros where none) of each input marked in ``diff`` (then the outputs, with
+    ``with_outputs``)."""
     n = len(graph.invars)
     float_out = [_is_float(v.dtype) for v in graph.outvars]
 
@@ -149,8 +150,38 @@ def _vjp_fun(graph, diff):
             if d:
                 c = tape_cts[x.index] if tape_cts is not None else None
                 res.append(_zeros(p) if c is None else c)
+        if with_outputs:
+            res += [o.primal if isinstance(o, VJPTracer) and o._trace is trace else o
+                    for o in outs]
         return res
     return fun
+
+
+def _partial_eval(graph, n_known, n_last):
+    """Split ``graph`` (inputs: ``n_known`` known ones, then the others) into
+    ``fwd(known) -> (its last n_last outputs, residuals)``, the equations that need only
+    the known inputs, and ``bwd(residuals, others) -> its other outputs``, the rest.
+    Returns ``(fwd, bwd)``."""
+    const_names = {v.name for v, _ in graph.consts}
+    known = {v.name for v in graph.invars[:n_known]} | const_names
+    f_eqns, b_eqns = [], []
+    for e in graph.eqns:
+        if all(not isinstance(v, Var) or v.name in known for v in e.invars):
+            f_eqns.append(e)
+            known.update(o.name for o in e.outvars)
+        else:
+            b_eqns.append(e)
+    n_out = len(graph.outvars) - n_last
+    res = {}
+    for v in [v for e in b_eqns for v in e.invars] + list(graph.outvars[:n_out]):
+        if isinstance(v, Var) and v.name in known and v.name not in const_names:
+            res.setdefault(v.name, v)
+    res = list(res.values())
+    fwd = prune_graph(Graph(graph.invars[:n_known], graph.consts, f_eqns,
+                            list(graph.outvars[n_out:]) + res))
+    bwd = prune_graph(Graph(res + list(graph.invars[n_known:]), graph.consts, b_eqns,
+                            list(graph.outvars[:n_out])))
+    return fwd, bwd
 
 
 def _batch_fun(graph, in_dims, size):
@@ -954,13 +985,47 @@ def _call_jvp(primals, tangents, *, graph):
     return outs[:m], [next(it) if f else None for f in of]
 
 
-def _call_vjp(g, ans, args, wanted, *, graph):
-    diff = tuple(_is_float(v.dtype) for v in graph.invars)
+def _call_split(graph, args):
+    """(forward graph giving the outputs and the residuals, reverse graph from the
+    residuals and the cotangents): the call's reverse pass without recomputing it."""
+    cache = graph.__dict__.setdefault("_derived", {})
+    hit = cache.get("split")
+    if hit is None:
+        diff = tuple(_is_float(v.dtype) for v in graph.invars)
+        ex = _examples(args)
+        xp = array_module(*[e for e in ex if hasattr(e, "shape")]) if ex else np
+        cts = [xp.zeros(v.shape, v.dtype) for v in graph.outvars if _is_float(v.dtype)]
+        joint, lifted = trace_subgraph(_vjp_fun(graph, diff, with_outputs=True), ex + cts)
+        assert not lifted
+        hit = cache["split"] = _partial_eval(joint, len(args) + len(lifted),
+                                             len(graph.outvars))
+    return hit
+
+
+def _call_vjp_fwd(primals, *, graph):
+    fwd, _ = _call_split(graph, primals)
+    outs = bind(call_p, *primals, graph=fwd)
+    m = len(graph.outvars)
+    return outs[:m], outs[m:]
+
+
+def _call_vjp(g, ans, args, wanted, *, graph, residuals=None):
+    want = set(wanted)
+    diff = tuple(_is_float(v.dtype) and i in want for i, v in enumerate(graph.invars))
     of = [_is_float(v.dtype) for v in graph.outvars]
     cts = [c for c, f in zip(g, of) if f]
-    vg, lifted = _derived(graph, ("vjp",), lambda: trace_subgraph(
-        _vjp_fun(graph, diff), _examples(list(args) + cts)))
-    outs = iter(bind(call_p, *lifted, *args, *cts, graph=vg))
+    if residuals is not None:
+        def pruned():
+            bwd = _call_split(graph, args)[1]
+            fl = [i for i, v in enumerate(graph.invars) if _is_float(v.dtype)]
+            outs = [o for o, i in zip(bwd.outvars, fl) if diff[i]]
+            return prune_graph(Graph(bwd.invars, bwd.consts, bwd.eqns, outs)), []
+        bg, _ = _derived(graph, ("bwd", diff), pruned)
+        outs = iter(bind(call_p, *residuals, *cts, graph=bg))
+    else:
+        vg, lifted = _derived(graph, ("vjp", diff), lambda: trace_subgraph(
+            _vjp_fun(graph, diff), _examples(list(args) + cts)))
+        outs = iter(bind(call_p, *lifted, *args, *cts, graph=vg))
     full = [next(outs) if d else None for d in diff]
     return [full[i] for i in wanted]
 
@@ -981,7 +1046,7 @@ def _check_call(e):
 
 
 call_p = Primitive("jit_call", _call_impl, multiple_results=True)
-def_rules(call_p, jvp=_call_jvp, vjp=_call_vjp, batch=_call_batch)
+def_rules(call_p, jvp=_call_jvp, vjp=_call_vjp, batch=_call_batch, vjp_fwd=_call_vjp_fwd)
 subgraph_checks[call_p] = _check_call
 
 
