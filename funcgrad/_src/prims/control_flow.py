@@ -343,7 +343,113 @@ def _scan_jvp(primals, tangents, *, body, num_consts, num_carry, length, reverse
     return list(c_out) + list(y_out) + list(h_out), tout
 
 
-def _scan_vjp(g, ans, args, wanted, *, body, num_consts, num_carry, length, reverse):
+def _scan_split(body, nk, nc, args):
+    """The reverse of one step split (once per body) into what the forward scan can
+    compute, ``fwd(consts, carry, x) -> (carry, y, per-step residuals)`` and ``prep(consts)
+    -> loop-invariant residuals``, and ``bwd(residuals, carry and y cotangents) ->
+    cotangents of (consts, carry, x)`` for the floating ones; with the residual
+    variables in ``bwd``'s order and which of them are invariant."""
+    cache = body.__dict__.setdefault("_derived", {})
+    key = ("scan_split", nk, nc)
+    hit = cache.get(key)
+    if hit is not None:
+        return hit
+    nx = len(body.invars) - nk - nc
+    diff = [_is_float(v.dtype) for v in body.invars]
+    ex = _examples(args[:nk + nc]) + [_slice0(e) for e in _examples(args[nk + nc:])]
+    xp = array_module(*[e for e in ex if hasattr(e, "shape")]) if ex else np
+    cts = [xp.zeros(v.shape, v.dtype) for v in body.outvars if _is_float(v.dtype)]
+    joint, lifted = trace_subgraph(_vjp_fun(body, diff, with_outputs=True), ex + cts)
+    assert not lifted
+    fwd, bwd = _partial_eval(joint, nk + nc + nx, len(body.outvars))
+    n_out = len(body.outvars)
+    res = fwd.outvars[n_out:]
+    known = {v.name for v in fwd.invars[:nk]} | {v.name for v, _ in fwd.consts}
+    for e in fwd.eqns:
+        if all(not isinstance(v, Var) or v.name in known for v in e.invars):
+            known.update(o.name for o in e.outvars)
+    invariant = [r.name in known for r in res]
+    prep = prune_graph(Graph(fwd.invars[:nk], fwd.consts, fwd.eqns,
+                             [r for r, i in zip(res, invariant) if i]))
+    step = prune_graph(Graph(fwd.invars, fwd.consts, fwd.eqns,
+                             list(fwd.outvars[:n_out])
+                             + [r for r, i in zip(res, invariant) if not i]))
+    hit = cache[key] = (prep, step, bwd, invariant)
+    return hit
+
+
+def _scan_vjp_fwd(primals, *, body, num_consts, num_carry, length, reverse, history=None):
+    nk, nc = num_consts, num_carry
+    prep, step, bwd, invariant = _scan_split(body, nk, nc, primals)
+    ny = len(body.outvars) - nc
+    consts = primals[:nk]
+    inv = bind(call_p, *consts, graph=prep) if any(invariant) else []
+    outs = bind(scan_p, *primals, body=step, num_consts=nk, num_carry=nc, length=length,
+                reverse=reverse)
+    nr = len(step.outvars) - nc - ny
+    ans = list(outs[:nc + ny]) + list(outs[nc + ny + nr:])
+    return ans, (list(inv), list(outs[nc + ny:nc + ny + nr]))
+
+
+def _scan_vjp_res(g, args, wanted, residuals, body, nk, nc, length, reverse):
+    """The reverse scan from the forward's residuals: no step is recomputed."""
+    prep, step, bwd, invariant = _scan_split(body, nk, nc, args)
+    inv, per_step = residuals
+    ny = len(body.outvars) - nc
+    kf = [_is_float(v.dtype) for v in body.invars[:nk]]
+    cf = [_is_float(v.dtype) for v in body.invars[nk:nk + nc]]
+    xf = [_is_float(v.dtype) for v in body.invars[nk + nc:]]
+    yf = [_is_float(v.dtype) for v in body.outvars[nc:]]
+    consts = args[:nk]
+    ct_carry = list(g[:nc])
+    ct_ys = [c for c, f in zip(g[nc:nc + ny], yf) if f]
+    hf = [f and (isinstance(c, Tracer) or bool(array_module(c).any(c)))
+          for c, f in zip(g[nc + ny:], cf)]
+    ct_hist = [c for c, f in zip(g[nc + ny:], hf) if f]
+    acc0 = [_zeros(c) for c, f in zip(consts, kf) if f]
+    na, ni, ns, nyf = len(acc0), len(inv), len(per_step), len(ct_ys)
+    n_res = len(invariant)
+
+    def bstep(*a):
+        iv, a = a[:ni], a[ni:]
+        acc, a = a[:na], a[na:]
+        ctc, a = a[:nc], a[nc:]
+        st, a = a[:ns], a[ns:]
+        cty, cth = a[:nyf], iter(a[nyf:])
+        ii, si = iter(iv), iter(st)
+        res = [next(ii) if i else next(si) for i in invariant]
+        assert len(res) == n_res
+        cts = eval_graph(bwd, *res, *[c for c, f in zip(ctc, cf) if f], *cty)
+        it = iter(cts)
+        ck = [next(it) for f in kf if f]
+        cc = [(next(it) + next(cth) if h else next(it)) if f else c
+              for c, f, h in zip(ctc, cf, hf)]
+        return [s_ + c for s_, c in zip(acc, ck)] + cc + list(it)
+
+    ex = _examples(list(inv) + acc0 + ct_carry) + \
+        [_slice0(e) for e in _examples(list(per_step) + ct_ys + ct_hist)]
+    graph, lifted = trace_subgraph(bstep, ex)
+    outs = bind(scan_p, *lifted, *inv, *acc0, *ct_carry, *per_step, *ct_ys, *ct_hist,
+                body=graph, num_consts=len(lifted) + ni, num_carry=na + nc, length=length,
+                reverse=not reverse)
+    ck, cc = iter(outs[:na]), outs[na:na + nc]
+    cx = iter(outs[na + nc:na + nc + sum(xf)])
+    full = ([next(ck) if f else None for f in kf] + [c if f else None for c, f in zip(cc, cf)]
+            + [next(cx) if f else None for f in xf])
+    return [full[i] for i in wanted]
+
+
+def _scan_vjp(g, ans, args, wanted, *, body, num_consts, num_carry, length, reverse,
+              residuals=None):
+    if residuals is not None:
+        return _scan_vjp_res(g, args, wanted, residuals, body, num_consts, num_carry,
+                             length, reverse)
+    return _scan_vjp_recompute(g, ans, args, wanted, body=body, num_consts=num_consts,
+                               num_carry=num_carry, length=length, reverse=reverse)
+
+
+def _scan_vjp_recompute(g, ans, args, wanted, *, body, num_consts, num_carry, length,
+                        reverse):
     """The reverse pass: a scan in the other direction over (carry before each step, xs,
     cotangents of ys), carrying the cotangents of the carry and of the constants; each
     step recomputes its forward step and applies its reverse rule."""
@@ -435,7 +541,7 @@ def _scan_prune(eqn, used):
 
 
 scan_p = Primitive("scan", _scan_impl, multiple_results=True)
-def_rules(scan_p, jvp=_scan_jvp, vjp=_scan_vjp, batch=_scan_batch)
+def_rules(scan_p, jvp=_scan_jvp, vjp=_scan_vjp, batch=_scan_batch, vjp_fwd=_scan_vjp_fwd)
 dead_output_rules[scan_p] = _scan_prune
 
 
