@@ -71,6 +71,10 @@ class Eqn:
 def _short(v):
     if isinstance(v, np.dtype):
         return v.name
+    if isinstance(v, Graph):           # a sub-graph: its own block, indented
+        return "{\n" + "\n".join("      " + line for line in str(v).split("\n")) + "\n    }"
+    if isinstance(v, tuple) and v and all(isinstance(w, Graph) for w in v):
+        return "(" + ", ".join(_short(w) for w in v) + ")"
     return repr(v)
 
 
