@@ -393,3 +393,19 @@ def test_custom_rules_inside_bodies_and_jitted_functions_are_kept():
         for g in (funcgrad.grad(fun), funcgrad.jit(funcgrad.grad(fun)),
                   funcgrad.grad(funcgrad.jit(fun))):
             np.testing.assert_allclose(g(x), [want, want])
+
+
+def test_reverse_scan_reads_residuals_instead_of_recomputing():
+    def loss(w, xs):
+        h, _ = lax.scan(lambda h, x: (fnp.tanh(h @ w + x), None), fnp.zeros(3), xs)
+        return fnp.sum(h)
+    w, xs = RNG.normal(size=(3, 3)) * 0.5, RNG.normal(size=(6, 3))
+    low = funcgrad.jit(funcgrad.grad(loss)).lower(w, xs)
+    scans = [e for e in low.eqns if e.prim.name == "scan"]
+    assert len(scans) == 2
+    assert "tanh" in [e.prim.name for e in scans[0].params["body"].eqns]
+    assert "tanh" not in [e.prim.name for e in scans[1].params["body"].eqns]
+    jax = _jax()
+    jl = lambda w, xs: jax.numpy.sum(jax.lax.scan(  # noqa: E731
+        lambda h, x: (jax.numpy.tanh(h @ w + x), None), jax.numpy.zeros(3), xs)[0])
+    np.testing.assert_allclose(low.compile()(w, xs), jax.grad(jl)(w, xs), rtol=1e-10)
