@@ -21,7 +21,8 @@ import numpy as np
 from .backend import array_module, dtype_name
 from .core import Trace, Tracer, bind, new_trace
 from .errors import ConcretizationTypeError
-from .ir import Eqn, Graph, Literal, Var, dead_output_rules, eval_graph, prune_graph  # noqa: F401
+from .ir import (Eqn, Graph, Literal, Var, dead_output_rules, eval_graph,  # noqa: F401
+                 prune_graph)  # (re-exported: the IR lives in ir.py)
 from .tree_util import tree_flatten, tree_unflatten
 
 

@@ -247,7 +247,8 @@ def test_carry_type_errors_name_the_leaf():
 
 def test_float32_stays_float32():
     x = np.ones(3, np.float32)
-    f = lambda x: lax.scan(lambda c, v: (c * v + 1, c.sum()), x, np.ones((4, 3), np.float32))  # noqa: E731,E501
+    def f(x):
+        return lax.scan(lambda c, v: (c * v + 1, c.sum()), x, np.ones((4, 3), np.float32))
     for fn in (f, funcgrad.jit(f)):
         c, ys = fn(x)
         assert c.dtype == np.float32 and ys.dtype == np.float32

@@ -25,8 +25,8 @@ from ..batching import BatchTracer, bdim_size, move_to_front, vmap_flat
 from ..core import Primitive, Tracer, _np, bind, def_rules, new_trace, trace_depth
 from ..errors import FuncgradTypeError, FuncgradValueError
 from ..ir import signature_problems, subgraph_checks
-from ..staging import (Graph, NotStageable, Var, dead_output_rules, eval_graph, example_value, graph_runner,
-                       prune_graph, trace_subgraph)
+from ..staging import (Graph, NotStageable, Var, dead_output_rules, eval_graph,
+                       example_value, graph_runner, prune_graph, trace_subgraph)
 from ..tree_util import keystr, tree_flatten, tree_flatten_with_path, tree_unflatten
 
 
@@ -314,7 +314,7 @@ def _scan_jvp(primals, tangents, *, body, num_consts, num_carry, length, reverse
     c_dots = [t if t is not None else _zeros(p)
               for p, t, f in zip(carry, tangents[nk:nk + nc], cf) if f]
     x_dots = [t for t in tangents[nk + nc:] if t is not None]
-    nkd, ncd, nxd = len(k_dots), len(c_dots), len(x_dots)
+    nkd, ncd = len(k_dots), len(c_dots)
 
     def step(*a):
         k, kd = a[:nk], a[nk:nk + nkd]
@@ -785,7 +785,7 @@ def _while_jvp(primals, tangents, *, cond, body, cond_nconsts, body_nconsts):
     b_dots = [t for t in tangents[ncc:ncc + nbc] if t is not None]
     c_dots = [t if t is not None else _zeros(p)
               for p, t, f in zip(carry, tangents[ncc + nbc:], cf) if f]
-    nbd, ncd = len(b_dots), len(c_dots)
+    nbd = len(b_dots)
     jfun = _jvp_fun(body, kt + cf)
 
     def new_body(*a):
