@@ -230,11 +230,27 @@ def _w6_loss(W_h, W_x, xs, h0, m):
     return h.sum()
 
 
+def _w6_scan_loss(W_h, W_x, xs, h0, m, lax):
+    """The same RNN with its time loop as ``lax.scan`` (one equation under jit)."""
+    def step(h, x):
+        return m.tanh(W_h @ h.T + W_x @ x.T).T, None
+    return lax.scan(step, h0, xs)[0].sum()
+
+
 def bench_w6():
     W_h, W_x, xs, h0 = _w6_data()
     rows = {}
     g = funcgrad.grad(lambda a, b: _w6_loss(a, b, xs, h0, fnp), argnums=(0, 1))
     rows["funcgrad grad"] = best_time(lambda: g(W_h, W_x))
+    import funcgrad.lax as flax
+    gs = funcgrad.grad(lambda a, b: _w6_scan_loss(a, b, xs, h0, fnp, flax), argnums=(0, 1))
+    gsj = funcgrad.jit(gs)
+    want = g(W_h, W_x)
+    for got in (gs(W_h, W_x), gsj(W_h, W_x)):
+        for u, v in zip(got, want):
+            np.testing.assert_allclose(u, v, rtol=1e-9, atol=1e-12)
+    rows["funcgrad lax.scan grad"] = best_time(lambda: gs(W_h, W_x))
+    rows["funcgrad lax.scan jit(grad)"] = best_time(lambda: gsj(W_h, W_x))
     if torch is not None:
         a = torch.tensor(W_h, requires_grad=True)
         b = torch.tensor(W_x, requires_grad=True)
@@ -255,6 +271,9 @@ def bench_w6():
         rows["JAX eager grad"] = best_time(lambda: jax.block_until_ready(gj(W_h, W_x)), repeat=3)
         gjj = jax.jit(gj)
         rows["JAX jit grad"] = best_time(lambda: jax.block_until_ready(gjj(W_h, W_x)))
+        gjs = jax.jit(jax.grad(lambda a, b: _w6_scan_loss(a, b, xs, h0, jnp, jax.lax),
+                               argnums=(0, 1)))
+        rows["JAX jit grad, lax.scan"] = best_time(lambda: jax.block_until_ready(gjs(W_h, W_x)))
     return rows
 
 
@@ -577,6 +596,12 @@ def write_results(results):
                          + _ratio(rows, "funcgrad grad", "PyTorch eager backward")
                          + "** (target ≤ 0.5×)")
             lines.append("- funcgrad / autograd: " + _ratio(rows, "funcgrad grad", "autograd grad"))
+            lines.append("- funcgrad lax.scan jit(grad) / JAX jit grad (lax.scan): **" + _ratio(
+                rows, "funcgrad lax.scan jit(grad)", "JAX jit grad, lax.scan")
+                + "** (target ≤ 4×)")
+            lines.append("- funcgrad lax.scan jit(grad) / PyTorch eager: **" + _ratio(
+                rows, "funcgrad lax.scan jit(grad)", "PyTorch eager backward")
+                + "** (target ≤ 0.4×)")
         if name == "W4":
             lines.append("- funcgrad hessian / torch.func.hessian: **" + _ratio(
                 rows, "funcgrad hessian (eager)", "PyTorch torch.func.hessian (eager)")

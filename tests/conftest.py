@@ -6,10 +6,14 @@ import os
 from hypothesis import HealthCheck, settings
 
 import funcgrad
+from funcgrad._src import compiler
 
 # Tests get the thread counts they set, however busy the machine is (the adaptive policy
 # has tests of its own, on simulated loads).
 funcgrad.config.update("adaptive_threads", False)
+
+# Every jit pass's output goes through check_graph (funcgrad/_src/ir.py) during the tests.
+compiler.check_passes = True
 
 # CI and local runs are repeatable: derandomized, no deadline, bounded examples.
 settings.register_profile("ci", derandomize=True, deadline=None, max_examples=12,

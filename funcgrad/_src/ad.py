@@ -213,9 +213,15 @@ class VJPTrace(Trace):
                 else:
                     lower = True
             i += 1
+        if prim.vjp_fwd is not None and parents:
+            # a forward pass that keeps what the reverse rule needs (passed to it)
+            out, res = prim.vjp_fwd(primals, **params)
+            params = {**params, "residuals": res}
         # At the bottom the unwrapped values are concrete: skip a second dispatch.
-        out = (bind(prim, *primals, **params) if lower or not self.bottom or _core.nan_check
-               else prim.impl(*primals, **params))
+        elif lower or not self.bottom or _core.nan_check:
+            out = bind(prim, *primals, **params)
+        else:
+            out = prim.impl(*primals, **params)
         if not parents or (rules is None and prim.vjp is None):
             return out
         tape = self.tape

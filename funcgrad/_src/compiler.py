@@ -22,8 +22,11 @@ from . import config as _config
 from . import core as _core
 from . import rows as _rows
 from . import threads as _threads
-from .core import Tracer
+from .core import Tracer, bind
+from .prims import control_flow as _cf
 from .errors import FuncgradTypeError, FuncgradValueError
+from . import ir as _ir
+from . import staging as _staging
 from .staging import Eqn, Graph, Literal, Var, _norm_static, trace_to_graph
 from .tree_util import tree_flatten, tree_unflatten
 
@@ -35,16 +38,63 @@ from .tree_util import tree_flatten, tree_unflatten
 _NOOP = {"reshape", "broadcast_to", "convert_element_type", "transpose"}
 
 
-def simplify(graph):
-    """Remove no-op reshapes/casts, common subexpressions and dead code (a new Graph)."""
-    alias = {}
+def _rebuilt(graph, eqns, outvars, consts=None):
+    return Graph(graph.invars, graph.consts if consts is None else consts, eqns, outvars,
+                 graph.in_tree, graph.out_tree, graph.arg_names)
 
+
+def _aliasing(alias):
     def res(v):
         while isinstance(v, Var) and v.name in alias:
             v = alias[v.name]
         return v
+    return res
 
-    seen = {}
+
+def inline_calls(graph):
+    """Pass: the body of each ``jit_call`` equation (a jitted function called inside
+    this one) written in place, so the later passes see across the call."""
+    if not any(e.prim is _cf.call_p for e in graph.eqns):
+        return graph
+    counter = itertools.count()
+    alias = {}
+    res = _aliasing(alias)
+    consts = list(graph.consts)
+    eqns = []
+    work = list(graph.eqns)
+    work.reverse()
+    while work:
+        e = work.pop()
+        invars = [res(v) for v in e.invars]
+        if e.prim is not _cf.call_p:
+            eqns.append(Eqn(e.prim, invars, e.params, e.outvars))
+            continue
+        sub = e.params["graph"]
+        n = next(counter)
+        env = {v.name: x for v, x in zip(sub.invars, invars)}
+
+        def fresh(v):
+            w = Var(f"{v.name}_i{n}", v.shape, v.dtype, v.deps, v.weak)
+            env[v.name] = w
+            return w
+        for v, x in sub.consts:
+            consts.append((fresh(v), x))
+
+        def get(v):
+            return env[v.name] if isinstance(v, Var) else v
+        inner = [Eqn(f.prim, [get(v) for v in f.invars], f.params,
+                     [fresh(o) for o in f.outvars]) for f in sub.eqns]
+        for o, v in zip(e.outvars, sub.outvars):
+            alias[o.name] = get(v)
+        work.extend(reversed(inner))
+    return _rebuilt(graph, eqns, [res(v) for v in graph.outvars], consts)
+
+
+def remove_noops(graph):
+    """Pass: drop reshapes, broadcasts, casts and transposes that leave their operand's
+    shape, dtype and layout unchanged (their uses read the operand)."""
+    alias = {}
+    res = _aliasing(alias)
     eqns = []
     for e in graph.eqns:
         invars = [res(v) for v in e.invars]
@@ -55,6 +105,19 @@ def simplify(graph):
                     e.prim.name != "transpose" or e.params.get("axes") == tuple(range(len(out.shape)))):
                 alias[out.name] = src
                 continue
+        eqns.append(Eqn(e.prim, invars, e.params, e.outvars))
+    return _rebuilt(graph, eqns, [res(v) for v in graph.outvars])
+
+
+def cse(graph):
+    """Pass: common subexpressions: an equation equal to an earlier one (same primitive,
+    inputs and parameters; effects excepted) is replaced by the earlier one's results."""
+    alias = {}
+    res = _aliasing(alias)
+    seen = {}
+    eqns = []
+    for e in graph.eqns:
+        invars = [res(v) for v in e.invars]
         key = None
         if not getattr(e.prim, "effectful", False):
             try:
@@ -72,19 +135,57 @@ def simplify(graph):
         if key is not None:
             seen[key] = ne
         eqns.append(ne)
-    outvars = [res(v) for v in graph.outvars]
-    eqns, outvars = _fold_scales(eqns, outvars)
-    # dead code
-    live = {v.name for v in outvars if isinstance(v, Var)}
+    return _rebuilt(graph, eqns, [res(v) for v in graph.outvars])
+
+
+def fold_scales(graph):
+    """Pass: negations and scalar factors folded into neighbouring products (see
+    :func:`_fold_scales`)."""
+    eqns, outvars = _fold_scales(graph.eqns, graph.outvars)
+    return _rebuilt(graph, eqns, outvars)
+
+
+def dead_code(graph):
+    """Pass: equations no output needs are removed (effects are kept); so are the unused
+    outputs of equations that have a rule for it (a scan's unused ys and history), and
+    unused constants."""
+    live = {v.name for v in graph.outvars if isinstance(v, Var)}
     kept = []
-    for e in reversed(eqns):
+    for e in reversed(graph.eqns):
         if getattr(e.prim, "effectful", False) or any(o.name in live for o in e.outvars):
+            rule = _staging.dead_output_rules.get(e.prim)
+            if rule is not None and not all(o.name in live for o in e.outvars):
+                e = rule(e, [o.name in live for o in e.outvars])
             kept.append(e)
             live.update(v.name for v in e.invars if isinstance(v, Var))
     kept.reverse()
     consts = [(v, x) for v, x in graph.consts if v.name in live]
-    return Graph(graph.invars, consts, kept, outvars, graph.in_tree, graph.out_tree,
-                 graph.arg_names)
+    return _rebuilt(graph, kept, graph.outvars, consts)
+
+
+# The passes of jit, in order: each a function Graph -> Graph. ``jit(f).lower(x)
+# .graph(after=name)`` shows the graph after any of them.
+PASSES = [
+    ("inline_calls", inline_calls),
+    ("remove_noops", remove_noops),
+    ("cse", cse),
+    ("fold_scales", fold_scales),
+    ("dead_code", dead_code),
+]
+
+check_passes = False     # True (the test suite): check_graph after every pass
+
+
+def simplify(graph, upto=None):
+    """Run :data:`PASSES` in order (through the pass named ``upto`` when given); a new
+    Graph. With ``check_passes`` on, each pass's output goes through ``check_graph``."""
+    for name, run in PASSES:
+        graph = run(graph)
+        if check_passes:
+            _ir.check_graph(graph, f"the graph after pass {name!r}")
+        if name == upto:
+            break
+    return graph
 
 
 @functools.lru_cache(maxsize=None)
@@ -297,9 +398,13 @@ def compile_graph(graph, host=False):
     for k, e in enumerate(graph.eqns):
         fname = f"f{k}"
         impl = e.prim.impl
-        ns[fname] = functools.partial(impl, **e.params) if e.params else impl
+        ns[fname] = impl
         args = ", ".join((host and _ufunc_literal(impl, v, e.invars, ns)) or ref(v)
                          for v in e.invars)
+        # parameters as keywords in the call (a functools.partial costs 0.3 µs more)
+        for j, (pk, pv) in enumerate(e.params.items()):
+            ns[f"p{k}_{j}"] = pv
+            args += f"{', ' if args else ''}{pk}=p{k}_{j}"
         outs = e.outvars
         for v in outs:
             names[v.name] = "v_" + v.name
@@ -344,6 +449,15 @@ def compile_graph(graph, host=False):
     fn = ns["compiled"]
     fn.source = src
     return fn
+
+
+def _compile_subgraph(graph, host=False):
+    """Code for a sub-graph of a control-flow equation (a scan's body, a cond's branch):
+    simplified and generated like a jitted function's, run by the primitive's loop."""
+    return compile_graph(simplify(graph), host)
+
+
+_staging.register_graph_compiler(_compile_subgraph)
 
 
 def _ufunc_literal(impl, v, invars, ns):
@@ -555,11 +669,12 @@ def _unpin(x):
 
 
 class _Compiled:
-    __slots__ = ("graph", "fn", "out_tree", "out_leaf", "fused", "used")
+    __slots__ = ("traced", "graph", "fn", "out_tree", "out_leaf", "fused", "used")
 
     def __init__(self, graph, host, xp=None):
         graph = Graph(graph.invars, [(v, _unpin(x)) for v, x in graph.consts], graph.eqns,
                       graph.outvars, graph.in_tree, graph.out_tree, graph.arg_names)
+        self.traced = graph
         self.used = False       # set by jit's fast path (second chance before eviction)
         self.graph = simplify(graph)
         # on a device module with kernel fusion (CuPy), runs of elementwise operations
@@ -577,6 +692,63 @@ class _Compiled:
                 self.fn = _threads.following_load(self.fn)
         self.out_tree = graph.out_tree
         self.out_leaf = graph.out_tree.node_type is None
+
+
+class Lowered:
+    """What ``jit(f).lower(*args)`` returns: the graph of ``f`` at those arguments after
+    the passes, each stage of it, and the compiled callable.
+
+    ``as_text()`` is the readable IR; ``graph(after=name)`` the graph after the pass
+    ``name`` of :data:`PASSES` (``"trace"``: as traced; no name: after them all);
+    ``compile()`` the callable (for arguments of the same shapes, dtypes and static
+    values). Attributes it does not define are the final graph's (``.eqns``,
+    ``.invars``...), so it reads as that :class:`Graph`.
+
+    Example:
+        >>> import numpy as np, funcgrad, funcgrad.numpy as fnp
+        >>> low = funcgrad.jit(lambda x: fnp.sin(x) * 2.0 * 3.0).lower(np.ones(2))
+        >>> print(low.as_text())
+        graph(a:float64[2]):
+          b:float64[2] = sin a
+          d:float64[2] = multiply b 6.0
+          return (d)
+        >>> len(low.graph(after="trace").eqns), len(low.eqns)
+        (3, 2)
+        >>> low.compile()(np.zeros(2))
+        array([0., 0.])
+    """
+
+    def __init__(self, entry, call):
+        self._entry = entry
+        self._call = call
+
+    def graph(self, after=None):
+        if after is None:
+            return self._entry.graph
+        if after == "trace":
+            return self._entry.traced
+        names = [n for n, _ in PASSES]
+        if after not in names:
+            raise FuncgradValueError(
+                f"Lowered.graph: no pass named {after!r}; the stages are "
+                f"{['trace'] + names}")
+        return simplify(self._entry.traced, upto=after)
+
+    def as_text(self, after=None):
+        return str(self.graph(after))
+
+    def compile(self):
+        return self._call
+
+    def __getattr__(self, name):
+        if name.startswith("__"):
+            raise AttributeError(name)
+        return getattr(self._entry.graph, name)
+
+    def __str__(self):
+        return self.as_text()
+
+    __repr__ = __str__
 
 
 def jit(fun, static_argnums=(), static_argnames=()):
@@ -597,10 +769,11 @@ def jit(fun, static_argnums=(), static_argnames=()):
     Composes with every transformation in both orders: under ``grad``/``jvp``/``vmap``
     the function is traced by them directly. ``.cache_size()`` tells how many signatures
     are compiled: at most ``funcgrad.config`` option ``jit_cache_size`` (default 64), the
-    least recently used dropped first; ``.lower(*args)`` returns the simplified
-    :class:`Graph`. Arguments that are not arrays or numbers (strings, functions,
-    objects) must be static; constants that are small slices of big arrays are copied,
-    so the cache does not keep the big arrays alive.
+    least recently used dropped first; ``.lower(*args)`` returns a :class:`Lowered`:
+    ``.as_text()``, ``.graph(after=pass_name)``, ``.compile()``. Arguments that are not
+    arrays or numbers (strings, functions, objects) must be static; constants that are
+    small slices of big arrays are copied, so the cache does not keep the big arrays
+    alive.
 
     Example:
         >>> import numpy as np, funcgrad, funcgrad.numpy as fnp
@@ -665,6 +838,35 @@ def jit(fun, static_argnums=(), static_argnames=()):
                 f"{[type(v).__name__ for _, v in statics]}") from None
         return key, flat, nums, names
 
+    calls = {}    # key -> (graph, out_tree) of calls under other transformations
+
+    def under_transformation(key, flat, nums, names, args, kwargs):
+        """Bind ``jit_call`` with ``fun``'s graph (traced once per signature): grad, jvp,
+        vmap and an enclosing jit interpret that one equation, by rules that run
+        compiled graphs. A function that closes over the transformation's values is
+        traced by it instead."""
+        hit = calls.get(key)
+        if hit is None:
+            box = []
+            static_kw = {k: v for k, v in kwargs.items() if k in names}
+
+            def flat_fun(*leaves):
+                d_args, d_kwargs = tree_unflatten(key[0], list(leaves))
+                it = iter(d_args)
+                full = [a if i in nums else next(it) for i, a in enumerate(args)]
+                o_flat, o_tree = tree_flatten(fun(*full, **static_kw, **d_kwargs))
+                box.append(o_tree)
+                return o_flat
+            try:
+                graph, lifted = _cf.call_graph(flat_fun, flat)
+            except _staging.NotStageable:     # custom rules inside: traced by the caller
+                return fun(*args, **kwargs)
+            if lifted:
+                return fun(*args, **kwargs)
+            hit = calls[key] = (graph, box[0])     # (simplified when compiled)
+        graph, out_tree = hit
+        return tree_unflatten(out_tree, bind(_cf.call_p, *flat, graph=graph))
+
     fast = {}     # positional array arguments only: (type, shape, dtype) per argument -> entry
     no_statics = not static_argnums and not static_argnames
 
@@ -685,8 +887,8 @@ def jit(fun, static_argnums=(), static_argnames=()):
             return fun(*args, **kwargs)      # debug_nans: run uncompiled, checked op by op
         for x in flat:
             if isinstance(x, Tracer):
-                # Under another transformation: let it trace the function itself.
-                return fun(*args, **kwargs)
+                # Under another transformation: one jit_call equation for it to interpret
+                return under_transformation(key, flat, nums, names, args, kwargs)
         entry = cache.get(key)
         if entry is not None:
             cache.move_to_end(key)
@@ -728,13 +930,28 @@ def jit(fun, static_argnums=(), static_argnames=()):
         key = key_of(args, kwargs)[0]
         if key not in cache:
             jitted(*args, **kwargs)
-        return cache[key].graph
+        if key not in cache:
+            raise FuncgradValueError(
+                f"jit of {fname}: cannot lower a function that closes over values of an "
+                "enclosing transformation (pass them as arguments)")
+
+        def call(*a, **kw):
+            k, flat, _, _ = key_of(a, kw)
+            if k != key:
+                raise FuncgradTypeError(
+                    f"jit of {fname}: the compiled function was lowered for other "
+                    "argument shapes, dtypes or static values; lower it again for these")
+            entry = cache[key]
+            return tree_unflatten(entry.out_tree, entry.fn(*flat))
+        call.__name__ = getattr(fun, "__name__", "compiled")
+        return Lowered(cache[key], call)
 
     jitted.cache_size = lambda: len(cache)
 
     def clear_cache():
         cache.clear()
         fast.clear()
+        calls.clear()
 
     jitted.clear_cache = clear_cache
     jitted.lower = lower

@@ -32,19 +32,23 @@ class Primitive:
         ``rule(cotangent, ans, *args, **params) -> cotangent for that argument``.
       vjp:   optional whole rule ``vjp(cotangent, ans, args, wanted, **params) -> list``
         giving the cotangent of each argument whose index is in ``wanted``.
+      vjp_fwd: optional ``vjp_fwd(primals, **params) -> (ans, residuals)`` that reverse
+        mode calls instead of binding the primitive; its ``vjp`` rule then also gets
+        ``residuals=`` (a primitive whose reverse rule would otherwise recompute its
+        forward: ``jit_call``).
       batch: optional batching rule (see the batching transformation).
       rows:  optional row rule: how jit may run it on slices of a batch (see rows.py).
     """
 
-    __slots__ = ("name", "impl", "jvp_rules", "jvp", "vjp_rules", "vjp", "batch", "rows",
-                 "multiple_results", "effectful", "__weakref__")
+    __slots__ = ("name", "impl", "jvp_rules", "jvp", "vjp_rules", "vjp", "vjp_fwd", "batch",
+                 "rows", "multiple_results", "effectful", "__weakref__")
 
     def __init__(self, name, impl, *, multiple_results=False, effectful=False):
         _BY_NAME.setdefault(name, self)
         self.name = name
         self.impl = impl
         self.multiple_results = multiple_results
-        self.jvp_rules = self.jvp = self.vjp_rules = self.vjp = None
+        self.jvp_rules = self.jvp = self.vjp_rules = self.vjp = self.vjp_fwd = None
         self.batch = None
         self.rows = None           # row rule: how jit splits it over a batch (rows.py)
         self.effectful = effectful     # True: never removed by dead-code elimination
@@ -65,7 +69,7 @@ def primitive_named(name):
     return _BY_NAME[name]
 
 
-def def_rules(prim, *, jvp=None, vjp=None, batch=None, rows=None):
+def def_rules(prim, *, jvp=None, vjp=None, batch=None, rows=None, vjp_fwd=None):
     """Attach ``prim``'s rules, side by side: the one way a primitive gets its rules.
 
     jvp, vjp: a tuple with one rule per positional argument (``None`` in it: that
@@ -73,6 +77,7 @@ def def_rules(prim, *, jvp=None, vjp=None, batch=None, rows=None):
       ``Primitive``). A primitive given neither has no derivative.
     batch: its batching rule (vmap; the generic ones are in batching.py).
     rows: its row rule (how jit runs it on slices of a batch; see rows.py).
+    vjp_fwd: a forward pass for reverse mode that also returns residuals (``Primitive``).
     Arguments left as None leave that rule as it was. Returns ``prim``.
 
     Example (a primitive whose derivative is its value):
@@ -98,6 +103,8 @@ def def_rules(prim, *, jvp=None, vjp=None, batch=None, rows=None):
         prim.batch = batch
     if rows is not None:
         prim.rows = rows
+    if vjp_fwd is not None:
+        prim.vjp_fwd = vjp_fwd
     return prim
 
 

@@ -20,147 +20,12 @@ import re
 
 import numpy as np
 
-from .backend import dtype_name
+from .backend import array_module, dtype_name
 from .core import Trace, Tracer, bind, new_trace
 from .errors import ConcretizationTypeError
+from .ir import (Eqn, Graph, Literal, Var, dead_output_rules, eval_graph,  # noqa: F401
+                 prune_graph)  # (re-exported: the IR lives in ir.py)
 from .tree_util import tree_flatten, tree_unflatten
-
-
-class Var:
-    """A graph variable: a name, a shape and a dtype. ``weak`` marks a Python scalar
-    (and arithmetic on Python scalars only), which must not promote arrays."""
-
-    __slots__ = ("name", "shape", "dtype", "deps", "weak")
-
-    def __init__(self, name, shape, dtype, deps=frozenset(), weak=False):
-        self.name = name
-        self.shape = tuple(shape)
-        self.dtype = np.dtype(dtype)
-        self.deps = deps   # indices of the graph inputs this variable depends on
-        self.weak = weak
-
-    def type_str(self):
-        return f"{self.dtype.name}[{','.join(map(str, self.shape))}]"
-
-    def __repr__(self):
-        return f"{self.name}:{self.type_str()}"
-
-
-class Literal:
-    """A Python scalar written into the graph."""
-
-    __slots__ = ("value",)
-
-    def __init__(self, value):
-        self.value = value
-
-    @property
-    def name(self):
-        return repr(self.value)
-
-    def __repr__(self):
-        return repr(self.value)
-
-
-class Eqn:
-    __slots__ = ("prim", "invars", "params", "outvars")
-
-    def __init__(self, prim, invars, params, outvars):
-        self.prim = prim
-        self.invars = invars
-        self.params = params
-        self.outvars = outvars
-
-    def __repr__(self):
-        outs = " ".join(repr(v) for v in self.outvars)
-        params = "".join(f" {k}={_short(v)}" for k, v in self.params.items())
-        ins = " ".join(_show(v) for v in self.invars)
-        return f"{outs} = {self.prim.name}{params} {ins}"
-
-
-def _show(v):
-    """An operand as printed: a variable's name, a literal as a plain number (``-1.0``,
-    not ``np.float64(-1.0)``)."""
-    if v is None:
-        return "None"
-    if isinstance(v, Literal) and isinstance(v.value, np.generic):
-        return repr(v.value.item())
-    return v.name
-
-
-def _short(v):
-    if isinstance(v, np.dtype):
-        return v.name
-    return repr(v)
-
-
-class Graph:
-    """A traced function: inputs, constants, equations and outputs.
-
-    ``str(graph)`` pretty-prints it; ``graph.to_dot()`` returns Graphviz source with
-    operators as boxes and variables as ellipses (render with :func:`render_graph`).
-    """
-
-    def __init__(self, invars, consts, eqns, outvars, in_tree=None, out_tree=None,
-                 arg_names=None):
-        self.invars = invars
-        self.consts = consts          # list of (Var, value)
-        self.eqns = eqns
-        self.outvars = outvars        # Var, Literal or None entries
-        self.in_tree = in_tree
-        self.out_tree = out_tree
-        self.arg_names = arg_names
-
-    def __str__(self):
-        lines = ["graph(" + ", ".join(repr(v) for v in self.invars) + "):"]
-        for v, x in self.consts:
-            # a one-element constant (a cotangent seed, a scale) shows its value
-            value = f" = {np.asarray(x).item()!r}" if np.size(x) == 1 and isinstance(
-                x, (np.ndarray, np.generic)) else ""
-            lines.append(f"  const {v!r}{value}")
-        for e in self.eqns:
-            lines.append(f"  {e!r}")
-        lines.append("  return (" + ", ".join(
-            v.name if v is not None else "None" for v in self.outvars) + ")")
-        return "\n".join(lines)
-
-    __repr__ = __str__
-
-    def to_dot(self):
-        """Graphviz source: variables are ellipses, operators are boxes."""
-        out = ["digraph funcgrad {", "  rankdir=TB;", '  node [fontname="Helvetica"];']
-        seen = set()
-
-        def var_node(v, style=""):
-            if v is None or v.name in seen:
-                return
-            seen.add(v.name)
-            label = f"{v.name}\\n{v.type_str()}" if isinstance(v, Var) else v.name
-            out.append(f'  "{v.name}" [shape=ellipse, label="{label}"{style}];')
-
-        for v in self.invars:
-            var_node(v, ", style=filled, fillcolor=lightblue")
-        for v, _ in self.consts:
-            var_node(v, ", style=filled, fillcolor=lightgrey")
-        for k, e in enumerate(self.eqns):
-            op = f"op{k}"
-            out.append(f'  "{op}" [shape=box, style=filled, fillcolor=khaki, label="{e.prim.name}"];')
-            for v in e.invars:
-                if v is None:
-                    continue
-                var_node(v)
-                out.append(f'  "{v.name}" -> "{op}";')
-            for v in e.outvars:
-                var_node(v)
-                out.append(f'  "{op}" -> "{v.name}";')
-        for v in self.outvars:
-            if isinstance(v, Var):
-                out.append(f'  "{v.name}" [peripheries=2];')
-        out.append("}")
-        return "\n".join(out)
-
-    def count(self):
-        return len(self.eqns)
 
 
 def render_graph(graph, path, format="svg"):
@@ -413,3 +278,131 @@ def _readable(graph):
 
 def _norm_static(s):
     return (s,) if isinstance(s, int) else tuple(s)
+
+
+# --------------------------------------------------------------------------------------
+# Sub-graphs: the bodies of control-flow primitives (prims/control_flow.py)
+
+
+def example_value(x):
+    """A concrete value with ``x``'s per-example shape and dtype: the value under a
+    tracer (a jit tracer's tracing value, a jvp/vjp primal, one example of a vmap batch).
+    Sub-graphs are traced on these, like jit traces on the real inputs."""
+    while isinstance(x, Tracer):
+        if isinstance(x, GraphTracer):
+            x = x.aval
+        elif hasattr(x, "primal"):
+            x = x.primal
+        elif hasattr(x, "bdim"):
+            d = x.bdim
+            x = example_value(x.val)
+            if d is not None:
+                x = x[(slice(None),) * d + (0,)] if x.shape[d] else \
+                    array_module(x).zeros(x.shape[:d] + x.shape[d + 1:], x.dtype)
+        else:                                   # pragma: no cover - unknown tracer
+            x = x._concrete("tracing a control-flow body")
+    return x
+
+
+class NotStageable(Exception):
+    """Raised while tracing a sub-graph that calls a custom_jvp/custom_vjp function: its
+    rule cannot be kept in a sub-graph yet, so the caller runs the body another way."""
+
+
+class SubGraphTrace(GraphTrace):
+    """Traces the body of a control-flow primitive. Values of enclosing transformations
+    that the body closes over become extra inputs of the sub-graph (``lifted``), passed
+    to the primitive explicitly, so that the enclosing transformations see them."""
+
+    __slots__ = ("lifted",)
+
+    def __init__(self, level, arg_names=()):
+        super().__init__(level, arg_names)
+        self.lifted = {}          # id(tracer) -> (Var, tracer)
+
+    def process_custom_jvp(self, obj, args):
+        raise NotStageable(obj)
+
+    def process_custom_vjp(self, obj, args):
+        raise NotStageable(obj)
+
+    def lift(self, t):
+        hit = self.lifted.get(id(t))
+        if hit is None:
+            hit = self.lifted[id(t)] = (self.new_var(t.shape, t.dtype), t)
+        return hit[0]
+
+    def process(self, prim, args, params):
+        vals = []
+        invars = []
+        deps = frozenset()
+        for a in args:
+            if isinstance(a, GraphTracer) and a._trace is self:
+                vals.append(a.aval)
+                invars.append(a.var)
+                deps = deps | a.var.deps
+            elif isinstance(a, Tracer):
+                vals.append(example_value(a))
+                invars.append(self.lift(a))
+            else:
+                vals.append(a)
+                invars.append(self.const(a))
+        with np.errstate(all="ignore"):
+            out = prim.impl(*vals, **params)
+        if prim.multiple_results:
+            outvars = [self.new_var(np.shape(o), _dtype_of(o), deps) for o in out]
+            self.eqns.append(Eqn(prim, invars, params, outvars))
+            return [GraphTracer(self, v, o) for v, o in zip(outvars, out)]
+        outvar = self.new_var(np.shape(out), _dtype_of(out), deps)
+        self.eqns.append(Eqn(prim, invars, params, [outvar]))
+        return GraphTracer(self, outvar, out)
+
+
+def trace_subgraph(fun, examples, names=None):
+    """Trace ``fun(*flat_inputs) -> flat list of outputs`` on concrete ``examples``.
+
+    Returns ``(graph, lifted)``: ``graph.invars`` are the lifted values of enclosing
+    transformations (``lifted``, tracers to pass in front of the inputs) followed by the
+    inputs; every output is a variable (Python scalars become constants)."""
+    with new_trace(SubGraphTrace, names or ()) as trace:
+        ins = []
+        for k, x in enumerate(examples):
+            v = trace.new_var(np.shape(x), _dtype_of(x), frozenset([k]))
+            ins.append(GraphTracer(trace, v, x))
+        outs = fun(*ins)
+        outvars = []
+        for o in outs:
+            if isinstance(o, GraphTracer) and o._trace is trace:
+                outvars.append(o.var)
+            elif isinstance(o, Tracer):
+                outvars.append(trace.lift(o))
+            else:
+                if type(o) in _WEAK or isinstance(o, (bool, np.generic)):
+                    o = np.asarray(o)
+                outvars.append(trace.const(o))
+    lifted = list(trace.lifted.values())
+    graph = Graph([v for v, _ in lifted] + [t.var for t in ins], trace.consts, trace.eqns,
+                  outvars)
+    return graph, [t for _, t in lifted]
+
+
+_graph_compiler = None      # set by compiler.py: graph -> fast callable (code generation)
+
+
+def register_graph_compiler(fn):
+    """Called once by the compiler: how sub-graphs of control-flow primitives are run on
+    concrete values (generated code instead of :func:`eval_graph`)."""
+    global _graph_compiler
+    _graph_compiler = fn
+
+
+def graph_runner(graph, host=False):
+    """A callable running ``graph`` on concrete arrays (compiled once per graph).
+    ``host=True`` promises NumPy values only (see ``compile_graph``)."""
+    attr = "_runner_host" if host else "_runner"
+    run = graph.__dict__.get(attr)
+    if run is None:
+        run = (_graph_compiler(graph, host) if _graph_compiler is not None
+               else functools.partial(eval_graph, graph))
+        setattr(graph, attr, run)
+    return run

@@ -13,7 +13,8 @@ from .._src.prims.misc import cross as _cross
 from .._src.prims.misc import unique
 from .._src.prims.elementwise import (arccos, arccosh, arcsin, arcsinh, arctan, arctan2,
                                       arctanh, conj, invert, left_shift, right_shift)
-from .._src.prims.shape import atleast_1d, concatenate, expand_dims, moveaxis, reshape, swapaxes
+from .._src.prims.shape import (_as_array, atleast_1d, concatenate, expand_dims, moveaxis,
+                                reshape, swapaxes)
 
 # the array API's spellings of the same functions
 acos, acosh, asin, asinh = arccos, arccosh, arcsin, arcsinh
@@ -25,6 +26,8 @@ isdtype = np.isdtype
 def copy(a, order="K", subok=False):
     """A copy of ``a``. A traced value is returned as it is: funcgrad arrays are
     immutable, so a copy could never be told apart (and the derivative flows through)."""
+    if isinstance(a, (list, tuple)):
+        a = _as_array(a)                 # (a list may hold traced values)
     if isinstance(a, Tracer):
         return a
     xp = type(a).__module__.split(".")[0]
@@ -35,6 +38,7 @@ def copy(a, order="K", subok=False):
 
 def matrix_transpose(x, /):
     """Swap the last two axes (each matrix of a stack transposed)."""
+    x = _as_array(x)
     if np.ndim(x) < 2:
         raise FuncgradValueError(
             f"matrix_transpose: needs at least 2 dimensions, got shape {np.shape(x)}")
@@ -112,12 +116,14 @@ def unique_counts(x, /):
 def unique_inverse(x, /):
     """``(values, inverse_indices)``; ``values[inverse_indices]`` rebuilds ``x`` (the
     indices have ``x``'s shape)."""
+    x = _as_array(x)
     values, inverse = unique(x, return_inverse=True, equal_nan=False)
     return UniqueInverseResult(values, np.reshape(inverse, np.shape(x)))
 
 
 def unique_all(x, /):
     """``(values, indices, inverse_indices, counts)`` of the unique elements of ``x``."""
+    x = _as_array(x)
     values, first, inverse, counts = unique(x, return_index=True, return_inverse=True,
                                             return_counts=True, equal_nan=False)
     return UniqueAllResult(values, first, np.reshape(inverse, np.shape(x)), counts)

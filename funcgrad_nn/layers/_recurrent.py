@@ -6,6 +6,7 @@ import math
 
 import numpy as np
 
+import funcgrad.lax as lax
 import funcgrad.numpy as fnp
 from funcgrad.errors import FuncgradValueError
 
@@ -194,6 +195,15 @@ class _RNNBase(_Leaf):
         _record(self, y)
         return y, state if state is not None else {}
 
+    def _step(self, w_hh, b_hh):
+        """The body of the time loop (a ``lax.scan``: one equation under ``jit``)."""
+        mode, nonlinearity, hs = self._mode, self.nonlinearity, self.hidden_size
+
+        def step(carry, x_proj):
+            h, c = _rnn_step(mode, nonlinearity, x_proj, *carry, w_hh, b_hh, hs)
+            return (h, c), h
+        return step
+
     def _run(self, params, x, hx, train, key):
         self._check(params)
         shp = _shape(x)
@@ -236,13 +246,10 @@ class _RNNBase(_Leaf):
                 xp = F.linear(x, params["weight_ih" + sfx], params.get("bias_ih" + sfx))
                 h = h0[layer * d + direction]
                 c = c0[layer * d + direction] if lstm else None
-                steps = range(L - 1, -1, -1) if direction else range(L)
-                seq = [None] * L
-                for t in steps:
-                    h, c = _rnn_step(self._mode, self.nonlinearity, xp[t], h, c,
-                                     params["weight_hh" + sfx], params.get("bias_hh" + sfx), hs)
-                    seq[t] = h
-                outs.append(fnp.stack(seq, axis=0))
+                (h, c), seq = lax.scan(
+                    self._step(params["weight_hh" + sfx], params.get("bias_hh" + sfx)),
+                    (h, c), xp, reverse=bool(direction))
+                outs.append(seq)
                 h_n.append(h)
                 c_n.append(c)
             x = outs[0] if d == 1 else fnp.concatenate(outs, axis=-1)
