@@ -32,6 +32,8 @@ import tempfile
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+from results_md import write_section  # noqa: E402  (this folder)
 ROOT = os.path.dirname(HERE)
 
 
@@ -220,21 +222,6 @@ def table(r, single, single_threads):
     return lines
 
 
-def write_section(lines):
-    path = os.path.join(HERE, "RESULTS.md")
-    text = open(path).read()
-    section = "## distributed\n\n" + "\n".join(lines) + "\n"
-    start = text.find("## distributed\n")
-    if start < 0:
-        text = text.rstrip("\n") + "\n\n" + section
-    else:
-        end = text.find("\n## ", start + 1)
-        text = text[:start] + section + (text[end + 1:] if end >= 0 else "")
-    with open(path, "w") as f:
-        f.write(text)
-    print(f"wrote the distributed section of {path}")
-
-
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("-n", type=int, default=2, help="processes")
@@ -262,7 +249,7 @@ def main(argv=None):
     lines = table(r, single, threads)
     print("\n".join(lines))
     if args.write:
-        write_section(lines)
+        write_section(lines, "distributed")
 
 
 if __name__ == "__main__":

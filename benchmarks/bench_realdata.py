@@ -127,7 +127,7 @@ def main(argv=None):
     if args.only in (None, "char_lm"):
         sections["real data: character LM"] = char_lm(args)
     sys.path.insert(0, HERE)
-    from bench_threads import write_section
+    from results_md import write_section
     for title, lines in sections.items():
         print(f"## {title}\n\n" + "\n".join(lines))
         if args.write:

@@ -33,6 +33,8 @@ import time
 import numpy as np
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+from results_md import write_section  # noqa: E402  (this folder)
 sys.path.insert(0, os.path.join(HERE, "..", "examples"))
 sys.path.insert(0, os.path.join(HERE, ".."))     # this checkout's funcgrad
 
@@ -156,22 +158,6 @@ def table(results):
     return lines
 
 
-def write_section(lines, title="threads"):
-    """Replace (or add) the section ``## title`` of RESULTS.md with ``lines``."""
-    path = os.path.join(HERE, "RESULTS.md")
-    text = open(path).read()
-    section = f"## {title}\n\n" + "\n".join(lines) + "\n"
-    start = text.find(f"## {title}\n")
-    if start < 0:
-        text = text.rstrip("\n") + "\n\n" + section
-    else:
-        end = text.find("\n## ", start + 1)
-        text = text[:start] + section + (text[end + 1:] if end >= 0 else "")
-    with open(path, "w") as f:
-        f.write(text)
-    print(f"wrote the section '{title}' of {path}")
-
-
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--rounds", type=int, default=3)
@@ -224,7 +210,7 @@ def main(argv=None):
     lines += notes
     print("\n".join(lines))
     if args.write:
-        write_section(lines)
+        write_section(lines, "threads")
 
 
 if __name__ == "__main__":
