@@ -69,6 +69,15 @@ def alternate(cmds, rounds, runner, unit):
     return {k: (min(r[0] for r in v), [r[1] for r in v]) for k, v in results.items()}
 
 
+def table(best, time_head, quality_head, time_fmt, quality_fmt, unit=""):
+    """Markdown rows: each library's best time and the quality figure of every run."""
+    lines = [f"| | {time_head} | {quality_head} |", "| --- | --- | --- |"]
+    for name, (t, qs) in best.items():
+        quality = ", ".join(format(q, quality_fmt) + unit for q in qs)
+        lines.append(f"| {name} | {t:{time_fmt}} | {quality} |")
+    return lines
+
+
 def fashion(args, out_dir):
     common = ["--fashion", "--root", args.root, "--epochs", str(args.epochs)]
     if args.limit_train:
@@ -78,10 +87,7 @@ def fashion(args, out_dir):
                       "PyTorch eager": [sys.executable, "benchmarks/fashion_torch.py"] + common},
                      args.rounds, run, "s/epoch")
     fg, pt = best["funcgrad (jit)"], best["PyTorch eager"]
-    lines = ["| | s per epoch (training) | test accuracy |", "| --- | --- | --- |"]
-    for name, (t, accs) in best.items():
-        lines.append(f"| {name} | {t:.1f} | {', '.join(f'{a:.2f}%' for a in accs)} |")
-    return lines + [
+    return table(best, "s per epoch (training)", "test accuracy", ".1f", ".2f", "%") + [
         "", f"- funcgrad / PyTorch epoch time: **{fg[0] / pt[0]:.2f}×** (target ≤ 0.8×)",
         f"- accuracy difference (mean): **{np.mean(fg[1]) - np.mean(pt[1]):+.2f} points** "
         "(target within 0.5)",
@@ -98,10 +104,7 @@ def char_lm(args):
                       "PyTorch eager": [sys.executable, "benchmarks/char_lm_torch.py"] + common},
                      args.rounds, run_lm, "ms/step")
     fg, pt = best["funcgrad (jit)"], best["PyTorch eager"]
-    lines = ["| | ms per step | validation bits per character |", "| --- | --- | --- |"]
-    for name, (t, bpcs) in best.items():
-        lines.append(f"| {name} | {t:.2f} | {', '.join(f'{b:.3f}' for b in bpcs)} |")
-    return lines + [
+    return table(best, "ms per step", "validation bits per character", ".2f", ".3f") + [
         "", f"- funcgrad / PyTorch time per step: **{fg[0] / pt[0]:.2f}×** (target ≤ 0.8×)",
         f"- bits per character difference (mean): **{np.mean(fg[1]) - np.mean(pt[1]):+.3f}** "
         "(target within 0.05)",
