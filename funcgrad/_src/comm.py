@@ -126,8 +126,9 @@ def shutdown():
 #     aborts with that status. Python hands no hook the exit status (atexit handlers run
 #     after it is forgotten), but when a script file ends it flushes sys.stderr, from C,
 #     with the exception still alive: at that moment, and only then, the hook that
-#     _install_flush_hook puts on sys.stderr.flush looks for it. A SystemExit that is caught, or whose code is 0 or None, aborts
-#     nothing; a clean exit finalizes MPI as usual. Scripts started with -m or -c get no
+#     _install_flush_hook puts on sys.stderr.flush looks for it. A SystemExit that is
+#     caught, or whose code is 0 or None, aborts nothing; a clean exit finalizes MPI as
+#     usual. Scripts started with -m or -c get no
 #     such flush: there sys.exit(n) (main thread) aborts when called, and a bare
 #     `raise SystemExit(n)` should be funcgrad.distributed.abort(n);
 #   - os._exit(n) needs nothing: a rank that ends without MPI_Finalize makes the
@@ -255,7 +256,8 @@ def _uncaught_system_exit(main_globals):
                 found = o
         elif type(o) is types.TracebackType:
             f = o.tb_frame
-            if f.f_code.co_name == "<module>" and f.f_globals is main_globals and f.f_back is None:
+            if (f.f_code.co_name == "<module>" and f.f_globals is main_globals
+                    and f.f_back is None):
                 ended_by_exception = True
     return found if ended_by_exception else None
 
