@@ -128,9 +128,9 @@ def shutdown():
 #     with the exception still alive: at that moment, and only then, the hook that
 #     _install_flush_hook puts on sys.stderr.flush looks for it. A SystemExit that is
 #     caught, or whose code is 0 or None, aborts nothing; a clean exit finalizes MPI as
-#     usual. Scripts started with -m or -c get no
-#     such flush: there sys.exit(n) (main thread) aborts when called, and a bare
-#     `raise SystemExit(n)` should be funcgrad.distributed.abort(n);
+#     usual. Scripts started with -m or -c get no such flush: there sys.exit(n) (main
+#     thread) aborts when called, and a bare `raise SystemExit(n)` should be
+#     funcgrad.distributed.abort(n);
 #   - os._exit(n) needs nothing: a rank that ends without MPI_Finalize makes the
 #     launcher (mpiexec) end the job.
 # initialize(abort_on_error=False) installs none of this.
@@ -204,9 +204,11 @@ def _flush_std():
 def _exit_status(exc):
     """The status Python exits with for an uncaught SystemExit ``exc``."""
     code = exc.code
-    if code is None or code == 0:
+    if code is None:
         return 0
-    return code if isinstance(code, int) and 0 < code < 256 else 1
+    if isinstance(code, int):
+        return code if 0 <= code < 256 else 1
+    return 1                     # Python prints a non-integer code and exits with 1
 
 
 def _install_flush_hook(abort_for):
@@ -244,22 +246,29 @@ def _install_flush_hook(abort_for):
 
 def _uncaught_system_exit(main_globals):
     """The SystemExit that ended the main script, found while CPython holds it between
-    the end of the script and its exit: a live SystemExit not yet given a traceback (one
-    that was caught has one), next to a traceback whose outermost frame is the script's
-    module frame. None when the script ended otherwise."""
+    the end of the script and its exit, else None. It ended the script's module frame:
+    its traceback's entry for that frame is where the frame stopped (a SystemExit caught
+    there and kept has an entry where it was raised, and the frame ran on). Python 3.12+
+    attaches the traceback to the exception; 3.10 and 3.11 hold the two apart, and a
+    SystemExit not yet given a traceback is then the one (a caught one has its own)."""
     import gc
     import types
-    found, ended_by_exception = None, False
+
+    def ended_here(tb):
+        f = tb.tb_frame
+        return (f.f_back is None and f.f_globals is main_globals
+                and f.f_code.co_name == "<module>" and tb.tb_lasti == f.f_lasti)
+
+    unattached, ended = None, False
     for o in gc.get_objects():
         if isinstance(o, SystemExit):
             if o.__traceback__ is None:
-                found = o
-        elif type(o) is types.TracebackType:
-            f = o.tb_frame
-            if (f.f_code.co_name == "<module>" and f.f_globals is main_globals
-                    and f.f_back is None):
-                ended_by_exception = True
-    return found if ended_by_exception else None
+                unattached = o
+            elif ended_here(o.__traceback__):
+                return o
+        elif type(o) is types.TracebackType and not ended and ended_here(o):
+            ended = True
+    return unattached if ended else None
 
 
 def abort(code=1):

@@ -20,7 +20,7 @@ class Host:
         os._exit(code)
 
 comm._install_abort_hook(Host())
-
+{prelude}
 def main():
 {body}
 
@@ -29,7 +29,8 @@ print("ended normally", flush=True)
 """
 
 CASES = {
-    # body of main() -> (exit status, abort reported)
+    # body of main() (after a line "#main": what comes before it runs at module level)
+    # -> (exit status, abort reported)
     "raise SystemExit(3)": (3, True),
     "sys.exit(2)": (2, True),
     "sys.exit('a message')": (1, True),
@@ -43,6 +44,10 @@ CASES = {
     "import time; time.sleep(30)": (1, True),
     "import threading\nt = threading.Thread(target=sys.exit, args=(7,))\nt.start(); t.join()":
         (0, False),                 # sys.exit in a thread ends only that thread
+    # a SystemExit caught at module level and kept is not the one that ends the script
+    "try:\n    sys.exit(5)\nexcept SystemExit as e:\n    kept = e\n#main\npass": (0, False),
+    "try:\n    sys.exit(5)\nexcept SystemExit as e:\n    kept = e\n#main\nsys.exit(4)":
+        (4, True),
 }
 
 
@@ -53,13 +58,15 @@ def results(tmp_path_factory):
     procs = {}
     for i, body in enumerate(CASES):
         script = tmp_path_factory.mktemp(f"case{i}") / "script.py"
-        script.write_text(SCRIPT.format(body=textwrap.indent(body, "    ")))
+        prelude, _, body_ = body.rpartition("\n#main\n")
+        script.write_text(SCRIPT.format(prelude=prelude,
+                                        body=textwrap.indent(body_ or "pass", "    ")))
         procs[body] = subprocess.Popen([sys.executable, str(script)], env=env, text=True,
                                        stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     # python -c: no script file, so the end-of-script flush cannot be watched
     procs["-c"] = subprocess.Popen(
-        [sys.executable, "-c", SCRIPT.format(body="    sys.exit(6)")], env=env, text=True,
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        [sys.executable, "-c", SCRIPT.format(prelude="", body="    sys.exit(6)")], env=env,
+        text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     out = {}
     for body, p in procs.items():
         try:
