@@ -22,9 +22,15 @@ The collectives are differentiable (the job is read as one program whose result 
 sum of every rank's result: the transpose of a sum-all-reduce is a sum-all-reduce) and
 work under ``jit`` as effectful equations, kept in order and never removed.
 
-An uncaught exception or ``sys.exit(nonzero)`` on any rank, after :func:`initialize`,
-prints its traceback (or message) and aborts the whole job (MPI Abort): the other ranks
-never hang.
+A failing rank ends the job, never hangs it: after :func:`initialize`, an uncaught
+exception (in any thread) prints its traceback, and an uncaught ``SystemExit`` with a
+non-zero code (``sys.exit(3)``, ``raise SystemExit(3)``, an argparse error) its message,
+then the whole job is aborted (MPI Abort) with that status; ``os._exit(n)`` makes the
+launcher end the job. A ``SystemExit`` that is caught, or has code 0 or None, aborts
+nothing, and a clean exit finalizes MPI as usual. One limit: for a script started with
+``python -m`` or ``python -c``, ``sys.exit(n)`` aborts but a bare ``raise SystemExit(n)``
+cannot be seen; call :func:`abort` there. ``initialize(abort_on_error=False)`` opts out
+of all of it (the job then hangs if a rank fails while others wait).
 
 Every rank must call the same collectives in the same order (SPMD), as with MPI itself.
 """
@@ -41,7 +47,7 @@ __all__ = ["abort", "all_gather", "all_reduce", "barrier", "broadcast", "initial
            "spmd"]
 
 
-def initialize(backend=None):
+def initialize(backend=None, *, abort_on_error=True):
     """Join the processes of this job into one group.
 
     Args:
@@ -49,24 +55,27 @@ def initialize(backend=None):
         alone, a group of one and nothing to set up), ``"mpi"`` (host arrays through
         mpi4py; CuPy arrays by way of a host copy) or ``"nccl"`` (CuPy arrays through
         NCCL, one GPU per process picked by local rank; host arrays still through MPI).
+      abort_on_error: end every rank (MPI Abort) when one rank fails: an uncaught
+        exception in any thread, or an uncaught ``SystemExit`` with a non-zero code (see
+        the module's notes). ``False`` installs no hook (``sys.excepthook``,
+        ``threading.excepthook``, ``sys.exit`` and ``sys.stderr.flush`` stay as they were).
 
-    Calling it again is harmless. It also installs a hook that aborts every rank when one
-    rank raises an uncaught exception, and shares the machine's CPUs among the processes
+    Calling it again is harmless. It also shares the machine's CPUs among the processes
     running on it (each gets its share of funcgrad's thread budget unless a budget was
     chosen with ``config.update("num_threads", ...)`` or ``OMP_NUM_THREADS``).
 
     Raises:
       ImportError: mpi4py is missing; the message says ``pip install "funcgrad[distributed]"``.
     """
-    _comm.initialize(backend)
+    _comm.initialize(backend, abort_on_error=abort_on_error)
 
 
 def abort(code=1):
     """End every process of the job at once with exit status ``code`` (MPI Abort).
 
-    An uncaught exception and ``sys.exit(code)`` with a non-zero code do this by
-    themselves after :func:`initialize`; a bare ``raise SystemExit(code)`` does not (the
-    rank would wait in MPI's finalization while the others wait for it): call this."""
+    An uncaught exception or ``SystemExit`` with a non-zero code does this by itself
+    after :func:`initialize`; call it where that cannot be seen (a bare ``raise
+    SystemExit(code)`` in a script started with ``python -m`` or ``-c``)."""
     _comm.abort(code)
 
 

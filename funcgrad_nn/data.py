@@ -589,6 +589,9 @@ class DataLoader:
         parallel; the dataset and ``collate_fn`` are sent to each worker (pickled, unless
         the start method is ``"fork"``), a pool starts at each ``iter(loader)``, and
         batches come back pickled. Copies to ``device`` happen in the main process.
+        Each worker process has a thread budget of one (``funcgrad.config``
+        ``num_threads``, and with it the BLAS), as in PyTorch, so that the workers do
+        not oversubscribe the cores.
       multiprocessing_context: the start method of process workers (``"fork"``,
         ``"spawn"``, ``"forkserver"``, or a ``multiprocessing`` context; default: the
         platform's default). Giving one selects ``worker_type="process"``.
@@ -835,6 +838,11 @@ _worker_fetcher = None
 def _process_worker_init(fetcher):
     global _worker_fetcher
     _worker_fetcher = fetcher
+    # One thread per worker process, for funcgrad's own workers and the BLAS (which
+    # funcgrad's budget sets through its C API, whatever the start method), as PyTorch's
+    # workers run torch.set_num_threads(1): N workers that each kept a thread per core
+    # next to the training process would oversubscribe the cores N + 1 times over.
+    funcgrad.config.update("num_threads", 1)
     _background_priority()
 
 

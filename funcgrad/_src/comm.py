@@ -81,8 +81,8 @@ def _import_mpi():
     return MPI
 
 
-def initialize(backend=None, *, _nccl=None, _device_xp=None, _device_ptr=None,
-               _abort_on_error=True):
+def initialize(backend=None, *, abort_on_error=True, _nccl=None, _device_xp=None,
+               _device_ptr=None):
     """Start the process group (see ``funcgrad.distributed.initialize``)."""
     global _group
     if backend not in (None, "mpi", "nccl"):
@@ -103,7 +103,7 @@ def initialize(backend=None, *, _nccl=None, _device_xp=None, _device_ptr=None,
     if backend == "nccl":
         device = NcclEngine.create(host, nccl=_nccl, xp=_device_xp, ptr=_device_ptr)
     _group = _Group(host, device, backend or "mpi")
-    if _abort_on_error:
+    if abort_on_error:
         _install_abort_hook(host)
     _share_cpus(host)
     return _group
@@ -116,18 +116,38 @@ def shutdown():
 
 
 # ---- failure handling ---------------------------------------------------------------------
+# A rank that ends while the others wait in a collective would hang the job: a normal
+# Python exit runs MPI_Finalize, which waits for every rank. So, after initialize(), every
+# way a process can fail ends the whole job with MPI Abort instead:
+#   - an uncaught exception (main thread: sys.excepthook; other threads:
+#     threading.excepthook) prints its traceback, then aborts with status 1;
+#   - an uncaught SystemExit with a non-zero or non-integer code, however raised
+#     (sys.exit(n), raise SystemExit(n), argparse errors), prints its message, then
+#     aborts with that status. Python hands no hook the exit status (atexit handlers run
+#     after it is forgotten), but when a script file ends it flushes sys.stderr, from C,
+#     with the exception still alive: at that moment, and only then, the hook that
+#     _install_flush_hook puts on sys.stderr.flush looks for it. A SystemExit that is
+#     caught, or whose code is 0 or None, aborts nothing; a clean exit finalizes MPI as
+#     usual. Scripts started with -m or -c get no such flush: there sys.exit(n) (main
+#     thread) aborts when called, and a bare `raise SystemExit(n)` should be
+#     funcgrad.distributed.abort(n);
+#   - os._exit(n) needs nothing: a rank that ends without MPI_Finalize makes the
+#     launcher (mpiexec) end the job.
+# initialize(abort_on_error=False) installs none of this.
 def _install_abort_hook(host):
-    """An uncaught exception on one rank prints its traceback and aborts every rank (MPI
-    Abort), so that the others never wait forever in a collective."""
+    def say(what):
+        try:
+            sys.stderr.write(f"[funcgrad rank {host.rank}/{host.size}] {what}; aborting "
+                             "every process of the job\n")
+        finally:
+            _flush_std()
+
     previous = sys.excepthook
 
     def hook(kind, value, tb):
         try:
-            sys.stderr.write(f"[funcgrad rank {host.rank}/{host.size}] uncaught exception; "
-                             "aborting every process of the job\n")
             previous(kind, value, tb)
-            sys.stderr.flush()
-            sys.stdout.flush()
+            say(f"uncaught {kind.__name__}")
         finally:
             host.abort(1)
 
@@ -135,36 +155,125 @@ def _install_abort_hook(host):
     previous_thread_hook = threading.excepthook
 
     def thread_hook(args):
-        previous_thread_hook(args)
-        if args.exc_type is not SystemExit:
-            sys.stderr.flush()
-            host.abort(1)
+        try:
+            previous_thread_hook(args)
+        finally:
+            if args.exc_type is not SystemExit:       # SystemExit ends only its thread
+                say(f"uncaught {args.exc_type.__name__} in thread "
+                    f"{getattr(args.thread, 'name', '?')}")
+                host.abort(1)
 
     threading.excepthook = thread_hook
 
-    # sys.exit(nonzero) on one rank would otherwise leave it in MPI_Finalize (collective)
-    # while the others wait in a collective: abort instead. (A bare `raise SystemExit(n)`
-    # cannot be seen from here; call funcgrad.distributed.abort(n).)
-    previous_exit = sys.exit
+    def abort_for(exc):
+        status = _exit_status(exc)
+        if status == 0:
+            return
+        if not isinstance(exc.code, int):
+            sys.stderr.write(f"{exc.code}\n")       # what Python would have printed
+        say(f"SystemExit({exc.code!r})")
+        host.abort(status)
 
-    def exit_hook(status=None):
-        if status not in (None, 0):
-            if not isinstance(status, int):
-                sys.stderr.write(f"{status}\n")
-            sys.stderr.write(f"[funcgrad rank {host.rank}/{host.size}] sys.exit({status!r}); "
-                             "aborting every process of the job\n")
-            sys.stderr.flush()
-            sys.stdout.flush()
-            host.abort(status if isinstance(status, int) else 1)
-        previous_exit(status)
+    if _install_flush_hook(abort_for):
+        # CPython's sys.exit leaves its SystemExit unmade (just the code) when nothing
+        # catches it; raised from Python it is a SystemExit the flush hook can find.
+        def exit_hook(status=None):
+            raise SystemExit(status)
+    else:
+        # -m / -c: no end-of-script flush to watch, so sys.exit itself (main thread only;
+        # in another thread it ends just that thread) aborts for a non-zero status.
+        previous_exit = sys.exit
 
+        def exit_hook(status=None):
+            if threading.current_thread() is threading.main_thread():
+                abort_for(SystemExit(status))
+            previous_exit(status)
+
+    exit_hook.__doc__ = sys.exit.__doc__
     sys.exit = exit_hook
+
+
+def _flush_std():
+    for f in (sys.stdout, sys.stderr):
+        try:
+            f.flush()
+        except Exception:
+            pass
+
+
+def _exit_status(exc):
+    """The status Python exits with for an uncaught SystemExit ``exc``."""
+    code = exc.code
+    if code is None:
+        return 0
+    if isinstance(code, int):
+        return code if 0 <= code < 256 else 1
+    return 1                     # Python prints a non-integer code and exits with 1
+
+
+def _install_flush_hook(abort_for):
+    """Watch the flush of sys.stderr that CPython does, from C, when the main script file
+    has ended: if it ended with an uncaught SystemExit, ``abort_for(it)``. False when the
+    script is not a file run as ``python script.py`` (or stderr takes no attribute)."""
+    main = sys.modules.get("__main__")
+    if main is None or getattr(main, "__spec__", None) is not None or not getattr(
+            main, "__file__", None) or sys.argv[:1] == ["-c"]:
+        return False
+    stream = sys.stderr
+    original = getattr(stream, "flush", None)
+    if original is None:
+        return False
+    done = []
+
+    def flush():
+        result = original()
+        if not done:
+            try:
+                sys._getframe(1)              # a caller in Python: an ordinary flush
+            except ValueError:
+                done.append(True)
+                exc = _uncaught_system_exit(main.__dict__)
+                if exc is not None:
+                    abort_for(exc)
+        return result
+
+    try:
+        stream.flush = flush
+    except (AttributeError, TypeError):
+        return False
+    return True
+
+
+def _uncaught_system_exit(main_globals):
+    """The SystemExit that ended the main script, found while CPython holds it between
+    the end of the script and its exit, else None. It ended the script's module frame:
+    its traceback's entry for that frame is where the frame stopped (a SystemExit caught
+    there and kept has an entry where it was raised, and the frame ran on). Python 3.12+
+    attaches the traceback to the exception; 3.10 and 3.11 hold the two apart, and a
+    SystemExit not yet given a traceback is then the one (a caught one has its own)."""
+    import gc
+    import types
+
+    def ended_here(tb):
+        f = tb.tb_frame
+        return (f.f_back is None and f.f_globals is main_globals
+                and f.f_code.co_name == "<module>" and tb.tb_lasti == f.f_lasti)
+
+    unattached, ended = None, False
+    for o in gc.get_objects():
+        if isinstance(o, SystemExit):
+            if o.__traceback__ is None:
+                unattached = o
+            elif ended_here(o.__traceback__):
+                return o
+        elif type(o) is types.TracebackType and not ended and ended_here(o):
+            ended = True
+    return unattached if ended else None
 
 
 def abort(code=1):
     """End every process of the job now with exit status ``code`` (MPI Abort)."""
-    sys.stdout.flush()
-    sys.stderr.flush()
+    _flush_std()
     if _group is None:
         os._exit(code)
     _group.host.abort(code)
@@ -239,6 +348,7 @@ class MPIEngine:
 
     def abort(self, code=1):
         self.comm.Abort(code)
+        os._exit(code)          # MPICH's Abort can return before the launcher ends us
 
 
 class NcclEngine:

@@ -291,6 +291,25 @@ class Tracer:
     def __bool__(self):
         return bool(self._concrete("bool() of a traced value (an `if` or `while` on it)"))
 
+    # Conversions to plain Python/NumPy values. Under grad/jvp/vjp the value is concrete,
+    # so a conversion whose result is an integer or a boolean (int(x), np.int64(x),
+    # operator.index(x), or any conversion of an integer/boolean tracer) returns it: an
+    # integer result has no derivative to lose (int() of a float is piecewise constant,
+    # its derivative 0, as for floor), just as bool() drives Python control flow. A
+    # conversion that would turn a differentiable float into a plain float (float(x),
+    # np.float64(x), x.item(), np.asarray(x)) raises instead: a tracer never silently
+    # drops its derivative (stop_gradient(x).item() says so explicitly). Under jit and
+    # make_graph values are abstract and every conversion raises the error that explains
+    # static arguments; under vmap, the one that explains per-example values.
+    def _loses_nothing(self, result_kind):
+        return self.dtype.kind in "biu" or result_kind in "biu"
+
+    def _to_python(self, kind, result_kind, convert):
+        v = self._concrete(f"{kind}()")      # abstract (jit, vmap): raises, explaining why
+        if self._loses_nothing(result_kind):
+            return convert(v)
+        self._scalar_conversion(kind)
+
     def _scalar_conversion(self, kind):
         raise errors.ConcretizationTypeError(
             f"{kind}() of a traced {dtype_name(self)} would drop its derivative silently. "
@@ -303,13 +322,13 @@ class Tracer:
         )
 
     def __float__(self):
-        self._scalar_conversion("float")
+        return self._to_python("float", "f", float)
 
     def __int__(self):
-        self._scalar_conversion("int")
+        return self._to_python("int", "i", int)
 
     def __complex__(self):
-        self._scalar_conversion("complex")
+        return self._to_python("complex", "c", complex)
 
     def __index__(self):
         if self.dtype.kind in "biu":
@@ -319,17 +338,34 @@ class Tracer:
         self._scalar_conversion("operator.index")
 
     def item(self):
-        """The value as a Python scalar; only allowed where its derivative is blocked."""
-        self._scalar_conversion("item")
+        """The value as a Python scalar: allowed where values are concrete (grad, jvp, vjp)
+        for integer and boolean values, and for others once their derivative is blocked
+        (``funcgrad.stop_gradient(x).item()``)."""
+        return self._to_python("item", self.dtype.kind, lambda v: v.item())
 
     def __array__(self, dtype=None, copy=None):
-        if self.dtype.kind in "biu":
-            raise errors.TracerArrayConversionError(
-                f"NumPy needed a concrete array but got a traced {dtype_name(self)} under "
-                f"{self._trace!r} — typically a traced index into a plain NumPy array "
-                "(np_array[traced_idx]). Index through funcgrad instead: "
-                "funcgrad.numpy.at(np_array)[idx].get() or funcgrad.numpy.take(np_array, "
-                "idx, axis), or convert the array first with a funcgrad operation.")
+        # np.int64(x), np.bool_(x), np.asarray(x, np.int32) ask for an integer array; with
+        # a concrete value nothing is lost (see _to_python)
+        result_kind = np.dtype(dtype).kind if dtype is not None else self.dtype.kind
+        if self._loses_nothing(result_kind) and result_kind in "biu":
+            try:
+                v = self._concrete(f"np.{np.dtype(dtype or self.dtype).name}() or "
+                                   "np.asarray()")
+            except errors.ConcretizationTypeError as e:
+                if dtype is not None:
+                    raise
+                raise errors.TracerArrayConversionError(
+                    f"NumPy needed a concrete array but got a traced {dtype_name(self)} "
+                    f"under {self._trace!r} — typically a traced index into a plain NumPy "
+                    "array (np_array[traced_idx]). Index through funcgrad instead: "
+                    "funcgrad.numpy.at(np_array)[idx].get() or funcgrad.numpy.take("
+                    f"np_array, idx, axis), or convert the array first with a funcgrad "
+                    f"operation. ({e})") from None
+            return _host_array(v, dtype)
+        if self._loses_nothing(result_kind):     # np.float32(x) of an integer tracer
+            return _host_array(self._concrete(f"np.{np.dtype(dtype).name}()"), dtype)
+        if dtype is not None:                    # np.float32(x): a scalar conversion
+            self._concrete(f"np.{np.dtype(dtype).name}()")   # abstract: static arguments
         raise errors.TracerArrayConversionError(
             f"numpy.asarray/np.array was called on a traced {dtype_name(self)} under "
             f"{self._trace!r}; converting it to a plain array would silently drop its "
@@ -546,3 +582,10 @@ class _IndexUpdateRef:
 
 
 Tracer.at = property(_IndexUpdateHelper, doc="Functional index updates: x.at[idx].set(v).")
+
+
+def _host_array(v, dtype):
+    """``v`` (NumPy or CuPy) as a NumPy array of ``dtype`` (None: its own)."""
+    if not isinstance(v, (np.ndarray, np.generic)) and hasattr(v, "get"):
+        v = v.get()                       # a device array: NumPy asked for host memory
+    return np.asarray(v, dtype=dtype)

@@ -1,7 +1,8 @@
 """Pytrees: nested containers of arrays, flattened once at the API boundary.
 
-Containers are tuples, lists, dicts (keys sorted, as JAX does), ``OrderedDict`` and
-``defaultdict`` (insertion order), namedtuples, ``None`` (an empty subtree) and any class
+Containers are tuples, lists, dicts and ``defaultdict`` (keys sorted, as JAX does; keys
+of mixed types sorted by type, then value, where JAX raises), ``OrderedDict`` (insertion
+order), namedtuples, ``None`` (an empty subtree) and any class
 registered with :func:`register_pytree_node` or :func:`register_dataclass`. Everything
 else is a leaf.
 """
@@ -138,8 +139,30 @@ def _node_kind(x):
 
 
 # Builtin containers.
+def _type_name(k):
+    t = type(k)
+    return t.__module__, t.__qualname__
+
+
+def _sorted_keys(d):
+    """``d``'s keys in an order that depends on the set of keys only, never on insertion
+    order, so that two dicts with the same keys always flatten alike (and match in
+    tree_map, jit's cache, the distributed structure check). Keys that compare with each
+    other are sorted as JAX sorts them. JAX raises for keys that do not (``{1: a, "b":
+    c}``); here they are grouped by type (module and name) and sorted within each type,
+    and keys that do not even compare with their own type by their repr."""
+    try:
+        return sorted(d)
+    except TypeError:
+        pass
+    try:
+        return sorted(d, key=lambda k: (_type_name(k), k))
+    except TypeError:
+        return sorted(d, key=lambda k: (_type_name(k), repr(k)))
+
+
 def _dict_flatten(d):
-    keys = sorted(d)
+    keys = _sorted_keys(d)
     return [d[k] for k in keys], tuple(keys)
 
 
@@ -148,8 +171,18 @@ def _dict_unflatten(keys, children):
 
 
 def _dict_flatten_keys(d):
-    keys = sorted(d)
+    keys = _sorted_keys(d)
     return [(DictKey(k), d[k]) for k in keys], tuple(keys)
+
+
+def _defaultdict_flatten(d):
+    keys = _sorted_keys(d)
+    return [d[k] for k in keys], (d.default_factory, tuple(keys))
+
+
+def _defaultdict_flatten_keys(d):
+    keys = _sorted_keys(d)
+    return [(DictKey(k), d[k]) for k in keys], (d.default_factory, tuple(keys))
 
 
 register_pytree_node(tuple, lambda t: (t, None), lambda _, c: tuple(c),
@@ -165,10 +198,8 @@ register_pytree_node(
     lambda keys, c: collections.OrderedDict(zip(keys, c)),
     lambda d: ([(DictKey(k), v) for k, v in d.items()], tuple(d)))
 register_pytree_node(
-    collections.defaultdict,
-    lambda d: ([d[k] for k in sorted(d)], (d.default_factory, tuple(sorted(d)))),
-    lambda aux, c: collections.defaultdict(aux[0], zip(aux[1], c)),
-    lambda d: ([(DictKey(k), d[k]) for k in sorted(d)], (d.default_factory, tuple(sorted(d)))))
+    collections.defaultdict, _defaultdict_flatten,
+    lambda aux, c: collections.defaultdict(aux[0], zip(aux[1], c)), _defaultdict_flatten_keys)
 
 _namedtuple_node = _NodeType(
     lambda t: (tuple(t), type(t)),

@@ -43,17 +43,44 @@ def test_the_launch_exits_cleanly(check_lines):
     assert res.returncode == 0, res.stderr[-3000:]
 
 
-@pytest.mark.parametrize("how", ["raise", "exit"])
+# how rank 1 fails -> (exit status of the job or None for any non-zero, what stderr shows)
+FAILURES = {
+    "raise": (None, "boom on rank 1"),                  # uncaught exception: traceback
+    "exit": (None, "boom on rank 1 (sys.exit)"),        # sys.exit("message")
+    "exit2": (2, "SystemExit(2)"),
+    "systemexit3": (3, "SystemExit(3)"),                # a bare raise, no sys.exit
+    "thread": (None, "boom on rank 1 (thread)"),        # uncaught in a thread
+    "osexit4": (4, ""),                                 # the launcher ends the job
+}
+
+
+@pytest.mark.parametrize("how", list(FAILURES))
 def test_a_failing_rank_ends_the_job_within_30_s(how):
     mpiexec_or_skip()
     t0 = time.perf_counter()
-    res = launch("_worker_fail.py", how, n=N, timeout=60)
+    res = launch("_worker_fail.py", how, n=N, timeout=30)
     elapsed = time.perf_counter() - t0
     assert elapsed < 30, f"the job took {elapsed:.0f} s to end"
+    status, shown = FAILURES[how]
     assert res.returncode != 0
-    assert "boom on rank 1" in res.stderr
-    assert ("Traceback" in res.stderr) == (how == "raise")
+    if status is not None:
+        assert res.returncode == status, res.stderr[-2000:]
+    assert shown in res.stderr
+    assert ("Traceback" in res.stderr) == (how in ("raise", "thread"))
     assert "rank 0 was never stopped" not in res.stdout
+
+
+@pytest.mark.parametrize("how", ["exit0", "caught", "none"])
+def test_a_clean_exit_aborts_nothing(how):
+    """SystemExit(0) on one rank, a caught sys.exit(5), a normal end: no abort, every
+    rank's work done, status 0."""
+    mpiexec_or_skip()
+    res = launch("_worker_fail.py", how, n=N, timeout=30)
+    assert res.returncode == 0, res.stderr[-2000:]
+    assert "aborting" not in res.stderr
+    ranks = [0] if how == "exit0" else [0, 1]
+    for r in ranks:
+        assert f"rank {r} finished" in res.stdout, (res.stdout, res.stderr[-2000:])
 
 
 @pytest.mark.slow

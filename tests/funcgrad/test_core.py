@@ -1,6 +1,7 @@
 """The Tracer's ndarray surface, plain-NumPy dispatch, functional updates and errors; the
 trace stack: clean after exceptions, leaked tracers detected, one stack per thread."""
 import concurrent.futures
+import operator
 
 import numpy as np
 import pytest
@@ -135,6 +136,68 @@ def test_float_of_a_tracer_raises_but_bool_works():
     with pytest.raises(ConcretizationTypeError, match="float"):
         grad(lambda x: float(x) * x)(1.0)
     assert float(grad(lambda x: x * 2 if x > 0 else -x)(1.0)) == 2.0
+
+
+
+# ---- conversions to Python and NumPy scalars (issue 17) ----------------------------------
+def _record(conv, out):
+    def f(x):
+        out.append(conv(fnp.argmax(x)))          # an integer tracer: nothing to lose
+        out.append(conv(x[1] * 0 + 2.7) if conv in (int, np.int64, np.int32) else None)
+        return fnp.sum(x * x)
+    return f
+
+
+@pytest.mark.parametrize("conv", [int, np.int64, np.int32, float, np.float64, np.float32,
+                                  complex, lambda v: v.item(), operator.index],
+                         ids=["int", "np.int64", "np.int32", "float", "np.float64",
+                              "np.float32", "complex", "item", "index"])
+def test_integer_results_of_concrete_tracers_convert_under_grad_and_jvp(conv):
+    """Where values are concrete (grad, jvp, vjp) a conversion that gives an integer, or
+    any conversion of an integer tracer, gives the value: no derivative is lost."""
+    x = np.array([1.0, 3.0, 2.0])
+    for run in (lambda f: grad(f)(x), lambda f: jvp(f, (x,), (np.ones(3),)),
+                lambda f: vjp(f, x)):
+        out = []
+        run(_record(conv, out))
+        assert out[0] == 1 and not isinstance(out[0], core.Tracer)
+        if conv in (int, np.int64, np.int32):
+            assert out[1] == 2 and type(out[1]) is (int if conv is int else conv)
+
+
+@pytest.mark.parametrize("conv", [float, np.float64, np.float32, complex,
+                                  lambda v: v.item()],
+                         ids=["float", "np.float64", "np.float32", "complex", "item"])
+def test_a_float_result_of_a_differentiable_tracer_raises(conv):
+    """float(x) would drop x's derivative silently: it raises, naming stop_gradient."""
+    with pytest.raises((ConcretizationTypeError, TracerArrayConversionError),
+                       match="stop_gradient"):
+        grad(lambda x: conv(x) * x)(1.5)
+    # the explicit way: the derivative blocked first
+    assert grad(lambda x: funcgrad.stop_gradient(x).item() * x)(1.5) == 1.5
+
+
+@pytest.mark.parametrize("conv", [int, np.int64, float, np.float64, np.float32,
+                                  lambda v: v.item()],
+                         ids=["int", "np.int64", "float", "np.float64", "np.float32", "item"])
+@pytest.mark.parametrize("integer", [False, True])
+def test_conversions_under_jit_explain_static_arguments(conv, integer):
+    def f(x):
+        v = fnp.argmax(x) if integer else x[0]
+        return x * conv(v)
+    for stage in (funcgrad.jit(f), lambda x: funcgrad.make_graph(f)(x)):
+        with pytest.raises(ConcretizationTypeError, match="static_argnums"):
+            stage(np.array([1.0, 2.0]))
+    with pytest.raises(ConcretizationTypeError, match="static_argnums"):
+        grad(lambda x: fnp.sum(funcgrad.jit(f)(x)))(np.array([1.0, 2.0]))
+
+
+def test_a_traced_integer_indexes_a_numpy_array_under_grad_but_not_jit():
+    table = np.array([10.0, 20.0, 30.0])
+    f = lambda x: x[0] * table[fnp.argmax(x)]          # noqa: E731
+    np.testing.assert_allclose(grad(f)(np.array([1.0, 3.0])), [20.0, 0.0])
+    with pytest.raises(TracerArrayConversionError, match="traced index"):
+        funcgrad.jit(f)(np.array([1.0, 3.0]))
 
 
 # ---- functional updates -------------------------------------------------------------------

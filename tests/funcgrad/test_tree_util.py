@@ -42,6 +42,39 @@ def test_tree_map_several_trees_and_is_leaf():
     assert tu.tree_reduce(lambda x, y: x + y, [1, (2, 3)], 10) == 16
 
 
+
+@pytest.mark.parametrize("kind", [dict, lambda items: collections.defaultdict(list, items)],
+                         ids=["dict", "defaultdict"])
+def test_dicts_with_keys_of_mixed_types(kind):
+    """{1: a, "b": c}: JAX raises (its keys must sort); here the order depends on the set
+    of keys only (by type, then value), so insertion order never changes the structure."""
+    items = [(1, 10), ("b", 20), (0, 30), (None, 40), (2.5, 50), ((1, "x"), 60),
+             (("y", 2), 70)]
+    tree = kind(items)
+    leaves, td = tu.tree_flatten(tree)
+    assert sorted(leaves) == [10, 20, 30, 40, 50, 60, 70]
+    assert tu.tree_unflatten(td, leaves) == tree
+    assert type(tu.tree_unflatten(td, leaves)) is type(tree)
+    backwards = kind(items[::-1])
+    assert tu.tree_flatten(backwards) == (leaves, td)
+    # tree_map over two trees with the same keys inserted in different orders
+    out = tu.tree_map(lambda a, b: a + b, tree, backwards)
+    assert out == kind([(k, 2 * v) for k, v in items])
+    pairs = tu.tree_flatten_with_path(tree)[0]
+    assert [v for _, v in pairs] == leaves
+    assert [p[0].key for p, _ in pairs] == list(td.node_data[1] if kind is not dict
+                                                  else td.node_data)
+    # keys that sort keep JAX's order
+    assert tu.tree_leaves(kind([(2, "two"), (1.5, "x"), (1, "one")])) == ["one", "x", "two"]
+
+
+def test_mixed_key_dicts_go_through_grad_and_jit():
+    f = lambda p: p[1] * p["b"] ** 2                       # noqa: E731
+    g = funcgrad.grad(f)({1: 2.0, "b": 3.0})
+    assert g == {1: 9.0, "b": 12.0}
+    assert funcgrad.jit(f)({"b": 3.0, 1: 2.0}) == 18.0
+
+
 def test_structure_mismatch_names_the_key_path():
     a = {"layers": [{"w": 1, "b": 2}, {"w": 3, "b": 4}]}
     b = {"layers": [{"w": 1, "b": 2}, {"w": 3, "c": 4}]}

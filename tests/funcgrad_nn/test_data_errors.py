@@ -33,6 +33,19 @@ class Squares(Dataset):
         return {"x": np.full(3, float(i * i)), "y": i, "pid": os.getpid()}
 
 
+class ThreadCounts(Dataset):
+    """Each sample reports its process's thread budget and BLAS thread count."""
+
+    def __len__(self):
+        return 4
+
+    def __getitem__(self, i):
+        import funcgrad
+        from funcgrad._src import blas
+        return {"budget": funcgrad.config.read("num_threads"),
+                "blas": blas.get_threads() or -1, "pid": os.getpid()}
+
+
 def notes(excinfo):
     return "\n".join(getattr(excinfo.value, "__notes__", []))
 
@@ -171,3 +184,21 @@ def test_worker_type_checks():
         DataLoader(ds, num_workers=1, worker_type="thread", multiprocessing_context="spawn")
     with pytest.raises(ValueError, match="multiprocessing_context"):
         DataLoader(ds, num_workers=1, multiprocessing_context="teleport")
+
+
+@pytest.mark.parametrize("method", ["fork", "spawn"])
+def test_each_process_worker_runs_on_one_thread(method):
+    """N workers must not each start a thread per core (BLAS's or funcgrad's) next to the
+    training process: a worker's budget, and its BLAS, is one thread."""
+    import funcgrad
+    from funcgrad._src import blas
+    before = (funcgrad.config.read("num_threads"), blas.get_threads())
+    loader = DataLoader(ThreadCounts(), batch_size=1, num_workers=2,
+                        multiprocessing_context=method)
+    batches = list(loader)
+    assert {int(b["pid"][0]) for b in batches}.isdisjoint({os.getpid()})
+    assert [int(b["budget"][0]) for b in batches] == [1, 1, 1, 1]
+    if blas.available():
+        assert [int(b["blas"][0]) for b in batches] == [1, 1, 1, 1]
+    # the training process keeps its own budget
+    assert (funcgrad.config.read("num_threads"), blas.get_threads()) == before

@@ -212,52 +212,43 @@ def quantile(a, q, axis=None, out=None, overwrite_input=False, method="linear",
         >>> fnp.quantile(fnp.array([1., 2., 3., 4.]), [0.25, 0.5])
         array([1.75, 2.5 ])
     """
-    r = _quantile_entry("quantile", a, q, axis, out, method, keepdims, weights,
-                        interpolation)
+    return _quantile_api("quantile", a, q, axis, out, method, keepdims, weights,
+                         interpolation, percent=False, omit_nan=False)
+
+
+def _quantile_api(op, a, q, axis, out, method, keepdims, weights, interpolation, *,
+                  percent, omit_nan):
+    """The body of quantile, percentile and their NaN-ignoring forms: the eager and
+    refused cases, then the traced quantile of ``q`` (``q / 100`` when ``percent``)."""
+    r = _quantile_entry(op, a, q, axis, out, method, keepdims, weights, interpolation)
     if r is not None:
         return r
     weak = type(q) in (int, float)     # NumPy: a Python-scalar q does not promote
-    return _quantile("quantile", a, q, axis, method, keepdims, weak, False)
-
-
-def _percent(q):
-    if isinstance(q, Tracer):
-        return q / 100
-    return np.true_divide(q, 100)
+    if percent:
+        q = q / 100 if isinstance(q, Tracer) else np.true_divide(q, 100)
+    return _quantile(op, a, q, axis, method, keepdims, weak, omit_nan)
 
 
 def percentile(a, q, axis=None, out=None, overwrite_input=False, method="linear",
                keepdims=False, *, weights=None, interpolation=None):
     """The ``q``-th percentile(s), ``q`` in [0, 100]: :func:`quantile` of ``q / 100``."""
-    r = _quantile_entry("percentile", a, q, axis, out, method, keepdims, weights,
-                        interpolation)
-    if r is not None:
-        return r
-    weak = type(q) in (int, float)     # NumPy: a Python-scalar q does not promote
-    return _quantile("percentile", a, _percent(q), axis, method, keepdims, weak, False)
+    return _quantile_api("percentile", a, q, axis, out, method, keepdims, weights,
+                         interpolation, percent=True, omit_nan=False)
 
 
 def nanquantile(a, q, axis=None, out=None, overwrite_input=False, method="linear",
                 keepdims=False, *, weights=None, interpolation=None):
     """:func:`quantile` ignoring NaNs (each slice uses its own count of valid values;
     an all-NaN slice gives NaN). NaN positions get a zero gradient."""
-    r = _quantile_entry("nanquantile", a, q, axis, out, method, keepdims, weights,
-                        interpolation)
-    if r is not None:
-        return r
-    weak = type(q) in (int, float)     # NumPy: a Python-scalar q does not promote
-    return _quantile("nanquantile", a, q, axis, method, keepdims, weak, True)
+    return _quantile_api("nanquantile", a, q, axis, out, method, keepdims, weights,
+                         interpolation, percent=False, omit_nan=True)
 
 
 def nanpercentile(a, q, axis=None, out=None, overwrite_input=False, method="linear",
                   keepdims=False, *, weights=None, interpolation=None):
     """:func:`percentile` ignoring NaNs (see :func:`nanquantile`)."""
-    r = _quantile_entry("nanpercentile", a, q, axis, out, method, keepdims, weights,
-                        interpolation)
-    if r is not None:
-        return r
-    weak = type(q) in (int, float)     # NumPy: a Python-scalar q does not promote
-    return _quantile("nanpercentile", a, _percent(q), axis, method, keepdims, weak, True)
+    return _quantile_api("nanpercentile", a, q, axis, out, method, keepdims, weights,
+                         interpolation, percent=True, omit_nan=True)
 
 
 def _median(op, a, axis, keepdims, omit_nan, out):
