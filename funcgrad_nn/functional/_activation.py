@@ -8,6 +8,7 @@ import numpy as np
 import funcgrad
 import funcgrad.nn as _fnn
 import funcgrad.numpy as fnp
+import funcgrad.random as fr
 from funcgrad.errors import FuncgradValueError
 
 from ._util import _arr, _axis
@@ -246,3 +247,31 @@ def tanhshrink(input):
     """``x - tanh(x)``."""
     x = _arr(input)
     return x - fnp.tanh(x)
+
+
+def rrelu(input, lower=1.0 / 8, upper=1.0 / 3, training=False, inplace=False, *, key=None):
+    """Randomized leaky ReLU: ``x`` where ``x > 0``, else ``a * x``.
+
+    In training, ``a`` is drawn uniformly from ``[lower, upper)`` for each element, from
+    ``key`` (a ``funcgrad.random`` key; required); otherwise ``a = (lower + upper) / 2``.
+    The derivative is ``a`` at and below 0 (as PyTorch), 1 above. ``inplace`` is
+    ignored (arrays are values).
+
+    Raises FuncgradValueError when training without a key.
+
+    Example:
+        >>> import numpy as np
+        >>> rrelu(np.array([-2.0, 3.0]), 0.25, 0.75)
+        array([-1.,  3.])
+    """
+    x = _arr(input)
+    lower, upper = float(lower), float(upper)
+    if not training:
+        return fnp.where(x > 0, x, x * ((lower + upper) / 2.0))
+    if key is None:
+        raise FuncgradValueError(
+            "rrelu: training=True needs a random key, e.g. key=funcgrad.random.key(0); "
+            "pass training=False for evaluation (slope (lower + upper) / 2)")
+    dt = x.dtype if x.dtype.kind == "f" else np.float64
+    a = fr.uniform(key, tuple(x.shape), dtype=dt, minval=lower, maxval=upper)
+    return fnp.where(x > 0, x, x * a)
