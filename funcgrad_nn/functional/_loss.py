@@ -651,3 +651,45 @@ def ctc_loss(log_probs, targets, input_lengths, target_lengths, blank=0, reducti
     if unbatched and reduction == "none":
         return loss[0]
     return _reduce(loss, reduction, op)
+
+
+def pairwise_distance(x1, x2, p=2.0, eps=1e-6, keepdim=False):
+    """``||x1 - x2 + eps||_p`` over the last axis (broadcasting), as PyTorch; the
+    gradient at distance 0 is 0."""
+    d = _pairwise_distance(_arr(x1), _arr(x2), float(p), eps)
+    return fnp.expand_dims(d, -1) if keepdim else d
+
+
+def pdist(input, p=2):
+    """The ``p``-norm distances between all pairs of rows of an ``(N, M)`` input: the
+    ``N (N - 1) / 2`` entries above the diagonal of the distance matrix, row by row.
+    Raises FuncgradValueError for other ranks."""
+    x = _arr(input)
+    if x.ndim != 2:
+        raise FuncgradValueError(f"pdist: expected a 2-D input (N, M), got shape {tuple(x.shape)}")
+    i, j = np.triu_indices(x.shape[0], 1)
+    return _pairwise_distance(x[i], x[j], float(p), 0.0)
+
+
+def soft_margin_loss(input, target, size_average=None, reduce=None, reduction="mean"):
+    """``log(1 + exp(-y x))`` for targets ``y`` in {-1, 1}, computed stably, reduced."""
+    op = "soft_margin_loss"
+    reduction = _legacy_reduction(size_average, reduce, reduction)
+    _check_reduction(op, reduction)
+    z = -_arr(input) * _arr(target)
+    return _reduce(-logsigmoid(-z), reduction, op)
+
+
+def multilabel_soft_margin_loss(input, target, weight=None, size_average=None, reduce=None,
+                                reduction="mean"):
+    """Multi-label one-versus-all loss of logits ``(N, C)`` against 0/1 targets: the
+    class mean of ``-(y log sigmoid(x) + (1 - y) log sigmoid(-x))`` (times ``weight``),
+    reduced over the batch."""
+    op = "multilabel_soft_margin_loss"
+    reduction = _legacy_reduction(size_average, reduce, reduction)
+    _check_reduction(op, reduction)
+    x, y = _arr(input), _arr(target)
+    loss = -(y * logsigmoid(x) + (1 - y) * logsigmoid(-x))
+    if weight is not None:
+        loss = loss * _arr(weight)
+    return _reduce(fnp.mean(loss, axis=-1), reduction, op)

@@ -355,3 +355,35 @@ def adaptive_max_pool3d(input, output_size, return_indices=False):
     """3-D adaptive max pooling of ``(N, C, D, H, W)`` inputs; arguments as
     :func:`adaptive_max_pool2d` (indices flat ``d * H * W + h * W + w``)."""
     return _adaptive_max("adaptive_max_pool3d", 3, input, output_size, return_indices)
+
+
+def _lp_pool(op, nd, input, norm_type, kernel_size, stride, ceil_mode):
+    x = _arr(input)
+    p = float(norm_type)
+    kernel = _ntuple(kernel_size, nd, "kernel_size", op)
+    k = math.prod(kernel)
+    if p == math.inf:
+        return _max_pool(op, nd, x, kernel, stride, 0, 1, ceil_mode, False)
+    # PyTorch: (k * average of x^p over the window)^(1/p); a zero window gives 0 with
+    # gradient 0 (the root's slope there is infinite), a negative one NaN
+    s = _avg_pool(op, nd, x ** p, kernel, stride, 0, ceil_mode, True, None)
+    zero = s == 0
+    return fnp.where(zero, 0.0, (fnp.where(zero, 1.0, s) * float(k)) ** (1.0 / p))
+
+
+def lp_pool1d(input, norm_type, kernel_size, stride=None, ceil_mode=False):
+    """1-D power-average pooling ``(sum_window x^p)^(1/p)``; arguments as
+    :func:`lp_pool2d`."""
+    return _lp_pool("lp_pool1d", 1, input, norm_type, kernel_size, stride, ceil_mode)
+
+
+def lp_pool2d(input, norm_type, kernel_size, stride=None, ceil_mode=False):
+    """2-D power-average pooling: ``(sum over each window of x^p)^(1/p)`` (``p = inf``:
+    max pooling). A window whose sum of powers is 0 gives 0 (gradient 0), a negative one
+    NaN, as PyTorch."""
+    return _lp_pool("lp_pool2d", 2, input, norm_type, kernel_size, stride, ceil_mode)
+
+
+def lp_pool3d(input, norm_type, kernel_size, stride=None, ceil_mode=False):
+    """3-D power-average pooling; arguments as :func:`lp_pool2d`."""
+    return _lp_pool("lp_pool3d", 3, input, norm_type, kernel_size, stride, ceil_mode)

@@ -288,3 +288,77 @@ def test_rrelu_eval_as_torch_and_training_draws_slopes():
     assert F.rrelu(np.ones(3, np.float32), training=True, key=fr.key(1)).dtype == np.float32
     with pytest.raises(FuncgradValueError, match="rrelu: training=True needs a random key"):
         F.rrelu(x, training=True)
+
+
+# ---- smaller names: activations, norms, distances, losses, lp pooling, channel ops --------
+def test_prelu_as_torch():
+    x = RNG.standard_normal((2, 3, 4))
+    w = np.array([0.1, -0.2, 0.3])
+    _vs_torch(F.prelu, TF.prelu, x, w, grad_args=(0, 1))
+    _vs_torch(F.prelu, TF.prelu, x, np.array([0.25]), grad_args=(0, 1))
+    with pytest.raises(FuncgradValueError, match="prelu: weight of shape"):
+        F.prelu(x, np.ones(2))
+
+
+def test_rms_norm_as_torch():
+    x = RNG.standard_normal((3, 4, 5))
+    w = RNG.standard_normal((4, 5))
+    _vs_torch(lambda v, u: F.rms_norm(v, (4, 5), u), lambda v, u: TF.rms_norm(v, [4, 5], u),
+              x, w, grad_args=(0, 1))
+    _vs_torch(lambda v: F.rms_norm(v, 5, eps=1e-3), lambda v: TF.rms_norm(v, [5], eps=1e-3), x)
+    assert F.rms_norm(x.astype(np.float32), 5).dtype == np.float32
+    with pytest.raises(FuncgradValueError, match="rms_norm: normalized_shape"):
+        F.rms_norm(x, (3,))
+
+
+@pytest.mark.parametrize("p", [1.0, 2.0, 3.0, np.inf])
+def test_pairwise_distance_and_pdist_as_torch(p):
+    a, b = RNG.standard_normal((4, 5)), RNG.standard_normal((4, 5))
+    _vs_torch(lambda u, v: F.pairwise_distance(u, v, p), lambda u, v: TF.pairwise_distance(
+        u, v, p), a, b, grad_args=(0, 1))
+    _vs_torch(lambda u, v: F.pairwise_distance(u, v, p, keepdim=True),
+              lambda u, v: TF.pairwise_distance(u, v, p, keepdim=True), a, b)
+    _vs_torch(lambda u: F.pdist(u, p), lambda u: TF.pdist(u, p), a)
+
+
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+def test_soft_margin_losses_as_torch(reduction):
+    x = RNG.standard_normal((4, 3)) * 30
+    y = RNG.choice([-1.0, 1.0], (4, 3))
+    _vs_torch(lambda v: F.soft_margin_loss(v, y, reduction=reduction),
+              lambda v: TF.soft_margin_loss(v, torch.tensor(y), reduction=reduction), x)
+    y01 = (y > 0).astype(np.float64)
+    w = np.array([0.5, 1.0, 2.0])
+    _vs_torch(lambda v: F.multilabel_soft_margin_loss(v, y01, w, reduction=reduction),
+              lambda v: TF.multilabel_soft_margin_loss(v, torch.tensor(y01), torch.tensor(w),
+                                                       reduction=reduction), x)
+
+
+@pytest.mark.parametrize("nd, shape, kw", [(1, (2, 3, 8), dict(kernel_size=3, stride=2)),
+                                           (2, (2, 3, 6, 5), dict(kernel_size=2)),
+                                           (2, (1, 2, 5, 5), dict(kernel_size=(2, 3),
+                                                                  ceil_mode=True)),
+                                           (3, (1, 2, 4, 4, 4), dict(kernel_size=2))])
+@pytest.mark.parametrize("p", [2.0, 3.0, 1.5, np.inf])
+def test_lp_pool_as_torch(nd, shape, kw, p):
+    x = RNG.uniform(0.1, 2.0, shape)    # positive: fractional powers are defined
+    f, tf = getattr(F, f"lp_pool{nd}d"), getattr(TF, f"lp_pool{nd}d")
+    _vs_torch(lambda v: f(v, p, **kw), lambda v: tf(v, p, **kw), x, rtol=1e-9)
+
+
+def test_channel_shuffle_and_channel_dropout():
+    x = RNG.standard_normal((2, 6, 3, 2))
+    np.testing.assert_array_equal(F.channel_shuffle(x, 3),
+                                  TF.channel_shuffle(torch.tensor(x), 3).numpy())
+    with pytest.raises(FuncgradValueError, match="channel_shuffle"):
+        F.channel_shuffle(x, 4)
+    for nd, f in ((1, F.dropout1d), (2, F.dropout2d), (3, F.dropout3d)):
+        v = np.ones((4, 50) + (3,) * nd)
+        y = f(v, 0.4, key=fr.key(nd))
+        per_channel = y.reshape(4, 50, -1)
+        # whole channels are kept (scaled) or zeroed
+        assert np.all((per_channel == 0).all(-1) | (per_channel == 1 / 0.6).all(-1))
+        assert 0.2 < (per_channel[..., 0] == 0).mean() < 0.6
+        np.testing.assert_array_equal(f(v, 0.4, training=False), v)
+        with pytest.raises(FuncgradValueError, match=f"dropout{nd}d: training=True needs"):
+            f(v, 0.4)
