@@ -8,6 +8,7 @@ import numpy as np
 import funcgrad
 import funcgrad.nn as _fnn
 import funcgrad.numpy as fnp
+import funcgrad.random as fr
 from funcgrad.errors import FuncgradValueError
 
 from ._util import _arr, _axis
@@ -246,3 +247,88 @@ def tanhshrink(input):
     """``x - tanh(x)``."""
     x = _arr(input)
     return x - fnp.tanh(x)
+
+
+def rrelu(input, lower=1.0 / 8, upper=1.0 / 3, training=False, inplace=False, *, key=None):
+    """Randomized leaky ReLU: ``x`` where ``x > 0``, else ``a * x``.
+
+    In training, ``a`` is drawn uniformly from ``[lower, upper)`` for each element, from
+    ``key`` (a ``funcgrad.random`` key; required); otherwise ``a = (lower + upper) / 2``.
+    The derivative is ``a`` at and below 0 (as PyTorch), 1 above. ``inplace`` is
+    ignored (arrays are values).
+
+    Raises FuncgradValueError when training without a key.
+
+    Example:
+        >>> import numpy as np
+        >>> rrelu(np.array([-2.0, 3.0]), 0.25, 0.75)
+        array([-1.,  3.])
+    """
+    x = _arr(input)
+    lower, upper = float(lower), float(upper)
+    if not training:
+        return fnp.where(x > 0, x, x * ((lower + upper) / 2.0))
+    if key is None:
+        raise FuncgradValueError(
+            "rrelu: training=True needs a random key, e.g. key=funcgrad.random.key(0); "
+            "pass training=False for evaluation (slope (lower + upper) / 2)")
+    dt = x.dtype if x.dtype.kind == "f" else np.float64
+    a = fr.uniform(key, tuple(x.shape), dtype=dt, minval=lower, maxval=upper)
+    return fnp.where(x > 0, x, x * a)
+
+
+def hardshrink(input, lambd=0.5):
+    """``x`` where ``|x| > lambd``, else 0 (derivative 1 there, else 0; NaN propagates)."""
+    x = _arr(input)
+    return fnp.where((x >= -lambd) & (x <= lambd), 0.0, x)
+
+
+def softshrink(input, lambd=0.5):
+    """``x - lambd`` above ``lambd``, ``x + lambd`` below ``-lambd``, else 0 (NaN
+    propagates). Raises FuncgradValueError for a negative ``lambd``."""
+    if lambd < 0:
+        raise FuncgradValueError(f"softshrink: lambd must be non-negative, got {lambd}")
+    x = _arr(input)
+    lam = float(lambd)
+    return fnp.where(x > lam, x - lam, fnp.where(x < -lam, x + lam, x * 0.0))
+
+
+def hardsigmoid(input, inplace=False):
+    """``clip(x / 6 + 1/2, 0, 1)``; derivative 1/6 strictly inside ``(-3, 3)``, as PyTorch.
+    ``inplace`` is ignored."""
+    x = _arr(input)
+    return fnp.where(x <= -3.0, 0.0, fnp.where(x >= 3.0, 1.0, x * (1.0 / 6.0) + 0.5))
+
+
+def hardswish(input, inplace=False):
+    """``x * hardsigmoid(x)`` (MobileNetV3); PyTorch's derivative ``x / 3 + 1/2`` on
+    ``[-3, 3]``. ``inplace`` is ignored."""
+    x = _arr(input)
+    inside = ~((x <= -3.0) | (x >= 3.0))        # NaN included: it propagates
+    xi = fnp.where(inside, x, 0.0)      # the quadratic never sees inf (no NaN gradient)
+    return fnp.where(x <= -3.0, x * 0.0, fnp.where(x >= 3.0, x, xi * (xi + 3.0) * (1.0 / 6.0)))
+
+
+def mish(input, inplace=False):
+    """``x * tanh(softplus(x))``, stable for large ``|x|``. ``inplace`` is ignored."""
+    x = _arr(input)
+    return x * fnp.tanh(softplus(x))
+
+
+def prelu(input, weight):
+    """``x`` where ``x > 0``, else ``weight * x``; ``weight`` has one entry or one per
+    channel (axis 1, or axis 0 of a 1-D input). Differentiable in both.
+
+    Raises FuncgradValueError when ``weight``'s size is neither 1 nor the channels."""
+    x, w = _arr(input), _arr(weight)
+    if w.size != 1:
+        c = x.shape[1] if x.ndim >= 2 else x.shape[0] if x.ndim == 1 else 1
+        if w.ndim != 1 or w.shape[0] != c:
+            raise FuncgradValueError(
+                f"prelu: weight of shape {tuple(w.shape)} must have 1 entry or one per "
+                f"channel ({c}) of input of shape {tuple(x.shape)}")
+        if x.ndim >= 2:
+            w = fnp.reshape(w, (1, -1) + (1,) * (x.ndim - 2))
+    else:
+        w = fnp.reshape(w, ())
+    return fnp.where(x > 0, x, w * x)

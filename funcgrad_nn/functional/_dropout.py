@@ -45,3 +45,44 @@ def dropout(input, p=0.5, training=True, *, key=None, train=None):
         return x * 0.0
     keep = fr.bernoulli(key, 1.0 - p, tuple(x.shape))
     return fnp.where(keep, x / (1.0 - p), 0.0)
+
+
+def _feature_dropout(op, nd, input, p, training, key):
+    """Zero whole channels: one draw per ``(N, C)`` (or ``(C,)`` unbatched) entry."""
+    x = _arr(input)
+    p = float(p)
+    if not 0.0 <= p <= 1.0:
+        raise FuncgradValueError(f"{op}: p must be in [0, 1], got {p}")
+    if x.ndim not in (nd + 1, nd + 2):
+        raise FuncgradValueError(
+            f"{op}: expected a {nd + 2}-D (N, C, ...) or {nd + 1}-D (C, ...) input, got "
+            f"shape {tuple(x.shape)}")
+    if not training or p == 0.0:
+        return x
+    if key is None:
+        raise FuncgradValueError(
+            f"{op}: training=True needs a random key, e.g. key=funcgrad.random.key(0); "
+            f"pass training=False for evaluation")
+    if p == 1.0:
+        return x * 0.0
+    lead = x.ndim - nd
+    keep = fr.bernoulli(key, 1.0 - p, tuple(x.shape[:lead]) + (1,) * nd)
+    return fnp.where(keep, x / (1.0 - p), 0.0)
+
+
+def dropout1d(input, p=0.5, training=True, inplace=False, *, key=None):
+    """Channel dropout of ``(N, C, L)`` (or ``(C, L)``) inputs: each channel is zeroed
+    with probability ``p`` (from ``key``), the rest scaled by ``1 / (1 - p)``."""
+    return _feature_dropout("dropout1d", 1, input, p, training, key)
+
+
+def dropout2d(input, p=0.5, training=True, inplace=False, *, key=None):
+    """Channel dropout of ``(N, C, H, W)`` (or ``(C, H, W)``) inputs; as
+    :func:`dropout1d`."""
+    return _feature_dropout("dropout2d", 2, input, p, training, key)
+
+
+def dropout3d(input, p=0.5, training=True, inplace=False, *, key=None):
+    """Channel dropout of ``(N, C, D, H, W)`` (or ``(C, D, H, W)``) inputs; as
+    :func:`dropout1d`."""
+    return _feature_dropout("dropout3d", 3, input, p, training, key)

@@ -185,3 +185,19 @@ def pixel_unshuffle(input, downscale_factor):
     y = fnp.reshape(x, (*lead, c, h, r, w, r))
     y = fnp.transpose(y, tuple(range(b)) + (b, b + 2, b + 4, b + 1, b + 3))
     return fnp.reshape(y, (*lead, c * r * r, h, w))
+
+
+def channel_shuffle(input, groups):
+    """Rearrange the channels (axis 1) of ``(N, C, *)`` as ``(groups, C / groups)`` ->
+    ``(C / groups, groups)`` (ShuffleNet). Raises FuncgradValueError when ``C`` is not a
+    multiple of ``groups``."""
+    x = _arr(input)
+    g = int(groups)
+    if x.ndim < 3 or g <= 0 or x.shape[1] % g:
+        raise FuncgradValueError(
+            f"channel_shuffle: input of shape {tuple(x.shape)} must be (N, C, *) with C "
+            f"divisible by groups={groups}")
+    n, c = x.shape[:2]
+    rest = tuple(x.shape[2:])
+    y = fnp.reshape(x, (n, g, c // g) + rest)
+    return fnp.reshape(fnp.swapaxes(y, 1, 2), (n, c) + rest)

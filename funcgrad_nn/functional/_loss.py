@@ -527,3 +527,169 @@ def gaussian_nll_loss(input, target, var, full=False, eps=1e-6, reduction="mean"
     if full:
         loss = loss + 0.5 * float(np.log(2 * np.pi))
     return _reduce(loss, reduction, op)
+
+
+def _logsumexp3(a, b, c):
+    """``log(exp(a) + exp(b) + exp(c))`` elementwise, -inf where all three are -inf, with
+    finite gradients there (each branch sees safe values where it is not taken)."""
+    m = funcgrad.stop_gradient(fnp.maximum(fnp.maximum(a, b), c))
+    finite = fnp.isfinite(m)
+    ms = fnp.where(finite, m, 0.0)
+    s = fnp.exp(a - ms) + fnp.exp(b - ms) + fnp.exp(c - ms)
+    pos = s > 0
+    return fnp.where(pos, fnp.log(fnp.where(pos, s, 1.0)) + ms, -np.inf)
+
+
+def ctc_loss(log_probs, targets, input_lengths, target_lengths, blank=0, reduction="mean",
+             zero_infinity=False):
+    """Connectionist Temporal Classification loss (PyTorch's arguments and reductions).
+
+    Args:
+      log_probs: ``(T, N, C)`` (or unbatched ``(T, C)``) log-probabilities, e.g. the
+        output of ``log_softmax(..., axis=2)``. Differentiable.
+      targets: ``(N, S)`` padded target indices, or 1-D: all targets concatenated
+        (lengths ``target_lengths``). Never the ``blank`` index.
+      input_lengths, target_lengths: ``(N,)`` ints (or sequences; a scalar when
+        unbatched), ``input_lengths <= T``.
+      blank: the blank class index.
+      reduction: ``'mean'`` (each loss divided by its target length, then the batch
+        mean), ``'sum'`` or ``'none'``.
+      zero_infinity: replace infinite losses (no alignment possible) and their gradients
+        by 0.
+
+    The forward (alpha) recursion in log space, one vectorized step per time step. The
+    gradient is the exact derivative of the loss with respect to ``log_probs``. PyTorch's
+    own gradient assumes normalized log-probabilities, so the two agree through a
+    ``log_softmax`` (compare gradients with respect to the logits).
+
+    Raises FuncgradValueError naming the shapes for mismatched arguments.
+
+    Example:
+        >>> import numpy as np
+        >>> lp = np.log(np.full((2, 1, 2), 0.5))
+        >>> round(float(ctc_loss(lp, np.array([[1]]), [2], [1], reduction="sum")), 6)
+        0.287682
+    """
+    op = "ctc_loss"
+    lp = _arr(log_probs)
+    unbatched = lp.ndim == 2
+    if unbatched:
+        lp = lp[:, None]
+    if lp.ndim != 3:
+        raise FuncgradValueError(
+            f"{op}: log_probs must be (T, N, C) or (T, C), got shape {tuple(lp.shape)}")
+    T, N, C = lp.shape
+    in_len = np.atleast_1d(np.asarray(input_lengths)).astype(np.int64)
+    tg_len = np.atleast_1d(np.asarray(target_lengths)).astype(np.int64)
+    tg = np.asarray(targets).astype(np.int64)
+    if in_len.shape != (N,) or tg_len.shape != (N,):
+        raise FuncgradValueError(
+            f"{op}: input_lengths {tuple(in_len.shape)} and target_lengths "
+            f"{tuple(tg_len.shape)} must have one entry per batch element ({N})")
+    if np.any(in_len > T) or np.any(in_len < 0) or np.any(tg_len < 0):
+        raise FuncgradValueError(
+            f"{op}: input_lengths {in_len.tolist()} must be in [0, T = {T}] and "
+            f"target_lengths {tg_len.tolist()} non-negative")
+    L = int(tg_len.max()) if N else 0
+    if unbatched and tg.ndim == 1 and tg.shape[0] >= L:
+        tg = tg[None]
+    if tg.ndim == 1:                    # concatenated targets
+        if tg.shape[0] != tg_len.sum():
+            raise FuncgradValueError(
+                f"{op}: 1-D targets of length {tg.shape[0]} must hold sum(target_lengths) "
+                f"= {int(tg_len.sum())} entries")
+        padded = np.full((N, max(L, 1)), blank, np.int64)
+        start = np.concatenate([[0], np.cumsum(tg_len)[:-1]])
+        for i in range(N):
+            padded[i, :tg_len[i]] = tg[start[i]:start[i] + tg_len[i]]
+        tg = padded
+    elif tg.ndim != 2 or tg.shape[0] != N or tg.shape[1] < L:
+        raise FuncgradValueError(
+            f"{op}: targets of shape {tuple(tg.shape)} must be (N, S) with N = {N} and S >= "
+            f"max(target_lengths) = {L}, or 1-D concatenated")
+    if np.any((tg < 0) | (tg >= C)):
+        raise FuncgradValueError(f"{op}: targets must be class indices in [0, {C})")
+    # the extended label sequence: blank, l1, blank, l2, ..., blank
+    S = 2 * L + 1
+    ext = np.full((N, S), blank, np.int64)
+    ext[:, 1::2] = tg[:, :L]
+    # the skip from s - 2 to s is allowed onto a label different from the one before
+    skip = np.zeros((N, S), bool)
+    skip[:, 2:] = (ext[:, 2:] != blank) & (ext[:, 2:] != ext[:, :-2])
+    valid = np.arange(S)[None, :] < (2 * tg_len + 1)[:, None]
+    neg = np.asarray(-np.inf, lp.dtype) if lp.dtype.kind == "f" else -np.inf
+    # log_probs at the extended labels: (T, N, S)
+    lpe = fnp.take_along_axis(lp, fnp.broadcast_to(fnp.asarray(ext)[None], (T, N, S)), axis=2)
+    init = np.full((N, S), -np.inf)
+    init[:, :2] = 0.0
+    init = np.where(valid, init, -np.inf).astype(lpe.dtype)
+    alpha = fnp.where(fnp.asarray(init) == 0, lpe[0], neg) if T else fnp.asarray(init)
+    pad1 = fnp.full((N, 1), neg, dtype=lpe.dtype)
+    pad2 = fnp.full((N, 2), neg, dtype=lpe.dtype)
+    skip_, valid_ = fnp.asarray(skip), fnp.asarray(valid)
+    for t in range(1, T):
+        a1 = fnp.concatenate([pad1, alpha[:, :-1]], axis=1)
+        a2 = fnp.where(skip_, fnp.concatenate([pad2, alpha[:, :-2]], axis=1), neg)
+        new = fnp.where(valid_, _logsumexp3(alpha, a1, a2) + lpe[t], neg)
+        alpha = fnp.where(fnp.asarray(t < in_len)[:, None], new, alpha)
+    if T == 0:
+        alpha = fnp.where(fnp.asarray(init) == 0, 0.0, neg)
+    # end in the last label or the final blank
+    last = fnp.take_along_axis(alpha, fnp.asarray(2 * tg_len)[:, None], axis=1)[:, 0]
+    prev = fnp.take_along_axis(alpha, fnp.asarray(np.maximum(2 * tg_len - 1, 0))[:, None],
+                               axis=1)[:, 0]
+    prev = fnp.where(fnp.asarray(tg_len > 0), prev, neg)
+    ll = _logsumexp3(last, prev, fnp.full_like(last, neg))
+    # no frames at all: probability 1 of the empty target, 0 of any other
+    ll = fnp.where(fnp.asarray(in_len == 0), fnp.where(fnp.asarray(tg_len == 0), 0.0, neg), ll)
+    loss = -ll
+    if zero_infinity:
+        inf = fnp.isinf(loss)
+        loss = fnp.where(inf, 0.0, fnp.where(inf, 0.0, loss))
+    if reduction == "mean":
+        return fnp.mean(loss / fnp.asarray(np.maximum(tg_len, 1)).astype(loss.dtype))
+    if unbatched and reduction == "none":
+        return loss[0]
+    return _reduce(loss, reduction, op)
+
+
+def pairwise_distance(x1, x2, p=2.0, eps=1e-6, keepdim=False):
+    """``||x1 - x2 + eps||_p`` over the last axis (broadcasting), as PyTorch; the
+    gradient at distance 0 is 0."""
+    d = _pairwise_distance(_arr(x1), _arr(x2), float(p), eps)
+    return fnp.expand_dims(d, -1) if keepdim else d
+
+
+def pdist(input, p=2):
+    """The ``p``-norm distances between all pairs of rows of an ``(N, M)`` input: the
+    ``N (N - 1) / 2`` entries above the diagonal of the distance matrix, row by row.
+    Raises FuncgradValueError for other ranks."""
+    x = _arr(input)
+    if x.ndim != 2:
+        raise FuncgradValueError(f"pdist: expected a 2-D input (N, M), got shape {tuple(x.shape)}")
+    i, j = np.triu_indices(x.shape[0], 1)
+    return _pairwise_distance(x[i], x[j], float(p), 0.0)
+
+
+def soft_margin_loss(input, target, size_average=None, reduce=None, reduction="mean"):
+    """``log(1 + exp(-y x))`` for targets ``y`` in {-1, 1}, computed stably, reduced."""
+    op = "soft_margin_loss"
+    reduction = _legacy_reduction(size_average, reduce, reduction)
+    _check_reduction(op, reduction)
+    z = -_arr(input) * _arr(target)
+    return _reduce(-logsigmoid(-z), reduction, op)
+
+
+def multilabel_soft_margin_loss(input, target, weight=None, size_average=None, reduce=None,
+                                reduction="mean"):
+    """Multi-label one-versus-all loss of logits ``(N, C)`` against 0/1 targets: the
+    class mean of ``-(y log sigmoid(x) + (1 - y) log sigmoid(-x))`` (times ``weight``),
+    reduced over the batch."""
+    op = "multilabel_soft_margin_loss"
+    reduction = _legacy_reduction(size_average, reduce, reduction)
+    _check_reduction(op, reduction)
+    x, y = _arr(input), _arr(target)
+    loss = -(y * logsigmoid(x) + (1 - y) * logsigmoid(-x))
+    if weight is not None:
+        loss = loss * _arr(weight)
+    return _reduce(fnp.mean(loss, axis=-1), reduction, op)

@@ -1,8 +1,10 @@
 """Normalization: batch, layer, group and instance normalization, local response
-normalization, and ``normalize`` (unit p-norm vectors)."""
+normalization, RMS normalization and ``normalize`` (unit p-norm vectors)."""
 from __future__ import annotations
 
 import numbers
+
+import numpy as np
 
 import funcgrad
 import funcgrad.numpy as fnp
@@ -261,3 +263,26 @@ def normalize(input, p=2.0, dim=1, eps=1e-12, out=None):
         pos = s > 0
         n = fnp.where(pos, fnp.where(pos, s, 1.0) ** (1.0 / p), 0.0)
     return x / fnp.maximum(n, float(eps))
+
+
+def rms_norm(input, normalized_shape, weight=None, eps=None):
+    """Root-mean-square normalization over the last ``len(normalized_shape)`` axes:
+    ``x / sqrt(mean(x^2) + eps) * weight``. ``eps=None`` is the input dtype's machine
+    epsilon (PyTorch's default).
+
+    Raises FuncgradValueError when ``normalized_shape`` does not match the trailing axes.
+    """
+    x = _arr(input)
+    if isinstance(normalized_shape, numbers.Integral):
+        normalized_shape = (int(normalized_shape),)
+    normalized_shape = tuple(normalized_shape)
+    k = len(normalized_shape)
+    if k > x.ndim or tuple(x.shape[x.ndim - k:]) != normalized_shape:
+        raise FuncgradValueError(
+            f"rms_norm: normalized_shape {normalized_shape} does not match the trailing "
+            f"axes of the input of shape {tuple(x.shape)}")
+    if eps is None:
+        eps = float(np.finfo(x.dtype if x.dtype.kind == "f" else np.float64).eps)
+    axes = tuple(range(x.ndim - k, x.ndim))
+    y = x / fnp.sqrt(fnp.mean(fnp.square(x), axis=axes, keepdims=True) + eps)
+    return y if weight is None else y * weight

@@ -122,7 +122,8 @@ arccosh_p = _unary("arccosh", np.arccosh, lambda c, ans, x: c / sqrt(x * x - 1))
 arctanh_p = _unary("arctanh", np.arctanh, lambda c, ans, x: c / (1 - x * x))
 exp_p = _unary("exp", np.exp, lambda c, ans, x: c * ans)
 exp2_p = _unary("exp2", np.exp2, lambda c, ans, x: c * (ans * _LN2))
-expm1_p = _unary("expm1", np.expm1, lambda c, ans, x: c * (ans + 1))
+# expm1' = exp(x), not ans + 1: that rounds to 0 below x ~ -37 (exp(-40) = 4.2e-18)
+expm1_p = _unary("expm1", np.expm1, lambda c, ans, x: c * exp(x))
 log_p = _unary("log", np.log, lambda c, ans, x: c / x)
 log2_p = _unary("log2", np.log2, lambda c, ans, x: c / (x * _LN2))
 log10_p = _unary("log10", np.log10, lambda c, ans, x: c / (x * _LN10))
@@ -258,7 +259,14 @@ def _step(d):
 
 
 def _diff(a, b):
-    return a if isinstance(b, (int, float)) and b == 0 else a - b
+    """``a - b`` for the tie test of max/min, 0 at every tie: infinite ties too, where
+    ``inf - inf`` would be NaN (and warn)."""
+    if isinstance(b, (int, float)) and b == 0:
+        return a
+    if isinstance(b, (int, float)) and math.isfinite(b):
+        return a - b
+    tie = a == b
+    return where(tie, 0, a) - where(tie, 0, b)
 
 
 maximum_p = _binary("maximum", np.maximum,

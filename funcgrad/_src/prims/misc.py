@@ -68,10 +68,19 @@ def ldexp(x1, x2, /):
 
 
 def modf(x, /):
-    """``(fractional part, integral part)``; the fractional part has derivative 1."""
+    """``(fractional part, integral part)``; the fractional part has derivative 1.
+
+    As NumPy: the fractional part carries ``x``'s sign, also when it is zero
+    (``modf(-1.0)`` is ``(-0.0, -1.0)``), and is ``±0`` for ``±inf``."""
     x = _arr(x)
+    if x.dtype.kind in "biu":
+        x = _s.astype(x, np.float64)
     i = _e.trunc(x)
-    return x - i, i
+    # ±inf -> 0 first (its fraction is ±0; inf - inf would warn and give NaN)
+    xs = _e.where(_e.isinf(x), 0.0, x) if x.dtype.kind == "f" else x
+    i_s = _e.trunc(xs)
+    # -(i - x) is x - i with the sign of a zero result flipped; both have derivative 1
+    return _e.where(_e.signbit(x), -(i_s - xs), xs - i_s), i
 
 
 def sinc(x):

@@ -243,7 +243,7 @@ def all(a, axis=None, out=None, keepdims=False, *, where=None):
     a = _shape._as_array(a)
     if where is not None:
         a = _where(where, a, True)
-    return bind(all_p, a, axis=_shape.normalize_axes(axis, a.ndim, "all"), keepdims=bool(keepdims))
+    return bind(all_p, a, axis=_shape.normalize_axes(axis, a.ndim, "all", scalar_axis=True), keepdims=bool(keepdims))
 
 
 def any(a, axis=None, out=None, keepdims=False, *, where=None):
@@ -252,7 +252,16 @@ def any(a, axis=None, out=None, keepdims=False, *, where=None):
     a = _shape._as_array(a)
     if where is not None:
         a = _where(where, a, False)
-    return bind(any_p, a, axis=_shape.normalize_axes(axis, a.ndim, "any"), keepdims=bool(keepdims))
+    return bind(any_p, a, axis=_shape.normalize_axes(axis, a.ndim, "any", scalar_axis=True), keepdims=bool(keepdims))
+
+
+def _arg_axis(axis, ndim, op):
+    """NumPy's argmax/argmin accept axis 0 or -1 on a 0-d array (index 0 of the one
+    element): that is the flattened case, ``axis=None``."""
+    if ndim == 0 and not isinstance(axis, (tuple, list)) and _shape.normalize_axes(
+            axis, 0, op, scalar_axis=True) == ():
+        return None
+    return _shape.normalize_axis(axis, ndim, op)
 
 
 def argmax(a, axis=None, out=None, *, keepdims=False):
@@ -260,7 +269,7 @@ def argmax(a, axis=None, out=None, *, keepdims=False):
     _no_out("argmax", out)
     a = _shape._as_array(a)
     if axis is not None:
-        axis = _shape.normalize_axis(axis, a.ndim, "argmax")
+        axis = _arg_axis(axis, a.ndim, "argmax")
     return bind(argmax_p, a, axis=axis, keepdims=bool(keepdims))
 
 
@@ -269,5 +278,5 @@ def argmin(a, axis=None, out=None, *, keepdims=False):
     _no_out("argmin", out)
     a = _shape._as_array(a)
     if axis is not None:
-        axis = _shape.normalize_axis(axis, a.ndim, "argmin")
+        axis = _arg_axis(axis, a.ndim, "argmin")
     return bind(argmin_p, a, axis=axis, keepdims=bool(keepdims))

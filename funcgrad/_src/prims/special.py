@@ -18,6 +18,7 @@ from . import elementwise as _el
 from . import reductions as _red
 from . import shape as _sh
 from .barriers import stop_gradient
+from .scans import _any_true
 from .misc import bessel_i0e_p, bessel_i1_p, bessel_i1e_p
 from .shape import _as_array, normalize_axes, unbroadcast
 
@@ -343,13 +344,15 @@ def_rules(polygamma_p,
 
 
 def _xlogy_impl(x, y):
-    with np.errstate(all="ignore"):
-        return np.where(x == 0, np.zeros((), np.result_type(x, y)), x * np.log(y))
+    with np.errstate(all="ignore"):     # 0 where x == 0, but NaN y stays NaN (SciPy)
+        return np.where((x == 0) & ~np.isnan(y), np.zeros((), np.result_type(x, y)),
+                        x * np.log(y))
 
 
 def _xlog1py_impl(x, y):
     with np.errstate(all="ignore"):
-        return np.where(x == 0, np.zeros((), np.result_type(x, y)), x * np.log1p(y))
+        return np.where((x == 0) & ~np.isnan(y), np.zeros((), np.result_type(x, y)),
+                        x * np.log1p(y))
 
 
 def _ratio_where_x_nonzero(x, d):
@@ -460,7 +463,7 @@ def _gammainc_pair_np(a, x):
     """``(P(a, x), Q(a, x))``, the regularized lower and upper incomplete gamma
     functions: the series for P where ``x < a + 1``, the continued fraction for Q
     elsewhere (modified Lentz), each with a fixed number of terms (enough for ``a`` up
-    to about 1e4)."""
+    to about 5e3; above, SciPy's kernel where installed)."""
     a, x = np.broadcast_arrays(_f64(a), _f64(x))
     with np.errstate(all="ignore"):
         series = x < a + 1
@@ -501,6 +504,20 @@ def _gammainc_pair_np(a, x):
         bad = (a < 0) | (x < 0) | np.isnan(a) | np.isnan(x) | ((a == 0) & (x == 0))
         p = np.where(bad, np.nan, p)
         q = np.where(bad, np.nan, q)
+        # a = inf: SciPy's limits (P = 0 for finite x, NaN at x = inf)
+        inf_a = np.isposinf(a) & ~bad
+        p = np.where(inf_a, np.where(inf_x, np.nan, 0.0), p)
+        q = np.where(inf_a, np.where(inf_x, np.nan, 1.0), q)
+    # Past a ~ 5e3 the fixed number of terms no longer converges (at a = x = 1e5 the
+    # series gave 0.40 for 0.50): there SciPy's kernel is used when it is installed.
+    big = np.isfinite(a) & (a > 5e3) & ~bad
+    if np.any(big):
+        try:
+            import scipy.special as _sc
+        except ImportError:     # pragma: no cover - SciPy is an optional extra
+            return p, q
+        p, q = p.copy(), q.copy()
+        p[big], q[big] = _sc.gammainc(a[big], x[big]), _sc.gammaincc(a[big], x[big])
     return p, q
 
 
@@ -918,9 +935,37 @@ def rgamma(x):
 
 def betaln(a, b):
     """``log|B(a, b)| = gammaln(a) + gammaln(b) - gammaln(a + b)``, differentiable in both
-    arguments (``digamma(a) - digamma(a + b)``...)."""
+    arguments (``digamma(a) - digamma(a + b)``...). Where the larger argument exceeds
+    1e4, Stirling's series for ``gammaln(b) - gammaln(a + b)`` keeps full precision
+    (``betaln(1, 1e20)`` is ``-46.05``, not the 0 the three gammaln terms round to)."""
     a, b = _common_real(a, b, "betaln")
-    return gammaln(a) + gammaln(b) - gammaln(a + b)
+    lo, hi = _el.minimum(a, b), _el.maximum(a, b)
+    big = hi > _BETALN_BIG
+    if not _any_true(big):
+        return gammaln(a) + gammaln(b) - gammaln(a + b)
+    # gammaln(hi) - gammaln(lo + hi) cancels catastrophically for a large hi (it gave
+    # betaln(1, 1e20) = 0 for -46.05): Stirling's series for the difference instead,
+    # -(hi - 1/2) log1p(lo/hi) - lo log(lo + hi) + lo + 1/(12 hi) - 1/(12 (lo + hi)),
+    # whose next term is O(hi^-3). Each branch sees safe inputs where it is not taken,
+    # so neither sends NaN into the other's gradient.
+    inf_hi = _el.isinf(hi)
+    use = big & ~inf_hi
+    his = _el.where(use, hi, 2.0 * _BETALN_BIG)
+    los = _el.where(use, lo, 1.0)
+    s = los + his
+    asym = (gammaln(los) - (his - 0.5) * _el.log1p(los / his) - los * _el.log(s) + los
+            + (1.0 / (12.0 * his) - 1.0 / (12.0 * s)))
+    an, bn = _el.where(big, 1.0, a), _el.where(big, 1.0, b)
+    naive = gammaln(an) + gammaln(bn) - gammaln(an + bn)
+    # betaln(x, inf) is -inf for a finite x > 0, NaN otherwise (SciPy)
+    at_inf = _sh.astype(_el.where((lo > 0) & _el.isfinite(lo), -math.inf, math.nan),
+                        naive.dtype)
+    return _el.where(use, asym, _el.where(big, at_inf, naive))
+
+
+_BETALN_BIG = 1e4
+
+
 
 
 def beta(a, b):

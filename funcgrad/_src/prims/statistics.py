@@ -428,7 +428,7 @@ def nanvar(a, axis=None, dtype=None, out=None, ddof=0, keepdims=False, *, where=
         return _red.var(a, axis=axis, dtype=dtype, ddof=ddof, keepdims=keepdims, where=where)
     if dtype is not None:
         a = _s.astype(a, dtype)
-    axes = _s.normalize_axes(axis, _s._ndim(a), "nanvar")
+    axes = _s.normalize_axes(axis, _s._ndim(a), "nanvar", scalar_axis=True)
     valid = _valid(a, where)
     count = _red.sum(valid, axis=axes, keepdims=True)
     rdt = _real(a).dtype if a.dtype.kind == "c" else a.dtype
