@@ -27,7 +27,9 @@ exception (in any thread) prints its traceback, and an uncaught ``SystemExit`` w
 non-zero code (``sys.exit(3)``, ``raise SystemExit(3)``, an argparse error) its message,
 then the whole job is aborted (MPI Abort) with that status; ``os._exit(n)`` makes the
 launcher end the job. A ``SystemExit`` that is caught, or has code 0 or None, aborts
-nothing, and a clean exit finalizes MPI as usual. One limit: for a script started with
+nothing, and a clean exit finalizes MPI as usual. (Python hands no hook its exit status:
+funcgrad finds the SystemExit in the moment between the script's end and the process's
+exit, when CPython flushes ``sys.stderr``.) One limit: for a script started with
 ``python -m`` or ``python -c``, ``sys.exit(n)`` aborts but a bare ``raise SystemExit(n)``
 cannot be seen; call :func:`abort` there. ``initialize(abort_on_error=False)`` opts out
 of all of it (the job then hangs if a rank fails while others wait).

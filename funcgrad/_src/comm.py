@@ -132,7 +132,8 @@ def shutdown():
 #     thread) aborts when called, and a bare `raise SystemExit(n)` should be
 #     funcgrad.distributed.abort(n);
 #   - os._exit(n) needs nothing: a rank that ends without MPI_Finalize makes the
-#     launcher (mpiexec) end the job.
+#     launcher (mpiexec) end the job (MPICH's hydra does so even for os._exit(0), and
+#     the job's status is then 0).
 # initialize(abort_on_error=False) installs none of this.
 def _install_abort_hook(host):
     def say(what):
