@@ -1,11 +1,13 @@
 """jit: a small compiler over the graphs of staging.py.
 
 ``jit`` traces a function to a ``Graph`` (once per input shapes, dtypes and static
-arguments), simplifies it (dead code, common subexpressions, no-op reshapes and casts,
-scalar factors folded into neighbouring products), on CuPy fuses runs of elementwise
-equations into single kernels, and generates straight-line Python code for it, reusing
-dead temporaries as ``out=`` buffers of elementwise ufuncs. On the host a graph over a
-batch may run on slices of the batch, one per thread (rows.py).
+arguments), runs the passes of :data:`PASSES` on it (calls inlined, no-op reshapes and
+casts, common subexpressions, scalar factors folded into neighbouring products, dead
+code), then the backend stages of :data:`LOWERING` (on CuPy, runs of elementwise
+equations fused into single kernels; on the host, a graph over a batch split to run on
+slices of the batch, one per thread: rows.py), and generates straight-line Python code
+for the result, reusing dead temporaries as ``out=`` buffers of elementwise ufuncs.
+Passes recognise primitives by their properties (``core.Primitive``), never by name.
 """
 from __future__ import annotations
 
@@ -35,9 +37,6 @@ from .tree_util import tree_flatten, tree_unflatten
 # Simplification
 
 
-_NOOP = {"reshape", "broadcast_to", "convert_element_type", "transpose"}
-
-
 def _rebuilt(graph, eqns, outvars, consts=None):
     return Graph(graph.invars, graph.consts if consts is None else consts, eqns, outvars,
                  graph.in_tree, graph.out_tree, graph.arg_names)
@@ -52,9 +51,10 @@ def _aliasing(alias):
 
 
 def inline_calls(graph):
-    """Pass: the body of each ``jit_call`` equation (a jitted function called inside
-    this one) written in place, so the later passes see across the call."""
-    if not any(e.prim is _cf.call_p for e in graph.eqns):
+    """Pass: the body of each call equation (a primitive with the ``inline`` property:
+    a jitted function called inside this one) written in place, so the later passes see
+    across the call."""
+    if not any(e.prim.inline is not None for e in graph.eqns):
         return graph
     counter = itertools.count()
     alias = {}
@@ -66,10 +66,10 @@ def inline_calls(graph):
     while work:
         e = work.pop()
         invars = [res(v) for v in e.invars]
-        if e.prim is not _cf.call_p:
+        if e.prim.inline is None:
             eqns.append(Eqn(e.prim, invars, e.params, e.outvars))
             continue
-        sub = e.params["graph"]
+        sub = e.prim.inline(e.params)
         n = next(counter)
         env = {v.name: x for v, x in zip(sub.invars, invars)}
 
@@ -91,27 +91,27 @@ def inline_calls(graph):
 
 
 def remove_noops(graph):
-    """Pass: drop reshapes, broadcasts, casts and transposes that leave their operand's
-    shape, dtype and layout unchanged (their uses read the operand)."""
+    """Pass: drop equations that return their operand unchanged (the primitive's
+    ``is_noop`` property says when: a reshape, broadcast, cast or transpose that changes
+    nothing); their uses read the operand."""
     alias = {}
     res = _aliasing(alias)
     eqns = []
     for e in graph.eqns:
         invars = [res(v) for v in e.invars]
-        if e.prim.name in _NOOP and not e.prim.multiple_results:
-            src = invars[0]
-            out = e.outvars[0]
-            if isinstance(src, Var) and src.shape == out.shape and src.dtype == out.dtype and (
-                    e.prim.name != "transpose" or e.params.get("axes") == tuple(range(len(out.shape)))):
-                alias[out.name] = src
-                continue
+        noop = e.prim.is_noop
+        if (noop is not None and not e.prim.multiple_results and invars
+                and isinstance(invars[0], Var) and noop(invars, e.outvars, e.params)):
+            alias[e.outvars[0].name] = invars[0]
+            continue
         eqns.append(Eqn(e.prim, invars, e.params, e.outvars))
     return _rebuilt(graph, eqns, [res(v) for v in graph.outvars])
 
 
 def cse(graph):
     """Pass: common subexpressions: an equation equal to an earlier one (same primitive,
-    inputs and parameters; effects excepted) is replaced by the earlier one's results."""
+    inputs and parameters, the two inputs in either order for a ``commutative`` one;
+    effects excepted) is replaced by the earlier one's results."""
     alias = {}
     res = _aliasing(alias)
     seen = {}
@@ -119,11 +119,12 @@ def cse(graph):
     for e in graph.eqns:
         invars = [res(v) for v in e.invars]
         key = None
-        if not getattr(e.prim, "effectful", False):
+        if not e.prim.effectful:
             try:
-                key = (e.prim, tuple((v.name if isinstance(v, Var) else ("lit", type(v.value), repr(v.value)))
-                                     if v is not None else None for v in invars),
-                       tuple(sorted(e.params.items())))
+                ins = tuple(_operand_key(v) for v in invars)
+                if e.prim.commutative and len(ins) == 2:
+                    ins = tuple(sorted(ins, key=repr))
+                key = (e.prim, ins, tuple(sorted(e.params.items())))
                 hash(key)
             except TypeError:
                 key = None
@@ -136,6 +137,15 @@ def cse(graph):
             seen[key] = ne
         eqns.append(ne)
     return _rebuilt(graph, eqns, [res(v) for v in graph.outvars])
+
+
+def _operand_key(v):
+    """An operand as part of a CSE key: a variable by name, a literal by type and value."""
+    if v is None:
+        return None
+    if isinstance(v, Var):
+        return v.name
+    return ("lit", type(v.value), repr(v.value))
 
 
 def fold_scales(graph):
@@ -152,7 +162,7 @@ def dead_code(graph):
     live = {v.name for v in graph.outvars if isinstance(v, Var)}
     kept = []
     for e in reversed(graph.eqns):
-        if getattr(e.prim, "effectful", False) or any(o.name in live for o in e.outvars):
+        if e.prim.effectful or any(o.name in live for o in e.outvars):
             rule = _staging.dead_output_rules.get(e.prim)
             if rule is not None and not all(o.name in live for o in e.outvars):
                 e = rule(e, [o.name in live for o in e.outvars])
@@ -200,143 +210,175 @@ def _fold_scales(eqns, outvars):
     """Fold negations and multiplications by Python scalars into the operations that can
     carry them, so that a chain such as ``-(g * e) * (2 * x) * 1.0001`` becomes one
     product and, once, one multiplication by the accumulated constant, applied where the
-    array is smallest.
+    array is smallest. Returns ``(equations, outputs)``.
 
-    Each variable may be known as ``c * base``: negative and multiply/divide by a scalar
-    only change ``c``; multiply, divide and matmul of two such variables combine their
-    bases and their constants; add and subtract of two with the same constant act on the
-    bases; sum and reshape carry ``c`` through. Any other use materialises ``c * base`` once, under the variable's own
-    name; when the base is a matmul result used nowhere else, the constant goes onto the
-    matmul's smaller operand instead (``(a @ b) * c = a @ (b * c)``). Only floating and
-    complex arrays take part, only where no input is broadcast to a larger shape, and
-    only while the constant stays within :func:`_scale_limit`. Results may differ from
-    step-by-step evaluation in the last bit, as with any reassociation."""
-    multiply_p = _core.primitive_named("multiply")
-    negative_p = _core.primitive_named("negative")
-    scaled = {}      # name -> (c, base Var)
-    done = set()     # names already materialised
-    made_by = {}     # name of a matmul result -> its equation (in ``out``)
-    final = {v.name for v in outvars if isinstance(v, Var)}
-    uses = collections.Counter(v.name for e in eqns for v in e.invars if isinstance(v, Var))
-    left = collections.Counter(uses)    # uses not yet reached in the walk
-    out = []
-    count = itertools.count()
+    Each variable may be known as ``c * base`` (``c`` a Python number, not yet applied).
+    Primitive properties (``core.Primitive``) say what carries ``c``: an equation that
+    is a ``scalar_multiple`` of its operand (a negation, a product with a number) only
+    changes ``c``; one ``linear_in`` its operands (a product, a sum, a reshape, a matrix
+    product; a division's divisor is ``inverse_in``) runs on the bases and multiplies
+    their constants, where the operands of one linear group (the two terms of a sum)
+    carry the same constant. Any other use materialises ``c * base`` once, under the
+    variable's own name; when the base is the result of a contraction used nowhere else,
+    the constant goes onto its smaller operand instead (``(a @ b) * c = a @ (b * c)``).
+    Only floating and complex arrays of one dtype take part, only where no input of an
+    elementwise equation is broadcast to a larger shape, and only while the constant
+    stays within :func:`_scale_limit`. Results may differ from step-by-step evaluation in
+    the last bit, as with any reassociation."""
+    return _ScaleFolder(eqns, outvars).run(eqns, outvars)
 
-    def num(v):
-        return isinstance(v, Literal) and type(v.value) in (int, float) and \
-            np.isfinite(v.value) and v.value != 0
 
-    def ok(v):
-        return isinstance(v, Var) and not v.weak and v.dtype.kind in "fc"
+def _foldable(v):
+    """A variable that may carry a deferred constant: a floating or complex array."""
+    return isinstance(v, Var) and not v.weak and v.dtype.kind in "fc"
 
-    def size(v):
-        return math.prod(v.shape)
 
-    def pull_back(v, c, base):
-        """``v = c * (a @ b)`` as ``a @ (b * c)`` (or ``(a * c) @ b``): True if done."""
-        e = made_by.get(base.name)
-        if e is None or base.name in final or uses[base.name] > 1:
-            return False           # the product itself is needed elsewhere
-        if any(w != v.name and w not in done and b is base and (left[w] or w in final)
-               for w, (_, b) in scaled.items()):
-            return False           # another scaled view of the same product, still needed
-        i = next(k for k in range(len(out) - 1, -1, -1) if out[k] is e)
-        if any(base in f.invars for f in out[i + 1:]):
-            return False
-        j = min((0, 1), key=lambda j: size(e.invars[j]))
-        small = e.invars[j]
-        if size(small) >= size(v) or not ok(small) or small.dtype != v.dtype:
-            return False
-        s2 = fresh(small)
-        ins = list(e.invars)
-        ins[j] = s2
-        out[i:i + 1] = [Eqn(multiply_p, [small, Literal(c)], {}, [s2]),
-                        Eqn(e.prim, ins, e.params, [v])]
-        return True
+def _usable_factor(f):
+    return type(f) in (int, float) and math.isfinite(f) and f != 0
 
-    def get(v):
-        """The variable with its constant applied (materialised on first use)."""
-        if isinstance(v, Var) and v.name in scaled and v.name not in done:
-            c, base = scaled[v.name]
-            if c == 1:
-                return base
-            done.add(v.name)
-            if not pull_back(v, c, base):
-                out.append(Eqn(negative_p, [base], {}, [v]) if c == -1 else
-                           Eqn(multiply_p, [base, Literal(c)], {}, [v]))
-        return v
 
-    def parts(v):
-        return scaled.get(v.name, (1, v)) if v.name not in done else (1, v)
+def _size(v):
+    return math.prod(v.shape)
 
-    def fresh(like):
-        return Var(f"{like.name}_{next(count)}", like.shape, like.dtype, like.deps)
 
-    def keep(o, c, base):
-        limit = _scale_limit(o.dtype)
-        if c != 0 and np.isfinite(c) and 1 / limit <= abs(c) <= limit:
-            scaled[o.name] = (c, base)
+class _ScaleFolder:
+    """The state of one :func:`_fold_scales` walk over a list of equations."""
+
+    def __init__(self, eqns, outvars):
+        self.multiply_p, self.negate_p = _core.scaling_primitives()
+        self.scaled = {}      # name -> (c, base Var): the variable is c * base
+        self.done = set()     # names already materialised
+        self.made_by = {}     # name of a contraction's result -> its equation (in out)
+        self.final = {v.name for v in outvars if isinstance(v, Var)}
+        self.uses = collections.Counter(v.name for e in eqns for v in e.invars
+                                        if isinstance(v, Var))
+        self.left = collections.Counter(self.uses)   # uses not yet reached in the walk
+        self.out = []
+        self.count = itertools.count()
+
+    def run(self, eqns, outvars):
+        for e in eqns:
+            self.left.subtract(v.name for v in e.invars if isinstance(v, Var))
+            o = e.outvars[0] if len(e.outvars) == 1 else None
+            if (o is not None and _foldable(o) and not e.prim.multiple_results
+                    and (self.fold_scalar_multiple(e, o) or self.fold_linear(e, o))):
+                continue
+            self.copy(e, o)
+        return self.out, [self.get(v) for v in outvars]
+
+    # -- what a variable is
+
+    def parts(self, v):
+        """``(c, base)`` with ``v = c * base``."""
+        return self.scaled.get(v.name, (1, v)) if v.name not in self.done else (1, v)
+
+    def fresh(self, like):
+        return Var(f"{like.name}_{next(self.count)}", like.shape, like.dtype, like.deps)
+
+    def keep(self, o, c, base):
+        """Record ``o = c * base`` if ``c`` is within limits; whether it was."""
+        if self.in_range(o, c):
+            self.scaled[o.name] = (c, base)
             return True
         return False
 
-    def emit(e, o, c, ins):
-        """``o = c * prim(*ins)``: the equation on the bases, ``o`` known as scaled."""
-        nb = fresh(o)
-        if not keep(o, c, nb):
+    @staticmethod
+    def in_range(o, c):
+        limit = _scale_limit(o.dtype)
+        return c != 0 and np.isfinite(c) and 1 / limit <= abs(c) <= limit
+
+    # -- equations that carry the constant
+
+    def fold_scalar_multiple(self, e, o):
+        """``o = factor * x``: ``o`` is known as ``c * factor * base`` (no equation)."""
+        rule = e.prim.scalar_multiple
+        hit = rule(e.invars) if rule is not None else None
+        if hit is None:
             return False
-        ne = Eqn(e.prim, ins, e.params, [nb])
-        out.append(ne)
-        if e.prim.name == "matmul":
-            made_by[nb.name] = ne
+        pos, factor = hit
+        x = e.invars[pos]
+        if not (_foldable(x) and x.dtype == o.dtype and _usable_factor(factor)):
+            return False
+        c, b = self.parts(x)
+        return self.keep(o, c * factor, b)
+
+    def fold_linear(self, e, o):
+        """An equation linear in its operands (by groups) run on their bases: ``o`` is
+        known as the product of the groups' constants (over the divisors') times it."""
+        prim, ins = e.prim, e.invars
+        groups, inverse = prim.linear_in, prim.inverse_in
+        if not groups:
+            return False
+        linear = {i for g in groups for i in g} | set(inverse)
+        if not all(i < len(ins) and _foldable(ins[i]) and ins[i].dtype == o.dtype
+                   for i in linear):
+            return False
+        if not any(ins[i].name in self.scaled for i in linear):
+            return False
+        if prim.elementwise and any(ins[i].shape != o.shape for i in linear):
+            return False          # broadcast: the constant would apply to more elements
+        c = 1
+        for g in groups:
+            cs = {self.parts(ins[i])[0] for i in g}
+            if len(cs) != 1:      # c1 * a + c2 * b has no common factor
+                return False
+            c *= cs.pop()
+        for i in inverse:
+            c /= self.parts(ins[i])[0]
+        if not self.in_range(o, c):
+            return False
+        new_ins = [self.parts(v)[1] if i in linear else self.get(v) for i, v in enumerate(ins)]
+        base = self.fresh(o)
+        self.scaled[o.name] = (c, base)
+        ne = Eqn(prim, new_ins, e.params, [base])
+        self.out.append(ne)
+        if prim.multiply_adds is not None:
+            self.made_by[base.name] = ne
         return True
 
-    for e in eqns:
-        name, inv = e.prim.name, e.invars
-        left.subtract(v.name for v in inv if isinstance(v, Var))
-        o = e.outvars[0] if len(e.outvars) == 1 else None
-        if o is not None and ok(o) and not e.prim.multiple_results:
-            if name == "negative" and ok(inv[0]):
-                c, b = parts(inv[0])
-                if keep(o, -c, b):
-                    continue
-            elif name in ("multiply", "true_divide") and len(inv) == 2:
-                x, y = inv
-                if ok(x) and num(y) and x.dtype == o.dtype:
-                    c, b = parts(x)
-                    if keep(o, c * y.value if name == "multiply" else c / y.value, b):
-                        continue
-                elif name == "multiply" and num(x) and ok(y) and y.dtype == o.dtype:
-                    c, b = parts(y)
-                    if keep(o, x.value * c, b):
-                        continue
-                elif ok(x) and ok(y) and x.shape == y.shape == o.shape and (
-                        x.name in scaled or y.name in scaled):
-                    (cx, bx), (cy, by) = parts(x), parts(y)
-                    if emit(e, o, cx * cy if name == "multiply" else cx / cy, [bx, by]):
-                        continue
-            elif name == "matmul" and ok(inv[0]) and ok(inv[1]) and (
-                    inv[0].name in scaled or inv[1].name in scaled):
-                (cx, bx), (cy, by) = parts(inv[0]), parts(inv[1])
-                if emit(e, o, cx * cy, [bx, by]):
-                    continue
-            elif name in ("add", "subtract") and len(inv) == 2:
-                x, y = inv
-                if ok(x) and ok(y) and x.shape == y.shape == o.shape and (
-                        x.name in scaled or y.name in scaled):
-                    (cx, bx), (cy, by) = parts(x), parts(y)
-                    if cx == cy and emit(e, o, cx, [bx, by]):
-                        continue
-            elif name in ("sum", "reshape") and ok(inv[0]) and inv[0].name in scaled and (
-                    o.dtype == inv[0].dtype):
-                c, b = parts(inv[0])
-                if emit(e, o, c, [b] + list(inv[1:])):
-                    continue
-        ne = Eqn(e.prim, [get(v) for v in inv], e.params, e.outvars)
-        out.append(ne)
-        if name == "matmul" and o is not None:
-            made_by[o.name] = ne
-    outvars = [get(v) for v in outvars]
-    return out, outvars
+    def copy(self, e, o):
+        """Any other equation: its operands with their constants applied."""
+        ne = Eqn(e.prim, [self.get(v) for v in e.invars], e.params, e.outvars)
+        self.out.append(ne)
+        if e.prim.multiply_adds is not None and o is not None:
+            self.made_by[o.name] = ne
+
+    # -- applying the constant
+
+    def get(self, v):
+        """The variable with its constant applied (materialised on first use)."""
+        if isinstance(v, Var) and v.name in self.scaled and v.name not in self.done:
+            c, base = self.scaled[v.name]
+            if c == 1:
+                return base
+            self.done.add(v.name)
+            if not self.pull_back(v, c, base):
+                self.out.append(Eqn(self.negate_p, [base], {}, [v]) if c == -1 else
+                                Eqn(self.multiply_p, [base, Literal(c)], {}, [v]))
+        return v
+
+    def pull_back(self, v, c, base):
+        """``v = c * (a @ b)`` written ``a @ (b * c)`` (or ``(a * c) @ b``): True if done."""
+        e = self.made_by.get(base.name)
+        if e is None or base.name in self.final or self.uses[base.name] > 1:
+            return False           # the product itself is needed elsewhere
+        if any(w != v.name and w not in self.done and b is base
+               and (self.left[w] or w in self.final) for w, (_, b) in self.scaled.items()):
+            return False           # another scaled view of the same product, still needed
+        i = next(k for k in range(len(self.out) - 1, -1, -1) if self.out[k] is e)
+        if any(base in f.invars for f in self.out[i + 1:]):
+            return False
+        j = min((0, 1), key=lambda j: _size(e.invars[j]))
+        small = e.invars[j]
+        if ((j,) not in e.prim.linear_in or _size(small) >= _size(v) or not _foldable(small)
+                or small.dtype != v.dtype):
+            return False
+        s2 = self.fresh(small)
+        ins = list(e.invars)
+        ins[j] = s2
+        self.out[i:i + 1] = [Eqn(self.multiply_p, [small, Literal(c)], {}, [s2]),
+                             Eqn(e.prim, ins, e.params, [v])]
+        return True
 
 
 # --------------------------------------------------------------------------------------
@@ -458,6 +500,7 @@ def _compile_subgraph(graph, host=False):
 
 
 _staging.register_graph_compiler(_compile_subgraph)
+_rows.register_code_generator(compile_graph)
 
 
 def _ufunc_literal(impl, v, invars, ns):
@@ -638,14 +681,19 @@ class _Kernel:
     elementwise equations. Not a primitive: it is never bound and has no rules; only
     the compiled graph's replay calls it."""
 
-    __slots__ = ("name", "impl")
+    __slots__ = ("name", "impl", "plan")
     multiple_results = True
     effectful = False
     rows = None
+    # (the properties passes read, should a pass ever meet a fused equation)
+    elementwise = reduction = commutative = False
+    linear_in = inverse_in = ()
+    scalar_multiple = is_noop = multiply_adds = inline = None
 
     def __init__(self, name, impl):
         self.name = name
         self.impl = impl
+        self.plan = None        # the row plan of a split graph (split_rows)
 
     def __repr__(self):
         return self.name
@@ -668,8 +716,69 @@ def _unpin(x):
     return x.copy() if size > 2 * x.nbytes else x
 
 
+# --------------------------------------------------------------------------------------
+# Lowering: the backend stages after PASSES
+
+
+class Target(collections.namedtuple("Target", "host xp")):
+    """What a graph is lowered for: ``host`` (every value a NumPy array or scalar) and
+    ``xp``, the device array module (None on the host)."""
+
+
+def fuse_kernels(graph, target):
+    """Stage: on a device module with kernel fusion (CuPy), each run of elementwise
+    equations becomes one equation running one kernel (:func:`fuse_elementwise`)."""
+    if target.xp is None or not hasattr(target.xp, "fuse"):
+        return graph
+    return fuse_elementwise(graph, target.xp)
+
+
+def split_rows(graph, target):
+    """Stage: on the host, a graph over a batch that pays to split (``rows.analyze``)
+    becomes one equation that runs it on slices of the batch on all threads, phase by
+    phase (``rows.build``; the plan is the equation's ``plan``); other graphs are left
+    as they are."""
+    if not target.host:
+        return graph
+    plan = _rows.analyze(graph)
+    if plan is None:
+        return graph
+    inner = Graph(graph.invars, graph.consts, graph.eqns,
+                  [v for v in graph.outvars if isinstance(v, Var)])
+    run = _rows.build(inner, plan, compile_graph(inner, True))
+    count = itertools.count()
+    outs = [Var(f"{v.name}_s{next(count)}", v.shape, v.dtype, v.deps, v.weak)
+            if isinstance(v, Var) else v for v in graph.outvars]
+    kernel = _Kernel(f"split_rows[batch {plan.batch}, {plan.phases} phases]", run)
+    kernel.plan = plan
+    eqn = Eqn(kernel, list(graph.invars), {}, [v for v in outs if isinstance(v, Var)])
+    return Graph(graph.invars, [], [eqn], outs, graph.in_tree, graph.out_tree,
+                 graph.arg_names)
+
+
+# The backend stages, in order, after PASSES: each ``stage(graph, target) -> Graph``,
+# applying only where the target calls for it. ``jit(f).lower(x).graph(after=name)``
+# shows the graph after any of them; the last graph is what code generation compiles.
+LOWERING = [
+    ("fuse_elementwise", fuse_kernels),
+    ("split_rows", split_rows),
+]
+
+
+def lower_graph(graph, target, upto=None):
+    """Run :data:`LOWERING` on ``graph`` (already through :data:`PASSES`) in order,
+    through the stage named ``upto`` when given."""
+    for name, stage in LOWERING:
+        graph = stage(graph, target)
+        if check_passes:
+            _ir.check_graph(graph, f"the graph after stage {name!r}")
+        if name == upto:
+            break
+    return graph
+
+
 class _Compiled:
-    __slots__ = ("traced", "graph", "fn", "out_tree", "out_leaf", "fused", "used")
+    __slots__ = ("traced", "graph", "fn", "out_tree", "out_leaf", "fused", "used", "target")
 
     def __init__(self, graph, host, xp=None):
         graph = Graph(graph.invars, [(v, _unpin(x)) for v, x in graph.consts], graph.eqns,
@@ -677,19 +786,16 @@ class _Compiled:
         self.traced = graph
         self.used = False       # set by jit's fast path (second chance before eviction)
         self.graph = simplify(graph)
-        # on a device module with kernel fusion (CuPy), runs of elementwise operations
-        # are compiled into single kernels
-        self.fused = (fuse_elementwise(self.graph, xp)
-                      if xp is not None and hasattr(xp, "fuse") else None)
-        self.fn = compile_graph(self.fused or self.graph, host)
-        if host:
-            # a training step over a batch: run it on slices of the batch on all threads
-            plan = _rows.analyze(self.graph)
-            if plan is not None:
-                self.fn = _rows.build(self.graph, plan, self.fn, compile_graph, Var, Graph)
-            elif any(_rows._gemm_size(e) > _rows.BLAS_THREADED_MNK for e in self.graph.eqns):
-                # the time goes to BLAS products: its thread count follows the load
-                self.fn = _threads.following_load(self.fn)
+        self.target = Target(host, xp)
+        # the backend stages: on CuPy, runs of elementwise operations become single
+        # kernels; on the host, a training step over a batch runs on slices of it
+        lowered = lower_graph(self.graph, self.target)
+        self.fused = lowered if lowered is not self.graph else None
+        self.fn = compile_graph(lowered, host)
+        if host and lowered is self.graph and any(
+                _rows._gemm_size(e) > _rows.BLAS_THREADED_MNK for e in self.graph.eqns):
+            # the time goes to BLAS products: its thread count follows the load
+            self.fn = _threads.following_load(self.fn)
         self.out_tree = graph.out_tree
         self.out_leaf = graph.out_tree.node_type is None
 
@@ -699,7 +805,8 @@ class Lowered:
     the passes, each stage of it, and the compiled callable.
 
     ``as_text()`` is the readable IR; ``graph(after=name)`` the graph after the pass
-    ``name`` of :data:`PASSES` (``"trace"``: as traced; no name: after them all);
+    ``name`` of :data:`PASSES` or the backend stage ``name`` of :data:`LOWERING`
+    (``"trace"``: as traced; no name: after all the passes, before the stages);
     ``compile()`` the callable (for arguments of the same shapes, dtypes and static
     values). Attributes it does not define are the final graph's (``.eqns``,
     ``.invars``...), so it reads as that :class:`Graph`.
@@ -728,10 +835,13 @@ class Lowered:
         if after == "trace":
             return self._entry.traced
         names = [n for n, _ in PASSES]
+        stages = [n for n, _ in LOWERING]
+        if after in stages:
+            return lower_graph(self._entry.graph, self._entry.target, upto=after)
         if after not in names:
             raise FuncgradValueError(
                 f"Lowered.graph: no pass named {after!r}; the stages are "
-                f"{['trace'] + names}")
+                f"{['trace'] + names + stages}")
         return simplify(self._entry.traced, upto=after)
 
     def as_text(self, after=None):

@@ -38,12 +38,40 @@ class Primitive:
         forward: ``jit_call``).
       batch: optional batching rule (see the batching transformation).
       rows:  optional row rule: how jit may run it on slices of a batch (see rows.py).
+
+    Properties (keywords of the constructor, declared where the primitive is made): what
+    jit's passes know about it. Passes read these, never the primitive's name.
+      multiple_results: it returns a list of outputs.
+      effectful: it has an effect (a collective, a print): never removed, merged or
+        reordered, and a graph holding one is not split over rows.
+      elementwise: it applies per element, with NumPy broadcasting of its arguments.
+      reduction: it reduces its operand over ``axis`` (``keepdims`` kept or not).
+      commutative: swapping its two arguments gives the same result, bit for bit.
+      linear_in: groups of argument positions: scaling every argument of one group by
+        the same ``c`` (the others fixed) scales the result by ``c``. ``add``:
+        ``((0, 1),)``; ``multiply``: ``((0,), (1,))``; ``sum``: ``((0,),)``.
+      inverse_in: argument positions whose scaling by ``c`` scales the result by
+        ``1 / c`` (the divisor of a division).
+      scalar_multiple: ``f(invars) -> (position, factor)`` when the equation computes
+        ``factor * invars[position]`` for a Python number ``factor`` (negation: -1; a
+        product with a number literal), else None.
+      is_noop: ``f(invars, outvars, params) -> bool``: whether the equation returns its
+        operand unchanged (a reshape to the same shape), so its uses may read the operand.
+      multiply_adds: ``f(invars, outvars) -> int``: the multiply-adds of a matrix-product
+        equation (a contraction: BLAS work).
+      inline: ``f(params) -> Graph``: a call whose body a caller may write in place
+        (``jit_call``).
     """
 
     __slots__ = ("name", "impl", "jvp_rules", "jvp", "vjp_rules", "vjp", "vjp_fwd", "batch",
-                 "rows", "multiple_results", "effectful", "__weakref__")
+                 "rows", "multiple_results", "effectful", "elementwise", "reduction",
+                 "commutative", "linear_in", "inverse_in", "scalar_multiple", "is_noop",
+                 "multiply_adds", "inline", "__weakref__")
 
-    def __init__(self, name, impl, *, multiple_results=False, effectful=False):
+    def __init__(self, name, impl, *, multiple_results=False, effectful=False,
+                 elementwise=False, reduction=False, commutative=False, linear_in=(),
+                 inverse_in=(), scalar_multiple=None, is_noop=None, multiply_adds=None,
+                 inline=None):
         _BY_NAME.setdefault(name, self)
         self.name = name
         self.impl = impl
@@ -52,6 +80,15 @@ class Primitive:
         self.batch = None
         self.rows = None           # row rule: how jit splits it over a batch (rows.py)
         self.effectful = effectful     # True: never removed by dead-code elimination
+        self.elementwise = elementwise
+        self.reduction = reduction
+        self.commutative = commutative
+        self.linear_in = tuple(tuple(g) for g in linear_in)
+        self.inverse_in = tuple(inverse_in)
+        self.scalar_multiple = scalar_multiple
+        self.is_noop = is_noop
+        self.multiply_adds = multiply_adds
+        self.inline = inline
 
     def bind(self, *args, **params):
         return bind(self, *args, **params)
@@ -64,9 +101,23 @@ _BY_NAME = {}        # name -> the primitive first defined with it
 
 
 def primitive_named(name):
-    """The primitive called ``name``: for the graph passes, which speak primitive names
-    and must not import the primitive modules above them."""
+    """The primitive called ``name`` (tests build graphs by hand with it; the passes
+    read primitive properties instead, never names)."""
     return _BY_NAME[name]
+
+
+_SCALING = {}        # how the passes write ``c * x``: set by the elementwise family
+
+
+def register_scaling(*, multiply, negate):
+    """Called once by the elementwise primitives: the primitives with which jit's passes
+    write ``x * c`` (``c`` a Python number) and ``-x``."""
+    _SCALING["multiply"], _SCALING["negate"] = multiply, negate
+
+
+def scaling_primitives():
+    """``(multiply, negate)``: see :func:`register_scaling`."""
+    return _SCALING["multiply"], _SCALING["negate"]
 
 
 def def_rules(prim, *, jvp=None, vjp=None, batch=None, rows=None, vjp_fwd=None):

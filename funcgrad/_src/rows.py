@@ -10,11 +10,12 @@ elementwise work between them gets both cores too.
 Each primitive says how it splits with a *row rule* (``prim.rows``, defined next to its
 other rules). A value of the graph is of one of three kinds:
 
-* ``U`` - whole: a graph input, a constant, or computed from whole values only, serially
-  on this thread (before the first phase on slices, or between phases).
-* ``R(d)`` - rows: each slice holds the rows ``a:b`` of axis ``d``; the whole value would
-  be the concatenation of the slices along ``d``.
-* ``S`` - partial sum: each slice holds a partial value; the whole value is their sum.
+* ``WHOLE`` (:class:`Whole`) - a graph input, a constant, or computed from whole values
+  only, serially on this thread (before the first phase on slices, or between phases).
+* ``Rows(axis)`` - each slice holds the rows ``a:b`` of ``axis``; the whole value would
+  be the concatenation of the slices along it.
+* ``PARTIAL`` (:class:`PartialSum`) - each slice holds a partial value; the whole value
+  is their sum.
 
 ``rule(kinds, invars, outvars, params, batch)`` gets the kinds of the inputs (whole
 inputs also show their shapes through ``invars``) and returns ``None`` when the equation
@@ -24,7 +25,8 @@ they do not change) and ``{input index: axis}`` for whole inputs that must be sl
 an axis for this equation (a full-batch constant added to rows, say).
 
 Partial sums only flow through operations linear in them (adding two partial sums,
-scaling one by a finite constant, reshaping, summing, widening casts...). Everything
+scaling one by a finite constant, reshaping, summing, widening casts...: elementwise
+primitives say so by their ``linear_in`` and ``scalar_multiple`` properties). Everything
 else that needs whole values waits for a join: the graph runs in phases (see "The
 analysis" below), and between two phases the partial sums needed whole are added and the
 rows needed whole concatenated. Which inputs start as rows: each distinct leading length
@@ -37,6 +39,7 @@ splitting off.
 """
 from __future__ import annotations
 
+import dataclasses
 import functools
 import math
 
@@ -44,13 +47,73 @@ import numpy as np
 
 from . import config as _config
 from . import threads as _threads
-
-U = ("U",)
-S = ("S",)
+from .ir import Graph, Var
 
 
-def R(d):
-    return ("R", d)
+class Whole:
+    """Row kind: the whole value, on this thread (the one instance is ``WHOLE``)."""
+    __slots__ = ()
+
+    def __repr__(self):
+        return "WHOLE"
+
+
+class PartialSum:
+    """Row kind: a partial sum per slice (the one instance is ``PARTIAL``)."""
+    __slots__ = ()
+
+    def __repr__(self):
+        return "PARTIAL"
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Rows:
+    """Row kind: each slice holds rows ``a:b`` of ``axis``."""
+    axis: int
+
+
+WHOLE = Whole()
+PARTIAL = PartialSum()
+
+
+# How a row program reads one of its inputs (Plan.reads)
+@dataclasses.dataclass(frozen=True, slots=True)
+class ReadWhole:
+    """The whole value (made serially, or joined after an earlier phase)."""
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class ReadSlice:
+    """Rows ``a:b`` along ``axis`` of a whole value (a graph input read in rows, or a
+    whole value that a rule asked to slice)."""
+    axis: int
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class ReadLocal:
+    """The value as made on this slice, in this phase or an earlier one."""
+
+
+# Where an equation runs (Plan.where)
+@dataclasses.dataclass(frozen=True, slots=True)
+class Serial:
+    """Serially on whole values, before the row work of phase ``phase``."""
+    phase: int
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class OnRows:
+    """On every slice at once, in phase ``phase``."""
+    phase: int
+
+
+_generate = None     # graph -> host code: compiler.compile_graph, registered at import
+
+
+def register_code_generator(fn):
+    """Called once by the compiler: how each part of a split graph becomes code."""
+    global _generate
+    _generate = fn
 
 
 # Splitting pays off only with this much row work per phase run on slices (elements
@@ -75,62 +138,66 @@ def _shape(v):
     return tuple(getattr(v, "shape", ()))
 
 
-_ADDITIVE = {"add", "subtract"}                   # S op S -> S
-_SCALING = {"multiply"}                           # S * U -> S (either side)
-_DIVIDING = {"true_divide"}                       # S / U -> S
-_LINEAR_UNARY = {"negative", "positive", "conjugate", "real", "imag"}
-
-
 def broadcasting_rows(prim):
     """Row rule of an elementwise primitive with NumPy broadcasting."""
-    name = prim.name
-
     def rule(kinds, invars, outvars, params, batch):
-        if S in kinds:
-            return _linear_elementwise(name, kinds, invars, len(outvars))
-        nd = len(outvars[0].shape)
-        axis = None
-        for k, v in zip(kinds, invars):
-            if k[0] == "R":
-                a = k[1] + nd - len(_shape(v))
-                if axis is None:
-                    axis = a
-                elif a != axis:
-                    return None
-        sliced = {}
-        for i, (k, v) in enumerate(zip(kinds, invars)):
-            if k is U:
-                shp = _shape(v)
-                a = axis - (nd - len(shp))
-                if a >= 0:
-                    if shp[a] == batch:
-                        sliced[i] = a
-                    elif shp[a] != 1:
-                        return None
-        return [R(axis)] * len(outvars), None, sliced
+        if PARTIAL in kinds:
+            return _linear_elementwise(prim, kinds, invars, len(outvars))
+        axis = _common_row_axis(kinds, invars, len(outvars[0].shape))
+        if axis is None:
+            return None
+        sliced = _whole_operands_to_slice(kinds, invars, axis, len(outvars[0].shape), batch)
+        if sliced is None:
+            return None
+        return [Rows(axis)] * len(outvars), None, sliced
     return rule
 
 
-def _linear_elementwise(name, kinds, invars, nout):
-    n_s = sum(k is S for k in kinds)
-    if any(k[0] == "R" for k in kinds):
+def _common_row_axis(kinds, invars, nd):
+    """The output axis that the rows operands of a broadcasting equation share (None when
+    they disagree)."""
+    axis = None
+    for k, v in zip(kinds, invars):
+        if isinstance(k, Rows):
+            a = k.axis + nd - len(_shape(v))
+            if axis is None:
+                axis = a
+            elif a != axis:
+                return None
+    return axis
+
+
+def _whole_operands_to_slice(kinds, invars, axis, nd, batch):
+    """``{index: axis}`` of the whole operands that run along the rows' axis (sliced with
+    them); None when one has another length there (it cannot broadcast)."""
+    sliced = {}
+    for i, (k, v) in enumerate(zip(kinds, invars)):
+        if k is WHOLE:
+            shp = _shape(v)
+            a = axis - (nd - len(shp))
+            if a >= 0:
+                if shp[a] == batch:
+                    sliced[i] = a
+                elif shp[a] != 1:
+                    return None
+    return sliced
+
+
+def _linear_elementwise(prim, kinds, invars, nout):
+    """Partial sums through an elementwise equation: allowed when the primitive is
+    ``linear_in`` exactly the partial-sum operands, all of its operands (a sum of two
+    partial sums, a negation), or is a ``scalar_multiple`` of the one partial-sum operand
+    by a finite number (a product with a literal: a partial 0 times inf, or a partial
+    0 / 0, would make NaN where the whole sum gives inf, so array factors are refused)."""
+    if any(isinstance(k, Rows) for k in kinds):
         return None
-    # scaling is linear for finite factors only (a partial 0 times inf, or a partial
-    # 0 / 0, would make NaN where the whole sum gives inf): literals, checked here
-    factor = [v for v, k in zip(invars, kinds) if k is not S]
-    finite = all(_is_finite_literal(v, name in _DIVIDING) for v in factor)
-    ok = ((name in _ADDITIVE and n_s == len(kinds))
-          or (name in _SCALING and n_s == 1 and finite)
-          or (name in _DIVIDING and kinds[0] is S and n_s == 1 and finite)
-          or (name in _LINEAR_UNARY))
-    return ([S] * nout, None, {}) if ok else None
-
-
-def _is_finite_literal(v, nonzero):
-    value = getattr(v, "value", None)
-    if hasattr(v, "shape") or type(value) not in (bool, int, float, complex):
-        return False
-    return math.isfinite(abs(value)) and (value != 0 or not nonzero)
+    partial = tuple(i for i, k in enumerate(kinds) if k is PARTIAL)
+    ok = len(partial) == len(kinds) and partial in prim.linear_in
+    if not ok and prim.scalar_multiple is not None:
+        hit = prim.scalar_multiple(invars)
+        ok = (hit is not None and partial == (hit[0],)
+              and math.isfinite(abs(hit[1])))
+    return ([PARTIAL] * nout, None, {}) if ok else None
 
 
 def identity_rows(kinds, invars, outvars, params, batch):
@@ -138,24 +205,26 @@ def identity_rows(kinds, invars, outvars, params, batch):
     return [kinds[0]] * len(outvars), None, {}
 
 
-def reduction_rows(prim, linear=False):
+def reduction_rows(prim):
     """Row rule of a reduction with ``axis`` (tuple or None) and ``keepdims`` parameters:
-    reducing the batch axis is allowed only for a sum (``linear``), which gives a partial
-    sum."""
+    reducing the batch axis is allowed only for a reduction ``linear_in`` its operand (a
+    sum), which gives a partial sum."""
+    linear = ((0,),) == prim.linear_in
+
     def rule(kinds, invars, outvars, params, batch):
         k = kinds[0]
         nd = len(_shape(invars[0]))
         axis = params.get("axis")
         axes = range(nd) if axis is None else [a % nd for a in (
             axis if isinstance(axis, tuple) else (axis,))]
-        if k is S:
-            return ([S], None, {}) if linear else None
-        d = k[1]
+        if k is PARTIAL:
+            return ([PARTIAL], None, {}) if linear else None
+        d = k.axis
         if d in axes:
-            return ([S], None, {}) if linear else None
+            return ([PARTIAL], None, {}) if linear else None
         if not params.get("keepdims"):
             d -= sum(a < d for a in axes)
-        return [R(d)] * len(outvars), None, {}
+        return [Rows(d)] * len(outvars), None, {}
     return rule
 
 
@@ -184,10 +253,11 @@ class Plan:
     def __init__(self, batch, kinds, where, reads, chunk_params, joins, phases, work,
                  join_work):
         self.batch = batch
-        self.kinds = kinds              # var name -> kind as made (U, R(d) or S)
-        self.where = where              # eqn index -> ("serial", level) or ("rows", phase)
-        self.reads = reads              # row eqn index -> per input: ("whole",),
-                                        # ("slice", axis) of a whole value, or ("local",)
+        self.kinds = kinds              # var name -> kind as made (WHOLE, Rows or PARTIAL)
+        self.where = where              # eqn index -> Serial(phase) or OnRows(phase)
+        self.reads = reads              # row eqn index -> per input: ReadWhole(),
+                                        # ReadSlice(axis) of a whole value, ReadLocal(),
+                                        # or None (a literal)
         self.chunk_params = chunk_params  # row eqn index -> function of c, or None
         self.joins = joins              # phase -> the values joined after it
         self.phases = phases            # number of phases
@@ -207,7 +277,7 @@ def analyze(graph):
     for batch in sorted({v.shape[0] for v in graph.invars if len(v.shape) and v.shape[0] >= 2}):
         cands = [v.name for v in graph.invars if len(v.shape) and v.shape[0] == batch]
         for rows_in in [set(cands)] + ([{c} for c in cands] if len(cands) > 1 else []):
-            plan = _analyze(graph, batch, rows_in)
+            plan = _Analysis(graph, batch, rows_in).plan()
             if plan is not None and (best is None or (plan.work, -plan.phases, -plan.join_work)
                                      > (best.work, -best.phases, -best.join_work)):
                 best = plan
@@ -219,99 +289,133 @@ def _is_var(v):
     return v is not None and hasattr(v, "shape")
 
 
-def _analyze(graph, batch, rows_in):
-    kinds, made_at, whole_at = {}, {}, {}
-    inputs = set()
-    for v in graph.invars:
-        # the inputs in ``rows_in`` start as rows; they are whole from the start too
-        kinds[v.name] = R(0) if v.name in rows_in else U
-        made_at[v.name] = whole_at[v.name] = 0
-        inputs.add(v.name)
-    for v, _ in graph.consts:
-        kinds[v.name] = U
-        made_at[v.name] = whole_at[v.name] = 0
-    where, reads, chunk_params, joins = {}, {}, {}, {}
-    work = big_gemm = 0
+class _Analysis:
+    """One try of :func:`analyze`: ``batch`` as the batch length, the inputs named in
+    ``rows_in`` read in rows. Walks the equations once, giving each its place."""
 
-    def need_whole(v):
+    def __init__(self, graph, batch, rows_in):
+        self.graph, self.batch = graph, batch
+        self.kinds, self.made_at, self.whole_at = {}, {}, {}
+        self.inputs = set()
+        for v in graph.invars:
+            # the inputs in ``rows_in`` start as rows; they are whole from the start too
+            self.kinds[v.name] = Rows(0) if v.name in rows_in else WHOLE
+            self.made_at[v.name] = self.whole_at[v.name] = 0
+            self.inputs.add(v.name)
+        for v, _ in graph.consts:
+            self.kinds[v.name] = WHOLE
+            self.made_at[v.name] = self.whole_at[v.name] = 0
+        self.where, self.reads, self.chunk_params, self.joins = {}, {}, {}, {}
+        self.work = self.big_gemm = 0
+
+    def plan(self):
+        for j, e in enumerate(self.graph.eqns):
+            if e.prim.effectful:
+                return None                     # effects keep their order: no split
+            found = self.row_rule(e)
+            if found is None:
+                self.place_serial(j, e)
+            elif not self.place_on_rows(j, e, *found):
+                return None
+        for v in self.graph.outvars:
+            if _is_var(v):
+                self.need_whole(v)
+        return self.finish()
+
+    def need_whole(self, v):
         """The level from which ``v`` is whole; marks the join that makes it so."""
-        if v.name not in whole_at:
-            p = made_at[v.name]
-            joins.setdefault(p, {})[v.name] = v
-            whole_at[v.name] = p + 1
-        return whole_at[v.name]
+        if v.name not in self.whole_at:
+            p = self.made_at[v.name]
+            self.joins.setdefault(p, {})[v.name] = v
+            self.whole_at[v.name] = p + 1
+        return self.whole_at[v.name]
 
-    for j, e in enumerate(graph.eqns):
-        if e.prim.effectful:
-            return None                     # effects keep their order: no split
-        natural = [kinds[v.name] if _is_var(v) else U for v in e.invars]
+    def row_rule(self, e):
+        """``(input kinds, rule result)`` for running ``e`` on slices, or None. Tries the
+        kinds as made; failing that, graph inputs read whole (a parameter whose length
+        happens to be the batch's), partial sums joined (used non-linearly with rows), or
+        both."""
         rule = getattr(e.prim, "rows", None)
-        res = None
-        if rule is not None and any(k is not U for k in natural):
-            # the kinds as made; failing that, graph inputs read whole (a parameter whose
-            # length happens to be the batch's), partial sums joined (used non-linearly
-            # with rows), or both
-            as_input = [U if _is_var(v) and v.name in inputs else k
-                        for v, k in zip(e.invars, natural)]
-            for ins in (natural, as_input, [U if k is S else k for k in natural],
-                        [U if k is S else k for k in as_input]):
-                if any(k[0] == "R" for k in ins) or ins is natural:
-                    res = rule(ins, e.invars, e.outvars, e.params, batch)
-                    if res is not None and _exact_partials(ins, e.invars, e.outvars, res[0]):
-                        break
-                    res = None
-        if res is None:
-            level = max([need_whole(v) for v in e.invars if _is_var(v)], default=0)
-            for v in e.outvars:
-                kinds[v.name] = U
-                made_at[v.name] = whole_at[v.name] = level
-            where[j] = ("serial", level)
-            continue
+        natural = [self.kinds[v.name] if _is_var(v) else WHOLE for v in e.invars]
+        if rule is None or all(k is WHOLE for k in natural):
+            return None
+        as_input = [WHOLE if _is_var(v) and v.name in self.inputs else k
+                    for v, k in zip(e.invars, natural)]
+        for ins in (natural, as_input, _joined(natural), _joined(as_input)):
+            if any(isinstance(k, Rows) for k in ins) or ins is natural:
+                res = rule(ins, e.invars, e.outvars, e.params, self.batch)
+                if res is not None and _exact_partials(ins, e.invars, e.outvars, res[0]):
+                    return ins, res
+        return None
+
+    def place_serial(self, j, e):
+        level = max([self.need_whole(v) for v in e.invars if _is_var(v)], default=0)
+        for v in e.outvars:
+            self.kinds[v.name] = WHOLE
+            self.made_at[v.name] = self.whole_at[v.name] = level
+        self.where[j] = Serial(level)
+
+    def place_on_rows(self, j, e, ins, res):
+        """Record ``e`` as row work; False when a rule's promise does not hold."""
         outs, params_fn, cut = res
+        phase, how = self.reads_of(e, ins, cut)
+        gemm = _gemm_size(e)
+        big = bool(gemm) and gemm // _threads.budget() > BLAS_THREADED_MNK
+        if big:
+            self.big_gemm += gemm
+        for v, k in zip(e.outvars, outs):
+            if isinstance(k, Rows):
+                if v.shape[k.axis] != self.batch:        # a rule's promise, checked
+                    return False
+                if not big:
+                    self.work += math.prod(v.shape)
+            self.kinds[v.name] = k
+            self.made_at[v.name] = phase
+        self.where[j] = OnRows(phase)
+        self.reads[j] = how
+        self.chunk_params[j] = params_fn
+        return True
+
+    def reads_of(self, e, ins, cut):
+        """The phase in which ``e`` can run on slices, and how it reads each input."""
         phase, how = 0, []
         for i, (v, k) in enumerate(zip(e.invars, ins)):
             if not _is_var(v):
                 how.append(None)
             elif i in cut:
-                phase = max(phase, need_whole(v))
-                how.append(("slice", cut[i]))
-            elif k is U:
-                phase = max(phase, need_whole(v))
-                how.append(("whole",))
-            elif v.name in inputs:                 # a graph input read in rows
-                how.append(("slice", k[1]))
+                phase = max(phase, self.need_whole(v))
+                how.append(ReadSlice(cut[i]))
+            elif k is WHOLE:
+                phase = max(phase, self.need_whole(v))
+                how.append(ReadWhole())
+            elif v.name in self.inputs:            # a graph input read in rows
+                how.append(ReadSlice(k.axis))
             else:                                  # made on the slices before
-                phase = max(phase, made_at[v.name])
-                how.append(("local",))
-        gemm = _gemm_size(e)
-        if gemm and gemm // _threads.budget() > BLAS_THREADED_MNK:
-            big_gemm += gemm
-            gemm = True
-        for v, k in zip(e.outvars, outs):
-            if k[0] == "R":
-                if v.shape[k[1]] != batch:        # a rule's promise, checked
-                    return None
-                if gemm is not True:
-                    work += math.prod(v.shape)
-            kinds[v.name] = k
-            made_at[v.name] = phase
-        where[j] = ("rows", phase)
-        reads[j] = how
-        chunk_params[j] = params_fn
-    for v in graph.outvars:
-        if _is_var(v):
-            need_whole(v)
-    levels = [p for _, p in where.values()] + [p + 1 for p in joins]
-    phases = 1 + max(levels, default=0)
-    n_rows = len({p for kind, p in where.values() if kind == "rows"})
-    if n_rows == 0 or work < MIN_ROW_WORK * n_rows or big_gemm > GEMM_WORK_RATIO * work:
-        return None
-    join_work = sum(math.prod(v.shape) for vs in joins.values() for v in vs.values()
-                    if kinds[v.name][0] == "R" and v.name not in inputs)
-    if join_work > MAX_JOIN_FRACTION * work:
-        return None
-    return Plan(batch, kinds, where, reads, chunk_params,
-                {p: list(vs.values()) for p, vs in joins.items()}, phases, work, join_work)
+                phase = max(phase, self.made_at[v.name])
+                how.append(ReadLocal())
+        return phase, how
+
+    def finish(self):
+        """The plan, if it pays: enough row work, little to concatenate, and not mostly
+        big matrix products."""
+        levels = [w.phase for w in self.where.values()] + [p + 1 for p in self.joins]
+        phases = 1 + max(levels, default=0)
+        n_rows = len({w.phase for w in self.where.values() if isinstance(w, OnRows)})
+        work = self.work
+        if n_rows == 0 or work < MIN_ROW_WORK * n_rows or self.big_gemm > GEMM_WORK_RATIO * work:
+            return None
+        join_work = sum(math.prod(v.shape) for vs in self.joins.values() for v in vs.values()
+                        if isinstance(self.kinds[v.name], Rows) and v.name not in self.inputs)
+        if join_work > MAX_JOIN_FRACTION * work:
+            return None
+        return Plan(self.batch, self.kinds, self.where, self.reads, self.chunk_params,
+                    {p: list(vs.values()) for p, vs in self.joins.items()}, phases, work,
+                    join_work)
+
+
+def _joined(kinds):
+    """The kinds with partial sums read whole (joined first)."""
+    return [WHOLE if k is PARTIAL else k for k in kinds]
 
 
 def _exact(src, dst):
@@ -326,126 +430,178 @@ def _exact_partials(ins, invars, outvars, outs):
     """Partial sums may pass into a partial-sum result only through exact conversions:
     an int partial turned float, or a float64 one rounded to float32, one slice at a
     time would not add up to the whole sum converted."""
-    dsts = [v.dtype for v, k in zip(outvars, outs) if k is S]
-    return all(_exact(v.dtype, d) for v, k in zip(invars, ins) if k is S for d in dsts)
+    dsts = [v.dtype for v, k in zip(outvars, outs) if k is PARTIAL]
+    return all(_exact(v.dtype, d) for v, k in zip(invars, ins) if k is PARTIAL for d in dsts)
 
 
 def _gemm_size(e):
-    """Multiply-adds of a matrix product equation (0 for anything else)."""
-    if e.prim.name != "matmul":
-        return 0
-    a = e.invars[0]
-    return math.prod(e.outvars[0].shape) * (a.shape[-1] if len(a.shape) else 1)
+    """Multiply-adds of a matrix product equation (its primitive's ``multiply_adds``
+    property; 0 for anything else)."""
+    rule = getattr(e.prim, "multiply_adds", None)
+    return 0 if rule is None else rule(e.invars, e.outvars)
 
 
 # --------------------------------------------------------------------------------------
 # Building the programs
+#
+# Each phase becomes up to two programs, compiled by the registered code generator: the
+# serial one (its whole-value equations) and the row one (its row equations, compiled
+# once per slice length). The runner walks the phases, keeping each slice's values.
 
 
-def build(graph, plan, serial, compile_graph, Var, Graph):
+def build(graph, plan, serial):
     """``f(*flat_inputs) -> outputs`` running ``graph`` by ``plan``, phase by phase (see
-    above). ``compile_graph`` compiles each part (host code); ``serial`` (the whole graph
-    compiled) runs instead where no split is possible (one thread, or a call made from
-    inside a worker)."""
-    kinds, eqns = plan.kinds, graph.eqns
-    consts = list(graph.consts)
-    const_names = {v.name for v, _ in consts}
-    readers = {}
-    for j, e in enumerate(eqns):
-        for v in e.invars:
-            if _is_var(v):
-                readers.setdefault(v.name, set()).add(j)
-    kept = {v.name for v in graph.outvars if _is_var(v)}
-    kept |= {v.name for vs in plan.joins.values() for v in vs}
-
-    def wanted(v, part):
-        """Whether a value made in ``part`` (equation indices) is read outside it."""
-        return v.name in kept or not readers.get(v.name, set()) <= part
-
-    def serial_program(idx):
-        made = {v.name for j in idx for v in eqns[j].outvars}
-        ins, seen = [], set()
-        for j in idx:
-            for v in eqns[j].invars:
-                if (_is_var(v) and v.name not in made and v.name not in seen
-                        and v.name not in const_names):
-                    seen.add(v.name)
-                    ins.append(v)
-        outs = [v for j in idx for v in eqns[j].outvars if wanted(v, set(idx))]
-        fn = compile_graph(Graph(ins, consts, [eqns[j] for j in idx], outs), True)
-        return fn, [v.name for v in ins], [v.name for v in outs]
-
-    def rows_program(idx):
-        keys = {}       # (name, how) -> var: the program's inputs
-        made = set()
-        for j in idx:
-            for v, how in zip(eqns[j].invars, plan.reads[j]):
-                if how is not None and not (how[0] == "local" and v.name in made):
-                    keys[(v.name, how)] = v
-            made.update(v.name for v in eqns[j].outvars)
-        keys = list(keys.items())
-        outs = [v for j in idx for v in eqns[j].outvars if wanted(v, set(idx))]
-
-        @functools.lru_cache(maxsize=8)
-        def program(c):
-            # (a value can be read here both as made on this slice and whole, or sliced
-            # from whole: each way gets its own name)
-            def resized(v, axis, name):
-                shape = list(v.shape)
-                shape[axis] = c
-                return Var(name, shape, v.dtype, v.deps, v.weak)
-
-            def local_var(v):
-                k = kinds[v.name]
-                return resized(v, k[1], v.name) if k[0] == "R" else v
-
-            env = {}
-            invars = []
-            for (name, how), v in keys:
-                if how[0] == "whole":
-                    nv = v if kinds[name] is U else Var(f"{name}_w", v.shape, v.dtype,
-                                                        v.deps, v.weak)
-                elif how[0] == "slice":
-                    nv = resized(v, how[1], f"{name}_r{how[1]}")
-                else:
-                    nv = local_var(v)
-                env[(name, how)] = nv
-                invars.append(nv)
-            new = []
-            for j in idx:
-                e = eqns[j]
-                ins = []
-                for v, how in zip(e.invars, plan.reads[j]):
-                    if how is None:
-                        ins.append(v)
-                    elif how[0] == "local" and (v.name, "made") in env:
-                        ins.append(env[(v.name, "made")])
-                    else:
-                        ins.append(env[(v.name, how)])
-                outs_ = []
-                for v in e.outvars:
-                    nv = local_var(v)
-                    env[(v.name, "made")] = nv
-                    outs_.append(nv)
-                fn = plan.chunk_params[j]
-                new.append(type(e)(e.prim, ins, fn(c) if fn else e.params, outs_))
-            return compile_graph(Graph(invars, [], new,
-                                       [env[(v.name, "made")] for v in outs]), True)
-        return program, [(name, how) for (name, how), _ in keys], [v.name for v in outs]
-
+    above). ``serial`` (the whole graph compiled) runs instead where no split is
+    possible (one thread, or a call made from inside a worker)."""
+    wanted = _Wanted(graph, plan)
     parts = []
     for p in range(plan.phases):
-        s_idx = [j for j in range(len(eqns)) if plan.where[j] == ("serial", p)]
-        r_idx = [j for j in range(len(eqns)) if plan.where[j] == ("rows", p)]
-        parts.append((serial_program(s_idx) if s_idx else None,
-                      rows_program(r_idx) if r_idx else None,
-                      [(v.name, kinds[v.name]) for v in plan.joins.get(p, [])]))
+        s_idx = [j for j in range(len(graph.eqns)) if plan.where[j] == Serial(p)]
+        r_idx = [j for j in range(len(graph.eqns)) if plan.where[j] == OnRows(p)]
+        parts.append((_serial_program(graph, s_idx, wanted) if s_idx else None,
+                      _rows_program(graph, plan, r_idx, wanted) if r_idx else None,
+                      [(v.name, plan.kinds[v.name]) for v in plan.joins.get(p, [])]))
+    return _runner(graph, plan, parts, serial)
+
+
+class _Wanted:
+    """Which values a part of the graph must hand out: those read outside it, the
+    graph's outputs, and the values joined between phases."""
+
+    def __init__(self, graph, plan):
+        self.readers = {}
+        for j, e in enumerate(graph.eqns):
+            for v in e.invars:
+                if _is_var(v):
+                    self.readers.setdefault(v.name, set()).add(j)
+        self.kept = {v.name for v in graph.outvars if _is_var(v)}
+        self.kept |= {v.name for vs in plan.joins.values() for v in vs}
+
+    def outputs(self, eqns, idx):
+        part = set(idx)
+        return [v for j in idx for v in eqns[j].outvars
+                if v.name in self.kept or not self.readers.get(v.name, set()) <= part]
+
+
+def _serial_program(graph, idx, wanted):
+    """``(fn, input names, output names)`` for the serial equations ``idx``."""
+    eqns = graph.eqns
+    const_names = {v.name for v, _ in graph.consts}
+    made = {v.name for j in idx for v in eqns[j].outvars}
+    ins, seen = [], set()
+    for j in idx:
+        for v in eqns[j].invars:
+            if (_is_var(v) and v.name not in made and v.name not in seen
+                    and v.name not in const_names):
+                seen.add(v.name)
+                ins.append(v)
+    outs = wanted.outputs(eqns, idx)
+    fn = _generate(Graph(ins, list(graph.consts), [eqns[j] for j in idx], outs), True)
+    return fn, [v.name for v in ins], [v.name for v in outs]
+
+
+def _rows_program(graph, plan, idx, wanted):
+    """``(program, input keys, output names)`` for the row equations ``idx``:
+    ``program(c)`` is their code for a slice of length ``c`` (compiled once per length);
+    its inputs are ``(name, read)`` pairs."""
+    eqns = graph.eqns
+    keys = {}       # (name, read) -> var: the program's inputs
+    made = set()
+    for j in idx:
+        for v, how in zip(eqns[j].invars, plan.reads[j]):
+            if how is not None and not (isinstance(how, ReadLocal) and v.name in made):
+                keys[(v.name, how)] = v
+        made.update(v.name for v in eqns[j].outvars)
+    keys = list(keys.items())
+    outs = wanted.outputs(eqns, idx)
+
+    @functools.lru_cache(maxsize=8)
+    def program(c):
+        return _generate(_slice_graph(eqns, plan, idx, keys, outs, c), True)
+    return program, [key for key, _ in keys], [v.name for v in outs]
+
+
+def _slice_graph(eqns, plan, idx, keys, outs, c):
+    """The graph of the row equations ``idx`` on a slice of length ``c``. A value can be
+    read here both as made on this slice and whole, or sliced from whole: each way gets
+    its own variable."""
+    kinds = plan.kinds
+
+    def resized(v, axis, name):
+        shape = list(v.shape)
+        shape[axis] = c
+        return Var(name, shape, v.dtype, v.deps, v.weak)
+
+    def local_var(v):
+        k = kinds[v.name]
+        return resized(v, k.axis, v.name) if isinstance(k, Rows) else v
+
+    env = {}
+    invars = []
+    for (name, how), v in keys:
+        if isinstance(how, ReadWhole):
+            nv = v if kinds[name] is WHOLE else Var(f"{name}_w", v.shape, v.dtype, v.deps,
+                                                     v.weak)
+        elif isinstance(how, ReadSlice):
+            nv = resized(v, how.axis, f"{name}_r{how.axis}")
+        else:
+            nv = local_var(v)
+        env[(name, how)] = nv
+        invars.append(nv)
+    new = []
+    for j in idx:
+        e = eqns[j]
+        ins = []
+        for v, how in zip(e.invars, plan.reads[j]):
+            if how is None:
+                ins.append(v)
+            elif isinstance(how, ReadLocal) and (v.name, "made") in env:
+                ins.append(env[(v.name, "made")])
+            else:
+                ins.append(env[(v.name, how)])
+        outs_ = []
+        for v in e.outvars:
+            nv = local_var(v)
+            env[(v.name, "made")] = nv
+            outs_.append(nv)
+        fn = plan.chunk_params[j]
+        new.append(type(e)(e.prim, ins, fn(c) if fn else e.params, outs_))
+    return Graph(invars, [], new, [env[(v.name, "made")] for v in outs])
+
+
+def _join(pieces, kind):
+    """The whole value from its slices: rows concatenated, partial sums added."""
+    if isinstance(kind, Rows):
+        return np.concatenate(pieces, axis=kind.axis)
+    total = pieces[0]
+    for x in pieces[1:]:
+        total = total + x
+    if isinstance(pieces[0], np.ndarray) and not isinstance(total, np.ndarray):
+        total = np.asarray(total)        # (0-d arrays add to a scalar)
+    return total
+
+
+def _slice_args(keys, env, loc, a, b):
+    """A row program's arguments on slice ``a:b``."""
+    args = []
+    for name, how in keys:
+        if isinstance(how, ReadWhole):
+            args.append(env[name])
+        elif isinstance(how, ReadSlice):
+            args.append(env[name][(slice(None),) * how.axis + (slice(a, b),)])
+        else:
+            args.append(loc[name])
+    return args
+
+
+def _runner(graph, plan, parts, serial):
+    """The callable running the phases ``parts`` (see :func:`build`)."""
     batch = plan.batch
     flat_names = [v.name for v in graph.invars]
     out_refs = [(True, v.name) if _is_var(v) else (False, getattr(v, "value", None))
                 for v in graph.outvars]
-    const_env = {v.name: x for v, x in consts}
-    const_copy = {v.name for v, x in consts if isinstance(x, np.ndarray)}
+    const_env = {v.name: x for v, x in graph.consts}
+    const_copy = {v.name for v, x in graph.consts if isinstance(x, np.ndarray)}
 
     def run(*flat):
         k = _threads.chunks(batch, _threads.MIN_CHUNK_WORK)
@@ -464,27 +620,10 @@ def build(graph, plan, serial, compile_graph, Var, Graph):
 
                 def part(a, b, program=program, keys=keys, names_out=names_out):
                     loc = local[a]
-                    args = []
-                    for name, how in keys:
-                        if how[0] == "whole":
-                            args.append(env[name])
-                        elif how[0] == "slice":
-                            args.append(env[name][(slice(None),) * how[1] + (slice(a, b),)])
-                        else:
-                            args.append(loc[name])
-                    loc.update(zip(names_out, program(b - a)(*args)))
+                    loc.update(zip(names_out, program(b - a)(*_slice_args(keys, env, loc, a, b))))
                 _threads.map_bounds(part, bounds)
             for name, kind in to_join:
-                pieces = [local[a][name] for a, _ in bounds]
-                if kind[0] == "R":
-                    env[name] = np.concatenate(pieces, axis=kind[1])
-                else:
-                    total = pieces[0]
-                    for x in pieces[1:]:
-                        total = total + x
-                    if isinstance(pieces[0], np.ndarray) and not isinstance(total, np.ndarray):
-                        total = np.asarray(total)        # (0-d arrays add to a scalar)
-                    env[name] = total
+                env[name] = _join([local[a][name] for a, _ in bounds], kind)
         return [(env[val].copy() if val in const_copy else env[val]) if is_var else val
                 for is_var, val in out_refs]
 

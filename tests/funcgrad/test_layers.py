@@ -12,10 +12,11 @@ ROOT = pathlib.Path(funcgrad.__file__).resolve().parent
 # lower number = lower layer; a module may import its own layer or the ones below
 _LAYERS = [
     ("funcgrad._src.errors", "funcgrad._src.threads", "funcgrad._src.config",
-     "funcgrad._src.tree_util", "funcgrad._src.backend", "funcgrad._src.rows",
+     "funcgrad._src.tree_util", "funcgrad._src.backend",
      "funcgrad._src.testing_backend", "funcgrad._src"),
     ("funcgrad._src.core",),
-    ("funcgrad._src.ad", "funcgrad._src.batching", "funcgrad._src.staging", "funcgrad._src.ir"),
+    ("funcgrad._src.ad", "funcgrad._src.batching", "funcgrad._src.staging", "funcgrad._src.ir",
+     "funcgrad._src.rows"),
     ("funcgrad._src.prims",),
     ("funcgrad._src.api", "funcgrad._src.custom", "funcgrad._src.compiler"),
 ]

@@ -137,3 +137,220 @@ def test_lowered_stages_text_and_compile():
     with pytest.raises(TypeError, match="lowered for other"):
         low.compile()(np.ones(4))
     assert [e.prim.name for e in low.eqns] == ["sin", "multiply"]   # reads as a Graph
+
+
+# ---- each pass and stage on hand-built graphs ----------------------------------------------
+
+
+def test_inline_calls():
+    from funcgrad._src.prims.control_flow import call_p
+    x, y, z = v("x"), v("y"), v("z")
+    body = Graph([x], [(Var("k", (3,), F), np.full(3, 2.0))],
+                 [eq("multiply", [x, Var("k", (3,), F)], [y]), eq("sin", [y], [z])], [z])
+    a, b, c = v("a"), v("b"), v("c")
+    g = Graph([a], [], [Eqn(call_p, [a], {"graph": body}, [b]), eq("cos", [b], [c])], [c])
+    new = compiler.inline_calls(g)
+    assert [e.prim.name for e in new.eqns] == ["multiply", "sin", "cos"]
+    assert len(new.consts) == 1
+    _same(g, new, X)
+    # two calls of one body get distinct names
+    d = v("d")
+    g2 = Graph([a], [], [Eqn(call_p, [a], {"graph": body}, [b]),
+                         Eqn(call_p, [b], {"graph": body}, [d])], [d])
+    _same(g2, compiler.inline_calls(g2), X)
+
+
+def test_remove_noops_keeps_what_changes_something():
+    a, b, c, d = v("a"), Var("b", (3, 1), F), v("c"), Var("d", (3,), np.float32)
+    g = Graph([a], [], [eq("reshape", [a], [b], shape=(3, 1)),
+                        eq("reshape", [b], [c], shape=(3,)),
+                        eq("convert_element_type", [c], [d], dtype=np.dtype(np.float32))], [d])
+    new = compiler.remove_noops(g)
+    assert [e.prim.name for e in new.eqns] == ["reshape", "reshape", "convert_element_type"]
+    _same(g, new, X)
+    m, t = Var("m", (2, 3), F), Var("t", (3, 2), F)
+    g = Graph([m], [], [eq("transpose", [m], [t], axes=(1, 0))], [t])
+    assert len(compiler.remove_noops(g).eqns) == 1
+
+
+def test_cse_merges_commutative_operands_in_either_order():
+    a, b, c, d, e_ = v("a"), v("b"), v("c"), v("d"), v("e")
+    g = Graph([a, b], [], [eq("multiply", [a, b], [c]), eq("multiply", [b, a], [d]),
+                           eq("subtract", [c, d], [e_])], [e_])
+    new = compiler.cse(g)
+    assert [e.prim.name for e in new.eqns] == ["multiply", "subtract"]
+    _same(g, new, X, X[::-1].copy())
+    # not for a primitive that is not commutative
+    g = Graph([a, b], [], [eq("subtract", [a, b], [c]), eq("subtract", [b, a], [d]),
+                           eq("add", [c, d], [e_])], [e_])
+    assert len(compiler.cse(g).eqns) == 3
+
+
+def test_fold_scales_carries_constants_through_linear_operations():
+    a, b, c, d, e_, f = (v(n) for n in "abcdef")
+    s = Var("s", (), F)
+    # -(a * 2) + -(b * 2) = -2 * (a + b); summed, then used by sin: one multiply left
+    g = Graph([a, b], [], [eq("multiply", [a, Literal(2.0)], [c]), eq("negative", [c], [d]),
+                           eq("multiply", [Literal(2.0), b], [e_]), eq("negative", [e_], [f]),
+                           eq("add", [d, f], [Var("g", (3,), F)]),
+                           eq("sum", [Var("g", (3,), F)], [s], axis=None, keepdims=False),
+                           eq("sin", [s], [Var("h", (), F)])], [Var("h", (), F)])
+    new = compiler.fold_scales(g)
+    assert [e.prim.name for e in new.eqns] == ["add", "sum", "multiply", "sin"]
+    _same(g, new, X, X ** 2)
+    # different constants on the two terms of a sum: materialised before the add
+    g = Graph([a, b], [], [eq("multiply", [a, Literal(2.0)], [c]),
+                           eq("multiply", [b, Literal(3.0)], [d]), eq("add", [c, d], [e_])], [e_])
+    new = compiler.fold_scales(g)
+    assert [e.prim.name for e in new.eqns] == ["multiply", "multiply", "add"]
+    _same(g, new, X, X ** 2)
+
+
+def test_fold_scales_divides_and_multiplies_constants():
+    a, b, c, d, e_ = v("a"), v("b"), v("c"), v("d"), v("e")
+    g = Graph([a, b], [], [eq("true_divide", [a, Literal(4.0)], [c]),
+                           eq("multiply", [b, Literal(8.0)], [d]),
+                           eq("true_divide", [c, d], [e_])], [e_])
+    new = compiler.fold_scales(g)
+    assert [e.prim.name for e in new.eqns] == ["true_divide", "multiply"]
+    assert new.eqns[1].invars[1].value == 1 / 32
+    _same(g, new, X, X + 3)
+
+
+def test_fold_scales_puts_a_constant_on_the_smaller_operand_of_a_product():
+    m, w = Var("m", (50, 4), F), Var("w", (4, 3), F)
+    p, q, r = Var("p", (50, 3), F), Var("q", (50, 3), F), Var("r", (50, 3), F)
+    g = Graph([m, w], [], [eq("matmul", [m, w], [p]), eq("multiply", [p, Literal(3.0)], [q]),
+                           eq("sin", [q], [r])], [r])
+    new = compiler.fold_scales(g)
+    assert [e.prim.name for e in new.eqns] == ["multiply", "matmul", "sin"]
+    assert new.eqns[0].invars[0] is w          # w * 3.0, then m @ (w * 3.0)
+    rng = np.random.default_rng(0)
+    _same(g, new, rng.normal(size=(50, 4)), rng.normal(size=(4, 3)))
+
+
+def test_fold_scales_leaves_broadcasts_and_integers_alone():
+    a, b, c, d = v("a"), Var("b", (2, 3), F), Var("c", (2, 3), F), Var("d", (3,), F)
+    g = Graph([a, b], [], [eq("multiply", [a, Literal(2.0)], [d]),
+                           eq("add", [d, b], [c])], [c])
+    new = compiler.fold_scales(g)
+    assert [e.prim.name for e in new.eqns] == ["multiply", "add"]
+    _same(g, new, X, np.ones((2, 3)))
+    i, j = Var("i", (3,), np.int64), Var("j", (3,), np.int64)
+    g = Graph([i], [], [eq("negative", [i], [j])], [j])
+    assert [e.prim.name for e in compiler.fold_scales(g).eqns] == ["negative"]
+
+
+def test_dead_code():
+    a, b, c, d = v("a"), v("b"), v("c"), v("d")
+    g = Graph([a], [], [eq("sin", [a], [b]), eq("cos", [b], [c]), eq("exp", [a], [d])], [d])
+    new = compiler.dead_code(g)
+    assert [e.prim.name for e in new.eqns] == ["exp"]
+    _same(g, new, X)
+
+
+def test_fuse_elementwise():
+    from funcgrad._src.testing_backend import standin_xp
+    a, b, c, d, e_ = v("a"), v("b"), v("c"), v("d"), v("e")
+    g = Graph([a], [], [eq("sin", [a], [b]), eq("multiply", [b, Literal(2.0)], [c]),
+                        eq("sum", [c], [Var("s", (), F)], axis=None, keepdims=False),
+                        eq("exp", [c], [d]), eq("add", [d, a], [e_])], [Var("s", (), F), e_])
+    target = compiler.Target(False, standin_xp)
+    new = check_graph(compiler.fuse_kernels(g, target))
+    assert len(new.eqns) == 3 and new.eqns[0].prim.name == "fused[sin+multiply]"
+    assert compiler.fuse_kernels(g, compiler.Target(True, None)) is g     # host: nothing
+    want = eval_graph(g, X)
+    got = compiler.compile_graph(new)(funcgrad.device_put(X, standin_xp))
+    for w_, g_ in zip(want, got):
+        np.testing.assert_allclose(g_.get(), w_, rtol=1e-13)
+
+
+def test_split_rows(monkeypatch):
+    from funcgrad._src import rows
+    monkeypatch.setattr(rows, "MIN_ROW_WORK", 0)
+    x, w = Var("x", (64, 5), F), Var("w", (1, 5), F)
+    y, z, s = Var("y", (64, 5), F), Var("z", (64, 5), F), Var("s", (), F)
+    g = Graph([x, w], [], [eq("multiply", [x, w], [y]), eq("tanh", [y], [z]),
+                           eq("sum", [z], [s], axis=None, keepdims=False)], [s, Literal(1.0)])
+    target = compiler.Target(True, None)
+    new = check_graph(compiler.split_rows(g, target))
+    (e,) = new.eqns
+    assert e.prim.plan is not None and e.prim.plan.batch == 64
+    assert compiler.split_rows(g, compiler.Target(False, None)) is g       # device: nothing
+    args = (np.random.default_rng(1).normal(size=(64, 5)), np.arange(5.0)[None])
+    want = eval_graph(g, *args)
+    got = compiler.compile_graph(new, True)(*args)
+    np.testing.assert_allclose(got[0], want[0], rtol=1e-12)
+    assert got[1] == 1.0
+
+
+def test_every_pass_and_stage_has_a_unit_test():
+    names = [n for n, _ in compiler.PASSES] + [n for n, _ in compiler.LOWERING]
+    missing = [n for n in names if f"test_{n}" not in globals()]
+    assert not missing, f"passes without a unit test here: {missing}"
+
+
+def test_every_stage_is_checked_and_seen_through_lowered():
+    jf = funcgrad.jit(lambda x: fnp.tanh(x * 2.0).sum())
+    low = jf.lower(np.ones((8, 3)))
+    for name, _ in compiler.LOWERING:
+        check_graph(low.graph(after=name))
+
+
+# ---- passes read primitive properties, never names -----------------------------------------
+
+
+def test_passes_recognise_primitives_by_properties_not_names():
+    import ast
+    import pathlib
+    from funcgrad._src import core
+    names = set(core._BY_NAME)
+    root = pathlib.Path(compiler.__file__).parent
+    found = []
+    for f in ["compiler.py", "rows.py", "ir.py", "staging.py"]:
+        tree = ast.parse((root / f).read_text())
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Constant) and isinstance(node.value, str) \
+                    and node.value in names:
+                found.append(f"{f}:{node.lineno} {node.value!r}")
+            if isinstance(node, ast.Call) and getattr(node.func, "attr", getattr(
+                    node.func, "id", None)) == "primitive_named":
+                found.append(f"{f}:{node.lineno} primitive_named")
+    assert not found, found
+
+
+def _linear_check(prim, make_args, group, rng):
+    args = make_args(rng)
+    c = 1.7
+    scaled = [a * c if i in group else a for i, a in enumerate(args)]
+    np.testing.assert_allclose(prim.impl(*scaled), c * prim.impl(*args), rtol=1e-12)
+    more = make_args(rng)
+    summed = [a + b if i in group else a for i, (a, b) in enumerate(zip(args, more))]
+    other = [b if i in group else a for i, (a, b) in enumerate(zip(args, more))]
+    np.testing.assert_allclose(prim.impl(*summed), prim.impl(*args) + prim.impl(*other),
+                               rtol=1e-12, atol=1e-12)
+
+
+def test_declared_properties_hold():
+    from funcgrad._src import core
+    rng = np.random.default_rng(0)
+    for p in set(core._BY_NAME.values()):
+        if p.elementwise and p.linear_in:
+            n = getattr(p.impl, "nin", 1)
+            for group in p.linear_in:
+                _linear_check(p, lambda r: [r.normal(size=4) for _ in range(n)], group, rng)
+        if p.commutative:
+            x, y = rng.normal(size=4), rng.normal(size=4)
+            np.testing.assert_array_equal(p.impl(x, y), p.impl(y, x))
+        if p.scalar_multiple is not None:
+            ins = [v("a"), Literal(2.5)][:1 if p.impl is np.negative else 2]
+            pos, factor = p.scalar_multiple(ins)
+            np.testing.assert_allclose(p.impl(*[X if isinstance(w, Var) else w.value
+                                                for w in ins]), factor * X)
+    matmul = primitive_named("matmul")
+    _linear_check(matmul, lambda r: [r.normal(size=(3, 4)), r.normal(size=(4, 2))], (0,), rng)
+    _linear_check(matmul, lambda r: [r.normal(size=(3, 4)), r.normal(size=(4, 2))], (1,), rng)
+    s = primitive_named("sum")
+    assert s.reduction and s.linear_in == ((0,),)
+    a = primitive_named("true_divide")
+    np.testing.assert_allclose(a.impl(X, 2.0 * (X + 3)), a.impl(X, X + 3) / 2.0)

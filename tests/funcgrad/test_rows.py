@@ -286,12 +286,17 @@ def test_batch_statistics_split_in_phases(split):
     assert rows.analyze(jit(value_and_grad(loss)).lower(w, x)).phases > 2
 
 
+def _where(w):
+    """A plan's place for an equation, as a word."""
+    return "rows" if isinstance(w, rows.OnRows) else "serial"
+
+
 def test_a_parameter_as_long_as_the_batch_is_read_whole(split):
     params, x, y = _mlp_data(7)        # the hidden layer has 7 units, the batch 7 rows
     plan = rows.analyze(jit(value_and_grad(_mlp)).lower(params, x, y))
     matmuls = [j for j, e in enumerate(jit(value_and_grad(_mlp)).lower(params, x, y).eqns)
                if e.prim.name == "matmul"]
-    assert all(plan.where[j][0] == "rows" for j in matmuls)
+    assert all(isinstance(plan.where[j], rows.OnRows) for j in matmuls)
     _check(split, value_and_grad(_mlp), params, x, y)
 
 
@@ -417,13 +422,13 @@ def test_basic_indexing_and_concatenation_run_on_slices(split):
     graph = jit(value_and_grad(loss)).lower(p, x, h, c)
     plan = rows.analyze(graph)
     names = {"getitem", "scatter", "concatenate"}
-    placed = [plan.where[j][0] for j, e in enumerate(graph.eqns) if e.prim.name in names]
+    placed = [_where(plan.where[j]) for j, e in enumerate(graph.eqns) if e.prim.name in names]
     assert placed and set(placed) == {"rows"}
-    assert sum(1 for kind, _ in plan.where.values() if kind == "rows") > 0
+    assert sum(1 for w in plan.where.values() if isinstance(w, rows.OnRows)) > 0
     # index arrays hold absolute row numbers: gathers by them wait for whole values
     g = jit(lambda x, idx: x[fnp.arange(6), idx]).lower(x, np.arange(6) % 4)
     gp = rows.analyze(g)
-    assert gp is None or all(gp.where[j][0] == "serial" for j, e in enumerate(g.eqns)
+    assert gp is None or all(isinstance(gp.where[j], rows.Serial) for j, e in enumerate(g.eqns)
                              if e.prim.name == "getitem")
 
 
@@ -819,7 +824,7 @@ def _placed(fun, *args, names=("getitem", "scatter", "concatenate")):
     graph = jit(fun).lower(*args)
     plan = rows.analyze(graph)
     assert plan is not None
-    return [plan.where[j][0] for j, e in enumerate(graph.eqns) if e.prim.name in names]
+    return [_where(plan.where[j]) for j, e in enumerate(graph.eqns) if e.prim.name in names]
 
 
 _IDX_X = _RNG.normal(size=(5, 4, 3))

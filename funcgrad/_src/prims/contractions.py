@@ -6,9 +6,9 @@ Reverse rules are contractions too: the cotangent of an einsum operand is anothe
 """
 from __future__ import annotations
 
-import string
-
+import math
 import operator
+import string
 
 import numpy as np
 
@@ -64,7 +64,13 @@ def _matmul_vjp_b(g, ans, a, b):
     return _shape.unbroadcast(gb, b)
 
 
-matmul_p = Primitive("matmul", np.matmul)
+def _matmul_multiply_adds(invars, outvars):
+    a = invars[0]
+    return math.prod(outvars[0].shape) * (a.shape[-1] if len(a.shape) else 1)
+
+
+matmul_p = Primitive("matmul", np.matmul, linear_in=((0,), (1,)),
+                     multiply_adds=_matmul_multiply_adds)
 
 
 def _matmul_batch(vals, dims):
@@ -116,27 +122,27 @@ def _matmul_rows(kinds, invars, outvars, params, batch):
     na, nb, no = len(a.shape), len(b.shape), len(outvars[0].shape)
     if na < 2 or nb < 2:
         return None
-    if ka is _rows.S or kb is _rows.S:          # linear in each operand
-        return ([_rows.S], None, {}) if _rows.U in (ka, kb) else None
-    if kb is _rows.U:
-        d = ka[1]
+    if ka is _rows.PARTIAL or kb is _rows.PARTIAL:      # linear in each operand
+        return ([_rows.PARTIAL], None, {}) if _rows.WHOLE in (ka, kb) else None
+    if kb is _rows.WHOLE:
+        d = ka.axis
         if d == na - 1:                 # the batch is contracted: slice b's rows with it
-            return ([_rows.S], None, {1: nb - 2}) if b.shape[-2] == batch else None
+            return ([_rows.PARTIAL], None, {1: nb - 2}) if b.shape[-2] == batch else None
         if d == na - 2:
-            return [_rows.R(no - 2)], None, {}
+            return [_rows.Rows(no - 2)], None, {}
         return _stacked_rows(d, na, b, 1, no, batch)
-    if ka is _rows.U:
-        d = kb[1]
+    if ka is _rows.WHOLE:
+        d = kb.axis
         if d == nb - 2:
-            return ([_rows.S], None, {0: na - 1}) if a.shape[-1] == batch else None
+            return ([_rows.PARTIAL], None, {0: na - 1}) if a.shape[-1] == batch else None
         if d == nb - 1:
-            return [_rows.R(no - 1)], None, {}
+            return [_rows.Rows(no - 1)], None, {}
         return _stacked_rows(d, nb, a, 0, no, batch)
-    da, db = ka[1], kb[1]
+    da, db = ka.axis, kb.axis
     if da == na - 1 and db == nb - 2:            # x.T @ g over the batch: a partial sum
-        return [_rows.S], None, {}
+        return [_rows.PARTIAL], None, {}
     if da < na - 2 and db < nb - 2 and da - na == db - nb:
-        return [_rows.R(no + da - na)], None, {}
+        return [_rows.Rows(no + da - na)], None, {}
     return None
 
 
@@ -415,7 +421,7 @@ def _stacked_rows(d, n, other, other_index, no, batch):
     a = out - (no - len(other.shape))
     if 0 <= a < len(other.shape) - 2:
         if other.shape[a] == batch:
-            return [_rows.R(out)], None, {other_index: a}
+            return [_rows.Rows(out)], None, {other_index: a}
         if other.shape[a] != 1:
             return None
-    return [_rows.R(out)], None, {}
+    return [_rows.Rows(out)], None, {}

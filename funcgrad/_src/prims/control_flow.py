@@ -1151,7 +1151,8 @@ def _check_call(e):
             + signature_problems("output", e.params["graph"].outvars, _types(e.outvars)))
 
 
-call_p = Primitive("jit_call", _call_impl, multiple_results=True)
+call_p = Primitive("jit_call", _call_impl, multiple_results=True,
+                   inline=lambda params: params["graph"])
 def_rules(call_p, jvp=_call_jvp, vjp=_call_vjp, batch=_call_batch, vjp_fwd=_call_vjp_fwd)
 subgraph_checks[call_p] = _check_call
 

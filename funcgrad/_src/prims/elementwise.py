@@ -18,7 +18,7 @@ import numpy as np
 from .. import rows as _rows
 from ..backend import array_module
 from ..batching import broadcasting_batch
-from ..core import Primitive, Tracer, bind, def_rules, install_operators
+from ..core import Primitive, Tracer, bind, def_rules, install_operators, register_scaling
 from ..core import _np
 from ..errors import FuncgradTypeError, FuncgradValueError
 from . import shape as _shape
@@ -26,10 +26,11 @@ from . import shape as _shape
 unbroadcast = _shape.unbroadcast
 
 
-def _elementwise(name, impl, *, jvp=None, vjp=None):
-    """An elementwise primitive with its rules. Every one broadcasts, so its batching
-    rule and its row rule (jit's batch splitting) are the broadcasting ones."""
-    p = Primitive(name, impl)
+def _elementwise(name, impl, *, jvp=None, vjp=None, **properties):
+    """An elementwise primitive with its rules and properties (``core.Primitive``). Every
+    one broadcasts, so its batching rule and its row rule (jit's batch splitting) are the
+    broadcasting ones."""
+    p = Primitive(name, impl, elementwise=True, **properties)
     return def_rules(p, jvp=jvp, vjp=vjp, batch=broadcasting_batch(p),
                      rows=_rows.broadcasting_rows(p))
 
@@ -103,8 +104,37 @@ def _wrap2(p, doc):
 _LN2 = math.log(2.0)
 _LN10 = math.log(10.0)
 
+
+def _is_number(v):
+    """Whether a graph operand is a Python number written in place (a Literal)."""
+    return not hasattr(v, "shape") and type(getattr(v, "value", None)) in (
+        bool, int, float, complex)
+
+
+def _times_number(invars):
+    """``x * c`` or ``c * x`` with ``c`` a number: ``(position of x, c)``."""
+    x, y = invars
+    if _is_number(y):
+        return 0, y.value
+    if _is_number(x):
+        return 1, x.value
+    return None
+
+
+def _over_number(invars):
+    """``x / c`` with ``c`` a nonzero number: ``(0, 1 / c)``."""
+    y = invars[1]
+    if _is_number(y) and y.value != 0:
+        try:
+            return 0, 1 / y.value
+        except OverflowError:
+            return None
+    return None
+
+
 # ---- unary, differentiable -----------------------------------------------------------
-negative_p = _elementwise("negative", np.negative,
+negative_p = _elementwise("negative", np.negative, linear_in=((0,),),
+                          scalar_multiple=lambda invars: (0, -1),
                           jvp=(lambda t, ans, x: -t,),
                           vjp=(lambda g, ans, x: -g,))
 
@@ -156,13 +186,13 @@ abs_p = _elementwise("absolute", np.abs,
                      vjp=(_abs_vjp,))
 
 # Complex parts. Reverse rules are transposes of the real-linear maps (JAX's convention).
-real_p = _elementwise("real", np.real,
+real_p = _elementwise("real", np.real, linear_in=((0,),),
                       jvp=(lambda t, ans, x: real(t),),
                       vjp=(lambda g, ans, x: _shape.astype(g, x.dtype),))
-imag_p = _elementwise("imag", np.imag,
+imag_p = _elementwise("imag", np.imag, linear_in=((0,),),
                       jvp=(lambda t, ans, x: imag(t),),
                       vjp=(lambda g, ans, x: g * (-1j) if x.dtype.kind == "c" else None,))
-conj_p = _elementwise("conjugate", np.conjugate,
+conj_p = _elementwise("conjugate", np.conjugate, linear_in=((0,),),
                       jvp=(lambda t, ans, x: conj(t),),
                       vjp=(lambda g, ans, x: conj(g),))
 
@@ -181,25 +211,27 @@ isfinite_p = _elementwise("isfinite", np.isfinite)
 signbit_p = _elementwise("signbit", np.signbit)
 
 # ---- binary, differentiable ----------------------------------------------------------
-add_p = _elementwise("add", np.add,
+add_p = _elementwise("add", np.add, linear_in=((0, 1),), commutative=True,
                      jvp=(lambda t, ans, x, y: t,
                           lambda t, ans, x, y: t),
                      vjp=(lambda g, ans, x, y: unbroadcast(g, x),
                           lambda g, ans, x, y: unbroadcast(g, y)))
 
-subtract_p = _elementwise("subtract", np.subtract,
+subtract_p = _elementwise("subtract", np.subtract, linear_in=((0, 1),),
                           jvp=(lambda t, ans, x, y: t,
                                lambda t, ans, x, y: -t),
                           vjp=(lambda g, ans, x, y: unbroadcast(g, x),
                                lambda g, ans, x, y: unbroadcast(-g, y)))
 
-multiply_p = _elementwise("multiply", np.multiply,
+multiply_p = _elementwise("multiply", np.multiply, linear_in=((0,), (1,)),
+                          commutative=True, scalar_multiple=_times_number,
                           jvp=(lambda t, ans, x, y: t * y,
                                lambda t, ans, x, y: x * t),
                           vjp=(lambda g, ans, x, y: unbroadcast(g * y, x),
                                lambda g, ans, x, y: unbroadcast(x * g, y)))
 
-true_divide_p = _elementwise("true_divide", np.true_divide,
+true_divide_p = _elementwise("true_divide", np.true_divide, linear_in=((0,),),
+                             inverse_in=(1,), scalar_multiple=_over_number,
                              jvp=(lambda t, ans, x, y: t / y,
                                   lambda t, ans, x, y: -t * ans / y),
                              vjp=(lambda g, ans, x, y: unbroadcast(g / y, x),
@@ -577,6 +609,8 @@ def _operators():
 
 
 install_operators(_operators())
+# how jit's passes write ``c * x`` for a number c (and ``-x``)
+register_scaling(multiply=multiply_p, negate=negative_p)
 
 # ---- relu: one primitive, so that its derivative is one mask product ------------------
 def _relu_impl(x):

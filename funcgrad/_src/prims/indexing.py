@@ -132,12 +132,12 @@ def _getitem_batch(vals, dims, index):
 
 def _getitem_rows(kinds, invars, outvars, params, batch):
     k = kinds[0]
-    if k is _rows.S:                      # indexing is linear (index arrays are whole)
-        return ([_rows.S], None, {}) if all(q is _rows.U for q in kinds[1:]) else None
-    if k[0] != "R" or len(kinds) > 1:
+    if k is _rows.PARTIAL:                      # indexing is linear (index arrays are whole)
+        return ([_rows.PARTIAL], None, {}) if all(q is _rows.WHOLE for q in kinds[1:]) else None
+    if not isinstance(k, _rows.Rows) or len(kinds) > 1:
         return None
-    out = _kept_axis(params["index"], invars[0], k[1])
-    return None if out is None else ([_rows.R(out)], None, {})
+    out = _kept_axis(params["index"], invars[0], k.axis)
+    return None if out is None else ([_rows.Rows(out)], None, {})
 
 
 def_rules(getitem_p,
@@ -212,26 +212,26 @@ def _scatter_batch(vals, dims, index, mode):
 
 def _scatter_rows(kinds, invars, outvars, params, batch):
     kx, kv = kinds[0], kinds[1]
-    if kx is _rows.S and kv is _rows.S and len(kinds) == 2:   # linear in (x, v) together
-        return [_rows.S], None, {}
+    if kx is _rows.PARTIAL and kv is _rows.PARTIAL and len(kinds) == 2:  # linear in (x, v)
+        return [_rows.PARTIAL], None, {}
     index = params["index"]
-    if len(kinds) > 2 or _rows.S in (kx, kv) or _has_arrays(index):
+    if len(kinds) > 2 or _rows.PARTIAL in (kx, kv) or _has_arrays(index):
         return None
     x = invars[0]
     vshape = tuple(getattr(invars[1], "shape", ()))          # (a literal has none)
     axes, rank = _basic_axes(index, len(x.shape))
-    vd = None if kv is _rows.U else kv[1] + rank - len(vshape)   # on x[index]'s axes
-    d = kx[1] if kx[0] == "R" else next((a for a, (item, o) in axes.items()
+    vd = None if kv is _rows.WHOLE else kv.axis + rank - len(vshape)   # on x[index]'s axes
+    d = kx.axis if isinstance(kx, _rows.Rows) else next((a for a, (item, o) in axes.items()
                                          if o is not None and o == vd), None)
     if d is None or axes[d][0] != _FULL:
         return None
     out = axes[d][1]
     cut = {}
-    if kx is _rows.U:
+    if kx is _rows.WHOLE:
         if x.shape[d] != batch:
             return None
         cut[0] = d
-    if kv is _rows.U:
+    if kv is _rows.WHOLE:
         a = out - (rank - len(vshape))            # v broadcasts against x[index]
         if a >= 0 and vshape[a] != 1:
             if vshape[a] != batch:
@@ -239,7 +239,7 @@ def _scatter_rows(kinds, invars, outvars, params, batch):
             cut[1] = a
     elif vd != out:
         return None
-    return [_rows.R(d)], None, cut
+    return [_rows.Rows(d)], None, cut
 
 
 def_rules(scatter_p,

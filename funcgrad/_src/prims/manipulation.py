@@ -321,9 +321,9 @@ def _roll_batch(vals, dims, shift, axis):
 
 def _roll_rows(kinds, invars, outvars, params, batch):
     k = kinds[0]
-    if k is _rows.S:            # linear: a partial sum rolls into a partial sum
-        return [_rows.S], None, {}
-    if k[1] in params["axis"]:  # rolling the batch axis mixes the slices
+    if k is _rows.PARTIAL:            # linear: a partial sum rolls into a partial sum
+        return [_rows.PARTIAL], None, {}
+    if k.axis in params["axis"]:  # rolling the batch axis mixes the slices
         return None
     return [k], None, {}
 

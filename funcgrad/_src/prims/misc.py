@@ -550,7 +550,7 @@ def vander(x, N=None, increasing=False):
 
 
 # ---- nextafter and frexp -----------------------------------------------------------------
-nextafter_p = Primitive("nextafter", np.nextafter)
+nextafter_p = Primitive("nextafter", np.nextafter, elementwise=True)
 def_rules(nextafter_p,
           jvp=(lambda t, ans, x1, x2: t, None),
           vjp=(lambda g, ans, x1, x2: _s.unbroadcast(_s.broadcast_to(g, ans.shape), x1), None),
@@ -570,7 +570,7 @@ def nextafter(x1, x2, /):
     return bind(nextafter_p, x1, x2)
 
 
-frexp_exponent_p = Primitive("frexp_exponent", lambda x: np.frexp(x)[1])
+frexp_exponent_p = Primitive("frexp_exponent", lambda x: np.frexp(x)[1], elementwise=True)
 def_rules(frexp_exponent_p, batch=broadcasting_batch(frexp_exponent_p),
           rows=_rows.broadcasting_rows(frexp_exponent_p))
 
@@ -639,7 +639,7 @@ def _over_x(v, x):
 
 
 def _bessel(name, nu, scaled, deriv):
-    p = Primitive(name, _bessel_impl(nu, scaled))
+    p = Primitive(name, _bessel_impl(nu, scaled), elementwise=True)
     rule = (lambda c, ans, x: c * deriv(ans, x),)
     return def_rules(p, jvp=rule, vjp=rule, batch=broadcasting_batch(p),
                      rows=_rows.broadcasting_rows(p))

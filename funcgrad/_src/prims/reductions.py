@@ -34,9 +34,10 @@ def _reduction(name, impl, *, jvp=None, vjp=None, linear=False):
     """A reduction primitive ``impl(x, axis=, keepdims=)`` with its rules: the batching
     rule shifts the axes past the batch axis; the row rule (jit's batch splitting) lets
     only a ``linear`` reduction (a sum) reduce the batch axis."""
-    p = Primitive(name, lambda x, axis, keepdims: impl(x, axis=axis, keepdims=keepdims))
+    p = Primitive(name, lambda x, axis, keepdims: impl(x, axis=axis, keepdims=keepdims),
+                  reduction=True, linear_in=((0,),) if linear else ())
     return def_rules(p, jvp=jvp, vjp=vjp, batch=reduction_batch(p),
-                     rows=_rows.reduction_rows(p, linear=linear))
+                     rows=_rows.reduction_rows(p))
 
 
 sum_p = _reduction("sum", np.sum, linear=True,

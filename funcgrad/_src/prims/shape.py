@@ -111,6 +111,13 @@ def unbroadcast(g, x):
 
 
 # ---- reshape ---------------------------------------------------------------------------
+def _same_type(invars, outvars, params):
+    """Whether an equation's result has its operand's shape and dtype (a reshape, a cast
+    or a broadcast that changes nothing: the is_noop property)."""
+    src, out = invars[0], outvars[0]
+    return hasattr(src, "shape") and src.shape == out.shape and src.dtype == out.dtype
+
+
 def _reshape_impl(x, shape):
     try:
         return x.reshape(shape)
@@ -118,7 +125,7 @@ def _reshape_impl(x, shape):
         return np.reshape(x, shape)
 
 
-reshape_p = Primitive("reshape", _reshape_impl)
+reshape_p = Primitive("reshape", _reshape_impl, linear_in=((0,),), is_noop=_same_type)
 
 
 def _reshape_batch(vals, dims, shape):
@@ -128,15 +135,15 @@ def _reshape_batch(vals, dims, shape):
 
 def _reshape_rows(kinds, invars, outvars, params, batch):
     k = kinds[0]
-    if k is _rows.S:
-        return [_rows.S], None, {}
+    if k is _rows.PARTIAL:
+        return [_rows.PARTIAL], None, {}
     old, new = tuple(invars[0].shape), tuple(params["shape"])
-    d = k[1]
+    d = k.axis
     before = math.prod(old[:d])
     # the batch axis survives when the dimensions before it multiply to the same count
     for d2 in range(len(new)):
         if math.prod(new[:d2]) == before and new[d2] == old[d]:
-            return ([_rows.R(d2)],
+            return ([_rows.Rows(d2)],
                     lambda c: _rows.with_length(params, "shape", d2, c), {})
         if math.prod(new[:d2]) > before:
             break
@@ -281,7 +288,8 @@ def _transpose_impl(x, axes):
         return np.transpose(x, axes)
 
 
-transpose_p = Primitive("transpose", _transpose_impl)
+transpose_p = Primitive("transpose", _transpose_impl, is_noop=lambda ins, outs, params: (
+    _same_type(ins, outs, params) and params.get("axes") == tuple(range(len(outs[0].shape)))))
 
 
 def _transpose_batch(vals, dims, axes):
@@ -290,9 +298,9 @@ def _transpose_batch(vals, dims, axes):
 
 def _transpose_rows(kinds, invars, outvars, params, batch):
     k = kinds[0]
-    if k is _rows.S:
-        return [_rows.S], None, {}
-    return [_rows.R(list(params["axes"]).index(k[1]))], None, {}
+    if k is _rows.PARTIAL:
+        return [_rows.PARTIAL], None, {}
+    return [_rows.Rows(list(params["axes"]).index(k.axis))], None, {}
 
 
 def_rules(transpose_p,
@@ -364,7 +372,8 @@ def moveaxis(a, source, destination):
 
 
 # ---- broadcast_to ----------------------------------------------------------------------
-broadcast_to_p = Primitive("broadcast_to", lambda x, shape: np.broadcast_to(x, shape))
+broadcast_to_p = Primitive("broadcast_to", lambda x, shape: np.broadcast_to(x, shape),
+                           is_noop=_same_type)
 
 
 def _broadcast_to_batch(vals, dims, shape):
@@ -376,10 +385,10 @@ def _broadcast_to_batch(vals, dims, shape):
 
 def _broadcast_to_rows(kinds, invars, outvars, params, batch):
     k = kinds[0]
-    if k is _rows.S:                  # broadcasting is linear: partial sums stay partial
-        return [_rows.S], None, {}
-    d = k[1] + len(params["shape"]) - len(invars[0].shape)
-    return [_rows.R(d)], lambda c: _rows.with_length(params, "shape", d, c), {}
+    if k is _rows.PARTIAL:                  # broadcasting is linear: partial sums stay partial
+        return [_rows.PARTIAL], None, {}
+    d = k.axis + len(params["shape"]) - len(invars[0].shape)
+    return [_rows.Rows(d)], lambda c: _rows.with_length(params, "shape", d, c), {}
 
 
 def_rules(broadcast_to_p,
@@ -423,7 +432,7 @@ def _astype_impl(x, dtype):
     return x.astype(dtype) if hasattr(x, "astype") else np.asarray(x).astype(dtype)
 
 
-astype_p = Primitive("convert_element_type", _astype_impl)
+astype_p = Primitive("convert_element_type", _astype_impl, is_noop=_same_type)
 
 
 def _astype_batch(vals, dims, dtype):
@@ -496,15 +505,15 @@ def _concat_batch(vals, dims, axis):
 
 
 def _concat_rows(kinds, invars, outvars, params, batch):
-    if all(k is _rows.S for k in kinds):          # concatenation is linear
-        return [_rows.S], None, {}
+    if all(k is _rows.PARTIAL for k in kinds):          # concatenation is linear
+        return [_rows.PARTIAL], None, {}
     axis = params["axis"]
-    ds = {k[1] for k in kinds if k[0] == "R"}
-    if _rows.S in kinds or len(ds) != 1 or axis in ds:
+    ds = {k.axis for k in kinds if isinstance(k, _rows.Rows)}
+    if _rows.PARTIAL in kinds or len(ds) != 1 or axis in ds:
         return None
     d = ds.pop()
     # whole operands have the batch's length on d too (shapes match off the axis)
-    return [_rows.R(d)], None, {i: d for i, k in enumerate(kinds) if k is _rows.U}
+    return [_rows.Rows(d)], None, {i: d for i, k in enumerate(kinds) if k is _rows.WHOLE}
 
 
 def_rules(concatenate_p,

@@ -116,14 +116,14 @@ def _conv_kernel_ct_batch(vals, dims, **p):
 
 
 def _conv_rows(kinds, invars, outvars, params, batch):
-    if kinds[0] == _rows.R(0) and kinds[1] is _rows.U:
-        return [_rows.R(0)], None, {}
+    if kinds[0] == _rows.Rows(0) and kinds[1] is _rows.WHOLE:
+        return [_rows.Rows(0)], None, {}
     return None
 
 
 def _conv_kernel_ct_rows(kinds, invars, outvars, params, batch):
-    if kinds[0] == _rows.R(0) and kinds[1] == _rows.R(0):
-        return [_rows.S], None, {}
+    if kinds[0] == _rows.Rows(0) and kinds[1] == _rows.Rows(0):
+        return [_rows.PARTIAL], None, {}
     return None
 
 
@@ -181,14 +181,14 @@ def _window_batch(prim):
 
 def _window_rows(kinds, invars, outvars, params, batch):
     """Every operand in rows along the same axis, and no window spans that axis."""
-    d = kinds[0][1] if kinds[0][0] == "R" else None
-    if d is None or any(k != _rows.R(d) for k in kinds) or (
+    d = kinds[0].axis if isinstance(kinds[0], _rows.Rows) else None
+    if d is None or any(k != _rows.Rows(d) for k in kinds) or (
             params["window_dimensions"][d] != 1 or params["window_strides"][d] != 1 or
             tuple(params["padding"][d]) != (0, 0) or params["base_dilation"][d] != 1):
         return None
     resize = None if "operand_shape" not in params else (
         lambda c: _rows.with_length(params, "operand_shape", d, c))
-    return [_rows.R(d)] * len(outvars), resize, {}
+    return [_rows.Rows(d)] * len(outvars), resize, {}
 
 
 def _window_max_jvp(primals, tangents, **p):
