@@ -299,8 +299,8 @@ def expm(A):
     """The matrix exponential, by the scaling-and-squaring Padé(13) method (Higham
     2005): accurate to about 1e-15 relative in float64. ``A``: ``(N, N)`` or a stack.
     Differentiable (the derivative of the same approximant, to any order); the number
-    of squarings is chosen from ``A``'s concrete 1-norm (so not under ``jit``, where it
-    raises on the abstract value). float32 stays float32.
+    of squarings is chosen from ``A``'s concrete 1-norm (so not under ``jit`` or
+    ``vmap``, where it raises on the abstract value). float32 stays float32.
 
     Example:
         >>> import numpy as np
