@@ -16,7 +16,9 @@ sign of zero fractions; ``maximum``/``minimum`` gave a NaN gradient at an infini
 0/-1 on a 0-d array; ``special.betaln``/``beta`` lost all precision for a large argument
 (``betaln(1, 1e20)`` was 0, not -46.05); ``special.gammainc``/``gammaincc`` were wrong
 for large ``a`` (0.40 for 0.50 at ``a = x = 1e5``) and NaN for ``a = inf``;
-``special.xlogy``/``xlog1py`` gave 0 for ``x = 0, y = NaN`` (SciPy: NaN).
+``special.xlogy``/``xlog1py`` gave 0 for ``x = 0, y = NaN`` (SciPy: NaN); ``expm1``'s
+derivative was ``ans + 1``, 0 below x ~ -37 (``elu``/``selu``/``celu`` inherited it: their
+slope at -40 was 0, not 4.2e-18).
 """
 import warnings
 
