@@ -6,10 +6,12 @@ and reverse mode to any order, keeps float32 as float32 and accepts complex inpu
 derivative does not exist (singular matrices, repeated eigenvalues or singular values)
 and what is returned there.
 
-Not provided: ``eig``/``eigvals`` (general, non-Hermitian eigenproblems).
+``eig``/``eigvals`` (general, non-Hermitian) always return complex arrays and have
+derivatives for distinct eigenvalues (eigenvectors: phase-invariant functions only).
 """
 from .._src.prims.contractions import matmul, tensordot
-from .._src.prims.linalg_decomp import cholesky, eigh, eigvalsh, qr, svd, svdvals
+from .._src.prims.linalg_decomp import (EigResult, cholesky, eig, eigh, eigvals, eigvalsh, qr,
+                                        svd, svdvals)
 from .._src.prims.linalg_norms import (cond, diagonal, lstsq, matrix_norm, matrix_power,
                                        matrix_rank, matrix_transpose, multi_dot, norm, outer,
                                        tensorinv, tensorsolve, trace, vecdot, vector_norm)
@@ -18,10 +20,11 @@ from .._src.prims.linalg_solve import (EighResult, QRResult, SlogdetResult, SVDR
 from ._numpy2 import linalg_cross as cross
 from numpy.linalg import LinAlgError
 
-__all__ = ["LinAlgError", "cholesky", "cond", "cross", "det", "diagonal", "eigh", "eigvalsh", "inv",
+__all__ = ["LinAlgError", "cholesky", "cond", "cross", "det", "diagonal", "eig", "eigh",
+           "eigvals", "eigvalsh", "inv",
            "lstsq", "matmul", "matrix_norm", "matrix_power", "matrix_rank",
            "matrix_transpose", "multi_dot", "norm", "outer", "pinv", "qr", "slogdet",
            "solve", "svd", "svdvals", "tensordot", "tensorinv", "tensorsolve", "trace",
            "vecdot", "vector_norm"]
 
-_ = (EighResult, QRResult, SlogdetResult, SVDResult)
+_ = (EigResult, EighResult, QRResult, SlogdetResult, SVDResult)

@@ -1,2 +1,2 @@
 """SciPy-like functions over funcgrad.numpy (SciPy itself stays optional)."""
-from . import linalg, special
+from . import linalg, signal, special, stats

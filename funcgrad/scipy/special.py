@@ -16,15 +16,21 @@ Also, computed here without SciPy: ``ndtr``, ``log_ndtr``, ``ndtri``, ``erfinv``
 ``gammasgn``, ``rgamma``, ``beta``, ``betaln``, ``multigammaln`` (differentiable in every
 argument), and ``gammainc``, ``gammaincc``, ``betainc`` (differentiable in ``x``, their
 last argument, only; a derivative in ``a`` or ``b`` raises FuncgradValueError).
+
+With SciPy's kernels for the values (SciPy needed for these only) and funcgrad's
+derivatives in ``x`` to any order: the Bessel functions ``j0, j1, jn, jv, y0, y1, yn, yv,
+iv, ive`` and the Hurwitz ``zeta(x, q)`` (differentiable in ``q``).
 """
 from .._src.prims.special import (beta, betainc, betaln, digamma, entr, erf, erfc,
                                   erfcinv, erfinv, expit, gamma, gammainc, gammaincc,
-                                  gammaln, gammasgn, i0e, i1, i1e, log_expit, log_ndtr,
-                                  log_softmax, logit, logsumexp, multigammaln, ndtr,
-                                  ndtri, polygamma, psi, rgamma, softmax, xlog1py, xlogy)
+                                  gammaln, gammasgn, i0e, i1, i1e, iv, ive, j0, j1, jn, jv,
+                                  log_expit, log_ndtr, log_softmax, logit, logsumexp,
+                                  multigammaln, ndtr, ndtri, polygamma, psi, rgamma,
+                                  softmax, xlog1py, xlogy, y0, y1, yn, yv, zeta)
 
 __all__ = ["beta", "betainc", "betaln", "digamma", "entr", "erf", "erfc", "erfcinv",
            "erfinv", "expit", "gamma", "gammainc", "gammaincc", "gammaln", "gammasgn",
            "i0e", "i1", "i1e", "log_expit", "log_ndtr", "log_softmax", "logit",
            "logsumexp", "multigammaln", "ndtr", "ndtri", "polygamma", "psi", "rgamma",
-           "softmax", "xlog1py", "xlogy"]
+           "softmax", "xlog1py", "xlogy", "j0", "j1", "jn", "jv", "y0", "y1", "yn", "yv",
+           "iv", "ive", "zeta"]

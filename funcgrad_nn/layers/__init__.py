@@ -90,9 +90,9 @@ A stateful or random layer of your own overrides ``apply(self, params, state, *i
 train=False, key=None)`` returning ``(output, new_state)`` and sets the class attributes
 ``has_state = True`` / ``is_random = True`` (they make ``__call__`` refuse it).
 """
-from ._activation import (CELU, ELU, GELU, GLU, SELU, Hardtanh, LeakyReLU, LogSoftmax, ReLU,
-                          ReLU6, Sigmoid, SiLU, Softmax, Softmin, Softsign, Tanh, Tanhshrink,
-                          Threshold)
+from ._activation import (CELU, ELU, GELU, GLU, SELU, Hardshrink, Hardsigmoid, Hardswish,
+                          Hardtanh, LeakyReLU, LogSoftmax, Mish, ReLU, ReLU6, Sigmoid, SiLU,
+                          Softmax, Softmin, Softshrink, Softsign, Tanh, Tanhshrink, Threshold)
 from ._attention import MultiheadAttention
 from ._base import Module, ModuleList, Sequential
 from ._conv import Conv1d, Conv2d, ConvTranspose1d, ConvTranspose2d
@@ -105,8 +105,9 @@ from ._loss import (CosineEmbeddingLoss, GaussianNLLLoss, HingeEmbeddingLoss,
                     TripletMarginLoss)
 from ._normalization import (BatchNorm1d, BatchNorm2d, GroupNorm, InstanceNorm1d,
                              InstanceNorm2d, InstanceNorm3d, LayerNorm, LocalResponseNorm)
-from ._pooling import (AdaptiveAvgPool1d, AdaptiveAvgPool2d, AvgPool1d, AvgPool2d, MaxPool1d,
-                       MaxPool2d)
+from ._pooling import (AdaptiveAvgPool1d, AdaptiveAvgPool2d, AdaptiveAvgPool3d,
+                       AdaptiveMaxPool1d, AdaptiveMaxPool2d, AdaptiveMaxPool3d, AvgPool1d,
+                       AvgPool2d, AvgPool3d, Fold, MaxPool1d, MaxPool2d, MaxPool3d, Unfold)
 from ._recurrent import GRU, LSTM, RNN, GRUCell, LSTMCell, RNNCell
 from ._shuffle import PixelShuffle, PixelUnshuffle
 from ._state_dict import from_torch_state_dict, to_torch_state_dict
@@ -115,14 +116,15 @@ from ._summary import count_params, summary
 __all__ = [
     "Module", "Sequential", "ModuleList",
     "Linear", "Conv1d", "Conv2d", "ConvTranspose1d", "ConvTranspose2d",
-    "MaxPool1d", "MaxPool2d", "AvgPool1d", "AvgPool2d", "AdaptiveAvgPool1d",
-    "AdaptiveAvgPool2d",
+    "MaxPool1d", "MaxPool2d", "MaxPool3d", "AvgPool1d", "AvgPool2d", "AvgPool3d",
+    "AdaptiveAvgPool1d", "AdaptiveAvgPool2d", "AdaptiveAvgPool3d", "AdaptiveMaxPool1d",
+    "AdaptiveMaxPool2d", "AdaptiveMaxPool3d", "Unfold", "Fold",
     "BatchNorm1d", "BatchNorm2d", "LayerNorm", "GroupNorm", "InstanceNorm1d",
     "InstanceNorm2d", "InstanceNorm3d", "LocalResponseNorm", "Dropout", "Embedding",
     "Flatten", "Identity", "PixelShuffle", "PixelUnshuffle",
     "ReLU", "ReLU6", "Hardtanh", "LeakyReLU", "ELU", "SELU", "CELU", "GELU", "SiLU",
     "Sigmoid", "Tanh", "Softsign", "Tanhshrink", "Threshold", "GLU", "Softmax", "Softmin",
-    "LogSoftmax",
+    "LogSoftmax", "Hardshrink", "Softshrink", "Hardsigmoid", "Hardswish", "Mish",
     "CosineEmbeddingLoss", "MarginRankingLoss", "HingeEmbeddingLoss", "MultiMarginLoss",
     "MultiLabelMarginLoss", "TripletMarginLoss", "PoissonNLLLoss", "GaussianNLLLoss",
     "RNNCell", "LSTMCell", "GRUCell", "RNN", "LSTM", "GRU", "MultiheadAttention",

@@ -162,3 +162,47 @@ class Threshold(_Activation):
 
     def __init__(self, threshold, value, inplace=False):
         self.threshold, self.value = threshold, value
+
+
+class Hardshrink(_Activation):
+    """``x`` where ``|x| > lambd``, else 0."""
+    _fn = staticmethod(F.hardshrink)
+    _args = ("lambd",)
+
+    def __init__(self, lambd=0.5):
+        self.lambd = lambd
+
+
+class Softshrink(_Activation):
+    """``x`` shrunk towards 0 by ``lambd`` (0 inside ``[-lambd, lambd]``)."""
+    _fn = staticmethod(F.softshrink)
+    _args = ("lambd",)
+
+    def __init__(self, lambd=0.5):
+        if lambd < 0:
+            raise FuncgradValueError(f"Softshrink: lambd must be non-negative, got {lambd}")
+        self.lambd = lambd
+
+
+class Hardsigmoid(_Activation):
+    """``clip(x / 6 + 1/2, 0, 1)``."""
+    _fn = staticmethod(F.hardsigmoid)
+
+    def __init__(self, inplace=False):
+        pass
+
+
+class Hardswish(_Activation):
+    """``x * hardsigmoid(x)``."""
+    _fn = staticmethod(F.hardswish)
+
+    def __init__(self, inplace=False):
+        pass
+
+
+class Mish(_Activation):
+    """``x * tanh(softplus(x))``."""
+    _fn = staticmethod(F.mish)
+
+    def __init__(self, inplace=False):
+        pass

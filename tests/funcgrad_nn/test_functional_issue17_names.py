@@ -362,3 +362,21 @@ def test_channel_shuffle_and_channel_dropout():
         np.testing.assert_array_equal(f(v, 0.4, training=False), v)
         with pytest.raises(FuncgradValueError, match=f"dropout{nd}d: training=True needs"):
             f(v, 0.4)
+
+
+# ---- the matching layers ------------------------------------------------------------------
+@pytest.mark.parametrize("name, args, shape", [
+    ("MaxPool3d", (2,), (1, 2, 4, 4, 4)), ("AvgPool3d", (2, 1, 1), (2, 2, 3, 4, 5)),
+    ("AdaptiveAvgPool3d", ((2, 3, 1),), (1, 2, 4, 5, 3)),
+    ("AdaptiveMaxPool1d", (3,), (2, 3, 7)), ("AdaptiveMaxPool2d", ((2, 3),), (2, 3, 5, 7)),
+    ("AdaptiveMaxPool3d", (2,), (1, 2, 4, 5, 3)), ("Unfold", (2,), (2, 3, 4, 5)),
+    ("Fold", ((4, 5), 2), (2, 12, 12)), ("Hardshrink", (), (3, 4)),
+    ("Softshrink", (0.3,), (3, 4)), ("Hardsigmoid", (), (3, 4)), ("Hardswish", (), (3, 4)),
+    ("Mish", (), (3, 4))])
+def test_layers_as_torch(name, args, shape):
+    import funcgrad_nn as nn
+    x = RNG.standard_normal(shape) * 3
+    ours = getattr(nn, name)(*args) if hasattr(nn, name) else getattr(nn.layers, name)(*args)
+    theirs = getattr(torch.nn, name)(*args)
+    np.testing.assert_allclose(ours({}, x), theirs(torch.tensor(x)).numpy(), rtol=1e-10,
+                               atol=1e-12)

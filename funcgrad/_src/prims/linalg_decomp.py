@@ -3,6 +3,8 @@ qr``), each primitive with its rules side by side. See ``linalg_solve.py`` for t
 conventions at points where a derivative does not exist."""
 from __future__ import annotations
 
+import collections
+
 import numpy as np
 
 from ..backend import dtype_name
@@ -404,3 +406,89 @@ def qr(a, mode="reduced"):
     else:
         q, r = bind(qr_p, a, mode="complete" if mode == "complete" and m > n else "reduced")
     return r if mode == "r" else QRResult(q, r)
+
+
+# ---- eig and eigvals (general, non-Hermitian) --------------------------------------------
+EigResult = collections.namedtuple("EigResult", ["eigenvalues", "eigenvectors"])
+
+
+def _eig_impl(a):
+    w, v = np.linalg.eig(a)
+    cdt = np.result_type(a.dtype, np.complex64)
+    return w.astype(cdt, copy=False), v.astype(cdt, copy=False)
+
+
+eig_p = Primitive("eig", _eig_impl, multiple_results=True)
+
+
+def _as_complex(x, dtype):
+    return x if x.dtype == dtype else _shape.astype(x, dtype)
+
+
+def _eig_jvp(primals, tangents):
+    (a,), (t,) = primals, tangents
+    w, v = bind(eig_p, a)
+    if t is None:
+        return [w, v], [None, None]
+    # V^{-1} dA V: its diagonal moves the eigenvalues, its off-diagonal part (over the
+    # eigenvalue gaps) the eigenvectors; then the change of each column's norm is removed
+    # (NumPy's vectors have unit norm)
+    x = _solve(v, matmul(_as_complex(t, v.dtype), v))
+    dw = _diag(x)
+    dv = matmul(v, _eig_gaps(w) * x)
+    dv = dv - v * _col(real(_diag(matmul(_H(v), dv))))
+    return [w, v], [dw, dv]
+
+
+def _eig_vjp(g, ans, args, wanted):
+    (a,) = args
+    gw, gv = g
+    w, v = ans
+    gx = 0
+    if gw is not None:
+        gx = _diag_embed(_as_complex(gw, v.dtype))
+    if gv is not None:
+        gv = _as_complex(gv, v.dtype)
+        # the transpose of dv -> dv - v * Re(diag(v^H dv)), then of dv = V (F * X)
+        corr = real(_diag(matmul(_T(v), gv)))          # sum_i v_ij gv_ij per column
+        gdv = gv - _conj(v) * _col(corr)
+        gx = gx + _eig_gaps(w) * matmul(_T(v), gdv)
+    # X = V^{-1} dA V: dA's cotangent is V^{-T} gX V^T
+    ga = _solve(_T(v), matmul(gx, _T(v)))
+    if a.dtype.kind != "c":
+        ga = real(ga)
+    return [_shape.astype(ga, a.dtype) if ga.dtype != a.dtype else ga]
+
+
+def_rules(eig_p, jvp=_eig_jvp, vjp=_eig_vjp, batch=_matrix_batch(eig_p))
+
+
+def eig(a):
+    """Eigenvalues and right eigenvectors of a general square matrix (or stack), as
+    ``numpy.linalg.eig``: ``EigResult(w, v)`` with ``a @ v[:, i] = w[i] * v[:, i]``,
+    always complex (``complex64`` for float32 input, else ``complex128``; NumPy returns
+    real arrays when every eigenvalue happens to be real, funcgrad a fixed dtype), each
+    ``v[:, i]`` of unit norm.
+
+    Derivatives (forward and reverse, any order), for distinct eigenvalues:
+    ``dw = diag(V^{-1} dA V)``; ``dV = V (F * (V^{-1} dA V))`` with ``F[i, j] = 1 / (w[j] -
+    w[i])`` (0 at ties), minus the change of each column's norm. An eigenvector's phase is
+    arbitrary (LAPACK fixes it by its own rule), so only phase-invariant functions of
+    ``v`` (``|v|``, ``v v^H``, ...) have derivatives that finite differences of NumPy's
+    ``eig`` reproduce. Real input gets real cotangents (the real part).
+
+    Example:
+        >>> import numpy as np, funcgrad.numpy as fnp
+        >>> w, v = fnp.linalg.eig(np.array([[2.0, 0.0], [0.0, 3.0]]))
+        >>> w
+        array([2.+0.j, 3.+0.j])
+    """
+    a = _as_matrix_stack(a, "eig")
+    w, v = bind(eig_p, a)
+    return EigResult(w, v)
+
+
+def eigvals(a):
+    """The eigenvalues of a general square matrix (or stack), complex (see :func:`eig`);
+    derivative ``diag(V^{-1} dA V)``, exact for distinct eigenvalues."""
+    return eig(a)[0]

@@ -22,6 +22,7 @@ from . import misc as _misc
 from . import reductions as _r
 from . import shape as _s
 from .barriers import stop_gradient
+from .linalg_decomp import cholesky as _np_cholesky
 from .linalg_solve import (_T, _as_matrix_stack, _matrix_batch, _solve, _solve_right, _tril,
                            solve)
 
@@ -103,7 +104,6 @@ def solve_triangular(a, b, trans=0, lower=False, unit_diagonal=False, overwrite_
 def cholesky(a, lower=False, overwrite_a=False, check_finite=True):
     """SciPy's Cholesky factor: upper ``U`` with ``a = U^H U`` by default, lower ``L``
     with ``lower=True``. Differentiable (through ``numpy.linalg.cholesky``)."""
-    from .linalg_decomp import cholesky as _np_cholesky
     lo = _np_cholesky(_mat(a, "cholesky"))
     return lo if lower else _e.conj(_T(lo))
 
@@ -299,8 +299,8 @@ def expm(A):
     """The matrix exponential, by the scaling-and-squaring Padé(13) method (Higham
     2005): accurate to about 1e-15 relative in float64. ``A``: ``(N, N)`` or a stack.
     Differentiable (the derivative of the same approximant, to any order); the number
-    of squarings is chosen from ``A``'s concrete 1-norm (so not under ``jit``, where it
-    raises on the abstract value). float32 stays float32.
+    of squarings is chosen from ``A``'s concrete 1-norm (so not under ``jit`` or
+    ``vmap``, where it raises on the abstract value). float32 stays float32.
 
     Example:
         >>> import numpy as np

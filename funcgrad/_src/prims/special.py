@@ -1019,3 +1019,124 @@ def betainc(a, b, x):
     a, x = _common_real(a, x, "betainc")
     b, x = _common_real(b, x, "betainc")
     return bind(betainc_p, a, b, x)
+
+
+# ---- Bessel functions and Hurwitz zeta: SciPy's kernels, our derivatives -------------------
+def _scipy_kernel(name):
+    """``scipy.special.<name>`` as a kernel; SciPy is needed for these functions only."""
+    def kernel(*args):
+        try:
+            import scipy.special as sc
+        except ImportError:     # pragma: no cover - SciPy is an optional extra
+            raise FuncgradValueError(
+                f"special.{name}: needs SciPy for its values (pip install scipy); the "
+                "derivatives are funcgrad's") from None
+        return getattr(sc, name)(*args)
+    return kernel
+
+
+def _order_rule(p, combine):
+    """Forward and reverse rules in ``x`` for a Bessel primitive ``p(v, x)`` whose
+    derivative is ``combine(p(v - 1, x), p(v + 1, x), ans, v, x)``."""
+    def slope(ans, v, x):
+        return combine(bind(p, v - 1, x), bind(p, v + 1, x), ans, v, x)
+    return slope
+
+
+def _bessel(name, combine):
+    p = Primitive(name, _kernel_impl(_scipy_kernel(name)))
+    slope = _order_rule(p, combine)
+    def_rules(p,
+              jvp=(_no_derivative(name, "the order v"),
+                   lambda t, ans, v, x: t * slope(ans, v, x)),
+              vjp=(_no_derivative(name, "the order v"),
+                   lambda g, ans, v, x: unbroadcast(g * slope(ans, v, x), x)),
+              batch=broadcasting_batch(p))
+    return p
+
+
+# J_v' = (J_{v-1} - J_{v+1}) / 2, the same for Y_v; I_v' = (I_{v-1} + I_{v+1}) / 2;
+# ive = iv e^{-|x|}: ive' = (ive_{v-1} + ive_{v+1}) / 2 - sign(x) ive
+jv_p = _bessel("jv", lambda lo, hi, ans, v, x: 0.5 * (lo - hi))
+yv_p = _bessel("yv", lambda lo, hi, ans, v, x: 0.5 * (lo - hi))
+iv_p = _bessel("iv", lambda lo, hi, ans, v, x: 0.5 * (lo + hi))
+ive_p = _bessel("ive", lambda lo, hi, ans, v, x: 0.5 * (lo + hi) - _el.sign(x) * ans)
+
+zeta_p = Primitive("zeta", _kernel_impl(_scipy_kernel("zeta")))
+# d/dq zeta(s, q) = -s zeta(s + 1, q); no derivative in s
+def_rules(zeta_p,
+          jvp=(_no_derivative("zeta", "s"),
+               lambda t, ans, s, q: t * (-s * bind(zeta_p, s + 1, q))),
+          vjp=(_no_derivative("zeta", "s"),
+               lambda g, ans, s, q: unbroadcast(g * (-s * bind(zeta_p, s + 1, q)), q)),
+          batch=broadcasting_batch(zeta_p))
+
+
+def _bessel_call(p, name, v, x):
+    v, x = _common_real(v, x, name)
+    return bind(p, v, x)
+
+
+def jv(v, x):
+    """Bessel function of the first kind of real order ``v``, ``J_v(x)``. Values from
+    SciPy's kernel (SciPy needed); derivative in ``x``: ``(J_{v-1} - J_{v+1}) / 2`` (to any
+    order); differentiating in ``v`` raises FuncgradValueError. float32 stays float32."""
+    return _bessel_call(jv_p, "jv", v, x)
+
+
+def yv(v, x):
+    """Bessel function of the second kind ``Y_v(x)``; as :func:`jv` (``Y_v' = (Y_{v-1} -
+    Y_{v+1}) / 2``)."""
+    return _bessel_call(yv_p, "yv", v, x)
+
+
+def jn(n, x):
+    """``J_n(x)`` for integer order ``n`` (SciPy's alias of :func:`jv`)."""
+    return jv(n, x)
+
+
+def yn(n, x):
+    """``Y_n(x)`` for integer order ``n``; as :func:`yv`."""
+    return yv(n, x)
+
+
+def j0(x):
+    """``J_0(x)``; derivative ``-J_1(x)``."""
+    return jv(0.0, x)
+
+
+def j1(x):
+    """``J_1(x)``; derivative ``(J_0 - J_2) / 2``."""
+    return jv(1.0, x)
+
+
+def y0(x):
+    """``Y_0(x)`` (``x > 0``; NaN below, -inf at 0, as SciPy); derivative ``-Y_1(x)``."""
+    return yv(0.0, x)
+
+
+def y1(x):
+    """``Y_1(x)``; derivative ``(Y_0 - Y_2) / 2``."""
+    return yv(1.0, x)
+
+
+def iv(v, x):
+    """Modified Bessel function of the first kind ``I_v(x)``; derivative in ``x``
+    ``(I_{v-1} + I_{v+1}) / 2``; as :func:`jv` otherwise."""
+    return _bessel_call(iv_p, "iv", v, x)
+
+
+def ive(v, x):
+    """Exponentially scaled ``I_v(x) exp(-|x|)`` (no overflow for large ``x``);
+    derivative ``(ive_{v-1} + ive_{v+1}) / 2 - sign(x) ive_v``."""
+    return _bessel_call(ive_p, "ive", v, x)
+
+
+def zeta(x, q=None):
+    """The Hurwitz zeta function ``sum_k (k + q)^-x`` (Riemann's for ``q=None``). Values
+    from SciPy's kernel; differentiable in ``q`` (``-x zeta(x + 1, q)``), not in ``x``
+    (FuncgradValueError)."""
+    if q is None:
+        q = 1.0
+    x, q = _common_real(x, q, "zeta")
+    return bind(zeta_p, x, q)
