@@ -8,7 +8,8 @@ kernel or adds the products back into the input grid (col2im), whichever moves l
 memory. With unit strides the positions run over the padded grid's flat index ("wide"
 rows: the few columns that straddle a row end are computed and dropped), which turns the
 copies into long contiguous runs. Windowed reductions loop over the few window offsets,
-never over pixels.
+never over pixels; where Numba is installed, 2x2 stride-2 max pooling (forward and
+backward) runs as one compiled pass instead (windows_numba.py, same results).
 
 Speed: the batch is split over the process's threads (``funcgrad.config`` option
 ``num_threads``; see threads.py), because the per-image products are too
