@@ -75,6 +75,11 @@ def test_other_windows_take_the_numpy_path():
         assert K._numba_pool(x, p) is None
     assert K._numba_pool(x.astype(np.int32), pool_params(4)) is None
     assert K._numba_pool(np.ones((2, 3, 6, 6), np.float32)[:, :, ::-1], pool_params(4)) is None
+    frozen = np.ones((2, 3, 6, 6), np.float32)
+    frozen.flags.writeable = False           # (would need a signature not compiled ahead)
+    assert K._numba_pool(frozen, pool_params(4)) is None
+    m, idx = K._window_max_impl(frozen, **pool_params(4))
+    assert m.shape == (2, 3, 3, 3) and not idx.any()
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])

@@ -484,7 +484,7 @@ _nb_geometry = functools.lru_cache(maxsize=256)(_nb.pool_geometry)
 
 def _wmax_core(x, m, idx, p):
     fast = _numba_pool(x, p)
-    if fast is not None and _nb.usable(m) and idx.flags.c_contiguous:
+    if fast is not None and _nb.usable(m) and _nb.usable_index(idx):
         fast[0](_nb.as3d(x), _nb.as3d(m), _nb.as3d(idx))
         return
     views = _window_views(x.shape, **p).views
@@ -575,7 +575,7 @@ def _tiled(w, *arrays):
 
 def _wscatter_core(g, idx, out, p):
     fast = _numba_pool(out, p)
-    if fast is not None and _nb.usable(g) and idx.flags.c_contiguous:
+    if fast is not None and _nb.usable(g) and _nb.usable_index(idx):
         if out.shape[-2] % 2 or out.shape[-1] % 2:
             out.fill(0)                     # the odd last row or column is in no window
         fast[1](_nb.as3d(g), _nb.as3d(idx), _nb.as3d(out))

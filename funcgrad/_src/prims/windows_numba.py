@@ -143,8 +143,17 @@ def pool_geometry(nd, wd, ws, pads, bd, wdl):
 
 
 def usable(*arrays):
-    return all(type(a) is np.ndarray and a.dtype in _FLOATS and a.flags.c_contiguous and
-               a.size for a in arrays)
+    """Whether the arrays match the signatures compiled ahead (C-contiguous, aligned,
+    writeable float32/float64 ndarrays): any other would compile on the caller's thread."""
+    return all(type(a) is np.ndarray and a.dtype in _FLOATS and a.size and
+               a.flags.c_contiguous and a.flags.aligned and a.flags.writeable
+               for a in arrays)
+
+
+def usable_index(idx):
+    """Whether an arg-max array matches the compiled signatures (see :func:`usable`)."""
+    return (type(idx) is np.ndarray and idx.dtype == np.int8 and idx.flags.c_contiguous and
+            idx.flags.writeable)
 
 
 def as3d(a):
