@@ -8,7 +8,8 @@ kernel or adds the products back into the input grid (col2im), whichever moves l
 memory. With unit strides the positions run over the padded grid's flat index ("wide"
 rows: the few columns that straddle a row end are computed and dropped), which turns the
 copies into long contiguous runs. Windowed reductions loop over the few window offsets,
-never over pixels.
+never over pixels; where Numba is installed, 2x2 stride-2 max pooling (forward and
+backward) runs as one compiled pass instead (windows_numba.py, same results).
 
 Speed: the batch is split over the process's threads (``funcgrad.config`` option
 ``num_threads``; see threads.py), because the per-image products are too
@@ -31,6 +32,7 @@ import numpy as np
 from .. import threads as _threads
 from ..backend import array_module
 from ..errors import FuncgradTypeError
+from . import windows_numba as _nb
 
 # =======================================================================================
 # Array helpers shared by the implementations (plain arrays only, never tracers).
@@ -468,7 +470,23 @@ def _offset_dtype(n):
     return np.int8 if n <= 127 else np.int16 if n <= 32767 else np.int32
 
 
+def _numba_pool(x, p):
+    """The Numba kernels (windows_numba.py) when they apply to ``x``, else None."""
+    if not (_nb.usable(x) and _nb_geometry(x.ndim, p["window_dimensions"],
+                                           p["window_strides"], p["padding"],
+                                           p["base_dilation"], p["window_dilation"])):
+        return None
+    return _nb.kernels()
+
+
+_nb_geometry = functools.lru_cache(maxsize=256)(_nb.pool_geometry)
+
+
 def _wmax_core(x, m, idx, p):
+    fast = _numba_pool(x, p)
+    if fast is not None and _nb.usable(m) and _nb.usable_index(idx):
+        fast[0](_nb.as3d(x), _nb.as3d(m), _nb.as3d(idx))
+        return
     views = _window_views(x.shape, **p).views
     xpad = _padded_operand(x, p, _lowest(x.dtype))
     # The maximum, one dimension at a time from the outermost: those passes read whole
@@ -556,6 +574,12 @@ def _tiled(w, *arrays):
 
 
 def _wscatter_core(g, idx, out, p):
+    fast = _numba_pool(out, p)
+    if fast is not None and _nb.usable(g) and _nb.usable_index(idx):
+        if out.shape[-2] % 2 or out.shape[-1] % 2:
+            out.fill(0)                     # the odd last row or column is in no window
+        fast[1](_nb.as3d(g), _nb.as3d(idx), _nb.as3d(out))
+        return
     w = _window_views(out.shape, **p)
     if _tiled(w, out):
         # one comparison and one product for all the offsets (4 calls fewer per offset
