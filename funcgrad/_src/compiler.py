@@ -26,6 +26,7 @@ from .core import Tracer, bind
 from .prims import control_flow as _cf
 from .errors import FuncgradTypeError, FuncgradValueError
 from . import ir as _ir
+from . import numba_backend as _numba
 from . import staging as _staging
 from .staging import Eqn, Graph, Literal, Var, _norm_static, trace_to_graph
 from .tree_util import tree_flatten, tree_unflatten
@@ -570,43 +571,69 @@ def _fusible(e, xp):
                     for v in e.invars))
 
 
+def elementwise_runs(graph, can_fuse):
+    """The runs of consecutive equations of ``graph`` that ``can_fuse(eqn)`` accepts, as
+    ``(start, end)`` index pairs (end exclusive), in order: the fusion groups that every
+    kernel backend (CuPy's ``fuse`` here, Numba's loops in numba_backend.py) starts
+    from."""
+    runs, start = [], None
+    for k, e in enumerate(graph.eqns):
+        if can_fuse(e):
+            if start is None:
+                start = k
+        elif start is not None:
+            runs.append((start, k))
+            start = None
+    if start is not None:
+        runs.append((start, len(graph.eqns)))
+    return runs
+
+
+def group_io(run, end, uses_after, final):
+    """The inputs (variables made outside ``run``, first use first) and the outputs
+    (results read after index ``end`` or returned) of a group of equations."""
+    made = {o.name for e in run for o in e.outvars}
+    ins, seen = [], set()
+    for e in run:
+        for v in e.invars:
+            if isinstance(v, Var) and v.name not in made and v.name not in seen:
+                seen.add(v.name)
+                ins.append(v)
+    outs = [o for e in run for o in e.outvars
+            if o.name in final or uses_after.get(o.name, -1) >= end]
+    return ins, outs
+
+
+def replace_groups(graph, groups, make):
+    """``graph`` with each group ``(start, end)`` of equations replaced by the one
+    equation ``make(run, end, uses_after, final, number)`` returns."""
+    uses_after = _last_uses(graph)
+    final = {v.name for v in graph.outvars if isinstance(v, Var)}
+    eqns, k = [], 0
+    for n, (start, end) in enumerate(groups):
+        eqns.extend(graph.eqns[k:start])
+        eqns.append(make(graph.eqns[start:end], end, uses_after, final, n))
+        k = end
+    eqns.extend(graph.eqns[k:])
+    return Graph(graph.invars, graph.consts, eqns, graph.outvars, graph.in_tree,
+                 graph.out_tree, graph.arg_names)
+
+
 def fuse_elementwise(graph, xp):
     """A graph in which each run of two or more consecutive elementwise equations is one
     equation whose implementation is ``xp.fuse`` of generated code calling ``xp``'s
     ufuncs; results are cast back to the dtypes the graph recorded (the module's scalar
     promotion may differ from NumPy's). Everything else is left as it is."""
-    uses_after = _last_uses(graph)
-    final = {v.name for v in graph.outvars if isinstance(v, Var)}
-    eqns, run = [], []
-
-    def flush(end):
-        if len(run) < 2:
-            eqns.extend(run)
-        else:
-            eqns.append(_fused_eqn(run, end, uses_after, final, xp, len(eqns)))
-        run.clear()
-
-    for k, e in enumerate(graph.eqns):
-        if _fusible(e, xp):
-            run.append(e)
-        else:
-            flush(k)
-            eqns.append(e)
-    flush(len(graph.eqns))
-    return Graph(graph.invars, graph.consts, eqns, graph.outvars, graph.in_tree,
-                 graph.out_tree, graph.arg_names)
+    groups = [(a, b) for a, b in elementwise_runs(graph, lambda e: _fusible(e, xp))
+              if b - a >= 2]
+    return replace_groups(graph, groups,
+                          lambda run, end, uses_after, final, n:
+                          _fused_eqn(run, end, uses_after, final, xp, n))
 
 
 def _fused_eqn(run, end, uses_after, final, xp, number):
-    made = {o.name for e in run for o in e.outvars}
-    ins, names = [], {}
-    for e in run:
-        for v in e.invars:
-            if isinstance(v, Var) and v.name not in made and v.name not in names:
-                names[v.name] = f"a{len(ins)}"
-                ins.append(v)
-    outs = [e.outvars[0] for e in run
-            if e.outvars[0].name in final or uses_after.get(e.outvars[0].name, -1) >= end]
+    ins, outs = group_io(run, end, uses_after, final)
+    names = {v.name: f"a{k}" for k, v in enumerate(ins)}
     ns = {}
     lines = []
     for j, e in enumerate(run):
@@ -669,9 +696,9 @@ def _unpin(x):
 
 
 class _Compiled:
-    __slots__ = ("traced", "graph", "fn", "out_tree", "out_leaf", "fused", "used")
+    __slots__ = ("traced", "graph", "fn", "out_tree", "out_leaf", "fused", "used", "pending")
 
-    def __init__(self, graph, host, xp=None):
+    def __init__(self, graph, host, xp=None, backend="numpy"):
         graph = Graph(graph.invars, [(v, _unpin(x)) for v, x in graph.consts], graph.eqns,
                       graph.outvars, graph.in_tree, graph.out_tree, graph.arg_names)
         self.traced = graph
@@ -682,14 +709,21 @@ class _Compiled:
         self.fused = (fuse_elementwise(self.graph, xp)
                       if xp is not None and hasattr(xp, "fuse") else None)
         self.fn = compile_graph(self.fused or self.graph, host)
+        self.pending = None     # Future of the compiled kernels (numba backend)
         if host:
             # a training step over a batch: run it on slices of the batch on all threads
             plan = _rows.analyze(self.graph)
+            wrap = None
             if plan is not None:
                 self.fn = _rows.build(self.graph, plan, self.fn, compile_graph, Var, Graph)
             elif any(_rows._gemm_size(e) > _rows.BLAS_THREADED_MNK for e in self.graph.eqns):
                 # the time goes to BLAS products: its thread count follows the load
-                self.fn = _threads.following_load(self.fn)
+                wrap = _threads.following_load
+                self.fn = wrap(self.fn)
+            if backend == "numba" and plan is None:
+                # the replay runs until the kernels are compiled (in the background)
+                # and the graph calling them takes over (numba_backend.py)
+                self.pending = _numba.start(self, self.graph, wrap)
         self.out_tree = graph.out_tree
         self.out_leaf = graph.out_tree.node_type is None
 
@@ -737,7 +771,12 @@ class Lowered:
     def as_text(self, after=None):
         return str(self.graph(after))
 
-    def compile(self):
+    def compile(self, wait=False):
+        """The compiled callable. With a compiling backend (``backend="numba"``) the
+        kernels compile in the background and the callable runs the NumPy replay until
+        they are ready; ``wait=True`` waits for them first."""
+        if wait and self._entry.pending is not None:
+            self._entry.pending.result()
         return self._call
 
     def __getattr__(self, name):
@@ -751,7 +790,7 @@ class Lowered:
     __repr__ = __str__
 
 
-def jit(fun, static_argnums=(), static_argnames=()):
+def jit(fun, static_argnums=(), static_argnames=(), backend=None):
     """Compile ``fun``: trace it once per input signature (pytree structure, shapes,
     dtypes and the values of static arguments), simplify the graph, and replay it as
     generated straight-line code on later calls.
@@ -775,6 +814,19 @@ def jit(fun, static_argnums=(), static_argnames=()):
     small slices of big arrays are copied, so the cache does not keep the big arrays
     alive.
 
+    ``backend`` says how graphs on NumPy arrays run: ``"numpy"``, the replay above, or
+    ``"numba"`` (``pip install "funcgrad[compile]"``), where each run of two or more
+    elementwise operations of one shape becomes one native loop (no temporaries, no
+    Python between its operations). Kernels compile on a background thread while the
+    first calls run the replay, and are cached on disk (``$FUNCGRAD_CACHE_DIR``, default
+    ``~/.cache/funcgrad/numba``) so that the next process starts warm;
+    ``.lower(*args).compile(wait=True)`` waits for them. Results equal the replay's
+    bit for bit for arithmetic, comparisons and float64 ``sin``/``cos``/``exp``/``log``,
+    and differ by a few ulp for functions NumPy computes with its own SIMD code
+    (float64 ``tanh``, float32 transcendental functions); see
+    ``funcgrad/_src/numba_backend.py``. None (the default) takes ``funcgrad.config``
+    option ``jit_backend`` (``"numpy"`` unless set) when each signature is compiled.
+
     Example:
         >>> import numpy as np, funcgrad, funcgrad.numpy as fnp
         >>> f = funcgrad.jit(lambda x, n: x ** n, static_argnums=1)
@@ -786,6 +838,8 @@ def jit(fun, static_argnums=(), static_argnames=()):
     static_argnums = _norm_static(static_argnums)
     static_argnames = (static_argnames,) if isinstance(static_argnames, str) else tuple(static_argnames)
     fname = getattr(fun, "__name__", fun)
+    if backend is not None:
+        _numba.check_backend(backend, f"jit of {fname}")
     cache = collections.OrderedDict()   # key -> _Compiled, least recently used first
     try:
         sig = inspect.signature(fun).parameters.values()
@@ -903,7 +957,8 @@ def jit(fun, static_argnums=(), static_argnames=()):
                         xp = _backend.array_module(*[x for x in flat if hasattr(x, "shape")])
                     except TypeError:        # mixed modules: the first call raised already
                         xp = None
-                cache[key] = entry = _Compiled(graph, host, None if xp is np else xp)
+                cache[key] = entry = _Compiled(graph, host, None if xp is np else xp,
+                                               backend or _config.read("jit_backend"))
                 if no_statics and not kwargs and key[3] is None and all(
                         type(a) is np.ndarray or _backend.is_device_array(a) for a in args):
                     fast[tuple([(type(a), a.shape, a.dtype) for a in args])] = entry
