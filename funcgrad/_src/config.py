@@ -101,7 +101,11 @@ def _check_backend(value):
         raise FuncgradValueError(
             f"funcgrad.config.update('jit_backend', {value!r}): the backends are "
             "'numpy' and 'numba'")
-    if value == "numba" and importlib.util.find_spec("numba") is None:
+    try:
+        found = importlib.util.find_spec("numba") is not None
+    except (ImportError, ValueError):
+        found = False
+    if value == "numba" and not found:
         raise ImportError(
             "funcgrad.config.update('jit_backend', 'numba'): Numba is not installed: "
             'pip install "funcgrad[compile]"')

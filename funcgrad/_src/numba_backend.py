@@ -78,7 +78,10 @@ def available():
     """Whether Numba can be imported (looked up once, without importing it)."""
     global _available
     if _available is None:
-        _available = importlib.util.find_spec("numba") is not None
+        try:
+            _available = importlib.util.find_spec("numba") is not None
+        except (ImportError, ValueError):      # e.g. sys.modules["numba"] = None
+            _available = False
     return _available
 
 
@@ -180,7 +183,7 @@ def _typing(e):
             return None
         return [None, o.dtype, o.dtype], o.dtype
     impl = e.prim.impl
-    if name not in _EXPR or not isinstance(impl, np.ufunc) or impl.__name__ != name \
+    if name not in _EXPR or not isinstance(impl, np.ufunc) or getattr(np, name, None) is not impl \
             or impl.nin != len(args) or impl.nout != 1:
         return None
     try:
