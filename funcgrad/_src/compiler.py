@@ -715,7 +715,13 @@ class _Compiled:
             plan = _rows.analyze(self.graph)
             wrap = None
             if plan is not None:
-                self.fn = _rows.build(self.graph, plan, self.fn, compile_graph, Var, Graph)
+                if backend == "numba":
+                    # every part compiled with kernels that swap in when ready
+                    self.fn = _rows.build(self.graph, plan, _numba.swapping(self.graph),
+                                          _numba.swapping, Var, Graph)
+                    self.pending = _numba.submit(lambda: True)
+                else:
+                    self.fn = _rows.build(self.graph, plan, self.fn, compile_graph, Var, Graph)
             elif any(_rows._gemm_size(e) > _rows.BLAS_THREADED_MNK for e in self.graph.eqns):
                 # the time goes to BLAS products: its thread count follows the load
                 wrap = _threads.following_load
@@ -777,6 +783,7 @@ class Lowered:
         they are ready; ``wait=True`` waits for them first."""
         if wait and self._entry.pending is not None:
             self._entry.pending.result()
+            _numba.drain()      # and parts compiled since (row splitting's slices)
         return self._call
 
     def __getattr__(self, name):

@@ -33,8 +33,9 @@ What it does, for a graph jit compiled on NumPy arrays:
   machine code next to it: a second process loads instead of compiling
   (:data:`stats` counts both).
 
-Graphs that jit runs on slices of a batch (row splitting, rows.py) and graphs on
-device arrays keep the NumPy replay. Under ``debug_nans`` jit runs uncompiled, so the
+Graphs that jit runs on slices of a batch (row splitting, rows.py) get kernels in
+each part rows.py compiles (:func:`swapping`: each part swaps in its kernels when
+ready). Graphs on device arrays keep their own path. Under ``debug_nans`` jit runs uncompiled, so the
 check still names the primitive.
 """
 from __future__ import annotations
@@ -550,6 +551,35 @@ def submit(job):
             _worker.start()
     _jobs.put((fut, job))
     return fut
+
+
+def drain():
+    """Wait until the jobs submitted so far are done (they run in order)."""
+    submit(lambda: True).result()
+
+
+def swapping(graph, host=True):
+    """``f(*flat_inputs)`` running ``graph``'s NumPy replay until its kernels are built
+    in the background, and them from then on (for the parts of a graph that jit runs
+    on slices of a batch: rows.py compiles them, some lazily per slice length).
+    ``f.pending`` is the Future of the kernels (None: nothing to compile)."""
+    from . import compiler
+    replay = compiler.compile_graph(graph, host)
+    if not available() or not groups(graph):
+        replay.pending = None
+        return replay
+    cell = [replay]
+
+    def run(*args):
+        return cell[0](*args)
+
+    def job():
+        fn = build(graph, host)
+        if fn is not None:
+            cell[0] = fn
+        return fn is not None
+    run.pending = submit(job)
+    return run
 
 
 def start(entry, graph, wrap=None):

@@ -210,6 +210,29 @@ def test_debug_nans_still_names_the_primitive(numba):
                 f(x)
 
 
+def test_row_split_graphs_get_kernels_in_their_parts(numba):
+    from funcgrad._src import rows
+    w = np.linspace(-1, 1, 64)
+
+    def loss(w, x):
+        h = fnp.tanh(x * w + 0.5) * 2.0 - x
+        return fnp.sum(fnp.exp(-h * h) * w)
+    x = np.random.default_rng(0).normal(size=(4096, 64))
+    g = funcgrad.grad(loss)
+    assert rows.analyze(compiler.simplify(funcgrad.make_graph(g)(w, x))) is not None
+    before = nb.stats["compiled"] + nb.stats["loaded"]
+    with funcgrad.config.override(num_threads=2):
+        jn, jb = funcgrad.jit(g), funcgrad.jit(g, backend="numba")
+        jn(w, x)
+        jb(w, x)
+        want = jn(w, x)
+        jb(w, x)                       # makes the parts for each slice length
+        got = jb.lower(w, x).compile(wait=True)(w, x)
+    assert nb.stats["compiled"] + nb.stats["loaded"] >= before + 2   # whole, and a slice
+    assert got.dtype == want.dtype
+    np.testing.assert_allclose(got, want, rtol=1e-12)  # tanh: a few ulp (see the module)
+
+
 # ---- the background compile -------------------------------------------------------------------
 def test_first_calls_run_the_replay_until_the_kernels_are_ready(numba, monkeypatch):
     monkeypatch.setattr(nb, "synchronous", False)
