@@ -4,9 +4,10 @@ consecutive elementwise equations becomes one native loop.
 What it does, for a graph jit compiled on NumPy arrays:
 
 * **Groups**: the runs of :func:`compiler.elementwise_runs` whose equations Numba can
-  compute exactly like NumPy (:data:`_OPS`, float32/float64/bool values), cut where the
-  output shape changes; groups of at least :data:`MIN_GROUP` equations are kept (one
-  equation gains nothing: a Numba call costs about as much as a NumPy ufunc call).
+  compute like NumPy (:data:`_EXPR`, ``where``, ``relu``, casts; float32/float64/bool
+  values), cut where the output shape changes; groups of at least :data:`MIN_GROUP`
+  equations (:data:`MIN_GROUP_SMALL` on arrays under :data:`SMALL` elements) are kept:
+  a Numba call costs about as much as a NumPy ufunc call.
 * **Kernels**: one generated ``@numba.njit`` function per group, looping over the
   group's shape once and computing every equation per element, in registers; inputs
   are broadcast by index (a dimension an input does not have, or has as 1, reads
@@ -57,7 +58,13 @@ from .ir import Eqn, Graph, Literal, Var
 
 INSTALL_HINT = 'pip install "funcgrad[compile]"'
 BACKENDS = ("numpy", "numba")
-MIN_GROUP = 2            # equations per group worth a kernel
+# Equations per group worth a kernel: a Numba call costs about one NumPy ufunc call, so
+# on small arrays (fewer than SMALL elements) two equations gained nothing (a jitted
+# x * y + 1.5 took 1.25x the replay's time at 10 elements, 0.75-0.96x from 1000 on;
+# three took 0.55-0.92x at every size; noisy 2-core VM)
+MIN_GROUP = 2
+MIN_GROUP_SMALL = 3
+SMALL = 1024
 _VERSION = "1"           # of the generated code: part of every cache key
 
 # True: kernels compile on the calling thread at jit's first call (tests: deterministic)
@@ -235,7 +242,8 @@ def _element_code(e, operand):
 
 def groups(graph):
     """``(start, end)`` of the equation groups this backend compiles: runs of fusible
-    equations with one output shape, at least :data:`MIN_GROUP` long."""
+    equations with one output shape, at least :data:`MIN_GROUP` long
+    (:data:`MIN_GROUP_SMALL` under :data:`SMALL` elements)."""
     from . import compiler
     out = []
     for a, b in compiler.elementwise_runs(graph, fusible):
@@ -245,7 +253,7 @@ def groups(graph):
             j = k
             while j < b and graph.eqns[j].outvars[0].shape == shape:
                 j += 1
-            if j - k >= MIN_GROUP:
+            if j - k >= (MIN_GROUP if math.prod(shape) >= SMALL else MIN_GROUP_SMALL):
                 out.append((k, j))
             k = j
     return out
