@@ -528,6 +528,19 @@ _worker = None
 _worker_lock = threading.Lock()
 
 
+def _after_fork():
+    """A forked child starts with no compiler thread and no lock held by one."""
+    global _jobs, _worker, _worker_lock, _load_lock
+    _jobs = queue.Queue()
+    _worker = None
+    _worker_lock = threading.Lock()
+    _load_lock = threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork)
+
+
 def _work():
     while True:
         fut, job = _jobs.get()
