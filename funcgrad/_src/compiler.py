@@ -717,7 +717,7 @@ class _Compiled:
             if plan is not None:
                 if backend == "numba":
                     # every part compiled with kernels that swap in when ready
-                    self.fn = _rows.build(self.graph, plan, _numba.swapping(self.graph),
+                    self.fn = _rows.build(self.graph, plan, _numba.swapping(self.graph, True, self.fn),
                                           _numba.swapping, Var, Graph)
                     self.pending = _numba.submit(lambda: True)
                 else:

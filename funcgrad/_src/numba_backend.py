@@ -579,15 +579,16 @@ def drain():
     submit(lambda: True).result()
 
 
-def swapping(graph, host=True):
+def swapping(graph, host=True, replay=None):
     """``f(*flat_inputs)`` running ``graph``'s NumPy replay until its kernels are built
     in the background, and them from then on (for the parts of a graph that jit runs
-    on slices of a batch: rows.py compiles them, some lazily per slice length).
-    ``f.pending`` is the Future of the kernels (None: nothing to compile)."""
+    on slices of a batch: rows.py compiles them, some lazily per slice length); the
+    replay itself when there is nothing to compile. ``f.pending`` is the Future of the
+    kernels. ``replay``: the graph's NumPy replay when already compiled."""
     from . import compiler
-    replay = compiler.compile_graph(graph, host)
+    if replay is None:
+        replay = compiler.compile_graph(graph, host)
     if not available() or not groups(graph):
-        replay.pending = None
         return replay
     cell = [replay]
 
