@@ -27,6 +27,8 @@ from .prims import control_flow as _cf
 from .errors import FuncgradTypeError, FuncgradValueError
 from . import ir as _ir
 from . import numba_backend as _numba
+from .fusion import Kernel as _Kernel, elementwise_runs, group_io, last_uses as _last_uses
+from .fusion import replace_groups
 from . import staging as _staging
 from .staging import Eqn, Graph, Literal, Var, _norm_static, trace_to_graph
 from .tree_util import tree_flatten, tree_unflatten
@@ -352,16 +354,6 @@ _REUSE_WINDOW = 3            # a buffer is reused only within this many equation
                              # backward pass) was measured slower than a fresh array
 
 
-def _last_uses(graph):
-    """Variable name -> index of the last equation that reads it."""
-    last = {}
-    for k, e in enumerate(graph.eqns):
-        for v in e.invars:
-            if isinstance(v, Var):
-                last[v.name] = k
-    return last
-
-
 def compile_graph(graph, host=False):
     """Straight-line Python for ``graph``: returns ``f(*flat_inputs) -> list of outputs``.
 
@@ -459,6 +451,7 @@ def _compile_subgraph(graph, host=False):
 
 
 _staging.register_graph_compiler(_compile_subgraph)
+_numba.register_graph_compiler(compile_graph)
 
 
 def _ufunc_literal(impl, v, invars, ns):
@@ -571,54 +564,6 @@ def _fusible(e, xp):
                     for v in e.invars))
 
 
-def elementwise_runs(graph, can_fuse):
-    """The runs of consecutive equations of ``graph`` that ``can_fuse(eqn)`` accepts, as
-    ``(start, end)`` index pairs (end exclusive), in order: the fusion groups that every
-    kernel backend (CuPy's ``fuse`` here, Numba's loops in numba_backend.py) starts
-    from."""
-    runs, start = [], None
-    for k, e in enumerate(graph.eqns):
-        if can_fuse(e):
-            if start is None:
-                start = k
-        elif start is not None:
-            runs.append((start, k))
-            start = None
-    if start is not None:
-        runs.append((start, len(graph.eqns)))
-    return runs
-
-
-def group_io(run, end, uses_after, final):
-    """The inputs (variables made outside ``run``, first use first) and the outputs
-    (results read after index ``end`` or returned) of a group of equations."""
-    made = {o.name for e in run for o in e.outvars}
-    ins, seen = [], set()
-    for e in run:
-        for v in e.invars:
-            if isinstance(v, Var) and v.name not in made and v.name not in seen:
-                seen.add(v.name)
-                ins.append(v)
-    outs = [o for e in run for o in e.outvars
-            if o.name in final or uses_after.get(o.name, -1) >= end]
-    return ins, outs
-
-
-def replace_groups(graph, groups, make):
-    """``graph`` with each group ``(start, end)`` of equations replaced by the one
-    equation ``make(run, end, uses_after, final, number)`` returns."""
-    uses_after = _last_uses(graph)
-    final = {v.name for v in graph.outvars if isinstance(v, Var)}
-    eqns, k = [], 0
-    for n, (start, end) in enumerate(groups):
-        eqns.extend(graph.eqns[k:start])
-        eqns.append(make(graph.eqns[start:end], end, uses_after, final, n))
-        k = end
-    eqns.extend(graph.eqns[k:])
-    return Graph(graph.invars, graph.consts, eqns, graph.outvars, graph.in_tree,
-                 graph.out_tree, graph.arg_names)
-
-
 def fuse_elementwise(graph, xp):
     """A graph in which each run of two or more consecutive elementwise equations is one
     equation whose implementation is ``xp.fuse`` of generated code calling ``xp``'s
@@ -658,24 +603,6 @@ def _fused_eqn(run, end, uses_after, final, xp, number):
         return [r if r.dtype == dt else r.astype(dt) for r, dt in zip(res, dtypes)]
     impl.source = src
     return Eqn(_Kernel(f"fused[{'+'.join(e.prim.name for e in run)}]", impl), ins, {}, outs)
-
-
-class _Kernel:
-    """The operation of a fused equation: one compiled kernel standing for a run of
-    elementwise equations. Not a primitive: it is never bound and has no rules; only
-    the compiled graph's replay calls it."""
-
-    __slots__ = ("name", "impl")
-    multiple_results = True
-    effectful = False
-    rows = None
-
-    def __init__(self, name, impl):
-        self.name = name
-        self.impl = impl
-
-    def __repr__(self):
-        return self.name
 
 
 def _unpin(x):

@@ -3,7 +3,7 @@ consecutive elementwise equations becomes one native loop.
 
 What it does, for a graph jit compiled on NumPy arrays:
 
-* **Groups**: the runs of :func:`compiler.elementwise_runs` whose equations Numba can
+* **Groups**: the runs of :func:`fusion.elementwise_runs` whose equations Numba can
   compute like NumPy (:data:`_EXPR`, ``where``, ``relu``, casts; float32/float64/bool
   values), cut where the output shape changes; groups of at least :data:`MIN_GROUP`
   equations (:data:`MIN_GROUP_SMALL` on arrays under :data:`SMALL` elements) are kept:
@@ -53,7 +53,8 @@ from concurrent.futures import Future
 
 import numpy as np
 
-from .errors import FuncgradError
+from . import fusion
+from .errors import FuncgradError, FuncgradValueError
 from .ir import Eqn, Graph, Literal, Var
 
 INSTALL_HINT = 'pip install "funcgrad[compile]"'
@@ -80,6 +81,14 @@ class MissingExtraError(FuncgradError, ImportError):
 
 
 _available = None
+_compile_graph = None     # compiler.compile_graph, registered by compiler.py
+
+
+def register_graph_compiler(fn):
+    """The NumPy code generator (``fn(graph, host) -> f(*inputs)``) of the layer above:
+    kernels call into its code and fall back on it."""
+    global _compile_graph
+    _compile_graph = fn
 
 
 def available():
@@ -96,7 +105,6 @@ def available():
 def check_backend(name, where):
     """Raise unless ``name`` is a jit backend usable here."""
     if name not in BACKENDS:
-        from .errors import FuncgradValueError
         raise FuncgradValueError(
             f"{where}: unknown jit backend {name!r}; the backends are {list(BACKENDS)}")
     if name == "numba" and not available():
@@ -244,9 +252,8 @@ def groups(graph):
     """``(start, end)`` of the equation groups this backend compiles: runs of fusible
     equations with one output shape, at least :data:`MIN_GROUP` long
     (:data:`MIN_GROUP_SMALL` under :data:`SMALL` elements)."""
-    from . import compiler
     out = []
-    for a, b in compiler.elementwise_runs(graph, fusible):
+    for a, b in fusion.elementwise_runs(graph, fusible):
         k = a
         while k < b:
             shape = graph.eqns[k].outvars[0].shape
@@ -419,8 +426,7 @@ class _NumbaGroup:
     and the NumPy code of the group (run when the kernel does not accept the arrays)."""
 
     def __init__(self, run, end, uses_after, final, consts, number):
-        from . import compiler
-        ins, outs = compiler.group_io(run, end, uses_after, final)
+        ins, outs = fusion.group_io(run, end, uses_after, final)
         self.run, self.ins, self.outs = run, ins, outs
         self.number = number
         shape = run[-1].outvars[0].shape
@@ -440,7 +446,7 @@ class _NumbaGroup:
         self.source, self.loop, self.per_input = kernel_source(run, ins, in_shapes, outs)
         self.in_dtypes = [v.dtype for v in ins]
         const_ins = [v for v in ins if v.name in consts]
-        self.fallback = compiler.compile_graph(
+        self.fallback = _compile_graph(
             Graph([v for v in ins if v.name not in consts],
                   [(v, consts[v.name]) for v in const_ins], run, outs), True)
         self.kernel = None
@@ -450,7 +456,6 @@ class _NumbaGroup:
 
     def eqn(self):
         """The equation standing for the group, calling the loaded kernel."""
-        from . import compiler
         ns = {"kernel": self.kernel, "fallback": self.fallback}
         params, args = [], []
         for i, (v, s) in enumerate(zip(self.args, self.per_input)):
@@ -471,19 +476,18 @@ class _NumbaGroup:
         fn = ns["group"]
         fn.source = self.source
         name = f"numba[{'+'.join(e.prim.name for e in self.run)}]"
-        return Eqn(compiler._Kernel(name, fn), [v for v in self.args if v is not None],
+        return Eqn(fusion.Kernel(name, fn), [v for v in self.args if v is not None],
                    {}, self.outs)
 
 
 def plan(graph):
     """The groups of ``graph`` to compile (a list of :class:`_NumbaGroup`) and their
     ``(start, end)``, in order; empty lists when there is nothing worth compiling."""
-    from . import compiler
     found = groups(graph)
     if not found:
         return [], []
     consts = {v.name: x for v, x in graph.consts}
-    uses_after = compiler._last_uses(graph)
+    uses_after = fusion.last_uses(graph)
     final = {v.name for v in graph.outvars if isinstance(v, Var)}
     return [_NumbaGroup(graph.eqns[a:b], b, uses_after, final, consts, n)
             for n, (a, b) in enumerate(found)], found
@@ -492,7 +496,6 @@ def plan(graph):
 def build(graph, host=True):
     """``f(*flat_inputs)``: ``graph`` compiled with its groups as Numba kernels
     (compiling them now, on this thread); None when no group is worth it."""
-    from . import compiler
     if not available():
         return None
     prepared, found = plan(graph)
@@ -513,10 +516,10 @@ def build(graph, host=True):
         return None
     kept = [(ab, ok[n]) for n, ab in enumerate(found) if n in ok]
     by_start = {ab: g for ab, g in kept}
-    fused = compiler.replace_groups(
+    fused = fusion.replace_groups(
         graph, [ab for ab, _ in kept],
         lambda run, end, uses_after, final, n: by_start[(end - len(run), end)].eqn())
-    return compiler.compile_graph(fused, host)
+    return _compile_graph(fused, host)
 
 
 # --------------------------------------------------------------------------------------
@@ -585,9 +588,8 @@ def swapping(graph, host=True, replay=None):
     on slices of a batch: rows.py compiles them, some lazily per slice length); the
     replay itself when there is nothing to compile. ``f.pending`` is the Future of the
     kernels. ``replay``: the graph's NumPy replay when already compiled."""
-    from . import compiler
     if replay is None:
-        replay = compiler.compile_graph(graph, host)
+        replay = _compile_graph(graph, host)
     if not available() or not groups(graph):
         return replay
     cell = [replay]
