@@ -36,8 +36,12 @@ What it does, for a graph jit compiled on NumPy arrays:
 
 Graphs that jit runs on slices of a batch (row splitting, rows.py) get kernels in
 each part rows.py compiles (:func:`swapping`: each part swaps in its kernels when
-ready). Graphs on device arrays keep their own path. Under ``debug_nans`` jit runs uncompiled, so the
-check still names the primitive.
+ready). Graphs on device arrays keep their own path. Under ``debug_nans`` jit runs
+uncompiled, so the check still names the primitive.
+
+Not done yet: reductions closing a group (NumPy's pairwise summation order would have
+to be reproduced to keep results equal), whole-graph native functions (control flow,
+small matrix products), parallel loops drawing on the thread budget.
 """
 from __future__ import annotations
 
@@ -149,8 +153,9 @@ _EXPR = {
 _MATH = ("sin", "cos", "tan", "arcsin", "arccos", "arctan", "sinh", "cosh", "tanh",
          "arcsinh", "arccosh", "arctanh", "exp", "exp2", "expm1", "log", "log2", "log10",
          "log1p", "cbrt", "arctan2", "hypot", "logaddexp", "logaddexp2")
+_BINARY_MATH = ("arctan2", "hypot", "logaddexp", "logaddexp2")
 for _n in _MATH:
-    _EXPR[_n] = f"np.{_n}({{0}}{', {1}' if _n in ('arctan2', 'hypot', 'logaddexp', 'logaddexp2') else ''})"
+    _EXPR[_n] = f"np.{_n}({{0}}, {{1}})" if _n in _BINARY_MATH else f"np.{_n}({{0}})"
 del _n
 
 
@@ -199,8 +204,8 @@ def _typing(e):
             return None
         return [None, o.dtype, o.dtype], o.dtype
     impl = e.prim.impl
-    if name not in _EXPR or not isinstance(impl, np.ufunc) or getattr(np, name, None) is not impl \
-            or impl.nin != len(args) or impl.nout != 1:
+    if (name not in _EXPR or not isinstance(impl, np.ufunc)
+            or getattr(np, name, None) is not impl or impl.nin != len(args) or impl.nout != 1):
         return None
     try:
         dts = impl.resolve_dtypes(tuple(args) + (None,))
@@ -310,10 +315,12 @@ def kernel_source(run, ins, in_shapes, outs):
     lines = []
     for k in range(nd):
         src = next((i for i, s in enumerate(per_input) if s[k] == loop[k] != 1), None)
-        lines.append(f"    n{k} = a{src}.shape[{k}]" if src is not None else f"    n{k} = {loop[k]}")
+        size = f"a{src}.shape[{k}]" if src is not None else str(loop[k])
+        lines.append(f"    n{k} = {size}")
     shape_src = "(" + "".join(f"n{k}, " for k in range(nd)) + ")"
     for j, o in enumerate(outs):
-        lines.append(f"    r{j} = np.empty({shape_src}, np.{o.dtype.name if o.dtype != _B else 'bool_'})")
+        dt = o.dtype.name if o.dtype != _B else "bool_"
+        lines.append(f"    r{j} = np.empty({shape_src}, np.{dt})")
     body, pre = [], []
     names = {}
     for i, (v, s) in enumerate(zip(ins, per_input)):
