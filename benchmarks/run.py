@@ -92,6 +92,11 @@ def bench_w1():
     g = funcgrad.grad(lambda x: _w1_chain(x, fnp))
     rows["funcgrad grad"] = best_time(lambda: g(x))
     rows["NumPy forward only"] = best_time(lambda: _w1_chain(x, np))
+    from funcgrad._src import numba_backend
+    if numba_backend.available():        # jit's compiled backend, next to JAX jit
+        gn = funcgrad.jit(g, backend="numba")
+        gn.lower(x).compile(wait=True)
+        rows["funcgrad jit(grad) numba"] = best_time(lambda: gn(x))
     if autograd is not None:
         import autograd.numpy as anp
         ga = autograd.grad(lambda x: _w1_chain(x, anp))
@@ -562,6 +567,11 @@ def write_results(results):
         if name == "W1":
             per_op = rows["funcgrad grad"] / W1_OPS
             lines.append(f"- funcgrad: **{per_op * 1e6:.2f} µs per op** (target ≤ 6 µs)")
+            if "funcgrad jit(grad) numba" in rows:
+                lines.append(f"- funcgrad jit(grad), numba backend: "
+                             f"{rows['funcgrad jit(grad) numba'] / W1_OPS * 1e6:.3f} µs per op; / "
+                             f"JAX jit grad = **{_ratio(rows, 'funcgrad jit(grad) numba', 'JAX jit grad')}"
+                             "** (target ≤ 1.5×)")
             for peer in ("autograd grad", "PyTorch eager backward", "JAX eager grad"):
                 if peer in rows:
                     lines.append(f"- {peer}: {rows[peer] / W1_OPS * 1e6:.2f} µs per op; "

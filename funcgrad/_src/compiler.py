@@ -28,6 +28,9 @@ from .core import Tracer, bind
 from .prims import control_flow as _cf
 from .errors import FuncgradTypeError, FuncgradValueError
 from . import ir as _ir
+from . import numba_backend as _numba
+from .fusion import Kernel as _Kernel, elementwise_runs, group_io, last_uses as _last_uses
+from .fusion import replace_groups
 from . import staging as _staging
 from .staging import Eqn, Graph, Literal, Var, _norm_static, trace_to_graph
 from .tree_util import tree_flatten, tree_unflatten
@@ -393,16 +396,6 @@ _REUSE_WINDOW = 3            # a buffer is reused only within this many equation
                              # backward pass) was measured slower than a fresh array
 
 
-def _last_uses(graph):
-    """Variable name -> index of the last equation that reads it."""
-    last = {}
-    for k, e in enumerate(graph.eqns):
-        for v in e.invars:
-            if isinstance(v, Var):
-                last[v.name] = k
-    return last
-
-
 def compile_graph(graph, host=False):
     """Straight-line Python for ``graph``: returns ``f(*flat_inputs) -> list of outputs``.
 
@@ -501,6 +494,7 @@ def _compile_subgraph(graph, host=False):
 
 _staging.register_graph_compiler(_compile_subgraph)
 _rows.register_code_generator(compile_graph)
+_numba.register_graph_compiler(compile_graph)
 
 
 def _ufunc_literal(impl, v, invars, ns):
@@ -618,38 +612,16 @@ def fuse_elementwise(graph, xp):
     equation whose implementation is ``xp.fuse`` of generated code calling ``xp``'s
     ufuncs; results are cast back to the dtypes the graph recorded (the module's scalar
     promotion may differ from NumPy's). Everything else is left as it is."""
-    uses_after = _last_uses(graph)
-    final = {v.name for v in graph.outvars if isinstance(v, Var)}
-    eqns, run = [], []
-
-    def flush(end):
-        if len(run) < 2:
-            eqns.extend(run)
-        else:
-            eqns.append(_fused_eqn(run, end, uses_after, final, xp, len(eqns)))
-        run.clear()
-
-    for k, e in enumerate(graph.eqns):
-        if _fusible(e, xp):
-            run.append(e)
-        else:
-            flush(k)
-            eqns.append(e)
-    flush(len(graph.eqns))
-    return Graph(graph.invars, graph.consts, eqns, graph.outvars, graph.in_tree,
-                 graph.out_tree, graph.arg_names)
+    groups = [(a, b) for a, b in elementwise_runs(graph, lambda e: _fusible(e, xp))
+              if b - a >= 2]
+    return replace_groups(graph, groups,
+                          lambda run, end, uses_after, final, n:
+                          _fused_eqn(run, end, uses_after, final, xp, n))
 
 
 def _fused_eqn(run, end, uses_after, final, xp, number):
-    made = {o.name for e in run for o in e.outvars}
-    ins, names = [], {}
-    for e in run:
-        for v in e.invars:
-            if isinstance(v, Var) and v.name not in made and v.name not in names:
-                names[v.name] = f"a{len(ins)}"
-                ins.append(v)
-    outs = [e.outvars[0] for e in run
-            if e.outvars[0].name in final or uses_after.get(e.outvars[0].name, -1) >= end]
+    ins, outs = group_io(run, end, uses_after, final)
+    names = {v.name: f"a{k}" for k, v in enumerate(ins)}
     ns = {}
     lines = []
     for j, e in enumerate(run):
@@ -676,29 +648,6 @@ def _fused_eqn(run, end, uses_after, final, xp, number):
     return Eqn(_Kernel(f"fused[{'+'.join(e.prim.name for e in run)}]", impl), ins, {}, outs)
 
 
-class _Kernel:
-    """The operation of a fused equation: one compiled kernel standing for a run of
-    elementwise equations. Not a primitive: it is never bound and has no rules; only
-    the compiled graph's replay calls it."""
-
-    __slots__ = ("name", "impl", "plan")
-    multiple_results = True
-    effectful = False
-    rows = None
-    # (the properties passes read, should a pass ever meet a fused equation)
-    elementwise = reduction = commutative = False
-    linear_in = inverse_in = ()
-    scalar_multiple = is_noop = multiply_adds = inline = None
-
-    def __init__(self, name, impl):
-        self.name = name
-        self.impl = impl
-        self.plan = None        # the row plan of a split graph (split_rows)
-
-    def __repr__(self):
-        return self.name
-
-
 def _unpin(x):
     """``x``, or a copy of it when it is a view of a much larger array: a cached constant
     such as ``big[:10]`` must not keep all of ``big`` alive."""
@@ -720,9 +669,10 @@ def _unpin(x):
 # Lowering: the backend stages after PASSES
 
 
-class Target(collections.namedtuple("Target", "host xp")):
-    """What a graph is lowered for: ``host`` (every value a NumPy array or scalar) and
-    ``xp``, the device array module (None on the host)."""
+class Target(collections.namedtuple("Target", "host xp backend", defaults=("numpy",))):
+    """What a graph is lowered for: ``host`` (every value a NumPy array or scalar),
+    ``xp``, the device array module (None on the host), and ``backend``, how host graphs
+    run (``"numpy"``: the replay; ``"numba"``: with kernels compiled in the background)."""
 
 
 def fuse_kernels(graph, target):
@@ -745,7 +695,11 @@ def split_rows(graph, target):
         return graph
     inner = Graph(graph.invars, graph.consts, graph.eqns,
                   [v for v in graph.outvars if isinstance(v, Var)])
-    run = _rows.build(inner, plan, compile_graph(inner, True))
+    if target.backend == "numba":
+        # every part compiled with kernels that swap in when ready
+        run = _rows.build(inner, plan, _numba.swapping(inner, True), _numba.swapping)
+    else:
+        run = _rows.build(inner, plan, compile_graph(inner, True))
     count = itertools.count()
     outs = [Var(f"{v.name}_s{next(count)}", v.shape, v.dtype, v.deps, v.weak)
             if isinstance(v, Var) else v for v in graph.outvars]
@@ -778,24 +732,36 @@ def lower_graph(graph, target, upto=None):
 
 
 class _Compiled:
-    __slots__ = ("traced", "graph", "fn", "out_tree", "out_leaf", "fused", "used", "target")
+    __slots__ = ("traced", "graph", "fn", "out_tree", "out_leaf", "fused", "used", "target",
+                 "pending")
 
-    def __init__(self, graph, host, xp=None):
+    def __init__(self, graph, host, xp=None, backend="numpy"):
         graph = Graph(graph.invars, [(v, _unpin(x)) for v, x in graph.consts], graph.eqns,
                       graph.outvars, graph.in_tree, graph.out_tree, graph.arg_names)
         self.traced = graph
         self.used = False       # set by jit's fast path (second chance before eviction)
         self.graph = simplify(graph)
-        self.target = Target(host, xp)
+        self.target = Target(host, xp, backend)
         # the backend stages: on CuPy, runs of elementwise operations become single
         # kernels; on the host, a training step over a batch runs on slices of it
         lowered = lower_graph(self.graph, self.target)
         self.fused = lowered if lowered is not self.graph else None
         self.fn = compile_graph(lowered, host)
-        if host and lowered is self.graph and any(
-                _rows._gemm_size(e) > _rows.BLAS_THREADED_MNK for e in self.graph.eqns):
-            # the time goes to BLAS products: its thread count follows the load
-            self.fn = _threads.following_load(self.fn)
+        self.pending = None     # Future of the compiled kernels (numba backend)
+        if host and lowered is self.graph:
+            wrap = None
+            if any(_rows._gemm_size(e) > _rows.BLAS_THREADED_MNK for e in self.graph.eqns):
+                # the time goes to BLAS products: its thread count follows the load
+                wrap = _threads.following_load
+                self.fn = wrap(self.fn)
+            if backend == "numba":
+                # the replay runs until the kernels are compiled (in the background)
+                # and the graph calling them takes over (numba_backend.py)
+                self.pending = _numba.start(self, self.graph, wrap)
+        elif host and backend == "numba":
+            # a split graph: its parts swap their kernels in themselves; this Future is
+            # done once the jobs submitted so far are (they run in order)
+            self.pending = _numba.submit(lambda: True)
         self.out_tree = graph.out_tree
         self.out_leaf = graph.out_tree.node_type is None
 
@@ -847,7 +813,13 @@ class Lowered:
     def as_text(self, after=None):
         return str(self.graph(after))
 
-    def compile(self):
+    def compile(self, wait=False):
+        """The compiled callable. With a compiling backend (``backend="numba"``) the
+        kernels compile in the background and the callable runs the NumPy replay until
+        they are ready; ``wait=True`` waits for them first."""
+        if wait and self._entry.pending is not None:
+            self._entry.pending.result()
+            _numba.drain()      # and parts compiled since (row splitting's slices)
         return self._call
 
     def __getattr__(self, name):
@@ -861,7 +833,7 @@ class Lowered:
     __repr__ = __str__
 
 
-def jit(fun, static_argnums=(), static_argnames=()):
+def jit(fun, static_argnums=(), static_argnames=(), backend=None):
     """Compile ``fun``: trace it once per input signature (pytree structure, shapes,
     dtypes and the values of static arguments), simplify the graph, and replay it as
     generated straight-line code on later calls.
@@ -885,6 +857,19 @@ def jit(fun, static_argnums=(), static_argnames=()):
     small slices of big arrays are copied, so the cache does not keep the big arrays
     alive.
 
+    ``backend`` says how graphs on NumPy arrays run: ``"numpy"``, the replay above, or
+    ``"numba"`` (``pip install "funcgrad[compile]"``), where each run of two or more
+    elementwise operations of one shape becomes one native loop (no temporaries, no
+    Python between its operations). Kernels compile on a background thread while the
+    first calls run the replay, and are cached on disk (``$FUNCGRAD_CACHE_DIR``, default
+    ``~/.cache/funcgrad/numba``) so that the next process starts warm;
+    ``.lower(*args).compile(wait=True)`` waits for them. Results equal the replay's
+    bit for bit for arithmetic, comparisons and float64 ``sin``/``cos``/``exp``/``log``,
+    and differ by a few ulp for functions NumPy computes with its own SIMD code
+    (float64 ``tanh``, float32 transcendental functions); see
+    ``funcgrad/_src/numba_backend.py``. None (the default) takes ``funcgrad.config``
+    option ``jit_backend`` (``"numpy"`` unless set) when each signature is compiled.
+
     Example:
         >>> import numpy as np, funcgrad, funcgrad.numpy as fnp
         >>> f = funcgrad.jit(lambda x, n: x ** n, static_argnums=1)
@@ -896,6 +881,8 @@ def jit(fun, static_argnums=(), static_argnames=()):
     static_argnums = _norm_static(static_argnums)
     static_argnames = (static_argnames,) if isinstance(static_argnames, str) else tuple(static_argnames)
     fname = getattr(fun, "__name__", fun)
+    if backend is not None:
+        _numba.check_backend(backend, f"jit of {fname}")
     cache = collections.OrderedDict()   # key -> _Compiled, least recently used first
     try:
         sig = inspect.signature(fun).parameters.values()
@@ -1013,7 +1000,8 @@ def jit(fun, static_argnums=(), static_argnames=()):
                         xp = _backend.array_module(*[x for x in flat if hasattr(x, "shape")])
                     except TypeError:        # mixed modules: the first call raised already
                         xp = None
-                cache[key] = entry = _Compiled(graph, host, None if xp is np else xp)
+                cache[key] = entry = _Compiled(graph, host, None if xp is np else xp,
+                                               backend or _config.read("jit_backend"))
                 if no_statics and not kwargs and key[3] is None and all(
                         type(a) is np.ndarray or _backend.is_device_array(a) for a in args):
                     fast[tuple([(type(a), a.shape, a.dtype) for a in args])] = entry

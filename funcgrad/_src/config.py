@@ -27,6 +27,10 @@ Options:
   jit_cache_size (int or None, default 64): how many compiled versions (input
     signatures and static values) each jitted function keeps; beyond that the least
     recently used one is dropped, with the constants it holds. None keeps them all.
+  jit_backend ("numpy" or "numba", default "numpy"): how ``jit`` runs graphs on NumPy
+    arrays when ``jit(f, backend=...)`` does not say: the NumPy replay, or native loops
+    compiled with Numba for its elementwise groups (needs ``pip install
+    "funcgrad[compile]"``; see ``jit``). Read when a signature is first compiled.
   adaptive_threads (bool, default True): use fewer threads than the budget while other
     processes keep this process's CPUs busy (sampled at most twice a second from
     ``/proc/stat``), and the full budget again once they are quiet. Off, the budget is
@@ -44,7 +48,8 @@ from . import threads
 from .errors import FuncgradValueError
 
 _OPTIONS = {"debug_nans": False, "keep_freed_memory": False, "jit_row_splitting": True,
-            "num_threads": None, "adaptive_threads": True, "jit_cache_size": 64}
+            "num_threads": None, "adaptive_threads": True, "jit_cache_size": 64,
+            "jit_backend": "numpy"}
 _HOOKS = {}          # option name -> functions called with its new value (on_update)
 
 
@@ -78,12 +83,32 @@ def update(name, value):
                 f"funcgrad.config.update('jit_cache_size', {value!r}): expected a positive "
                 "integer, or None for no bound")
         value = None if value is None else int(value)
+    elif name == "jit_backend":
+        _check_backend(value)
     elif name == "adaptive_threads":
         value = bool(value)
         threads.set_adaptive(value)
     _OPTIONS[name] = value
     for hook in _HOOKS.get(name, ()):
         hook(value)
+
+
+def _check_backend(value):
+    """jit backends are checked here without importing them (config is imported first):
+    the names, and for Numba that it can be imported."""
+    import importlib.util
+    if value not in ("numpy", "numba"):
+        raise FuncgradValueError(
+            f"funcgrad.config.update('jit_backend', {value!r}): the backends are "
+            "'numpy' and 'numba'")
+    try:
+        found = importlib.util.find_spec("numba") is not None
+    except (ImportError, ValueError):
+        found = False
+    if value == "numba" and not found:
+        raise ImportError(
+            "funcgrad.config.update('jit_backend', 'numba'): Numba is not installed: "
+            'pip install "funcgrad[compile]"')
 
 
 _M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3      # glibc's mallopt parameters

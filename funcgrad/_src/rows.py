@@ -449,17 +449,20 @@ def _gemm_size(e):
 # once per slice length). The runner walks the phases, keeping each slice's values.
 
 
-def build(graph, plan, serial):
+def build(graph, plan, serial, generate=None):
     """``f(*flat_inputs) -> outputs`` running ``graph`` by ``plan``, phase by phase (see
     above). ``serial`` (the whole graph compiled) runs instead where no split is
-    possible (one thread, or a call made from inside a worker)."""
+    possible (one thread, or a call made from inside a worker). ``generate(graph, host)``
+    makes each part's code (default: the code generator the compiler registered; the
+    Numba backend passes its own)."""
+    generate = generate or _generate
     wanted = _Wanted(graph, plan)
     parts = []
     for p in range(plan.phases):
         s_idx = [j for j in range(len(graph.eqns)) if plan.where[j] == Serial(p)]
         r_idx = [j for j in range(len(graph.eqns)) if plan.where[j] == OnRows(p)]
-        parts.append((_serial_program(graph, s_idx, wanted) if s_idx else None,
-                      _rows_program(graph, plan, r_idx, wanted) if r_idx else None,
+        parts.append((_serial_program(graph, s_idx, wanted, generate) if s_idx else None,
+                      _rows_program(graph, plan, r_idx, wanted, generate) if r_idx else None,
                       [(v.name, plan.kinds[v.name]) for v in plan.joins.get(p, [])]))
     return _runner(graph, plan, parts, serial)
 
@@ -483,7 +486,7 @@ class _Wanted:
                 if v.name in self.kept or not self.readers.get(v.name, set()) <= part]
 
 
-def _serial_program(graph, idx, wanted):
+def _serial_program(graph, idx, wanted, generate):
     """``(fn, input names, output names)`` for the serial equations ``idx``."""
     eqns = graph.eqns
     const_names = {v.name for v, _ in graph.consts}
@@ -496,11 +499,11 @@ def _serial_program(graph, idx, wanted):
                 seen.add(v.name)
                 ins.append(v)
     outs = wanted.outputs(eqns, idx)
-    fn = _generate(Graph(ins, list(graph.consts), [eqns[j] for j in idx], outs), True)
+    fn = generate(Graph(ins, list(graph.consts), [eqns[j] for j in idx], outs), True)
     return fn, [v.name for v in ins], [v.name for v in outs]
 
 
-def _rows_program(graph, plan, idx, wanted):
+def _rows_program(graph, plan, idx, wanted, generate):
     """``(program, input keys, output names)`` for the row equations ``idx``:
     ``program(c)`` is their code for a slice of length ``c`` (compiled once per length);
     its inputs are ``(name, read)`` pairs."""
@@ -517,7 +520,7 @@ def _rows_program(graph, plan, idx, wanted):
 
     @functools.lru_cache(maxsize=8)
     def program(c):
-        return _generate(_slice_graph(eqns, plan, idx, keys, outs, c), True)
+        return generate(_slice_graph(eqns, plan, idx, keys, outs, c), True)
     return program, [key for key, _ in keys], [v.name for v in outs]
 
 

@@ -16,9 +16,10 @@ _LAYERS = [
      "funcgrad._src.testing_backend", "funcgrad._src"),
     ("funcgrad._src.core",),
     ("funcgrad._src.ad", "funcgrad._src.batching", "funcgrad._src.staging", "funcgrad._src.ir",
-     "funcgrad._src.rows"),
+     "funcgrad._src.rows", "funcgrad._src.fusion"),
     ("funcgrad._src.prims",),
-    ("funcgrad._src.api", "funcgrad._src.custom", "funcgrad._src.compiler"),
+    ("funcgrad._src.api", "funcgrad._src.custom", "funcgrad._src.compiler",
+     "funcgrad._src.numba_backend"),
 ]
 
 
