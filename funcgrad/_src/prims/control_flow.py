@@ -257,43 +257,312 @@ def _scan_plan(body, num_consts, host=False):
     return result
 
 
+def _stacked(vals, var, xp):
+    """Per-step values as one array with a leading step axis, of ``var``'s dtype."""
+    if xp is np:
+        return np.array(vals, dtype=var.dtype)
+    return xp.stack([xp.asarray(v) for v in vals]).astype(var.dtype, copy=False)
+
+
+class _LoopSplit:
+    """A scan body split by what each equation depends on, so that only the recurrence
+    runs step by step (JAX leaves this to XLA; cuDNN's RNNs do it by hand):
+
+    - ``prepare``: the equations on the constants only, once per scan;
+    - ``before``: those on the xs (and constants) but not the carry, batched over every
+      step at once before the loop (an RNN's input projection: one product, not L);
+    - ``step``: the equations the next carry needs, step by step;
+    - ``after``: those only the ys need, batched over every step after the loop (a
+      reverse pass's products of per-step values);
+    - accumulators: a carry updated as ``c + term`` and read nowhere else (the reverse
+      pass's gradient of a weight) is ``c0 + sum over steps of term``, summed after the
+      loop, a product of two per-step matrices as one contraction (one GEMM, not L).
+
+    ``before``/``after`` need every equation there to have a batching rule and no
+    effect; others stay in ``step``. Built from a body's first run (its values are the
+    tracing examples), for the body's later runs."""
+
+    def __init__(self, body, nk, nc, hist_keep, host, args, length):
+        from .contractions import matmul_p
+        from .elementwise import add_p
+        eqns = list(body.eqns)
+        outs = list(body.outvars)
+        if any(not isinstance(v, Var) for v in outs):
+            raise NotStageable("literal outputs")
+        consts = {v.name for v, _ in body.consts}
+        cins = body.invars[nk:nk + nc]
+        ny = len(outs) - nc
+        uses = {}
+        for e in eqns:
+            for v in e.invars:
+                if isinstance(v, Var):
+                    uses[v.name] = uses.get(v.name, 0) + 1
+        for v in outs:
+            uses[v.name] = uses.get(v.name, 0) + 1
+        made_by = {o.name: e for e in eqns for o in e.outvars}
+        acc = {}                                    # carry index -> term Var
+        for k in range(nc):
+            o, c = outs[k], cins[k]
+            e = made_by.get(o.name)
+            if (hist_keep[k] or e is None or e.prim is not add_p or uses.get(c.name) != 1
+                    or uses[o.name] != 1):
+                continue
+            a, b = e.invars
+            term = b if a is c else a if b is c else None
+            if (isinstance(term, Var) and term.shape == c.shape and term.dtype == c.dtype
+                    and o.dtype == c.dtype):
+                acc[k] = term
+                eqns.remove(e)
+        kind = {v.name: "k" for v in body.invars[:nk]}
+        kind.update((n, "k") for n in consts)
+        kind.update((v.name, "c") for v in cins)
+        kind.update((v.name, "x") for v in body.invars[nk + nc:])
+
+        def batchable(e):
+            return not e.prim.effectful and e.prim.batch is not None
+
+        for e in eqns:
+            ks = {kind[v.name] for v in e.invars if isinstance(v, Var)}
+            if not e.prim.effectful and ks <= {"k"}:
+                k = "k"
+            elif batchable(e) and ks <= {"k", "x"}:
+                k = "x"
+            else:
+                k = "r"
+            for o in e.outvars:
+                kind[o.name] = k
+        loop_carry = [k for k in range(nc) if k not in acc]
+        need = {outs[k].name for k in loop_carry}
+        in_loop = set()
+        for e in reversed(eqns):
+            if kind[e.outvars[0].name] != "r":
+                continue
+            if not batchable(e) or any(o.name in need for o in e.outvars):
+                in_loop.add(id(e))
+                need.update(v.name for v in e.invars if isinstance(v, Var))
+        k_eqns = [e for e in eqns if kind[e.outvars[0].name] == "k"]
+        x_eqns = [e for e in eqns if kind[e.outvars[0].name] == "x"]
+        l_eqns = [e for e in eqns if id(e) in in_loop]
+        a_eqns = [e for e in eqns if kind[e.outvars[0].name] == "r" and id(e) not in in_loop]
+        for e in a_eqns:
+            for o in e.outvars:
+                kind[o.name] = "a"
+        # what ``after`` returns: the ys, then per accumulator its term or, for a
+        # product of two per-step matrices, both factors
+        after_outs = outs[nc:]
+        self.acc = []                               # (carry index, n outputs, contract)
+        for k, term in acc.items():
+            e = made_by[term.name]
+            if (e.prim is matmul_p and not e.params and len(e.invars) == 2
+                    and all(isinstance(v, Var) and kind[v.name] != "k" and len(v.shape) == 2
+                            and v.dtype == term.dtype for v in e.invars)):
+                after_outs = after_outs + list(e.invars)
+                self.acc.append((k, 2, True))
+            else:
+                after_outs = after_outs + [term]
+                self.acc.append((k, 1, False))
+
+        def free(eqs, extra):
+            """The variables ``eqs`` and ``extra`` read that they do not make."""
+            made = {o.name for e in eqs for o in e.outvars}
+            seen = {}
+            for v in [v for e in eqs for v in e.invars] + list(extra):
+                if isinstance(v, Var) and v.name not in made and v.name not in consts:
+                    seen.setdefault(v.name, v)
+            return list(seen.values())
+
+        a_in = free(a_eqns, after_outs)
+        hist_vars = [cins[k] for k in range(nc) if hist_keep[k]]
+        emitted = {}
+        for v in a_in + hist_vars:
+            if kind[v.name] in ("c", "r"):
+                emitted.setdefault(v.name, v)
+        emitted = list(emitted.values())
+        l_outs = [outs[k] for k in loop_carry] + emitted
+        l_in = free(l_eqns, l_outs)
+        l_k = [v for v in l_in if kind[v.name] == "k"]
+        l_x = [v for v in l_in if kind[v.name] == "x"]
+        a_k = [v for v in a_in if kind[v.name] == "k"]
+        a_x = [v for v in a_in if kind[v.name] == "x"]
+        x_made = {o.name for e in x_eqns for o in e.outvars}
+        x_outs = list({v.name: v for v in l_x + a_x if v.name in x_made}.values())
+        x_in = free(x_eqns, x_outs)
+        x_k = [v for v in x_in if kind[v.name] == "k"]
+        k_all = list({v.name: v for v in l_k + a_k + x_k}.values())
+        self.prepare = graph_runner(prune_graph(Graph(body.invars[:nk], body.consts, k_eqns,
+                                                      k_all)), host)
+        kpos = {v.name: i for i, v in enumerate(k_all)}
+        xs_pos = {v.name: i for i, v in enumerate(body.invars[nk + nc:])}
+        xo_pos = {v.name: i for i, v in enumerate(x_outs)}
+        self.host, self.length, self.nc = host, length, nc
+        self.loop_carry = loop_carry
+        self.step = graph_runner(Graph(l_k + [cins[k] for k in loop_carry] + l_x, body.consts,
+                                       l_eqns, l_outs), host)
+        self.l_k = [kpos[v.name] for v in l_k]
+        # per-step inputs of ``step``: ("s", i) the i-th xs, ("b", i) before's i-th output
+        self.l_x = [("s", xs_pos[v.name]) if v.name in xs_pos else ("b", xo_pos[v.name])
+                    for v in l_x]
+        self.emitted = emitted
+        self.loop_needed = bool(l_eqns) or bool(emitted) or bool(loop_carry)
+        self.x_k = [kpos[v.name] for v in x_k]
+        self.before = None
+        if x_outs:
+            xg = Graph(x_k + list(body.invars[nk + nc:]), body.consts, x_eqns, x_outs)
+            kv = self.prepare(*args[:nk])
+            ex = [kv[i] for i in self.x_k] + list(args[nk + nc:])
+            g, lifted = trace_subgraph(
+                _batch_fun(prune_graph(xg), [None] * len(x_k) + [0] * (len(xg.invars) - len(x_k)),
+                           length), ex)
+            assert not lifted
+            self.before = graph_runner(g, host)
+        # inputs of ``after``: ("k", i) invariant, ("s"/"b", i) as above, ("e", i) emitted
+        em_pos = {v.name: i for i, v in enumerate(emitted)}
+        self.a_in = []
+        for v in a_in:
+            if kind[v.name] == "k":
+                self.a_in.append(("k", kpos[v.name]))
+            elif v.name in xs_pos:
+                self.a_in.append(("s", xs_pos[v.name]))
+            elif v.name in xo_pos:
+                self.a_in.append(("b", xo_pos[v.name]))
+            else:
+                self.a_in.append(("e", em_pos[v.name]))
+        self.a_dims = [None if s == "k" else 0 for s, _ in self.a_in]
+        self.after_graph = prune_graph(Graph(a_in, body.consts, a_eqns, after_outs))
+        self.after = None                           # traced at the first run
+        self.hist = [em_pos[v.name] for v in hist_vars]
+        self.ny = ny
+        self.out_vars = outs
+        self.emit_vars = emitted
+
+    def run(self, args, nk, nc, reverse, xp):
+        consts, carry, xs = args[:nk], list(args[nk:nk + nc]), args[nk + nc:]
+        kv = self.prepare(*consts)
+        bx = self.before(*[kv[i] for i in self.x_k], *xs) if self.before is not None else ()
+        length = self.length
+        ems = []
+        lc = [carry[k] for k in self.loop_carry]
+        if self.loop_needed:
+            kl = [kv[i] for i in self.l_k]
+            seqs = [xs[i] if s == "s" else bx[i] for s, i in self.l_x]
+            rows = [list(a) for a in seqs]          # row views, made at C speed
+            if reverse:
+                rows = [r[::-1] for r in rows]
+            step, ncl = self.step, len(lc)
+            for xt in zip(*rows) if rows else ((),) * length:
+                out = step(*kl, *lc, *xt)
+                lc = out[:ncl]
+                ems.append(out[ncl:])
+            if reverse:
+                ems.reverse()
+        em = [_stacked([o[j] for o in ems], v, xp) for j, v in enumerate(self.emit_vars)]
+        a_args = [kv[i] if s == "k" else xs[i] if s == "s" else bx[i] if s == "b" else em[i]
+                  for s, i in self.a_in]
+        if self.after is None:
+            g, lifted = trace_subgraph(_batch_fun(self.after_graph, self.a_dims, length),
+                                       a_args)
+            assert not lifted
+            self.after = graph_runner(g, self.host)
+        aouts = self.after(*a_args)
+        final = [None] * nc
+        for k, c in zip(self.loop_carry, lc):
+            final[k] = c
+        pos = self.ny
+        for k, n, contract in self.acc:
+            if contract:
+                a, b = aouts[pos], aouts[pos + 1]
+                total = xp.tensordot(a, b, axes=([0, 2], [0, 1]))
+            else:
+                total = aouts[pos].sum(axis=0)
+            pos += n
+            final[k] = (carry[k] + total).astype(self.out_vars[k].dtype, copy=False)
+        ys = []
+        for o, v in zip(aouts[:self.ny], self.out_vars[nc:]):
+            if not getattr(o, "flags", None) or not o.flags.writeable or o.dtype != v.dtype:
+                o = xp.array(o, dtype=v.dtype)      # (a broadcast invariant y: its own copy)
+            ys.append(o)
+        return final, ys, [em[i] for i in self.hist]
+
+
+_SPLIT_ERRORS = False      # tests set it: a body that cannot be split raises instead
+
+
+def _loop_split(body, nk, nc, hist_keep, host, args, length):
+    """The body's :class:`_LoopSplit` from its second run on (a body run once, as in an
+    eager ``grad`` that traces a new one every call, does not pay for splitting it);
+    None while there is none, or where it cannot be made."""
+    key = ("loop_split", nk, nc, hist_keep, host, length)
+    cache = body.__dict__.setdefault("_derived", {})
+    hit = cache.get(key)
+    if hit is None:
+        cache[key] = 0
+        return None
+    if hit == 0:
+        try:
+            hit = _LoopSplit(body, nk, nc, hist_keep, host, args, length)
+        except Exception:                           # pragma: no cover - a safety net
+            if _SPLIT_ERRORS:
+                raise
+            hit = False
+        cache[key] = hit
+        return None if hit is False else hit
+    return hit or None
+
+
 def _scan_impl(*args, body, num_consts, num_carry, length, reverse, history=None):
-    prepare, run, nk = _scan_plan(body, num_consts, _host(args, body))
-    consts = args[:num_consts]
-    if prepare is not None:
-        consts = prepare(*consts)
-    carry = list(args[num_consts:num_consts + num_carry])
-    xs = args[num_consts + num_carry:]
+    nk, nc = num_consts, num_carry
+    host = _host(args, body)
     arrays = [a for a in args if hasattr(a, "shape")]
     xp = array_module(*arrays) if arrays else np
-    carry_vars = body.invars[num_consts:num_consts + num_carry]
+    carry_vars = body.invars[nk:nk + nc]
+    hist_keep = (True,) * nc if history is None else tuple(history)
     if length == 0:
-        return carry + [xp.empty((0,) + v.shape, v.dtype)
-                        for k, v in enumerate(list(body.outvars[num_carry:]) + list(carry_vars))
-                        if k < len(body.outvars) - num_carry or history is None
-                        or history[k - len(body.outvars) + num_carry]]
-    order = range(length - 1, -1, -1) if reverse else range(length)
-    rows = [list(x) for x in xs]            # row views, made at C speed
-    if reverse:
-        rows = [r[::-1] for r in rows]
-    ys, hist = [], []
-    for xt in zip(*rows) if rows else ((),) * length:
-        hist.append(carry)
-        out = run(*consts, *carry, *xt)
-        carry = out[:num_carry]
-        ys.append(out[num_carry:])
-    del order
-    if reverse:
-        ys.reverse()
-        hist.reverse()
-    stacked = [xp.stack([y[k] for y in ys]).astype(v.dtype, copy=False)
-               for k, v in enumerate(body.outvars[num_carry:])]
-    stacked += [xp.stack([h[k] for h in hist]).astype(v.dtype, copy=False)
-                for k, v in enumerate(carry_vars) if history is None or history[k]]
-    carry = [c if hasattr(c, "shape") and not isinstance(c, np.generic)
-             else xp.asarray(c, dtype=v.dtype)
-             for c, v in zip(carry, body.outvars[:num_carry])]
-    return carry + stacked
+        return list(args[nk:nk + nc]) + [
+            xp.empty((0,) + v.shape, v.dtype)
+            for v in list(body.outvars[nc:]) + [v for v, h in zip(carry_vars, hist_keep) if h]]
+    split = _loop_split(body, nk, nc, hist_keep, host, args, length)
+    if split is not None and split.after is None and not _SPLIT_ERRORS:
+        try:                                        # its first run traces ``after``
+            carry, stacked, hist = split.run(args, nk, nc, reverse, xp)
+        except Exception:                           # pragma: no cover - a safety net
+            body._derived[("loop_split", nk, nc, hist_keep, host, length)] = False
+            split = None
+        else:
+            return _scan_result(carry, body, nc, xp) + stacked + hist
+    if split is not None:
+        carry, stacked, hist = split.run(args, nk, nc, reverse, xp)
+        stacked += hist
+    else:
+        prepare, run, _ = _scan_plan(body, nk, host)
+        consts = args[:nk]
+        if prepare is not None:
+            consts = prepare(*consts)
+        carry = list(args[nk:nk + nc])
+        rows = [list(x) for x in args[nk + nc:]]            # row views, made at C speed
+        if reverse:
+            rows = [r[::-1] for r in rows]
+        keep = [k for k in range(nc) if hist_keep[k]]
+        ys, hist = [], []
+        for xt in zip(*rows) if rows else ((),) * length:
+            if keep:
+                hist.append([carry[k] for k in keep])
+            out = run(*consts, *carry, *xt)
+            carry = out[:nc]
+            ys.append(out[nc:])
+        if reverse:
+            ys.reverse()
+            hist.reverse()
+        stacked = [_stacked([y[j] for y in ys], v, xp)
+                   for j, v in enumerate(body.outvars[nc:])]
+        stacked += [_stacked([h[j] for h in hist], carry_vars[k], xp)
+                    for j, k in enumerate(keep)]
+    return _scan_result(carry, body, nc, xp) + stacked
+
+
+def _scan_result(carry, body, nc, xp):
+    return [c if hasattr(c, "shape") and not isinstance(c, np.generic)
+            else xp.asarray(c, dtype=v.dtype)
+            for c, v in zip(carry, body.outvars[:nc])]
 
 
 def _scan_jvp(primals, tangents, *, body, num_consts, num_carry, length, reverse):
