@@ -120,8 +120,20 @@ def p_rnn_batch(np_, lax_):
     return f
 
 
+def p_rnn_columns(np_, lax_):
+    """W6's RNN: the step reads its carry transposed and returns a transpose."""
+    xs = np_.asarray(XS_BATCH)
+
+    def f(w):
+        def body(h, x):
+            return np_.tanh(w @ h.T + w[:, :1] * x.T).T, None
+        h, _ = lax_.scan(body, np_.ones((2, 3)) * 0.3, xs)
+        return np_.sum(np_.sin(h))
+    return f
+
+
 PROGRAMS = [p_scan, p_scan_reverse_pytree, p_scan_closure_consts, p_nested_scan, p_fori,
-            p_cond, p_switch, p_map, p_scan_with_cond, p_rnn_batch]
+            p_cond, p_switch, p_map, p_scan_with_cond, p_rnn_batch, p_rnn_columns]
 
 
 def _pair(prog):
@@ -182,6 +194,16 @@ def test_split_loop_batches_the_shared_work_and_accumulates_once():
     # weight's gradient after it, as one contraction
     assert sum(s.before is not None for s in splits) >= 2
     assert sum(contract for s in splits for _, _, contract in s.acc) >= 2
+    # W6's RNN carries h.T through its loops, forward and reverse
+    f = p_rnn_columns(fnp, lax)
+    g = funcgrad.jit(funcgrad.grad(f))
+    first = g(w)
+    for _ in range(2):
+        np.testing.assert_allclose(g(w), first, rtol=1e-12, atol=1e-14)
+    splits = [s for e in g.lower(w).eqns if e.prim.name == "scan"
+              for s in e.params["body"].__dict__.get("_derived", {}).values()
+              if isinstance(s, _LoopSplit)]
+    assert [len(s.flips) for s in splits] == [1, 1]
 
 
 @pytest.mark.parametrize("prog", [p_scan, p_fori, p_cond, p_scan_closure_consts],

@@ -379,6 +379,8 @@ class _LoopSplit:
                 emitted.setdefault(v.name, v)
         emitted = list(emitted.values())
         l_outs = [outs[k] for k in loop_carry] + emitted
+        l_eqns, l_cins, l_outs, self.flips = _carry_layouts(
+            l_eqns, [cins[k] for k in loop_carry], l_outs, uses)
         l_in = free(l_eqns, l_outs)
         l_k = [v for v in l_in if kind[v.name] == "k"]
         l_x = [v for v in l_in if kind[v.name] == "x"]
@@ -396,8 +398,7 @@ class _LoopSplit:
         xo_pos = {v.name: i for i, v in enumerate(x_outs)}
         self.host, self.length, self.nc = host, length, nc
         self.loop_carry = loop_carry
-        self.step = graph_runner(Graph(l_k + [cins[k] for k in loop_carry] + l_x, body.consts,
-                                       l_eqns, l_outs), host)
+        self.step = graph_runner(Graph(l_k + l_cins + l_x, body.consts, l_eqns, l_outs), host)
         self.l_k = [kpos[v.name] for v in l_k]
         # per-step inputs of ``step``: ("s", i) the i-th xs, ("b", i) before's i-th output
         self.l_x = [("s", xs_pos[v.name]) if v.name in xs_pos else ("b", xo_pos[v.name])
@@ -442,6 +443,8 @@ class _LoopSplit:
         length = self.length
         ems = []
         lc = [carry[k] for k in self.loop_carry]
+        for j, axes, _ in self.flips:
+            lc[j] = xp.transpose(lc[j], axes)
         if self.loop_needed:
             kl = [kv[i] for i in self.l_k]
             seqs = [xs[i] if s == "s" else bx[i] for s, i in self.l_x]
@@ -455,6 +458,8 @@ class _LoopSplit:
                 ems.append(out[ncl:])
             if reverse:
                 ems.reverse()
+        for j, _, back in self.flips:
+            lc[j] = xp.ascontiguousarray(xp.transpose(lc[j], back))
         em = [_stacked([o[j] for o in ems], v, xp) for j, v in enumerate(self.emit_vars)]
         a_args = [kv[i] if s == "k" else xs[i] if s == "s" else bx[i] if s == "b" else em[i]
                   for s, i in self.a_in]
@@ -482,6 +487,54 @@ class _LoopSplit:
                 o = xp.array(o, dtype=v.dtype)      # (a broadcast invariant y: its own copy)
             ys.append(o)
         return final, ys, [em[i] for i in self.hist]
+
+
+def _carry_layouts(eqns, cins, couts, uses):
+    """The loop's carries kept transposed where the step only reads a carry transposed
+    (``c.T``) and makes the next one as a transpose (``y.T``): the loop carries ``c.T``,
+    and those two transposes per step leave it (W6's RNN reads ``h.T`` and returns
+    ``(...).T``, and so does its reverse pass). Returns ``(eqns, cins, couts, flips)``,
+    ``flips`` a list of (carry position, axes in, axes out)."""
+    from .shape import transpose_p
+    made_by = {o.name: e for e in eqns for o in e.outvars}
+    readers = {}
+    for e in eqns:
+        for v in e.invars:
+            if isinstance(v, Var):
+                readers.setdefault(v.name, []).append(e)
+    nc = len(cins)
+    out_names = [v.name for v in couts]
+    flips, drop, alias = [], set(), {}
+    cins, couts = list(cins), list(couts)
+    for j in range(nc):
+        c, o = cins[j], couts[j]
+        rs = readers.get(c.name, [])
+        last = made_by.get(o.name)
+        if (not rs or last is None or last.prim is not transpose_p or c.name in out_names
+                or out_names.count(o.name) != 1 or uses.get(o.name) != 1
+                or any(r.prim is not transpose_p or r.params != rs[0].params for r in rs)):
+            continue
+        axes = tuple(rs[0].params["axes"])
+        back = tuple(int(i) for i in np.argsort(axes))
+        u = last.invars[0]
+        if tuple(last.params["axes"]) != back or not isinstance(u, Var) or u is c:
+            continue
+        t0 = rs[0].outvars[0]
+        for r in rs:
+            alias[r.outvars[0].name] = t0
+            drop.add(id(r))
+        drop.add(id(last))
+        cins[j], couts[j] = t0, u
+        flips.append((j, axes, back))
+    if not flips:
+        return eqns, cins, couts, flips
+
+    def res(v):
+        return alias.get(v.name, v) if isinstance(v, Var) else v
+    eqns = [type(e)(e.prim, [res(v) for v in e.invars], e.params, e.outvars)
+            for e in eqns if id(e) not in drop]
+    couts = [res(v) for v in couts]
+    return eqns, cins, couts, flips
 
 
 _SPLIT_ERRORS = False      # tests set it: a body that cannot be split raises instead
