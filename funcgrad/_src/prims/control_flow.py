@@ -17,6 +17,8 @@ scan costs one copy of its carry per step for it.
 """
 from __future__ import annotations
 
+import re
+
 import numpy as np
 
 from ..ad import JVPTrace, JVPTracer, VJPTrace, VJPTracer, backward
@@ -431,6 +433,7 @@ class _LoopSplit:
         self.a_dims = [None if s == "k" else 0 for s, _ in self.a_in]
         self.after_graph = prune_graph(Graph(a_in, body.consts, a_eqns, after_outs))
         self.after = None                           # traced at the first run
+        self.loop = None                            # made at the first run
         self.hist = [em_pos[v.name] for v in hist_vars]
         self.ny = ny
         self.out_vars = outs
@@ -451,16 +454,25 @@ class _LoopSplit:
             rows = [list(a) for a in seqs]          # row views, made at C speed
             if reverse:
                 rows = [r[::-1] for r in rows]
-            step, ncl = self.step, len(lc)
-            for xt in zip(*rows) if rows else ((),) * length:
-                out = step(*kl, *lc, *xt)
-                lc = out[:ncl]
-                ems.append(out[ncl:])
+            if self.loop is None:
+                self.loop = _inline_loop(self.step, len(kl), len(lc), len(rows),
+                                         len(self.emit_vars)) or False
+            if self.loop:
+                lc, ems = self.loop(*kl, *lc, rows, length)
+            else:
+                step, ncl = self.step, len(lc)
+                ems = [[] for _ in self.emit_vars]
+                for xt in zip(*rows) if rows else ((),) * length:
+                    out = step(*kl, *lc, *xt)
+                    lc = out[:ncl]
+                    for e, o in zip(ems, out[ncl:]):
+                        e.append(o)
             if reverse:
-                ems.reverse()
+                for e in ems:
+                    e.reverse()
         for j, _, back in self.flips:
             lc[j] = xp.ascontiguousarray(xp.transpose(lc[j], back))
-        em = [_stacked([o[j] for o in ems], v, xp) for j, v in enumerate(self.emit_vars)]
+        em = [_stacked(e, v, xp) for e, v in zip(ems, self.emit_vars)]
         a_args = [kv[i] if s == "k" else xs[i] if s == "s" else bx[i] if s == "b" else em[i]
                   for s, i in self.a_in]
         if self.after is None:
@@ -487,6 +499,43 @@ class _LoopSplit:
                 o = xp.array(o, dtype=v.dtype)      # (a broadcast invariant y: its own copy)
             ys.append(o)
         return final, ys, [em[i] for i in self.hist]
+
+
+def _inline_loop(step, nk, nc, nx, ne):
+    """The whole loop as one generated function, ``loop(*invariants, *carry, rows, n) ->
+    (carry, per-output lists)``, the step's generated code written inside its ``for``:
+    no call, argument list or output list per step. None when ``step`` is not code made
+    by jit's code generator in the form this expects."""
+    src = getattr(step, "source", None)
+    ns = getattr(step, "__globals__", None)
+    if not isinstance(src, str) or ns is None:
+        return None
+    lines = src.rstrip("\n").split("\n")
+    head = re.fullmatch(r"def (\w+)\((.*)\):", lines[0])
+    ret = re.fullmatch(r"    return \[(.*)\]", lines[-1])
+    if head is None or ret is None or any(not ln.startswith("    ") for ln in lines[1:-1]):
+        return None
+    params = [p.strip() for p in head.group(2).split(",") if p.strip()]
+    outs = [r.strip() for r in ret.group(1).split(", ")] if ret.group(1).strip() else []
+    if len(params) != nk + nc + nx or len(outs) != nc + ne:
+        return None
+    kp, cp, xp_ = params[:nk], params[nk:nk + nc], params[nk + nc:]
+    code = [f"def scan_loop({', '.join(kp + cp + ['rows', 'n'])}):"]
+    code += [f"    e{j} = []" for j in range(ne)]
+    code.append(f"    for ({', '.join(xp_)},) in zip(*rows):" if nx else
+                "    for _ in range(n):")
+    code += ["    " + ln for ln in lines[1:-1]]
+    # the outputs are read before the carry is replaced (an output may be a carry input)
+    code += [f"        e{j}.append({outs[nc + j]})" for j in range(ne)]
+    if nc:
+        code.append(f"        {', '.join(cp)}, = ({', '.join(outs[:nc])},)")
+    code.append(f"    return [{', '.join(cp)}], [{', '.join(f'e{j}' for j in range(ne))}]")
+    env = dict(ns)
+    try:
+        exec(compile("\n".join(code) + "\n", "<funcgrad.scan loop>", "exec"), env)
+    except SyntaxError:                             # pragma: no cover - a new code form
+        return None
+    return env["scan_loop"]
 
 
 def _carry_layouts(eqns, cins, couts, uses):
