@@ -14,6 +14,15 @@ order work.
 the carry before each step (``history``), which its reverse rule reads. ``lax.scan``
 drops it; dead-code elimination removes nothing inside an equation, so under ``jit`` a
 scan costs one copy of its carry per step for it.
+
+Running a scan (``_scan_impl``): a body's first run is a plain loop over its compiled
+step. From its second run (a jitted function's body persists; an eager ``grad`` traces a
+new one each call and never pays for this) the body is split by dependence
+(``_LoopSplit``): work on the xs alone runs batched before the loop, work only the ys
+need runs batched after it, a carry that only accumulates ``c + term`` is summed once
+after the loop (a product of per-step matrices as one contraction: a reverse pass's
+weight gradient is one GEMM), a carry the step only reads transposed is carried
+transposed, and the remaining recurrence runs as one generated loop.
 """
 from __future__ import annotations
 
@@ -30,6 +39,9 @@ from ..ir import signature_problems, subgraph_checks
 from ..staging import (Graph, NotStageable, Var, dead_output_rules, eval_graph,
                        example_value, graph_runner, prune_graph, trace_subgraph)
 from ..tree_util import keystr, tree_flatten, tree_flatten_with_path, tree_unflatten
+from .contractions import matmul_p
+from .elementwise import add_p
+from .shape import transpose_p
 
 
 def _is_float(dtype):
@@ -285,8 +297,6 @@ class _LoopSplit:
     tracing examples), for the body's later runs."""
 
     def __init__(self, body, nk, nc, hist_keep, host, args, length):
-        from .contractions import matmul_p
-        from .elementwise import add_p
         eqns = list(body.eqns)
         outs = list(body.outvars)
         if any(not isinstance(v, Var) for v in outs):
@@ -495,7 +505,8 @@ class _LoopSplit:
             final[k] = (carry[k] + total).astype(self.out_vars[k].dtype, copy=False)
         ys = []
         for o, v in zip(aouts[:self.ny], self.out_vars[nc:]):
-            if not getattr(o, "flags", None) or not o.flags.writeable or o.dtype != v.dtype:
+            if (getattr(o, "dtype", None) != v.dtype or not getattr(o, "ndim", 0)
+                    or not getattr(o.flags, "writeable", True) or 0 in o.strides):
                 o = xp.array(o, dtype=v.dtype)      # (a broadcast invariant y: its own copy)
             ys.append(o)
         return final, ys, [em[i] for i in self.hist]
@@ -544,7 +555,6 @@ def _carry_layouts(eqns, cins, couts, uses):
     and those two transposes per step leave it (W6's RNN reads ``h.T`` and returns
     ``(...).T``, and so does its reverse pass). Returns ``(eqns, cins, couts, flips)``,
     ``flips`` a list of (carry position, axes in, axes out)."""
-    from .shape import transpose_p
     made_by = {o.name: e for e in eqns for o in e.outvars}
     readers = {}
     for e in eqns:
