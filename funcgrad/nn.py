@@ -7,6 +7,6 @@ their own (one fused derivative rule instead of a composite's several).
     >>> print(funcgrad.grad(funcgrad.nn.relu)(0.0), funcgrad.grad(funcgrad.nn.relu)(3.0))
     0.0 1.0
 """
-from ._src.prims.elementwise import relu
+from ._src.prims.elementwise import relu, sigmoid
 
-__all__ = ["relu"]
+__all__ = ["relu", "sigmoid"]

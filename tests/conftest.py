@@ -7,6 +7,7 @@ from hypothesis import HealthCheck, settings
 
 import funcgrad
 from funcgrad._src import compiler
+from funcgrad._src.prims import control_flow as _cf
 
 # Tests get the thread counts they set, however busy the machine is (the adaptive policy
 # has tests of its own, on simulated loads).
@@ -14,6 +15,10 @@ funcgrad.config.update("adaptive_threads", False)
 
 # Every jit pass's output goes through check_graph (funcgrad/_src/ir.py) during the tests.
 compiler.check_passes = True
+
+# A scan body that its split loop (funcgrad/_src/prims/control_flow.py) cannot handle
+# fails the test instead of quietly running the plain loop.
+_cf._SPLIT_ERRORS = True
 
 # CI and local runs are repeatable: derandomized, no deadline, bounded examples.
 settings.register_profile("ci", derandomize=True, deadline=None, max_examples=12,

@@ -119,8 +119,13 @@ def gelu(input, approximate="none"):
 
 
 def sigmoid(input):
-    """``1 / (1 + exp(-x))``, computed without overflow for any x."""
+    """``1 / (1 + exp(-x))``, computed without overflow for any x.
+
+    One primitive (``funcgrad.nn.sigmoid``) for real inputs: its reverse pass keeps only
+    the result (an LSTM step runs three)."""
     x = _arr(input)
+    if np.dtype(x.dtype).kind != "c":
+        return _fnn.sigmoid(x)
     pos = x >= 0
     e = fnp.exp(fnp.where(pos, -x, x))       # exp(-|x|) <= 1, with the right derivative
     return fnp.where(pos, 1.0 / (1.0 + e), e / (1.0 + e))

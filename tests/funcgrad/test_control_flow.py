@@ -14,6 +14,7 @@ RNG = np.random.default_rng(0)
 W = RNG.normal(size=(3, 3)) * 0.5
 XS = RNG.normal(size=(5, 3))
 H0 = RNG.normal(size=3)
+XS_BATCH = RNG.normal(size=(6, 2, 3))
 
 
 # Each program is written once over a (numpy, lax) pair, so the same code runs on
@@ -103,8 +104,36 @@ def p_scan_with_cond(np_, lax_):
     return f
 
 
+def p_rnn_batch(np_, lax_):
+    """A batch of RNNs (a matrix carry): the reverse pass accumulates ``x.T @ g`` and
+    ``h.T @ g`` products over the steps, which the split loop sums as one contraction."""
+    xs = np_.asarray(XS_BATCH)
+
+    def f(w):
+        def body(h, x):
+            g = x @ w.T
+            h2 = np_.tanh(h @ w + g + 0.1)
+            return h2, (h2 * g).sum(axis=1)
+        h, ys = lax_.scan(body, np_.ones((2, 3)) * 0.2, xs)
+        h2, ys2 = lax_.scan(body, h, xs, reverse=True)
+        return np_.sum(h2 ** 2) + np_.sum(ys * ys2)
+    return f
+
+
+def p_rnn_columns(np_, lax_):
+    """W6's RNN: the step reads its carry transposed and returns a transpose."""
+    xs = np_.asarray(XS_BATCH)
+
+    def f(w):
+        def body(h, x):
+            return np_.tanh(w @ h.T + w[:, :1] * x.T).T, None
+        h, _ = lax_.scan(body, np_.ones((2, 3)) * 0.3, xs)
+        return np_.sum(np_.sin(h))
+    return f
+
+
 PROGRAMS = [p_scan, p_scan_reverse_pytree, p_scan_closure_consts, p_nested_scan, p_fori,
-            p_cond, p_switch, p_map, p_scan_with_cond]
+            p_cond, p_switch, p_map, p_scan_with_cond, p_rnn_batch, p_rnn_columns]
 
 
 def _pair(prog):
@@ -129,6 +158,52 @@ def test_against_jax_values_and_derivatives(prog):
     _assert_trees_close(funcgrad.vmap(f)(ws), jax.vmap(jf)(ws), rtol=1e-9, atol=1e-10)
     _assert_trees_close(funcgrad.vmap(funcgrad.grad(f))(ws), jax.vmap(jax.grad(jf))(ws),
                         rtol=1e-8, atol=1e-10)
+
+
+@pytest.mark.parametrize("prog", PROGRAMS, ids=lambda p: p.__name__)
+def test_repeated_jitted_calls_against_jax(prog):
+    # a scan body's first run is a plain loop; later runs split it (the steps' shared
+    # work batched before and after the loop, accumulators summed once): same results
+    f, jf, jax = _pair(prog)
+    w = W.copy()
+    ws = np.stack([w, -w, w * 0.3])
+    t = RNG.normal(size=W.shape)
+    cases = [(funcgrad.jit(f), jf, (w,)), (funcgrad.jit(funcgrad.grad(f)), jax.grad(jf), (w,)),
+             (funcgrad.jit(funcgrad.vmap(funcgrad.grad(f))), jax.vmap(jax.grad(jf)), (ws,)),
+             (funcgrad.jit(lambda v: funcgrad.jvp(funcgrad.grad(f), (v,), (t,))[1]),
+              lambda v: jax.jvp(jax.grad(jf), (v,), (t,))[1], (w,))]
+    for fg, fj, args in cases:
+        want = fj(*args)
+        for _ in range(4):
+            _assert_trees_close(fg(*args), want, rtol=1e-7, atol=1e-9)
+
+
+def test_split_loop_batches_the_shared_work_and_accumulates_once():
+    from funcgrad._src.prims.control_flow import _LoopSplit
+    f = p_rnn_batch(fnp, lax)
+    g = funcgrad.jit(funcgrad.grad(f))
+    w = W.copy()
+    first = g(w)
+    for _ in range(2):
+        np.testing.assert_allclose(g(w), first, rtol=1e-12, atol=1e-14)
+    splits = [s for e in g.lower(w).eqns if e.prim.name == "scan"
+              for s in e.params["body"].__dict__.get("_derived", {}).values()
+              if isinstance(s, _LoopSplit)]
+    assert len(splits) == 4
+    # the forward scans' input products run before the loop; the reverse scans sum the
+    # weight's gradient after it, as one contraction
+    assert sum(s.before is not None for s in splits) >= 2
+    assert sum(contract for s in splits for _, _, contract in s.acc) >= 2
+    # W6's RNN carries h.T through its loops, forward and reverse
+    f = p_rnn_columns(fnp, lax)
+    g = funcgrad.jit(funcgrad.grad(f))
+    first = g(w)
+    for _ in range(2):
+        np.testing.assert_allclose(g(w), first, rtol=1e-12, atol=1e-14)
+    splits = [s for e in g.lower(w).eqns if e.prim.name == "scan"
+              for s in e.params["body"].__dict__.get("_derived", {}).values()
+              if isinstance(s, _LoopSplit)]
+    assert [len(s.flips) for s in splits] == [1, 1]
 
 
 @pytest.mark.parametrize("prog", [p_scan, p_fori, p_cond, p_scan_closure_consts],

@@ -14,8 +14,19 @@ order work.
 the carry before each step (``history``), which its reverse rule reads. ``lax.scan``
 drops it; dead-code elimination removes nothing inside an equation, so under ``jit`` a
 scan costs one copy of its carry per step for it.
+
+Running a scan (``_scan_impl``): a body's first run is a plain loop over its compiled
+step. From its second run (a jitted function's body persists; an eager ``grad`` traces a
+new one each call and never pays for this) the body is split by dependence
+(``_LoopSplit``): work on the xs alone runs batched before the loop, work only the ys
+need runs batched after it, a carry that only accumulates ``c + term`` is summed once
+after the loop (a product of per-step matrices as one contraction: a reverse pass's
+weight gradient is one GEMM), a carry the step only reads transposed is carried
+transposed, and the remaining recurrence runs as one generated loop.
 """
 from __future__ import annotations
+
+import re
 
 import numpy as np
 
@@ -28,6 +39,9 @@ from ..ir import signature_problems, subgraph_checks
 from ..staging import (Graph, NotStageable, Var, dead_output_rules, eval_graph,
                        example_value, graph_runner, prune_graph, trace_subgraph)
 from ..tree_util import keystr, tree_flatten, tree_flatten_with_path, tree_unflatten
+from .contractions import matmul_p
+from .elementwise import add_p
+from .shape import transpose_p
 
 
 def _is_float(dtype):
@@ -257,43 +271,410 @@ def _scan_plan(body, num_consts, host=False):
     return result
 
 
+def _stacked(vals, var, xp):
+    """Per-step values as one array with a leading step axis, of ``var``'s dtype."""
+    if xp is np:
+        return np.array(vals, dtype=var.dtype)
+    return xp.stack([xp.asarray(v) for v in vals]).astype(var.dtype, copy=False)
+
+
+class _LoopSplit:
+    """A scan body split by what each equation depends on, so that only the recurrence
+    runs step by step (JAX leaves this to XLA; cuDNN's RNNs do it by hand):
+
+    - ``prepare``: the equations on the constants only, once per scan;
+    - ``before``: those on the xs (and constants) but not the carry, batched over every
+      step at once before the loop (an RNN's input projection: one product, not L);
+    - ``step``: the equations the next carry needs, step by step;
+    - ``after``: those only the ys need, batched over every step after the loop (a
+      reverse pass's products of per-step values);
+    - accumulators: a carry updated as ``c + term`` and read nowhere else (the reverse
+      pass's gradient of a weight) is ``c0 + sum over steps of term``, summed after the
+      loop, a product of two per-step matrices as one contraction (one GEMM, not L).
+
+    ``before``/``after`` need every equation there to have a batching rule and no
+    effect; others stay in ``step``. Built from a body's first run (its values are the
+    tracing examples), for the body's later runs."""
+
+    def __init__(self, body, nk, nc, hist_keep, host, args, length):
+        eqns = list(body.eqns)
+        outs = list(body.outvars)
+        if any(not isinstance(v, Var) for v in outs):
+            raise NotStageable("literal outputs")
+        consts = {v.name for v, _ in body.consts}
+        cins = body.invars[nk:nk + nc]
+        ny = len(outs) - nc
+        uses = {}
+        for e in eqns:
+            for v in e.invars:
+                if isinstance(v, Var):
+                    uses[v.name] = uses.get(v.name, 0) + 1
+        for v in outs:
+            uses[v.name] = uses.get(v.name, 0) + 1
+        made_by = {o.name: e for e in eqns for o in e.outvars}
+        acc = {}                                    # carry index -> term Var
+        for k in range(nc):
+            o, c = outs[k], cins[k]
+            e = made_by.get(o.name)
+            if (hist_keep[k] or e is None or e.prim is not add_p or uses.get(c.name) != 1
+                    or uses[o.name] != 1):
+                continue
+            a, b = e.invars
+            term = b if a is c else a if b is c else None
+            if (isinstance(term, Var) and term.shape == c.shape and term.dtype == c.dtype
+                    and o.dtype == c.dtype):
+                acc[k] = term
+                eqns.remove(e)
+        kind = {v.name: "k" for v in body.invars[:nk]}
+        kind.update((n, "k") for n in consts)
+        kind.update((v.name, "c") for v in cins)
+        kind.update((v.name, "x") for v in body.invars[nk + nc:])
+
+        def batchable(e):
+            return not e.prim.effectful and e.prim.batch is not None
+
+        for e in eqns:
+            ks = {kind[v.name] for v in e.invars if isinstance(v, Var)}
+            if not e.prim.effectful and ks <= {"k"}:
+                k = "k"
+            elif batchable(e) and ks <= {"k", "x"}:
+                k = "x"
+            else:
+                k = "r"
+            for o in e.outvars:
+                kind[o.name] = k
+        loop_carry = [k for k in range(nc) if k not in acc]
+        need = {outs[k].name for k in loop_carry}
+        in_loop = set()
+        for e in reversed(eqns):
+            if kind[e.outvars[0].name] != "r":
+                continue
+            if not batchable(e) or any(o.name in need for o in e.outvars):
+                in_loop.add(id(e))
+                need.update(v.name for v in e.invars if isinstance(v, Var))
+        k_eqns = [e for e in eqns if kind[e.outvars[0].name] == "k"]
+        x_eqns = [e for e in eqns if kind[e.outvars[0].name] == "x"]
+        l_eqns = [e for e in eqns if id(e) in in_loop]
+        a_eqns = [e for e in eqns if kind[e.outvars[0].name] == "r" and id(e) not in in_loop]
+        for e in a_eqns:
+            for o in e.outvars:
+                kind[o.name] = "a"
+        # what ``after`` returns: the ys, then per accumulator its term or, for a
+        # product of two per-step matrices, both factors
+        after_outs = outs[nc:]
+        self.acc = []                               # (carry index, n outputs, contract)
+        for k, term in acc.items():
+            e = made_by[term.name]
+            if (e.prim is matmul_p and not e.params and len(e.invars) == 2
+                    and all(isinstance(v, Var) and kind[v.name] != "k" and len(v.shape) == 2
+                            and v.dtype == term.dtype for v in e.invars)):
+                after_outs = after_outs + list(e.invars)
+                self.acc.append((k, 2, True))
+            else:
+                after_outs = after_outs + [term]
+                self.acc.append((k, 1, False))
+
+        def free(eqs, extra):
+            """The variables ``eqs`` and ``extra`` read that they do not make."""
+            made = {o.name for e in eqs for o in e.outvars}
+            seen = {}
+            for v in [v for e in eqs for v in e.invars] + list(extra):
+                if isinstance(v, Var) and v.name not in made and v.name not in consts:
+                    seen.setdefault(v.name, v)
+            return list(seen.values())
+
+        a_in = free(a_eqns, after_outs)
+        hist_vars = [cins[k] for k in range(nc) if hist_keep[k]]
+        emitted = {}
+        for v in a_in + hist_vars:
+            if kind[v.name] in ("c", "r"):
+                emitted.setdefault(v.name, v)
+        emitted = list(emitted.values())
+        l_outs = [outs[k] for k in loop_carry] + emitted
+        l_eqns, l_cins, l_outs, self.flips = _carry_layouts(
+            l_eqns, [cins[k] for k in loop_carry], l_outs, uses)
+        l_in = free(l_eqns, l_outs)
+        l_k = [v for v in l_in if kind[v.name] == "k"]
+        l_x = [v for v in l_in if kind[v.name] == "x"]
+        a_k = [v for v in a_in if kind[v.name] == "k"]
+        a_x = [v for v in a_in if kind[v.name] == "x"]
+        x_made = {o.name for e in x_eqns for o in e.outvars}
+        x_outs = list({v.name: v for v in l_x + a_x if v.name in x_made}.values())
+        x_in = free(x_eqns, x_outs)
+        x_k = [v for v in x_in if kind[v.name] == "k"]
+        k_all = list({v.name: v for v in l_k + a_k + x_k}.values())
+        self.prepare = graph_runner(prune_graph(Graph(body.invars[:nk], body.consts, k_eqns,
+                                                      k_all)), host)
+        kpos = {v.name: i for i, v in enumerate(k_all)}
+        xs_pos = {v.name: i for i, v in enumerate(body.invars[nk + nc:])}
+        xo_pos = {v.name: i for i, v in enumerate(x_outs)}
+        self.host, self.length, self.nc = host, length, nc
+        self.loop_carry = loop_carry
+        self.step = graph_runner(Graph(l_k + l_cins + l_x, body.consts, l_eqns, l_outs), host)
+        self.l_k = [kpos[v.name] for v in l_k]
+        # per-step inputs of ``step``: ("s", i) the i-th xs, ("b", i) before's i-th output
+        self.l_x = [("s", xs_pos[v.name]) if v.name in xs_pos else ("b", xo_pos[v.name])
+                    for v in l_x]
+        self.emitted = emitted
+        self.loop_needed = bool(l_eqns) or bool(emitted) or bool(loop_carry)
+        self.x_k = [kpos[v.name] for v in x_k]
+        self.before = None
+        if x_outs:
+            xg = Graph(x_k + list(body.invars[nk + nc:]), body.consts, x_eqns, x_outs)
+            kv = self.prepare(*args[:nk])
+            ex = [kv[i] for i in self.x_k] + list(args[nk + nc:])
+            g, lifted = trace_subgraph(
+                _batch_fun(prune_graph(xg), [None] * len(x_k) + [0] * (len(xg.invars) - len(x_k)),
+                           length), ex)
+            assert not lifted
+            self.before = graph_runner(g, host)
+        # inputs of ``after``: ("k", i) invariant, ("s"/"b", i) as above, ("e", i) emitted
+        em_pos = {v.name: i for i, v in enumerate(emitted)}
+        self.a_in = []
+        for v in a_in:
+            if kind[v.name] == "k":
+                self.a_in.append(("k", kpos[v.name]))
+            elif v.name in xs_pos:
+                self.a_in.append(("s", xs_pos[v.name]))
+            elif v.name in xo_pos:
+                self.a_in.append(("b", xo_pos[v.name]))
+            else:
+                self.a_in.append(("e", em_pos[v.name]))
+        self.a_dims = [None if s == "k" else 0 for s, _ in self.a_in]
+        self.after_graph = prune_graph(Graph(a_in, body.consts, a_eqns, after_outs))
+        self.after = None                           # traced at the first run
+        self.loop = None                            # made at the first run
+        self.hist = [em_pos[v.name] for v in hist_vars]
+        self.ny = ny
+        self.out_vars = outs
+        self.emit_vars = emitted
+
+    def run(self, args, nk, nc, reverse, xp):
+        consts, carry, xs = args[:nk], list(args[nk:nk + nc]), args[nk + nc:]
+        kv = self.prepare(*consts)
+        bx = self.before(*[kv[i] for i in self.x_k], *xs) if self.before is not None else ()
+        length = self.length
+        ems = []
+        lc = [carry[k] for k in self.loop_carry]
+        for j, axes, _ in self.flips:
+            lc[j] = xp.transpose(lc[j], axes)
+        if self.loop_needed:
+            kl = [kv[i] for i in self.l_k]
+            seqs = [xs[i] if s == "s" else bx[i] for s, i in self.l_x]
+            rows = [list(a) for a in seqs]          # row views, made at C speed
+            if reverse:
+                rows = [r[::-1] for r in rows]
+            if self.loop is None:
+                self.loop = _inline_loop(self.step, len(kl), len(lc), len(rows),
+                                         len(self.emit_vars)) or False
+            if self.loop:
+                lc, ems = self.loop(*kl, *lc, rows, length)
+            else:
+                step, ncl = self.step, len(lc)
+                ems = [[] for _ in self.emit_vars]
+                for xt in zip(*rows) if rows else ((),) * length:
+                    out = step(*kl, *lc, *xt)
+                    lc = out[:ncl]
+                    for e, o in zip(ems, out[ncl:]):
+                        e.append(o)
+            if reverse:
+                for e in ems:
+                    e.reverse()
+        for j, _, back in self.flips:
+            lc[j] = xp.ascontiguousarray(xp.transpose(lc[j], back))
+        em = [_stacked(e, v, xp) for e, v in zip(ems, self.emit_vars)]
+        a_args = [kv[i] if s == "k" else xs[i] if s == "s" else bx[i] if s == "b" else em[i]
+                  for s, i in self.a_in]
+        if self.after is None:
+            g, lifted = trace_subgraph(_batch_fun(self.after_graph, self.a_dims, length),
+                                       a_args)
+            assert not lifted
+            self.after = graph_runner(g, self.host)
+        aouts = self.after(*a_args)
+        final = [None] * nc
+        for k, c in zip(self.loop_carry, lc):
+            final[k] = c
+        pos = self.ny
+        for k, n, contract in self.acc:
+            if contract:
+                a, b = aouts[pos], aouts[pos + 1]
+                total = xp.tensordot(a, b, axes=([0, 2], [0, 1]))
+            else:
+                total = aouts[pos].sum(axis=0)
+            pos += n
+            final[k] = (carry[k] + total).astype(self.out_vars[k].dtype, copy=False)
+        ys = []
+        for o, v in zip(aouts[:self.ny], self.out_vars[nc:]):
+            if (getattr(o, "dtype", None) != v.dtype or not getattr(o, "ndim", 0)
+                    or not getattr(o.flags, "writeable", True) or 0 in o.strides):
+                o = xp.array(o, dtype=v.dtype)      # (a broadcast invariant y: its own copy)
+            ys.append(o)
+        return final, ys, [em[i] for i in self.hist]
+
+
+def _inline_loop(step, nk, nc, nx, ne):
+    """The whole loop as one generated function, ``loop(*invariants, *carry, rows, n) ->
+    (carry, per-output lists)``, the step's generated code written inside its ``for``:
+    no call, argument list or output list per step. None when ``step`` is not code made
+    by jit's code generator in the form this expects."""
+    src = getattr(step, "source", None)
+    ns = getattr(step, "__globals__", None)
+    if not isinstance(src, str) or ns is None:
+        return None
+    lines = src.rstrip("\n").split("\n")
+    head = re.fullmatch(r"def (\w+)\((.*)\):", lines[0])
+    ret = re.fullmatch(r"    return \[(.*)\]", lines[-1])
+    if head is None or ret is None or any(not ln.startswith("    ") for ln in lines[1:-1]):
+        return None
+    params = [p.strip() for p in head.group(2).split(",") if p.strip()]
+    outs = [r.strip() for r in ret.group(1).split(", ")] if ret.group(1).strip() else []
+    if len(params) != nk + nc + nx or len(outs) != nc + ne:
+        return None
+    kp, cp, xp_ = params[:nk], params[nk:nk + nc], params[nk + nc:]
+    code = [f"def scan_loop({', '.join(kp + cp + ['rows', 'n'])}):"]
+    code += [f"    e{j} = []" for j in range(ne)]
+    code.append(f"    for ({', '.join(xp_)},) in zip(*rows):" if nx else
+                "    for _ in range(n):")
+    code += ["    " + ln for ln in lines[1:-1]]
+    # the outputs are read before the carry is replaced (an output may be a carry input)
+    code += [f"        e{j}.append({outs[nc + j]})" for j in range(ne)]
+    if nc:
+        code.append(f"        {', '.join(cp)}, = ({', '.join(outs[:nc])},)")
+    code.append(f"    return [{', '.join(cp)}], [{', '.join(f'e{j}' for j in range(ne))}]")
+    env = dict(ns)
+    try:
+        exec(compile("\n".join(code) + "\n", "<funcgrad.scan loop>", "exec"), env)
+    except SyntaxError:                             # pragma: no cover - a new code form
+        return None
+    return env["scan_loop"]
+
+
+def _carry_layouts(eqns, cins, couts, uses):
+    """The loop's carries kept transposed where the step only reads a carry transposed
+    (``c.T``) and makes the next one as a transpose (``y.T``): the loop carries ``c.T``,
+    and those two transposes per step leave it (W6's RNN reads ``h.T`` and returns
+    ``(...).T``, and so does its reverse pass). Returns ``(eqns, cins, couts, flips)``,
+    ``flips`` a list of (carry position, axes in, axes out)."""
+    made_by = {o.name: e for e in eqns for o in e.outvars}
+    readers = {}
+    for e in eqns:
+        for v in e.invars:
+            if isinstance(v, Var):
+                readers.setdefault(v.name, []).append(e)
+    nc = len(cins)
+    out_names = [v.name for v in couts]
+    flips, drop, alias = [], set(), {}
+    cins, couts = list(cins), list(couts)
+    for j in range(nc):
+        c, o = cins[j], couts[j]
+        rs = readers.get(c.name, [])
+        last = made_by.get(o.name)
+        if (not rs or last is None or last.prim is not transpose_p or c.name in out_names
+                or out_names.count(o.name) != 1 or uses.get(o.name) != 1
+                or any(r.prim is not transpose_p or r.params != rs[0].params for r in rs)):
+            continue
+        axes = tuple(rs[0].params["axes"])
+        back = tuple(int(i) for i in np.argsort(axes))
+        u = last.invars[0]
+        if tuple(last.params["axes"]) != back or not isinstance(u, Var) or u is c:
+            continue
+        t0 = rs[0].outvars[0]
+        for r in rs:
+            alias[r.outvars[0].name] = t0
+            drop.add(id(r))
+        drop.add(id(last))
+        cins[j], couts[j] = t0, u
+        flips.append((j, axes, back))
+    if not flips:
+        return eqns, cins, couts, flips
+
+    def res(v):
+        return alias.get(v.name, v) if isinstance(v, Var) else v
+    eqns = [type(e)(e.prim, [res(v) for v in e.invars], e.params, e.outvars)
+            for e in eqns if id(e) not in drop]
+    couts = [res(v) for v in couts]
+    return eqns, cins, couts, flips
+
+
+_SPLIT_ERRORS = False      # tests set it: a body that cannot be split raises instead
+
+
+def _loop_split(body, nk, nc, hist_keep, host, args, length):
+    """The body's :class:`_LoopSplit` from its second run on (a body run once, as in an
+    eager ``grad`` that traces a new one every call, does not pay for splitting it);
+    None while there is none, or where it cannot be made."""
+    key = ("loop_split", nk, nc, hist_keep, host, length)
+    cache = body.__dict__.setdefault("_derived", {})
+    hit = cache.get(key)
+    if hit is None:
+        cache[key] = 0
+        return None
+    if hit == 0:
+        try:
+            hit = _LoopSplit(body, nk, nc, hist_keep, host, args, length)
+        except Exception:                           # pragma: no cover - a safety net
+            if _SPLIT_ERRORS:
+                raise
+            hit = False
+        cache[key] = hit
+        return None if hit is False else hit
+    return hit or None
+
+
 def _scan_impl(*args, body, num_consts, num_carry, length, reverse, history=None):
-    prepare, run, nk = _scan_plan(body, num_consts, _host(args, body))
-    consts = args[:num_consts]
-    if prepare is not None:
-        consts = prepare(*consts)
-    carry = list(args[num_consts:num_consts + num_carry])
-    xs = args[num_consts + num_carry:]
+    nk, nc = num_consts, num_carry
+    host = _host(args, body)
     arrays = [a for a in args if hasattr(a, "shape")]
     xp = array_module(*arrays) if arrays else np
-    carry_vars = body.invars[num_consts:num_consts + num_carry]
+    carry_vars = body.invars[nk:nk + nc]
+    hist_keep = (True,) * nc if history is None else tuple(history)
     if length == 0:
-        return carry + [xp.empty((0,) + v.shape, v.dtype)
-                        for k, v in enumerate(list(body.outvars[num_carry:]) + list(carry_vars))
-                        if k < len(body.outvars) - num_carry or history is None
-                        or history[k - len(body.outvars) + num_carry]]
-    order = range(length - 1, -1, -1) if reverse else range(length)
-    rows = [list(x) for x in xs]            # row views, made at C speed
-    if reverse:
-        rows = [r[::-1] for r in rows]
-    ys, hist = [], []
-    for xt in zip(*rows) if rows else ((),) * length:
-        hist.append(carry)
-        out = run(*consts, *carry, *xt)
-        carry = out[:num_carry]
-        ys.append(out[num_carry:])
-    del order
-    if reverse:
-        ys.reverse()
-        hist.reverse()
-    stacked = [xp.stack([y[k] for y in ys]).astype(v.dtype, copy=False)
-               for k, v in enumerate(body.outvars[num_carry:])]
-    stacked += [xp.stack([h[k] for h in hist]).astype(v.dtype, copy=False)
-                for k, v in enumerate(carry_vars) if history is None or history[k]]
-    carry = [c if hasattr(c, "shape") and not isinstance(c, np.generic)
-             else xp.asarray(c, dtype=v.dtype)
-             for c, v in zip(carry, body.outvars[:num_carry])]
-    return carry + stacked
+        return list(args[nk:nk + nc]) + [
+            xp.empty((0,) + v.shape, v.dtype)
+            for v in list(body.outvars[nc:]) + [v for v, h in zip(carry_vars, hist_keep) if h]]
+    split = _loop_split(body, nk, nc, hist_keep, host, args, length)
+    if split is not None and split.after is None and not _SPLIT_ERRORS:
+        try:                                        # its first run traces ``after``
+            carry, stacked, hist = split.run(args, nk, nc, reverse, xp)
+        except Exception:                           # pragma: no cover - a safety net
+            body._derived[("loop_split", nk, nc, hist_keep, host, length)] = False
+            split = None
+        else:
+            return _scan_result(carry, body, nc, xp) + stacked + hist
+    if split is not None:
+        carry, stacked, hist = split.run(args, nk, nc, reverse, xp)
+        stacked += hist
+    else:
+        prepare, run, _ = _scan_plan(body, nk, host)
+        consts = args[:nk]
+        if prepare is not None:
+            consts = prepare(*consts)
+        carry = list(args[nk:nk + nc])
+        rows = [list(x) for x in args[nk + nc:]]            # row views, made at C speed
+        if reverse:
+            rows = [r[::-1] for r in rows]
+        keep = [k for k in range(nc) if hist_keep[k]]
+        ys, hist = [], []
+        for xt in zip(*rows) if rows else ((),) * length:
+            if keep:
+                hist.append([carry[k] for k in keep])
+            out = run(*consts, *carry, *xt)
+            carry = out[:nc]
+            ys.append(out[nc:])
+        if reverse:
+            ys.reverse()
+            hist.reverse()
+        stacked = [_stacked([y[j] for y in ys], v, xp)
+                   for j, v in enumerate(body.outvars[nc:])]
+        stacked += [_stacked([h[j] for h in hist], carry_vars[k], xp)
+                    for j, k in enumerate(keep)]
+    return _scan_result(carry, body, nc, xp) + stacked
+
+
+def _scan_result(carry, body, nc, xp):
+    return [c if hasattr(c, "shape") and not isinstance(c, np.generic)
+            else xp.asarray(c, dtype=v.dtype)
+            for c, v in zip(carry, body.outvars[:nc])]
 
 
 def _scan_jvp(primals, tangents, *, body, num_consts, num_carry, length, reverse):
