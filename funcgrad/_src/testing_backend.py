@@ -20,6 +20,7 @@ arrays ARE accepted as indices (CuPy copies those to the device).
 """
 from __future__ import annotations
 
+import re
 import types
 
 import numpy as np
@@ -341,7 +342,7 @@ for _c, _n in (("sin", "sin"), ("cos", "cos"), ("tan", "tan"), ("asin", "arcsin"
     _C_FUNCS[_c] = (getattr(np, _n), np.float64)
 del _c, _n
 
-_TOKEN = __import__("re").compile(
+_TOKEN = re.compile(
     r"\s*(?:(?P<num>\d+\.\d*(?:e[+-]?\d+)?|\d+e[+-]?\d+|\d+)|(?P<id>[A-Za-z_]\w*)"
     r"|(?P<op>\|\||&&|==|!=|<=|>=|[-+*/<>!?:(),]))")
 
