@@ -187,10 +187,15 @@ def _kernel_eqn(run, end, uses_after, final, xp, number):
     # function), the group runs op by op from then on, with a warning, instead of failing
     # every call of the jitted function
     state = {"first": True, "fallback": None}
+    dtypes = [v.dtype for v in ins]
 
     def impl(*args):
         if state["fallback"] is not None:
             return state["fallback"](*args)
+        # the module's own promotion may have given an input another dtype than the
+        # graph recorded (as compiler._fused_eqn allows for): the kernel's are fixed
+        args = [a if getattr(a, "dtype", None) == dt else xp.asarray(a, dt)
+                for a, dt in zip(args, dtypes)]
         try:
             res = kernel(*args)
         except Exception as err:        # noqa: BLE001 - only at the first call

@@ -183,6 +183,15 @@ def test_a_kernel_failing_at_its_first_call_falls_back_to_the_ops(kernels_xp, mo
     np.testing.assert_allclose(jf(xs).get(), np.tanh(x) * 2.0 + 1.0)
 
 
+def test_inputs_of_another_dtype_than_recorded_are_cast(kernels_xp):
+    # (a device module whose promotion differs from NumPy's may hand over float64)
+    g = _graph(lambda x: fnp.sin(x) * 2.0 + 1.0, np.ones(3, np.float32))
+    eqn, = staging.fuse_elementwise(g, kernels_xp).eqns
+    out, = eqn.prim.impl(kernels_xp.asarray(np.full(3, 0.5)))
+    assert out.dtype == np.float32
+    np.testing.assert_allclose(out.get(), np.sin(np.float32(0.5)) * 2 + 1, rtol=1e-6)
+
+
 def test_standin_kernel_refuses_uncast_operands():
     k = StandInElementwiseKernel("float32 a0, float64 a1", "float64 r0",
                                  "double t0 = a0 + a1;\nr0 = t0;")
