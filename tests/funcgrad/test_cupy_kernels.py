@@ -1,6 +1,8 @@
 """CuPy ElementwiseKernel generation (cupy_kernels.py): the generated CUDA C is checked
 as text, and run on the CPU stand-in (whose ElementwiseKernel interprets it, strict about
 C types) against the NumPy replay; on a GPU, against the CPU."""
+import zlib
+
 import numpy as np
 import pytest
 
@@ -130,6 +132,32 @@ def test_kernels_match_numpy_with_nan_inf_and_broadcasting(kernels_xp, dtype):
         return fnp.tanh(x) * fnp.exp(-fnp.abs(y)) + fnp.log1p(fnp.abs(c)) ** 1.5
     _check(trans, x, y, c, exact=dtype == np.float64)
     assert len(StandInElementwiseKernel.calls) >= 2
+
+
+_UNARY = ["negative", "square", "reciprocal", "absolute", "sqrt", "sign", "floor", "ceil",
+          "trunc", "rint", "isnan", "isinf", "isfinite", "sin", "cos", "tan", "arcsin",
+          "arccos", "arctan", "sinh", "cosh", "tanh", "arcsinh", "arccosh", "arctanh", "exp",
+          "exp2", "expm1", "log", "log2", "log10", "log1p", "cbrt"]
+_BINARY = ["add", "subtract", "multiply", "true_divide", "maximum", "minimum", "copysign",
+           "greater", "greater_equal", "less", "less_equal", "equal", "not_equal",
+           "arctan2", "hypot", "power"]
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("name", _UNARY + _BINARY + ["logical_not"])
+def test_every_operation_matches_numpy(kernels_xp, name, dtype):
+    rng = np.random.default_rng(zlib.crc32(name.encode()))
+    x = _specials(rng, (3, 7), dtype) * dtype(3)
+    y = _specials(rng, (7,), dtype)[::-1] * dtype(2)
+    op = getattr(fnp, name)
+    if name == "logical_not":
+        f = lambda x, y: op(x * 1.5 > y)  # noqa: E731
+    elif name in _BINARY:
+        f = lambda x, y: op(x * 1.5, y)  # noqa: E731
+    else:
+        f = lambda x, y: op(x - y)  # noqa: E731
+    fused = _check(f, x, y.copy(), exact=dtype == np.float64 or name not in ck._MATH)
+    assert [e.prim.name for e in fused.eqns][0].startswith("kernel[")
 
 
 def test_relu_casts_and_signed_zeros(kernels_xp):
