@@ -1,7 +1,8 @@
 """GPU kernels of jit (cupy_kernels.py) against the other ways of running the same graph:
 an elementwise chain (W1-like, forward and gradient) on float32 arrays of 1e4 and 1e6
 elements, run on CuPy as one call per equation, with ``cupy.fuse`` groups (the fallback)
-and with generated ``ElementwiseKernel`` groups. Every way is checked against the CPU
+and with generated ``ElementwiseKernel`` groups (the forward chain's closing sum
+joining its group as one ``ReductionKernel``). Every way is checked against the CPU
 first. Prints a table (benchmarks/gpu_check.sh keeps it in benchmarks/gpu_kernels.log).
 
     python benchmarks/bench_gpu_kernels.py              # needs CuPy and a CUDA device
@@ -34,13 +35,13 @@ def chain(x):
 
 
 class _WithoutKernels:
-    """The module, less ``ElementwiseKernel``: fuse_elementwise takes its xp.fuse path."""
+    """The module, less its kernel classes: fuse_elementwise takes its xp.fuse path."""
 
     def __init__(self, xp):
         self._xp = xp
 
     def __getattr__(self, name):
-        if name == "ElementwiseKernel":
+        if name in ("ElementwiseKernel", "ReductionKernel"):
             raise AttributeError(name)
         return getattr(self._xp, name)
 
@@ -50,8 +51,10 @@ def main(argv=None):
     ap.add_argument("--dry-run", action="store_true")
     args = ap.parse_args(argv)
     if args.dry_run:
-        from funcgrad._src.testing_backend import StandInElementwiseKernel, standin_xp
+        from funcgrad._src.testing_backend import (StandInElementwiseKernel,
+                                                   StandInReductionKernel, standin_xp)
         standin_xp.ElementwiseKernel = StandInElementwiseKernel
+        standin_xp.ReductionKernel = StandInReductionKernel
         xp, sizes = standin_xp, (100,)
 
         def sync():

@@ -14,7 +14,12 @@ is cast to the recorded dtype, so float32 stays float32. Exactness, as on the CP
 * transcendental functions (and ``power``) on float32 are computed in double and
   rounded, like the Numba backend; CUDA's double functions are within 1-2 ulp of glibc.
 
-``kernel_source`` is the generator (tests compare its source and run it on the CPU
+A ``sum`` over every axis of the one value a group leaves (W1's closing sum) joins the
+group as one ``ReductionKernel`` (where the module has it): the group is a device
+function mapped over the elements and summed in the value's dtype, in CuPy's order of
+additions (not NumPy's pairwise one: equal within rounding, not to the bit).
+
+``kernel_source`` (and ``reduction_source``) is the generator (tests compare its source and run it on the CPU
 stand-in, whose ``ElementwiseKernel`` interprets the generated C); ``fuse`` is the graph
 rewrite that ``compiler.fuse_elementwise`` applies before its ``xp.fuse`` fallback.
 
@@ -178,11 +183,61 @@ def kernel_source(run, ins, outs):
                   "\n".join(lines))
 
 
+Reduction = collections.namedtuple(
+    "Reduction", "in_params out_params map_expr reduce_expr post_map_expr identity name "
+                 "reduce_type preamble")
+
+
+def _closing_sum(graph, start, end, uses_after, final):
+    """Whether equation ``end`` sums, over every axis, the one value of the group
+    ``start:end`` read after it (so one ``ReductionKernel`` can compute both)."""
+    if end >= len(graph.eqns):
+        return False
+    e = graph.eqns[end]
+    if e.prim.name != "sum" or e.params.get("keepdims") or not isinstance(e.invars[0], Var):
+        return False
+    v, o = e.invars[0], e.outvars[0]
+    axis = e.params.get("axis")
+    every = axis is None or sorted(a % max(len(v.shape), 1) for a in
+                                   (axis if isinstance(axis, tuple) else (axis,))) \
+        == list(range(len(v.shape)))
+    run = graph.eqns[start:end]
+    _, outs = fusion.group_io(run, end, uses_after, final)
+    return (every and len(outs) == 1 and outs[0].name == v.name and v.name not in final
+            and uses_after.get(v.name) == end and o.dtype == v.dtype and not o.weak
+            and v.dtype in (_F32, _F64) and len(v.shape) > 0)
+
+
+def reduction_source(run, ins, name):
+    """The ``ReductionKernel`` arguments summing, over every element, the last value of
+    ``run`` (a group, then the ``sum`` closing it): the group is a device function in
+    the ``preamble``, mapped over the elements; the sum is in the value's dtype."""
+    body, total = run[:-1], run[-1].outvars[0]
+    value = body[-1].outvars[0]
+    src = kernel_source(body, ins, [value])
+    lines = src.operation.splitlines()[:-1]           # (less "r0 = ...;")
+    T = _C[value.dtype]
+    args = ", ".join(f"const {_C[v.dtype]} a{i}" for i, v in enumerate(ins))
+    preamble = (f"__device__ {T} {name}_map({args}) {{\n"
+                + "".join(f"    {ln}\n" for ln in lines)
+                + f"    return t{len(body) - 1};\n}}\n")
+    return Reduction(src.in_params, f"{total.dtype.name} r0",
+                     f"{name}_map({', '.join(f'a{i}' for i in range(len(ins)))})",
+                     "a + b", "r0 = a", "0", name, T, preamble)
+
+
 def _kernel_eqn(run, end, uses_after, final, xp, number):
     ins, outs = fusion.group_io(run, end, uses_after, final)
-    src = kernel_source(run, ins, outs)
     name = f"funcgrad_kernel_{number}"
-    kernel = xp.ElementwiseKernel(src.in_params, src.out_params, src.operation, name)
+    if run[-1].prim.name == "sum":
+        src = reduction_source(run, ins, name)
+        kernel = xp.ReductionKernel(
+            src.in_params, src.out_params, src.map_expr, src.reduce_expr,
+            src.post_map_expr, src.identity, src.name, reduce_type=src.reduce_type,
+            preamble=src.preamble)
+    else:
+        src = kernel_source(run, ins, outs)
+        kernel = xp.ElementwiseKernel(src.in_params, src.out_params, src.operation, name)
     # CuPy compiles at the first call: should that fail (a CUDA toolkit without some
     # function), the group runs op by op from then on, with a warning, instead of failing
     # every call of the jitted function
@@ -219,6 +274,11 @@ def fuse(graph, xp):
     found = groups(graph)
     if not found:
         return graph
+    if hasattr(xp, "ReductionKernel"):
+        uses_after = fusion.last_uses(graph)
+        final = {v.name for v in graph.outvars if isinstance(v, Var)}
+        found = [(a, b + 1) if _closing_sum(graph, a, b, uses_after, final) else (a, b)
+                 for a, b in found]
     return fusion.replace_groups(
         graph, found, lambda run, end, uses_after, final, n:
         _kernel_eqn(run, end, uses_after, final, xp, n))

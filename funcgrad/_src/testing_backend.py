@@ -461,6 +461,39 @@ class _CExpr:
         raise SyntaxError(f"ElementwiseKernel stand-in: unexpected {v!r}")
 
 
+def _kernel_inputs(name, params, args):
+    """The arguments of a kernel by parameter name, broadcast, after the dtype check."""
+    if len(args) != len(params):
+        raise TypeError(f"{name}: {len(params)} arguments expected")
+    data = [np.asarray(_unwrap(a, name)) for a in args]
+    for (t, n), d in zip(params, data):
+        if d.dtype != np.dtype(t):
+            raise TypeError(f"{name}: {n} is {d.dtype}, declared {t}")
+    shape = np.broadcast_shapes(*(d.shape for d in data))
+    return {n: np.broadcast_to(d, shape) for (_, n), d in zip(params, data)}, shape
+
+
+def _run_c(name, statements, env):
+    """Run C statements (``T t = expr;``, ``r = expr;``, ``return expr;``) on ``env``;
+    the value of a ``return``, else None."""
+    with np.errstate(all="ignore"):
+        for stmt in statements.split(";"):
+            stmt = stmt.strip()
+            if not stmt:
+                continue
+            if stmt.startswith("return "):
+                return _CExpr(stmt[len("return "):], env).run()
+            lhs, rhs = stmt.split("=", 1)
+            lhs = lhs.split()
+            value = _CExpr(rhs, env).run()
+            if len(lhs) == 2:            # a declaration: must match its type
+                if np.asarray(value).dtype != _C_TYPES[lhs[0]]:
+                    raise TypeError(f"{name}: {lhs[1]} declared {lhs[0]}, "
+                                    f"given {np.asarray(value).dtype}")
+            env[lhs[-1]] = value
+    return None
+
+
 class StandInElementwiseKernel:
     """CuPy's ``ElementwiseKernel(in_params, out_params, operation, name)`` run on the
     CPU for stand-in arrays: inputs are broadcast, must have the declared dtypes, and the
@@ -477,27 +510,8 @@ class StandInElementwiseKernel:
         self.operation, self.name = operation, name
 
     def __call__(self, *args):
-        if len(args) != len(self.ins):
-            raise TypeError(f"{self.name}: {len(self.ins)} arguments expected")
-        data = [np.asarray(_unwrap(a, self.name)) for a in args]
-        for (t, n), d in zip(self.ins, data):
-            if d.dtype != np.dtype(t):
-                raise TypeError(f"{self.name}: {n} is {d.dtype}, declared {t}")
-        shape = np.broadcast_shapes(*(d.shape for d in data))
-        env = {n: np.broadcast_to(d, shape) for (_, n), d in zip(self.ins, data)}
-        with np.errstate(all="ignore"):
-            for stmt in self.operation.split(";"):
-                stmt = stmt.strip()
-                if not stmt:
-                    continue
-                lhs, rhs = stmt.split("=", 1)
-                lhs = lhs.split()
-                value = _CExpr(rhs, env).run()
-                if len(lhs) == 2:            # a declaration: must match its type
-                    if np.asarray(value).dtype != _C_TYPES[lhs[0]]:
-                        raise TypeError(f"{self.name}: {lhs[1]} declared {lhs[0]}, "
-                                        f"given {np.asarray(value).dtype}")
-                env[lhs[-1]] = value
+        env, shape = _kernel_inputs(self.name, self.ins, args)
+        _run_c(self.name, self.operation, env)
         StandInElementwiseKernel.calls.append(self.name)
         res = []
         for t, n in self.outs:
@@ -505,3 +519,38 @@ class StandInElementwiseKernel:
             r[...] = env[n]        # (an assignment converts, as in C)
             res.append(StandInArray(r))
         return res[0] if len(res) == 1 else tuple(res)
+
+
+class StandInReductionKernel:
+    """CuPy's ``ReductionKernel`` on the CPU, for the form ``cupy_kernels`` writes: a
+    ``map_expr`` calling the one ``__device__`` function of the ``preamble``,
+    ``reduce_expr`` ``a + b`` with identity ``0``, ``post_map_expr`` ``r0 = a``, over
+    every axis (NumPy's sum in ``reduce_type``: the order of the additions differs from
+    CuPy's)."""
+
+    calls = []
+
+    def __init__(self, in_params, out_params, map_expr, reduce_expr, post_map_expr,
+                 identity, name="reduce_kernel", reduce_type=None, preamble=""):
+        m = re.fullmatch(r"\s*__device__ (\w+) (\w+)\(([^)]*)\) \{(.*)\}\s*", preamble,
+                         re.S)
+        if (m is None or (reduce_expr, post_map_expr, identity) != ("a + b", "r0 = a", "0")
+                or not map_expr.startswith(m.group(2) + "(")):
+            raise NotImplementedError(f"{name}: not a reduction the stand-in runs")
+        self.params = [p.split() for p in in_params.split(",") if p.strip()]
+        self.fn_params = [p.split()[-1] for p in m.group(3).split(",") if p.strip()]
+        self.body, self.ret = m.group(4), _C_TYPES[m.group(1)]
+        self.out = np.dtype(out_params.split()[0])
+        self.reduce_type = _C_TYPES[reduce_type]
+        self.name = name
+
+    def __call__(self, *args):
+        env, _ = _kernel_inputs(self.name, self.params, args)
+        env = {fp: env[n] for fp, (_, n) in zip(self.fn_params, self.params)}
+        value = np.asarray(_run_c(self.name, self.body, env))
+        if value.dtype != self.ret:
+            raise TypeError(f"{self.name}: returns {value.dtype}, declared {self.ret}")
+        StandInReductionKernel.calls.append(self.name)
+        with np.errstate(all="ignore"):
+            total = np.sum(value, dtype=self.reduce_type)
+        return StandInArray(np.asarray(total, self.out))

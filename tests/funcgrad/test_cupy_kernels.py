@@ -11,7 +11,7 @@ import funcgrad.numpy as fnp
 from funcgrad._src import compiler as staging
 from funcgrad._src import cupy_kernels as ck
 from funcgrad._src.testing_backend import (StandInArray, StandInElementwiseKernel,
-                                           standin_xp)
+                                           StandInReductionKernel, standin_xp)
 
 
 @pytest.fixture
@@ -19,7 +19,10 @@ def kernels_xp(monkeypatch):
     """The stand-in module with an ElementwiseKernel (as CuPy has)."""
     monkeypatch.setattr(standin_xp, "ElementwiseKernel", StandInElementwiseKernel,
                         raising=False)
+    monkeypatch.setattr(standin_xp, "ReductionKernel", StandInReductionKernel,
+                        raising=False)
     StandInElementwiseKernel.calls.clear()
+    StandInReductionKernel.calls.clear()
     standin_xp.fused_calls.clear()
     return standin_xp
 
@@ -72,6 +75,40 @@ def test_source_mixed_dtypes_and_several_outputs():
     assert src.out_params == "float64 r0, float64 r1"
     assert "double t0 = __dmul_rn((double)(a0), a1);" in src.operation
     assert src.operation.splitlines()[-2:] == ["r0 = t0;", "r1 = t2;"]   # in the order made
+
+
+def test_a_closing_sum_becomes_a_reduction_kernel(kernels_xp):
+    x = np.linspace(-1, 1, 6, dtype=np.float32).reshape(2, 3)
+    fused = _check(lambda x: fnp.sum(fnp.sin(x) * 2.0 + x), x, exact=False)
+    eqn, = fused.eqns
+    assert eqn.prim.name == "kernel[sin+multiply+add+sum]"
+    src = eqn.prim.impl.source
+    assert src.preamble.splitlines() == [
+        "__device__ float funcgrad_kernel_0_map(const float a0) {",
+        "    float t0 = (float)(sin((double)(a0)));",
+        "    float t1 = __fmul_rn(t0, (float)(2.0));",
+        "    float t2 = t1 + a0;",
+        "    return t2;",
+        "}"]
+    assert (src.in_params, src.out_params, src.map_expr, src.reduce_expr,
+            src.post_map_expr, src.identity, src.reduce_type) == (
+        "float32 a0", "float32 r0", "funcgrad_kernel_0_map(a0)", "a + b", "r0 = a", "0",
+        "float")
+    assert StandInReductionKernel.calls == ["funcgrad_kernel_0"]
+
+
+def test_only_whole_sums_of_values_read_nowhere_else_join_the_kernel(kernels_xp):
+    rng = np.random.default_rng(3)
+    x, y = _specials(rng, (4, 1), np.float64), rng.standard_normal(5)
+    fused = _check(lambda x, y: fnp.sum(fnp.maximum(x, y) * y - 1.0), x, y, exact=False)
+    assert [e.prim.name for e in fused.eqns] == ["kernel[maximum+multiply+subtract+sum]"]
+    # not over every axis, keeping dimensions, the value summed read again
+    for f in (lambda x, y: fnp.sum(fnp.exp(x * y) * y, axis=0),
+              lambda x, y: fnp.sum(fnp.exp(x * y) * y, keepdims=True),
+              lambda x, y: (fnp.sum(fnp.exp(x * y) * y), fnp.exp(x * y) * y)):
+        fused = _check(f, x, y, exact=False)
+        names = [e.prim.name for e in fused.eqns]
+        assert "sum" in names and not any(n.endswith("+sum]") for n in names), names
 
 
 def test_groups_need_two_equations_one_shape_and_float_or_bool():
@@ -258,3 +295,13 @@ def _cupy_kernels_match(cupy):
         np.testing.assert_allclose(cupy.asnumpy(got[1]), want[1],
                                    rtol=1e-6 if dtype == np.float32 else 1e-14)
         assert got[0].dtype == dtype
+        # a closing sum: one ReductionKernel (the order of the additions is CuPy's)
+        g = _graph(lambda x, y: fnp.sum(fnp.tanh(x * y) * 2.0 - y), x, y)
+        fused = staging.fuse_elementwise(g, cupy)
+        assert [e.prim.name for e in fused.eqns] == ["kernel[multiply+tanh+multiply+"
+                                                     "subtract+sum]"]
+        x, y = rng.standard_normal((64, 33)).astype(dtype), rng.standard_normal(33)
+        y = y.astype(dtype)
+        got = staging.compile_graph(fused)(cupy.asarray(x), cupy.asarray(y))[0]
+        np.testing.assert_allclose(float(got), float(staging.compile_graph(g, True)(x, y)[0]),
+                                   rtol=1e-4 if dtype == np.float32 else 1e-12)
