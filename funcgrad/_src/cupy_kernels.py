@@ -51,7 +51,8 @@ _C = {np.dtype(np.float32): "float", np.dtype(np.float64): "double", np.dtype(bo
 _F32, _F64 = np.dtype(np.float32), np.dtype(np.float64)
 
 # ufunc name -> C expression over operands {0}, {1} already in the loop dtype; {T} is the
-# loop's C type, {f} the suffix of float functions ("f" for float32, "" for double)
+# loop's C type, {f} the suffix of float functions ("f" for float32, "" for double), {m}
+# the letter of the product that is never contracted into an FMA (__fmul_rn, __dmul_rn)
 _EXPR = {
     "add": "{0} + {1}", "subtract": "{0} - {1}", "multiply": "__{m}mul_rn({0}, {1})",
     "true_divide": "{0} / {1}", "negative": "-{0}", "square": "__{m}mul_rn({0}, {0})",
@@ -270,7 +271,8 @@ def _kernel_eqn(run, end, uses_after, final, xp, number):
 
 def fuse(graph, xp):
     """``graph`` with each group of :func:`groups` replaced by one equation running an
-    ``xp.ElementwiseKernel`` generated for it."""
+    ``xp.ElementwiseKernel`` generated for it, or, with the ``sum`` over every axis that
+    closes it (:func:`_closing_sum`), an ``xp.ReductionKernel`` where ``xp`` has one."""
     found = groups(graph)
     if not found:
         return graph
