@@ -29,6 +29,7 @@ from .prims import control_flow as _cf
 from .errors import FuncgradTypeError, FuncgradValueError
 from . import ir as _ir
 from . import numba_backend as _numba
+from . import cupy_kernels as _cupy_kernels
 from .fusion import Kernel as _Kernel, elementwise_runs, group_io, last_uses as _last_uses
 from .fusion import replace_groups
 from . import staging as _staging
@@ -609,9 +610,15 @@ def _fusible(e, xp):
 
 def fuse_elementwise(graph, xp):
     """A graph in which each run of two or more consecutive elementwise equations is one
-    equation whose implementation is ``xp.fuse`` of generated code calling ``xp``'s
-    ufuncs; results are cast back to the dtypes the graph recorded (the module's scalar
-    promotion may differ from NumPy's). Everything else is left as it is."""
+    equation: on a module with ``ElementwiseKernel`` (CuPy), first the groups that
+    ``cupy_kernels`` writes CUDA C for (float32/float64/bool, NumPy's typing); then, on
+    a module with ``fuse``, the remaining runs run ``xp.fuse`` of generated code calling
+    ``xp``'s ufuncs, results cast back to the dtypes the graph recorded (the module's
+    scalar promotion may differ from NumPy's). Everything else is left as it is."""
+    if hasattr(xp, "ElementwiseKernel"):
+        graph = _cupy_kernels.fuse(graph, xp)
+    if not hasattr(xp, "fuse"):
+        return graph
     groups = [(a, b) for a, b in elementwise_runs(graph, lambda e: _fusible(e, xp))
               if b - a >= 2]
     return replace_groups(graph, groups,
@@ -678,7 +685,8 @@ class Target(collections.namedtuple("Target", "host xp backend", defaults=("nump
 def fuse_kernels(graph, target):
     """Stage: on a device module with kernel fusion (CuPy), each run of elementwise
     equations becomes one equation running one kernel (:func:`fuse_elementwise`)."""
-    if target.xp is None or not hasattr(target.xp, "fuse"):
+    if target.xp is None or not (hasattr(target.xp, "fuse")
+                                 or hasattr(target.xp, "ElementwiseKernel")):
         return graph
     return fuse_elementwise(graph, target.xp)
 

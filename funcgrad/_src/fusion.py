@@ -1,6 +1,6 @@
 """Fusion groups: the runs of equations of a graph that a kernel backend computes as one
-equation (CuPy's ``fuse`` in compiler.py, Numba loops in numba_backend.py), found and
-replaced by the same helpers here.
+equation (CUDA C kernels in cupy_kernels.py and CuPy's ``fuse`` in compiler.py, Numba
+loops in numba_backend.py), found and replaced by the same helpers here.
 
 Example:
     >>> import numpy as np, funcgrad, funcgrad.numpy as fnp

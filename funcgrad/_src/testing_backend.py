@@ -20,6 +20,7 @@ arrays ARE accepted as indices (CuPy copies those to the device).
 """
 from __future__ import annotations
 
+import re
 import types
 
 import numpy as np
@@ -316,3 +317,240 @@ def _module_getattr(name):
 standin_xp.__getattr__ = _module_getattr
 
 _register_array_type(StandInArray, standin_xp)
+
+
+# --------------------------------------------------------------------------------------
+# ElementwiseKernel on the CPU: runs the C that cupy_kernels.py generates
+
+
+_C_TYPES = {"float": np.float32, "double": np.float64, "bool": np.bool_}
+_C_FUNCS = {   # C name -> (NumPy function, the dtype it requires or None for any float)
+    "fabs": (np.absolute, np.float64), "fabsf": (np.absolute, np.float32),
+    "__dmul_rn": (np.multiply, np.float64), "__fmul_rn": (np.multiply, np.float32),
+    "isnan": (np.isnan, None), "isinf": (np.isinf, None), "isfinite": (np.isfinite, None),
+}
+for _c, _n in (("sqrt", "sqrt"), ("floor", "floor"), ("ceil", "ceil"), ("trunc", "trunc"),
+               ("rint", "rint"), ("copysign", "copysign")):
+    _C_FUNCS[_c] = (getattr(np, _n), np.float64)
+    _C_FUNCS[_c + "f"] = (getattr(np, _n), np.float32)
+for _c, _n in (("sin", "sin"), ("cos", "cos"), ("tan", "tan"), ("asin", "arcsin"),
+               ("acos", "arccos"), ("atan", "arctan"), ("sinh", "sinh"), ("cosh", "cosh"),
+               ("tanh", "tanh"), ("asinh", "arcsinh"), ("acosh", "arccosh"),
+               ("atanh", "arctanh"), ("exp", "exp"), ("exp2", "exp2"), ("expm1", "expm1"),
+               ("log", "log"), ("log2", "log2"), ("log10", "log10"), ("log1p", "log1p"),
+               ("cbrt", "cbrt"), ("atan2", "arctan2"), ("hypot", "hypot"), ("pow", "power")):
+    _C_FUNCS[_c] = (getattr(np, _n), np.float64)
+del _c, _n
+
+_TOKEN = re.compile(
+    r"\s*(?:(?P<num>\d+\.\d*(?:e[+-]?\d+)?|\d+e[+-]?\d+|\d+)|(?P<id>[A-Za-z_]\w*)"
+    r"|(?P<op>\|\||&&|==|!=|<=|>=|[-+*/<>!?:(),]))")
+
+
+class _CExpr:
+    """A recursive-descent evaluator of the C expressions the generator writes, on NumPy
+    arrays: strict about types (no implicit conversions between different C types), so
+    a missing cast in the generated code fails here instead of on the GPU."""
+
+    def __init__(self, text, env):
+        self.toks, pos = [], 0
+        text = text.strip()
+        while pos < len(text):
+            m = _TOKEN.match(text, pos)
+            if m is None or m.end() == pos:
+                raise SyntaxError(f"ElementwiseKernel stand-in: cannot read {text[pos:]!r}")
+            self.toks.append((m.lastgroup, m.group(m.lastgroup)))
+            pos = m.end()
+        self.k, self.env = 0, env
+
+    def peek(self, *values):
+        return self.k < len(self.toks) and self.toks[self.k][1] in values
+
+    def take(self, value=None):
+        kind, v = self.toks[self.k]
+        if value is not None and v != value:
+            raise SyntaxError(f"ElementwiseKernel stand-in: expected {value!r}, got {v!r}")
+        self.k += 1
+        return kind, v
+
+    def run(self):
+        x = self.ternary()
+        if self.k != len(self.toks):
+            raise SyntaxError(f"ElementwiseKernel stand-in: left over {self.toks[self.k:]}")
+        return x
+
+    @staticmethod
+    def same(a, b, op):
+        if np.asarray(a).dtype != np.asarray(b).dtype:
+            raise TypeError(f"ElementwiseKernel stand-in: {op} of {np.asarray(a).dtype} and "
+                            f"{np.asarray(b).dtype} (the generator must cast)")
+
+    def ternary(self):
+        c = self.binary(0)
+        if self.peek("?"):
+            self.take()
+            a = self.ternary()
+            self.take(":")
+            b = self.ternary()
+            if np.asarray(c).dtype != np.bool_:
+                raise TypeError("ElementwiseKernel stand-in: a condition that is not bool")
+            self.same(a, b, "?:")
+            return np.where(c, a, b)[()]
+        return c
+
+    _LEVELS = (("||",), ("&&",), ("==", "!="), ("<", "<=", ">", ">="), ("+", "-"),
+               ("*", "/"))
+    _BIN = {"||": np.logical_or, "&&": np.logical_and, "==": np.equal, "!=": np.not_equal,
+            "<": np.less, "<=": np.less_equal, ">": np.greater, ">=": np.greater_equal,
+            "+": np.add, "-": np.subtract, "*": np.multiply, "/": np.true_divide}
+
+    def binary(self, level):
+        if level == len(self._LEVELS):
+            return self.unary()
+        x = self.binary(level + 1)
+        while self.peek(*self._LEVELS[level]):
+            op = self.take()[1]
+            y = self.binary(level + 1)
+            self.same(x, y, op)
+            x = self._BIN[op](x, y)
+        return x
+
+    def unary(self):
+        if self.peek("-"):
+            self.take()
+            return np.negative(self.unary())
+        if self.peek("!"):
+            self.take()
+            x = self.unary()
+            if np.asarray(x).dtype != np.bool_:
+                raise TypeError("ElementwiseKernel stand-in: ! of a non-bool")
+            return np.logical_not(x)
+        if (self.peek("(") and self.k + 2 < len(self.toks)
+                and self.toks[self.k + 1][1] in _C_TYPES and self.toks[self.k + 2][1] == ")"):
+            self.take()
+            t = _C_TYPES[self.take()[1]]
+            self.take(")")
+            return np.asarray(self.unary()).astype(t)[()]
+        return self.primary()
+
+    def primary(self):
+        kind, v = self.take()
+        if v == "(":
+            x = self.ternary()
+            self.take(")")
+            return x
+        if kind == "num":
+            return np.float64(v) if ("." in v or "e" in v) else np.int64(v)
+        if v in ("true", "false"):
+            return np.bool_(v == "true")
+        if kind == "id" and self.peek("("):
+            fn, want = _C_FUNCS[v]
+            self.take("(")
+            args = [self.ternary()]
+            while self.peek(","):
+                self.take()
+                args.append(self.ternary())
+            self.take(")")
+            for a in args:
+                d = np.asarray(a).dtype
+                if (want is not None and d != want) or (want is None and d.kind != "f"):
+                    raise TypeError(f"ElementwiseKernel stand-in: {v} of {d}")
+            return fn(*args)
+        if kind == "id":
+            return self.env[v]
+        raise SyntaxError(f"ElementwiseKernel stand-in: unexpected {v!r}")
+
+
+def _kernel_inputs(name, params, args):
+    """The arguments of a kernel by parameter name, broadcast, after the dtype check."""
+    if len(args) != len(params):
+        raise TypeError(f"{name}: {len(params)} arguments expected")
+    data = [np.asarray(_unwrap(a, name)) for a in args]
+    for (t, n), d in zip(params, data):
+        if d.dtype != np.dtype(t):
+            raise TypeError(f"{name}: {n} is {d.dtype}, declared {t}")
+    shape = np.broadcast_shapes(*(d.shape for d in data))
+    return {n: np.broadcast_to(d, shape) for (_, n), d in zip(params, data)}, shape
+
+
+def _run_c(name, statements, env):
+    """Run C statements (``T t = expr;``, ``r = expr;``, ``return expr;``) on ``env``;
+    the value of a ``return``, else None."""
+    with np.errstate(all="ignore"):
+        for stmt in statements.split(";"):
+            stmt = stmt.strip()
+            if not stmt:
+                continue
+            if stmt.startswith("return "):
+                return _CExpr(stmt[len("return "):], env).run()
+            lhs, rhs = stmt.split("=", 1)
+            lhs = lhs.split()
+            value = _CExpr(rhs, env).run()
+            if len(lhs) == 2:            # a declaration: must match its type
+                if np.asarray(value).dtype != _C_TYPES[lhs[0]]:
+                    raise TypeError(f"{name}: {lhs[1]} declared {lhs[0]}, "
+                                    f"given {np.asarray(value).dtype}")
+            env[lhs[-1]] = value
+    return None
+
+
+class StandInElementwiseKernel:
+    """CuPy's ``ElementwiseKernel(in_params, out_params, operation, name)`` run on the
+    CPU for stand-in arrays: inputs are broadcast, must have the declared dtypes, and the
+    ``operation`` (declarations ``T t = expr;`` and assignments ``r = expr;`` in the C
+    subset ``cupy_kernels`` writes) is evaluated on whole arrays. Not set on
+    ``standin_xp`` by default (its ``fuse`` path is tested too); tests add it."""
+
+    calls = []      # kernel names, one per call
+
+    def __init__(self, in_params, out_params, operation, name="kernel"):
+        def params(text):
+            return [p.split() for p in text.split(",") if p.strip()]
+        self.ins, self.outs = params(in_params), params(out_params)
+        self.operation, self.name = operation, name
+
+    def __call__(self, *args):
+        env, shape = _kernel_inputs(self.name, self.ins, args)
+        _run_c(self.name, self.operation, env)
+        StandInElementwiseKernel.calls.append(self.name)
+        res = []
+        for t, n in self.outs:
+            r = np.empty(shape, np.dtype(t))
+            r[...] = env[n]        # (an assignment converts, as in C)
+            res.append(StandInArray(r))
+        return res[0] if len(res) == 1 else tuple(res)
+
+
+class StandInReductionKernel:
+    """CuPy's ``ReductionKernel`` on the CPU, for the form ``cupy_kernels`` writes: a
+    ``map_expr`` calling the one ``__device__`` function of the ``preamble``,
+    ``reduce_expr`` ``a + b`` with identity ``0``, ``post_map_expr`` ``r0 = a``, over
+    every axis (NumPy's sum in ``reduce_type``: the order of the additions differs from
+    CuPy's)."""
+
+    calls = []
+
+    def __init__(self, in_params, out_params, map_expr, reduce_expr, post_map_expr,
+                 identity, name="reduce_kernel", reduce_type=None, preamble=""):
+        m = re.fullmatch(r"\s*__device__ (\w+) (\w+)\(([^)]*)\) \{(.*)\}\s*", preamble,
+                         re.S)
+        if (m is None or (reduce_expr, post_map_expr, identity) != ("a + b", "r0 = a", "0")
+                or not map_expr.startswith(m.group(2) + "(")):
+            raise NotImplementedError(f"{name}: not a reduction the stand-in runs")
+        self.params = [p.split() for p in in_params.split(",") if p.strip()]
+        self.fn_params = [p.split()[-1] for p in m.group(3).split(",") if p.strip()]
+        self.body, self.ret = m.group(4), _C_TYPES[m.group(1)]
+        self.out = np.dtype(out_params.split()[0])
+        self.reduce_type = _C_TYPES[reduce_type]
+        self.name = name
+
+    def __call__(self, *args):
+        env, _ = _kernel_inputs(self.name, self.params, args)
+        env = {fp: env[n] for fp, (_, n) in zip(self.fn_params, self.params)}
+        value = np.asarray(_run_c(self.name, self.body, env))
+        if value.dtype != self.ret:
+            raise TypeError(f"{self.name}: returns {value.dtype}, declared {self.ret}")
+        StandInReductionKernel.calls.append(self.name)
+        with np.errstate(all="ignore"):
+            total = np.sum(value, dtype=self.reduce_type)
+        return StandInArray(np.asarray(total, self.out))
