@@ -200,8 +200,10 @@ def odeint(func, y0, t, *args, rtol=1.4e-8, atol=1.4e-8, mxstep=np.inf, hmax=np.
             functions through ``func``'s closure instead).
         FuncgradValueError: ``t`` not 1-D or decreasing (checked when concrete).
 
-    Forward mode (``jvp``, ``jacfwd``) raises, as in JAX. Values ``func`` closes over are
-    treated as constants by the adjoint: pass anything to differentiate through ``args``.
+    Forward mode (``jvp``, ``jacfwd``) raises, as in JAX; so do second reverse
+    derivatives (``grad`` of ``grad``: the adjoint's adaptive loop is a ``while_loop``).
+    Values ``func`` closes over are treated as constants by the adjoint: pass anything to
+    differentiate through ``args``. ``jit`` and ``vmap`` work.
 
     Example:
         >>> import numpy as np

@@ -108,3 +108,16 @@ def test_errors():
     with pytest.raises(TypeError):
         funcgrad.jvp(lambda y0: odeint(decay, y0, T, 1.0), (np.array([1.0]),),
                      (np.array([1.0]),))
+
+
+def test_vmap_and_jit_of_grad():
+    t = np.linspace(0.0, 1.0, 3)
+
+    def end(k):
+        return odeint(decay, np.array([1.0]), t, k)[-1, 0]
+
+    np.testing.assert_allclose(funcgrad.vmap(end)(np.array([1.0, 2.0])), np.exp([-1.0, -2.0]),
+                               rtol=1e-7)
+    np.testing.assert_allclose(funcgrad.jit(funcgrad.grad(end))(1.0), -np.exp(-1.0), rtol=1e-7)
+    with pytest.raises(FuncgradTypeError, match="while_loop"):
+        funcgrad.grad(funcgrad.grad(end))(1.0)
