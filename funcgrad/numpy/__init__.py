@@ -44,6 +44,7 @@ from .._src.prims.shape import (array_split, astype, atleast_1d, atleast_2d, atl
                                 ravel, reshape, row_stack, shape, size, split, squeeze,
                                 stack, swapaxes, transpose, vsplit, vstack)
 
+from .._src.prims.index_tricks import c_, r_
 from .._src.prims.indexing_ops import *  # noqa: F401,F403  (take, choose, index constructors)
 from .._src.prims.manipulation import *  # noqa: F401,F403  (joining, reordering)
 from .._src.prims.scans import *  # noqa: F401,F403  (cumulative ops, differences, sorting)

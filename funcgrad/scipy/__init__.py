@@ -1,2 +1,2 @@
 """SciPy-like functions over funcgrad.numpy (SciPy itself stays optional)."""
-from . import linalg, signal, special, stats
+from . import integrate, linalg, signal, special, stats

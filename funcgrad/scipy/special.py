@@ -19,7 +19,8 @@ last argument, only; a derivative in ``a`` or ``b`` raises FuncgradValueError).
 
 With SciPy's kernels for the values (SciPy needed for these only) and funcgrad's
 derivatives in ``x`` to any order: the Bessel functions ``j0, j1, jn, jv, y0, y1, yn, yv,
-iv, ive`` and the Hurwitz ``zeta(x, q)`` (differentiable in ``q``).
+iv, ive`` and the Hurwitz ``zeta(x, q)`` (differentiable in ``q``); and ``erf``/``erfc`` of
+complex input (holomorphic derivative; real input needs no SciPy).
 """
 from .._src.prims.special import (beta, betainc, betaln, digamma, entr, erf, erfc,
                                   erfcinv, erfinv, expit, gamma, gammainc, gammaincc,

@@ -322,8 +322,21 @@ def _unary(name, kernel, rule):
     return def_rules(p, jvp=(rule,), vjp=(rule,), batch=unary_batch(p))
 
 
-erf_p = _unary("erf", _erf_np, lambda c, ans, x: c * (_TWO_OVER_SQRT_PI * _el.exp(-(x * x))))
-erfc_p = _unary("erfc", _erfc_np,
+def _complex_via_scipy(real_kernel, name):
+    """``real_kernel`` for real input; complex input goes to SciPy's Faddeeva-based
+    ``scipy.special.<name>`` (the wrappers check SciPy is there before binding)."""
+    def kernel(x):
+        if x.dtype.kind == "c":
+            import scipy.special
+            return getattr(scipy.special, name)(x)
+        return real_kernel(x)
+    return kernel
+
+
+# erf and erfc are entire: for complex z the same rule is the holomorphic derivative,
+# which is what funcgrad's untransposed-conj (JAX) convention wants.
+erf_p = _unary("erf", _complex_via_scipy(_erf_np, "erf"), lambda c, ans, x: c * (_TWO_OVER_SQRT_PI * _el.exp(-(x * x))))
+erfc_p = _unary("erfc", _complex_via_scipy(_erfc_np, "erfc"),
                 lambda c, ans, x: c * (-_TWO_OVER_SQRT_PI * _el.exp(-(x * x))))
 gammaln_p = _unary("gammaln", _gammaln_np, lambda c, ans, x: c * bind(digamma_p, x))
 digamma_p = _unary("digamma", _digamma_np, lambda c, ans, x: c * bind(polygamma_p, x, n=1))
@@ -394,6 +407,23 @@ def _real_input(x, op):
         return _sh.astype(x, np.float32)
     if x.dtype.itemsize > 8:
         return _sh.astype(x, np.float64)
+    return x
+
+
+def _real_or_complex_input(x, op):
+    """Like :func:`_real_input`, but complex input is kept (complex64/complex128) when SciPy
+    is installed to compute it, and refused with a clear error when it is not."""
+    x = _as_array(x)
+    if x.dtype.kind != "c":
+        return _real_input(x, op)
+    try:
+        import scipy.special  # noqa: F401
+    except ImportError:
+        raise FuncgradTypeError(
+            f"special.{op}: complex input {dtype_name(x)} needs SciPy (its values come from "
+            "scipy.special); install scipy or pass real values") from None
+    if x.dtype.itemsize > 16:
+        return _sh.astype(x, np.complex128)
     return x
 
 
@@ -659,20 +689,28 @@ def erf(x):
     """Error function ``2/sqrt(pi) * integral_0^x exp(-t**2) dt``, elementwise.
 
     Real input (integers become float64, float32 stays float32); relative error about
-    1e-15. Derivative ``2/sqrt(pi) * exp(-x**2)``.
+    1e-15. Derivative ``2/sqrt(pi) * exp(-x**2)``. Complex input (complex64/complex128)
+    needs SciPy, which gives the values; the derivative is the same formula, holomorphic
+    (``grad`` needs ``holomorphic=True``, as for any complex function).
+
+    Raises:
+        FuncgradTypeError: complex input without SciPy installed.
 
     Example:
         >>> import funcgrad.scipy.special as fsp
         >>> round(float(fsp.erf(1.0)), 12)
         0.842700792950
     """
-    return bind(erf_p, _real_input(x, "erf"))
+    return bind(erf_p, _real_or_complex_input(x, "erf"))
 
 
 def erfc(x):
     """Complementary error function ``1 - erf(x)``, accurate (relative error about 1e-15)
-    also where it is tiny (large ``x``). Derivative ``-2/sqrt(pi) * exp(-x**2)``."""
-    return bind(erfc_p, _real_input(x, "erfc"))
+    also where it is tiny (large ``x``). Derivative ``-2/sqrt(pi) * exp(-x**2)``.
+
+    Complex input is supported as for :func:`erf` (values from SciPy, holomorphic
+    derivative); without SciPy it raises ``FuncgradTypeError``."""
+    return bind(erfc_p, _real_or_complex_input(x, "erfc"))
 
 
 def gammaln(x):
