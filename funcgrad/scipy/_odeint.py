@@ -22,6 +22,7 @@ from .._src.core import Tracer
 from .._src.custom import custom_vjp
 from .._src.errors import FuncgradTypeError, FuncgradValueError
 from ..flatten_util import ravel_pytree
+from ..tree_util import tree_leaves
 
 # Dormand-Prince 5(4): nodes, stage coefficients, 5th- and 4th-order weights
 _C = (0.0, 1 / 5, 3 / 10, 4 / 5, 8 / 9, 1.0)
@@ -238,5 +239,4 @@ def odeint(func, y0, t, *args, rtol=1.4e-8, atol=1.4e-8, mxstep=np.inf, hmax=np.
 
 
 def _leaves(tree):
-    from ..tree_util import tree_leaves
     return tree_leaves(tree)
