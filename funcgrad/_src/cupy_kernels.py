@@ -92,18 +92,8 @@ def fusible(e):
 def groups(graph):
     """``(start, end)`` of the groups to compile: runs of fusible equations with one
     output shape, at least :data:`MIN_GROUP` long, whose inputs broadcast to it."""
-    out = []
-    for a, b in fusion.elementwise_runs(graph, fusible):
-        k = a
-        while k < b:
-            shape = graph.eqns[k].outvars[0].shape
-            j = k
-            while j < b and graph.eqns[j].outvars[0].shape == shape:
-                j += 1
-            if j - k >= MIN_GROUP and _covers(graph.eqns[k:j], shape):
-                out.append((k, j))
-            k = j
-    return out
+    return fusion.shape_groups(graph, fusible, lambda run, shape: len(run) >= MIN_GROUP
+                               and _covers(run, shape))
 
 
 def _covers(run, shape):

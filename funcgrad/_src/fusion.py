@@ -92,3 +92,21 @@ class Kernel:
 
     def __repr__(self):
         return self.name
+
+
+def shape_groups(graph, fusible, keep):
+    """``(start, end)`` of the groups a kernel backend compiles: each run of
+    :func:`elementwise_runs` cut where the output shape changes, the pieces for which
+    ``keep(eqns, shape)`` holds (a backend's size threshold, its broadcasting limits)."""
+    out = []
+    for a, b in elementwise_runs(graph, fusible):
+        k = a
+        while k < b:
+            shape = graph.eqns[k].outvars[0].shape
+            j = k
+            while j < b and graph.eqns[j].outvars[0].shape == shape:
+                j += 1
+            if keep(graph.eqns[k:j], shape):
+                out.append((k, j))
+            k = j
+    return out

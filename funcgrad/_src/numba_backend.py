@@ -257,18 +257,8 @@ def groups(graph):
     """``(start, end)`` of the equation groups this backend compiles: runs of fusible
     equations with one output shape, at least :data:`MIN_GROUP` long
     (:data:`MIN_GROUP_SMALL` under :data:`SMALL` elements)."""
-    out = []
-    for a, b in fusion.elementwise_runs(graph, fusible):
-        k = a
-        while k < b:
-            shape = graph.eqns[k].outvars[0].shape
-            j = k
-            while j < b and graph.eqns[j].outvars[0].shape == shape:
-                j += 1
-            if j - k >= (MIN_GROUP if math.prod(shape) >= SMALL else MIN_GROUP_SMALL):
-                out.append((k, j))
-            k = j
-    return out
+    return fusion.shape_groups(graph, fusible, lambda run, shape: len(run) >= (
+        MIN_GROUP if math.prod(shape) >= SMALL else MIN_GROUP_SMALL))
 
 
 def _layout(shape, in_shapes):
