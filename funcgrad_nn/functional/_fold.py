@@ -35,6 +35,13 @@ def _offsets(kernel, dilation, blocks, stride):
                     for o, d, b, s in zip(offs, dilation, blocks, stride))
 
 
+def _window_args(op, kernel_size, dilation, padding, stride):
+    """The four window arguments of :func:`unfold`/:func:`fold` as pairs."""
+    return tuple(_ntuple(v, 2, name, op) for v, name in (
+        (kernel_size, "kernel_size"), (dilation, "dilation"), (padding, "padding"),
+        (stride, "stride")))
+
+
 def unfold(input, kernel_size, dilation=1, padding=0, stride=1):
     """Extract sliding local blocks ("im2col"): ``(N, C, H, W)`` ->
     ``(N, C * kH * kW, L)``, with PyTorch's layout (channel-major, then kernel offsets in
@@ -61,10 +68,8 @@ def unfold(input, kernel_size, dilation=1, padding=0, stride=1):
     unbatched = x.ndim == 3
     if unbatched:
         x = x[None]
-    kernel = _ntuple(kernel_size, 2, "kernel_size", op)
-    dilation = _ntuple(dilation, 2, "dilation", op)
-    padding = _ntuple(padding, 2, "padding", op)
-    stride = _ntuple(stride, 2, "stride", op)
+    kernel, dilation, padding, stride = _window_args(op, kernel_size, dilation, padding,
+                                                     stride)
     blocks = _blocks(op, x.shape[2:], kernel, dilation, padding, stride)
     if any(p for p in padding):
         x = fnp.pad(x, ((0, 0), (0, 0)) + tuple((p, p) for p in padding))
@@ -101,10 +106,8 @@ def fold(input, output_size, kernel_size, dilation=1, padding=0, stride=1):
     if unbatched:
         x = x[None]
     out = _ntuple(output_size, 2, "output_size", op)
-    kernel = _ntuple(kernel_size, 2, "kernel_size", op)
-    dilation = _ntuple(dilation, 2, "dilation", op)
-    padding = _ntuple(padding, 2, "padding", op)
-    stride = _ntuple(stride, 2, "stride", op)
+    kernel, dilation, padding, stride = _window_args(op, kernel_size, dilation, padding,
+                                                     stride)
     blocks = _blocks(op, out, kernel, dilation, padding, stride)
     n, ck, length = x.shape
     k = math.prod(kernel)
