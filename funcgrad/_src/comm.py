@@ -23,6 +23,7 @@ import hashlib
 import os
 import sys
 import threading
+import time
 import weakref
 
 import numpy as np
@@ -194,6 +195,10 @@ def _install_abort_hook(host):
     sys.exit = exit_hook
 
 
+# seconds a failing rank waits, after flushing its output, before MPI Abort
+ABORT_GRACE_S = 0.5
+
+
 def _flush_std():
     for f in (sys.stdout, sys.stderr):
         try:
@@ -348,6 +353,11 @@ class MPIEngine:
         return self.comm.bcast(obj, root=root)
 
     def abort(self, code=1):
+        # The launcher forwards this rank's output through a pipe, and Abort ends the job
+        # with whatever is still in it lost (a traceback cut short, a missing message):
+        # flush, and give the launcher a moment to read it first.
+        _flush_std()
+        time.sleep(ABORT_GRACE_S)
         self.comm.Abort(code)
         os._exit(code)          # MPICH's Abort can return before the launcher ends us
 
