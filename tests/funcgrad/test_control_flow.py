@@ -178,31 +178,28 @@ def test_repeated_jitted_calls_against_jax(prog):
             _assert_trees_close(fg(*args), want, rtol=1e-7, atol=1e-9)
 
 
-def test_split_loop_batches_the_shared_work_and_accumulates_once():
+def _loop_splits(prog, w):
+    """The split scan bodies of ``jit(grad(prog))`` at ``w``, after calls that reuse them
+    and give the first call's gradient again."""
     from funcgrad._src.prims.control_flow import _LoopSplit
-    f = p_rnn_batch(fnp, lax)
-    g = funcgrad.jit(funcgrad.grad(f))
-    w = W.copy()
+    g = funcgrad.jit(funcgrad.grad(prog(fnp, lax)))
     first = g(w)
     for _ in range(2):
         np.testing.assert_allclose(g(w), first, rtol=1e-12, atol=1e-14)
-    splits = [s for e in g.lower(w).eqns if e.prim.name == "scan"
-              for s in e.params["body"].__dict__.get("_derived", {}).values()
-              if isinstance(s, _LoopSplit)]
+    return [s for e in g.lower(w).eqns if e.prim.name == "scan"
+            for s in e.params["body"].__dict__.get("_derived", {}).values()
+            if isinstance(s, _LoopSplit)]
+
+
+def test_split_loop_batches_the_shared_work_and_accumulates_once():
+    splits = _loop_splits(p_rnn_batch, W.copy())
     assert len(splits) == 4
     # the forward scans' input products run before the loop; the reverse scans sum the
     # weight's gradient after it, as one contraction
     assert sum(s.before is not None for s in splits) >= 2
     assert sum(contract for s in splits for _, _, contract in s.acc) >= 2
     # W6's RNN carries h.T through its loops, forward and reverse
-    f = p_rnn_columns(fnp, lax)
-    g = funcgrad.jit(funcgrad.grad(f))
-    first = g(w)
-    for _ in range(2):
-        np.testing.assert_allclose(g(w), first, rtol=1e-12, atol=1e-14)
-    splits = [s for e in g.lower(w).eqns if e.prim.name == "scan"
-              for s in e.params["body"].__dict__.get("_derived", {}).values()
-              if isinstance(s, _LoopSplit)]
+    splits = _loop_splits(p_rnn_columns, W.copy())
     assert [len(s.flips) for s in splits] == [1, 1]
 
 
