@@ -29,6 +29,7 @@ from .prims import control_flow as _cf
 from .errors import FuncgradTypeError, FuncgradValueError
 from . import ir as _ir
 from . import numba_backend as _numba
+from . import numba_loops as _numba_loops  # noqa: F401 - registers its hooks
 from . import cupy_kernels as _cupy_kernels
 from .fusion import Kernel as _Kernel, elementwise_runs, group_io, last_uses as _last_uses
 from .fusion import replace_groups

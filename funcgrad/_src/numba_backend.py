@@ -86,6 +86,7 @@ class MissingExtraError(FuncgradError, ImportError):
 
 _available = None
 _compile_graph = None     # compiler.compile_graph, registered by compiler.py
+_rewrites = []            # eqn -> its native form or None (numba_loops.py registers one)
 
 
 def register_graph_compiler(fn):
@@ -93,6 +94,36 @@ def register_graph_compiler(fn):
     kernels call into its code and fall back on it."""
     global _compile_graph
     _compile_graph = fn
+
+
+def register_rewrite(fn):
+    """Register ``fn(eqn) -> Eqn or None``: an equation of a compiled graph replaced by
+    the one ``fn`` returns (a ``scan`` running its loop natively, numba_loops.py)."""
+    _rewrites.append(fn)
+
+
+def _rewritten(graph):
+    """``graph`` with the registered rewrites applied; the same object when none
+    applies."""
+    eqns, changed = [], False
+    for e in graph.eqns:
+        for fn in _rewrites:
+            new = fn(e)
+            if new is not None:
+                e, changed = new, True
+                break
+        eqns.append(e)
+    if not changed:
+        return graph
+    return Graph(graph.invars, graph.consts, eqns, graph.outvars, graph.in_tree,
+                 graph.out_tree, graph.arg_names)
+
+
+def worth_compiling(graph):
+    """Whether ``graph`` has a group worth a kernel or an equation a rewrite applies
+    to (the cheap check, on the calling thread)."""
+    return bool(groups(graph)) or any(fn(e) is not None for e in graph.eqns
+                                      for fn in _rewrites)
 
 
 def available():
@@ -359,18 +390,21 @@ _loaded = {}          # (path, signature) -> dispatcher
 _load_lock = threading.Lock()
 
 
-def _signature(in_shapes, in_dtypes):
+def _signature(in_shapes, in_dtypes, scalars=()):
     from numba import from_dtype, types
     return tuple(types.Array(from_dtype(dt), len(s), "C", readonly=True)
-                 for s, dt in zip(in_shapes, in_dtypes))
+                 for s, dt in zip(in_shapes, in_dtypes)) + tuple(
+                     getattr(types, t) for t in scalars)
 
 
-def load_kernel(src, in_shapes, in_dtypes):
+def load_kernel(src, in_shapes, in_dtypes, scalars=()):
     """The Numba dispatcher of ``src`` compiled for C-contiguous inputs of those
-    dimensions and dtypes (read-only or not), loaded from the disk cache when it holds
-    it; compiling further signatures is disabled (other arrays raise TypeError)."""
+    dimensions and dtypes (read-only or not), then arguments of the Numba scalar types
+    named in ``scalars`` (``"int64"``...), loaded from the disk cache when it holds it;
+    compiling further signatures is disabled (other arguments raise TypeError)."""
     import numba
-    sig_key = ";".join(f"{np.dtype(d).name}[{len(s)}]" for s, d in zip(in_shapes, in_dtypes))
+    sig_key = ";".join([f"{np.dtype(d).name}[{len(s)}]" for s, d in zip(in_shapes, in_dtypes)]
+                       + list(scalars))
     h = hashlib.sha256("\n".join((_VERSION, numba.__version__, sig_key, src)).encode())
     name = "fgk_" + h.hexdigest()[:24]
     d = cache_dir()
@@ -405,7 +439,7 @@ def load_kernel(src, in_shapes, in_dtypes):
                 del sys.modules[modname]
                 raise
         kern = module.kernel
-        sig = _signature(in_shapes, in_dtypes)
+        sig = _signature(in_shapes, in_dtypes, scalars)
         kern.compile(sig)
         hits = sum(kern.stats.cache_hits.values())
         stats["loaded" if hits else "compiled"] += 1
@@ -495,9 +529,10 @@ def build(graph, host=True):
     (compiling them now, on this thread); None when no group is worth it."""
     if not available():
         return None
+    original, graph = graph, _rewritten(graph)
     prepared, found = plan(graph)
     if not prepared:
-        return None
+        return _compile_graph(graph, host) if graph is not original else None
     ok = {}
     for g in prepared:
         try:
@@ -510,7 +545,7 @@ def build(graph, host=True):
                           f"group runs on NumPy ({type(err).__name__}: {err})",
                           RuntimeWarning, stacklevel=2)
     if not ok:
-        return None
+        return _compile_graph(graph, host) if graph is not original else None
     kept = [(ab, ok[n]) for n, ab in enumerate(found) if n in ok]
     by_start = {ab: g for ab, g in kept}
     fused = fusion.replace_groups(
@@ -587,7 +622,7 @@ def swapping(graph, host=True, replay=None):
     kernels. ``replay``: the graph's NumPy replay when already compiled."""
     if replay is None:
         replay = _compile_graph(graph, host)
-    if not available() or not groups(graph):
+    if not available() or not worth_compiling(graph):
         return replay
     cell = [replay]
 
@@ -608,7 +643,7 @@ def start(entry, graph, wrap=None):
     once ready (``wrap(fn)`` first, when given); a Future, or None when ``graph`` has no
     group worth compiling (the cheap check runs here, the rest on the compiler
     thread)."""
-    if not groups(graph):
+    if not worth_compiling(graph):
         return None
 
     def job():

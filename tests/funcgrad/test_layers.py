@@ -19,7 +19,8 @@ _LAYERS = [
      "funcgrad._src.rows", "funcgrad._src.fusion"),
     ("funcgrad._src.prims",),
     ("funcgrad._src.api", "funcgrad._src.custom", "funcgrad._src.compiler",
-     "funcgrad._src.numba_backend", "funcgrad._src.cupy_kernels"),
+     "funcgrad._src.numba_backend", "funcgrad._src.numba_loops",
+     "funcgrad._src.cupy_kernels"),
 ]
 
 

@@ -274,6 +274,8 @@ def _scan_plan(body, num_consts, host=False):
 def _stacked(vals, var, xp):
     """Per-step values as one array with a leading step axis, of ``var``'s dtype."""
     if xp is np:
+        if isinstance(vals, np.ndarray) and vals.dtype == var.dtype:
+            return vals                             # (stacked by a native loop)
         return np.array(vals, dtype=var.dtype)
     return xp.stack([xp.asarray(v) for v in vals]).astype(var.dtype, copy=False)
 
@@ -321,8 +323,8 @@ class _LoopSplit:
                 continue
             a, b = e.invars
             term = b if a is c else a if b is c else None
-            if (isinstance(term, Var) and term.shape == c.shape and term.dtype == c.dtype
-                    and o.dtype == c.dtype):
+            if (isinstance(term, Var) and term.name in made_by and term.shape == c.shape
+                    and term.dtype == c.dtype and o.dtype == c.dtype):
                 acc[k] = term
                 eqns.remove(e)
         kind = {v.name: "k" for v in body.invars[:nk]}
@@ -410,7 +412,9 @@ class _LoopSplit:
         xo_pos = {v.name: i for i, v in enumerate(x_outs)}
         self.host, self.length, self.nc = host, length, nc
         self.loop_carry = loop_carry
-        self.step = graph_runner(Graph(l_k + l_cins + l_x, body.consts, l_eqns, l_outs), host)
+        self.step_graph = Graph(l_k + l_cins + l_x, body.consts, l_eqns, l_outs)
+        self.step = graph_runner(self.step_graph, host)
+        self.native = None                          # the native loop (numba_loops.py)
         self.l_k = [kpos[v.name] for v in l_k]
         # per-step inputs of ``step``: ("s", i) the i-th xs, ("b", i) before's i-th output
         self.l_x = [("s", xs_pos[v.name]) if v.name in xs_pos else ("b", xo_pos[v.name])
@@ -449,7 +453,39 @@ class _LoopSplit:
         self.out_vars = outs
         self.emit_vars = emitted
 
-    def run(self, args, nk, nc, reverse, xp):
+    def _native_loop(self, nk, nx):
+        """The compiled native loop when ready (the Numba backend), else None."""
+        if self.native is None:
+            self.native = (_native_loops(self.step_graph, nk, len(self.loop_carry), nx,
+                                         len(self.emit_vars))
+                           if _native_loops is not None and self.host else None) or False
+        return self.native.fn if self.native else None
+
+    def _python_loop(self, kl, lc, seqs, reverse):
+        """The loop on the replay: ``(carries, per-step output lists in step order)``."""
+        length = self.length
+        rows = [list(a) for a in seqs]              # row views, made at C speed
+        if reverse:
+            rows = [r[::-1] for r in rows]
+        if self.loop is None:
+            self.loop = _inline_loop(self.step, len(kl), len(lc), len(rows),
+                                     len(self.emit_vars)) or False
+        if self.loop:
+            lc, ems = self.loop(*kl, *lc, rows, length)
+        else:
+            step, ncl = self.step, len(lc)
+            ems = [[] for _ in self.emit_vars]
+            for xt in zip(*rows) if rows else ((),) * length:
+                out = step(*kl, *lc, *xt)
+                lc = out[:ncl]
+                for e, o in zip(ems, out[ncl:]):
+                    e.append(o)
+        if reverse:
+            for e in ems:
+                e.reverse()
+        return lc, ems
+
+    def run(self, args, nk, nc, reverse, xp, native=False):
         consts, carry, xs = args[:nk], list(args[nk:nk + nc]), args[nk + nc:]
         kv = self.prepare(*consts)
         bx = self.before(*[kv[i] for i in self.x_k], *xs) if self.before is not None else ()
@@ -461,25 +497,15 @@ class _LoopSplit:
         if self.loop_needed:
             kl = [kv[i] for i in self.l_k]
             seqs = [xs[i] if s == "s" else bx[i] for s, i in self.l_x]
-            rows = [list(a) for a in seqs]          # row views, made at C speed
-            if reverse:
-                rows = [r[::-1] for r in rows]
-            if self.loop is None:
-                self.loop = _inline_loop(self.step, len(kl), len(lc), len(rows),
-                                         len(self.emit_vars)) or False
-            if self.loop:
-                lc, ems = self.loop(*kl, *lc, rows, length)
-            else:
-                step, ncl = self.step, len(lc)
-                ems = [[] for _ in self.emit_vars]
-                for xt in zip(*rows) if rows else ((),) * length:
-                    out = step(*kl, *lc, *xt)
-                    lc = out[:ncl]
-                    for e, o in zip(ems, out[ncl:]):
-                        e.append(o)
-            if reverse:
-                for e in ems:
-                    e.reverse()
+            fn = self._native_loop(len(kl), len(seqs)) if native else None
+            if fn is not None:
+                try:
+                    lc, ems = fn(kl, lc, seqs, length, reverse)   # (in step order)
+                except TypeError:                   # arrays it was not compiled for
+                    self.native = False
+                    fn = None
+            if fn is None:
+                lc, ems = self._python_loop(kl, lc, seqs, reverse)
         for j, _, back in self.flips:
             lc[j] = xp.ascontiguousarray(xp.transpose(lc[j], back))
         em = [_stacked(e, v, xp) for e, v in zip(ems, self.emit_vars)]
@@ -621,7 +647,25 @@ def _loop_split(body, nk, nc, hist_keep, host, args, length):
     return hit or None
 
 
-def _scan_impl(*args, body, num_consts, num_carry, length, reverse, history=None):
+_native_loops = None       # numba_loops.start, registered by numba_loops.py
+
+
+def register_native_loops(fn):
+    """Register ``fn(step_graph, n_invariants, n_carries, n_per_step, n_outputs)``,
+    which starts compiling a scan step's loop as one native function (an object whose
+    ``fn`` is the loop once ready), or returns None when it cannot."""
+    global _native_loops
+    _native_loops = fn
+
+
+def scan_native(*args, **params):
+    """``scan``'s implementation running its loops natively once compiled (the Numba
+    backend's form of a scan equation, numba_loops.py)."""
+    return _scan_impl(*args, native=True, **params)
+
+
+def _scan_impl(*args, body, num_consts, num_carry, length, reverse, history=None,
+               native=False):
     nk, nc = num_consts, num_carry
     host = _host(args, body)
     arrays = [a for a in args if hasattr(a, "shape")]
@@ -635,14 +679,14 @@ def _scan_impl(*args, body, num_consts, num_carry, length, reverse, history=None
     split = _loop_split(body, nk, nc, hist_keep, host, args, length)
     if split is not None and split.after is None and not _SPLIT_ERRORS:
         try:                                        # its first run traces ``after``
-            carry, stacked, hist = split.run(args, nk, nc, reverse, xp)
+            carry, stacked, hist = split.run(args, nk, nc, reverse, xp, native)
         except Exception:                           # pragma: no cover - a safety net
             body._derived[("loop_split", nk, nc, hist_keep, host, length)] = False
             split = None
         else:
             return _scan_result(carry, body, nc, xp) + stacked + hist
     if split is not None:
-        carry, stacked, hist = split.run(args, nk, nc, reverse, xp)
+        carry, stacked, hist = split.run(args, nk, nc, reverse, xp, native)
         stacked += hist
     else:
         prepare, run, _ = _scan_plan(body, nk, host)

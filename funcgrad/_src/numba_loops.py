@@ -1,0 +1,416 @@
+"""Whole scan loops as one native function, on jit's Numba backend
+(``jit(f, backend="numba")``; numba_backend.py compiles the elementwise groups).
+
+A ``scan`` under jit runs its body's recurrence step by step (``_LoopSplit`` in
+prims/control_flow.py batches what does not depend on the carry before and after the
+loop). On the NumPy replay every step still costs a few NumPy calls from Python. Here,
+when every equation of that step is one this module can write in Numba, the loop
+itself becomes one ``@numba.njit`` function: ``loop(*consts, *invariants, *carries,
+*per_step_arrays, n, reverse) -> (*carries, *per_step_outputs)``, with no Python
+between the steps or between the operations of a step. An RNN step (a product, an add,
+a tanh) then costs what its arithmetic costs.
+
+What a step may hold (anything else keeps the step-by-step replay):
+
+* runs of elementwise equations (those numba_backend.py fuses, plus ``broadcast_to``),
+  one loop nest per run of one output shape, values kept in registers;
+* ``matmul`` of 1-d and 2-d float operands of one dtype (``np.dot``: BLAS through
+  SciPy's, as Numba calls it);
+* ``transpose`` (a view), ``reshape``, ``concatenate``;
+* ``sum`` of floats over any axes (a plain loop).
+
+Exactness: the elementwise operations are those of numba_backend.py, with its bounds.
+Products go to BLAS like NumPy's (other kernels may sum in another order: a few ulp),
+and ``sum`` adds in index order where NumPy sums pairwise (the order of a reduction:
+a few ulp on the sum). The tests compare with the replay to ``rtol=1e-12`` in float64.
+
+The loop compiles on numba_backend's background thread from the split body's second run
+on; the replay loop runs until it is ready. Loops are cached on disk like kernels.
+"""
+from __future__ import annotations
+
+import functools
+
+import numpy as np
+
+from . import numba_backend as _nb
+from .fusion import Kernel
+from .ir import Eqn, Literal, Var
+from .prims import control_flow as _cf
+
+_F = (np.dtype(np.float32), np.dtype(np.float64))
+# native loop runs in this process (tests read it to see a loop ran natively)
+stats = {"runs": 0}
+
+
+class Unsupported(Exception):
+    """A step holds an equation this module does not write."""
+
+
+def _rshape(v):
+    """The shape a value has in the generated code: 0-d values are 1-element arrays."""
+    return tuple(v.shape) if v.shape else (1,)
+
+
+def _dt(dt):
+    return "np.bool_" if dt == np.dtype(bool) else f"np.{np.dtype(dt).name}"
+
+
+_I = (np.dtype(np.int32), np.dtype(np.int64))
+# integer arithmetic written here (a loop counter): wraps around in both NumPy and Numba
+_INT_EXPR = {"add": "{0} + {1}", "subtract": "{0} - {1}", "multiply": "{0} * {1}",
+             "negative": "-{0}", "greater": "{0} > {1}", "greater_equal": "{0} >= {1}",
+             "less": "{0} < {1}", "less_equal": "{0} <= {1}", "equal": "{0} == {1}",
+             "not_equal": "{0} != {1}"}
+
+
+def _int_typing(e):
+    """The operand dtype of an integer equation written here, or None."""
+    name = e.prim.name
+    if name not in _INT_EXPR or e.params or len(e.outvars) != 1 or e.outvars[0].weak:
+        return None
+    dts = set()
+    for v in e.invars:
+        if isinstance(v, Var):
+            if v.weak or v.dtype not in _I:
+                return None
+            dts.add(v.dtype)
+        elif not (type(v.value) is int and abs(v.value) < 2 ** 31):
+            return None
+    if len(dts) != 1:
+        return None
+    dt, = dts
+    want = np.dtype(bool) if name not in ("add", "subtract", "multiply", "negative") else dt
+    return dt if e.outvars[0].dtype == want else None
+
+
+def _element_code(e, operand):
+    if _int_typing(e) is not None:
+        return _INT_EXPR[e.prim.name].format(*[operand(v) for v in e.invars])
+    return _nb._element_code(e, operand)
+
+
+def _elementwise(e):
+    return _nb.fusible(e) or _int_typing(e) is not None or (
+        e.prim.name == "broadcast_to" and len(e.invars) == 1
+        and isinstance(e.invars[0], Var) and e.invars[0].dtype == e.outvars[0].dtype
+        and e.outvars[0].dtype in _nb._KINDS + _I)
+
+
+class _Writer:
+    """The source of one loop, written equation by equation."""
+
+    def __init__(self, graph, nk, nc, nx):
+        self.graph = graph
+        self.names = {}          # Var name -> code name
+        self.fresh = set()       # code names of arrays made in the step (mutable, C order)
+        self.layout = {}         # code name -> "C", "F" or "A"
+        self.pre = []            # lines before the loop
+        self.body = []           # lines of one step
+        self.count = 0
+        self.consts = {}
+        ins = graph.invars
+        params = []
+        for i, (v, _) in enumerate(graph.consts):
+            self._bind(v, f"q{i}", "C")
+            params.append(f"q{i}")
+        for i, v in enumerate(ins[:nk]):
+            self._bind(v, f"k{i}", "C")
+            params.append(f"k{i}")
+        for i, v in enumerate(ins[nk:nk + nc]):
+            params.append(f"ci{i}")
+            self.pre.append(f"    c{i} = ci{i}.copy()")
+            self._bind(v, f"c{i}", "C")
+        for i, v in enumerate(ins[nk + nc:nk + nc + nx]):
+            params.append(f"x{i}")
+            at = "t:t + 1" if not v.shape else "t"
+            self.body.append(f"s{i} = x{i}[{at}]")
+            self._bind(v, f"s{i}", "C")
+        self.params = params + ["n", "rev"]
+        self.uses_after = {}
+        for k, e in enumerate(graph.eqns):
+            for v in e.invars:
+                if isinstance(v, Var):
+                    self.uses_after[v.name] = k
+        self.final = {v.name for v in graph.outvars if isinstance(v, Var)}
+
+    def _bind(self, v, name, layout, fresh=False):
+        self.names[v.name] = name
+        self.layout[name] = layout
+        if fresh:
+            self.fresh.add(name)
+
+    def _new(self, v, layout="C", fresh=True):
+        name = f"t{self.count}"
+        self.count += 1
+        self._bind(v, name, layout, fresh)
+        return name
+
+    def _ref(self, v):
+        if not isinstance(v, Var):
+            raise Unsupported("a literal operand outside an elementwise run")
+        return self.names[v.name]
+
+    def _contiguous(self, v):
+        name = self._ref(v)
+        return name if self.layout[name] in ("C", "F") else f"np.ascontiguousarray({name})"
+
+    def _literal(self, v):
+        key = (type(v.value), repr(v.value))
+        if key not in self.consts:
+            self.consts[key] = f"l{len(self.consts)}"
+            self.pre.append(f"    l{len(self.consts) - 1} = {v.value!r}")
+        return self.consts[key]
+
+    # ---- the equations
+
+    def run_group(self, run, end):
+        """One loop nest computing the elementwise equations ``run`` (one output shape)."""
+        shape = _rshape(run[-1].outvars[0])
+        nd = len(shape)
+        outs = [o for e in run for o in e.outvars
+                if o.name in self.final or self.uses_after.get(o.name, -1) >= end]
+        code = {}
+        reads = []
+        lines = []
+
+        def operand(v):
+            if not isinstance(v, Var):
+                return self._literal(v)
+            if v.name in code:
+                return code[v.name]
+            src = self._ref(v)
+            s = _rshape(v)
+            if len(s) > nd or any(a not in (1, b) for a, b in zip(s[::-1], shape[::-1])):
+                raise Unsupported("an operand larger than its run's output")
+            at = ", ".join(f"i{nd - len(s) + j}" if s[j] == shape[nd - len(s) + j] else "0"
+                           for j in range(len(s)))
+            name = f"u{len(reads)}"
+            reads.append(f"{name} = {src}[{at}]")
+            code[v.name] = name
+            return name
+
+        for j, e in enumerate(run):
+            if e.prim.name == "broadcast_to":
+                expr = operand(e.invars[0])
+            else:
+                expr = _element_code(e, operand)
+            lines.append(f"w{self.count}_{j} = {expr}")
+            code[e.outvars[0].name] = f"w{self.count}_{j}"
+        targets = []
+        for o in outs:
+            src = code[o.name]
+            name = self._new(o)
+            self.body.append(f"{name} = np.empty({shape!r}, {_dt(o.dtype)})")
+            targets.append((name, src))
+        indent = ""
+        for k in range(nd):
+            self.body.append(f"{indent}for i{k} in range({shape[k]}):")
+            indent += "    "
+        at = ", ".join(f"i{k}" for k in range(nd))
+        self.body.extend(indent + ln for ln in reads + lines)
+        self.body.extend(f"{indent}{name}[{at}] = {src}" for name, src in targets)
+
+    def eqn(self, e):
+        name = e.prim.name
+        if e.prim.multiple_results or len(e.outvars) != 1:
+            raise Unsupported(name)
+        o = e.outvars[0]
+        if o.weak:
+            raise Unsupported("a weak-typed value")
+        if name == "matmul":
+            a, b = e.invars
+            if (e.params or not all(isinstance(v, Var) for v in (a, b))
+                    or a.dtype != b.dtype or a.dtype not in _F or o.dtype != a.dtype
+                    or not 1 <= len(a.shape) <= 2 or not 1 <= len(b.shape) <= 2):
+                raise Unsupported("matmul of these operands")
+            prod = f"np.dot({self._contiguous(a)}, {self._contiguous(b)})"
+            t = self._new(o)
+            if o.shape:
+                self.body.append(f"{t} = {prod}")
+            else:
+                self.body.append(f"{t} = np.empty(1, {_dt(o.dtype)})")
+                self.body.append(f"{t}[0] = {prod}")
+        elif name == "transpose":
+            x, = e.invars
+            src = self._ref(x)
+            axes = tuple(int(i) for i in e.params["axes"])
+            if len(axes) <= 1 or axes == tuple(range(len(axes))):
+                self.names[o.name] = src
+            elif len(axes) == 2:
+                lay = {"C": "F", "F": "C"}.get(self.layout[src], "A")
+                t = self._new(o, lay, fresh=False)
+                self.body.append(f"{t} = {src}.T")
+            else:
+                t = self._new(o, "A", fresh=False)
+                self.body.append(f"{t} = np.transpose({src}, {axes!r})")
+        elif name == "reshape":
+            x, = e.invars
+            src = self._ref(x)
+            lay = self.layout[src]
+            t = self._new(o, "C", fresh=src in self.fresh and lay == "C")
+            expr = src if lay == "C" else f"np.ascontiguousarray({src})"
+            self.body.append(f"{t} = {expr}.reshape({_rshape(o)!r})")
+        elif name == "concatenate":
+            axis = e.params.get("axis")
+            if (not o.shape or not isinstance(axis, int) or len(e.params) != 1
+                    or any(not isinstance(v, Var) or v.dtype != o.dtype for v in e.invars)):
+                raise Unsupported("concatenate of these operands")
+            parts = ", ".join(self._ref(v) for v in e.invars)
+            t = self._new(o)
+            self.body.append(f"{t} = np.concatenate(({parts},), axis={axis % len(o.shape)})")
+        elif name == "sum":
+            self._sum(e)
+        else:
+            raise Unsupported(name)
+
+    def _sum(self, e):
+        x, = e.invars
+        o = e.outvars[0]
+        if (not isinstance(x, Var) or x.dtype not in _F or o.dtype != x.dtype
+                or set(e.params) != {"axis", "keepdims"}):
+            raise Unsupported("sum of these operands")
+        nd = len(x.shape)
+        axis = e.params["axis"]
+        axes = set(range(nd)) if axis is None else {
+            a % nd for a in (axis if isinstance(axis, tuple) else (axis,))} if nd else set()
+        keep = e.params["keepdims"]
+        src = self._ref(x)
+        t = self._new(o)
+        self.body.append(f"{t} = np.zeros({_rshape(o)!r}, {_dt(o.dtype)})")
+        shape = _rshape(x)
+        indent = ""
+        for k in range(len(shape)):
+            self.body.append(f"{indent}for i{k} in range({shape[k]}):")
+            indent += "    "
+        if not nd:
+            out_at = "0"
+        else:
+            kept = [f"i{k}" if k not in axes else "0" for k in range(nd)
+                    if keep or k not in axes]
+            out_at = ", ".join(kept) if kept else "0"
+        at = ", ".join(f"i{k}" for k in range(len(shape)))
+        self.body.append(f"{indent}{t}[{out_at}] += {src}[{at}]")
+
+    def source(self, nc, ne):
+        eqns = self.graph.eqns
+        k = 0
+        while k < len(eqns):
+            e = eqns[k]
+            if _elementwise(e):
+                shape = e.outvars[0].shape
+                j = k
+                while j < len(eqns) and _elementwise(eqns[j]) and \
+                        eqns[j].outvars[0].shape == shape:
+                    j += 1
+                self.run_group(eqns[k:j], j)
+                k = j
+            else:
+                self.eqn(e)
+                k += 1
+        outs = self.graph.outvars
+        if any(not isinstance(v, Var) for v in outs):
+            raise Unsupported("a literal output")
+        lines = ["    n = np.int64(n)"] + list(self.pre)
+        for j, v in enumerate(outs[nc:nc + ne]):
+            lines.append(f"    e{j} = np.empty((n,) + {tuple(v.shape)!r}, {_dt(v.dtype)})")
+        lines.append("    for step in range(n):")
+        lines.append("        t = n - 1 - step if rev else step")
+        lines.extend("        " + ln for ln in self.body)
+        for j, v in enumerate(outs[nc:nc + ne]):
+            src = self.names[v.name]
+            lines.append(f"        e{j}[t] = {src}{'[0]' if not v.shape else ''}")
+        news = []
+        for v in outs[:nc]:
+            src = self.names[v.name]
+            news.append(src if src in self.fresh else f"{src}.copy()")
+        if nc:
+            lines.append(f"        {', '.join(f'c{i}' for i in range(nc))}, = "
+                         f"({', '.join(news)},)")
+        ret = [f"c{i}" for i in range(nc)] + [f"e{j}" for j in range(ne)]
+        return ("import numpy as np\nimport numba\n\n\n"
+                "@numba.njit(cache=True, nogil=True, error_model=\"numpy\")\n"
+                f"def kernel({', '.join(self.params)}):\n" + "\n".join(lines)
+                + f"\n    return ({''.join(r + ', ' for r in ret)})\n")
+
+
+def loop_source(graph, nk, nc, nx, ne):
+    """The source of the native loop running the step ``graph`` (inputs: ``nk``
+    invariants, ``nc`` carries, ``nx`` per-step values; outputs: the ``nc`` next carries,
+    then ``ne`` per-step values); raises :class:`Unsupported`."""
+    for v in graph.invars:
+        if v.weak or v.dtype not in _nb._KINDS + _I:
+            raise Unsupported(f"an input of dtype {v.dtype}")
+    return _Writer(graph, nk, nc, nx).source(nc, ne)
+
+
+class NativeLoop:
+    """The compiled loop of one step graph: ``loop(invariants, carries, seqs, n,
+    reverse) -> (carries, stacked per-step outputs)``, NumPy values in and out."""
+
+    def __init__(self, graph, nk, nc, nx, ne):
+        self.graph, self.nk, self.nc, self.nx, self.ne = graph, nk, nc, nx, ne
+        self.source = loop_source(graph, nk, nc, nx, ne)
+        ins = graph.invars
+        self.consts = [np.ascontiguousarray(x, v.dtype).reshape(_rshape(v))
+                       for v, x in graph.consts]
+        self.in_vars = ins[:nk + nc]
+        self.x_vars = ins[nk + nc:nk + nc + nx]
+        shapes = ([x.shape for x in self.consts] + [_rshape(v) for v in self.in_vars]
+                  + [(0,) + tuple(v.shape) for v in self.x_vars])
+        dtypes = ([x.dtype for x in self.consts] + [v.dtype for v in self.in_vars]
+                  + [v.dtype for v in self.x_vars])
+        self.kernel = _nb.load_kernel(self.source, shapes, dtypes,
+                                      scalars=("int64", "boolean"))
+
+    def __call__(self, kl, lc, seqs, n, reverse):
+        args = list(self.consts)
+        for x, v in zip(list(kl) + list(lc), self.in_vars):
+            x = np.ascontiguousarray(x, v.dtype)
+            args.append(x if v.shape else x.reshape(1))
+        for x, v in zip(seqs, self.x_vars):
+            args.append(np.ascontiguousarray(x, v.dtype))
+        out = self.kernel(*args, n, bool(reverse))
+        stats["runs"] += 1
+        carries = [c if v.shape else c.reshape(())
+                   for c, v in zip(out[:self.nc], self.graph.outvars[:self.nc])]
+        return carries, list(out[self.nc:])
+
+
+class _Pending:
+    """A loop compiling in the background: ``fn`` is the :class:`NativeLoop` once
+    ready, None until then (and for good when it failed)."""
+
+    def __init__(self):
+        self.fn = None
+        self.future = None
+
+
+def start(graph, nk, nc, nx, ne):
+    """Begin compiling the native loop of a scan step ``graph`` in the background; a
+    :class:`_Pending`, or None when the step holds an equation not written here."""
+    try:
+        loop_source(graph, nk, nc, nx, ne)
+    except Unsupported:
+        return None
+    pending = _Pending()
+
+    def job():
+        pending.fn = NativeLoop(graph, nk, nc, nx, ne)
+        return True
+    pending.future = _nb.submit(job)
+    return pending
+
+
+def _rewrite(e):
+    """A scan equation of a graph compiled on the Numba backend, as one that runs the
+    scan with native loops."""
+    if e.prim is not _cf.scan_p:
+        return None
+    impl = functools.partial(_cf.scan_native, **e.params)
+    return Eqn(Kernel(f"scan[numba, length {e.params['length']}]", impl),
+               list(e.invars), {}, list(e.outvars))
+
+
+_nb.register_rewrite(_rewrite)
+_cf.register_native_loops(start)

@@ -1,0 +1,156 @@
+"""Whole scan loops as one native function on jit's Numba backend
+(funcgrad/_src/numba_loops.py): each equation form a step may hold, against the NumPy
+replay; forward and reverse loops, per-step outputs, 0-d and float32 values; steps it
+cannot write keep the replay."""
+import numpy as np
+import pytest
+
+import funcgrad
+import funcgrad.lax as lax
+import funcgrad.numpy as fnp
+from funcgrad._src import numba_backend as nb
+from funcgrad._src import numba_loops as nl
+
+
+@pytest.fixture
+def numba(monkeypatch):
+    """Numba (or skip); kernels and loops compile on the calling thread, failures raise."""
+    mod = pytest.importorskip("numba")
+    monkeypatch.setattr(nb, "synchronous", True)
+    monkeypatch.setattr(nb, "strict", True)
+    return mod
+
+
+def _check(f, *args, native=True, rtol=1e-12):
+    """``f``'s jit on the Numba backend (third call: the scan's loop is split at the
+    second and compiled then) equals the NumPy replay's; whether a native loop ran."""
+    want = funcgrad.jit(f, backend="numpy")(*args)
+    jb = funcgrad.jit(f, backend="numba")
+    jb(*args)
+    jb(*args)
+    before = nl.stats["runs"]
+    got = jb(*args)
+    ran = nl.stats["runs"] > before
+    assert ran == native, f"native loop ran: {ran}"
+    flat_w, _ = funcgrad.tree_util.tree_flatten(want)
+    flat_g, _ = funcgrad.tree_util.tree_flatten(got)
+    for g, w in zip(flat_g, flat_w):
+        assert np.asarray(g).dtype == np.asarray(w).dtype
+        assert np.shape(g) == np.shape(w)
+        np.testing.assert_allclose(g, w, rtol=rtol, atol=0)
+    return got
+
+
+RNG = np.random.default_rng(0)
+W = RNG.normal(size=(6, 6)) * 0.4
+U = RNG.normal(size=(6, 3)) * 0.4
+XS = RNG.normal(size=(7, 2, 3))
+
+
+def _rnn(W, U, xs, h0, reverse=False):
+    def step(h, x):
+        h = fnp.tanh(h @ W.T + x @ U.T)
+        return h, h.sum(axis=1)
+    return lax.scan(step, h0, xs, reverse=reverse)
+
+
+@pytest.mark.parametrize("reverse", [False, True])
+def test_rnn_forward_and_its_gradient_run_natively(numba, reverse):
+    h0 = np.zeros((2, 6))
+    _check(lambda W, U: _rnn(W, U, XS, h0, reverse), W, U)
+    loss = funcgrad.grad(lambda W, U: (_rnn(W, U, XS, h0, reverse)[1] ** 2).sum()
+                         + _rnn(W, U, XS, h0, reverse)[0].sum(), argnums=(0, 1))
+    _check(loss, W, U)
+
+
+def test_float32_stays_float32(numba):
+    h0 = np.zeros((2, 6), np.float32)
+    f32 = [a.astype(np.float32) for a in (W, U, XS)]
+    got = _check(lambda W, U, xs: _rnn(W, U, xs, h0), *f32, rtol=1e-5)
+    assert got[0].dtype == np.float32 and got[1].dtype == np.float32
+
+
+def test_zero_d_carries_sums_and_broadcasts(numba):
+    def f(x, xs):
+        def step(c, row):
+            s = fnp.sum(row * x, axis=0, keepdims=True)         # sum over one axis
+            t = fnp.broadcast_to(c, (3,)) * row[0] + s          # 0-d carry, broadcast
+            return c + fnp.sum(t), (t, fnp.sum(row))             # 0-d carry and y
+        return lax.scan(step, fnp.zeros(()), xs)
+    _check(f, np.arange(3.0), RNG.normal(size=(5, 4, 3)))
+
+
+def test_reshape_transpose_concatenate_and_matrix_vector_products(numba):
+    A = RNG.normal(size=(4, 4)) * 0.3
+
+    def f(A, xs):
+        def step(c, x):
+            m = fnp.reshape(x, (2, 2))
+            v = fnp.concatenate([fnp.reshape(m.T, (4,)), c[:0]], axis=0)
+            t = fnp.transpose(fnp.reshape(c * v, (1, 2, 2)), (2, 0, 1))
+            c = fnp.tanh(A @ c + fnp.reshape(t, (4,)))          # matrix @ vector
+            return c, c @ c                                     # vector @ vector: 0-d
+        return lax.scan(step, fnp.ones(4), xs)
+    # c[:0] is an empty slice: not written natively, so this step keeps the replay
+    _check(f, A, RNG.normal(size=(6, 4)), native=False)
+
+    def g(A, xs):
+        def step(c, x):
+            m = fnp.reshape(x, (2, 2))
+            v = fnp.concatenate([fnp.reshape(m.T, (4,)), c], axis=0)
+            t = fnp.transpose(fnp.reshape(c * x, (1, 2, 2)), (2, 0, 1))   # 3-d
+            c = fnp.tanh(A @ c + fnp.reshape(t, (4,)) + fnp.sum(v))
+            return c, c @ c
+        return lax.scan(step, fnp.ones(4), xs)
+    _check(g, A, RNG.normal(size=(6, 4)))
+    _check(funcgrad.grad(lambda A, xs: g(A, xs)[1].sum()), A, RNG.normal(size=(6, 4)))
+
+
+def test_where_comparisons_and_captured_constants(numba):
+    k = RNG.normal(size=(3,))
+
+    def f(xs):
+        def step(c, x):
+            y = fnp.where(x > 0, x * k, c - 1.0)
+            return fnp.maximum(c, y), fnp.minimum(c, y) > 0.5
+        return lax.scan(step, fnp.zeros(3), xs)
+    got = _check(f, RNG.normal(size=(8, 3)))
+    assert got[1].dtype == np.bool_
+
+
+def test_unsupported_steps_keep_the_replay(numba):
+    def f(xs):
+        def step(c, x):
+            return fnp.sort(c + x), c[0]                        # sort: not written here
+        return lax.scan(step, fnp.zeros(3), xs)
+    _check(f, RNG.normal(size=(4, 3)), native=False)
+    g = funcgrad.make_graph(lambda c, x: [fnp.sort(c + x)])(np.zeros(3), np.zeros(3))
+    with pytest.raises(nl.Unsupported):
+        nl.loop_source(g, 0, 1, 1, 0)
+    assert nl.start(g, 0, 1, 1, 0) is None
+
+
+def test_fori_loop_with_a_counter(numba):
+    def f(x):
+        return lax.fori_loop(0, 10, lambda i, v: fnp.sin(v) * 0.5 + v, x)
+    _check(f, np.linspace(-1, 1, 5))
+    _check(funcgrad.grad(lambda x: f(x).sum()), np.linspace(-1, 1, 5))
+
+
+def test_the_generated_source_reads_as_one_loop(numba):
+    g = funcgrad.make_graph(lambda W, h, x: [fnp.tanh(W @ h + x)])(
+        W, np.zeros(6), np.zeros(6))
+    src = nl.loop_source(g, 1, 1, 1, 0)
+    assert "for step in range(n):" in src and "np.dot(k0, c0)" in src
+    assert "np.tanh" in src and src.count("def kernel(") == 1
+
+
+from tests.funcgrad import test_control_flow  # noqa: E402
+
+
+@pytest.mark.parametrize("prog", test_control_flow.PROGRAMS, ids=lambda p: p.__name__)
+def test_control_flow_programs_called_again_on_numba_match_jax(numba, prog):
+    # the loops of jit, jit(grad), jit(vmap(grad)) and jvp of grad, from their third
+    # call on natively where the step allows it
+    with funcgrad.config.override(jit_backend="numba"):
+        test_control_flow.test_repeated_jitted_calls_against_jax(prog)
