@@ -39,17 +39,18 @@ What it does, for a graph jit compiled on NumPy arrays:
   ==================================================  ========  ========
 
   0: bit-identical (``where``, ``relu`` and casts select or round: bit-identical in
-  the tests too). Each function is computed by the C library's version for the loop
-  dtype (float32 ``tanh``: the float64 one, rounded), which is what NumPy calls where
-  it has no SIMD version of its own, so those agree to the bit. Where NumPy uses its
-  own SIMD code (on this CPU float32 ``sin``/``cos``/``exp``/``log``/``tanh``, float64
-  ``tanh``) results differ by NumPy's error plus the C library's. "NumPy": no method
-  tried stayed within 2 ulp (float64 ``tanh``: the C library's was 3 ulp from NumPy's,
-  ``expm1(2x) / (expm1(2x) + 2)`` too; float32 ``log``: 3 ulp both in float32 and in
-  float64 rounded, so NumPy's is over 2 ulp from the exact value), so those equations
-  are not fused (:data:`_UNFAITHFUL`): they run on NumPy and cut their group. The
-  figures depend on the CPU (NumPy picks its SIMD versions at run time, e.g. others
-  on AVX-512); rerun the script on another one.
+  the tests too). Each function is Numba's for the loop dtype (float32 ``tanh``: the
+  float64 one, rounded), which calls the C library's (``sinf``, ``atan2f``, ``log1pf``
+  ...): what NumPy calls where it has no SIMD version of its own, so those agree to the
+  bit. Where NumPy uses its own SIMD code (on this CPU float32 ``sin``/``cos``/``exp``/
+  ``log``/``tanh``, float64 ``tanh``) or Numba does not call the C library (float32
+  ``cbrt``: a float64 ``pow``), results differ by both errors. "NumPy": no method
+  tried stayed within 2 ulp, so those equations are not fused (:data:`_UNFAITHFUL`):
+  they run on NumPy and cut their group. Float64 ``tanh``: the C library's was 3 ulp
+  from NumPy's (2.06 and 1.18 ulp from long double tanh), ``expm1(2x) / (expm1(2x) +
+  2)`` too; float32 ``log``: 3 ulp both in float32 and in float64 rounded, so NumPy's
+  own is over 2 ulp from the exact value. The figures depend on the CPU (NumPy picks
+  its SIMD versions at run time, others on AVX-512): rerun the script on another one.
 * **No stall**: kernels compile on one background thread while the first calls run
   the NumPy replay; the compiled graph replaces the replay when all its kernels are
   ready (``jit(f).lower(x).compile(wait=True)`` waits for it). A kernel that meets
@@ -176,8 +177,8 @@ _EXPR = {
     "isnan": "np.isnan({0})", "isinf": "np.isinf({0})", "isfinite": "np.isfinite({0})",
     "logical_not": "not {0}",
 }
-# transcendental functions, computed by Numba's (the C library's) function of the loop
-# dtype (see "Exactness" in the docstring)
+# transcendental functions, computed by Numba's function of the loop dtype (mostly the C
+# library's; see "Exactness" in the docstring)
 _MATH = ("sin", "cos", "tan", "arcsin", "arccos", "arctan", "sinh", "cosh", "tanh",
          "arcsinh", "arccosh", "arctanh", "exp", "exp2", "expm1", "log", "log2", "log10",
          "log1p", "cbrt", "arctan2", "hypot", "logaddexp", "logaddexp2")
