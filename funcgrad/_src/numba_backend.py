@@ -35,7 +35,7 @@ What it does, for a graph jit compiled on NumPy arrays:
   ``cbrt``                                             0         1 ulp
   ``exp``                                              0         2 ulp
   ``log``                                              0         NumPy
-  ``tanh``                                             NumPy     1 ulp
+  ``tanh`` (our own, :func:`_tanh_source`)            1 ulp     1 ulp
   ==================================================  ========  ========
 
   0: bit-identical (``where``, ``relu`` and casts select or round: bit-identical in
@@ -46,9 +46,10 @@ What it does, for a graph jit compiled on NumPy arrays:
   ``log``/``tanh``, float64 ``tanh``) or Numba does not call the C library (float32
   ``cbrt``: a float64 ``pow``), results differ by both errors. "NumPy": no method
   tried stayed within 2 ulp, so those equations are not fused (:data:`_UNFAITHFUL`):
-  they run on NumPy and cut their group. Float64 ``tanh``: the C library's was 3 ulp
-  from NumPy's (2.06 and 1.18 ulp from long double tanh), ``expm1(2x) / (expm1(2x) +
-  2)`` too; float32 ``log``: 3 ulp both in float32 and in float64 rounded, so NumPy's
+  they run on NumPy and cut their group. Float64 ``tanh`` was one (the C library's
+  was 3 ulp from NumPy's: 2.06 and 1.18 ulp from long double tanh; ``expm1(2x) /
+  (expm1(2x) + 2)`` too) until its own series-and-exp version here (1 ulp); float32
+  ``log``: 3 ulp both in float32 and in float64 rounded, so NumPy's
   own is over 2 ulp from the exact value. The figures depend on the CPU (NumPy picks
   its SIMD versions at run time, others on AVX-512): rerun the script on another one.
 * **No stall**: kernels compile on one background thread while the first calls run
@@ -67,9 +68,13 @@ each part rows.py compiles (:func:`swapping`: each part swaps in its kernels whe
 ready). Graphs on device arrays keep their own path. Under ``debug_nans`` jit runs
 uncompiled, so the check still names the primitive.
 
-Not done yet: reductions closing a group (NumPy's pairwise summation order would have
-to be reproduced to keep results equal), whole-graph native functions (control flow,
-small matrix products), parallel loops drawing on the thread budget.
+A ``scan``'s loop runs as one native function when every equation of its step can be
+written in Numba (numba_loops.py: elementwise runs, small matrix products, transposes,
+reshapes, sums), through :func:`register_rewrite`.
+
+Not done yet: reductions closing a group at the top level (NumPy's pairwise summation
+order would have to be reproduced to keep results equal), ``while_loop``/``cond``
+bodies, parallel loops drawing on the thread budget.
 """
 from __future__ import annotations
 
@@ -222,7 +227,56 @@ del _n
 _VIA_FLOAT64 = ("tanh",)
 # (ufunc, loop dtype) left to NumPy: no method found here stays within 2 ulp of NumPy's
 # own SIMD version (measured with benchmarks/numba_ulp.py; see the docstring)
-_UNFAITHFUL = {("tanh", np.dtype(np.float64)), ("log", np.dtype(np.float32))}
+_UNFAITHFUL = {("log", np.dtype(np.float32))}
+# tanh is our own (the C library's was 3 ulp from NumPy's SIMD tanh): see _tanh_source
+_EXPR["tanh"] = "_tanh64({0})"
+
+
+def _tanh_source(terms=26, small=0.7):
+    """Source of ``_tanh64(x)``, a float64 tanh within 1 ulp of NumPy's (measured over
+    3.7e6 values with benchmarks/numba_ulp.py's method; the C library's was 3 ulp):
+    for ``|x| < small`` the Maclaurin series ``x + x^3 P(x^2)``, its coefficients
+    ``2^2n (2^2n - 1) B_2n / (2n)!`` (Bernoulli numbers, computed exactly here) summed
+    by Horner's rule (the terms shrink by about 0.2 each at 0.7, so 26 of them leave
+    the truncation far below an ulp), ``x`` itself below 2^-27; beyond, ``1 - 2 /
+    (exp(2|x|) + 1)`` with its sign, whose subtracted part is under 1/3 there, so
+    ``exp``'s error moves the result by under half an ulp. NaN, +-0 and +-inf come out
+    as NumPy's."""
+    from fractions import Fraction
+    n = 2 * terms + 2
+    bern = [Fraction(1)] + [Fraction(0)] * n
+    for m in range(1, n + 1):
+        bern[m] = -sum(math.comb(m + 1, k) * bern[k] for k in range(m)) / (m + 1)
+    coef = [float(Fraction(4 ** k * (4 ** k - 1)) * bern[2 * k] / math.factorial(2 * k))
+            for k in range(2, terms + 2)]
+    horner = repr(coef[-1])
+    for c in coef[-2::-1]:
+        horner = f"({horner}) * x2 + {c!r}"
+    return ("@numba.njit(cache=True, nogil=True, error_model=\"numpy\")\n"
+            "def _tanh64(x):\n"
+            "    a = abs(x)\n"
+            f"    if a < {small!r}:\n"
+            "        if a < 7.450580596923828e-09:\n"
+            "            return x\n"
+            "        x2 = x * x\n"
+            f"        return x + x * (x2 * ({horner}))\n"
+            "    y = 1.0 - 2.0 / (np.exp(2.0 * a) + 1.0)\n"
+            "    return y if x >= 0 else -y\n")
+
+
+_HELPERS = {"_tanh64": None}
+
+
+def module_source(body):
+    """A generated module: the imports, the helper functions ``body`` calls, then
+    ``body`` (the ``kernel`` function's source)."""
+    parts = ["import numpy as np\nimport numba\n\n\n"]
+    for name in _HELPERS:
+        if name + "(" in body:
+            if _HELPERS[name] is None:
+                _HELPERS[name] = _tanh_source()
+            parts.append(_HELPERS[name] + "\n\n")
+    return "".join(parts) + body
 
 
 def _literal_dtype(v):
@@ -412,10 +466,10 @@ def kernel_source(run, ins, in_shapes, outs):
         indent += "    "
     lines.extend(indent + b for b in body)
     ret = "".join(f"r{j}, " for j in range(len(outs)))
-    src = ("import numpy as np\nimport numba\n\n\n"
-           "@numba.njit(cache=True, nogil=True, error_model=\"numpy\")\n"
-           f"def kernel({', '.join(f'a{i}' for i in range(len(ins)))}):\n"
-           + "\n".join(lines) + f"\n    return ({ret})\n")
+    src = module_source(
+        "@numba.njit(cache=True, nogil=True, error_model=\"numpy\")\n"
+        f"def kernel({', '.join(f'a{i}' for i in range(len(ins)))}):\n"
+        + "\n".join(lines) + f"\n    return ({ret})\n")
     return src, loop, per_input
 
 

@@ -328,10 +328,10 @@ class _Writer:
             lines.append(f"        {', '.join(f'c{i}' for i in range(nc))}, = "
                          f"({', '.join(news)},)")
         ret = [f"c{i}" for i in range(nc)] + [f"e{j}" for j in range(ne)]
-        return ("import numpy as np\nimport numba\n\n\n"
-                "@numba.njit(cache=True, nogil=True, error_model=\"numpy\")\n"
-                f"def kernel({', '.join(self.params)}):\n" + "\n".join(lines)
-                + f"\n    return ({''.join(r + ', ' for r in ret)})\n")
+        return _nb.module_source(
+            "@numba.njit(cache=True, nogil=True, error_model=\"numpy\")\n"
+            f"def kernel({', '.join(self.params)}):\n" + "\n".join(lines)
+            + f"\n    return ({''.join(r + ', ' for r in ret)})\n")
 
 
 def loop_source(graph, nk, nc, nx, ne):
