@@ -57,22 +57,30 @@ def _dt(dt):
 
 
 _I = (np.dtype(np.int32), np.dtype(np.int64))
-# integer arithmetic written here (a loop counter): wraps around in both NumPy and Numba
+_BOOL = np.dtype(bool)
+# integer and bool arithmetic written here (a loop counter, a loop's condition); integers
+# wrap around in both NumPy and Numba
 _INT_EXPR = {"add": "{0} + {1}", "subtract": "{0} - {1}", "multiply": "{0} * {1}",
              "negative": "-{0}", "greater": "{0} > {1}", "greater_equal": "{0} >= {1}",
              "less": "{0} < {1}", "less_equal": "{0} <= {1}", "equal": "{0} == {1}",
-             "not_equal": "{0} != {1}"}
+             "not_equal": "{0} != {1}", "bitwise_and": "({0} & {1})",
+             "bitwise_or": "({0} | {1})", "bitwise_xor": "({0} ^ {1})",
+             "logical_and": "({0} and {1})", "logical_or": "({0} or {1})"}
+_SAME = ("add", "subtract", "multiply", "negative", "bitwise_and", "bitwise_or",
+         "bitwise_xor")            # (the others give bool)
+_ON_BOOL = ("bitwise_and", "bitwise_or", "bitwise_xor", "logical_and", "logical_or",
+            "equal", "not_equal")
 
 
 def _int_typing(e):
-    """The operand dtype of an integer equation written here, or None."""
+    """The operand dtype of an integer or bool equation written here, or None."""
     name = e.prim.name
     if name not in _INT_EXPR or e.params or len(e.outvars) != 1 or e.outvars[0].weak:
         return None
     dts = set()
     for v in e.invars:
         if isinstance(v, Var):
-            if v.weak or v.dtype not in _I:
+            if v.weak or v.dtype not in _I + (_BOOL,):
                 return None
             dts.add(v.dtype)
         elif not (type(v.value) is int and abs(v.value) < 2 ** 31):
@@ -80,7 +88,9 @@ def _int_typing(e):
     if len(dts) != 1:
         return None
     dt, = dts
-    want = np.dtype(bool) if name not in ("add", "subtract", "multiply", "negative") else dt
+    if dt == _BOOL and name not in _ON_BOOL:
+        return None
+    want = dt if name in _SAME else _BOOL
     return dt if e.outvars[0].dtype == want else None
 
 
@@ -100,8 +110,9 @@ def _elementwise(e):
 class _Writer:
     """The source of one loop, written equation by equation."""
 
-    def __init__(self, graph, nk, nc, nx):
+    def __init__(self, graph, nk, nc, nx, prefix=""):
         self.graph = graph
+        self.p = prefix          # of every name this writer makes (two graphs in one loop)
         self.names = {}          # Var name -> code name
         self.fresh = set()       # code names of arrays made in the step (mutable, C order)
         self.layout = {}         # code name -> "C", "F" or "A"
@@ -110,23 +121,23 @@ class _Writer:
         self.count = 0
         self.consts = {}
         ins = graph.invars
+        p = prefix
         params = []
         for i, (v, _) in enumerate(graph.consts):
-            self._bind(v, f"q{i}", "C")
-            params.append(f"q{i}")
+            self._bind(v, f"{p}q{i}", "C")
+            params.append(f"{p}q{i}")
         for i, v in enumerate(ins[:nk]):
-            self._bind(v, f"k{i}", "C")
-            params.append(f"k{i}")
+            self._bind(v, f"{p}k{i}", "C")
+            params.append(f"{p}k{i}")
+        self.own = []            # the carries' first values, copied (shared by writers)
         for i, v in enumerate(ins[nk:nk + nc]):
-            params.append(f"ci{i}")
-            self.pre.append(f"    c{i} = ci{i}.copy()")
+            self.own.append(f"    c{i} = ci{i}.copy()")
             self._bind(v, f"c{i}", "C")
+        self.const_params = params       # the graph's constants, then invariants
         for i, v in enumerate(ins[nk + nc:nk + nc + nx]):
-            params.append(f"x{i}")
             at = "t:t + 1" if not v.shape else "t"
             self.body.append(f"s{i} = x{i}[{at}]")
             self._bind(v, f"s{i}", "C")
-        self.params = params + ["n", "rev"]
         self.uses_after = {}
         for k, e in enumerate(graph.eqns):
             for v in e.invars:
@@ -141,7 +152,7 @@ class _Writer:
             self.fresh.add(name)
 
     def _new(self, v, layout="C", fresh=True):
-        name = f"t{self.count}"
+        name = f"{self.p}t{self.count}"
         self.count += 1
         self._bind(v, name, layout, fresh)
         return name
@@ -158,8 +169,9 @@ class _Writer:
     def _literal(self, v):
         key = (type(v.value), repr(v.value))
         if key not in self.consts:
-            self.consts[key] = f"l{len(self.consts)}"
-            self.pre.append(f"    l{len(self.consts) - 1} = {v.value!r}")
+            name = f"{self.p}l{len(self.consts)}"
+            self.consts[key] = name
+            self.pre.append(f"    {name} = {v.value!r}")
         return self.consts[key]
 
     # ---- the equations
@@ -185,7 +197,7 @@ class _Writer:
                 raise Unsupported("an operand larger than its run's output")
             at = ", ".join(f"i{nd - len(s) + j}" if s[j] == shape[nd - len(s) + j] else "0"
                            for j in range(len(s)))
-            name = f"u{len(reads)}"
+            name = f"{self.p}u{len(reads)}"
             reads.append(f"{name} = {src}[{at}]")
             code[v.name] = name
             return name
@@ -195,8 +207,8 @@ class _Writer:
                 expr = operand(e.invars[0])
             else:
                 expr = _element_code(e, operand)
-            lines.append(f"w{self.count}_{j} = {expr}")
-            code[e.outvars[0].name] = f"w{self.count}_{j}"
+            lines.append(f"{self.p}w{self.count}_{j} = {expr}")
+            code[e.outvars[0].name] = f"{self.p}w{self.count}_{j}"
         targets = []
         for o in outs:
             src = code[o.name]
@@ -292,7 +304,8 @@ class _Writer:
         at = ", ".join(f"i{k}" for k in range(len(shape)))
         self.body.append(f"{indent}{t}[{out_at}] += {src}[{at}]")
 
-    def source(self, nc, ne):
+    def write(self):
+        """The lines of every equation (in :attr:`body`); raises :class:`Unsupported`."""
         eqns = self.graph.eqns
         k = 0
         while k < len(eqns):
@@ -308,10 +321,24 @@ class _Writer:
             else:
                 self.eqn(e)
                 k += 1
+        if any(not isinstance(v, Var) for v in self.graph.outvars):
+            raise Unsupported("a literal output")
+
+    def new_carries(self, outs):
+        """The carries' next values: arrays of the same type at every step (mutable,
+        C-ordered: a copy where the value is not one made in the step)."""
+        news = []
+        for v in outs:
+            src = self.names[v.name]
+            news.append(src if src in self.fresh else f"{src}.copy()")
+        return f"{', '.join(f'c{i}' for i in range(len(outs)))}, = ({', '.join(news)},)"
+
+    def source(self, nc, nx, ne):
+        self.write()
         outs = self.graph.outvars
         if any(not isinstance(v, Var) for v in outs):
             raise Unsupported("a literal output")
-        lines = ["    n = np.int64(n)"] + list(self.pre)
+        lines = ["    n = np.int64(n)"] + self.own + self.pre
         for j, v in enumerate(outs[nc:nc + ne]):
             lines.append(f"    e{j} = np.empty((n,) + {tuple(v.shape)!r}, {_dt(v.dtype)})")
         lines.append("    for step in range(n):")
@@ -320,17 +347,14 @@ class _Writer:
         for j, v in enumerate(outs[nc:nc + ne]):
             src = self.names[v.name]
             lines.append(f"        e{j}[t] = {src}{'[0]' if not v.shape else ''}")
-        news = []
-        for v in outs[:nc]:
-            src = self.names[v.name]
-            news.append(src if src in self.fresh else f"{src}.copy()")
         if nc:
-            lines.append(f"        {', '.join(f'c{i}' for i in range(nc))}, = "
-                         f"({', '.join(news)},)")
+            lines.append("        " + self.new_carries(outs[:nc]))
         ret = [f"c{i}" for i in range(nc)] + [f"e{j}" for j in range(ne)]
+        params = (self.const_params + [f"ci{i}" for i in range(nc)]
+                  + [f"x{i}" for i in range(nx)] + ["n", "rev"])
         return _nb.module_source(
             "@numba.njit(cache=True, nogil=True, error_model=\"numpy\")\n"
-            f"def kernel({', '.join(self.params)}):\n" + "\n".join(lines)
+            f"def kernel({', '.join(params)}):\n" + "\n".join(lines)
             + f"\n    return ({''.join(r + ', ' for r in ret)})\n")
 
 
@@ -341,7 +365,85 @@ def loop_source(graph, nk, nc, nx, ne):
     for v in graph.invars:
         if v.weak or v.dtype not in _nb._KINDS + _I:
             raise Unsupported(f"an input of dtype {v.dtype}")
-    return _Writer(graph, nk, nc, nx).source(nc, ne)
+    return _Writer(graph, nk, nc, nx).source(nc, nx, ne)
+
+
+def while_source(cond, body, cn, bn):
+    """The source of a native ``while`` loop: ``kernel(*cond constants, *cond
+    invariants, *body constants, *body invariants, *values) -> values``, the graphs
+    ``cond`` (``cn`` invariants, then the values; one bool output) and ``body`` (``bn``
+    invariants, then the values; the next values); raises :class:`Unsupported`."""
+    nv = len(body.invars) - bn
+    if len(cond.invars) - cn != nv or len(cond.outvars) != 1 or len(body.outvars) != nv:
+        raise Unsupported("a while loop of this form")
+    for v in list(cond.invars) + list(body.invars):
+        if v.weak or v.dtype not in _nb._KINDS + _I:
+            raise Unsupported(f"an input of dtype {v.dtype}")
+    if cond.outvars[0].dtype != np.dtype(bool) or cond.outvars[0].shape:
+        raise Unsupported("a condition that is not one bool")
+    wc = _Writer(cond, cn, nv, 0, prefix="a")
+    wb = _Writer(body, bn, nv, 0, prefix="b")
+    wc.write()
+    wb.write()
+    lines = wc.own + wc.pre + wb.pre + ["    while True:"]
+    lines += ["        " + ln for ln in wc.body]
+    lines += [f"        if not {wc.names[cond.outvars[0].name]}[0]:", "            break"]
+    lines += ["        " + ln for ln in wb.body]
+    if nv:
+        lines.append("        " + wb.new_carries(body.outvars))
+    params = wc.const_params + wb.const_params + [f"ci{i}" for i in range(nv)]
+    ret = "".join(f"c{i}, " for i in range(nv))
+    return _nb.module_source(
+        "@numba.njit(cache=True, nogil=True, error_model=\"numpy\")\n"
+        f"def kernel({', '.join(params)}):\n" + "\n".join(lines) + f"\n    return ({ret})\n")
+
+
+def _as_arg(x, v):
+    x = np.ascontiguousarray(x, v.dtype)
+    return x if v.shape else x.reshape(1)
+
+
+class NativeWhile:
+    """The compiled ``while`` loop of a condition and a body graph:
+    ``loop(cond_invariants, body_invariants, values) -> values``."""
+
+    def __init__(self, cond, body, cn, bn):
+        self.source = while_source(cond, body, cn, bn)
+        self.cond_vars, self.body_vars = cond.invars[:cn], body.invars[:bn]
+        self.vars = body.invars[bn:]
+        self.consts = [[np.ascontiguousarray(x, v.dtype).reshape(_rshape(v))
+                        for v, x in g.consts] for g in (cond, body)]
+        shapes, dtypes = [], []
+        for cs, vs in zip(self.consts, (self.cond_vars, self.body_vars)):
+            shapes += [x.shape for x in cs] + [_rshape(v) for v in vs]
+            dtypes += [x.dtype for x in cs] + [v.dtype for v in vs]
+        shapes += [_rshape(v) for v in self.vars]
+        dtypes += [v.dtype for v in self.vars]
+        self.kernel = _nb.load_kernel(self.source, shapes, dtypes)
+
+    def __call__(self, cc, bc, vals):
+        args = (self.consts[0] + [_as_arg(x, v) for x, v in zip(cc, self.cond_vars)]
+                + self.consts[1] + [_as_arg(x, v) for x, v in zip(bc, self.body_vars)]
+                + [_as_arg(x, v) for x, v in zip(vals, self.vars)])
+        out = self.kernel(*args)
+        stats["runs"] += 1
+        return [o if v.shape else o.reshape(()) for o, v in zip(out, self.vars)]
+
+
+def start_while(cond, body, cn, bn):
+    """Begin compiling a native ``while`` loop in the background; a :class:`_Pending`,
+    or None when a graph holds an equation not written here."""
+    try:
+        while_source(cond, body, cn, bn)
+    except Unsupported:
+        return None
+    pending = _Pending()
+
+    def job():
+        pending.fn = NativeWhile(cond, body, cn, bn)
+        return True
+    pending.future = _nb.submit(job)
+    return pending
 
 
 class NativeLoop:
@@ -412,5 +514,13 @@ def _rewrite(e):
                list(e.invars), {}, list(e.outvars))
 
 
+def _rewrite_while(e):
+    if e.prim is not _cf.while_p:
+        return None
+    impl = functools.partial(_cf.while_native, **e.params)
+    return Eqn(Kernel("while[numba]", impl), list(e.invars), {}, list(e.outvars))
+
+
 _nb.register_rewrite(_rewrite)
-_cf.register_native_loops(start)
+_nb.register_rewrite(_rewrite_while)
+_cf.register_native_loops(start, start_while)

@@ -154,3 +154,19 @@ def test_control_flow_programs_called_again_on_numba_match_jax(numba, prog):
     # call on natively where the step allows it
     with funcgrad.config.override(jit_backend="numba"):
         test_control_flow.test_repeated_jitted_calls_against_jax(prog)
+
+
+def test_while_loops_run_natively(numba):
+    def f(x, tol):
+        def cond(c):
+            i, v = c
+            return (fnp.sum(v * v) > tol) & (i < 100)
+        def body(c):
+            i, v = c
+            return i + 1, fnp.tanh(v) * 0.9
+        return lax.while_loop(cond, body, (np.int64(0), x))
+    got = _check(f, np.linspace(-2, 2, 7), np.float64(1e-3))
+    assert got[0].dtype == np.int64 and got[0].shape == ()
+    # traced bounds: fori_loop is a while loop
+    _check(lambda n, x: lax.fori_loop(0, n, lambda i, v: v * 0.5 + fnp.sin(v), x),
+           np.int64(6), np.linspace(0, 1, 4))

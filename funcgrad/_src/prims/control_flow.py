@@ -648,14 +648,16 @@ def _loop_split(body, nk, nc, hist_keep, host, args, length):
 
 
 _native_loops = None       # numba_loops.start, registered by numba_loops.py
+_native_while = None       # numba_loops.start_while
 
 
-def register_native_loops(fn):
-    """Register ``fn(step_graph, n_invariants, n_carries, n_per_step, n_outputs)``,
-    which starts compiling a scan step's loop as one native function (an object whose
-    ``fn`` is the loop once ready), or returns None when it cannot."""
-    global _native_loops
-    _native_loops = fn
+def register_native_loops(scan_fn, while_fn):
+    """Register ``scan_fn(step_graph, n_invariants, n_carries, n_per_step, n_outputs)``,
+    which starts compiling a scan step's loop as one native function, and
+    ``while_fn(cond, body, cond_nconsts, body_nconsts)``, a while loop's: each returns
+    an object whose ``fn`` is the loop once ready, or None when it cannot."""
+    global _native_loops, _native_while
+    _native_loops, _native_while = scan_fn, while_fn
 
 
 def scan_native(*args, **params):
@@ -1186,11 +1188,29 @@ def fori_loop(lower, upper, body_fun, init_val, unroll=None):
 # while_loop
 
 
-def _while_impl(*args, cond, body, cond_nconsts, body_nconsts):
+def while_native(*args, **params):
+    """``while``'s implementation running its loop natively once compiled (the Numba
+    backend's form of a while equation, numba_loops.py)."""
+    return _while_impl(*args, native=True, **params)
+
+
+def _while_impl(*args, cond, body, cond_nconsts, body_nconsts, native=False):
     cc = args[:cond_nconsts]
     bc = args[cond_nconsts:cond_nconsts + body_nconsts]
     val = list(args[cond_nconsts + body_nconsts:])
     host = _host(args, cond, body)
+    if native and host and _native_while is not None:
+        cache = body.__dict__.setdefault("_derived", {})
+        key = ("native_while", id(cond), cond_nconsts, body_nconsts)
+        pending = cache.get(key)
+        if pending is None:
+            pending = cache[key] = _native_while(cond, body, cond_nconsts,
+                                                 body_nconsts) or False
+        if pending and pending.fn is not None:
+            try:
+                return pending.fn(cc, bc, val)
+            except TypeError:                       # values it was not compiled for
+                cache[key] = False
     crun, brun = graph_runner(cond, host), graph_runner(body, host)
     while crun(*cc, *val)[0]:
         val = brun(*bc, *val)
