@@ -72,9 +72,14 @@ A ``scan``'s loop runs as one native function when every equation of its step ca
 written in Numba (numba_loops.py: elementwise runs, small matrix products, transposes,
 reshapes, sums), through :func:`register_rewrite`.
 
+**Threads**: a kernel writes the rows ``lo:hi`` of its outputs' first (merged)
+dimension, so a big group's rows are cut into ranges run at once on the threads of the
+process's budget (threads.py: ``num_threads``, adapting to a busy machine; one thread
+inside a row split, which already keeps every thread busy), when each range gets at
+least ``threads.MIN_CHUNK_WORK`` element-operations. The kernels hold no GIL.
+
 Not done yet: reductions closing a group at the top level (NumPy's pairwise summation
-order would have to be reproduced to keep results equal), ``while_loop``/``cond``
-bodies, parallel loops drawing on the thread budget.
+order would have to be reproduced to keep results equal), ``cond`` inside native loops.
 """
 from __future__ import annotations
 
@@ -91,6 +96,7 @@ from concurrent.futures import Future
 import numpy as np
 
 from . import fusion
+from . import threads as _threads
 from .errors import FuncgradError, FuncgradValueError
 from .ir import Eqn, Graph, Literal, Var
 
@@ -419,7 +425,9 @@ def _compact_const(x, shape):
 def kernel_source(run, ins, in_shapes, outs):
     """Source of the Numba function computing the group ``run`` over inputs of
     ``in_shapes`` (as the loop reads them), and the merged loop shape and per-input
-    shapes. The function returns a tuple of the outputs ``outs`` in the merged shape."""
+    shapes. The function, ``kernel(*inputs, *outputs, lo, hi)``, writes the outputs
+    ``outs`` (arrays of the merged shape) for the indices ``lo:hi`` of its first
+    dimension (so that threads can each take a range)."""
     shape = outs[0].shape if outs else run[-1].outvars[0].shape
     loop, per_input = _layout(shape, in_shapes)
     nd = len(loop)
@@ -429,10 +437,6 @@ def kernel_source(run, ins, in_shapes, outs):
         src = next((i for i, s in enumerate(per_input) if s[k] == loop[k] != 1), None)
         size = f"a{src}.shape[{k}]" if src is not None else str(loop[k])
         lines.append(f"    n{k} = {size}")
-    shape_src = "(" + "".join(f"n{k}, " for k in range(nd)) + ")"
-    for j, o in enumerate(outs):
-        dt = o.dtype.name if o.dtype != _B else "bool_"
-        lines.append(f"    r{j} = np.empty({shape_src}, np.{dt})")
     body, pre = [], []
     names = {}
     for i, (v, s) in enumerate(zip(ins, per_input)):
@@ -462,14 +466,14 @@ def kernel_source(run, ins, in_shapes, outs):
     lines.extend(pre)
     indent = "    "
     for k in range(nd):
-        lines.append(f"{indent}for i{k} in range(n{k}):")
+        lines.append(f"{indent}for i{k} in range({'lo, hi' if k == 0 else f'n{k}'}):")
         indent += "    "
     lines.extend(indent + b for b in body)
-    ret = "".join(f"r{j}, " for j in range(len(outs)))
+    params = [f"a{i}" for i in range(len(ins))] + [f"r{j}" for j in range(len(outs))]
     src = module_source(
         "@numba.njit(cache=True, nogil=True, error_model=\"numpy\")\n"
-        f"def kernel({', '.join(f'a{i}' for i in range(len(ins)))}):\n"
-        + "\n".join(lines) + f"\n    return ({ret})\n")
+        f"def kernel({', '.join(params + ['lo', 'hi'])}):\n"
+        + "\n".join(lines) + "\n    return 0\n")
     return src, loop, per_input
 
 
@@ -481,20 +485,23 @@ _loaded = {}          # (path, signature) -> dispatcher
 _load_lock = threading.Lock()
 
 
-def _signature(in_shapes, in_dtypes, scalars=()):
+def _signature(in_shapes, in_dtypes, scalars=(), outputs=()):
     from numba import from_dtype, types
-    return tuple(types.Array(from_dtype(dt), len(s), "C", readonly=True)
-                 for s, dt in zip(in_shapes, in_dtypes)) + tuple(
-                     getattr(types, t) for t in scalars)
+    return (tuple(types.Array(from_dtype(dt), len(s), "C", readonly=True)
+                  for s, dt in zip(in_shapes, in_dtypes))
+            + tuple(types.Array(from_dtype(np.dtype(dt)), nd, "C") for nd, dt in outputs)
+            + tuple(getattr(types, t) for t in scalars))
 
 
-def load_kernel(src, in_shapes, in_dtypes, scalars=()):
+def load_kernel(src, in_shapes, in_dtypes, scalars=(), outputs=()):
     """The Numba dispatcher of ``src`` compiled for C-contiguous inputs of those
-    dimensions and dtypes (read-only or not), then arguments of the Numba scalar types
-    named in ``scalars`` (``"int64"``...), loaded from the disk cache when it holds it;
+    dimensions and dtypes (read-only or not), then writable C-contiguous arrays of the
+    ``(ndim, dtype)`` in ``outputs``, then arguments of the Numba scalar types named in
+    ``scalars`` (``"int64"``...), loaded from the disk cache when it holds it;
     compiling further signatures is disabled (other arguments raise TypeError)."""
     import numba
     sig_key = ";".join([f"{np.dtype(d).name}[{len(s)}]" for s, d in zip(in_shapes, in_dtypes)]
+                       + [f"out {np.dtype(d).name}[{nd}]" for nd, d in outputs]
                        + list(scalars))
     h = hashlib.sha256("\n".join((_VERSION, numba.__version__, sig_key, src)).encode())
     name = "fgk_" + h.hexdigest()[:24]
@@ -530,7 +537,7 @@ def load_kernel(src, in_shapes, in_dtypes, scalars=()):
                 del sys.modules[modname]
                 raise
         kern = module.kernel
-        sig = _signature(in_shapes, in_dtypes, scalars)
+        sig = _signature(in_shapes, in_dtypes, scalars, outputs)
         kern.compile(sig)
         hits = sum(kern.stats.cache_hits.values())
         stats["loaded" if hits else "compiled"] += 1
@@ -574,7 +581,9 @@ class _NumbaGroup:
         self.kernel = None
 
     def load(self):
-        self.kernel = load_kernel(self.source, self.per_input, self.in_dtypes)
+        self.kernel = load_kernel(self.source, self.per_input, self.in_dtypes,
+                                  ("int64", "int64"),
+                                  [(len(self.loop), o.dtype) for o in self.outs])
 
     def eqn(self):
         """The equation standing for the group, calling the loaded kernel."""
@@ -587,11 +596,18 @@ class _NumbaGroup:
                 continue
             params.append(f"a{i}")
             args.append(f"a{i}" if v.shape == s else f"a{i}.reshape({s!r})")
-        rets = []
+        rets, allocs = [], []
         for j, o in enumerate(self.outs):
-            rets.append(f"r[{j}]" if o.shape == self.loop else f"r[{j}].reshape({o.shape!r})")
-        src = (f"def group({', '.join(params)}):\n"
-               f"    try:\n        r = kernel({', '.join(args)})\n"
+            ns[f"d{j}"] = o.dtype
+            allocs.append(f"    r{j} = empty({self.loop!r}, d{j})\n")
+            rets.append(f"r{j}" if o.shape == self.loop else f"r{j}.reshape({o.shape!r})")
+        ns["empty"] = np.empty
+        ns["run"] = _run_chunks
+        rows = self.loop[0]
+        work = math.prod(self.loop[1:]) * len(self.run)
+        every = "".join(f"{a}, " for a in args + [f"r{j}" for j in range(len(self.outs))])
+        src = (f"def group({', '.join(params)}):\n" + "".join(allocs)
+               + f"    try:\n        run(kernel, ({every}), {rows}, {work})\n"
                f"    except TypeError:\n        return fallback({', '.join(params)})\n"
                f"    return {'(' + ', '.join(rets) + ',)' if rets else '()'}\n")
         exec(compile(src, f"<funcgrad.jit numba group {self.number}>", "exec"), ns)
@@ -600,6 +616,18 @@ class _NumbaGroup:
         name = f"numba[{'+'.join(e.prim.name for e in self.run)}]"
         return Eqn(fusion.Kernel(name, fn), [v for v in self.args if v is not None],
                    {}, self.outs)
+
+
+def _run_chunks(kernel, args, rows, work):
+    """``kernel(*args, 0, rows)``, its rows cut into ranges run on the threads of the
+    process's budget (threads.py) when each gets enough work (``work`` per row: the
+    elements of a row times the equations of the group); one thread inside a split."""
+    k = _threads.chunks(rows, work)
+    if k <= 1:
+        kernel(*args, 0, rows)
+        return
+    _threads.map_bounds(lambda a, b: kernel(*args, a, b),
+                        [(j * rows // k, (j + 1) * rows // k) for j in range(k)])
 
 
 def plan(graph):

@@ -364,3 +364,29 @@ def _numba_equals_replay(prog):
 
 def test_float64_random_programs_equal_the_replay_bit_for_bit(numba):
     _numba_equals_replay()
+
+
+def test_big_groups_run_on_the_threads_of_the_budget(numba, monkeypatch):
+    from funcgrad._src import threads
+    calls = []
+    real = threads.map_bounds
+
+    def spy(fn, bounds, flatten=False):
+        calls.append(list(bounds))
+        return real(fn, bounds, flatten)
+    monkeypatch.setattr(threads, "map_bounds", spy)
+
+    def f(x, y):
+        return fnp.sin(x) * y + 0.5 * x - y / 3.0
+    x = np.linspace(-3, 3, 1 << 17).reshape(512, 256)
+    y = np.cos(x[:1])                       # broadcast along the split dimension
+    with funcgrad.config.override(num_threads=2, adaptive_threads=False):
+        want, got = _replay_and_numba(f, x, y)
+    np.testing.assert_array_equal(_bits(got), _bits(want))
+    assert calls and calls[-1] == [(0, 256), (256, 512)]
+    jb = funcgrad.jit(f, backend="numba")
+    jb(x, y)
+    with funcgrad.config.override(num_threads=1):
+        n = len(calls)
+        np.testing.assert_array_equal(_bits(jb(x, y)), _bits(want))
+        assert len(calls) == n                 # one thread: no split
