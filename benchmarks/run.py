@@ -256,6 +256,15 @@ def bench_w6():
             np.testing.assert_allclose(u, v, rtol=1e-9, atol=1e-12)
     rows["funcgrad lax.scan grad"] = best_time(lambda: gs(W_h, W_x))
     rows["funcgrad lax.scan jit(grad)"] = best_time(lambda: gsj(W_h, W_x))
+    from funcgrad._src import numba_backend
+    if numba_backend.available():        # the scan loops as native functions
+        gsn = funcgrad.jit(gs, backend="numba")
+        for _ in range(3):               # the loops split at the second call, compile then
+            gsn(W_h, W_x)
+            gsn.lower(W_h, W_x).compile(wait=True)
+        for u, v in zip(gsn(W_h, W_x), want):
+            np.testing.assert_allclose(u, v, rtol=1e-9, atol=1e-12)
+        rows["funcgrad lax.scan jit(grad) numba"] = best_time(lambda: gsn(W_h, W_x))
     if torch is not None:
         a = torch.tensor(W_h, requires_grad=True)
         b = torch.tensor(W_x, requires_grad=True)
@@ -612,6 +621,11 @@ def write_results(results):
             lines.append("- funcgrad lax.scan jit(grad) / PyTorch eager: **" + _ratio(
                 rows, "funcgrad lax.scan jit(grad)", "PyTorch eager backward")
                 + "** (target ≤ 0.4×)")
+            if "funcgrad lax.scan jit(grad) numba" in rows:
+                lines.append("- funcgrad lax.scan jit(grad), numba backend / JAX jit grad "
+                             "(lax.scan): **" + _ratio(
+                                 rows, "funcgrad lax.scan jit(grad) numba",
+                                 "JAX jit grad, lax.scan") + "** (issue 20's target ≤ 2×)")
         if name == "W4":
             lines.append("- funcgrad hessian / torch.func.hessian: **" + _ratio(
                 rows, "funcgrad hessian (eager)", "PyTorch torch.func.hessian (eager)")
