@@ -12,8 +12,9 @@ taken w.r.t. the MLP's parameter pytree. Default sizes: hidden 50 (torchdiffeq's
 ode_demo), a batch of 64 initial states, 100 RK4 steps of 0.025 (t in [0, 2.5]), float64.
 
 The time loop is ``funcgrad.lax.scan`` (JAX: ``jax.lax.scan``); autograd and PyTorch,
-which have no scan, run it as a Python loop. Variants, timed in interleaved rounds (the
-best of each round; the best over rounds is reported, and the ratios per round):
+which have no scan, run it as a Python loop. Variants, timed in rounds (a round times the
+variants in turn, 3 times over, keeping each one's best; the best over rounds is
+reported, and the ratios per round, median and range):
 
 - autograd ``grad``; funcgrad eager ``grad``;
 - ``funcgrad.jit(grad)`` with ``backend="numpy"`` and ``backend="numba"`` (the latter
@@ -161,27 +162,58 @@ def main(argv=None):
     args = ap.parse_args(argv)
     backends = ("numpy",) if args.no_numba or not _has_numba() else ("numpy", "numba")
     work = variants(args.batch, args.hidden, args.steps, args.dt, backends)
-    t0 = time.perf_counter()
-    for name, (f, a) in work.items():       # first calls: tracing, loop splitting
+    first = {}
+    for name, (f, a) in work.items():       # first calls: tracing, compiling, loop splitting
+        t0 = time.perf_counter()
         f(*a)
+        first[name] = time.perf_counter() - t0
         f(*a)
-    first = time.perf_counter() - t0
     t0 = time.perf_counter()
     for name, (f, a) in work.items():
         if name.endswith("numba"):
             f.lower(*a).compile(wait=True)
     print(f"sizes: state dim 2, hidden {args.hidden}, batch {args.batch}, {args.steps} RK4 "
           f"steps of {args.dt}, float64; threads {run.THREADS}")
-    print(f"first two calls of every variant: {first:.2f} s; waiting for the Numba kernels: "
-          f"{time.perf_counter() - t0:.2f} s")
+    print("first call (tracing, compiling): " +
+          ", ".join(f"{k} {v:.2f} s" for k, v in first.items()))
+    print(f"then waiting for the Numba kernels: {time.perf_counter() - t0:.2f} s")
     worst = check(work)
     print("largest relative difference to funcgrad eager's gradient: " +
           ", ".join(f"{k} {v:.1e}" for k, v in worst.items()))
-    times = {name: [] for name in work}
-    for _ in range(args.rounds):
-        for name, (f, a) in work.items():
-            times[name].append(run.best_time(lambda: f(*a), repeat=3, min_time=args.min_time))
+    load0 = os.getloadavg()[0]
+    times = interleaved(work, args.rounds, args.min_time)
+    args.load = (load0, os.getloadavg()[0])
     report(times, args)
+
+
+def interleaved(work, rounds, min_time, repeat=3):
+    """name -> per-round best seconds per call. Each variant first gets a call count
+    whose timing lasts about ``min_time / repeat``; a round times every variant in turn,
+    ``repeat`` times over, so that a busy machine slows them alike within a round."""
+    number = {}
+    for name, (f, a) in work.items():
+        n = 1
+        while True:
+            t0 = time.perf_counter()
+            for _ in range(n):
+                f(*a)
+            if time.perf_counter() - t0 >= min_time / repeat or n > 10000:
+                break
+            n *= 2
+        number[name] = n
+    times = {name: [] for name in work}
+    for _ in range(rounds):
+        best = dict.fromkeys(work, float("inf"))
+        for _ in range(repeat):
+            for name, (f, a) in work.items():
+                n = number[name]
+                t0 = time.perf_counter()
+                for _ in range(n):
+                    f(*a)
+                best[name] = min(best[name], (time.perf_counter() - t0) / n)
+        for name in work:
+            times[name].append(best[name])
+    return times
 
 
 def _has_numba():
@@ -237,8 +269,10 @@ def report(times, args):
         f"- gradient of a neural ODE's trajectory loss w.r.t. its MLP (2-{args.hidden}-2, "
         f"tanh), RK4 with {args.steps} steps of {args.dt} from {args.batch} initial states, "
         f"float64; the time loop is `lax.scan` (autograd and PyTorch: a Python loop); ratios "
-        f"per round, median and range over {args.rounds} interleaved rounds (each the best "
-        f"of 3 timings); every gradient matches funcgrad eager's to 1e-9; "
+        f"per round, median and range over {args.rounds} rounds (a round times the variants in "
+        f"turn, 3 times over, and keeps each one's best); load average "
+        f"{args.load[0]:.1f} before, {args.load[1]:.1f} after, on {os.cpu_count()} cores; "
+        f"every gradient matches funcgrad eager's to 1e-9; "
         f"`python benchmarks/bench_science.py --write`")
     print("\n" + "\n".join(lines))
 
