@@ -97,7 +97,7 @@ def problem(batch, hidden, steps, dt, seed=0):
     return params, y0, np.stack(target)
 
 
-def variants(batch, hidden, steps, dt, backends=("numpy", "numba")):
+def variants(batch, hidden, steps, dt, backends=("numpy", "numba"), with_torch=True):
     """name -> (grad function of (params, y0, target), its arguments)."""
     params, y0, target = problem(batch, hidden, steps, dt)
     out = {}
@@ -117,7 +117,7 @@ def variants(batch, hidden, steps, dt, backends=("numpy", "numba")):
             jnp, lambda f, c, n: jax.lax.scan(f, c, length=n), steps, dt)))
         jargs = jax.tree_util.tree_map(jnp.asarray, (params, y0, target))
         out["JAX jit(grad)"] = (lambda *a: jax.block_until_ready(gj(*a)), jargs)
-    if torch is not None:
+    if torch is not None and with_torch:
         tloss = make_loss(torch, lambda f, c, n: python_scan(f, c, n, torch.stack), steps, dt)
         tp = {k: torch.tensor(v, requires_grad=True) for k, v in params.items()}
         targs = (tp, torch.tensor(y0), torch.tensor(target))
@@ -157,11 +157,13 @@ def main(argv=None):
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--min-time", type=float, default=0.2, help="seconds per timing")
     ap.add_argument("--no-numba", action="store_true")
+    ap.add_argument("--no-torch", action="store_true", help="leave PyTorch eager out")
     ap.add_argument("--write", action="store_true",
                     help="print the section '## scientific workload: neural ODE'")
     args = ap.parse_args(argv)
     backends = ("numpy",) if args.no_numba or not _has_numba() else ("numpy", "numba")
-    work = variants(args.batch, args.hidden, args.steps, args.dt, backends)
+    work = variants(args.batch, args.hidden, args.steps, args.dt, backends,
+                    not args.no_torch)
     first = {}
     for name, (f, a) in work.items():       # first calls: tracing, compiling, loop splitting
         t0 = time.perf_counter()
