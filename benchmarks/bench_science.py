@@ -19,7 +19,7 @@ reported, and the ratios per round, median and range):
 - autograd ``grad``; funcgrad eager ``grad``;
 - ``funcgrad.jit(grad)`` with ``backend="numpy"`` and ``backend="numba"`` (the latter
   after ``.lower(...).compile(wait=True)``);
-- ``jax.jit(jax.grad)``; PyTorch eager (``loss.backward()``).
+- ``jax.jit(jax.grad)``; PyTorch eager (``loss.backward()``, one thread).
 
 Every gradient is checked against funcgrad eager's (rtol 1e-9) before timing. Peers that
 are not installed are skipped. ``--write`` prints a markdown section for RESULTS.md (it
@@ -44,6 +44,11 @@ import funcgrad  # noqa: E402
 import funcgrad.numpy as fnp  # noqa: E402
 
 jax, autograd, torch = run.jax, run.autograd, run.torch
+if torch is not None:
+    # (run.py gives it run.THREADS) its operations here are far too small for intra-op
+    # threads, which on a shared machine only spin: times of 70 ms and of 1 s alternated,
+    # and the spinning slowed the variant timed next
+    torch.set_num_threads(1)
 
 # the cubic spiral that makes the target trajectories (autograd's ode_net uses this kind)
 SPIRAL = np.array([[-0.1, 2.0], [-2.0, -0.1]])
