@@ -39,7 +39,7 @@ sys.path.insert(0, HERE)
 
 import numpy as np  # noqa: E402
 
-import run  # noqa: E402  (benchmarks/run.py: peers, thread pinning, best_time)
+import run  # noqa: E402  (benchmarks/run.py: the peers, thread pinning)
 import funcgrad  # noqa: E402
 import funcgrad.numpy as fnp  # noqa: E402
 
