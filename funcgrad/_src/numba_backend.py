@@ -35,6 +35,7 @@ What it does, for a graph jit compiled on NumPy arrays:
   ``cbrt``                                             0         1 ulp
   ``exp``                                              0         2 ulp
   ``log``                                              0         NumPy
+  ``sigmoid`` (funcgrad's primitive, same steps)       0         NumPy
   ``tanh`` (our own, :func:`_tanh_source`)            1 ulp     1 ulp
   ==================================================  ========  ========
 
@@ -233,7 +234,10 @@ del _n
 _VIA_FLOAT64 = ("tanh",)
 # (ufunc, loop dtype) left to NumPy: no method found here stays within 2 ulp of NumPy's
 # own SIMD version (measured with benchmarks/numba_ulp.py; see the docstring)
-_UNFAITHFUL = {("log", np.dtype(np.float32))}
+_UNFAITHFUL = {("log", np.dtype(np.float32)),
+               # funcgrad's float32 sigmoid is itself 3 ulp from the correctly rounded
+               # value (its float32 exp): nothing accurate comes within 2 ulp of it
+               ("sigmoid", np.dtype(np.float32))}
 # tanh is our own (the C library's was 3 ulp from NumPy's SIMD tanh): see _tanh_source
 _EXPR["tanh"] = "_tanh64({0})"
 
@@ -270,18 +274,32 @@ def _tanh_source(terms=26, small=0.7):
             "    return y if x >= 0 else -y\n")
 
 
-_HELPERS = {"_tanh64": None}
+def _sigmoid_source(dt):
+    """Source of ``_sigmoid_<dt>(x)``: funcgrad's sigmoid (prims/elementwise.py) step for
+    step in ``dt``: ``e = exp(-|x|)``, ``d = 1 + e``, ``1/d`` for ``x >= 0`` else
+    ``e/d`` (float64: bit-identical; float32: as its ``exp``, see the table)."""
+    return ("@numba.njit(cache=True, nogil=True, error_model=\"numpy\")\n"
+            f"def _sigmoid_{dt}(x):\n"
+            f"    e = np.exp(-np.absolute(x))\n"
+            f"    d = np.{dt}(1) + e\n"
+            f"    return np.{dt}(1) / d if x >= 0 else e / d\n")
+
+
+# helper functions a kernel may call, written into its module when it does
+_HELPERS = {"_tanh64": _tanh_source, "_sigmoid_float64": lambda: _sigmoid_source("float64"),
+            "_sigmoid_float32": lambda: _sigmoid_source("float32")}
+_helper_source = {}
 
 
 def module_source(body):
     """A generated module: the imports, the helper functions ``body`` calls, then
     ``body`` (the ``kernel`` function's source)."""
     parts = ["import numpy as np\nimport numba\n\n\n"]
-    for name in _HELPERS:
+    for name, make in _HELPERS.items():
         if name + "(" in body:
-            if _HELPERS[name] is None:
-                _HELPERS[name] = _tanh_source()
-            parts.append(_HELPERS[name] + "\n\n")
+            if name not in _helper_source:
+                _helper_source[name] = make()
+            parts.append(_helper_source[name] + "\n\n")
     return "".join(parts) + body
 
 
@@ -323,8 +341,11 @@ def _typing(e):
             else None
     if e.params:
         return None
-    if name == "relu":
-        return ([o.dtype], o.dtype) if len(args) == 1 and o.dtype in _F else None
+    if name in ("relu", "sigmoid"):
+        if len(args) != 1 or args[0] != o.dtype or o.dtype not in _F \
+                or (name, o.dtype) in _UNFAITHFUL:
+            return None
+        return [o.dtype], o.dtype
     if name == "where":
         if len(args) != 3:
             return None
@@ -368,6 +389,8 @@ def _element_code(e, operand):
         return _cast(ops[0], out)
     if name == "relu":
         return _cast(f"({ops[0]} if {ops[0]} > 0 or {ops[0]} != {ops[0]} else 0)", out)
+    if name == "sigmoid":
+        return f"_sigmoid_{out.name}({ops[0]})"
     if name == "where":
         c = e.invars[0]
         cond = ops[0] if isinstance(c, Var) and c.dtype == _B else f"{ops[0]} != 0"

@@ -17,7 +17,14 @@ What a step may hold (anything else keeps the step-by-step replay):
 * ``matmul`` of 1-d and 2-d float operands of one dtype (``np.dot``: BLAS through
   SciPy's, as Numba calls it);
 * ``transpose`` (a view), ``reshape``, ``concatenate``;
-* ``sum`` of floats over any axes (a plain loop).
+* ``x[idx]`` (a view) and ``x.at[idx].add/set(v)`` for indices of integers and slices
+  (an LSTM's gates, sliced apart and their cotangents put back);
+* ``sum`` of floats over any axes (a plain loop);
+* integer and bool arithmetic, comparisons and bitwise operations (counters, a
+  ``while_loop``'s condition).
+
+``while_loop`` (and ``fori_loop`` with traced bounds) runs as one native ``while``
+when its condition and body are made of the same.
 
 Exactness: the elementwise operations are those of numba_backend.py, with its bounds.
 Products go to BLAS like NumPy's (other kernels may sum in another order: a few ulp),
@@ -273,8 +280,45 @@ class _Writer:
             self.body.append(f"{t} = np.concatenate(({parts},), axis={axis % len(o.shape)})")
         elif name == "sum":
             self._sum(e)
+        elif name in ("getitem", "scatter"):
+            self._index(e)
         else:
             raise Unsupported(name)
+
+    def _index(self, e):
+        """``x[idx]`` (a view) and ``x.at[idx].add/set(v)`` (a copy updated in place)
+        for indices of integers and slices only."""
+        index = e.params["index"]
+        x = e.invars[0]
+        o = e.outvars[0]
+        n_in = 1 if e.prim.name == "getitem" else 2
+        if (not isinstance(x, Var) or not x.shape or len(e.invars) != n_in
+                or any(not (isinstance(i, int) or (isinstance(i, tuple) and i[:1] == ("slice",)))
+                       for i in index)):
+            raise Unsupported("an index of arrays, None or Ellipsis")
+        at = ", ".join(str(i) if isinstance(i, int) else ":".join(
+            "" if b is None else str(b) for b in i[1:]) for i in index)
+        src = self._ref(x)
+        region = np.empty(x.shape, np.bool_)[tuple(
+            i if isinstance(i, int) else slice(*i[1:]) for i in index)].shape
+        if e.prim.name == "getitem":
+            if o.shape:
+                self._new(o, "A", fresh=False)
+                self.body.append(f"{self.names[o.name]} = {src}[{at}]")
+            else:
+                t = self._new(o)
+                self.body.append(f"{t} = np.empty(1, {_dt(o.dtype)})")
+                self.body.append(f"{t}[0] = {src}[{at}]")
+            return
+        v = e.invars[1]
+        mode = e.params.get("mode")
+        if (mode not in ("add", "set") or not isinstance(v, Var) or v.dtype != x.dtype
+                or o.dtype != x.dtype or (v.shape and tuple(v.shape) != region)):
+            raise Unsupported("a scatter of this form")
+        t = self._new(o)
+        self.body.append(f"{t} = {src}.copy()")
+        val = self._ref(v) + ("[0]" if not v.shape else "")
+        self.body.append(f"{t}[{at}] {'+=' if mode == 'add' else '='} {val}")
 
     def _sum(self, e):
         x, = e.invars

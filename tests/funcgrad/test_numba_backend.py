@@ -390,3 +390,15 @@ def test_big_groups_run_on_the_threads_of_the_budget(numba, monkeypatch):
         n = len(calls)
         np.testing.assert_array_equal(_bits(jb(x, y)), _bits(want))
         assert len(calls) == n                 # one thread: no split
+
+
+def test_sigmoid_fuses_in_float64_bit_for_bit_and_float32_is_left_to_numpy(numba):
+    import funcgrad.nn as fnn
+    rng = np.random.default_rng(3)
+    x = np.concatenate([rng.normal(size=4000) * 5, [0.0, -0.0, np.inf, -np.inf, np.nan,
+                                                    100.0, -100.0, 1e-300, -800.0]])
+    f = lambda x: fnn.sigmoid(x * 2.0) * 3.0      # noqa: E731
+    want, got = _replay_and_numba(f, x)
+    np.testing.assert_array_equal(_bits(got), _bits(want))
+    g = funcgrad.make_graph(f)(x.astype(np.float32))
+    assert [e.prim.name for e in g.eqns if nb.fusible(e)] == ["multiply", "multiply"]

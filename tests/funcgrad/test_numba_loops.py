@@ -31,7 +31,7 @@ def _check(f, *args, native=True, rtol=1e-12):
     before = nl.stats["runs"]
     got = jb(*args)
     ran = nl.stats["runs"] > before
-    assert ran == native, f"native loop ran: {ran}"
+    assert native is None or ran == native, f"native loop ran: {ran}"
     flat_w, _ = funcgrad.tree_util.tree_flatten(want)
     flat_g, _ = funcgrad.tree_util.tree_flatten(got)
     for g, w in zip(flat_g, flat_w):
@@ -91,8 +91,7 @@ def test_reshape_transpose_concatenate_and_matrix_vector_products(numba):
             c = fnp.tanh(A @ c + fnp.reshape(t, (4,)))          # matrix @ vector
             return c, c @ c                                     # vector @ vector: 0-d
         return lax.scan(step, fnp.ones(4), xs)
-    # c[:0] is an empty slice: not written natively, so this step keeps the replay
-    _check(f, A, RNG.normal(size=(6, 4)), native=False)
+    _check(f, A, RNG.normal(size=(6, 4)))               # (an empty slice, c[:0])
 
     def g(A, xs):
         def step(c, x):
@@ -170,3 +169,32 @@ def test_while_loops_run_natively(numba):
     # traced bounds: fori_loop is a while loop
     _check(lambda n, x: lax.fori_loop(0, n, lambda i, v: v * 0.5 + fnp.sin(v), x),
            np.int64(6), np.linspace(0, 1, 4))
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_lstm_steps_slice_gates_and_scatter_their_cotangents(numba, dtype):
+    # an LSTM cell as funcgrad_nn writes it: one product for the four gates, sliced
+    # apart; its reverse step adds the gates' cotangents into slices of zeros
+    import funcgrad.nn as fnn
+    rng = np.random.default_rng(5)
+    H = 4
+    Wt = (rng.normal(size=(H, 4 * H)) * 0.5).astype(dtype)
+    xs = rng.normal(size=(6, 3, 4 * H)).astype(dtype)
+
+    def f(Wt, xs):
+        def step(c, x):
+            h, cell = c
+            z = h @ Wt + x
+            i, fg, g, o = (fnn.sigmoid(z[:, :H]), fnn.sigmoid(z[:, H:2 * H]),
+                           fnp.tanh(z[:, 2 * H:3 * H]), fnn.sigmoid(z[:, 3 * H:]))
+            cell = fg * cell + i * g
+            h = o * fnp.tanh(cell)
+            return (h, cell), h[0, 1]
+        (h, cell), ys = lax.scan(step, (fnp.zeros((3, H), dtype), fnp.zeros((3, H), dtype)), xs)
+        return (h ** 2).sum() + cell.sum() + ys.sum()
+    g = funcgrad.grad(f)
+    # float32 sigmoid is left to NumPy (3 ulp from what Numba can compute): its forward
+    # loop keeps the replay (the reverse one, without sigmoid, may not)
+    native = dtype == np.float64
+    _check(f, Wt, xs, native=native, rtol=1e-12 if native else 1e-5)
+    _check(g, Wt, xs, native=True if native else None, rtol=1e-12 if native else 1e-5)
