@@ -153,6 +153,37 @@ def _operand_key(v):
     return ("lit", type(v.value), repr(v.value))
 
 
+def scalar_consts(graph):
+    """Pass: a constant that is one number broadcast (a stride-0 NumPy view: the
+    cotangent seed of a ``mean`` or a ``sum`` under ``grad``) read by an ``elementwise``
+    equation whose other operand already has the output's shape and dtype becomes that
+    number, a literal: one array read less, and :func:`fold_scales` can fold it (the
+    gradient of ``mean(x**2)`` is then one product, ``x * (2/n)``, not two passes)."""
+    uniform = {}
+    for v, x in graph.consts:
+        if (type(x) is np.ndarray and x.size > 1 and x.dtype.kind == "f"
+                and not any(x.strides)):
+            val = x.reshape(-1)[0].item()
+            if math.isfinite(val):
+                uniform[v.name] = val
+    if not uniform:
+        return graph
+    eqns = []
+    for e in graph.eqns:
+        if e.prim.elementwise and len(e.invars) == 2 and len(e.outvars) == 1:
+            o, ins = e.outvars[0], list(e.invars)
+            for k in (0, 1):
+                x, other = ins[k], ins[1 - k]
+                if (isinstance(x, Var) and x.name in uniform and isinstance(other, Var)
+                        and not other.weak and other.shape == o.shape
+                        and other.dtype == o.dtype):
+                    ins[k] = Literal(uniform[x.name])
+                    e = Eqn(e.prim, ins, e.params, e.outvars)
+                    break
+        eqns.append(e)
+    return _rebuilt(graph, eqns, graph.outvars)
+
+
 def fold_scales(graph):
     """Pass: negations and scalar factors folded into neighbouring products (see
     :func:`_fold_scales`)."""
@@ -184,6 +215,7 @@ PASSES = [
     ("inline_calls", inline_calls),
     ("remove_noops", remove_noops),
     ("cse", cse),
+    ("scalar_consts", scalar_consts),
     ("fold_scales", fold_scales),
     ("dead_code", dead_code),
 ]

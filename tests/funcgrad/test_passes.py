@@ -354,3 +354,28 @@ def test_declared_properties_hold():
     assert s.reduction and s.linear_in == ((0,),)
     a = primitive_named("true_divide")
     np.testing.assert_allclose(a.impl(X, 2.0 * (X + 3)), a.impl(X, X + 3) / 2.0)
+
+
+def test_scalar_consts():
+    a, b, c, d = v("a"), v("b"), v("c"), v("d")
+    k = Var("k", (3,), F)
+    seed = np.broadcast_to(np.float64(0.25), (3,))            # one number, stride 0
+    g = Graph([a], [(k, seed)], [eq("multiply", [k, a], [b]), eq("multiply", [b, Literal(2.0)], [c]),
+                                 eq("add", [c, k], [d])], [d])
+    new = compiler.scalar_consts(g)
+    assert [type(x).__name__ for x in new.eqns[0].invars] == ["Literal", "Var"]
+    assert isinstance(new.eqns[2].invars[1], Literal)
+    _same(g, new, X)
+    # not an array of several values, not where the constant sets the output's shape or
+    # dtype
+    k2 = Var("k2", (2, 3), F)
+    g2 = Graph([a], [(k, np.arange(3.0)), (k2, np.broadcast_to(0.5, (2, 3)))],
+               [eq("multiply", [k, a], [b]), eq("multiply", [k2, b], [Var("e", (2, 3), F)])],
+               [Var("e", (2, 3), F)])
+    new = compiler.scalar_consts(g2)
+    assert all(isinstance(x, Var) for e in new.eqns for x in e.invars)
+    # the gradient of a mean is one product
+    low = funcgrad.jit(funcgrad.grad(lambda x: fnp.mean(x ** 2))).lower(np.ones((4, 5)))
+    assert [e.prim.name for e in low.eqns] == ["multiply"] and not low.consts
+    np.testing.assert_allclose(low.compile()(np.arange(20.0).reshape(4, 5)),
+                               np.arange(20.0).reshape(4, 5) * 2 / 20)
