@@ -32,20 +32,20 @@ def _gates(x_proj, h, w_hh, b_hh):
 def _rnn_step(mode, nonlinearity, x_proj, h, c, w_hh, b_hh, hs):
     """One recurrent step; returns (h, c). Gate orders are PyTorch's."""
     if mode == "LSTM":
-        g = _gates(x_proj, h, w_hh, b_hh)
-        i = F.sigmoid(g[..., 0:hs])
-        f = F.sigmoid(g[..., hs:2 * hs])
-        gg = fnp.tanh(g[..., 2 * hs:3 * hs])
-        o = F.sigmoid(g[..., 3 * hs:4 * hs])
+        # one split, not four slices: the gates' cotangent is then one concatenate
+        i, f, gg, o = fnp.split(_gates(x_proj, h, w_hh, b_hh), 4, axis=-1)
+        i, f, gg, o = F.sigmoid(i), F.sigmoid(f), fnp.tanh(gg), F.sigmoid(o)
         c = f * c + i * gg
         return o * fnp.tanh(c), c
     if mode == "GRU":
         gh = fnp.matmul(h, fnp.transpose(w_hh))
         if b_hh is not None:
             gh = gh + b_hh
-        r = F.sigmoid(x_proj[..., 0:hs] + gh[..., 0:hs])
-        z = F.sigmoid(x_proj[..., hs:2 * hs] + gh[..., hs:2 * hs])
-        n = fnp.tanh(x_proj[..., 2 * hs:] + r * gh[..., 2 * hs:])
+        xr, xz, xn = fnp.split(x_proj, 3, axis=-1)
+        hr, hz, hn = fnp.split(gh, 3, axis=-1)
+        r = F.sigmoid(xr + hr)
+        z = F.sigmoid(xz + hz)
+        n = fnp.tanh(xn + r * hn)
         return (1.0 - z) * n + z * h, None
     g = _gates(x_proj, h, w_hh, b_hh)
     return (fnp.tanh(g) if nonlinearity == "tanh" else F.relu(g)), None
