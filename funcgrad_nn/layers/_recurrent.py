@@ -243,12 +243,17 @@ class _RNNBase(_Leaf):
             outs = []
             for direction in range(d):
                 sfx = f"_l{layer}" + ("_reverse" if direction else "")
-                xp = F.linear(x, params["weight_ih" + sfx], params.get("bias_ih" + sfx))
+                b_ih, b_hh = params.get("bias_ih" + sfx), params.get("bias_hh" + sfx)
+                if b_ih is not None and b_hh is not None and self._mode != "GRU":
+                    # b_hh joins b_ih in the input projection, made for every step at
+                    # once: one addition of a (hidden,) vector, not one per step of the
+                    # whole gate array (GRU's b_hn is inside r * (...): it stays)
+                    b_ih, b_hh = b_ih + b_hh, None
+                xp = F.linear(x, params["weight_ih" + sfx], b_ih)
                 h = h0[layer * d + direction]
                 c = c0[layer * d + direction] if lstm else None
-                (h, c), seq = lax.scan(
-                    self._step(params["weight_hh" + sfx], params.get("bias_hh" + sfx)),
-                    (h, c), xp, reverse=bool(direction))
+                (h, c), seq = lax.scan(self._step(params["weight_hh" + sfx], b_hh),
+                                       (h, c), xp, reverse=bool(direction))
                 outs.append(seq)
                 h_n.append(h)
                 c_n.append(c)
