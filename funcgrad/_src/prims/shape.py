@@ -639,9 +639,17 @@ def _split(ary, ios, axis, op, even):
 # As separate slices, each part's cotangent was a scatter-add into zeros and the parts'
 # were added: an LSTM step's four gates cost four zero-filled copies and three additions
 # of the whole gate array, where one concatenate writes it once.
+_split_indices: dict = {}
+
+
 def _split_impl(x, *, bounds, axis):
-    lead = (slice(None),) * axis
-    return [x[lead + (slice(a, b),)] for a, b in bounds]
+    idx = _split_indices.get((bounds, axis))
+    if idx is None:                     # (made once: a scan body splits at every step)
+        if len(_split_indices) > 1024:
+            _split_indices.clear()
+        lead = (slice(None),) * axis
+        idx = _split_indices[bounds, axis] = [lead + (slice(a, b),) for a, b in bounds]
+    return [x[i] for i in idx]
 
 
 def _split_vjp(g, ans, args, wanted, bounds, axis):
