@@ -32,20 +32,20 @@ def _gates(x_proj, h, w_hh, b_hh):
 def _rnn_step(mode, nonlinearity, x_proj, h, c, w_hh, b_hh, hs):
     """One recurrent step; returns (h, c). Gate orders are PyTorch's."""
     if mode == "LSTM":
-        g = _gates(x_proj, h, w_hh, b_hh)
-        i = F.sigmoid(g[..., 0:hs])
-        f = F.sigmoid(g[..., hs:2 * hs])
-        gg = fnp.tanh(g[..., 2 * hs:3 * hs])
-        o = F.sigmoid(g[..., 3 * hs:4 * hs])
+        # one split, not four slices: the gates' cotangent is then one concatenate
+        i, f, gg, o = fnp.split(_gates(x_proj, h, w_hh, b_hh), 4, axis=-1)
+        i, f, gg, o = F.sigmoid(i), F.sigmoid(f), fnp.tanh(gg), F.sigmoid(o)
         c = f * c + i * gg
         return o * fnp.tanh(c), c
     if mode == "GRU":
         gh = fnp.matmul(h, fnp.transpose(w_hh))
         if b_hh is not None:
             gh = gh + b_hh
-        r = F.sigmoid(x_proj[..., 0:hs] + gh[..., 0:hs])
-        z = F.sigmoid(x_proj[..., hs:2 * hs] + gh[..., hs:2 * hs])
-        n = fnp.tanh(x_proj[..., 2 * hs:] + r * gh[..., 2 * hs:])
+        xr, xz, xn = fnp.split(x_proj, 3, axis=-1)
+        hr, hz, hn = fnp.split(gh, 3, axis=-1)
+        r = F.sigmoid(xr + hr)
+        z = F.sigmoid(xz + hz)
+        n = fnp.tanh(xn + r * hn)
         return (1.0 - z) * n + z * h, None
     g = _gates(x_proj, h, w_hh, b_hh)
     return (fnp.tanh(g) if nonlinearity == "tanh" else F.relu(g)), None
@@ -243,12 +243,17 @@ class _RNNBase(_Leaf):
             outs = []
             for direction in range(d):
                 sfx = f"_l{layer}" + ("_reverse" if direction else "")
-                xp = F.linear(x, params["weight_ih" + sfx], params.get("bias_ih" + sfx))
+                b_ih, b_hh = params.get("bias_ih" + sfx), params.get("bias_hh" + sfx)
+                if b_ih is not None and b_hh is not None and self._mode != "GRU":
+                    # b_hh joins b_ih in the input projection, made for every step at
+                    # once: one addition of a (hidden,) vector, not one per step of the
+                    # whole gate array (GRU's b_hn is inside r * (...): it stays)
+                    b_ih, b_hh = b_ih + b_hh, None
+                xp = F.linear(x, params["weight_ih" + sfx], b_ih)
                 h = h0[layer * d + direction]
                 c = c0[layer * d + direction] if lstm else None
-                (h, c), seq = lax.scan(
-                    self._step(params["weight_hh" + sfx], params.get("bias_hh" + sfx)),
-                    (h, c), xp, reverse=bool(direction))
+                (h, c), seq = lax.scan(self._step(params["weight_hh" + sfx], b_hh),
+                                       (h, c), xp, reverse=bool(direction))
                 outs.append(seq)
                 h_n.append(h)
                 c_n.append(c)

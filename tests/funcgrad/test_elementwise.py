@@ -155,3 +155,27 @@ def test_clip_passes_gradient_at_the_boundary():
     np.testing.assert_array_equal(ghi, [0.0, 0.0, 0.0, 1.0, 0.0])
     _, t = funcgrad.jvp(lambda x: fnp.clip(x, -1.0, 1.0), (x,), (np.ones(5),))
     np.testing.assert_array_equal(t, [1.0, 1.0, 1.0, 0.0, 0.0])
+
+
+def test_sigmoid_one_buffer_form_without_warnings():
+    """``funcgrad.nn.sigmoid`` on NumPy (1 / (1 + exp(-x)) in one buffer): no overflow
+    warning far below zero (the value is 0 or the subnormal it rounds to), float16/32/64
+    and 0-d arrays keep their type, close to the two-branch form everywhere, and its
+    derivative read from the result matches finite differences."""
+    import warnings
+    from funcgrad.nn import sigmoid
+    from funcgrad.test_util import check_grads
+    x = np.array([0.0, -0.0, 1.0, -1.0, 17.0, -17.0, 40.0, -40.0, 100.0, -100.0, 800.0,
+                  -800.0, np.inf, -np.inf, np.nan, 1e-30])
+    for dt, tol in [(np.float16, 2e-3), (np.float32, 1e-6), (np.float64, 1e-14)]:
+        xd = x.astype(dt)
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            got = sigmoid(xd)
+            e = np.exp(-np.abs(xd))
+            want = np.where(xd >= 0, 1 / (1 + e), e / (1 + e))
+        assert got.dtype == dt and got.shape == x.shape
+        np.testing.assert_allclose(got, want, rtol=tol, atol=np.finfo(dt).tiny)
+        z = sigmoid(np.array(-3.0, dt))
+        assert isinstance(z, np.ndarray) and z.shape == () and z.dtype == dt
+    check_grads(sigmoid, (np.linspace(-6.0, 6.0, 13),), order=2)

@@ -94,3 +94,32 @@ def test_integer_index_and_mask_get_no_gradient():
     g = funcgrad.grad(lambda x, k: fnp.sum(x[k] * fnp.where(x > 0, x, 0)))(x, k)
     assert g.dtype == np.float32
     np.testing.assert_allclose(g, [-2.0, 1.5])  # d/dx of x[1] * x[0] (x[1] < 0 is masked)
+
+
+def test_scatter_add_rows_as_np_add_at():
+    """``x.at[i].add(v)`` with one integer array on the first axis (an embedding's
+    gradient: repeated, negative indices) sums as ``np.add.at`` does, in float32 and
+    float64, for 1-D and N-D rows; out-of-range indices still raise."""
+    import funcgrad
+    import funcgrad.numpy as fnp
+    rng = np.random.default_rng(0)
+    for dt in (np.float32, np.float64):
+        for rest in ((), (3,), (2, 3)):
+            x = rng.normal(size=(6,) + rest).astype(dt)
+            i = rng.integers(-6, 6, size=(4, 5))
+            v = rng.normal(size=(4, 5) + rest).astype(dt)
+            want = x.copy()
+            np.add.at(want, i, v)
+            got = funcgrad.jit(lambda x, v: x.at[i].add(v))(x, v)
+            assert got.dtype == dt
+            tol = 1e-6 if dt == np.float32 else 1e-13     # (x + sum) vs ((x + v1) + v2)
+            np.testing.assert_allclose(got, want, rtol=tol, atol=tol)
+    # the embedding's gradient: a sum over each row's occurrences
+    w = rng.normal(size=(5, 3))
+    ids = np.array([[0, 4, 4], [4, -1, 2]])
+    g = funcgrad.grad(lambda w: fnp.sum(w[ids] * np.arange(18.0).reshape(2, 3, 3)))(w)
+    want = np.zeros_like(w)
+    np.add.at(want, ids, np.arange(18.0).reshape(2, 3, 3))
+    np.testing.assert_array_equal(g, want)
+    with pytest.raises(IndexError):
+        funcgrad.jit(lambda x: x.at[np.array([0, 9])].add(1.0))(np.zeros((3, 2)))

@@ -102,10 +102,33 @@ def _scatter_impl(x, v, *arrays, index, mode):
     elif not _has_arrays(index):
         out[idx] += v          # basic indices never repeat an element
     elif xp is np:
-        np.add.at(out, idx, v)
+        if not _add_rows(out, idx, v):
+            np.add.at(out, idx, v)
     else:
         scatter_add(out, idx, v)
     return out
+
+
+def _add_rows(out, idx, v):
+    """``out[i] += v`` summing repeated rows, for one integer array ``i`` indexing the
+    first axis (an embedding's gradient): the rows sorted by index (stably, so each
+    row's terms are added in their order, as ``np.add.at`` does) and summed per index by
+    ``add.reduceat``, 3-4x faster than ``np.add.at``. False where it does not apply."""
+    if len(idx) != 1 or not isinstance(idx[0], np.ndarray) or idx[0].dtype.kind not in "iu":
+        return False
+    i = idx[0]
+    if v.shape != i.shape + out.shape[1:] or i.size == 0 or out.ndim == 0:
+        return False
+    n = out.shape[0]
+    i = i.ravel()
+    if i.dtype.kind == "i" and i.min() < 0:
+        i = np.where(i < 0, i + n, i)           # -1 and n - 1 are one row
+    order = np.argsort(i, kind="stable")
+    si = i[order]
+    starts = np.flatnonzero(np.concatenate(([True], si[1:] != si[:-1])))
+    rows = v.reshape((i.size,) + out.shape[1:])[order]
+    out[si[starts]] += np.add.reduceat(rows, starts, axis=0)   # (indices out of range raise)
+    return True
 
 
 getitem_p = Primitive("getitem", _getitem_impl)

@@ -620,13 +620,67 @@ def array_split(ary, indices_or_sections, axis=0):
 
 
 def _split(ary, ios, axis, op, even):
-    _getitem = _np()._getitem
     ary = _as_array(ary)
     nd = _ndim(ary)
     axis = normalize_axis(axis, nd, op)
     pts = _split_points(_shape(ary)[axis], ios, op, even)
-    lead = (slice(None),) * axis
-    return [_getitem(ary, lead + (slice(a, builtins.max(a, b)),)) for a, b in zip(pts[:-1], pts[1:])]
+    bounds = tuple((a, builtins.max(a, b)) for a, b in zip(pts[:-1], pts[1:]))
+    if builtins.any(p[1] != q[0] for p, q in zip(bounds[:-1], bounds[1:])):
+        # the parts overlap (indices not increasing): no single concatenate undoes them
+        _getitem = _np()._getitem
+        lead = (slice(None),) * axis
+        return [_getitem(ary, lead + (slice(a, b),)) for a, b in bounds]
+    if not isinstance(ary, Tracer):
+        return _split_impl(ary, bounds=bounds, axis=axis)
+    return bind(split_p, ary, bounds=bounds, axis=axis)
+
+
+# ---- split: one primitive, so that its cotangent is one concatenate -------------------
+# As separate slices, each part's cotangent was a scatter-add into zeros and the parts'
+# were added: an LSTM step's four gates cost four zero-filled copies and three additions
+# of the whole gate array, where one concatenate writes it once.
+_split_indices: dict = {}
+
+
+def _split_impl(x, *, bounds, axis):
+    idx = _split_indices.get((bounds, axis))
+    if idx is None:                     # (made once: a scan body splits at every step)
+        if len(_split_indices) > 1024:
+            _split_indices.clear()
+        lead = (slice(None),) * axis
+        idx = _split_indices[bounds, axis] = [lead + (slice(a, b),) for a, b in bounds]
+    return [x[i] for i in idx]
+
+
+def _split_vjp(g, ans, args, wanted, bounds, axis):
+    # (reverse mode gives zeros for the parts with no cotangent)
+    return [bind(concatenate_p, *g, axis=axis)] if len(g) > 1 else [g[0]]
+
+
+def _split_jvp(primals, tangents, bounds, axis):
+    out = bind(split_p, primals[0], bounds=bounds, axis=axis)
+    if tangents[0] is None:
+        return out, [None] * len(out)
+    return out, bind(split_p, tangents[0], bounds=bounds, axis=axis)
+
+
+def _split_batch(vals, dims, bounds, axis):
+    x = move_to_front(vals[0], dims[0])
+    out = bind(split_p, x, bounds=bounds, axis=axis + 1)
+    return out, [0] * len(out)
+
+
+def _split_rows(kinds, invars, outvars, params, batch):
+    k = kinds[0]
+    if k is _rows.PARTIAL:                      # slicing is linear
+        return [_rows.PARTIAL] * len(outvars), None, {}
+    if not isinstance(k, _rows.Rows) or k.axis == params["axis"]:
+        return None
+    return [_rows.Rows(k.axis)] * len(outvars), None, {}
+
+
+split_p = Primitive("split", _split_impl, multiple_results=True)
+def_rules(split_p, jvp=_split_jvp, vjp=_split_vjp, batch=_split_batch, rows=_split_rows)
 
 
 def hsplit(ary, indices_or_sections):
