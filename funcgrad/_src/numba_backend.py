@@ -285,14 +285,12 @@ def _tanh_source(terms=26, small=0.7, horner=2):
 
 
 def _sigmoid_source(dt):
-    """Source of ``_sigmoid_<dt>(x)``: funcgrad's sigmoid (prims/elementwise.py) step for
-    step in ``dt``: ``e = exp(-|x|)``, ``d = 1 + e``, ``1/d`` for ``x >= 0`` else
-    ``e/d`` (float64: bit-identical; float32: as its ``exp``, see the table)."""
+    """Source of ``_sigmoid_<dt>(x)``: funcgrad's sigmoid on NumPy arrays
+    (prims/elementwise.py) step for step in ``dt``: ``1 / (1 + exp(-x))`` (float64:
+    bit-identical; float32: as its ``exp``, see the table)."""
     return ("@numba.njit(cache=True, nogil=True, error_model=\"numpy\")\n"
             f"def _sigmoid_{dt}(x):\n"
-            f"    e = np.exp(-np.absolute(x))\n"
-            f"    d = np.{dt}(1) + e\n"
-            f"    return np.{dt}(1) / d if x >= 0 else e / d\n")
+            f"    return np.{dt}(1) / (np.{dt}(1) + np.exp(-x))\n")
 
 
 # helper functions a kernel may call, written into its module when it does

@@ -17,8 +17,8 @@ What a step may hold (anything else keeps the step-by-step replay):
 * ``matmul`` of 1-d and 2-d float operands of one dtype (``np.dot``: BLAS through
   SciPy's, as Numba calls it);
 * ``transpose`` (a view), ``reshape``, ``concatenate``;
-* ``x[idx]`` (a view) and ``x.at[idx].add/set(v)`` for indices of integers and slices
-  (an LSTM's gates, sliced apart and their cotangents put back);
+* ``x[idx]`` (a view) and ``x.at[idx].add/set(v)`` for indices of integers and slices,
+  ``split`` (views: an LSTM's gates);
 * ``sum`` of floats over any axes (a plain loop);
 * integer and bool arithmetic, comparisons and bitwise operations (counters, a
   ``while_loop``'s condition).
@@ -232,6 +232,15 @@ class _Writer:
 
     def eqn(self, e):
         name = e.prim.name
+        if name == "split" and set(e.params) == {"bounds", "axis"}:
+            x, = e.invars
+            src, axis = self._ref(x), e.params["axis"]
+            if not isinstance(x, Var) or not x.shape:
+                raise Unsupported("a split of this operand")
+            for (a, b), o in zip(e.params["bounds"], e.outvars):
+                t = self._new(o, "A", fresh=False)
+                self.body.append(f"{t} = {src}[{':, ' * axis}{a}:{b}]")
+            return
         if e.prim.multiple_results or len(e.outvars) != 1:
             raise Unsupported(name)
         o = e.outvars[0]
@@ -240,10 +249,14 @@ class _Writer:
         if name == "matmul":
             a, b = e.invars
             if (e.params or not all(isinstance(v, Var) for v in (a, b))
-                    or a.dtype != b.dtype or a.dtype not in _F or o.dtype != a.dtype
+                    or a.dtype not in _F or b.dtype not in _F or o.dtype not in _F
+                    or o.dtype != np.promote_types(a.dtype, b.dtype)
                     or not 1 <= len(a.shape) <= 2 or not 1 <= len(b.shape) <= 2):
                 raise Unsupported("matmul of these operands")
-            prod = f"np.dot({self._contiguous(a)}, {self._contiguous(b)})"
+            # (mixed float32/float64: the float32 one cast first, as NumPy does)
+            ops = [self._contiguous(v) if v.dtype == o.dtype else
+                   f"{self._ref(v)}.astype({_dt(o.dtype)})" for v in (a, b)]
+            prod = f"np.dot({ops[0]}, {ops[1]})"
             t = self._new(o)
             if o.shape:
                 self.body.append(f"{t} = {prod}")
