@@ -48,3 +48,20 @@ def test_relu_runs_on_slices_of_a_batch_under_jit(monkeypatch):
         jf(w, x)
         np.testing.assert_allclose(jf(w, x), f(w, x), rtol=1e-12)
     assert calls                               # relu has a row rule: the step was split
+
+
+def test_relu_of_large_arrays_matches_maximum_bit_for_bit():
+    # large float arrays take the fast path (maximum against cached zeros of a trailing
+    # block): the same bits as maximum(x, 0), NaN, infinities and signed zeros included
+    rng = np.random.default_rng(0)
+    for shape, dtype in [((5000,), np.float32), ((64, 1568), np.float32),
+                         ((8, 16, 28, 28), np.float32), ((3, 70000), np.float64),
+                         ((2, 3, 4, 700), np.float64)]:
+        x = rng.normal(size=shape).astype(dtype)
+        x.flat[:5] = [np.nan, -np.inf, np.inf, -0.0, 0.0]
+        y = np.asarray(fnn.relu(x))
+        ref = np.maximum(x, 0)
+        assert y.dtype == ref.dtype and y.shape == ref.shape
+        np.testing.assert_array_equal(y.view(np.uint8), ref.view(np.uint8))
+        y[...] = 1.0                          # the result is the caller's, never shared
+        np.testing.assert_array_equal(fnn.relu(x).view(np.uint8), ref.view(np.uint8))

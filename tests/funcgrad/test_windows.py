@@ -196,6 +196,54 @@ def test_conv_vjp_matches_torch_autograd(c, o, stride, pad, dil, groups):
     close(gw, wt.grad)
 
 
+@pytest.mark.parametrize("shape,kernel,pad,dil,groups", [
+    ((3, 1, 28, 28), (3, 3), ((1, 1), (1, 1)), (1, 1), 1),      # the MNIST layers
+    ((3, 4, 7, 6), (3, 3), ((1, 1), (1, 1)), (1, 1), 2),
+    ((2, 2, 5, 7), (3, 5), ((0, 3), (1, 3)), (2, 1), 1),        # any rows, lopsided columns
+    ((2, 3, 6, 4), (2, 3), ((2, 0), (2, 0)), (1, 1), 1),        # padding only before
+    ((2, 2, 3, 5), (1, 3), ((0, 0), (4, 0)), (1, 2), 2),
+    ((2, 3, 1, 9), (1, 5), ((0, 0), (2, 2)), (1, 1), 1)])
+def test_same_width_convolutions_match_torch(shape, kernel, pad, dil, groups):
+    # Stride 1 and rows padded to their own width: the windows are read as shifted runs of
+    # the unpadded input (windows_kernels._Shift), with zeros written where they wrap or
+    # leave the image; a batch of 40 also runs in blocks and on threads.
+    from funcgrad._src.prims import windows_kernels as wk
+    assert wk._shift_layout(shape, kernel, (1, 1), pad, (1, 1), dil) is not None
+    o = 2 * groups
+    for n in (shape[0], 40):
+        x, w = rand(n, *shape[1:]), rand(o, shape[1] // groups, *kernel, seed=1)
+
+        def f(x, w):
+            return lax.conv_general_dilated(x, w, (1, 1), pad, rhs_dilation=dil,
+                                            feature_group_count=groups)
+        y, pullback = funcgrad.vjp(f, x, w)
+        g = rand(*y.shape, seed=2)
+        xt, wt = t(x).requires_grad_(), t(w).requires_grad_()
+        flat = (pad[1][0], pad[1][1], pad[0][0], pad[0][1])
+        yt = F.conv2d(F.pad(xt, flat), wt, dilation=dil, groups=groups)
+        yt.backward(t(g))
+        close(y, yt)
+        gx, gw = pullback(g)
+        close(gx, xt.grad)
+        close(gw, wt.grad)
+    # 1-D convolutions take the same path
+    x, w = rand(3, 2, 9), rand(4, 2, 3, seed=1)
+    close(lax.conv_general_dilated(x, w, (1,), ((2, 0),)),
+          F.conv1d(F.pad(t(x), (2, 0)), t(w)))
+
+
+def test_same_width_layout_applies_only_where_rows_keep_their_width():
+    from funcgrad._src.prims import windows_kernels as wk
+    layout = wk._shift_layout
+    assert layout((1, 1, 8, 8), (3, 3), (1, 1), ((1, 1), (1, 1)), (1, 1), (1, 1))
+    assert not layout((1, 1, 8, 8), (3, 3), (2, 2), ((1, 1), (1, 1)), (1, 1), (1, 1))
+    assert not layout((1, 1, 8, 8), (3, 3), (1, 1), ((1, 1), (0, 0)), (1, 1), (1, 1))
+    assert not layout((1, 1, 8, 8), (3, 3), (1, 1), ((1, 1), (-1, 3)), (1, 1), (1, 1))
+    assert not layout((1, 1, 8, 8), (3, 3), (1, 1), ((1, 1), (1, 1)), (2, 1), (1, 1))
+    assert not layout((1, 1, 4, 4, 4), (3, 3, 3), (1, 1, 1), ((1, 1),) * 3, (1,) * 3,
+                      (1,) * 3)
+
+
 # ---- values against JAX (semantics of lhs_dilation, negative padding, defaults) -------
 def test_against_jax_lax():
     jax = pytest.importorskip("jax", reason="jax is the reference for lax semantics")

@@ -11,6 +11,7 @@ Conventions at non-differentiable points (documented in ``funcgrad.numpy``):
 """
 from __future__ import annotations
 
+import functools
 import math
 
 import numpy as np
@@ -614,7 +615,35 @@ register_scaling(multiply=multiply_p, negate=negative_p)
 
 # ---- relu: one primitive, so that its derivative is one mask product ------------------
 def _relu_impl(x):
+    if type(x) is np.ndarray and x.dtype.kind == "f" and x.size >= _RELU_FAST_MIN \
+            and x.flags.c_contiguous:
+        zeros = _relu_zeros(x.shape, x.dtype)
+        if zeros is not None:
+            return np.maximum(x, zeros)
     return np.maximum(x, 0)      # (NEP 50: the 0 takes x's dtype; NaN propagates)
+
+
+# NumPy's maximum against a scalar runs a loop 3-4x slower than against an array of the
+# same shape (float32 and float64, AVX2; it is the activation of every layer). Zeros of
+# the trailing dimensions of x (at least _RELU_BLOCK elements), broadcast over the
+# leading ones, keep the fast loop without writing a zero array per call.
+_RELU_FAST_MIN = 4096
+_RELU_BLOCK = 1024
+
+
+@functools.lru_cache(maxsize=64)
+def _relu_zeros(shape, dtype):
+    """Shared read-only zeros of a trailing block of ``shape``, or None for a block that
+    would be too large to keep (past 64 Ki elements)."""
+    k, n = len(shape), 1
+    while k > 1 and n < _RELU_BLOCK:
+        k -= 1
+        n *= shape[k]
+    if n > 1 << 16:
+        return None
+    z = np.zeros(shape[k:], dtype)
+    z.flags.writeable = False
+    return z
 
 
 # The derivative is the mask x > 0: 0 at and below 0 (relu(-inf) = 0 has derivative 0)

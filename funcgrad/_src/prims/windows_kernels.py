@@ -7,7 +7,11 @@ BLAS product per image; the input cotangent either convolves ``g`` with the flip
 kernel or adds the products back into the input grid (col2im), whichever moves less
 memory. With unit strides the positions run over the padded grid's flat index ("wide"
 rows: the few columns that straddle a row end are computed and dropped), which turns the
-copies into long contiguous runs. Windowed reductions loop over the few window offsets,
+copies into long contiguous runs. When rows are padded to their own width (a "same"
+3x3 convolution, say) the input needs no padded copy at all: each kernel offset reads a
+shifted run of the input itself, zeros are written where a run wraps around a row end,
+and the positions are the output's own, so the product writes the result in place
+(``_Shift``). Windowed reductions loop over the few window offsets,
 never over pixels; where Numba is installed, 2x2 stride-2 max pooling (forward and
 backward) runs as one compiled pass instead (windows_numba.py, same results).
 
@@ -214,6 +218,80 @@ def _im2col_layout(xshape, isz, kernel, strides, rhs_dilation, plan):
     return shape, st, (n, c * math.prod(kernel), plan.q)
 
 
+class _Shift(NamedTuple):
+    """A convolution whose output rows are as wide as its input rows: stride 1, no input
+    dilation, and the last dimension padded by exactly the dilated kernel's width less
+    one ("same" along it; the other dimension may be padded anyhow, or not at all). Its
+    windows then read, for each kernel offset, one contiguous run of the unpadded input
+    (shifted by a constant): no padded copy of the input is needed, only zeros
+    written afterwards where a run wraps around a row end or leaves the image. The
+    positions are the output's own (compact), so the product writes the result and
+    reads g in place."""
+    lo: int           # zeros before the input, in flat elements (the most negative shift)
+    hi: int           # zeros after it
+    shape: tuple      # (C, kh, kw, Ho, W): an image's windows, run by run
+    strides: tuple    # element strides of those five axes over the shifted input
+    rows: tuple       # (ki, h0, h1): output rows h0:h1 read outside the image at offset ki
+    cols: tuple       # (kj, w0, w1): output columns w0:w1 read outside it at offset kj
+
+
+@functools.lru_cache(maxsize=512)
+def _shift_layout(xshape, kernel, strides, padding, lhs_dilation, rhs_dilation):
+    """The :class:`_Shift` layout of a convolution of ``xshape`` (N, C, *spatial) inputs,
+    or None where it does not apply (see there; 1-D and 2-D convolutions)."""
+    if len(kernel) not in (1, 2) or any(s != 1 for s in strides) or \
+            any(d != 1 for d in lhs_dilation) or any(lo < 0 or hi < 0 for lo, hi in padding):
+        return None
+    c = xshape[1]
+
+    def as_2d(v, one):       # a 1-D convolution is a 2-D one over a single row
+        return ((one,) + tuple(v))[-2:]
+    (h, w), (kh, kw), (dh, dw) = as_2d(xshape[2:], 1), as_2d(kernel, 1), as_2d(rhs_dilation, 1)
+    (lh, hh), (lw, hw) = as_2d(padding, (0, 0))
+    if lw + hw != (kw - 1) * dw:
+        return None
+    ho = h + lh + hh - (kh - 1) * dh
+    if ho < 1 or h * w == 0:
+        return None
+    rows = []
+    for ki in range(kh):
+        r = ki * dh - lh                    # output row t reads input row t + r
+        for h0, h1 in ((0, min(ho, -r)), (max(0, h - r), ho)):
+            if h1 > h0:
+                rows.append((ki, h0, h1))
+    cols = []
+    for kj in range(kw):
+        r = kj * dw - lw
+        for w0, w1 in ((0, min(w, -r)), (max(0, w - r), w)):
+            if w1 > w0:
+                cols.append((kj, w0, w1))
+    return _Shift(lh * w + lw, hh * w + hw, (c, kh, kw, ho, w),
+                  (h * w, dh * w, dw, w, 1), tuple(rows), tuple(cols))
+
+
+def _im2col_shifted(x, kernel, layout):
+    """The windows of ``x`` (N, C, *spatial), unpadded, in a work buffer of shape
+    (N, C * prod(kernel), Ho * W) (see :class:`_Shift`)."""
+    xp = array_module(x)
+    n = x.shape[0]
+    size = math.prod(x.shape)
+    # the input between zeros (a contiguous copy), so every run stays inside the buffer
+    # (keyed by both margins: they hold zeros that no call may overwrite)
+    flat = _scratch(xp, (layout.lo + size + layout.hi,), x.dtype,
+                    ("shift", layout.lo, layout.hi))
+    flat[layout.lo:layout.lo + size] = x.reshape(-1)
+    shape = (n,) + layout.shape
+    image = layout.shape[0] * layout.strides[0]
+    cols = _scratch(xp, shape, x.dtype, "cols")
+    xp.copyto(cols, _as_strided(flat, shape,
+                                tuple(x.itemsize * s for s in (image,) + layout.strides)))
+    for ki, h0, h1 in layout.rows:
+        cols[:, :, ki, :, h0:h1] = 0
+    for kj, w0, w1 in layout.cols:
+        cols[:, :, :, kj, :, w0:w1] = 0
+    return cols.reshape(n, layout.shape[0] * math.prod(kernel), -1)
+
+
 def _positions_view(buf, plan, writeable=False):
     """View of an (N, O, q) buffer as (N, O, *out): the valid output positions."""
     if not plan.wide:
@@ -236,8 +314,8 @@ def _conv_impl(lhs, rhs, *, window_strides, padding, lhs_dilation, rhs_dilation,
                feature_group_count):
     xp = array_module(lhs, rhs)
     kernel = tuple(rhs.shape[2:])
-    plan = _plan(_padded_sizes(lhs.shape[2:], padding, lhs_dilation), kernel,
-                 window_strides, rhs_dilation, _wide(rhs.shape[0], lhs.shape[1], kernel))
+    shift, plan = _conv_layout(lhs, kernel, window_strides, padding, lhs_dilation,
+                               rhs_dilation, rhs.shape[0])
     n = lhs.shape[0]
     o = rhs.shape[0]
     grp = feature_group_count
@@ -245,8 +323,8 @@ def _conv_impl(lhs, rhs, *, window_strides, padding, lhs_dilation, rhs_dilation,
     w = rhs.reshape(grp, o // grp, -1)
 
     def chunk(a, b):
-        xpad = _pad_dilate(lhs[a:b], padding, lhs_dilation, scratch=True)
-        cols = _im2col(xpad, kernel, window_strides, rhs_dilation, plan)   # (n, C*K, q)
+        cols = _windows_of(lhs[a:b], kernel, window_strides, padding, lhs_dilation,
+                           rhs_dilation, shift, plan)                      # (n, C*K, q)
         cols = cols.reshape(b - a, grp, -1, plan.q)
         if not plan.wide:
             xp.matmul(w, cols, out=out[a:b].reshape(b - a, grp, o // grp, plan.q))
@@ -257,6 +335,28 @@ def _conv_impl(lhs, rhs, *, window_strides, padding, lhs_dilation, rhs_dilation,
 
     _map_batch(chunk, n, _cols_size(lhs.shape[1], kernel, plan))
     return out
+
+
+def _conv_layout(lhs, kernel, window_strides, padding, lhs_dilation, rhs_dilation, o):
+    """(shift, plan): the :class:`_Shift` layout where it applies (else None) and the
+    positions' plan; ``o`` the number of output features."""
+    if array_module(lhs) is np and lhs.flags.c_contiguous:
+        shift = _shift_layout(lhs.shape, kernel, tuple(window_strides), tuple(padding),
+                              tuple(lhs_dilation), tuple(rhs_dilation))
+    else:
+        shift = None
+    padded = _padded_sizes(lhs.shape[2:], padding, lhs_dilation)
+    wide = shift is None and _wide(o, lhs.shape[1], kernel)
+    return shift, _plan(padded, kernel, window_strides, rhs_dilation, wide)
+
+
+def _windows_of(x, kernel, window_strides, padding, lhs_dilation, rhs_dilation, shift,
+                plan):
+    """The im2col buffer (n, C * K, q) of a block ``x`` of the input."""
+    if shift is not None:
+        return _im2col_shifted(x, kernel, shift)
+    xpad = _pad_dilate(x, padding, lhs_dilation, scratch=True)
+    return _im2col(xpad, kernel, window_strides, rhs_dilation, plan)
 
 
 def _cols_size(c, kernel, plan):
@@ -283,16 +383,17 @@ def _embed_positions(g, plan):
 def _conv_kernel_ct_impl(lhs, g, *, kernel_shape, window_strides, padding, lhs_dilation,
                          rhs_dilation, feature_group_count):
     xp = array_module(lhs, g)
-    plan = _plan(_padded_sizes(lhs.shape[2:], padding, lhs_dilation), kernel_shape,
-                 window_strides, rhs_dilation, _wide(g.shape[1], lhs.shape[1], kernel_shape))
+    kernel_shape = tuple(kernel_shape)
+    shift, plan = _conv_layout(lhs, kernel_shape, window_strides, padding, lhs_dilation,
+                               rhs_dilation, g.shape[1])
     n, c = lhs.shape[:2]
     o = g.shape[1]
     grp = feature_group_count
     dtype = np.result_type(lhs, g)
 
     def chunk(a, b):
-        xpad = _pad_dilate(lhs[a:b], padding, lhs_dilation, scratch=True)
-        cols = _im2col(xpad, kernel_shape, window_strides, rhs_dilation, plan)
+        cols = _windows_of(lhs[a:b], kernel_shape, window_strides, padding, lhs_dilation,
+                           rhs_dilation, shift, plan)
         g2 = _embed_positions(g[a:b], plan)
         k = cols.shape[1] // grp
         res = _scratch(xp, (b - a, grp, o // grp, k), dtype, "kernel")
