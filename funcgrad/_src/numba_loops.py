@@ -41,6 +41,7 @@ import functools
 import numpy as np
 
 from . import numba_backend as _nb
+from . import blas as _blas
 from .fusion import Kernel
 from .ir import Eqn, Literal, Var
 from .prims import control_flow as _cf
@@ -521,6 +522,8 @@ class NativeLoop:
                   + [v.dtype for v in self.x_vars])
         self.kernel = _nb.load_kernel(self.source, shapes, dtypes,
                                       scalars=("int64", "boolean"))
+        if "np.dot(" in self.source:
+            _blas.hold_others_at_one()  # (Numba's products run in SciPy's BLAS)
 
     def __call__(self, kl, lc, seqs, n, reverse):
         args = list(self.consts)

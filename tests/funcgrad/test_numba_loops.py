@@ -213,3 +213,18 @@ def test_funcgrad_nn_lstm_in_float64_runs_natively(numba):
         out = lstm(p, x)
         return ((out[0] if isinstance(out, tuple) else out) ** 2).sum()
     _check(funcgrad.grad(loss), params, x, rtol=1e-10)
+
+
+def test_the_blas_numba_calls_is_held_at_one_thread(numba):
+    # Numba's np.dot runs in SciPy's BLAS, loaded after funcgrad first looked for one:
+    # held at one thread, so that its pool does not spin against NumPy's
+    from funcgrad._src import blas
+    h0 = np.zeros((2, 6))
+    _check(lambda W, U: _rnn(W, U, XS, h0), W, U)
+    import ctypes
+    for path in blas._others:
+        lib = ctypes.CDLL(path)
+        get = next(getattr(lib, g) for s, g in blas._SYMBOLS if hasattr(lib, g))
+        assert get() == 1
+    assert not set(blas._others) & set(blas._first_paths)
+    assert len(blas._libraries()) == len(blas._first_paths)
