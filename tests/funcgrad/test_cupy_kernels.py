@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 import funcgrad
+from funcgrad._src import numba_backend
 import funcgrad.numpy as fnp
 from funcgrad._src import compiler as staging
 from funcgrad._src import cupy_kernels as ck
@@ -187,6 +188,13 @@ def test_every_operation_matches_numpy(kernels_xp, name, dtype):
     x = _specials(rng, (3, 7), dtype) * dtype(3)
     y = _specials(rng, (7,), dtype)[::-1] * dtype(2)
     op = getattr(fnp, name)
+    if (name, np.dtype(dtype)) in numba_backend._UNFAITHFUL:
+        # left to the array module: the kernels share the Numba backend's typing, and
+        # nothing accurate comes within 2 ulp of NumPy's own (numba_backend.py)
+        g = _graph(lambda x, y: op(x - y) * 2.0, x, y.copy())
+        assert not any(e.prim.name.startswith("kernel[") and name in e.prim.name
+                       for e in staging.fuse_elementwise(g, standin_xp).eqns)
+        return
     if name == "logical_not":
         f = lambda x, y: op(x * 1.5 > y)  # noqa: E731
     elif name in _BINARY:
