@@ -69,9 +69,9 @@ each part rows.py compiles (:func:`swapping`: each part swaps in its kernels whe
 ready). Graphs on device arrays keep their own path. Under ``debug_nans`` jit runs
 uncompiled, so the check still names the primitive.
 
-A ``scan``'s loop runs as one native function when every equation of its step can be
-written in Numba (numba_loops.py: elementwise runs, small matrix products, transposes,
-reshapes, sums), through :func:`register_rewrite`.
+A ``scan``'s or ``while_loop``'s loop runs as one native function when every equation of
+its step can be written in Numba (numba_loops.py: elementwise runs, small matrix
+products, transposes, reshapes, slices, sums, ``cond``), through :func:`register_rewrite`.
 
 **Threads**: a kernel writes the rows ``lo:hi`` of its outputs' first (merged)
 dimension, so a big group's rows are cut into ranges run at once on the threads of the
@@ -80,7 +80,7 @@ inside a row split, which already keeps every thread busy), when each range gets
 least ``threads.MIN_CHUNK_WORK`` element-operations. The kernels hold no GIL.
 
 Not done yet: reductions closing a group at the top level (NumPy's pairwise summation
-order would have to be reproduced to keep results equal), ``cond`` inside native loops.
+order would have to be reproduced to keep results equal).
 """
 from __future__ import annotations
 

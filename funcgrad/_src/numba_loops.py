@@ -20,8 +20,9 @@ What a step may hold (anything else keeps the step-by-step replay):
 * ``x[idx]`` (a view) and ``x.at[idx].add/set(v)`` for indices of integers and slices,
   ``split`` (views: an LSTM's gates);
 * ``sum`` of floats over any axes (a plain loop);
-* integer and bool arithmetic, comparisons and bitwise operations (counters, a
-  ``while_loop``'s condition).
+* integer and bool arithmetic, comparisons, bitwise operations and casts (counters, a
+  ``while_loop``'s condition);
+* ``cond``/``switch`` whose branches are made of the same (each branch under its ``if``).
 
 ``while_loop`` (and ``fori_loop`` with traced bounds) runs as one native ``while``
 when its condition and body are made of the same.
@@ -102,14 +103,26 @@ def _int_typing(e):
     return dt if e.outvars[0].dtype == want else None
 
 
+def _int_cast(e):
+    """A ``convert_element_type`` from an integer or bool to an integer, or None."""
+    if e.prim.name != "convert_element_type" or len(e.invars) != 1 or e.outvars[0].weak:
+        return None
+    x, o = e.invars[0], e.outvars[0]
+    if isinstance(x, Var) and not x.weak and x.dtype in _I + (_BOOL,) and o.dtype in _I:
+        return o.dtype
+    return None
+
+
 def _element_code(e, operand):
+    if _int_cast(e) is not None:
+        return f"np.{e.outvars[0].dtype.name}({operand(e.invars[0])})"
     if _int_typing(e) is not None:
         return _INT_EXPR[e.prim.name].format(*[operand(v) for v in e.invars])
     return _nb._element_code(e, operand)
 
 
 def _elementwise(e):
-    return _nb.fusible(e) or _int_typing(e) is not None or (
+    return _nb.fusible(e) or _int_typing(e) is not None or _int_cast(e) is not None or (
         e.prim.name == "broadcast_to" and len(e.invars) == 1
         and isinstance(e.invars[0], Var) and e.invars[0].dtype == e.outvars[0].dtype
         and e.outvars[0].dtype in _nb._KINDS + _I)
@@ -233,6 +246,9 @@ class _Writer:
 
     def eqn(self, e):
         name = e.prim.name
+        if name == "cond":
+            self._cond(e)
+            return
         if name == "split" and set(e.params) == {"bounds", "axis"}:
             x, = e.invars
             src, axis = self._ref(x), e.params["axis"]
@@ -298,6 +314,37 @@ class _Writer:
             self._index(e)
         else:
             raise Unsupported(name)
+
+    def _cond(self, e):
+        """``cond``/``switch``: each branch's code under its ``if``, the index clamped to
+        the branches as the replay does; every branch leaves its results in the same
+        names (arrays of one type: copies where a result is not made in the branch)."""
+        branches = e.params["branches"]
+        idx, ops = e.invars[0], e.invars[1:]
+        if (set(e.params) != {"branches"} or not isinstance(idx, Var) or idx.shape
+                or idx.dtype not in _I or any(g.consts for g in branches)
+                or any(not isinstance(v, Var) for v in ops)):
+            raise Unsupported("a cond of this form")
+        k = self.count
+        self.count += 1
+        index = f"{self.p}ix{k}"
+        self.body.append(f"{index} = {self._ref(idx)}[0]")
+        names = [self._new(o) for o in e.outvars]
+        last = len(branches) - 1
+        for j, g in enumerate(branches):
+            sub = _Writer(g, 0, 0, 0, prefix=f"{self.p}c{k}_{j}")
+            for v, x in zip(g.invars, ops):
+                src = self._ref(x)
+                sub._bind(v, src, self.layout[src], src in self.fresh)
+            sub.write()
+            head = ("if True:" if last == 0 else f"if {index} <= 0:" if j == 0
+                    else "else:" if j == last else f"elif {index} == {j}:")
+            self.body.append(head)
+            self.pre.extend(sub.pre)
+            self.body.extend("    " + ln for ln in sub.body)
+            for name, o in zip(names, g.outvars):
+                src = sub.names[o.name]
+                self.body.append(f"    {name} = {src if src in sub.fresh else src + '.copy()'}")
 
     def _index(self, e):
         """``x[idx]`` (a view) and ``x.at[idx].add/set(v)`` (a copy updated in place)

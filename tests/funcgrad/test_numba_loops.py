@@ -228,3 +228,18 @@ def test_the_blas_numba_calls_is_held_at_one_thread(numba):
         assert get() == 1
     assert not set(blas._others) & set(blas._first_paths)
     assert len(blas._libraries()) == len(blas._first_paths)
+
+
+def test_cond_and_switch_inside_a_step(numba):
+    def f(xs, w):
+        def step(c, x):
+            c = lax.cond(x.sum() > 0, lambda c: fnp.tanh(c) * w[0], lambda c: c - x, c)
+            k = (fnp.sum(x > 0)).astype(np.int32) - 1              # -1..2: clamped
+            y = lax.switch(k, [lambda c: c * 2.0, lambda c: fnp.sin(c), lambda c: c @ w.T],
+                           c)
+            return c, y
+        return lax.scan(step, fnp.ones(3), xs)
+    xs = RNG.normal(size=(9, 3))
+    w = RNG.normal(size=(3, 3)) * 0.5
+    _check(f, xs, w)
+    _check(funcgrad.grad(lambda xs, w: f(xs, w)[1].sum(), argnums=1), xs, w)
