@@ -97,7 +97,8 @@ def _int_typing(e):
     if len(dts) != 1:
         return None
     dt, = dts
-    if dt == _BOOL and name not in _ON_BOOL:
+    # (Python's and/or return an operand: on integers they are not NumPy's logical ops)
+    if name not in _ON_BOOL if dt == _BOOL else name in ("logical_and", "logical_or"):
         return None
     want = dt if name in _SAME else _BOOL
     return dt if e.outvars[0].dtype == want else None
@@ -116,8 +117,11 @@ def _int_cast(e):
 def _element_code(e, operand):
     if _int_cast(e) is not None:
         return f"np.{e.outvars[0].dtype.name}({operand(e.invars[0])})"
-    if _int_typing(e) is not None:
-        return _INT_EXPR[e.prim.name].format(*[operand(v) for v in e.invars])
+    dt = _int_typing(e)
+    if dt is not None:
+        expr = _INT_EXPR[e.prim.name].format(*[operand(v) for v in e.invars])
+        # (Numba computes int32 arithmetic in int64: rounded back at once, as NumPy wraps)
+        return f"np.{dt.name}({expr})" if e.prim.name in _SAME and dt != _BOOL else expr
     return _nb._element_code(e, operand)
 
 

@@ -243,3 +243,25 @@ def test_cond_and_switch_inside_a_step(numba):
     w = RNG.normal(size=(3, 3)) * 0.5
     _check(f, xs, w)
     _check(funcgrad.grad(lambda xs, w: f(xs, w)[1].sum(), argnums=1), xs, w)
+
+
+def test_int32_arithmetic_wraps_at_each_operation_and_logical_ops_stay_bool(numba):
+    # Numba widens int32 arithmetic to int64: each result is rounded back at once, as
+    # NumPy wraps; logical_and/or of integers are not Python's and/or
+    def f(a, xs):
+        def step(c, x):
+            p = (c * x > 0).astype(np.int32)                # 50000 * 50000 wraps negative
+            return c + p, p
+        return lax.scan(step, a, xs)
+    got = _check(f, np.int32(50000), np.full(4, 50000, np.int32))
+    assert int(got[0]) == 50000 and not got[1].any()
+
+    def g(a, xs):
+        def step(c, x):
+            p = fnp.logical_and(c > 0, x > 0).astype(np.int32)
+            return c + p, p
+        return lax.scan(step, a, xs)
+    _check(g, np.int32(3), np.full(4, 5, np.int32))
+    h = funcgrad.make_graph(lambda c, x: [fnp.logical_and(c, x)])(np.int32(3), np.int32(5))
+    with pytest.raises(nl.Unsupported):
+        nl.loop_source(h, 0, 1, 1, 0)

@@ -1201,7 +1201,7 @@ def _while_impl(*args, cond, body, cond_nconsts, body_nconsts, native=False):
     host = _host(args, cond, body)
     if native and host and _native_while is not None:
         cache = body.__dict__.setdefault("_derived", {})
-        key = ("native_while", id(cond), cond_nconsts, body_nconsts)
+        key = ("native_while", cond, cond_nconsts, body_nconsts)
         pending = cache.get(key)
         if pending is None:
             pending = cache[key] = _native_while(cond, body, cond_nconsts,
