@@ -516,8 +516,8 @@ class NativeWhile:
     """The compiled ``while`` loop of a condition and a body graph:
     ``loop(cond_invariants, body_invariants, values) -> values``."""
 
-    def __init__(self, cond, body, cn, bn):
-        self.source = while_source(cond, body, cn, bn)
+    def __init__(self, cond, body, cn, bn, source=None):
+        self.source = source or while_source(cond, body, cn, bn)
         self.cond_vars, self.body_vars = cond.invars[:cn], body.invars[:bn]
         self.vars = body.invars[bn:]
         self.consts = [[np.ascontiguousarray(x, v.dtype).reshape(_rshape(v))
@@ -539,29 +539,13 @@ class NativeWhile:
         return [o if v.shape else o.reshape(()) for o, v in zip(out, self.vars)]
 
 
-def start_while(cond, body, cn, bn):
-    """Begin compiling a native ``while`` loop in the background; a :class:`_Pending`,
-    or None when a graph holds an equation not written here."""
-    try:
-        while_source(cond, body, cn, bn)
-    except Unsupported:
-        return None
-    pending = _Pending()
-
-    def job():
-        pending.fn = NativeWhile(cond, body, cn, bn)
-        return True
-    pending.future = _nb.submit(job)
-    return pending
-
-
 class NativeLoop:
     """The compiled loop of one step graph: ``loop(invariants, carries, seqs, n,
     reverse) -> (carries, stacked per-step outputs)``, NumPy values in and out."""
 
-    def __init__(self, graph, nk, nc, nx, ne):
-        self.graph, self.nk, self.nc, self.nx, self.ne = graph, nk, nc, nx, ne
-        self.source = loop_source(graph, nk, nc, nx, ne)
+    def __init__(self, graph, nk, nc, nx, ne, source=None):
+        self.graph, self.nc = graph, nc
+        self.source = source or loop_source(graph, nk, nc, nx, ne)
         ins = graph.invars
         self.consts = [np.ascontiguousarray(x, v.dtype).reshape(_rshape(v))
                        for v, x in graph.consts]
@@ -591,28 +575,41 @@ class NativeLoop:
 
 
 class _Pending:
-    """A loop compiling in the background: ``fn`` is the :class:`NativeLoop` once
-    ready, None until then (and for good when it failed)."""
+    """A loop compiling in the background: ``fn`` is the compiled loop once ready, None
+    until then (and for good when it failed)."""
 
     def __init__(self):
         self.fn = None
-        self.future = None
 
 
-def start(graph, nk, nc, nx, ne):
-    """Begin compiling the native loop of a scan step ``graph`` in the background; a
-    :class:`_Pending`, or None when the step holds an equation not written here."""
+def _start(source, make):
+    """The :class:`_Pending` of ``make(src)`` compiled on the background thread, ``src``
+    being ``source()``; None when ``source`` raises :class:`Unsupported`."""
     try:
-        loop_source(graph, nk, nc, nx, ne)
+        src = source()
     except Unsupported:
         return None
     pending = _Pending()
 
     def job():
-        pending.fn = NativeLoop(graph, nk, nc, nx, ne)
+        pending.fn = make(src)
         return True
-    pending.future = _nb.submit(job)
+    _nb.submit(job)
     return pending
+
+
+def start(graph, nk, nc, nx, ne):
+    """Begin compiling the native loop of a scan step ``graph`` in the background; a
+    :class:`_Pending`, or None when the step holds an equation not written here."""
+    return _start(lambda: loop_source(graph, nk, nc, nx, ne),
+                  lambda src: NativeLoop(graph, nk, nc, nx, ne, src))
+
+
+def start_while(cond, body, cn, bn):
+    """Begin compiling a native ``while`` loop in the background; a :class:`_Pending`,
+    or None when a graph holds an equation not written here."""
+    return _start(lambda: while_source(cond, body, cn, bn),
+                  lambda src: NativeWhile(cond, body, cn, bn, src))
 
 
 def _rewrite(e):
