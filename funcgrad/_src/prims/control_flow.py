@@ -273,9 +273,9 @@ def _scan_plan(body, num_consts, host=False):
 
 def _stacked(vals, var, xp):
     """Per-step values as one array with a leading step axis, of ``var``'s dtype."""
+    if not isinstance(vals, list) and vals.dtype == var.dtype:
+        return vals                                 # (stacked by the loop itself)
     if xp is np:
-        if isinstance(vals, np.ndarray) and vals.dtype == var.dtype:
-            return vals                             # (stacked by a native loop)
         return np.array(vals, dtype=var.dtype)
     return xp.stack([xp.asarray(v) for v in vals]).astype(var.dtype, copy=False)
 
@@ -461,28 +461,28 @@ class _LoopSplit:
                            if _native_loops is not None and self.host else None) or False
         return self.native.fn if self.native else None
 
-    def _python_loop(self, kl, lc, seqs, reverse):
-        """The loop on the replay: ``(carries, per-step output lists in step order)``."""
+    def _python_loop(self, kl, lc, seqs, reverse, xp):
+        """The loop on the replay: ``(carries, per-step outputs stacked in step order)``.
+        Each step's outputs are written into arrays allocated before the loop, while they
+        are still in cache, rather than kept in lists and stacked after it."""
         length = self.length
         rows = [list(a) for a in seqs]              # row views, made at C speed
         if reverse:
             rows = [r[::-1] for r in rows]
+        ems = [xp.empty((length,) + tuple(v.shape), v.dtype) for v in self.emit_vars]
+        order = range(length - 1, -1, -1) if reverse else range(length)
         if self.loop is None:
             self.loop = _inline_loop(self.step, len(kl), len(lc), len(rows),
                                      len(self.emit_vars)) or False
         if self.loop:
-            lc, ems = self.loop(*kl, *lc, rows, length)
+            lc = self.loop(*kl, *lc, rows, order, *ems)
         else:
             step, ncl = self.step, len(lc)
-            ems = [[] for _ in self.emit_vars]
-            for xt in zip(*rows) if rows else ((),) * length:
+            for t, xt in zip(order, zip(*rows) if rows else ((),) * length):
                 out = step(*kl, *lc, *xt)
                 lc = out[:ncl]
                 for e, o in zip(ems, out[ncl:]):
-                    e.append(o)
-        if reverse:
-            for e in ems:
-                e.reverse()
+                    e[t] = o
         return lc, ems
 
     def run(self, args, nk, nc, reverse, xp, native=False):
@@ -505,7 +505,7 @@ class _LoopSplit:
                     self.native = False
                     fn = None
             if fn is None:
-                lc, ems = self._python_loop(kl, lc, seqs, reverse)
+                lc, ems = self._python_loop(kl, lc, seqs, reverse, xp)
         for j, _, back in self.flips:
             lc[j] = xp.ascontiguousarray(xp.transpose(lc[j], back))
         em = [_stacked(e, v, xp) for e, v in zip(ems, self.emit_vars)]
@@ -539,8 +539,9 @@ class _LoopSplit:
 
 
 def _inline_loop(step, nk, nc, nx, ne):
-    """The whole loop as one generated function, ``loop(*invariants, *carry, rows, n) ->
-    (carry, per-output lists)``, the step's generated code written inside its ``for``:
+    """The whole loop as one generated function, ``loop(*invariants, *carry, rows, order,
+    *outputs) -> carry``, the step's generated code written inside its ``for``, step ``t``
+    of ``order`` writing its per-step outputs into row ``t`` of ``outputs``:
     no call, argument list or output list per step. None when ``step`` is not code made
     by jit's code generator in the form this expects."""
     src = getattr(step, "source", None)
@@ -557,16 +558,16 @@ def _inline_loop(step, nk, nc, nx, ne):
     if len(params) != nk + nc + nx or len(outs) != nc + ne:
         return None
     kp, cp, xp_ = params[:nk], params[nk:nk + nc], params[nk + nc:]
-    code = [f"def scan_loop({', '.join(kp + cp + ['rows', 'n'])}):"]
-    code += [f"    e{j} = []" for j in range(ne)]
-    code.append(f"    for ({', '.join(xp_)},) in zip(*rows):" if nx else
-                "    for _ in range(n):")
+    outs_e = [f"e{j}" for j in range(ne)]
+    code = [f"def scan_loop({', '.join(kp + cp + ['rows', 'order'] + outs_e)}):"]
+    code.append(f"    for _t, ({', '.join(xp_)},) in zip(order, zip(*rows)):" if nx else
+                "    for _t in order:")
     code += ["    " + ln for ln in lines[1:-1]]
     # the outputs are read before the carry is replaced (an output may be a carry input)
-    code += [f"        e{j}.append({outs[nc + j]})" for j in range(ne)]
+    code += [f"        e{j}[_t] = {outs[nc + j]}" for j in range(ne)]
     if nc:
         code.append(f"        {', '.join(cp)}, = ({', '.join(outs[:nc])},)")
-    code.append(f"    return [{', '.join(cp)}], [{', '.join(f'e{j}' for j in range(ne))}]")
+    code.append(f"    return [{', '.join(cp)}]")
     env = dict(ns)
     try:
         exec(compile("\n".join(code) + "\n", "<funcgrad.scan loop>", "exec"), env)
