@@ -9,6 +9,12 @@ printed lines as ``examples/mnist.py``: one per epoch ending in ``(N s training)
 ``test accuracy: XX.XX% after E epochs in N s`` last. The IDX files are read with
 funcgrad_nn.datasets (reading only; the training is PyTorch's). ``--threads`` sets
 PyTorch's thread count (default: PyTorch's own).
+
+Given the same initial weights and batches, the two train alike step for step (float64:
+to rounding; float32: until rounding differences grow, as they do between two PyTorch
+runs that only sum in another order); tests/funcgrad_nn/test_cnn_torch_parity.py checks
+it. A seed draws different weights and batch orders in the two libraries, so the
+accuracies of one seed differ by chance; compare means over seeds.
 """
 from __future__ import annotations
 
