@@ -5,7 +5,9 @@ Convolutions cut the padded (and dilated) input into windows with a strided view
 them once into an im2col buffer ``(N, C * prod(kernel), positions)`` and do one small
 BLAS product per image; the input cotangent either convolves ``g`` with the flipped
 kernel or adds the products back into the input grid (col2im), whichever moves less
-memory. With unit strides the positions run over the padded grid's flat index ("wide"
+memory; the kernel cotangent multiplies the windows by g transposed (a copy) when the
+windows are long, so that neither operand of the product is transposed
+(``_kernel_ct_transposed``). With unit strides the positions run over the padded grid's flat index ("wide"
 rows: the few columns that straddle a row end are computed and dropped), which turns the
 copies into long contiguous runs. When rows are padded to their own width (a "same"
 3x3 convolution, say) the input needs no padded copy at all: each kernel offset reads a
