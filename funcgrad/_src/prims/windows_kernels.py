@@ -7,9 +7,9 @@ BLAS product per image; the input cotangent either convolves ``g`` with the flip
 kernel or adds the products back into the input grid (col2im), whichever moves less
 memory; the kernel cotangent multiplies the windows by g transposed (a copy) when the
 windows are long, so that neither operand of the product is transposed
-(``_kernel_ct_transposed``). With unit strides the positions run over the padded grid's flat index ("wide"
-rows: the few columns that straddle a row end are computed and dropped), which turns the
-copies into long contiguous runs. When rows are padded to their own width (a "same"
+(``_kernel_ct_transposed``). With unit strides the positions run over the padded
+grid's flat index ("wide" rows: the few columns that straddle a row end are computed and
+dropped), which turns the copies into long contiguous runs. When rows are padded to their own width (a "same"
 3x3 convolution, say) the input needs no padded copy at all: each kernel offset reads a
 shifted run of the input itself, zeros are written where a run wraps around a row end,
 and the positions are the output's own, so the product writes the result in place
