@@ -423,10 +423,12 @@ def _kernel_ct_transposed(k, o):
     ``cols (k, q) @ g^T (q, o)`` on a transposed copy of g rather than as
     ``g (o, q) @ cols^T (q, k)``: OpenBLAS runs its small-matrix kernel on two untransposed
     operands but packs a transposed one, which costs more than the copy of g once the
-    windows are long (``k`` = input features x kernel size). Measured (per-image
-    products, 1 thread, q = 196 and 784): 1.6-2.5x faster for k = 144 with 16-32 output
-    features and k = 288 with 8-64; slower for k <= 72 (2-3x for k = 9) and for 144 x 8."""
-    return k >= 128 and k * o >= 2048
+    windows are long (``k`` = input features x kernel size) and the outputs few. Measured
+    (per-image products, 1 thread, q = 64 to 1024 positions): 1.1-2.5x faster for k = 144
+    with 16-32 output features and k = 288 with 8-32; slower for k <= 72 (2-3x for
+    k = 9), for 144 x 8, and for 64 outputs at 784-1024 positions (up to 1.4x), about even
+    for 64-128 outputs elsewhere."""
+    return k >= 128 and o <= 32 and k * o >= 2048
 
 
 def _conv_lhs_ct_impl(g, rhs, *, lhs_shape, window_strides, padding, lhs_dilation,
