@@ -47,10 +47,11 @@ def _build():
     # nearly every network uses.
     @njit
     def max_pool(x, m, idx):
-        # x (M, H, W); m, idx (M, H // 2, W // 2). Selects, no branches: the compares
-        # are data-dependent (random after a ReLU), and branching on them cost 1.5-2.5x
-        # in mispredictions. Pairwise, each tie resolved to the earlier offset: the
-        # first maximum in row-major order, as the NumPy path.
+        # x (M, H, W); m, idx (M, H // 2, W // 2). Selects, no branches (the NaN case
+        # included): the loop then compiles to vector code, measured 1.5-7x faster than
+        # the branching form (float64 to float32; constant inputs too, so not only
+        # mispredictions). Pairwise, each tie resolved to the earlier offset: the first
+        # maximum in row-major order, as the NumPy path.
         for b in range(m.shape[0]):
             for i in range(m.shape[1]):
                 r0 = x[b, 2 * i]
