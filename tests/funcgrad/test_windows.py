@@ -232,6 +232,35 @@ def test_same_width_convolutions_match_torch(shape, kernel, pad, dil, groups):
           F.conv1d(F.pad(t(x), (2, 0)), t(w)))
 
 
+@pytest.mark.parametrize("c,o,groups,stride,pad,dil", [
+    (16, 16, 1, 1, ((1, 1), (1, 1)), 1), (64, 32, 2, 1, ((1, 1), (1, 1)), 1),
+    (16, 16, 1, 2, ((1, 1), (1, 1)), 1), (16, 32, 1, 1, ((0, 0), (0, 0)), 1),
+    (16, 16, 1, 1, ((3, 0), (0, 4)), 2)])
+def test_kernel_cotangent_of_long_windows_matches_torch(c, o, groups, stride, pad, dil):
+    # windows of 128 elements or more: the kernel cotangent multiplies them by a
+    # transposed copy of g (windows_kernels._kernel_ct_transposed), here with the
+    # same-width layout (lopsided and dilated too), strides, groups and no padding
+    from funcgrad._src.prims import windows_kernels as wk
+    assert wk._kernel_ct_transposed(c // groups * 9, o // groups)
+    x, w = rand(3, c, 6, 5), rand(o, c // groups, 3, 3, seed=1)
+
+    def f(x, w):
+        return lax.conv_general_dilated(x, w, (stride, stride), pad, rhs_dilation=(dil, dil),
+                                        feature_group_count=groups)
+    y, pullback = funcgrad.vjp(f, x, w)
+    g = rand(*y.shape, seed=2)
+    xt, wt = t(x).requires_grad_(), t(w).requires_grad_()
+    flat = (pad[1][0], pad[1][1], pad[0][0], pad[0][1])
+    F.conv2d(F.pad(xt, flat), wt, stride=stride, dilation=dil, groups=groups).backward(t(g))
+    gx, gw = pullback(g)
+    close(gx, xt.grad)
+    close(gw, wt.grad)
+    # float32 too (the product's other order rounds differently, within float32's rounding)
+    _, pullback32 = funcgrad.vjp(f, x.astype(np.float32), w.astype(np.float32))
+    close(pullback32(g.astype(np.float32))[1], wt.grad, tol=1e-4)
+    check_grads(f, (x[:1, :, :4, :4], w), order=2)
+
+
 def test_same_width_layout_applies_only_where_rows_keep_their_width():
     from funcgrad._src.prims import windows_kernels as wk
     layout = wk._shift_layout

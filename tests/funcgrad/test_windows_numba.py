@@ -66,6 +66,24 @@ def test_max_and_scatter_equal_the_numpy_path(dtype, shape):
     same(out, out0)
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_max_of_every_window_of_ties_nans_and_infinities_equals_the_numpy_path(dtype):
+    # each of the 5**4 windows over {nan, -inf, 0, 1, inf}: the kernel compares pairwise
+    # without branches, so every order of ties and NaNs is checked, not sampled
+    import itertools
+    vals = np.array([np.nan, -np.inf, 0.0, 1.0, np.inf], dtype)
+    combos = np.array(list(itertools.product(range(5), repeat=4)))
+    x = vals[combos].reshape(25, 25, 2, 2).transpose(0, 2, 1, 3).reshape(1, 50, 50)
+    p = pool_params(3)
+    assert K._numba_pool(x, p) is not None
+    m, idx = K._window_max_impl(x, **p)
+    with numpy_path():
+        m0, idx0 = K._window_max_impl(x, **p)
+    same(m, m0)
+    same(idx, idx0)
+    assert np.isnan(m).sum() == 5 ** 4 - 4 ** 4 and (idx[np.isnan(m)] == 3).all()
+
+
 def test_other_windows_take_the_numpy_path():
     x = np.ones((2, 3, 6, 6), np.float32)
     for p in [dict(pool_params(4), window_dimensions=(1, 1, 3, 3),

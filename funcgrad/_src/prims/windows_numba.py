@@ -47,30 +47,39 @@ def _build():
     # nearly every network uses.
     @njit
     def max_pool(x, m, idx):
-        # x (M, H, W); m, idx (M, H // 2, W // 2)
+        # x (M, H, W); m, idx (M, H // 2, W // 2). Selects, no branches (the NaN case
+        # included): the loop then compiles to vector code, measured 1.5-7x faster than
+        # the branching form (float64 to float32; constant inputs too, so not only
+        # mispredictions). Pairwise, each tie resolved to the earlier offset: the first
+        # maximum in row-major order, as the NumPy path.
         for b in range(m.shape[0]):
             for i in range(m.shape[1]):
+                r0 = x[b, 2 * i]
+                r1 = x[b, 2 * i + 1]
+                mrow = m[b, i]
+                irow = idx[b, i]
                 for j in range(m.shape[2]):
-                    a0 = x[b, 2 * i, 2 * j]
-                    a1 = x[b, 2 * i, 2 * j + 1]
-                    a2 = x[b, 2 * i + 1, 2 * j]
-                    a3 = x[b, 2 * i + 1, 2 * j + 1]
-                    best = a0
-                    arg = 0
-                    if a1 > best:
-                        best = a1
-                        arg = 1
-                    if a2 > best:
-                        best = a2
-                        arg = 2
-                    if a3 > best:
-                        best = a3
-                        arg = 3
-                    if a0 != a0 or a1 != a1 or a2 != a2 or a3 != a3:
-                        arg = 3                 # a NaN max equals no element
-                        best = a0 if a0 != a0 else a1 if a1 != a1 else a2 if a2 != a2 else a3
-                    m[b, i, j] = best
-                    idx[b, i, j] = arg
+                    a0 = r0[2 * j]
+                    a1 = r0[2 * j + 1]
+                    a2 = r1[2 * j]
+                    a3 = r1[2 * j + 1]
+                    up = a1 > a0
+                    m01 = a1 if up else a0
+                    i01 = np.int8(1) if up else np.int8(0)
+                    up = a3 > a2
+                    m23 = a3 if up else a2
+                    i23 = np.int8(3) if up else np.int8(2)
+                    up = m23 > m01
+                    best = m23 if up else m01
+                    arg = i23 if up else i01
+                    # a NaN max (the first NaN) equals no element: offset 3
+                    n0 = a0 != a0
+                    n1 = a1 != a1
+                    n2 = a2 != a2
+                    nan = n0 | n1 | n2 | (a3 != a3)
+                    first = a0 if n0 else (a1 if n1 else (a2 if n2 else a3))
+                    mrow[j] = first if nan else best
+                    irow[j] = np.int8(3) if nan else arg
 
     @njit
     def scatter(g, idx, out):
