@@ -45,7 +45,10 @@ _found = None          # {"int": "int64", "sgemm": "scipy_cblas_sgemm64_", ...} 
 def _candidates():
     """Libraries that may hold NumPy's BLAS: its multiarray extension (a handle searches
     its dependencies too), then BLAS libraries inside NumPy's package."""
-    from numpy._core import _multiarray_umath
+    try:
+        from numpy._core import _multiarray_umath
+    except ImportError:            # NumPy 1
+        from numpy.core import _multiarray_umath
     paths = [_multiarray_umath.__file__]
     root = os.path.dirname(os.path.abspath(np.__file__))
     for pattern in (root + ".libs/*", os.path.join(root, ".dylibs", "*")):
