@@ -33,7 +33,8 @@ when its condition and body are made of the same.
 Exactness: the elementwise operations are those of numba_backend.py, with its bounds.
 Products are NumPy's, bit for bit (with the ``np.dot`` fallback another BLAS's kernels
 may sum in another order: a few ulp), and ``sum`` adds in index order where NumPy sums
-pairwise (the order of a reduction: a few ulp on the sum). The tests compare with the replay to ``rtol=1e-12`` in float64.
+pairwise (the order of a reduction: a few ulp on the sum). The tests compare with the
+replay to ``rtol=1e-12`` in float64.
 
 The loop compiles on numba_backend's background thread from the split body's second run
 on; the replay loop runs until it is ready. Loops are cached on disk like kernels.
@@ -638,8 +639,8 @@ def _rewrite_while(e):
 
 
 _nb.register_rewrite(_rewrite)
+_nb.register_rewrite(_rewrite_while)
 for _dtype in _F:
     _nb.register_helper(f"_fg_matmul_{_dtype.name}",
                         functools.partial(_nblas.matmul_source, _dtype))
-_nb.register_rewrite(_rewrite_while)
 _cf.register_native_loops(start, start_while)

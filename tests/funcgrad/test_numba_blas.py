@@ -1,7 +1,7 @@
 """NumPy's own BLAS called from Numba code (funcgrad/_src/numba_blas.py): every route of
 NumPy's matmul (gemm with either transposition or a copied operand, syrk, gemv either
-way, dot, the plain loop) gives NumPy's values bit for bit; native loops use it; without it they keep
-``np.dot``."""
+way, dot, the plain loop) gives NumPy's values bit for bit; native loops use it; without
+it they keep ``np.dot``."""
 import glob
 import os
 
@@ -158,6 +158,18 @@ def test_without_numpys_blas_loops_keep_numbas_dot(numba, monkeypatch):
         np.ones((6, 6)), np.zeros(6), np.zeros(6))
     src = nl.loop_source(g, 1, 1, 1, 0)
     assert "np.dot(" in src and "_fg_matmul" not in src
+    # (other sizes than the test above: a loop of its own, compiled with np.dot)
+    W, U, V = (R.normal(size=s) * 0.3 for s in ((12, 6), (3, 12), (6, 6)))
+    args = (W, U, V, R.normal(size=6) * 0.3, R.normal(size=(5, 3, 3)), np.zeros((3, 6)))
+    want = funcgrad.jit(_products, backend="numpy")(*args)
+    jb = funcgrad.jit(_products, backend="numba")
+    jb(*args)
+    jb(*args)
+    before = nl.stats["runs"]
+    got = jb(*args)
+    assert nl.stats["runs"] > before
+    for g, w in zip(funcgrad.tree_util.tree_leaves(got), funcgrad.tree_util.tree_leaves(want)):
+        np.testing.assert_allclose(g, w, rtol=1e-12, atol=1e-15)
     monkeypatch.setattr(nblas, "_found", None)
     src = nl.loop_source(g, 1, 1, 1, 0)
     assert ("_fg_matmul_float64(" in src) == nblas.available()
