@@ -168,8 +168,8 @@ def test_without_numpys_blas_loops_keep_numbas_dot(numba, monkeypatch):
     before = nl.stats["runs"]
     got = jb(*args)
     assert nl.stats["runs"] > before
-    for g, w in zip(funcgrad.tree_util.tree_leaves(got), funcgrad.tree_util.tree_leaves(want)):
-        np.testing.assert_allclose(g, w, rtol=1e-12, atol=1e-15)
+    for u, w in zip(funcgrad.tree_util.tree_leaves(got), funcgrad.tree_util.tree_leaves(want)):
+        np.testing.assert_allclose(u, w, rtol=1e-12, atol=1e-15)
     monkeypatch.setattr(nblas, "_found", None)
     src = nl.loop_source(g, 1, 1, 1, 0)
     assert ("_fg_matmul_float64(" in src) == nblas.available()
