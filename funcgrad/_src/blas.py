@@ -28,7 +28,6 @@ _NAMES = ("openblas", "mkl_rt", "libblis")
 
 _lock = threading.Lock()
 _found = None          # [(set, get)] once looked for
-_first_paths = []      # the libraries' paths then
 
 
 def _library_paths():
@@ -71,57 +70,9 @@ def _libraries():
                             getter.restype = (ctypes.c_int64 if get_name.startswith("bli")
                                               else ctypes.c_int)
                             found.append((setter, getter))
-                            _first_paths.append(path)
                             break
                 _found = found
     return _found
-
-
-_others = {}           # path -> setter: BLAS libraries other than NumPy's, held at one
-
-
-def _numpy_paths(paths):
-    """Those of ``paths`` that ship with NumPy (its wheels' ``numpy.libs``)."""
-    import numpy
-    site = os.path.dirname(os.path.dirname(os.path.abspath(numpy.__file__)))
-    return [p for p in paths
-            if os.path.abspath(p).startswith(os.path.join(site, "numpy"))]
-
-
-def hold_others_at_one():
-    """Hold every BLAS library other than NumPy's own at one thread, for good (SciPy's,
-    which a Numba kernel's ``np.dot`` calls from inside a native loop): its products are
-    a loop's small per-step ones, and a second pool of BLAS threads spinning between
-    calls takes the cores from NumPy's (measured: a character LSTM's training step went
-    from 60 to 98-109 ms with both pools at two threads). Nothing is held where NumPy's
-    own library cannot be told apart (a BLAS of the system, which SciPy may share).
-    Returns how many libraries are held."""
-    global _found
-    first = _libraries()
-    with _lock:
-        paths = _library_paths()
-        ours = _numpy_paths(paths)
-        if not ours:
-            return len(_others)
-        for path in paths:
-            if path in ours or path in _others:
-                continue
-            try:
-                lib = ctypes.CDLL(path)
-            except OSError:
-                continue
-            for set_name, _ in _SYMBOLS:
-                if hasattr(lib, set_name) and not set_name.startswith("bli"):
-                    setter = getattr(lib, set_name)
-                    setter.restype = None
-                    setter.argtypes = [ctypes.c_int]
-                    setter(1)
-                    _others[path] = setter
-                    break
-        # (the budget's counts go to NumPy's from now on)
-        _found = [lib for lib, path in zip(first, _first_paths) if path not in _others]
-        _first_paths[:] = [p for p in _first_paths if p not in _others]
-    return len(_others)
 
 
 def available():

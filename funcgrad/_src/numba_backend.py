@@ -299,6 +299,12 @@ _HELPERS = {"_tanh64": _tanh_source, "_sigmoid_float64": lambda: _sigmoid_source
 _helper_source = {}
 
 
+def register_helper(name, make):
+    """Let generated modules hold the helper function ``name`` (its source: ``make()``),
+    written into those whose kernel calls it (numba_loops.py's matrix products)."""
+    _HELPERS[name] = make
+
+
 def module_source(body):
     """A generated module: the imports, the helper functions ``body`` calls, then
     ``body`` (the ``kernel`` function's source)."""

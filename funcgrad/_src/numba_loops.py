@@ -14,8 +14,11 @@ What a step may hold (anything else keeps the step-by-step replay):
 
 * runs of elementwise equations (those numba_backend.py fuses, plus ``broadcast_to``),
   one loop nest per run of one output shape, values kept in registers;
-* ``matmul`` of 1-d and 2-d float operands of one dtype (``np.dot``: BLAS through
-  SciPy's, as Numba calls it);
+* ``matmul`` of 1-d and 2-d float operands (mixed float32/float64 promoted as NumPy
+  does): NumPy's own BLAS with NumPy's matmul's choices (numba_blas.py: transposed and
+  sliced operands passed as they are, with the BLAS's transposition flags), so on NumPy's
+  thread pool and thread count; Numba's ``np.dot`` (SciPy's BLAS, C-ordered copies)
+  where NumPy's BLAS cannot be called (MKL, Accelerate, a system BLAS);
 * ``transpose`` (a view), ``reshape``, ``concatenate``;
 * ``x[idx]`` (a view) and ``x.at[idx].add/set(v)`` for indices of integers and slices,
   ``split`` (views: an LSTM's gates);
@@ -28,9 +31,10 @@ What a step may hold (anything else keeps the step-by-step replay):
 when its condition and body are made of the same.
 
 Exactness: the elementwise operations are those of numba_backend.py, with its bounds.
-Products go to BLAS like NumPy's (other kernels may sum in another order: a few ulp),
-and ``sum`` adds in index order where NumPy sums pairwise (the order of a reduction:
-a few ulp on the sum). The tests compare with the replay to ``rtol=1e-12`` in float64.
+Products are NumPy's, bit for bit (with the ``np.dot`` fallback another BLAS's kernels
+may sum in another order: a few ulp), and ``sum`` adds in index order where NumPy sums
+pairwise (the order of a reduction: a few ulp on the sum). The tests compare with the
+replay to ``rtol=1e-12`` in float64.
 
 The loop compiles on numba_backend's background thread from the split body's second run
 on; the replay loop runs until it is ready. Loops are cached on disk like kernels.
@@ -42,7 +46,7 @@ import functools
 import numpy as np
 
 from . import numba_backend as _nb
-from . import blas as _blas
+from . import numba_blas as _nblas
 from .fusion import Kernel
 from .ir import Eqn, Literal, Var
 from .prims import control_flow as _cf
@@ -275,15 +279,22 @@ class _Writer:
                     or not 1 <= len(a.shape) <= 2 or not 1 <= len(b.shape) <= 2):
                 raise Unsupported("matmul of these operands")
             # (mixed float32/float64: the float32 one cast first, as NumPy does)
-            ops = [self._contiguous(v) if v.dtype == o.dtype else
-                   f"{self._ref(v)}.astype({_dt(o.dtype)})" for v in (a, b)]
-            prod = f"np.dot({ops[0]}, {ops[1]})"
+            cast = [f"{self._ref(v)}.astype({_dt(o.dtype)})" if v.dtype != o.dtype else None
+                    for v in (a, b)]
             t = self._new(o)
-            if o.shape:
-                self.body.append(f"{t} = {prod}")
+            if _nblas.available():
+                # NumPy's BLAS, its route through matmul: views as they are
+                ops = [c or self._ref(v) for c, v in zip(cast, (a, b))]
+                self.body.append(f"{t} = _fg_matmul_{o.dtype.name}({ops[0]}, {ops[1]})"
+                                 f".reshape({_rshape(o)!r})")
             else:
-                self.body.append(f"{t} = np.empty(1, {_dt(o.dtype)})")
-                self.body.append(f"{t}[0] = {prod}")
+                ops = [c or self._contiguous(v) for c, v in zip(cast, (a, b))]
+                prod = f"np.dot({ops[0]}, {ops[1]})"
+                if o.shape:
+                    self.body.append(f"{t} = {prod}")
+                else:
+                    self.body.append(f"{t} = np.empty(1, {_dt(o.dtype)})")
+                    self.body.append(f"{t}[0] = {prod}")
         elif name == "transpose":
             x, = e.invars
             src = self._ref(x)
@@ -557,8 +568,6 @@ class NativeLoop:
                   + [v.dtype for v in self.x_vars])
         self.kernel = _nb.load_kernel(self.source, shapes, dtypes,
                                       scalars=("int64", "boolean"))
-        if "np.dot(" in self.source:
-            _blas.hold_others_at_one()  # (Numba's products run in SciPy's BLAS)
 
     def __call__(self, kl, lc, seqs, n, reverse):
         args = list(self.consts)
@@ -631,4 +640,7 @@ def _rewrite_while(e):
 
 _nb.register_rewrite(_rewrite)
 _nb.register_rewrite(_rewrite_while)
+for _dtype in _F:
+    _nb.register_helper(f"_fg_matmul_{_dtype.name}",
+                        functools.partial(_nblas.matmul_source, _dtype))
 _cf.register_native_loops(start, start_while)
