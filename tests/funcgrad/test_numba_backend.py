@@ -34,6 +34,23 @@ def numba(monkeypatch):
     return mod
 
 
+# NumPy runs some float ufuncs (exp, power, sin, ...) in AVX-512 code where the CPU has
+# it; the bit-for-bit figures were measured where it runs AVX2 code. On an AVX-512 CPU what
+# holds is the documented bound: within 2 ulp of NumPy's result.
+_NUMPY_AVX512 = bool(getattr(np._core._multiarray_umath, "__cpu_features__", {}).get(
+    "AVX512_SKX"))
+
+
+def _assert_as_replay(got, want):
+    """Bit-identical to the replay, or within 2 ulp where NumPy runs AVX-512 code."""
+    if not _NUMPY_AVX512:
+        np.testing.assert_array_equal(_bits(got), _bits(want))
+        return
+    assert got.dtype == want.dtype and got.shape == want.shape
+    worst = int(_ulp_script().ulps(got, want).max(initial=0))
+    assert worst <= 2, f"{worst} ulp from the replay"
+
+
 def _bits(a):
     """Arrays as integers (NaNs of any payload as one value): equality is bit equality."""
     a = np.asarray(a)
@@ -111,7 +128,7 @@ def test_broadcasting_constants_and_merged_dimensions(numba):
         args = [rng.normal(size=s) for s in shapes]
         want, got = _replay_and_numba(f, *args)
         assert got.shape == want.shape and got.dtype == want.dtype
-        np.testing.assert_array_equal(_bits(got), _bits(want))
+        _assert_as_replay(got, want)
 
 
 def test_views_and_read_only_inputs_fall_back_or_run(numba):
@@ -151,7 +168,7 @@ def test_float64_results_equal_the_replay_bit_for_bit_with_nan_and_inf(numba, k)
     with np.errstate(all="ignore"):
         want, got = _replay_and_numba(_EXACT64[k], x, y)
     assert got.dtype == np.float64
-    np.testing.assert_array_equal(_bits(got), _bits(want))
+    _assert_as_replay(got, want)
 
 
 def _ulp_script():
@@ -199,7 +216,7 @@ def test_every_fused_ufunc_is_within_2_ulp_of_numpys_and_bit_identical_as_docume
         assert fused == (key not in nb._UNFAITHFUL), key
         if not fused:
             continue
-        bound = _NOT_BIT_IDENTICAL.get(key, 0)
+        bound = 2 if _NUMPY_AVX512 else _NOT_BIT_IDENTICAL.get(key, 0)
         assert bound <= 2
         assert worst <= bound, (key, worst)
         if bound == 0:
@@ -399,6 +416,6 @@ def test_sigmoid_fuses_in_float64_bit_for_bit_and_float32_is_left_to_numpy(numba
                                                     100.0, -100.0, 1e-300, -800.0]])
     f = lambda x: fnn.sigmoid(x * 2.0) * 3.0      # noqa: E731
     want, got = _replay_and_numba(f, x)
-    np.testing.assert_array_equal(_bits(got), _bits(want))
+    _assert_as_replay(got, want)
     g = funcgrad.make_graph(f)(x.astype(np.float32))
     assert [e.prim.name for e in g.eqns if nb.fusible(e)] == ["multiply", "multiply"]
