@@ -365,7 +365,16 @@ def test_activation_edges_as_torch(name, dtype):
     got = _quiet(getattr(F, name), x)
     xt = torch.tensor(x, requires_grad=True)
     yt = _torch_fn(name)(xt)
-    _assert_same(got, yt.detach().numpy(), _rtol(dtype) * 10, name, signed_zero=False)
+    want = yt.detach().numpy()
+    # PyTorch's float32 kernels vectorised for AVX-512 give gelu(inf) = NaN (its float64
+    # and AVX2 ones give inf): where its float32 value is NaN from a number, the reference
+    # is its float64 value, rounded
+    bad = np.isnan(want) & ~np.isnan(x)
+    if bad.any() and dtype == np.float32:
+        with torch.no_grad():
+            ref64 = _torch_fn(name)(torch.tensor(x.astype(np.float64))).numpy()
+        want = np.where(bad, _quiet(ref64.astype, np.float32), want)
+    _assert_same(got, want, _rtol(dtype) * 10, name, signed_zero=False)
     yt.sum().backward()
     g = _modes_agree(getattr(F, name), (x,), name, 1e-6)
     want = xt.grad.numpy()
