@@ -15,7 +15,7 @@ import funcgrad.random as fr
 import funcgrad_nn as nn
 import funcgrad_nn.functional as F
 from funcgrad.errors import FuncgradValueError
-from funcgrad.tree_util import tree_leaves, tree_map
+from funcgrad.tree_util import tree_leaves, tree_leaves_with_path, tree_map
 from funcgrad_nn import optim
 from funcgrad._src.testing_backend import StandInArray
 
@@ -148,9 +148,19 @@ def test_batchnorm_dropout_apply_step_stays_on_device_and_matches_numpy(gets):
                                       check)
     assert losses[-1] < losses[0]
     np.testing.assert_allclose(losses, ref_losses, rtol=1e-5)
-    for a, b in zip(tree_leaves(_host((params, state))), tree_leaves((ref_params, ref_state))):
+    # The convolution's bias feeds a BatchNorm, which subtracts it again: its gradient is
+    # 0 up to rounding, and Adam scales that rounding up to steps of the learning rate,
+    # so how each CPU rounds decides it. It and the running mean (which adds it in) are
+    # only checked to stay within those steps; everything else is compared.
+    bound = 0.05 * 4
+    for (path, a), b in zip(tree_leaves_with_path(_host((params, state))),
+                            tree_leaves((ref_params, ref_state))):
         assert a.dtype == b.dtype
-        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
+        name = str(path)
+        if "SequenceKey(idx=0), DictKey(key='bias')" in name or "running_mean" in name:
+            assert np.all(np.abs(a - b) <= 2 * bound), name
+        else:
+            np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6, err_msg=name)
     assert int(state[1]["num_batches_tracked"].get()) == 4
 
 
