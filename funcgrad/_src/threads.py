@@ -89,6 +89,8 @@ def budget():
         n = _state["default"]
         if n is None:
             n = _state["default"] = default_budget()
+            if n == 1:          # (more threads reach the BLAS through num_threads)
+                _sync_blas(1)
     return n
 
 

@@ -77,6 +77,23 @@ def test_the_blas_follows_the_budget(budget):
 
 
 @needs_blas
+def test_a_budget_of_one_from_the_environment_reaches_the_blas():
+    """FUNCGRAD_NUM_THREADS=1 alone (no adaptive policy to sync it) sets the BLAS to one
+    thread at the first jitted step, as the budget's other sources do."""
+    import subprocess
+    import sys
+    code = ("import numpy as np, funcgrad; from funcgrad._src import blas\n"
+            "f = funcgrad.jit(lambda a, b: (a @ b).sum())\n"
+            "f(np.ones((64, 64)), np.ones((64, 64)))\n"
+            "print(blas.get_threads())")
+    env = {k: v for k, v in os.environ.items() if k not in threads._ENV_VARS}
+    env["FUNCGRAD_NUM_THREADS"] = "1"
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
+                         text=True, check=True).stdout
+    assert out.strip() == "1"
+
+
+@needs_blas
 def test_the_blas_runs_one_thread_inside_a_split_and_gets_its_threads_back(budget):
     funcgrad.config.update("num_threads", 2)
     seen = []
