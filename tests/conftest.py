@@ -3,10 +3,12 @@ a one-line summary of skipped tests."""
 import collections
 import os
 
+import pytest
 from hypothesis import HealthCheck, settings
 
 import funcgrad
 from funcgrad._src import compiler
+from funcgrad._src import numba_backend as _nb
 from funcgrad._src.prims import control_flow as _cf
 
 # Tests get the thread counts they set, however busy the machine is (the adaptive policy
@@ -28,6 +30,19 @@ settings.register_profile("dev", derandomize=True, deadline=None, max_examples=1
 settings.register_profile("thorough", deadline=None, max_examples=200,
                           suppress_health_check=[HealthCheck.too_slow])
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
+
+
+@pytest.fixture
+def numba(monkeypatch):
+    """Numba (or skip); kernels and native loops compile on the calling thread at jit's
+    first call, and failures raise. They go to the user's kernel cache
+    ($FUNCGRAD_CACHE_DIR or ~/.cache/funcgrad/numba), as they would for any jitted
+    function: a second run of the tests compiles nothing (about 60 s less on a 2-core VM);
+    the disk-cache test uses a directory of its own."""
+    mod = pytest.importorskip("numba")
+    monkeypatch.setattr(_nb, "synchronous", True)
+    monkeypatch.setattr(_nb, "strict", True)
+    return mod
 
 
 def _gpu_available():

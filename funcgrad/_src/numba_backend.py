@@ -238,10 +238,15 @@ _UNFAITHFUL = {("log", np.dtype(np.float32)),
                # funcgrad's float32 sigmoid is itself 3 ulp from the correctly rounded
                # value (its float32 exp): nothing accurate comes within 2 ulp of it
                ("sigmoid", np.dtype(np.float32))}
-# Where the CPU has AVX-512, NumPy runs these in AVX-512 code of its own, 3 ulp from
-# the C library's result that Numba's code gives (benchmarks/numba_ulp.py, 300,000
-# values, on an AMD EPYC with AVX-512)
-if getattr(np._core._multiarray_umath, "__cpu_features__", {}).get("AVX512_SKX"):
+try:
+    from numpy._core import _multiarray_umath as _umath
+except ImportError:                                 # NumPy 1
+    from numpy.core import _multiarray_umath as _umath
+# NumPy runs some float ufuncs in AVX-512 code of its own where the CPU has it
+NUMPY_AVX512 = bool(getattr(_umath, "__cpu_features__", {}).get("AVX512_SKX"))
+# there these are 3 ulp from the C library's result that Numba's code gives
+# (benchmarks/numba_ulp.py, 300,000 values, on an AMD EPYC with AVX-512)
+if NUMPY_AVX512:
     _UNFAITHFUL |= {("cbrt", np.dtype(np.float64))} | {
         (n, np.dtype(np.float32)) for n in ("tan", "arcsin", "log10", "arctan2")}
 # tanh is our own (the C library's was 3 ulp from NumPy's SIMD tanh): see _tanh_source

@@ -22,28 +22,12 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
 
 
-@pytest.fixture
-def numba(monkeypatch):
-    """Numba (or skip); kernels compile at jit's first call and failures raise. They go
-    to the user's kernel cache ($FUNCGRAD_CACHE_DIR or ~/.cache/funcgrad/numba), as
-    they would for any jitted function: a second run of the tests compiles nothing
-    (about 60 s less on a 2-core VM); the disk-cache test uses a directory of its own."""
-    mod = pytest.importorskip("numba")
-    monkeypatch.setattr(nb, "synchronous", True)
-    monkeypatch.setattr(nb, "strict", True)
-    return mod
-
-
 # NumPy runs some float ufuncs (exp, power, sin, ...) in AVX-512 code where the CPU has
-# it; the bit-for-bit figures were measured where it runs AVX2 code. On an AVX-512 CPU what
-# holds is the documented bound: within 2 ulp of NumPy's result.
-_NUMPY_AVX512 = bool(getattr(np._core._multiarray_umath, "__cpu_features__", {}).get(
-    "AVX512_SKX"))
-
-
+# it (nb.NUMPY_AVX512); the bit-for-bit figures were measured where it runs AVX2 code. On
+# an AVX-512 CPU what holds is the documented bound: within 2 ulp of NumPy's result.
 def _assert_as_replay(got, want):
     """Bit-identical to the replay, or within 2 ulp where NumPy runs AVX-512 code."""
-    if not _NUMPY_AVX512:
+    if not nb.NUMPY_AVX512:
         np.testing.assert_array_equal(_bits(got), _bits(want))
         return
     assert got.dtype == want.dtype and got.shape == want.shape
@@ -216,7 +200,7 @@ def test_every_fused_ufunc_is_within_2_ulp_of_numpys_and_bit_identical_as_docume
         assert fused == (key not in nb._UNFAITHFUL), key
         if not fused:
             continue
-        bound = 2 if _NUMPY_AVX512 else _NOT_BIT_IDENTICAL.get(key, 0)
+        bound = 2 if nb.NUMPY_AVX512 else _NOT_BIT_IDENTICAL.get(key, 0)
         assert bound <= 2
         assert worst <= bound, (key, worst)
         if bound == 0:

@@ -15,14 +15,6 @@ from funcgrad._src import numba_blas as nblas
 from funcgrad._src import numba_loops as nl
 
 
-@pytest.fixture
-def numba(monkeypatch):
-    mod = pytest.importorskip("numba")
-    monkeypatch.setattr(nb, "synchronous", True)
-    monkeypatch.setattr(nb, "strict", True)
-    return mod
-
-
 def _compiled(dtype):
     """``_fg_matmul_<dtype>`` compiled from its source here (not cached on disk)."""
     name = f"_fg_matmul_{np.dtype(dtype).name}"

@@ -13,15 +13,6 @@ from funcgrad._src import numba_blas as nblas
 from funcgrad._src import numba_loops as nl
 
 
-@pytest.fixture
-def numba(monkeypatch):
-    """Numba (or skip); kernels and loops compile on the calling thread, failures raise."""
-    mod = pytest.importorskip("numba")
-    monkeypatch.setattr(nb, "synchronous", True)
-    monkeypatch.setattr(nb, "strict", True)
-    return mod
-
-
 def _check(f, *args, native=True, rtol=1e-12):
     """``f``'s jit on the Numba backend (third call: the scan's loop is split at the
     second and compiled then) equals the NumPy replay's; whether a native loop ran."""
