@@ -9,13 +9,13 @@ memory; the kernel cotangent multiplies the windows by g transposed (a copy) whe
 windows are long, so that neither operand of the product is transposed
 (``_kernel_ct_transposed``). With unit strides the positions run over the padded
 grid's flat index ("wide" rows: the few columns that straddle a row end are computed and
-dropped), which turns the copies into long contiguous runs. When rows are padded to their own width (a "same"
-3x3 convolution, say) the input needs no padded copy at all: each kernel offset reads a
-shifted run of the input itself, zeros are written where a run wraps around a row end,
-and the positions are the output's own, so the product writes the result in place
-(``_Shift``). Windowed reductions loop over the few window offsets,
-never over pixels; where Numba is installed, 2x2 stride-2 max pooling (forward and
-backward) runs as one compiled pass instead (windows_numba.py, same results).
+dropped), which turns the copies into long contiguous runs. When rows are padded to
+their own width (a "same" 3x3 convolution, say) the input needs no padded copy at all:
+each kernel offset reads a shifted run of the input itself, zeros are written where a
+run wraps around a row end, and the positions are the output's own, so the product
+writes the result in place (``_Shift``). Windowed reductions loop over the few window
+offsets, never over pixels; where Numba is installed, 2x2 stride-2 max pooling (forward
+and backward) runs as one compiled pass instead (windows_numba.py, same results).
 
 Speed: the batch is split over the process's threads (``funcgrad.config`` option
 ``num_threads``; see threads.py), because the per-image products are too
