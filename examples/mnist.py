@@ -60,6 +60,21 @@ def make_model():
         nn.Flatten(), nn.Linear(32 * 7 * 7, 10))
 
 
+def make_train_step(model, tx):
+    """The compiled training step: ``(params, opt_state, x, y) -> (params, opt_state,
+    loss)``, the mean cross-entropy's gradient (value_and_grad) applied by ``tx``."""
+    def loss_fn(params, x, y):
+        return F.cross_entropy(model(params, x), y)
+
+    @funcgrad.jit
+    def train_step(params, opt_state, x, y):
+        loss, grads = funcgrad.value_and_grad(loss_fn)(params, x, y)
+        updates, opt_state = tx.update(grads, opt_state, params)
+        return optim.apply_updates(params, updates), opt_state, loss
+
+    return train_step
+
+
 def load_split(dataset_cls, root, train, download, limit):
     """The split as an ArrayDataset of normalised float32 (N, 1, 28, 28) images and labels.
 
@@ -135,15 +150,7 @@ def main(argv=None):
     tx = optim.adam(args.lr)
     opt_state = tx.init(params)
 
-    def loss_fn(params, x, y):
-        return F.cross_entropy(model(params, x), y)
-
-    @funcgrad.jit
-    def train_step(params, opt_state, x, y):
-        loss, grads = funcgrad.value_and_grad(loss_fn)(params, x, y)
-        updates, opt_state = tx.update(grads, opt_state, params)
-        return optim.apply_updates(params, updates), opt_state, loss
-
+    train_step = make_train_step(model, tx)
     predict = funcgrad.jit(model)
 
     history = {"train/loss": [], "test/loss": [], "test/accuracy": []}

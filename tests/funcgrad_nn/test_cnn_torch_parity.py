@@ -16,10 +16,8 @@ import sys
 import numpy as np
 import pytest
 
-import funcgrad
 import funcgrad.random as fr
 import funcgrad_nn as nn
-import funcgrad_nn.functional as F
 from funcgrad_nn import optim
 
 torch = pytest.importorskip("torch")
@@ -68,7 +66,7 @@ def _synthetic(n=40, seed=0):
 
 def _trajectories(scripts, dtype, steps, batch_size=16):
     """Losses and final params of both scripts' models trained from the same weights on
-    the same batches; the funcgrad step is mnist.py's (value_and_grad + adam, jitted)."""
+    the same batches; the funcgrad step is mnist.py's own (``make_train_step``)."""
     mnist, bench = scripts
     torch.manual_seed(0)
     tm = bench.make_model().to(getattr(torch, np.dtype(dtype).name))
@@ -78,15 +76,7 @@ def _trajectories(scripts, dtype, steps, batch_size=16):
     opt_state = tx.init(params)
     opt = torch.optim.Adam(tm.parameters(), lr=1e-3)
 
-    def loss_fn(params, x, y):
-        return F.cross_entropy(model(params, x), y)
-
-    @funcgrad.jit
-    def train_step(params, opt_state, x, y):
-        loss, grads = funcgrad.value_and_grad(loss_fn)(params, x, y)
-        updates, opt_state = tx.update(grads, opt_state, params)
-        return optim.apply_updates(params, updates), opt_state, loss
-
+    train_step = mnist.make_train_step(model, tx)
     loader = nn.data.DataLoader(_synthetic(), batch_size=batch_size, shuffle=True, seed=0)
     ours, theirs = [], []
     while len(ours) < steps:
