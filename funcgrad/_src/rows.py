@@ -22,7 +22,9 @@ inputs also show their shapes through ``invars``) and returns ``None`` when the 
 cannot run on slices, else ``(out_kinds, chunk_params, sliced)``: the kinds of the
 outputs, a function of the slice length giving the parameters for a slice (``None`` when
 they do not change) and ``{input index: axis}`` for whole inputs that must be sliced along
-an axis for this equation (a full-batch constant added to rows, say).
+an axis for this equation (a full-batch constant added to rows, say); ``PARTIAL`` instead of
+an axis reads a whole input as a partial sum: the whole value on the first slice and zeros
+on the others (the start of an accumulator the slices add their parts to).
 
 Partial sums only flow through operations linear in them (adding two partial sums,
 scaling one by a finite constant, reshaping, summing, widening casts...: elementwise
@@ -87,6 +89,12 @@ class ReadSlice:
     """Rows ``a:b`` along ``axis`` of a whole value (a graph input read in rows, or a
     whole value that a rule asked to slice)."""
     axis: int
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class ReadShare:
+    """A whole value as a partial sum: the value on the first slice, zeros on the others
+    (a rule's ``PARTIAL`` in place of an axis)."""
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -233,6 +241,86 @@ def with_length(params, key, axis, c):
     shape = list(params[key])
     shape[axis] = c
     return {**params, key: tuple(shape)}
+
+
+# --------------------------------------------------------------------------------------
+# Sub-graphs: a loop whose body runs on slices (the scan primitive's row rule)
+
+
+def body_kinds(graph, in_kinds, batch, shareable=()):
+    """The kinds of a sub-graph's values (a loop's body) with inputs of ``in_kinds``, every
+    equation running on each slice: ``(kinds, chunk_params, requests)``, or None when
+    some equation cannot. An equation of whole values only runs whole on every slice
+    (the same small work on each). ``requests`` (non-empty: the analysis stopped there)
+    maps an input index to the kind it must have for an equation to split: ``Rows(axis)``
+    for a whole input a rule slices, ``PARTIAL`` for an input of ``shareable`` (a carry,
+    read as a share of its start) that is added to partial sums; the key None when the
+    value to slice was made in the body from whole inputs (a carry's product with a
+    weight, say: the caller decides which input to put in rows)."""
+    kinds, chunk, pos = {}, {}, {}
+    for i, (v, k) in enumerate(zip(graph.invars, in_kinds)):
+        kinds[v.name] = k
+        pos[v.name] = i
+    for v, _ in graph.consts:
+        kinds[v.name] = WHOLE
+    for j, e in enumerate(graph.eqns):
+        if e.prim.effectful:
+            return None
+        ins = [kinds[v.name] if _is_var(v) else WHOLE for v in e.invars]
+        if all(k is WHOLE for k in ins):
+            for v in e.outvars:
+                kinds[v.name] = WHOLE
+            continue
+        rule = getattr(e.prim, "rows", None)
+        if rule is None:
+            return None
+        res = rule(ins, e.invars, e.outvars, e.params, batch)
+        if res is None or not _exact_partials(ins, e.invars, e.outvars, res[0]):
+            # a carry's start added to partial sums: the carry becomes one
+            share = {pos[v.name] for v, k in zip(e.invars, ins)
+                     if k is WHOLE and _is_var(v) and pos.get(v.name) in shareable}
+            if PARTIAL in ins and share:
+                ins2 = [PARTIAL if _is_var(v) and pos.get(v.name) in share else k
+                        for v, k in zip(e.invars, ins)]
+                res = rule(ins2, e.invars, e.outvars, e.params, batch)
+                if res is not None and _exact_partials(ins2, e.invars, e.outvars, res[0]):
+                    return kinds, chunk, {i: PARTIAL for i in share}
+            return None
+        outs, params_fn, cut = res
+        if cut:
+            req = {}
+            for i, axis in cut.items():
+                name = e.invars[i].name
+                if axis is PARTIAL:
+                    return None
+                # (a whole value made inside the body, from whole inputs: key None)
+                req[pos.get(name)] = Rows(axis)
+            return kinds, chunk, req
+        for v, k in zip(e.outvars, outs):
+            if isinstance(k, Rows) and v.shape[k.axis] != batch:
+                return None                # a rule's promise, checked
+            kinds[v.name] = k
+        chunk[j] = params_fn
+    return kinds, chunk, {}
+
+
+def resized_graph(graph, kinds, chunk, c):
+    """``graph`` (analysed by :func:`body_kinds`) for slices of length ``c``: its values
+    in rows resized along their axis, its equations' parameters made for ``c``."""
+    def nv(v):
+        k = kinds.get(v.name) if _is_var(v) else None
+        if not isinstance(k, Rows):
+            return v
+        shape = list(v.shape)
+        shape[k.axis] = c
+        return Var(v.name, shape, v.dtype, v.deps, v.weak)
+
+    eqns = [type(e)(e.prim, [nv(v) for v in e.invars],
+                    chunk[j](c) if chunk.get(j) else e.params, [nv(v) for v in e.outvars])
+            for j, e in enumerate(graph.eqns)]
+    return Graph([nv(v) for v in graph.invars], list(graph.consts), eqns,
+                 [nv(v) for v in graph.outvars], graph.in_tree, graph.out_tree,
+                 graph.arg_names)
 
 
 # --------------------------------------------------------------------------------------
@@ -384,7 +472,7 @@ class _Analysis:
                 how.append(None)
             elif i in cut:
                 phase = max(phase, self.need_whole(v))
-                how.append(ReadSlice(cut[i]))
+                how.append(ReadShare() if cut[i] is PARTIAL else ReadSlice(cut[i]))
             elif k is WHOLE:
                 phase = max(phase, self.need_whole(v))
                 how.append(ReadWhole())
@@ -547,6 +635,8 @@ def _slice_graph(eqns, plan, idx, keys, outs, c):
                                                      v.weak)
         elif isinstance(how, ReadSlice):
             nv = resized(v, how.axis, f"{name}_r{how.axis}")
+        elif isinstance(how, ReadShare):
+            nv = Var(f"{name}_p", v.shape, v.dtype, v.deps, v.weak)
         else:
             nv = local_var(v)
         env[(name, how)] = nv
@@ -592,6 +682,9 @@ def _slice_args(keys, env, loc, a, b):
             args.append(env[name])
         elif isinstance(how, ReadSlice):
             args.append(env[name][(slice(None),) * how.axis + (slice(a, b),)])
+        elif isinstance(how, ReadShare):
+            x = env[name]
+            args.append(x if a == 0 else np.zeros_like(x))
         else:
             args.append(loc[name])
     return args

@@ -986,3 +986,112 @@ def test_attention_sequence_first(split):
     q, kv = rng.normal(size=(5, 24, 8)), rng.normal(size=(6, 24, 8))   # N = 3 * E
     _check(split, grad(lambda p, q, kv: fnp.sum(mha(p, q, kv, kv)[0] ** 2)
                        + fnp.sum(mha(p, q, kv, kv)[1]), argnums=(0, 1, 2)), pm, q, kv)
+
+
+def _places(fun, *args, prim):
+    """Where each equation of ``prim`` runs in the split plan of ``jit(fun)(*args)``."""
+    g = jit(fun).lower(*args).graph()
+    plan = rows.analyze(g)
+    assert plan is not None
+    return [plan.where[j] for j, e in enumerate(g.eqns) if e.prim.name == prim]
+
+
+def test_embedding_lookups_and_their_gradients_run_on_slices(split):
+    rng = np.random.default_rng(21)
+    table = rng.normal(size=(9, 4))
+    ids = rng.integers(-9, 9, size=(6, 5))
+    ids[:, 0] = 3                            # one row looked up by every slice
+    cols = ids % 4                           # a second axis's lookup: rows on axis 1 then
+    f = value_and_grad(lambda t, ids, cols: fnp.sum(fnp.sin(t[ids]) ** 2)
+                       + fnp.sum(t[:, cols][0] * t[1, 0]))
+    _check(split, f, table, ids, cols)
+    assert all(isinstance(w, rows.OnRows)
+               for w in _places(f, table, ids, cols, prim="getitem")[:2])
+    # x.at[ids].add(v): a whole start (added on one slice only) and rows of updates
+    def add(t, ids, v):
+        return fnp.at(t)[ids].add(v * 2.0)
+    g = jit(add)
+    v = rng.normal(size=(6, 5, 4))
+    _check(split, add, table, ids, v)
+    assert all(isinstance(w, rows.OnRows) for w in _places(g, table, ids, v, prim="scatter"))
+
+
+def _rnn(reverse):
+    def loss(w, u, table, ids, h0):
+        xs = fnp.swapaxes(table[ids], 0, 1)              # (T, N, E)
+
+        def cell(h, x):
+            h = fnp.tanh(x @ w + h @ u)
+            return h, h * 2.0
+        h, hs = lax.scan(cell, h0, xs, reverse=reverse)
+        return fnp.mean(hs ** 2) + fnp.sum(fnp.cos(h))
+    return loss
+
+
+@pytest.mark.parametrize("reverse", [False, True])
+@pytest.mark.parametrize("start", ["zeros", "given"])
+def test_scans_over_the_batch_run_on_slices(split, reverse, start):
+    rng = np.random.default_rng(22)
+    n, t, e, hdim = 6, 5, 3, 4
+    w, u = rng.normal(size=(e, hdim)) * 0.5, rng.normal(size=(hdim, hdim)) * 0.5
+    table, ids = rng.normal(size=(7, e)), rng.integers(0, 7, size=(n, t))
+    loss = _rnn(reverse)
+    if start == "zeros":
+        f = value_and_grad(lambda w, u, table, ids: loss(w, u, table, ids,
+                                                         fnp.zeros((n, hdim))),
+                           argnums=(0, 1, 2))
+        args = (w, u, table, ids)
+    else:
+        f = value_and_grad(loss, argnums=(0, 1, 2, 4))
+        args = (w, u, table, ids, rng.normal(size=(n, hdim)))
+    _check(split, f, *args)
+    places = _places(f, *args, prim="scan")
+    assert len(places) == 2 and all(isinstance(w_, rows.OnRows) for w_ in places)
+
+
+def test_a_scan_adding_partial_sums_starts_from_a_share_of_its_start(split):
+    rng = np.random.default_rng(23)
+    x, w, acc0 = rng.normal(size=(6, 5, 3)), rng.normal(size=(3, 3)), rng.normal(size=(3, 3))
+
+    def f(x, w, acc0):                       # x: (N, T, E), scanned over T
+        x = fnp.swapaxes(x, 0, 1)
+
+        def step(c, xt):
+            h, acc = c
+            h = fnp.tanh(xt + h @ w)
+            return (h, acc + xt.T @ h), fnp.sum(h, axis=1)
+        (h, acc), s = lax.scan(step, (fnp.zeros((6, 3)), acc0), x)
+        return acc, h, s
+    _check(split, f, x, w, acc0)
+    assert all(isinstance(p, rows.OnRows) for p in _places(f, x, w, acc0, prim="scan"))
+
+
+def test_scans_that_need_the_whole_batch_run_whole(split):
+    rng = np.random.default_rng(24)
+    x, w = rng.normal(size=(6, 5, 3)), rng.normal(size=(3, 3))
+
+    def centred(x, w):                       # a mean over the batch inside the step
+        x = fnp.swapaxes(x, 0, 1)
+
+        def step(h, xt):
+            h = fnp.tanh(xt + h @ w)
+            return h - fnp.mean(h, axis=0), fnp.sum(h ** 2)
+        return lax.scan(step, fnp.zeros((6, 3)), x)
+
+    def counted(x, w):                       # a whole carry beside one in rows
+        x = fnp.swapaxes(x, 0, 1)
+
+        def step(c, xt):
+            h, k = c
+            h = fnp.tanh(xt + h @ w) * k
+            return (h, k + 1.0), h
+        return lax.scan(step, (fnp.zeros((6, 3)), 1.0), x)
+    for f in (centred, counted):
+        jf = jit(f)
+        _same(jf(x, w), f(x, w), 1e-12)
+        _same(jf(x, w), f(x, w), 1e-12)
+        plan = rows.analyze(jf.lower(x, w).graph())
+        if plan is not None:
+            g = jf.lower(x, w).graph()
+            assert all(isinstance(plan.where[j], rows.Serial)
+                       for j, e in enumerate(g.eqns) if e.prim.name == "scan")

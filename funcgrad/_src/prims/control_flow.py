@@ -30,6 +30,7 @@ import re
 
 import numpy as np
 
+from .. import rows as _rows
 from ..ad import JVPTrace, JVPTracer, VJPTrace, VJPTracer, backward
 from ..backend import array_module, dtype_name
 from ..batching import BatchTracer, bdim_size, move_to_front, vmap_flat
@@ -968,8 +969,80 @@ def _scan_prune(eqn, used):
                      outvars)
 
 
+def _scan_rows(kinds, invars, outvars, params, batch):
+    """Row rule: a loop over values in rows runs as the same loop on each slice when its
+    body can (``rows.body_kinds``; a recurrent layer over a batch). A carry in rows stays
+    in rows (a whole start of the batch's length is sliced); a carry that adds partial
+    sums (a reverse pass's weight gradient) is one, its start read as a share; per-step
+    values are in rows one axis further out (axis 0 is the steps: never split)."""
+    body, nk, nc = params["body"], params["num_consts"], params["num_carry"]
+    hist = params.get("history") or (True,) * nc
+    inner = []
+    for i, k in enumerate(kinds):
+        if i >= nk + nc and isinstance(k, _rows.Rows):
+            if k.axis == 0:
+                return None
+            k = _rows.Rows(k.axis - 1)
+        inner.append(k)
+    carries = range(nk, nk + nc)
+    cut, tried = {}, set()
+    for _ in range(2 * len(inner) + 2):
+        found = _rows.body_kinds(body, inner, batch, shareable=carries)
+        if found is None:
+            return None
+        vk, chunk, req = found
+        if not req:         # a step must return each carry in the kind it starts with
+            for k in range(nc):
+                o = body.outvars[k]
+                ko = vk.get(o.name, _rows.WHOLE) if isinstance(o, Var) else _rows.WHOLE
+                if ko != inner[nk + k]:
+                    req[nk + k] = ko
+        if not req:
+            break
+        if None in req:
+            # a whole value made in the step from whole carries must be in rows: put the
+            # carries that run along the batch in rows (each along its first such axis)
+            req = {i: _rows.Rows(invars[i].shape.index(batch)) for i in carries
+                   if inner[i] is _rows.WHOLE and isinstance(invars[i], Var)
+                   and batch in invars[i].shape and i not in tried}
+            tried.update(req)
+            if not req:
+                return None
+        for i, k in req.items():
+            v = invars[i]
+            if inner[i] is not _rows.WHOLE or k is _rows.WHOLE or not isinstance(v, Var):
+                return None
+            if k is _rows.PARTIAL:
+                if i not in carries:
+                    return None
+                cut[i] = _rows.PARTIAL
+            else:
+                axis = k.axis + (1 if i >= nk + nc else 0)
+                if v.shape[axis] != batch:
+                    return None
+                cut[i] = axis
+            inner[i] = k
+    else:
+        return None
+
+    def stacked(k):
+        return _rows.Rows(k.axis + 1) if isinstance(k, _rows.Rows) else k
+
+    outs = inner[nk:nk + nc]
+    outs += [stacked(vk.get(o.name, _rows.WHOLE) if isinstance(o, Var) else _rows.WHOLE)
+             for o in body.outvars[nc:]]
+    outs += [stacked(inner[nk + k]) for k in range(nc) if hist[k]]
+    if any(k is _rows.WHOLE for k in outs):
+        return None         # (a value made on every slice cannot be joined as whole)
+
+    def params_for(c):
+        return {**params, "body": _rows.resized_graph(body, vk, chunk, c)}
+    return outs, params_for, cut
+
+
 scan_p = Primitive("scan", _scan_impl, multiple_results=True)
-def_rules(scan_p, jvp=_scan_jvp, vjp=_scan_vjp, batch=_scan_batch, vjp_fwd=_scan_vjp_fwd)
+def_rules(scan_p, jvp=_scan_jvp, vjp=_scan_vjp, batch=_scan_batch, vjp_fwd=_scan_vjp_fwd,
+          rows=_scan_rows)
 dead_output_rules[scan_p] = _scan_prune
 
 

@@ -153,10 +153,27 @@ def _getitem_batch(vals, dims, index):
     return bind(getitem_p, x, *arrays, index=(("slice", None, None, None),) + index), out_dim
 
 
+def _rows_index_axis(kinds, invars, index):
+    """For ``x[..., i, ...]`` with one integer index array ``i`` in rows (a batch of
+    token ids looking up an embedding table) and full slices everywhere else: the axis of
+    ``x[index]`` along which its rows run; None for any other index."""
+    if len(kinds) != 2 or not isinstance(kinds[1], _rows.Rows):
+        return None
+    if np.dtype(invars[1].dtype).kind not in "iu":
+        return None                             # (a mask's result length depends on data)
+    pos = [j for j, s in enumerate(index) if isinstance(s, str)]
+    if len(pos) != 1 or any(s != _FULL for s in index if not isinstance(s, str)):
+        return None
+    return pos[0] + kinds[1].axis
+
+
 def _getitem_rows(kinds, invars, outvars, params, batch):
     k = kinds[0]
     if k is _rows.PARTIAL:                      # indexing is linear (index arrays are whole)
         return ([_rows.PARTIAL], None, {}) if all(q is _rows.WHOLE for q in kinds[1:]) else None
+    if k is _rows.WHOLE:                        # a whole table, indexed by rows of ids
+        axis = _rows_index_axis(kinds, invars, params["index"])
+        return None if axis is None else ([_rows.Rows(axis)], None, {})
     if not isinstance(k, _rows.Rows) or len(kinds) > 1:
         return None
     out = _kept_axis(params["index"], invars[0], k.axis)
@@ -238,6 +255,16 @@ def _scatter_rows(kinds, invars, outvars, params, batch):
     if kx is _rows.PARTIAL and kv is _rows.PARTIAL and len(kinds) == 2:  # linear in (x, v)
         return [_rows.PARTIAL], None, {}
     index = params["index"]
+    if (len(kinds) == 3 and params["mode"] == "add" and isinstance(kv, _rows.Rows)
+            and kx in (_rows.WHOLE, _rows.PARTIAL)):
+        # x.at[ids].add(v), ids and v in rows (an embedding's gradient): each slice adds
+        # its rows into its share of x (x itself on one slice), a partial sum
+        axis = _rows_index_axis(kinds[::2], invars[::2], index)
+        vshape = tuple(getattr(invars[1], "shape", ()))
+        rank = len(invars[0].shape) - 1 + len(invars[2].shape)     # x[index]'s
+        if axis is None or kv.axis + rank - len(vshape) != axis:
+            return None
+        return [_rows.PARTIAL], None, ({0: _rows.PARTIAL} if kx is _rows.WHOLE else {})
     if len(kinds) > 2 or _rows.PARTIAL in (kx, kv) or _has_arrays(index):
         return None
     x = invars[0]
