@@ -303,9 +303,32 @@ class Sequential(Module):
                 f"Sequential of {len(kids)} layers: params must be a list of {len(kids)} "
                 f"entries (from model.init(key)), got {type(params).__name__} of length {n}"
                 f"{_pair_hint(params)}")
-        for layer, p in zip(kids, params):
-            x = layer(p, x)
+        i = 0
+        while i < len(kids):
+            if i + 1 < len(kids) and _pool_first(kids[i], kids[i + 1]):
+                # ReLU then max pooling, run as pooling then ReLU: the two commute exactly
+                # (the maximum of max(x, 0) is max(maximum, 0), and the gradient reaches
+                # the same element: the window's maximum where it is positive, nothing
+                # otherwise), and the activation and its gradient's mask then see a
+                # quarter of the values (2x2 windows). Same results bit for bit, but for
+                # the gradient in a window holding NaN: 0, as in PyTorch, where the
+                # written order gives it to the window's last element.
+                x = kids[i](params[i], kids[i + 1](params[i + 1], x))
+                i += 2
+                continue
+            x = kids[i](params[i], x)
+            i += 1
         return x
+
+
+def _pool_first(act, pool):
+    """Whether ``act`` then ``pool`` may run as ``pool`` then ``act`` (Sequential): a ReLU
+    before a max pooling that returns no indices, outside nn.summary's recording (which
+    shows each layer's own output shape)."""
+    from ._activation import ReLU
+    from ._pooling import _PoolNd
+    return (type(act) is ReLU and isinstance(pool, _PoolNd) and pool._max
+            and not pool.return_indices and _frames.recorder is None)
 
 
 class ModuleList(Sequential):

@@ -584,3 +584,60 @@ def test_recurrent_and_attention_dropout_need_keys_in_training():
     single = nn.GRU(3, 5, dropout=0.5)      # one layer: PyTorch applies no dropout
     assert not single._random
     single(single.init(fr.key(0)), x)
+
+
+@pytest.mark.parametrize("pool, shape", [
+    (lambda: nn.MaxPool2d(2), (3, 2, 6, 6)),
+    (lambda: nn.MaxPool2d(3, stride=2, padding=1, ceil_mode=True), (2, 2, 7, 5)),
+    (lambda: nn.MaxPool2d(2, stride=1, dilation=2), (2, 1, 6, 6)),
+    (lambda: nn.MaxPool1d(2), (2, 3, 8)),
+    (lambda: nn.MaxPool3d(2), (1, 2, 4, 4, 4)),
+])
+def test_sequential_relu_then_max_pool_is_exactly_the_written_order(pool, shape):
+    # Sequential runs ReLU then max pooling as pooling then ReLU (cheaper); values and
+    # gradients must be those of the written order bit for bit, ties, zeros, signed zeros
+    # and infinities included (NaN: values only, see below)
+    import funcgrad
+    import funcgrad_nn.functional as F
+    rng = np.random.default_rng(5)
+    x = rng.choice([-2.0, -1.0, -0.0, 0.0, 0.5, 1.0, 3.0], size=shape)
+    x.flat[::7] = rng.normal(size=x.flat[::7].shape)
+    x.flat[3], x.flat[11] = np.inf, -np.inf
+    m = nn.Sequential(nn.ReLU(), pool())
+    p = m.init(fr.key(0))
+    written = [m[0], m[1]]
+
+    def by_hand(x):
+        return written[1]({}, F.relu(x))      # (layers called one by one, not swapped)
+
+    for dtype in (np.float64, np.float32):
+        xd = x.astype(dtype)
+        np.testing.assert_array_equal(m(p, xd), by_hand(xd))
+        g = rng.normal(size=by_hand(xd).shape).astype(dtype)
+        got = funcgrad.vjp(lambda x: m(p, x), xd)[1](g)[0]
+        want = funcgrad.vjp(by_hand, xd)[1](g)[0]
+        assert got.dtype == dtype
+        np.testing.assert_array_equal(got, want)
+        jitted = funcgrad.jit(funcgrad.grad(lambda x: funcgrad.numpy.sum(m(p, x) * g)))
+        np.testing.assert_array_equal(jitted(xd), want)
+    # a window holding NaN: NaN out either way; its gradient is 0 (PyTorch's: the NaN is
+    # the window's arg-max and ReLU's derivative there is 0), where the written order
+    # sends it to the window's last element
+    x.flat[-2] = np.nan
+    np.testing.assert_array_equal(m(p, x), by_hand(x))
+    got = funcgrad.grad(lambda x: funcgrad.numpy.sum(m(p, x)))(x)
+    want = funcgrad.grad(lambda x: funcgrad.numpy.sum(by_hand(x)))(x)
+    nan_out = np.isnan(by_hand(x))
+    assert nan_out.any()
+    differ = got != want
+    assert not differ.any() or (got[differ] == 0).all()
+
+
+def test_sequential_keeps_relu_before_a_pool_that_returns_indices():
+    m = nn.Sequential(nn.ReLU(), nn.MaxPool2d(2, return_indices=True))
+    x = np.random.default_rng(6).normal(size=(1, 1, 4, 4))
+    out, idx = m(m.init(fr.key(0)), x)
+    assert out.shape == idx.shape == (1, 1, 2, 2)
+    np.testing.assert_array_equal(out, np.maximum(x, 0).reshape(1, 1, 2, 2, 2, 2)
+                                  .transpose(0, 1, 2, 4, 3, 5).reshape(1, 1, 2, 2, 4)
+                                  .max(-1))
