@@ -1,5 +1,6 @@
-"""The optional Numba pooling kernels (windows_numba.py) give exactly the NumPy path's
-results; skipped where Numba is not installed."""
+"""The optional Numba kernels (windows_numba.py) give the NumPy path's results: exactly
+for pooling, to rounding for the direct 3x3 convolutions; skipped where Numba is not
+installed."""
 import contextlib
 
 import numpy as np
@@ -7,6 +8,7 @@ import pytest
 
 import funcgrad
 import funcgrad.lax as lax
+from funcgrad.test_util import check_grads
 from funcgrad._src.prims import windows_kernels as K
 from funcgrad._src.prims import windows_numba as nb
 
@@ -116,3 +118,153 @@ def test_gradient_through_max_pool_equals_the_numpy_path(dtype):
     same(np.asarray(grad), np.asarray(grad0))
     same(np.asarray(jgrad), np.asarray(grad0))
     assert float(val) == float(val0) == float(jval)
+
+
+# ---- direct 3x3 convolutions over few input features ----------------------------------
+def conv_params(pad, dil):
+    return dict(window_strides=(1, 1), padding=pad, lhs_dilation=(1, 1), rhs_dilation=dil,
+                feature_group_count=1)
+
+
+def conv_both_paths(x, w, g, p):
+    """(forward, kernel cotangent) on the direct kernels, then on the NumPy path."""
+    assert K._numba_conv(x, w, (3, 3), **p) is not None
+    direct = K._conv_impl(x, w, **p), K._conv_kernel_ct_impl(x, g, kernel_shape=(3, 3), **p)
+    with numpy_path():
+        assert K._numba_conv(x, w, (3, 3), **p) is None
+        ref = K._conv_impl(x, w, **p), K._conv_kernel_ct_impl(x, g, kernel_shape=(3, 3), **p)
+    return direct, ref
+
+
+CONV_CASES = [  # (N, C, O, H, W), padding, kernel dilation
+    ((4, 1, 16, 28, 28), ((1, 1), (1, 1)), (1, 1)),        # the MNIST first layer
+    ((3, 2, 5, 7, 9), ((0, 2), (1, 0)), (1, 1)),           # lopsided, odd output count
+    ((2, 3, 7, 10, 8), ((2, 2), (2, 2)), (2, 1)),          # dilated rows
+    ((2, 1, 6, 5, 11), ((3, 1), (0, 4)), (1, 2)),          # dilated columns
+    ((2, 1, 1, 3, 3), ((0, 0), (0, 0)), (1, 1)),           # one output position
+    ((3, 2, 4, 1, 2), ((1, 1), (2, 0)), (1, 1)),           # images smaller than the kernel
+    ((40, 1, 9, 12, 6), ((1, 1), (1, 1)), (1, 1)),         # a batch split over threads
+]
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("shape,pad,dil", CONV_CASES)
+def test_direct_conv_and_kernel_cotangent_equal_the_numpy_path(dtype, shape, pad, dil):
+    n, c, o, h, w_ = shape
+    rng = np.random.default_rng(sum(shape))
+    x = rng.standard_normal((n, c, h, w_)).astype(dtype)
+    w = rng.standard_normal((o, c, 3, 3)).astype(dtype)
+    p = conv_params(pad, dil)
+    ho = h + sum(pad[0]) - 2 * dil[0]
+    wo = w_ + sum(pad[1]) - 2 * dil[1]
+    g = rng.standard_normal((n, o, ho, wo)).astype(dtype)
+    (y, dw), (y0, dw0) = conv_both_paths(x, w, g, p)
+    tol = 2e-6 if dtype == np.float32 else 1e-13
+    for a, b in ((y, y0), (dw, dw0)):
+        assert a.dtype == b.dtype == dtype and a.shape == b.shape
+        np.testing.assert_allclose(a, b, rtol=tol, atol=tol * np.abs(b).max())
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_direct_conv_propagates_nan_and_inf_as_the_numpy_path(dtype):
+    # each output (and kernel cotangent) is a sum of the same products on both paths, so
+    # the same ones are NaN or infinite: padding zeros meet infinite weights and
+    # cotangents as 0 * inf = NaN on both; positions outside the image meet nothing
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((3, 2, 8, 7)).astype(dtype)
+    w = rng.standard_normal((5, 2, 3, 3)).astype(dtype)
+    g = rng.standard_normal((3, 5, 8, 7)).astype(dtype)
+    x[0, 0, 2, 3] = np.nan
+    x[1, 1, 0, 6] = np.inf          # last column: the direct kernels' row-end positions
+    x[2, 0, 7, 0] = -np.inf         # read it beside the first column of the next row
+    w[3, 1, 0, 0] = np.inf
+    g[1, 2, 4, 4] = np.inf
+    g[2, 4, 0, 0] = np.nan
+    with np.errstate(invalid="ignore"):
+        (y, dw), (y0, dw0) = conv_both_paths(x, w, g, conv_params(((1, 1), (1, 1)), (1, 1)))
+    for a, b in ((y, y0), (dw, dw0)):
+        assert (np.isnan(a) == np.isnan(b)).all()
+        assert (np.isinf(a) == np.isinf(b)).all() and (a[np.isinf(a)] == b[np.isinf(b)]).all()
+        fin = np.isfinite(b)
+        assert fin.any() and not fin.all()
+        np.testing.assert_allclose(a[fin], b[fin], rtol=1e-5, atol=1e-5)
+
+
+def test_other_convolutions_take_the_numpy_path():
+    x = np.ones((2, 1, 6, 6), np.float32)
+    w = np.ones((4, 1, 3, 3), np.float32)
+    base = conv_params(((1, 1), (1, 1)), (1, 1))
+    assert K._numba_conv(x, w, (3, 3), **base) is not None
+    for p in [dict(base, window_strides=(2, 1)), dict(base, lhs_dilation=(1, 2)),
+              dict(base, padding=((-1, 1), (1, 1)))]:
+        assert K._numba_conv(x, w, (3, 3), **p) is None
+    assert K._numba_conv(x, w[:, :, :2], (2, 3), **base) is None        # not 3x3
+    wide = np.ones((2, nb.CONV_MAX_FEATURES + 1, 6, 6), np.float32)
+    assert K._numba_conv(wide, w, (3, 3), **base) is None                # many features
+    g2 = np.ones((2, 2, 6, 6), np.float32)
+    assert K._numba_conv(g2, w, (3, 3), **dict(base, feature_group_count=2)) is None
+    assert K._numba_conv(x, w.astype(np.float64), (3, 3), **base) is None   # mixed dtypes
+    assert K._numba_conv(x.astype(np.int32), w, (3, 3), **base) is None
+    assert K._numba_conv(np.ones((2, 1, 6, 12), np.float32)[..., ::2], w, (3, 3),
+                         **base) is None
+    frozen = x.copy()
+    frozen.flags.writeable = False           # (would need a signature not compiled ahead)
+    assert K._numba_conv(frozen, w, (3, 3), **base) is None
+    np.testing.assert_array_equal(K._conv_impl(frozen, w, **base), K._conv_impl(x, w, **base))
+    # a read-only or flipped kernel is copied, not refused
+    wf = np.ones((4, 1, 3, 3), np.float32)[:, :, ::-1, ::-1]
+    assert K._conv_impl(x, wf, **base).dtype == np.float32
+
+
+def test_direct_conv_matches_torch_and_its_gradients_check_to_order_2():
+    torch = pytest.importorskip("torch")
+    F = torch.nn.functional
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((3, 2, 9, 8))
+    w = rng.standard_normal((5, 2, 3, 3))
+
+    def f(x, w):
+        return lax.conv_general_dilated(x, w, (1, 1), ((2, 1), (1, 3)), rhs_dilation=(2, 1))
+    assert K._numba_conv(x, w, (3, 3), **conv_params(((2, 1), (1, 3)), (2, 1))) is not None
+    y, pullback = funcgrad.vjp(f, x, w)
+    g = rng.standard_normal(y.shape)
+    xt = torch.tensor(x, requires_grad=True)
+    wt = torch.tensor(w, requires_grad=True)
+    yt = F.conv2d(F.pad(xt, (1, 3, 2, 1)), wt, dilation=(2, 1))
+    yt.backward(torch.tensor(g))
+    gx, gw = pullback(g)
+    for a, b in ((y, yt), (gx, xt.grad), (gw, wt.grad)):
+        np.testing.assert_allclose(np.asarray(a), b.detach().numpy(), rtol=1e-10, atol=1e-10)
+    # float32 in, float32 out, to float32 rounding
+    y32, pb32 = funcgrad.vjp(f, x.astype(np.float32), w.astype(np.float32))
+    gw32 = pb32(g.astype(np.float32))[1]
+    assert y32.dtype == gw32.dtype == np.float32
+    np.testing.assert_allclose(np.asarray(gw32), wt.grad.numpy(), rtol=1e-4, atol=1e-4)
+    # second order: the input cotangent of a one-output convolution is a direct
+    # convolution of g too (one input feature), and so are its derivatives
+    check_grads(f, (x[:2], w), order=2)
+    check_grads(lambda x, w: lax.conv_general_dilated(x, w, (1, 1), "SAME"),
+                (x[:2, :1], w[:1, :1]), order=2)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_gradient_of_a_small_cnn_under_jit_equals_the_numpy_path(dtype):
+    rng = np.random.default_rng(6)
+    x = rng.standard_normal((6, 1, 12, 12)).astype(dtype)
+    w1 = rng.standard_normal((4, 1, 3, 3)).astype(dtype)
+    w2 = rng.standard_normal((3, 4, 3, 3)).astype(dtype)
+
+    def f(w1, w2):
+        h = funcgrad.nn.relu(lax.conv_general_dilated(x, w1, (1, 1), "SAME"))
+        h = lax.max_pool(h, (2, 2))
+        return funcgrad.numpy.sum(lax.conv_general_dilated(h, w2, (1, 1), "SAME") ** 2)
+
+    val, grads = funcgrad.jit(funcgrad.value_and_grad(f, argnums=(0, 1)))(w1, w2)
+    with numpy_path():
+        val0, grads0 = funcgrad.value_and_grad(f, argnums=(0, 1))(w1, w2)
+    tol = 1e-4 if dtype == np.float32 else 1e-11
+    np.testing.assert_allclose(float(val), float(val0), rtol=tol)
+    for a, b in zip(grads, grads0):
+        assert np.asarray(a).dtype == dtype
+        np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=tol,
+                                   atol=tol * np.abs(np.asarray(b)).max())
