@@ -316,18 +316,6 @@ def _conv_impl(lhs, rhs, *, window_strides, padding, lhs_dilation, rhs_dilation,
                feature_group_count):
     xp = array_module(lhs, rhs)
     kernel = tuple(rhs.shape[2:])
-    direct = _numba_conv(lhs, rhs, kernel, window_strides, padding, lhs_dilation,
-                         rhs_dilation, feature_group_count)
-    if direct is not None:
-        fast, (lh, lw), out_hw = direct
-        w = rhs if _nb.usable(rhs) else np.array(rhs, order="C")   # (a flipped view)
-        out = np.empty(lhs.shape[:1] + rhs.shape[:1] + out_hw, lhs.dtype)
-
-        def direct_chunk(a, b):
-            fast.conv3x3(lhs[a:b], w, out[a:b], lh, lw, *rhs_dilation)
-            return ()
-        _map_batch(direct_chunk, lhs.shape[0], _direct_work(lhs, out_hw), blocks=False)
-        return out
     shift, plan = _conv_layout(lhs, kernel, window_strides, padding, lhs_dilation,
                                rhs_dilation, rhs.shape[0])
     n = lhs.shape[0]
@@ -349,34 +337,6 @@ def _conv_impl(lhs, rhs, *, window_strides, padding, lhs_dilation, rhs_dilation,
 
     _map_batch(chunk, n, _cols_size(lhs.shape[1], kernel, plan))
     return out
-
-
-def _numba_conv(lhs, other, kernel, window_strides, padding, lhs_dilation, rhs_dilation,
-                feature_group_count):
-    """(kernels, (top, left) padding, (Ho, Wo)) when the direct Numba kernels
-    (windows_numba.py) cover a convolution of ``lhs`` whose other operand (the kernel, or
-    g for the kernel cotangent) is ``other``; else None."""
-    if not (_nb.usable(lhs) and type(other) is np.ndarray and other.dtype == lhs.dtype and
-            _nb_conv_geometry(lhs.shape[1], kernel, tuple(window_strides),
-                              tuple(map(tuple, padding)), tuple(lhs_dilation),
-                              feature_group_count)):
-        return None
-    (lh, hh), (lw, hw) = padding
-    dh, dw = rhs_dilation
-    out_hw = (lhs.shape[2] + lh + hh - 2 * dh, lhs.shape[3] + lw + hw - 2 * dw)
-    if min(out_hw) < 1:
-        return None
-    fast = _nb.kernels()
-    return None if fast is None else (fast, (lh, lw), out_hw)
-
-
-_nb_conv_geometry = functools.lru_cache(maxsize=256)(_nb.conv_geometry)
-
-
-def _direct_work(lhs, out_hw):
-    """Work per image of the direct kernels, for splitting a batch over threads: a
-    position's nine products per input feature, as an im2col row of that size."""
-    return lhs.shape[1] * 9 * out_hw[0] * (out_hw[1] + 2)
 
 
 def _conv_layout(lhs, kernel, window_strides, padding, lhs_dilation, rhs_dilation, o):
@@ -426,20 +386,6 @@ def _conv_kernel_ct_impl(lhs, g, *, kernel_shape, window_strides, padding, lhs_d
                          rhs_dilation, feature_group_count):
     xp = array_module(lhs, g)
     kernel_shape = tuple(kernel_shape)
-    direct = _numba_conv(lhs, g, kernel_shape, window_strides, padding, lhs_dilation,
-                         rhs_dilation, feature_group_count)
-    if direct is not None and _nb.usable(g) and tuple(g.shape[2:]) == direct[2]:
-        fast, (lh, lw), out_hw = direct
-
-        def direct_chunk(a, b):
-            res = np.empty((g.shape[1], lhs.shape[1], 3, 3), lhs.dtype)
-            fast.conv3x3_kernel_ct(lhs[a:b], g[a:b], res, lh, lw, *rhs_dilation)
-            return res
-        parts = _map_batch(direct_chunk, lhs.shape[0], _direct_work(lhs, out_hw),
-                           blocks=False)
-        for part in parts[1:]:
-            parts[0] += part
-        return parts[0]
     shift, plan = _conv_layout(lhs, kernel_shape, window_strides, padding, lhs_dilation,
                                rhs_dilation, g.shape[1])
     n, c = lhs.shape[:2]
