@@ -24,7 +24,9 @@ outputs, a function of the slice length giving the parameters for a slice (``Non
 they do not change) and ``{input index: axis}`` for whole inputs that must be sliced along
 an axis for this equation (a full-batch constant added to rows, say); ``PARTIAL`` instead of
 an axis reads a whole input as a partial sum: the whole value on the first slice and zeros
-on the others (the start of an accumulator the slices add their parts to).
+on the others (the start of an accumulator the slices add their parts to). A rule may add a
+fourth item: the row work (elements written) the equation does besides its outputs, a
+loop's steps.
 
 Partial sums only flow through operations linear in them (adding two partial sums,
 scaling one by a finite constant, reshaping, summing, widening casts...: elementwise
@@ -136,6 +138,13 @@ MAX_JOIN_FRACTION = 0.25
 # split (a multiply-add costs BLAS about 1/30 of an elementwise write, measured).
 BLAS_THREADED_MNK = 1 << 18
 GEMM_WORK_RATIO = 10
+# A loop runs on slices only when the values in rows of its step are this big on average
+# (elements, whole batch): each step's many small operations hold the GIL while NumPy
+# starts them, so two slices of a small step contend instead of running side by side.
+# Measured (2 cores, char-LM LSTM step, hidden 128): batch 64 (8-32 Ki elements a value)
+# 0.93x, batch 256 1.55x faster on slices; an LSTM-like loop alone 1.16x at 4 Ki elements
+# a slice, 1.53x at 16 Ki, 1.89x at 64 Ki.
+MIN_LOOP_ROW_SIZE = 1 << 15
 
 
 # --------------------------------------------------------------------------------------
@@ -286,7 +295,7 @@ def body_kinds(graph, in_kinds, batch, shareable=()):
                 if res is not None and _exact_partials(ins2, e.invars, e.outvars, res[0]):
                     return kinds, chunk, {i: PARTIAL for i in share}
             return None
-        outs, params_fn, cut = res
+        outs, params_fn, cut = res[:3]
         if cut:
             req = {}
             for i, axis in cut.items():
@@ -445,7 +454,9 @@ class _Analysis:
 
     def place_on_rows(self, j, e, ins, res):
         """Record ``e`` as row work; False when a rule's promise does not hold."""
-        outs, params_fn, cut = res
+        outs, params_fn, cut = res[:3]
+        if len(res) > 3:
+            self.work += res[3]                  # the row work inside (a loop's steps)
         phase, how = self.reads_of(e, ins, cut)
         gemm = _gemm_size(e)
         big = bool(gemm) and gemm // _threads.budget() > BLAS_THREADED_MNK

@@ -24,6 +24,7 @@ def split(monkeypatch):
     """Split every graph that can be split (no work threshold) over 2 threads, and count
     the splits: ``split.calls`` lists the batch length of each phase run on slices."""
     monkeypatch.setattr(rows, "MIN_ROW_WORK", 0)
+    monkeypatch.setattr(rows, "MIN_LOOP_ROW_SIZE", 0)
     monkeypatch.setattr(rows, "MAX_JOIN_FRACTION", float("inf"))
     old = threads._state["budget"]
     threads.set_num_threads(2)
@@ -1095,3 +1096,22 @@ def test_scans_that_need_the_whole_batch_run_whole(split):
             g = jf.lower(x, w).graph()
             assert all(isinstance(plan.where[j], rows.Serial)
                        for j, e in enumerate(g.eqns) if e.prim.name == "scan")
+
+
+@pytest.mark.parametrize("batch, splits", [(8, False), (512, True)])
+def test_loops_run_on_slices_only_with_big_enough_steps(batch, splits):
+    # default thresholds: a step's small operations contend for the GIL on slices
+    rng = np.random.default_rng(25)
+    x, w = rng.normal(size=(batch, 6, 64)), rng.normal(size=(64, 64)) * 0.1
+
+    def f(x, w):
+        def step(h, xt):
+            h = fnp.tanh(xt + h @ w)
+            return h, h * h
+        h, hs = lax.scan(step, fnp.zeros((batch, 64)), fnp.swapaxes(x, 0, 1))
+        return fnp.sum(hs) + fnp.sum(h)
+    g = jit(grad(f, argnums=(0, 1))).lower(x, w).graph()
+    plan = rows.analyze(g)
+    on = plan is not None and any(isinstance(plan.where[j], rows.OnRows)
+                                  for j, e in enumerate(g.eqns) if e.prim.name == "scan")
+    assert on == splits

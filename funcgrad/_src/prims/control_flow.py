@@ -1034,10 +1034,14 @@ def _scan_rows(kinds, invars, outvars, params, batch):
     outs += [stacked(inner[nk + k]) for k in range(nc) if hist[k]]
     if any(k is _rows.WHOLE for k in outs):
         return None         # (a value made on every slice cannot be joined as whole)
+    sizes = [int(np.prod(v.shape)) for e in body.eqns for v in e.outvars
+             if isinstance(vk.get(v.name), _rows.Rows)]
+    if not sizes or sum(sizes) < _rows.MIN_LOOP_ROW_SIZE * len(sizes):
+        return None         # steps too small to run side by side (rows.MIN_LOOP_ROW_SIZE)
 
     def params_for(c):
         return {**params, "body": _rows.resized_graph(body, vk, chunk, c)}
-    return outs, params_for, cut
+    return outs, params_for, cut, params["length"] * sum(sizes)
 
 
 scan_p = Primitive("scan", _scan_impl, multiple_results=True)
