@@ -22,6 +22,7 @@ class _Activation(_Parameterless):
 class ReLU(_Activation):
     """``max(x, 0)``."""
     _fn = staticmethod(F.relu)
+    _max_pool_commutes = True   # Sequential may pool first (see _base._pool_first)
 
     def __init__(self, inplace=False):
         pass

@@ -323,12 +323,12 @@ class Sequential(Module):
 
 def _pool_first(act, pool):
     """Whether ``act`` then ``pool`` may run as ``pool`` then ``act`` (Sequential): a ReLU
-    before a max pooling that returns no indices, outside nn.summary's recording (which
-    shows each layer's own output shape)."""
-    from ._activation import ReLU
-    from ._pooling import _PoolNd
-    return (type(act) is ReLU and isinstance(pool, _PoolNd) and pool._max
-            and not pool.return_indices and _frames.recorder is None)
+    (its class says so, subclasses not) before a max pooling that returns no indices
+    (``_runs_before_relu``), outside nn.summary's recording (which shows each layer's own
+    output shape)."""
+    before = getattr(pool, "_runs_before_relu", None)
+    return (type(act).__dict__.get("_max_pool_commutes", False) and before is not None
+            and before() and _frames.recorder is None)
 
 
 class ModuleList(Sequential):

@@ -31,6 +31,11 @@ class _PoolNd(_Parameterless):
             s += f", dilation={self.dilation}, ceil_mode={self.ceil_mode}"
         return s
 
+    def _runs_before_relu(self):
+        """Whether Sequential may run this layer before the ReLU written before it: a max
+        pooling (this forward) that returns no indices; the two commute exactly."""
+        return self._max and not self.return_indices and type(self).forward is _PoolNd.forward
+
     def forward(self, params, x):
         self._check(params)
         nd = self._nd

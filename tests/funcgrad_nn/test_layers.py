@@ -610,6 +610,8 @@ def test_sequential_relu_then_max_pool_is_exactly_the_written_order(pool, shape)
     def by_hand(x):
         return written[1]({}, F.relu(x))      # (layers called one by one, not swapped)
 
+    relus = [e for e in funcgrad.jit(lambda x: m(p, x)).lower(x).eqns if e.prim.name == "relu"]
+    assert [e.invars[0].shape for e in relus] == [by_hand(x).shape]     # pooled first
     for dtype in (np.float64, np.float32):
         xd = x.astype(dtype)
         np.testing.assert_array_equal(m(p, xd), by_hand(xd))
