@@ -1115,3 +1115,19 @@ def test_loops_run_on_slices_only_with_big_enough_steps(batch, splits):
     on = plan is not None and any(isinstance(plan.where[j], rows.OnRows)
                                   for j, e in enumerate(g.eqns) if e.prim.name == "scan")
     assert on == splits
+
+
+def test_scans_on_slices_with_the_numba_backend(split, numba):
+    rng = np.random.default_rng(26)
+    n, t, e, hdim = 8, 5, 3, 4
+    w, u = rng.normal(size=(e, hdim)) * 0.5, rng.normal(size=(hdim, hdim)) * 0.5
+    table, ids = rng.normal(size=(7, e)), rng.integers(0, 7, size=(n, t))
+    f = value_and_grad(lambda w, u, table, ids: _rnn(False)(w, u, table, ids,
+                                                            fnp.zeros((n, hdim))),
+                       argnums=(0, 1, 2))
+    jf = jit(f, backend="numba")
+    for _ in range(3):                       # replay, loops split, native loops
+        out = jf(w, u, table, ids)
+    _same(out, f(w, u, table, ids), 1e-10)
+    places = _places(f, w, u, table, ids, prim="scan")
+    assert len(places) == 2 and all(isinstance(p, rows.OnRows) for p in places)
