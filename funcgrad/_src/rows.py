@@ -318,11 +318,7 @@ def resized_graph(graph, kinds, chunk, c):
     in rows resized along their axis, its equations' parameters made for ``c``."""
     def nv(v):
         k = kinds.get(v.name) if _is_var(v) else None
-        if not isinstance(k, Rows):
-            return v
-        shape = list(v.shape)
-        shape[k.axis] = c
-        return Var(v.name, shape, v.dtype, v.deps, v.weak)
+        return _resized(v, k.axis, c, v.name) if isinstance(k, Rows) else v
 
     eqns = [type(e)(e.prim, [nv(v) for v in e.invars],
                     chunk[j](c) if chunk.get(j) else e.params, [nv(v) for v in e.outvars])
@@ -629,14 +625,9 @@ def _slice_graph(eqns, plan, idx, keys, outs, c):
     its own variable."""
     kinds = plan.kinds
 
-    def resized(v, axis, name):
-        shape = list(v.shape)
-        shape[axis] = c
-        return Var(name, shape, v.dtype, v.deps, v.weak)
-
     def local_var(v):
         k = kinds[v.name]
-        return resized(v, k.axis, v.name) if isinstance(k, Rows) else v
+        return _resized(v, k.axis, c, v.name) if isinstance(k, Rows) else v
 
     env = {}
     invars = []
@@ -645,7 +636,7 @@ def _slice_graph(eqns, plan, idx, keys, outs, c):
             nv = v if kinds[name] is WHOLE else Var(f"{name}_w", v.shape, v.dtype, v.deps,
                                                      v.weak)
         elif isinstance(how, ReadSlice):
-            nv = resized(v, how.axis, f"{name}_r{how.axis}")
+            nv = _resized(v, how.axis, c, f"{name}_r{how.axis}")
         elif isinstance(how, ReadShare):
             nv = Var(f"{name}_p", v.shape, v.dtype, v.deps, v.weak)
         else:
@@ -671,6 +662,13 @@ def _slice_graph(eqns, plan, idx, keys, outs, c):
         fn = plan.chunk_params[j]
         new.append(type(e)(e.prim, ins, fn(c) if fn else e.params, outs_))
     return Graph(invars, [], new, [env[(v.name, "made")] for v in outs])
+
+
+def _resized(v, axis, c, name):
+    """Variable ``name`` like ``v`` with length ``c`` along ``axis`` (a slice's value)."""
+    shape = list(v.shape)
+    shape[axis] = c
+    return Var(name, shape, v.dtype, v.deps, v.weak)
 
 
 def _join(pieces, kind):

@@ -261,7 +261,9 @@ class Module:
 
 class Sequential(Module):
     """Layers applied in order; params and state are lists with one entry per layer
-    (PyTorch's state-dict names ``"0.weight"``, ``"1.running_mean"``...).
+    (PyTorch's state-dict names ``"0.weight"``, ``"1.running_mean"``...). A ReLU written
+    just before a max pooling runs after it (the same values, computed on fewer
+    elements; a pooling window holding NaN gets gradient 0, as in PyTorch).
 
     Example:
         >>> import funcgrad.random as fr
