@@ -241,9 +241,9 @@ def test_graphs_of_big_matrix_products_are_left_to_blas():
         threads._state["budget"] = saved
 
 
-def test_sums_needed_whole_are_joined_and_rows_go_on_in_a_later_phase(split):
-    # funcgrad_nn's cross_entropy divides by a sum over the batch (PyTorch's mean over
-    # the non-ignored targets), and Adam's update needs whole gradients: three phases
+def _cnn_step_data():
+    """A small CNN's Adam training step on cross-entropy with an ignored target: the mean
+    loss divides by the count of non-ignored targets (a sum over the batch)."""
     import funcgrad.random as fr
     import funcgrad_nn as nn
     import funcgrad_nn.functional as F
@@ -262,12 +262,87 @@ def test_sums_needed_whole_are_joined_and_rows_go_on_in_a_later_phase(split):
         loss, grads = value_and_grad(lambda p: F.cross_entropy(model(p, x), y))(params)
         updates, state = tx.update(grads, state, params)
         return optim.apply_updates(params, updates), state, loss
+    return step, (params, state, x, y)
 
+
+def _row_phases(plan):
+    return len({w.phase for w in plan.where.values() if isinstance(w, rows.OnRows)})
+
+
+def test_sums_needed_whole_are_joined_and_rows_go_on_in_a_later_phase(split, monkeypatch):
+    # without computing the count of targets again, the backward pass waits for its join
+    # (a second phase on slices), and Adam's update for the gradients' (serially, after)
+    monkeypatch.setattr(rows, "MAX_RECOMPUTE", 0)
+    step, args = _cnn_step_data()
     n = len(split.calls)
-    _check(split, step, params, state, x, y, tol=1e-5)
-    assert len(split.calls) - n >= 2          # (the compiled call ran two row phases)
-    plan = rows.analyze(jit(step).lower(params, state, x, y))
-    assert plan.phases >= 2 and plan.joins
+    _check(split, step, *args, tol=1e-5)
+    assert len(split.calls) - n == 2          # (the compiled call ran two row phases)
+    plan = rows.analyze(jit(step).lower(*args))
+    assert _row_phases(plan) == 2 and plan.phases == 3 and not plan.recompute
+
+
+def test_a_cheap_count_needed_whole_is_computed_again_instead_of_joined(split):
+    step, args = _cnn_step_data()
+    n = len(split.calls)
+    jf = _check(split, step, *args, tol=1e-5)
+    assert len(split.calls) - n == 1          # one phase on slices, then Adam serially
+    out = jf(*args)
+    low = jit(step).lower(*args)
+    plan = rows.analyze(low)
+    assert _row_phases(plan) == 1 and plan.phases == 2
+    # what runs twice: the count's not_equal, cast and sum over the labels (9 rows), not
+    # the loss (a sum too, but needed whole only as an output)
+    assert sorted(low.eqns[j].prim.name for j in plan.recompute) == [
+        "convert_element_type", "not_equal", "sum"]
+    assert plan.recompute_size == 9 + 9 + 1
+    funcgrad.config.update("jit_row_splitting", False)
+    try:
+        ref = jit(step)(*args)                 # the whole graph, serially
+    finally:
+        funcgrad.config.update("jit_row_splitting", True)
+    _same(out, ref, 1e-5)
+
+
+def test_values_made_from_joined_sums_are_joined_not_computed_again(split, monkeypatch):
+    # c comes from few elements, but reads mu, which is too big to compute again (h: 40
+    # elements) and is joined after phase 0: c cannot be made before phase 0, so it is
+    # joined in turn, and z / c ** 2 runs in a third phase
+    monkeypatch.setattr(rows, "MAX_RECOMPUTE", 30)
+    monkeypatch.setattr(rows, "RECOMPUTE_RATIO", 1)
+    asked = {}
+    real = rows._Analysis.recomputed
+
+    def spy(self, v):
+        ok = real(self, v)
+        asked.setdefault(v.name, set()).add((frozenset(self.kinds) >= {"a", "b", "c"} and
+                                             isinstance(self.kinds["b"], rows.Rows), ok))
+        return ok
+    monkeypatch.setattr(rows._Analysis, "recomputed", spy)
+    rng = np.random.default_rng(8)
+    x = rng.normal(size=(10, 4))
+    w = rng.normal(size=(4, 4))
+    y = rng.normal(size=10)
+
+    def loss(w, x, y):
+        h = x @ w
+        mu = fnp.mean(h, axis=0)                 # joined: the rows below need it whole
+        z = fnp.tanh(h - mu)
+        c = fnp.sum(y * mu[0]) + 3.0             # made on slices from the joined mu
+        return fnp.mean(z / c ** 2) + fnp.mean(fnp.sum(z, axis=1) ** 2)
+
+    f = value_and_grad(loss, argnums=(0, 1, 2))
+    _check(split, f, w, x, y)
+    low = jit(f).lower(w, x, y)
+    asked.clear()
+    plan = rows.analyze(low)
+    c_made = min(j for j, e in enumerate(low.eqns) if e.prim.name == "multiply"
+                 and [getattr(v, "shape", None) for v in e.invars] == [(10,), ()])
+    (c_sum,) = [e.outvars[0].name for e in low.eqns if e.prim.name == "sum"
+                and e.invars[0] is low.eqns[c_made].outvars[0]]
+    assert (True, False) in asked[c_sum]      # x in rows: asked, and refused
+    assert isinstance(plan.where[c_made], rows.OnRows) and c_made not in plan.recompute
+    assert c_sum in {v.name for vs in plan.joins.values() for v in vs}
+    assert _row_phases(plan) >= 3
 
 
 def test_batch_statistics_split_in_phases(split):
