@@ -262,8 +262,10 @@ class Module:
 class Sequential(Module):
     """Layers applied in order; params and state are lists with one entry per layer
     (PyTorch's state-dict names ``"0.weight"``, ``"1.running_mean"``...). A ReLU written
-    just before a max pooling runs after it (the same values, computed on fewer
-    elements; a pooling window holding NaN gets gradient 0, as in PyTorch).
+    just before a max pooling runs after it, and a convolution's bias before a max pooling
+    (a ReLU between or not) is added after it: the same values, computed on fewer elements
+    (gradients: a pooling window holding NaN gets 0, as in PyTorch; where adding the bias
+    rounds two of a window's values to the same maximum, the larger one gets it).
 
     Example:
         >>> import funcgrad.random as fr
@@ -307,6 +309,20 @@ class Sequential(Module):
                 f"{_pair_hint(params)}")
         i = 0
         while i < len(kids):
+            end = _bias_after_pooling(kids, i)
+            if end:
+                # a convolution's bias, then max pooling (a ReLU between): the bias is
+                # added to the pooled values instead, a quarter of them (2x2 windows),
+                # and its gradient sums a quarter of the values too. The values are the
+                # written order's bit for bit; a gradient can differ only where adding the
+                # bias rounds two values of a window to the same maximum (the written
+                # order's arg-max is then the first of them, here the larger one)
+                y, add = kids[i]._without_bias(params[i], x)
+                x = add(kids[end - 1](params[end - 1], y))
+                if end - i == 3:
+                    x = kids[i + 1](params[i + 1], x)
+                i = end
+                continue
             if i + 1 < len(kids) and _pool_first(kids[i], kids[i + 1]):
                 # ReLU then max pooling, run as pooling then ReLU: the two commute exactly
                 # (the maximum of max(x, 0) is max(maximum, 0), and the gradient reaches
@@ -331,6 +347,22 @@ def _pool_first(act, pool):
     before = getattr(pool, "_runs_before_relu", None)
     return (type(act).__dict__.get("_max_pool_commutes", False) and before is not None
             and before() and _frames.recorder is None)
+
+
+def _bias_after_pooling(kids, i):
+    """Where Sequential may add the bias of convolution ``kids[i]`` after the max pooling
+    that follows it (directly, or after a ReLU, see :func:`_pool_first`): the index after
+    the pooling, else 0. The pooling must have the convolution's dimensions (its windows
+    then hold one channel) and run before a ReLU (a plain max pooling without indices)."""
+    movable = getattr(kids[i], "_bias_movable", None)
+    if movable is None or not movable():
+        return 0
+    j = i + 2 if i + 2 < len(kids) and _pool_first(kids[i + 1], kids[i + 2]) else i + 1
+    pool = kids[j] if j < len(kids) else None
+    before = getattr(pool, "_runs_before_relu", None)
+    if before is None or not before() or pool._nd != kids[i]._nd or _frames.recorder is not None:
+        return 0
+    return j + 1
 
 
 class ModuleList(Sequential):

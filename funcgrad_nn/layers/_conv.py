@@ -5,6 +5,7 @@ import math
 
 import numpy as np
 
+import funcgrad.numpy as fnp
 from funcgrad.errors import FuncgradValueError
 
 from .. import functional as F
@@ -83,6 +84,32 @@ class _ConvNd(_Leaf):
             p["bias"] = _default_bias(kb, fan_in, (self.out_channels,), self.dtype)
         return p
 
+    def forward(self, params, x):
+        self._check(params)
+        self._check_input(x)
+        return self._apply(x, params["weight"], params.get("bias"))
+
+    def _bias_movable(self):
+        """Whether Sequential may add this layer's bias after the max pooling that follows
+        it (see ``_base._bias_after_pooling``): a bias, and this class's forward."""
+        return self.bias and type(self).forward is _ConvNd.forward
+
+    def _without_bias(self, params, x):
+        """``(y, add)``: this layer's output without its bias, and the function that adds
+        the bias to it or to its max pooling (over a window of one channel the bias is a
+        constant: the maximum of ``y + b`` is exactly the maximum of ``y``, plus ``b``, as
+        rounding is monotone)."""
+        self._check(params)
+        self._check_input(x)
+        y = self._apply(x, params["weight"], None)
+        bias, nd = params["bias"], self._nd
+
+        def add(z):
+            shape = [1] * z.ndim
+            shape[z.ndim - nd - 1] = -1             # the channel axis, batched or not
+            return z + fnp.reshape(bias, tuple(shape))
+        return y, add
+
     def _check_input(self, x):
         shp, nd, c = _shape(x), self._nd, self.in_channels
         if len(shp) not in (nd + 1, nd + 2) or shp[-nd - 1] != c:
@@ -100,10 +127,8 @@ class Conv1d(_ConvNd):
         super().__init__(in_channels, out_channels, kernel_size, stride, padding, dilation,
                          groups, bias, padding_mode, dtype)
 
-    def forward(self, params, x):
-        self._check(params)
-        self._check_input(x)
-        return F.conv1d(x, params["weight"], params.get("bias"), self.stride, self.padding,
+    def _apply(self, x, weight, bias):
+        return F.conv1d(x, weight, bias, self.stride, self.padding,
                         self.dilation, self.groups, self.padding_mode)
 
 
@@ -125,10 +150,8 @@ class Conv2d(_ConvNd):
         super().__init__(in_channels, out_channels, kernel_size, stride, padding, dilation,
                          groups, bias, padding_mode, dtype)
 
-    def forward(self, params, x):
-        self._check(params)
-        self._check_input(x)
-        return F.conv2d(x, params["weight"], params.get("bias"), self.stride, self.padding,
+    def _apply(self, x, weight, bias):
+        return F.conv2d(x, weight, bias, self.stride, self.padding,
                         self.dilation, self.groups, self.padding_mode)
 
 
@@ -146,10 +169,8 @@ class ConvTranspose1d(_ConvNd):
         super().__init__(in_channels, out_channels, kernel_size, stride, padding, dilation,
                          groups, bias, padding_mode, dtype, output_padding)
 
-    def forward(self, params, x):
-        self._check(params)
-        self._check_input(x)
-        return F.conv_transpose1d(x, params["weight"], params.get("bias"), self.stride,
+    def _apply(self, x, weight, bias):
+        return F.conv_transpose1d(x, weight, bias, self.stride,
                                   self.padding, self.output_padding, self.groups,
                                   self.dilation)
 
@@ -174,9 +195,7 @@ class ConvTranspose2d(_ConvNd):
         super().__init__(in_channels, out_channels, kernel_size, stride, padding, dilation,
                          groups, bias, padding_mode, dtype, output_padding)
 
-    def forward(self, params, x):
-        self._check(params)
-        self._check_input(x)
-        return F.conv_transpose2d(x, params["weight"], params.get("bias"), self.stride,
+    def _apply(self, x, weight, bias):
+        return F.conv_transpose2d(x, weight, bias, self.stride,
                                   self.padding, self.output_padding, self.groups,
                                   self.dilation)

@@ -635,6 +635,91 @@ def test_sequential_relu_then_max_pool_is_exactly_the_written_order(pool, shape)
     assert not differ.any() or (got[differ] == 0).all()
 
 
+@pytest.mark.parametrize("layers, shape", [
+    (lambda: [nn.Conv2d(2, 3, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2)], (3, 2, 6, 6)),
+    (lambda: [nn.Conv2d(2, 3, 3, padding=1), nn.MaxPool2d(2), nn.ReLU()], (2, 2, 6, 6)),
+    (lambda: [nn.Conv2d(2, 3, 3), nn.MaxPool2d(3, stride=2, padding=1, ceil_mode=True)],
+     (2, 2, 9, 8)),
+    (lambda: [nn.Conv2d(2, 4, 3, padding=1, groups=2), nn.ReLU(),
+              nn.MaxPool2d(2, stride=1, dilation=2)], (2, 2, 6, 6)),
+    (lambda: [nn.Conv2d(2, 3, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2)], (2, 6, 6)),
+    (lambda: [nn.Conv1d(2, 3, 3, padding=1), nn.ReLU(), nn.MaxPool1d(2)], (2, 2, 8)),
+    (lambda: [nn.ConvTranspose2d(2, 3, 3, stride=2), nn.ReLU(), nn.MaxPool2d(2)],
+     (2, 2, 3, 3)),
+])
+@pytest.mark.filterwarnings("ignore:invalid value:RuntimeWarning")      # (inf * 0)
+def test_sequential_adds_a_convolutions_bias_after_max_pooling_exactly(layers, shape):
+    # Sequential adds the bias to the pooled values; values and gradients must be those
+    # of the written order bit for bit (values of a few exact levels: ties, zeros,
+    # infinities; the bias keeps them apart, so the arg-max is the same)
+    import funcgrad
+    m = nn.Sequential(*layers())
+    p = m.init(fr.key(0))
+    p[0]["bias"] = np.array([0.5, -1.0, 2.0, 0.25][:len(p[0]["bias"])], np.float32)
+    rng = np.random.default_rng(9)
+    x = rng.choice([-2.0, -1.0, 0.0, 0.5, 1.0, 3.0], size=shape)
+    x.flat[5] = np.inf
+
+    def by_hand(p, x):
+        for layer, q in zip(m, p):                # (layers called one by one)
+            x = layer(q, x)
+        return x
+
+    eqns = funcgrad.jit(lambda x: m(p, x)).lower(x).eqns
+    (add,) = [e for e in eqns if e.prim.name == "add"]         # the bias, on pooled values
+    assert tuple(add.invars[0].shape) == by_hand(p, x).shape != shape
+    for dtype in (np.float64, np.float32):
+        xd = x.astype(dtype)
+        pd = funcgrad.tree_util.tree_map(lambda a: np.asarray(a, dtype), p)
+        want_y = by_hand(pd, xd)
+        np.testing.assert_array_equal(m(pd, xd), want_y)
+        g = rng.normal(size=want_y.shape).astype(dtype)
+        got = funcgrad.vjp(lambda p, x: m(p, x), pd, xd)[1](g)
+        want = funcgrad.vjp(by_hand, pd, xd)[1](g)
+        jitted = funcgrad.jit(funcgrad.grad(lambda p: funcgrad.numpy.sum(m(p, xd) * g)))(pd)
+        for out in (got, (jitted, want[1])):
+            gw, gb, gx = out[0][0]["weight"], out[0][0]["bias"], out[1]
+            ww, wb, wx = want[0][0]["weight"], want[0][0]["bias"], want[1]
+            assert gw.dtype == gb.dtype == gx.dtype == dtype
+            np.testing.assert_array_equal(gw, ww)
+            np.testing.assert_array_equal(gx, wx)
+            # the bias's gradient sums the same terms without the zeros of the positions
+            # pooling dropped, in another order: equal up to rounding
+            np.testing.assert_allclose(gb, wb, rtol=4 * np.finfo(dtype).eps)
+
+
+def test_sequential_keeps_the_bias_where_pooling_would_mix_channels_or_is_not_plain():
+    import funcgrad
+
+    class MyConv(nn.Conv2d):
+        def forward(self, params, x):
+            return super().forward(params, x) * 2.0
+
+    rng = np.random.default_rng(10)
+    for layers, shape in [
+            ([nn.Conv1d(2, 3, 3, padding=1), nn.MaxPool2d(2)], (2, 2, 6)),   # (C, L) windows
+            ([nn.Conv2d(2, 3, 3, padding=1), nn.MaxPool2d(2, return_indices=True)],
+             (1, 2, 4, 4)),
+            ([nn.Conv2d(2, 3, 3, padding=1), nn.AvgPool2d(2)], (1, 2, 4, 4)),
+            ([nn.Conv2d(2, 3, 3, padding=1, bias=False), nn.MaxPool2d(2)], (1, 2, 4, 4)),
+            ([MyConv(2, 3, 3, padding=1), nn.MaxPool2d(2)], (1, 2, 4, 4)),
+            ([nn.Conv2d(2, 3, 3, padding=1), nn.Tanh(), nn.MaxPool2d(2)], (1, 2, 4, 4))]:
+        m = nn.Sequential(*layers)
+        p = m.init(fr.key(1))
+        x = rng.normal(size=shape)
+        eqns = funcgrad.jit(lambda x: m(p, x)).lower(x).eqns
+        (first_add,) = [e for e in eqns if e.prim.name == "add"][:1] or [None]
+        conv_out = [e for e in eqns if e.prim.name == "conv"][0].outvars[0]
+        if first_add is not None:                 # the bias, on the convolution's output
+            assert first_add.invars[0] is conv_out
+        y = x
+        for layer, q in zip(m, p):
+            y = layer(q, y)
+        for a, b in zip(funcgrad.tree_util.tree_leaves(m(p, x)),
+                        funcgrad.tree_util.tree_leaves(y)):
+            np.testing.assert_array_equal(a, b)
+
+
 def test_sequential_keeps_relu_before_a_pool_that_returns_indices():
     m = nn.Sequential(nn.ReLU(), nn.MaxPool2d(2, return_indices=True))
     x = np.random.default_rng(6).normal(size=(1, 1, 4, 4))
