@@ -11,7 +11,7 @@ from funcgrad.errors import FuncgradValueError
 from .. import functional as F
 from .. import init as _init
 from . import _args
-from ._base import _Leaf, _shape, _split
+from ._base import Module, _Leaf, _shape, _split
 from ._linear import _default_bias
 
 
@@ -91,8 +91,13 @@ class _ConvNd(_Leaf):
 
     def _bias_movable(self):
         """Whether Sequential may add this layer's bias after the max pooling that follows
-        it (see ``_base._bias_after_pooling``): a bias, and this class's forward."""
-        return self.bias and type(self).forward is _ConvNd.forward
+        it (see ``_base._bias_after_pooling``): a bias, and this class's forward, a
+        built-in layer's ``_apply``, and Module's ``apply`` and ``__call__`` (the move
+        calls ``_apply`` itself: a subclass overriding one of them, e.g. ``apply`` for
+        state, runs as written)."""
+        cls = type(self)
+        return (self.bias and cls.forward is _ConvNd.forward and cls._apply in _PLAIN_APPLY
+                and cls.apply is Module.apply and cls.__call__ is Module.__call__)
 
     def _without_bias(self, params, x):
         """``(y, add)``: this layer's output without its bias, and the function that adds
@@ -199,3 +204,7 @@ class ConvTranspose2d(_ConvNd):
         return F.conv_transpose2d(x, weight, bias, self.stride,
                                   self.padding, self.output_padding, self.groups,
                                   self.dilation)
+
+
+# the built-in layers' _apply (see _ConvNd._bias_movable)
+_PLAIN_APPLY = frozenset(c._apply for c in (Conv1d, Conv2d, ConvTranspose1d, ConvTranspose2d))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from .. import functional as F
 from . import _args
-from ._base import _Parameterless, _shape
+from ._base import Module, _Parameterless, _shape
 
 
 class _PoolNd(_Parameterless):
@@ -33,8 +33,11 @@ class _PoolNd(_Parameterless):
 
     def _runs_before_relu(self):
         """Whether Sequential may run this layer before the ReLU written before it: a max
-        pooling (this forward) that returns no indices; the two commute exactly."""
-        return self._max and not self.return_indices and type(self).forward is _PoolNd.forward
+        pooling (this forward, and Module's apply and __call__) that returns no indices;
+        the two commute exactly."""
+        cls = type(self)
+        return (self._max and not self.return_indices and cls.forward is _PoolNd.forward
+                and cls.apply is Module.apply and cls.__call__ is Module.__call__)
 
     def forward(self, params, x):
         self._check(params)

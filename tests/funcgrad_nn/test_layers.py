@@ -720,6 +720,55 @@ def test_sequential_keeps_the_bias_where_pooling_would_mix_channels_or_is_not_pl
             np.testing.assert_array_equal(a, b)
 
 
+def test_sequential_keeps_the_bias_of_layers_that_override_apply_call_or_apply_op():
+    # the move calls the convolution's _apply without its bias and the pooling on that:
+    # a convolution that overrides apply (the documented way to add state), __call__ or
+    # _apply, or a pooling that overrides apply or __call__, must run as written (its
+    # state updated too)
+    class StatefulConv(nn.Conv2d):
+        has_state = True
+
+        def init_state(self):
+            return {"calls": np.zeros((), np.int64)}
+
+        def apply(self, params, state, x, *, train=False, key=None):
+            y = self._apply(x, params["weight"] * 0.5, params["bias"])
+            return y, {"calls": state["calls"] + 1}
+
+    class CallConv(nn.Conv2d):
+        def __call__(self, params, *inputs, **kwargs):
+            return super().__call__(dict(params, bias=params["bias"] * 10), *inputs,
+                                    **kwargs)
+
+    class ScaledConv(nn.Conv2d):
+        def _apply(self, x, weight, bias):
+            return -2.0 * super()._apply(x, weight, bias)
+
+    class ScaledPool(nn.MaxPool2d):
+        def __call__(self, params, *inputs, **kwargs):
+            return super().__call__(params, *inputs, **kwargs) * 2.0
+
+    rng = np.random.default_rng(11)
+    x = rng.normal(size=(2, 2, 4, 4))
+    for layers in ([StatefulConv(2, 3, 3, padding=1), nn.MaxPool2d(2)],
+                   [CallConv(2, 3, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2)],
+                   [ScaledConv(2, 3, 3, padding=1), nn.MaxPool2d(2)],
+                   [nn.Conv2d(2, 3, 3, padding=1), ScaledPool(2)]):
+        m = nn.Sequential(*layers)
+        p, s = m.init(fr.key(1)), m.init_state()
+        out, new = m.apply(p, s, x)
+        y, want = x, []
+        for layer, q, t in zip(m, p, s):
+            if layer._stateful:
+                y, t = layer.apply(q, t, y)
+            else:
+                y = layer(q, y)                   # (through __call__, as Sequential)
+            want.append(t)
+        np.testing.assert_array_equal(out, y)
+        assert funcgrad.tree_util.tree_all(funcgrad.tree_util.tree_map(
+            lambda a, b: bool(np.array_equal(a, b)), new, want))
+
+
 def test_sequential_keeps_relu_before_a_pool_that_returns_indices():
     m = nn.Sequential(nn.ReLU(), nn.MaxPool2d(2, return_indices=True))
     x = np.random.default_rng(6).normal(size=(1, 1, 4, 4))
