@@ -265,7 +265,8 @@ class Sequential(Module):
     just before a max pooling runs after it, and a convolution's bias before a max pooling
     (a ReLU between or not) is added after it: the same values, computed on fewer elements
     (gradients: a pooling window holding NaN gets 0, as in PyTorch; where adding the bias
-    rounds two of a window's values to the same maximum, the larger one gets it).
+    rounds two of a window's values to the same maximum, the larger one gets it; an
+    infinite bias meeting an opposite infinity in a window gives inf, not NaN).
 
     Example:
         >>> import funcgrad.random as fr
