@@ -17,12 +17,18 @@ means over the same seeds.
     apt-get install dataset-fashion-mnist wamerican   # Debian/Ubuntu, offline
     python benchmarks/bench_realdata.py               # prints the tables
     python benchmarks/bench_realdata.py --write       # and writes them into RESULTS.md
+
+``--mpi N`` adds a third Fashion-MNIST row: the same example launched data-parallel with
+``mpiexec -n N`` (N processes sharing the machine's cores; the global batch stays 64). It
+is another way to run funcgrad, reported beside the target's figure (one process each),
+not in its place.
 """
 from __future__ import annotations
 
 import argparse
 import os
 import re
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -85,11 +91,22 @@ def fashion(args, out_dir):
     common = ["--fashion", "--root", args.root, "--epochs", str(args.epochs)]
     if args.limit_train:
         common += ["--limit-train", str(args.limit_train)]
-    best = alternate({"funcgrad (jit)": [sys.executable, "examples/mnist.py", "--no-progress",
-                                         "--out", out_dir] + common,
-                      "PyTorch eager": [sys.executable, "benchmarks/fashion_torch.py"] + common},
-                     args.rounds, run, "s/epoch")
+    cmds = {"funcgrad (jit)": [sys.executable, "examples/mnist.py", "--no-progress",
+                               "--out", out_dir] + common,
+            "PyTorch eager": [sys.executable, "benchmarks/fashion_torch.py"] + common}
+    mpi = f"funcgrad (jit, mpiexec -n {args.mpi})"
+    if args.mpi:
+        launcher = shutil.which("mpiexec") or shutil.which("mpirun")
+        if launcher is None:
+            raise SystemExit("--mpi needs an MPI launcher: pip install mpi4py mpich")
+        cmds[mpi] = [launcher, "-n", str(args.mpi)] + cmds["funcgrad (jit)"]
+    best = alternate(cmds, args.rounds, run, "s/epoch")
     fg, pt = best["funcgrad (jit)"], best["PyTorch eager"]
+    extra = [] if not args.mpi else [
+        f"- {mpi} / PyTorch epoch time: **{best[mpi][0] / pt[0]:.2f}×**, accuracy difference "
+        f"(mean) {np.mean(best[mpi][1]) - np.mean(pt[1]):+.2f} points: data-parallel over "
+        f"{args.mpi} processes of one machine (not the target's configuration, which runs "
+        "one process of each library)"]
     return table(best, "s per epoch (training)", "test accuracy", ".1f", ".2f", "%") + [
         "", f"- funcgrad / PyTorch epoch time: **{fg[0] / pt[0]:.2f}×** (target ≤ 0.8×)",
         f"- accuracy difference (mean): **{np.mean(fg[1]) - np.mean(pt[1]):+.2f} points** "
@@ -97,7 +114,8 @@ def fashion(args, out_dir):
         f"- {args.epochs} epochs of Fashion-MNIST ({args.limit_train or 60000} training "
         "images, batch 64, Adam 1e-3), default threads, "
         f"{args.rounds} alternating round(s) of separate processes (round k: seed k in "
-        "both); best epoch time per library; `python benchmarks/bench_realdata.py --write`"]
+        "both); best epoch time per library; `python benchmarks/bench_realdata.py --write`"
+        + (f" (`--mpi {args.mpi}`)" if args.mpi else "")] + extra
 
 
 def char_lm(args):
@@ -128,6 +146,8 @@ def main(argv=None):
     ap.add_argument("--rounds", type=int, default=3,
                     help="alternating rounds; round k uses seed k in both libraries")
     ap.add_argument("--write", action="store_true")
+    ap.add_argument("--mpi", type=int, default=0, metavar="N",
+                    help="also run the Fashion-MNIST example data-parallel with mpiexec -n N")
     args = ap.parse_args(argv)
     sections = {}
     if args.only in (None, "fashion"):

@@ -3,6 +3,7 @@
     python examples/mnist.py [--root data] [--download] [--fashion] [--epochs 3]
                              [--batch-size 64] [--lr 1e-3] [--limit-train N]
                              [--limit-test N] [--out DIR] [--no-progress] [--seed 0]
+    mpiexec -n 2 python examples/mnist.py ...        # data-parallel over 2 processes
 
 The files are looked for in torchvision's layout, ``ROOT/MNIST/raw/`` (or
 ``ROOT/FashionMNIST/raw/`` with ``--fashion``), or in ``ROOT`` itself, plain or gzipped::
@@ -28,6 +29,14 @@ The defaults aim at 98-99% test accuracy on MNIST in 3 epochs (a few minutes on 
 cores); use ``--limit-train``/``--limit-test`` for a quick run on a subset. Threads take
 care of themselves: funcgrad uses the CPUs this process may run on, and fewer while other
 jobs keep them busy (``funcgrad.config`` options ``num_threads``, ``adaptive_threads``).
+
+Under an MPI launcher (or with ``--distributed``) it trains data-parallel, as
+``train_digits.py`` does: each process reads its shard of every global batch
+(DistributedSampler) and the gradients are averaged over the processes inside the jitted
+step, so the global batch stays ``--batch-size``; only process 0 prints and writes files.
+On a 2-core machine, 2 processes of one thread each run a Fashion-MNIST step about 1.3x
+faster than one process of 2 threads: the threads of one process contend for the
+interpreter (its GIL) between NumPy calls, separate processes do not.
 """
 from __future__ import annotations
 
@@ -39,6 +48,8 @@ import time
 import numpy as np
 
 import funcgrad
+import funcgrad.distributed as dist
+import funcgrad.numpy as fnp
 import funcgrad.random as fr
 import funcgrad_nn as nn
 import funcgrad_nn.functional as F
@@ -60,15 +71,23 @@ def make_model():
         nn.Flatten(), nn.Linear(32 * 7 * 7, 10))
 
 
-def make_train_step(model, tx):
+def make_train_step(model, tx, world=1):
     """The compiled training step: ``(params, opt_state, x, y) -> (params, opt_state,
-    loss)``, the mean cross-entropy's gradient (value_and_grad) applied by ``tx``."""
+    loss)``, the mean cross-entropy's gradient (value_and_grad) applied by ``tx``. With
+    ``world`` processes (data-parallel) the gradient and loss are the global batch's: each
+    process's mean weighted by its share of the batch, summed in one all-reduce."""
     def loss_fn(params, x, y):
         return F.cross_entropy(model(params, x), y)
 
     @funcgrad.jit
     def train_step(params, opt_state, x, y):
         loss, grads = funcgrad.value_and_grad(loss_fn)(params, x, y)
+        if world > 1:
+            n = fnp.asarray(x.shape[0], np.float32)
+            total = dist.all_reduce({"g": funcgrad.tree_util.tree_map(lambda g: g * n, grads),
+                                     "loss": loss * n, "n": n})
+            grads = funcgrad.tree_util.tree_map(lambda g: g / total["n"], total["g"])
+            loss = total["loss"] / total["n"]
         updates, opt_state = tx.update(grads, opt_state, params)
         return optim.apply_updates(params, updates), opt_state, loss
 
@@ -120,6 +139,9 @@ def main(argv=None):
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", default=OUT)
     ap.add_argument("--no-progress", action="store_true", help="plain output, no bar")
+    ap.add_argument("--distributed", action="store_true",
+                    help="data-parallel over the processes of an MPI launch (automatic "
+                         "under mpiexec)")
     args = ap.parse_args(argv)
     if args.epochs < 1:
         ap.error("--epochs must be at least 1")
@@ -127,30 +149,52 @@ def main(argv=None):
         if getattr(args, flag) is not None and getattr(args, flag) < 1:
             ap.error(f"--{flag.replace('_', '-')} must be a positive number of images")
 
+    dist.initialize("mpi" if args.distributed else None)
+    world, rank = funcgrad.process_count(), funcgrad.process_index()
+    if world > 1 and args.batch_size % world:
+        raise SystemExit(f"--batch-size {args.batch_size} must be a multiple of the {world} "
+                         "processes")
+    log = dist.print0                                       # process 0 logs
+
     dataset_cls = nn.datasets.FashionMNIST if args.fashion else nn.datasets.MNIST
     name = dataset_cls.__name__
     try:
-        train_set = load_split(dataset_cls, args.root, True, args.download,
+        # (with several processes, process 0 downloads and the others read after it)
+        if rank > 0 and args.download:
+            dist.barrier()
+        train_set = load_split(dataset_cls, args.root, True, args.download and rank == 0,
                                args.limit_train)
         test_set = load_split(dataset_cls, args.root, False, False, args.limit_test)
+        if rank == 0 and args.download and world > 1:
+            dist.barrier()
     except (OSError, ValueError) as e:   # missing/corrupt files, failed download
         print(f"error: {e}", file=sys.stderr)
         if isinstance(e, FileNotFoundError) and not args.download:
             print("(or run this script with --download)", file=sys.stderr)
         raise SystemExit(1) from None
-    os.makedirs(args.out, exist_ok=True)
-    train_loader = nn.data.DataLoader(train_set, batch_size=args.batch_size, shuffle=True,
-                                      seed=args.seed)
+    if rank == 0:
+        os.makedirs(args.out, exist_ok=True)
+    if world > 1:
+        # rank r reads every world-th index of the epoch's order: the ranks' local
+        # batches k together are the single-process batch k
+        sampler = nn.data.DistributedSampler(train_set, shuffle=True, seed=args.seed)
+        train_loader = nn.data.DataLoader(train_set, batch_size=args.batch_size // world,
+                                          sampler=sampler, seed=args.seed)
+    else:
+        train_loader = nn.data.DataLoader(train_set, batch_size=args.batch_size,
+                                          shuffle=True, seed=args.seed)
     test_loader = nn.data.DataLoader(test_set, batch_size=500)
-    print(f"{name}: {len(train_set)} training and {len(test_set)} test images of 28x28")
+    log(f"{name}: {len(train_set)} training and {len(test_set)} test images of 28x28"
+        + (f"; data-parallel over {world} processes" if world > 1 else ""))
 
     model = make_model()
     params = model.init(fr.key(args.seed))
-    nn.summary(model, params, (1, 1, 28, 28))
+    if rank == 0:
+        nn.summary(model, params, (1, 1, 28, 28))
     tx = optim.adam(args.lr)
     opt_state = tx.init(params)
 
-    train_step = make_train_step(model, tx)
+    train_step = make_train_step(model, tx, world)
     predict = funcgrad.jit(model)
 
     history = {"train/loss": [], "test/loss": [], "test/accuracy": []}
@@ -159,7 +203,7 @@ def main(argv=None):
         running = []
         t_epoch = time.perf_counter()
         bar = nn.training.progress(train_loader, desc=f"epoch {epoch:2d}/{args.epochs}",
-                                   disable=args.no_progress)
+                                   disable=args.no_progress or rank > 0)
         for x, y in bar:
             params, opt_state, loss = train_step(params, opt_state, x, y)
             running.append(float(loss))
@@ -168,7 +212,7 @@ def main(argv=None):
         history["train/loss"].append((epoch, float(np.mean(running))))   # (x, y) points
         history["test/loss"].append((epoch, test_loss))
         history["test/accuracy"].append((epoch, test_acc))
-        print(f"epoch {epoch:2d}: train loss {np.mean(running):.4f}  test loss "
+        log(f"epoch {epoch:2d}: train loss {np.mean(running):.4f}  test loss "
               f"{test_loss:.4f}  test accuracy {test_acc:.2%}  ({t_epoch:.1f} s training)")
     elapsed = time.perf_counter() - t0
 
@@ -176,17 +220,20 @@ def main(argv=None):
     stem = "fashion_mnist" if args.fashion else "mnist"
     ckpt = os.path.join(args.out, f"{stem}_cnn.fgck")
     nn.save({"params": params, "opt_state": opt_state, "epoch": args.epochs}, ckpt)
+    dist.barrier()                         # process 0 wrote it; the others read it after
     restored = nn.load(ckpt, like={"params": params, "opt_state": opt_state, "epoch": 0})
     _, restored_acc = evaluate(predict, restored["params"], test_loader)
     assert restored_acc == test_acc, "the reloaded checkpoint must give the same accuracy"
-    print(f"checkpoint saved to {ckpt} and reloaded (accuracy {restored_acc:.2%})")
+    log(f"checkpoint saved to {ckpt} and reloaded (accuracy {restored_acc:.2%})")
     try:
+        if rank > 0:
+            raise ImportError("curves are plotted by process 0")
         png = nn.training.plot_curves(history, os.path.join(args.out, f"{stem}_curves.png"),
                                       title=f"CNN on {name}", xlabel="epoch")
-        print(f"curves saved to {png}")
+        log(f"curves saved to {png}")
     except ImportError as e:
-        print(f"(curves not plotted: {e})")
-    print(f"test accuracy: {test_acc:.2%} after {args.epochs} epochs in {elapsed:.1f} s")
+        log(f"(curves not plotted: {e})")
+    log(f"test accuracy: {test_acc:.2%} after {args.epochs} epochs in {elapsed:.1f} s")
     return test_acc
 
 

@@ -109,6 +109,33 @@ def test_train_digits_data_parallel_matches_one_process(tmp_path):
     assert res.stdout.count("test accuracy:") == 1
 
 
+@pytest.mark.slow
+def test_mnist_example_data_parallel_matches_one_process(tmp_path):
+    """examples/mnist.py on 2 processes (global batch 32, a synthetic MNIST written as IDX
+    files) follows the single-process run, and only process 0 prints and writes."""
+    mpiexec_or_skip()
+    import numpy as np
+    from ..examples.test_mnist_example import load_example, squares, write_idx
+    raw = tmp_path / "data" / "MNIST" / "raw"
+    raw.mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    for prefix, n in (("train", 320), ("t10k", 150)):
+        images, labels = squares(n, rng)
+        write_idx(str(raw / f"{prefix}-images-idx3-ubyte"), images)
+        write_idx(str(raw / f"{prefix}-labels-idx1-ubyte"), labels)
+    args = ["--root", str(tmp_path / "data"), "--epochs", "2", "--batch-size", "32",
+            "--lr", "3e-3", "--no-progress"]
+    res = launch(os.path.join("..", "..", "examples", "mnist.py"), *args,
+                 "--out", str(tmp_path / "two"), n=N, timeout=300)
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert "data-parallel over 2 processes" in res.stdout
+    assert res.stdout.count("test accuracy:") == 1 and res.stdout.count("Total params") == 1
+    acc2 = float(re.search(r"test accuracy: ([\d.]+)%", res.stdout).group(1))
+    assert (tmp_path / "two" / "mnist_cnn.fgck").exists()
+    acc1 = 100 * load_example().main(args + ["--out", str(tmp_path / "one")])
+    assert acc1 >= 90 and abs(acc1 - acc2) <= 2.0, (acc1, acc2)     # 2%: 3 images of 150
+
+
 @pytest.mark.gpu
 def test_nccl_on_gpus():
     """CuPy arrays through NCCL, one GPU per process (skipped without CuPy and CUDA)."""
