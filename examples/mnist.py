@@ -34,8 +34,9 @@ Under an MPI launcher (or with ``--distributed``) it trains data-parallel, as
 ``train_digits.py`` does: each process reads its shard of every global batch
 (DistributedSampler) and the gradients are averaged over the processes inside the jitted
 step, so the global batch stays ``--batch-size``; only process 0 prints and writes files.
-On a 2-core machine, 2 processes of one thread each run a Fashion-MNIST step about 1.3x
-faster than one process of 2 threads: the threads of one process contend for the
+On a 2-core machine, 2 processes of one thread each ran the Fashion-MNIST step 1.2-1.4x
+faster than one process of 2 threads, and the epochs about 1.15x faster
+(``benchmarks/bench_realdata.py --mpi 2``): the threads of one process contend for the
 interpreter (its GIL) between NumPy calls, separate processes do not.
 """
 from __future__ import annotations
