@@ -397,8 +397,7 @@ def analyze(graph):
 def _with_recompute(graph, batch, rows_in, plan):
     """``plan``, or a plan with fewer phases on slices where the values joined before the
     last of them can be made whole again before phase 0 (``MAX_RECOMPUTE``)."""
-    row_phases = {w.phase for w in plan.where.values() if isinstance(w, OnRows)}
-    last = max(row_phases)
+    last = max(row_phases(plan))
     early = {v.name for p, vs in plan.joins.items() if p < last for v in vs
              if _feeds_rows(graph, plan, v.name)}
     if not early:
@@ -406,8 +405,13 @@ def _with_recompute(graph, batch, rows_in, plan):
     other = _Analysis(graph, batch, rows_in, early).plan()
     if other is None or other.recompute_size * RECOMPUTE_RATIO > other.work:
         return plan
-    fewer = len({w.phase for w in other.where.values() if isinstance(w, OnRows)})
-    return other if fewer < len(row_phases) else plan
+    return other if len(row_phases(other)) < len(row_phases(plan)) else plan
+
+
+def row_phases(plan):
+    """The phases of ``plan`` (or of an analysis under way) that run equations on
+    slices."""
+    return {w.phase for w in plan.where.values() if isinstance(w, OnRows)}
 
 
 def _feeds_rows(graph, plan, name):
@@ -446,8 +450,8 @@ class _Analysis:
             self.made_at[v.name] = self.whole_at[v.name] = 0
         self.where, self.reads, self.chunk_params, self.joins = {}, {}, {}, {}
         self.work = self.big_gemm = 0
-        # values that the inputs alone determine: name -> the equation making it (None
-        # for an input or constant); the equations to run again whole, and their size
+        # name -> index of the equation making it (None for an input or a constant);
+        # the equations to run again whole (Plan.recompute), and the elements they write
         self.made_by = dict.fromkeys(self.made_at)
         self.recompute, self.recompute_size = set(), 0
 
@@ -575,7 +579,7 @@ class _Analysis:
         big matrix products."""
         levels = [w.phase for w in self.where.values()] + [p + 1 for p in self.joins]
         phases = 1 + max(levels, default=0)
-        n_rows = len({w.phase for w in self.where.values() if isinstance(w, OnRows)})
+        n_rows = len(row_phases(self))
         work = self.work
         if n_rows == 0 or work < MIN_ROW_WORK * n_rows or self.big_gemm > GEMM_WORK_RATIO * work:
             return None
