@@ -486,7 +486,7 @@ def compile_graph(graph, host=False):
             o = outs[0]
             # out= costs keyword parsing on every call: worth it only for arrays big
             # enough that the saved allocation (and page faults) outweigh it.
-            if (isinstance(impl, _FRESH) and impl is not np.matmul and not e.params
+            if (isinstance(impl, _FRESH) and not e.params
                     and len(o.shape) and int(np.prod(o.shape)) >= _REUSE_MIN_SIZE):
                 for v in e.invars:
                     if (isinstance(v, Var) and k - owned.get(v.name, -_REUSE_WINDOW) < _REUSE_WINDOW
@@ -497,10 +497,10 @@ def compile_graph(graph, host=False):
                         del owned[v.name]
                         break
             lines.append(f"    {target} = {fname}({args}{out_kw})" + (".item()" if o.weak else ""))
-            # (a matmul result is never written over: BLAS's threads have just written
-            # it from other cores, and an in-place update was measured 10-20% slower on
-            # the W2 step than a fresh array)
-            if isinstance(impl, _FRESH) and impl is not np.matmul and len(o.shape):
+            # (a matmul result, its impl not a ufunc, is never written over: BLAS's
+            # threads have just written it from other cores, and an in-place update was
+            # measured 10-20% slower on the W2 step than a fresh array)
+            if isinstance(impl, _FRESH) and len(o.shape):
                 owned[o.name] = k
         dead = [ref(v) for v in {v.name: v for v in e.invars if isinstance(v, Var)}.values()
                 if last_use.get(v.name) == k and v.name not in outputs

@@ -6,8 +6,13 @@ NumPy, check_grads to order 2, float32, mixed precision, NumPy dispatch).
 """
 from __future__ import annotations
 
+import numpy as np
 import pytest
 from hypothesis import strategies as st
+
+import funcgrad
+import funcgrad.numpy as fnp
+from funcgrad._src.prims import contractions
 
 
 from . import table
@@ -28,6 +33,16 @@ spec("matmul", lambda m, a, b: m.matmul(a, b), [_real] * 2, matmul_shapes(2, 2))
 spec("matmul_vec_vec", lambda m, a, b: m.matmul(a, b), [_real] * 2, matmul_shapes(1, 1))
 spec("matmul_vec_mat", lambda m, a, b: m.matmul(a, b), [_real] * 2, matmul_shapes(1, 2))
 spec("matmul_mat_vec", lambda m, a, b: m.matmul(a, b), [_real] * 2, matmul_shapes(2, 1))
+# an N-D @ 2-D product runs as one 2-D product over the merged leading axes, in the
+# axes' memory order: C-ordered, with the leading axes swapped (a time-major view), and
+# with a leading axis that cannot merge (a strided slice: NumPy's stacked product)
+spec("matmul_nd_mat", lambda m, a, b: a @ b, [_real] * 2, fixed((2, 3, 4), (4, 2)))
+spec("matmul_nd_mat_swapped", lambda m, a, b: m.swapaxes(a, 0, 1) @ b, [_real] * 2,
+     fixed((3, 2, 4), (4, 2)))
+spec("matmul_nd_mat_permuted", lambda m, a, b: m.transpose(a, (2, 0, 1, 3)) @ b,
+     [_real] * 2, fixed((2, 1, 3, 4), (4, 3)))
+spec("matmul_nd_mat_strided", lambda m, a, b: a[:, ::2] @ b, [_real] * 2,
+     fixed((2, 5, 3), (3, 2)))
 spec("matmul_batched_vec", lambda m, a, b: a @ b, [_real] * 2, fixed((2, 3), (4, 3, 2)))
 spec("matmul_mat_batched_vec", lambda m, a, b: a @ b, [_real] * 2, fixed((2, 1, 3, 4), (4,)))
 spec("dot_scalar", lambda m, a, b: m.dot(a, b), [_real] * 2, fixed((), (2, 3)))
@@ -71,3 +86,34 @@ for _subs, _shapes in _EINSUM:
 
 (test_values_match_numpy, test_grads, test_float32, test_mixed_precision,
  test_numpy_dispatch) = table.table_tests(CASES)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_nd_at_2d_is_one_product_with_numpys_values(dtype):
+    """The merged product gives NumPy's values and dtype for every layout of the leading
+    axes: C-ordered, permuted, size 1, broadcast (stride 0, left to NumPy), empty."""
+    rng = np.random.default_rng(0)
+    b = rng.standard_normal((5, 3)).astype(dtype)
+    base = rng.standard_normal((4, 6, 2, 5)).astype(dtype)
+    layouts = [base, base.transpose(1, 0, 2, 3), base.transpose(2, 1, 0, 3),
+               base[:, :1], np.broadcast_to(base[:1], (3, 6, 2, 5)), base[:0],
+               base.reshape(48, 5)[:, None, :]]
+    for a in layouts:
+        want = np.matmul(a, b)
+        got = fnp.matmul(a, b)
+        assert got.dtype == want.dtype and got.shape == want.shape
+        np.testing.assert_allclose(got, want, rtol=1e-5 if dtype == np.float32 else 1e-12)
+        jitted = funcgrad.jit(lambda x, y: x @ y)(a, b)
+        np.testing.assert_allclose(jitted, want, rtol=1e-5 if dtype == np.float32 else 1e-12)
+
+
+def test_nd_at_2d_swapped_view_is_merged_without_copy():
+    """A (L, N, k) view of an (N, L, k) array runs as one product on the array it views:
+    the result is the matching view of an (N, L, n) product, not a copy of the input."""
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((4, 6, 3))
+    w = rng.standard_normal((3, 2))
+    out = contractions.matmul_p.impl(np.swapaxes(x, 0, 1), w)
+    assert out.shape == (6, 4, 2) and not out.flags.c_contiguous
+    assert np.swapaxes(out, 0, 1).flags.c_contiguous
+    np.testing.assert_allclose(out, np.matmul(np.swapaxes(x, 0, 1), w), rtol=1e-12)

@@ -69,7 +69,29 @@ def _matmul_multiply_adds(invars, outvars):
     return math.prod(outvars[0].shape) * (a.shape[-1] if len(a.shape) else 1)
 
 
-matmul_p = Primitive("matmul", np.matmul, linear_in=((0,), (1,)),
+def _matmul_impl(a, b):
+    """``np.matmul(a, b)``; an ``(..., m, k) @ (k, n)`` product whose leading axes merge
+    into one without a copy (in some order: the swapped axes of a sequence model's
+    time-major view too) runs as one ``(M, k) @ (k, n)`` BLAS product. NumPy runs one
+    per leading index, 1.7-2.5x slower for a sequence model's projections (measured:
+    (24, 64, 32) @ (32, 512) 660 vs 350 µs, (24, 64, 512) @ (512, 32) 770 vs 310 µs).
+    The result is then a view in ``a``'s axis order, not always C-ordered."""
+    if b.ndim == 2 and a.ndim > 2 and a.size and b.size:
+        lead = sorted(range(a.ndim - 1), key=lambda i: -a.strides[i])
+        x = a.transpose(lead + [a.ndim - 1])
+        if x.flags.c_contiguous:
+            out = np.matmul(x.reshape(-1, a.shape[-1]), b)
+            out = out.reshape(x.shape[:-1] + (b.shape[1],))
+            if lead != sorted(lead):
+                back = [0] * len(lead)
+                for j, i in enumerate(lead):
+                    back[i] = j
+                out = out.transpose(back + [len(lead)])
+            return out
+    return np.matmul(a, b)
+
+
+matmul_p = Primitive("matmul", _matmul_impl, linear_in=((0,), (1,)),
                      multiply_adds=_matmul_multiply_adds)
 
 
