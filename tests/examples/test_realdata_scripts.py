@@ -59,3 +59,40 @@ def test_char_lm_scripts_learn_and_print_what_the_comparison_reads(tmp_path):
         pytest.skip("torch is not installed: the PyTorch side is not run")
     ms, bpc_torch = bench.run_lm([sys.executable, "benchmarks/char_lm_torch.py"] + args)
     assert ms > 0 and bpc_torch < 2.0
+
+
+def test_lm_floor_numpy_step_is_the_same_step(tmp_path):
+    """bench_lm_floor.py's hand-written NumPy step computes the char LM's loss and
+    gradients (its check passes), the check catches a wrong gradient, and its Adam step
+    lowers the loss."""
+    floor = load("benchmarks/bench_lm_floor.py", "bench_lm_floor")
+    char_lm = sys.modules["char_lm"]
+    import funcgrad.random as fr
+    rng = np.random.default_rng(0)
+    words = ["".join(rng.choice(list("bdkao"), rng.integers(2, 7))) for _ in range(200)]
+    path = tmp_path / "words"
+    path.write_text("\n".join(words) + "\n")
+    train, _ = char_lm.load_words(str(path), 0)
+    model = char_lm.CharLM(train.vocab, 16)
+    params = model.init(fr.key(0))
+    ids, tgt = train.inputs[:8], train.targets[:8]
+    floor.check_gradients(model, params, ids, tgt)
+
+    class Wrong(floor.NumpyStep):
+        def grads(self, ids, tgt):
+            loss, g = super().grads(ids, tgt)
+            g["lstm"]["weight_hh_l0"] = g["lstm"]["weight_hh_l0"] * 1.01
+            return loss, g
+
+    original = floor.NumpyStep
+    floor.NumpyStep = Wrong
+    try:
+        with pytest.raises(AssertionError, match="lstm.weight_hh_l0"):
+            floor.check_gradients(model, params, ids, tgt)
+    finally:
+        floor.NumpyStep = original
+    step = floor.NumpyStep(params)
+    first = step(ids, tgt)
+    for _ in range(20):
+        last = step(ids, tgt)
+    assert last < first - 0.1
