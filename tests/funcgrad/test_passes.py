@@ -379,3 +379,57 @@ def test_scalar_consts():
     assert [e.prim.name for e in low.eqns] == ["multiply"] and not low.consts
     np.testing.assert_allclose(low.compile()(np.arange(20.0).reshape(4, 5)),
                                np.arange(20.0).reshape(4, 5) * 2 / 20)
+
+
+# ---- product_sums: code generation's rewrite of sum(a @ b) over the leading axes ------
+def _product_graph(a_shape, b_shape, axis, keepdims=False, also_out=False):
+    a, b = v("a", a_shape), v("b", b_shape)
+    out = np.matmul(np.ones(a_shape), np.ones(b_shape)).shape
+    p = v("p", out)
+    red = tuple(d for i, d in enumerate(out) if i not in axis or keepdims)
+    if keepdims:
+        red = tuple(1 if i in axis else d for i, d in enumerate(out))
+    s = v("s", red)
+    return Graph([a, b], [], [eq("matmul", [a, b], [p]),
+                              eq("sum", [p], [s], axis=axis, keepdims=keepdims)],
+                 [s, p] if also_out else [s])
+
+
+def _fused(graph):
+    return [e.prim.name for e in compiler.product_sums(graph).eqns]
+
+
+@pytest.mark.parametrize("a_shape,b_shape,axis", [
+    ((4, 3, 2), (4, 2, 5), (0,)),
+    ((2, 3, 4, 2), (2, 3, 2, 5), (0, 1)),
+    ((2, 3, 4, 2), (2, 3, 2, 5), (1, 0)),
+])
+def test_product_sums_fuses_the_sum_over_every_leading_axis(a_shape, b_shape, axis):
+    g = _product_graph(a_shape, b_shape, axis)
+    assert _fused(g) == ["matmul+sum"]
+    rng = np.random.default_rng(0)
+    x, y = rng.standard_normal(a_shape), rng.standard_normal(b_shape)
+    for args in ((x, y), (np.swapaxes(x.swapaxes(-1, -2).copy(), -1, -2), y),   # strided a
+                 (x, np.asfortranarray(y))):
+        got = compiler.compile_graph(g, True)(*args)[0]
+        np.testing.assert_allclose(got, np.matmul(*args).sum(axis=axis), rtol=1e-12)
+
+
+@pytest.mark.parametrize("a_shape,b_shape,axis,keepdims,also_out", [
+    ((4, 3, 2), (4, 2, 5), (1,), False, False),        # not the leading axes
+    ((2, 3, 4, 2), (2, 3, 2, 5), (0,), False, False),   # only some of them
+    ((4, 3, 2), (4, 2, 5), (0,), True, False),          # keepdims
+    ((4, 3, 2), (4, 2, 5), (0,), False, True),          # the product is read elsewhere
+    ((1, 3, 2), (4, 2, 5), (0,), False, False),         # broadcast leading axes
+    ((4, 3, 2), (2, 5), (0,), False, False),            # a 2-D operand
+    ((0, 3, 2), (0, 2, 5), (0,), False, False),         # empty
+])
+def test_product_sums_leaves_other_sums(a_shape, b_shape, axis, keepdims, also_out):
+    g = _product_graph(a_shape, b_shape, axis, keepdims, also_out)
+    assert "matmul+sum" not in _fused(g)
+    rng = np.random.default_rng(1)
+    args = rng.standard_normal(a_shape), rng.standard_normal(b_shape)
+    got = compiler.compile_graph(g, True)(*args)
+    want = eval_graph(g, *args)
+    for w, x in zip(want, got):
+        np.testing.assert_allclose(x, w, rtol=1e-12)
