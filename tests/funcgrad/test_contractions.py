@@ -107,13 +107,17 @@ def test_nd_at_2d_is_one_product_with_numpys_values(dtype):
         np.testing.assert_allclose(jitted, want, rtol=1e-5 if dtype == np.float32 else 1e-12)
 
 
-def test_nd_at_2d_swapped_view_is_merged_without_copy():
-    """A (L, N, k) view of an (N, L, k) array runs as one product on the array it views:
-    the result is the matching view of an (N, L, n) product, not a copy of the input."""
+def test_nd_at_2d_swapped_view_layouts():
+    """A (L, N, k) view of an (N, L, k) array times a (k, n) matrix: with k > n it runs as
+    one product on the array it views (the result the matching view of an (N, L, n)
+    product); with k <= n the view is copied first and the result is C-ordered (a scan
+    reading it by rows reads contiguous rows)."""
     rng = np.random.default_rng(1)
     x = rng.standard_normal((4, 6, 3))
-    w = rng.standard_normal((3, 2))
-    out = contractions.matmul_p.impl(np.swapaxes(x, 0, 1), w)
-    assert out.shape == (6, 4, 2) and not out.flags.c_contiguous
-    assert np.swapaxes(out, 0, 1).flags.c_contiguous
-    np.testing.assert_allclose(out, np.matmul(np.swapaxes(x, 0, 1), w), rtol=1e-12)
+    for n, contiguous in ((2, False), (3, True), (5, True)):
+        w = rng.standard_normal((3, n))
+        out = contractions.matmul_p.impl(np.swapaxes(x, 0, 1), w)
+        assert out.shape == (6, 4, n) and out.flags.c_contiguous == contiguous
+        if not contiguous:
+            assert np.swapaxes(out, 0, 1).flags.c_contiguous
+        np.testing.assert_allclose(out, np.matmul(np.swapaxes(x, 0, 1), w), rtol=1e-12)
