@@ -121,3 +121,17 @@ def test_nd_at_2d_swapped_view_layouts():
         if not contiguous:
             assert np.swapaxes(out, 0, 1).flags.c_contiguous
         np.testing.assert_allclose(out, np.matmul(np.swapaxes(x, 0, 1), w), rtol=1e-12)
+
+
+def test_nd_at_2d_on_a_foreign_array_module():
+    """The merged product uses array methods only: on a CuPy-like stand-in (which refuses
+    any conversion to NumPy) both layouts of a time-major view give NumPy's values."""
+    from funcgrad._src.testing_backend import StandInArray, standin_xp
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((4, 6, 3))
+    for n in (2, 5):
+        w = rng.standard_normal((3, n))
+        out = contractions.matmul_p.impl(standin_xp.swapaxes(StandInArray(x), 0, 1),
+                                         StandInArray(w))
+        assert isinstance(out, StandInArray)
+        np.testing.assert_allclose(out.get(), np.matmul(np.swapaxes(x, 0, 1), w), rtol=1e-12)

@@ -82,7 +82,7 @@ def _matmul_impl(a, b):
     if b.ndim == 2 and a.ndim > 2 and a.size and b.size:
         lead = sorted(range(a.ndim - 1), key=lambda i: -a.strides[i])
         if lead != sorted(lead) and a.shape[-1] <= b.shape[1]:
-            a, lead = np.ascontiguousarray(a), sorted(lead)
+            a, lead = a.copy(order="C"), sorted(lead)
         x = a.transpose(lead + [a.ndim - 1])
         if x.flags.c_contiguous:
             out = np.matmul(x.reshape(-1, a.shape[-1]), b)
