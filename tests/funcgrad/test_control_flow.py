@@ -203,6 +203,50 @@ def test_split_loop_batches_the_shared_work_and_accumulates_once():
     assert [len(s.flips) for s in splits] == [1, 1]
 
 
+def test_split_loop_writes_per_step_outputs_in_place_without_aliasing(monkeypatch):
+    """The replay loop writes a per-step output made by a ufunc, sigmoid or concatenate
+    straight into its row of the stacked result (no copy after the call); every row keeps
+    its own step's value, and the final carry is not a view of the stacked ys (a carry
+    that is also a y is still copied)."""
+    import builtins
+
+    from funcgrad._src.prims import control_flow as cf
+    sources = []
+
+    def spy_compile(src, filename, mode, *a, **k):
+        if filename == "<funcgrad.scan loop>":
+            sources.append(src)
+        return builtins.compile(src, filename, mode, *a, **k)
+    monkeypatch.setattr(cf, "compile", spy_compile, raising=False)
+
+    def run(m, xs, h0):
+        def step(h, x):
+            g = x + m.concatenate([h, h], axis=-1)
+            a, b = m.split(g, 2, axis=-1)
+            s = funcgrad.nn.sigmoid(a)
+            t = m.tanh(b)
+            c = m.concatenate([s, t], axis=-1)
+            h2 = c[..., :2] * c[..., 2:]
+            return h2, (s, t, c, h2)
+        return lax.scan(step, h0, xs)
+
+    rng = np.random.default_rng(0)
+    xs = rng.standard_normal((6, 3, 4))
+    h0 = rng.standard_normal((3, 2))
+    f = funcgrad.jit(lambda xs, h0: run(fnp, xs, h0))
+    want = run(fnp, xs, h0)                     # eager: the loop step by step
+    for _ in range(3):
+        got = f(xs, h0)
+    _assert_trees_close(got, want, rtol=1e-12, atol=1e-14)
+    h, (s, t, st, hs) = got
+    assert len(np.unique(np.round(s[:, 0, 0], 12))) == 6     # one row per step
+    assert not np.shares_memory(h, hs)
+    loop = [src for src in sources if "out=e" in src]
+    assert loop, sources
+    # sigmoid, tanh and concatenate write in place; the carry h2 is copied
+    assert loop[-1].count("out=e") == 3 and loop[-1].count("] = ") == 1, loop[-1]
+
+
 @pytest.mark.parametrize("prog", [p_scan, p_fori, p_cond, p_scan_closure_consts],
                          ids=lambda p: p.__name__)
 def test_against_jax_second_order(prog):

@@ -179,3 +179,24 @@ def test_sigmoid_one_buffer_form_without_warnings():
         z = sigmoid(np.array(-3.0, dt))
         assert isinstance(z, np.ndarray) and z.shape == () and z.dtype == dt
     check_grads(sigmoid, (np.linspace(-6.0, 6.0, 13),), order=2)
+
+
+def test_sigmoid_and_concatenate_implementations_write_out():
+    """The ``out=`` a jitted scan passes (control_flow._inline_loop): the result is
+    written into ``out`` and returned, equal to the fresh result, on NumPy and on a
+    CuPy-like stand-in."""
+    from funcgrad._src.prims.elementwise import _sigmoid_impl
+    from funcgrad._src.prims.shape import _concat_impl
+    from funcgrad._src.testing_backend import StandInArray, standin_xp
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((3, 4)).astype(np.float32) * 50
+    buf = np.empty_like(x)
+    assert _sigmoid_impl(x, out=buf) is buf
+    np.testing.assert_array_equal(buf, _sigmoid_impl(x))
+    sbuf = standin_xp.empty((3, 4), np.float32)
+    got = _sigmoid_impl(StandInArray(x), out=sbuf)
+    assert got is sbuf
+    np.testing.assert_allclose(sbuf.get(), _sigmoid_impl(x), rtol=1e-6)
+    cbuf = np.empty((3, 8), np.float32)
+    assert _concat_impl(x, x, axis=1, out=cbuf) is cbuf
+    np.testing.assert_array_equal(cbuf, np.concatenate([x, x], axis=1))

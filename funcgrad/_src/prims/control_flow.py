@@ -474,7 +474,7 @@ class _LoopSplit:
         order = range(length - 1, -1, -1) if reverse else range(length)
         if self.loop is None:
             self.loop = _inline_loop(self.step, len(kl), len(lc), len(rows),
-                                     len(self.emit_vars)) or False
+                                     [len(v.shape) for v in self.emit_vars]) or False
         if self.loop:
             lc = self.loop(*kl, *lc, rows, order, *ems)
         else:
@@ -539,12 +539,17 @@ class _LoopSplit:
         return final, ys, [em[i] for i in self.hist]
 
 
-def _inline_loop(step, nk, nc, nx, ne):
+def _inline_loop(step, nk, nc, nx, emit_ndims):
     """The whole loop as one generated function, ``loop(*invariants, *carry, rows, order,
     *outputs) -> carry``, the step's generated code written inside its ``for``, step ``t``
     of ``order`` writing its per-step outputs into row ``t`` of ``outputs``:
-    no call, argument list or output list per step. None when ``step`` is not code made
-    by jit's code generator in the form this expects."""
+    no call, argument list or output list per step. An output of at least one dimension,
+    not a carry, that the step makes with a call taking ``out=`` (a NumPy ufunc, or an
+    implementation marked ``writes_out``) is written there by that call directly, not
+    copied after it (an LSTM step's gates and its cell state's tanh: 5 copies of 8 a step
+    forward, and the gates' cotangent backward). None when ``step`` is not code made by jit's code generator
+    in the form this expects."""
+    ne = len(emit_ndims)
     src = getattr(step, "source", None)
     ns = getattr(step, "__globals__", None)
     if not isinstance(src, str) or ns is None:
@@ -560,12 +565,31 @@ def _inline_loop(step, nk, nc, nx, ne):
         return None
     kp, cp, xp_ = params[:nk], params[nk:nk + nc], params[nk + nc:]
     outs_e = [f"e{j}" for j in range(ne)]
+    body = lines[1:-1]
+    # outputs written in place by the call that makes them (the first time each is named)
+    # (not a carry: the final carry would be a view of the last output row)
+    made_at = {}
+    for i, ln in enumerate(body):
+        m = re.fullmatch(r"    (\w+) = (f\d+)\((.*)\)", ln)
+        if (m and "out=" not in m.group(3) and not ln.endswith(".item()")
+                and m.group(1) not in outs[:nc]):
+            made_at[m.group(1)] = (i, m.group(2))
+    direct = set()
+    for j in range(ne):
+        name = outs[nc + j]
+        hit = made_at.pop(name, None)
+        if hit is None or not emit_ndims[j]:
+            continue
+        fn = ns.get(hit[1])
+        if (isinstance(fn, np.ufunc) and fn.nout == 1) or getattr(fn, "writes_out", False):
+            body[hit[0]] = body[hit[0]][:-1] + f", out=e{j}[_t])"
+            direct.add(j)
     code = [f"def scan_loop({', '.join(kp + cp + ['rows', 'order'] + outs_e)}):"]
     code.append(f"    for _t, ({', '.join(xp_)},) in zip(order, zip(*rows)):" if nx else
                 "    for _t in order:")
-    code += ["    " + ln for ln in lines[1:-1]]
+    code += ["    " + ln for ln in body]
     # the outputs are read before the carry is replaced (an output may be a carry input)
-    code += [f"        e{j}[_t] = {outs[nc + j]}" for j in range(ne)]
+    code += [f"        e{j}[_t] = {outs[nc + j]}" for j in range(ne) if j not in direct]
     if nc:
         code.append(f"        {', '.join(cp)}, = ({', '.join(outs[:nc])},)")
     code.append(f"    return [{', '.join(cp)}]")

@@ -660,24 +660,31 @@ def relu(x, /):
 
 
 # ---- sigmoid: one primitive, so that its derivative reads only its result -------------
-def _sigmoid_impl(x):
+def _sigmoid_impl(x, out=None):
     xp = array_module(x)
     if xp is not np:
         e = xp.exp(-xp.abs(x))          # exp(-|x|) <= 1: no overflow for any x
         d = 1 + e
-        return xp.where(x >= 0, 1 / d, e / d)
+        r = xp.where(x >= 0, 1 / d, e / d)
+        if out is None:
+            return r
+        out[...] = r
+        return out
     # 1 / (1 + exp(-x)) in four passes over one buffer, a quarter of the time of the
     # branch-free form above (8 passes, 5 arrays): an LSTM step runs three. For x below
     # about -88 (float32; -709 float64) exp(-x) overflows to inf and the result is 0,
     # the correctly rounded value or the nearest to it, so the warning is silenced.
     with np.errstate(over="ignore"):
-        t = np.negative(x)
+        t = np.negative(x, out=out)
         if type(t) is not np.ndarray:   # 0-d: no buffer to reuse
             r = 1 / (1 + np.exp(t))
             return np.asarray(r) if isinstance(x, np.ndarray) else r
         np.exp(t, out=t)
     t += 1
     return np.reciprocal(t, out=t)
+
+
+_sigmoid_impl.writes_out = True     # ``out=``: a scan writes its per-step output in place
 
 
 # As a composite (where/exp/divide) its reverse pass kept about a dozen values per call

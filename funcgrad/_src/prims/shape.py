@@ -468,8 +468,11 @@ def astype(x, dtype, /, *, copy=True):
 
 
 # ---- concatenate and friends -----------------------------------------------------------
-def _concat_impl(*xs, axis):
-    return np.concatenate(xs, axis=axis)
+def _concat_impl(*xs, axis, out=None):
+    return np.concatenate(xs, axis=axis, out=out)
+
+
+_concat_impl.writes_out = True      # ``out=``: a scan writes its per-step output in place
 
 
 def _concat_jvp(primals, tangents, axis):
