@@ -247,6 +247,34 @@ def test_split_loop_writes_per_step_outputs_in_place_without_aliasing(monkeypatc
     assert loop[-1].count("out=e") == 3 and loop[-1].count("] = ") == 1, loop[-1]
 
 
+@pytest.mark.parametrize("view", [lambda y: y[:, ::-1], lambda y: y.T.reshape(3, 4),
+                                  lambda y: fnp.transpose(fnp.transpose(y) * 1.0)],
+                         ids=["reversed", "transposed-reshaped", "transpose-pair"])
+def test_split_loop_final_carry_viewing_a_per_step_output_is_not_aliased(view):
+    """A per-step output written in place by its ufunc must not be one the carry is a
+    view of (``c = y[:, ::-1]``): the final carry was a view of the last row of ys, so
+    changing one result changed the other."""
+    w = np.eye(4) * 0.5
+
+    def f(h, xs):
+        def body(c, x):
+            y = fnp.tanh(fnp.reshape(c, (3, 4)) @ w + x)
+            return view(y), y
+        return lax.scan(body, h, xs)
+
+    h0 = np.ones((3, 4))
+    xs = np.linspace(0, 1, 60).reshape(5, 3, 4)
+    jf = funcgrad.jit(f)
+    want = f(h0, xs)
+    for _ in range(3):                          # the split loop is built from the 2nd call
+        c, ys = jf(h0, xs)
+    _assert_trees_close((c, ys), want, rtol=1e-12, atol=1e-14)
+    assert not np.shares_memory(c, ys)
+    keep = ys.copy()
+    c[...] = 7.0
+    np.testing.assert_array_equal(ys, keep)
+
+
 @pytest.mark.parametrize("prog", [p_scan, p_fori, p_cond, p_scan_closure_consts],
                          ids=lambda p: p.__name__)
 def test_against_jax_second_order(prog):

@@ -96,6 +96,9 @@ def _matmul_impl(a, b):
     return np.matmul(a, b)
 
 
+_matmul_impl.fresh_result = True   # never a view of an operand (a scan may write into it)
+
+
 matmul_p = Primitive("matmul", _matmul_impl, linear_in=((0,), (1,)),
                      multiply_adds=_matmul_multiply_adds)
 

@@ -574,11 +574,26 @@ def _inline_loop(step, nk, nc, nx, emit_ndims):
         if (m and "out=" not in m.group(3) and not ln.endswith(".item()")
                 and m.group(1) not in outs[:nc]):
             made_at[m.group(1)] = (i, m.group(2))
+    # nor an output a carry may be a view of (a carry ``y[:, ::-1]``, ``y.T``, ...): the
+    # final carry would be a view of the last row of that output. Walking back from the
+    # carries, every argument of a call that may return a view of its arguments (any but
+    # a ufunc, a ``writes_out`` or ``fresh_result`` implementation) may be viewed.
+    def _fresh(fn):
+        return (isinstance(fn, np.ufunc) or getattr(fn, "writes_out", False)
+                or getattr(fn, "fresh_result", False))
+    viewed = set(outs[:nc])
+    for ln in reversed(body):
+        m = re.fullmatch(r"    ([\w, ]+?),? = (f\d+)\((.*)\)(\.item\(\))?", ln)
+        if m is None:
+            continue
+        targets = {t.strip() for t in m.group(1).split(",") if t.strip()}
+        if targets & viewed and not _fresh(ns.get(m.group(2))):
+            viewed.update(re.findall(r"\b\w+\b", m.group(3)))
     direct = set()
     for j in range(ne):
         name = outs[nc + j]
         hit = made_at.pop(name, None)
-        if hit is None or not emit_ndims[j]:
+        if hit is None or not emit_ndims[j] or name in viewed:
             continue
         fn = ns.get(hit[1])
         if (isinstance(fn, np.ufunc) and fn.nout == 1) or getattr(fn, "writes_out", False):
