@@ -22,7 +22,6 @@ rounds. ``--write`` puts the table into RESULTS.md.
 from __future__ import annotations
 
 import argparse
-import math
 import os
 import re
 import statistics

@@ -87,11 +87,8 @@ def _matmul_impl(a, b):
         if x.flags.c_contiguous:
             out = np.matmul(x.reshape(-1, a.shape[-1]), b)
             out = out.reshape(x.shape[:-1] + (b.shape[1],))
-            if lead != sorted(lead):
-                back = [0] * len(lead)
-                for j, i in enumerate(lead):
-                    back[i] = j
-                out = out.transpose(back + [len(lead)])
+            if lead != sorted(lead):            # back to a's axis order (a view)
+                out = out.transpose(np.argsort(lead).tolist() + [len(lead)])
             return out
     return np.matmul(a, b)
 

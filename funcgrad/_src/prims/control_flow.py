@@ -547,8 +547,8 @@ def _inline_loop(step, nk, nc, nx, emit_ndims):
     not a carry, that the step makes with a call taking ``out=`` (a NumPy ufunc, or an
     implementation marked ``writes_out``) is written there by that call directly, not
     copied after it (an LSTM step's gates and its cell state's tanh: 5 copies of 8 a step
-    forward, and the gates' cotangent backward). None when ``step`` is not code made by jit's code generator
-    in the form this expects."""
+    forward, and the gates' cotangent backward). None when ``step`` is not code made by
+    jit's code generator in the form this expects."""
     ne = len(emit_ndims)
     src = getattr(step, "source", None)
     ns = getattr(step, "__globals__", None)
