@@ -839,6 +839,58 @@ def lower_graph(graph, target, upto=None):
     return graph
 
 
+def _fresh(e):
+    """Whether equation ``e``'s results are new arrays, never views of its operands (a
+    ufunc, a reduction, an implementation marked ``fresh_result``)."""
+    return (isinstance(e.prim.impl, np.ufunc) or e.prim.reduction
+            or getattr(e.prim.impl, "fresh_result", False))
+
+
+def _memory_of(graph):
+    """For each output position of ``graph``, the names of the variables (inputs and
+    results) whose memory it may share: walking back through every equation that may
+    return a view of its operands (all but :func:`_fresh` ones)."""
+    may = {v.name: frozenset((v.name,))
+           for v in list(graph.invars) + [c for c, _ in graph.consts]}
+    for e in graph.eqns:
+        base = frozenset() if _fresh(e) else frozenset().union(
+            *[may.get(v.name, ()) for v in e.invars if isinstance(v, Var)])
+        for o in e.outvars:
+            may[o.name] = base | {o.name}
+    return [may.get(v.name, frozenset((v.name,))) if isinstance(v, Var) else frozenset()
+            for v in graph.outvars]
+
+
+def _new_aliases(traced, simplified):
+    """Output positions whose buffer the passes made shared with an input or with an
+    earlier output although the traced function's was not: ``x * 1.0`` folded to ``x``,
+    two equal products merged into one. Those outputs are copied on the way out, so that
+    writing into a result of a jitted function changes nothing else, as without jit."""
+    before, after = _memory_of(traced), _memory_of(simplified)
+    inputs = {v.name for v in traced.invars}
+    copies = []
+    for j, (b, a) in enumerate(zip(before, after)):
+        if not a or not isinstance(simplified.outvars[j], Var) or simplified.outvars[j].weak:
+            continue
+        if (a - b) & inputs or any(
+                i not in copies and a & after[i] and not b & before[i] for i in range(j)):
+            copies.append(j)
+    return tuple(copies)
+
+
+def _copying(copies, wrap=None):
+    """A wrapper of a compiled function that copies its outputs at positions
+    ``copies`` (see :func:`_new_aliases`), inside ``wrap`` when given."""
+    def outer(fn):
+        def run(*args):
+            out = fn(*args)
+            for j in copies:
+                out[j] = out[j].copy()
+            return out
+        return run if wrap is None else wrap(run)
+    return outer
+
+
 class _Compiled:
     __slots__ = ("traced", "graph", "fn", "out_tree", "out_leaf", "fused", "used", "target",
                  "pending")
@@ -856,12 +908,17 @@ class _Compiled:
         self.fused = lowered if lowered is not self.graph else None
         self.fn = compile_graph(lowered, host)
         self.pending = None     # Future of the compiled kernels (numba backend)
+        wrap = None
+        if host and lowered is self.graph and any(
+                _rows._gemm_size(e) > _rows.BLAS_THREADED_MNK for e in self.graph.eqns):
+            # the time goes to BLAS products: its thread count follows the load
+            wrap = _threads.following_load
+        copies = _new_aliases(graph, self.graph)
+        if copies:
+            wrap = _copying(copies, wrap)
+        if wrap is not None:
+            self.fn = wrap(self.fn)
         if host and lowered is self.graph:
-            wrap = None
-            if any(_rows._gemm_size(e) > _rows.BLAS_THREADED_MNK for e in self.graph.eqns):
-                # the time goes to BLAS products: its thread count follows the load
-                wrap = _threads.following_load
-                self.fn = wrap(self.fn)
             if backend == "numba":
                 # the replay runs until the kernels are compiled (in the background)
                 # and the graph calling them takes over (numba_backend.py)

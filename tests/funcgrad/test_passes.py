@@ -433,3 +433,54 @@ def test_product_sums_leaves_other_sums(a_shape, b_shape, axis, keepdims, also_o
     want = eval_graph(g, *args)
     for w, x in zip(want, got):
         np.testing.assert_allclose(x, w, rtol=1e-12)
+
+
+# ---- the passes never make a result share memory it did not share without jit --------
+_NO_NEW_SHARING = {
+    "a product by one folded away": (lambda x: x * 1.0, []),
+    "two equal products merged": (lambda x: (x * 2.0, x * 2.0), []),
+    "a product and the transpose of an equal one": (lambda x: (x * 2.0, (x * 2.0).T), []),
+    "a product kept, another folded": (lambda x: (x + 1.0, (x * 1.0) * 3.0, x * 3.0), []),
+    # sharing the function itself asks for is kept
+    "the same value twice": (lambda x: (lambda y: (y, y))(x * 2.0), [(0, 1)]),
+    "a value and its transpose": (lambda x: (lambda y: (y, y.T))(x * 2.0), [(0, 1)]),
+    "the input and its reshape": (lambda x: (x, fnp.reshape(x, (6,))), [(0, 1), ("x", 0),
+                                                                        ("x", 1)]),
+}
+
+
+@pytest.mark.parametrize("name", sorted(_NO_NEW_SHARING))
+def test_jit_results_share_memory_only_where_the_function_does(name):
+    fn, shared = _NO_NEW_SHARING[name]
+    x = np.arange(6.0).reshape(2, 3)
+    f = funcgrad.jit(fn)
+    for call in range(3):                  # the first call traces; later ones replay
+        out = f(x)
+        out = out if isinstance(out, tuple) else (out,)
+        pairs = [(i, j) for i in range(len(out)) for j in range(i + 1, len(out))]
+        got = [(i, j) for i, j in pairs if np.shares_memory(out[i], out[j])]
+        got += [("x", j) for j in range(len(out)) if np.shares_memory(x, out[j])]
+        assert sorted(got, key=str) == sorted(shared, key=str), (name, call)
+    # writing into a result changes neither the input nor the other results
+    before = [np.array(o) for o in out]
+    x_before = x.copy()
+    free = [j for j in range(len(out)) if not any(j in p for p in shared)]
+    for j in free:
+        out[j][...] = -7.0
+        np.testing.assert_array_equal(x, x_before)
+        for k in range(len(out)):
+            if k != j:
+                np.testing.assert_array_equal(out[k], before[k])
+        out[j][...] = before[j]
+
+
+def test_copied_results_keep_values_and_the_step_graph_untouched():
+    # the copies are only on the way out: the graph after the passes is unchanged
+    f = funcgrad.jit(lambda x: (x * 2.0, x * 2.0))
+    x = np.arange(3.0)
+    low = f.lower(x)
+    assert len(low.eqns) == 1
+    a, b = f(x)
+    np.testing.assert_array_equal(a, 2 * x)
+    np.testing.assert_array_equal(b, 2 * x)
+    assert compiler._new_aliases(low.graph(after="trace"), low.graph()) == (1,)

@@ -432,6 +432,7 @@ def _astype_impl(x, dtype):
     return x.astype(dtype) if hasattr(x, "astype") else np.asarray(x).astype(dtype)
 
 
+_astype_impl.fresh_result = True     # astype copies, even to the same dtype
 astype_p = Primitive("convert_element_type", _astype_impl, is_noop=_same_type)
 
 
