@@ -26,6 +26,7 @@ transposed, and the remaining recurrence runs as one generated loop.
 """
 from __future__ import annotations
 
+import math
 import re
 
 import numpy as np
@@ -41,7 +42,7 @@ from ..staging import (Graph, NotStageable, Var, dead_output_rules, eval_graph,
                        example_value, graph_runner, prune_graph, trace_subgraph)
 from ..tree_util import keystr, tree_flatten, tree_flatten_with_path, tree_unflatten
 from .contractions import matmul_p
-from .elementwise import add_p
+from .elementwise import add_p, multiply_p
 from .shape import transpose_p
 
 
@@ -326,8 +327,7 @@ class _LoopSplit:
             term = b if a is c else a if b is c else None
             if (isinstance(term, Var) and term.name in made_by and term.shape == c.shape
                     and term.dtype == c.dtype and o.dtype == c.dtype):
-                acc[k] = term
-                eqns.remove(e)
+                acc[k] = (term, e)
         kind = {v.name: "k" for v in body.invars[:nk]}
         kind.update((n, "k") for n in consts)
         kind.update((v.name, "c") for v in cins)
@@ -336,16 +336,39 @@ class _LoopSplit:
         def batchable(e):
             return not e.prim.effectful and e.prim.batch is not None
 
-        for e in eqns:
-            ks = {kind[v.name] for v in e.invars if isinstance(v, Var)}
-            if not e.prim.effectful and ks <= {"k"}:
-                k = "k"
-            elif batchable(e) and ks <= {"k", "x"}:
-                k = "x"
+        def classify():
+            for e in eqns:
+                ks = {kind[v.name] for v in e.invars if isinstance(v, Var)}
+                if not e.prim.effectful and ks <= {"k"}:
+                    k = "k"
+                elif batchable(e) and ks <= {"k", "x"}:
+                    k = "x"
+                else:
+                    k = "r"
+                for o in e.outvars:
+                    kind[o.name] = k
+
+        # An accumulator's per-step terms are stacked for the sum after the loop: a term
+        # that is a product of two per-step factors stacks the factors instead (summed
+        # as one contraction); any other term stays summed in the loop when its stack
+        # would be big (a weight-sized term over many steps: constant memory instead).
+        classify()
+        self.acc = []                               # (carry index, n outputs, contraction)
+        acc_outs = []
+        for k, (term, add_e) in list(acc.items()):
+            spec = _sum_of_products(made_by[term.name], kind, length)
+            if (spec is None and length * math.prod(term.shape) * np.dtype(term.dtype).itemsize
+                    > _STACK_MAX):
+                del acc[k]
+                continue
+            eqns.remove(add_e)
+            if spec is None:
+                acc_outs.append(term)
+                self.acc.append((k, 1, None))
             else:
-                k = "r"
-            for o in e.outvars:
-                kind[o.name] = k
+                acc_outs.extend(made_by[term.name].invars)
+                self.acc.append((k, 2, spec))
+        acc = {k: t for k, (t, _) in acc.items()}
         loop_carry = [k for k in range(nc) if k not in acc]
         need = {outs[k].name for k in loop_carry}
         in_loop = set()
@@ -363,19 +386,8 @@ class _LoopSplit:
             for o in e.outvars:
                 kind[o.name] = "a"
         # what ``after`` returns: the ys, then per accumulator its term or, for a
-        # product of two per-step matrices, both factors
-        after_outs = outs[nc:]
-        self.acc = []                               # (carry index, n outputs, contract)
-        for k, term in acc.items():
-            e = made_by[term.name]
-            if (e.prim is matmul_p and not e.params and len(e.invars) == 2
-                    and all(isinstance(v, Var) and kind[v.name] != "k" and len(v.shape) == 2
-                            and v.dtype == term.dtype for v in e.invars)):
-                after_outs = after_outs + list(e.invars)
-                self.acc.append((k, 2, True))
-            else:
-                after_outs = after_outs + [term]
-                self.acc.append((k, 1, False))
+        # product of two per-step factors, both factors
+        after_outs = outs[nc:] + acc_outs
 
         def free(eqs, extra):
             """The variables ``eqs`` and ``extra`` read that they do not make."""
@@ -522,10 +534,15 @@ class _LoopSplit:
         for k, c in zip(self.loop_carry, lc):
             final[k] = c
         pos = self.ny
-        for k, n, contract in self.acc:
-            if contract:
+        for k, n, spec in self.acc:
+            if spec is not None:
                 a, b = aouts[pos], aouts[pos + 1]
-                total = xp.tensordot(a, b, axes=([0, 2], [0, 1]))
+                if spec == "matmul":
+                    total = xp.tensordot(a, b, axes=([0, 2], [0, 1]))
+                else:
+                    drop_a, drop_b, subscripts = spec
+                    total = xp.einsum(subscripts, a.reshape(drop_a), b.reshape(drop_b),
+                                      optimize=True)
             else:
                 total = aouts[pos].sum(axis=0)
             pos += n
@@ -537,6 +554,38 @@ class _LoopSplit:
                 o = xp.array(o, dtype=v.dtype)      # (a broadcast invariant y: its own copy)
             ys.append(o)
         return final, ys, [em[i] for i in self.hist]
+
+
+_STACK_MAX = 256 << 20      # bytes: a bigger stack of an accumulator's terms stays in the loop
+
+
+def _sum_of_products(e, kind, length):
+    """How to sum over the steps a term ``e`` that multiplies two per-step factors,
+    from the factors stacked over the steps, without stacking the term: ``"matmul"``
+    (a product of two matrices: one tensordot over the steps and the inner axis), or
+    ``(shape_a, shape_b, subscripts)``, an ``einsum`` over the stacked factors reshaped
+    to drop their broadcast axes (an outer product ``u[:, None] * v``: one GEMM, and
+    memory for the factors, not for ``length`` outer products); None for other terms."""
+    if len(e.invars) != 2 or e.params or not all(
+            isinstance(v, Var) and kind.get(v.name) not in (None, "k")
+            and v.dtype == e.outvars[0].dtype for v in e.invars):
+        return None
+    a, b = e.invars
+    if e.prim is matmul_p:
+        return "matmul" if len(a.shape) == len(b.shape) == 2 else None
+    out = e.outvars[0].shape
+    if e.prim is not multiply_p or math.prod(out) <= max(math.prod(a.shape), math.prod(b.shape)):
+        return None                                 # not an outer product: no saving
+    if len(out) > 25:
+        return None
+    letters = "abcdefghijklmnopqrsuvwxyz"[:len(out)]      # "t": the step axis
+    subs, shapes = [], []
+    for v in (a, b):
+        lead = len(out) - len(v.shape)
+        keep = [i for i, d in enumerate(v.shape) if d == out[lead + i]]
+        subs.append("t" + "".join(letters[lead + i] for i in keep))
+        shapes.append((length,) + tuple(v.shape[i] for i in keep))
+    return shapes[0], shapes[1], f"{subs[0]},{subs[1]}->{letters}"
 
 
 def _inline_loop(step, nk, nc, nx, emit_ndims):
@@ -897,14 +946,25 @@ def _scan_vjp_res(g, args, wanted, residuals, body, nk, nc, length, reverse):
     ex = _examples(list(inv) + acc0 + ct_carry) + \
         [_slice0(e) for e in _examples(list(per_step) + ct_ys + ct_hist)]
     graph, lifted = trace_subgraph(bstep, ex)
-    outs = bind(scan_p, *lifted, *inv, *acc0, *ct_carry, *per_step, *ct_ys, *ct_hist,
-                body=graph, num_consts=len(lifted) + ni, num_carry=na + nc, length=length,
-                reverse=not reverse)
+    operands = [*lifted, *inv, *acc0, *ct_carry, *per_step, *ct_ys, *ct_hist]
+    outs = bind(scan_p, *operands, body=graph, num_consts=len(lifted) + ni,
+                num_carry=na + nc, length=length, reverse=not reverse,
+                **_no_history(operands, na + nc))
     ck, cc = iter(outs[:na]), outs[na:na + nc]
     cx = iter(outs[na + nc:na + nc + sum(xf)])
     full = ([next(ck) if f else None for f in kf] + [c if f else None for c, f in zip(cc, cf)]
             + [next(cx) if f else None for f in xf])
     return [full[i] for i in wanted]
+
+
+def _no_history(operands, nc):
+    """``history=`` for a reverse pass's scan over concrete values: nothing can
+    differentiate it, so it keeps no carry history (the gradient of a weight, carried,
+    would otherwise be kept at every step). Under a transformation it keeps them (its own
+    reverse pass reads them; jit's ``dead_code`` drops unused ones)."""
+    if any(isinstance(x, Tracer) for x in operands):
+        return {}
+    return {"history": (False,) * nc}
 
 
 def _scan_vjp(g, ans, args, wanted, *, body, num_consts, num_carry, length, reverse,
@@ -959,10 +1019,10 @@ def _scan_vjp_recompute(g, ans, args, wanted, *, body, num_consts, num_carry, le
     ex = _examples(list(consts) + acc0 + ct_carry) + \
         [_slice0(e) for e in _examples(list(hist) + list(xs) + ct_ys + ct_hist)]
     graph, lifted = trace_subgraph(step, ex)
-    outs = bind(scan_p, *lifted, *consts, *acc0, *ct_carry, *hist, *xs, *ct_ys, *ct_hist,
-                body=graph,
-                num_consts=len(lifted) + nk, num_carry=na + nc, length=length,
-                reverse=not reverse)
+    operands = [*lifted, *consts, *acc0, *ct_carry, *hist, *xs, *ct_ys, *ct_hist]
+    outs = bind(scan_p, *operands, body=graph, num_consts=len(lifted) + nk,
+                num_carry=na + nc, length=length, reverse=not reverse,
+                **_no_history(operands, na + nc))
     ck, cc = iter(outs[:na]), outs[na:na + nc]
     cx = iter(outs[na + nc:na + nc + sum(xf)])
     full = ([next(ck) if f else None for f in kf] + [c if f else None for c, f in zip(cc, cf)]
