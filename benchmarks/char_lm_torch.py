@@ -22,7 +22,8 @@ import torch.nn as tnn
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "examples"))
 
-from char_lm import IGNORE, batches, load_words     # noqa: E402
+from char_lm import (IGNORE, batches, check_args, check_batch_size,  # noqa: E402
+                     load_words)
 
 
 class CharLM(tnn.Module):
@@ -49,11 +50,13 @@ def main(argv=None):
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=None)
     args = ap.parse_args(argv)
+    check_args(ap, args)
     if args.threads:
         torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
 
     train, val = load_words(args.words, args.seed, limit=args.limit)
+    check_batch_size(args.batch_size, len(train.inputs))
     print(f"{len(train.inputs)} training and {len(val.inputs)} validation words, "
           f"{train.vocab} tokens, sequences of {train.inputs.shape[1]} "
           f"(PyTorch {torch.__version__}, {torch.get_num_threads()} threads)")
