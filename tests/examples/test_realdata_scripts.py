@@ -179,3 +179,16 @@ def test_char_lm_missing_or_short_word_list_says_what_to_do(tmp_path):
     with pytest.raises(SystemExit, match="10 usable words .--limit 10.; need at least 20"):
         char_lm.load_words(str(path), 0, limit=10)
 
+
+def test_fashion_torch_rejects_bad_arguments_and_missing_files_like_the_example(tmp_path):
+    if importlib.util.find_spec("torch") is None:
+        pytest.skip("torch is not installed")
+    p = subprocess.run([sys.executable, "benchmarks/fashion_torch.py", "--fashion",
+                        "--root", str(tmp_path)], cwd=ROOT, capture_output=True,
+                       text=True, timeout=300, env={**os.environ, "PYTHONPATH": ROOT})
+    assert p.returncode == 1 and "Traceback" not in p.stderr
+    assert os.path.join(str(tmp_path), "train-images-idx3-ubyte.gz") in p.stderr
+    mod = load("benchmarks/fashion_torch.py", "fashion_torch")
+    with pytest.raises(SystemExit) as e:
+        mod.main(["--epochs", "0"])
+    assert e.value.code == 2
