@@ -192,3 +192,25 @@ def test_fashion_torch_rejects_bad_arguments_and_missing_files_like_the_example(
     with pytest.raises(SystemExit) as e:
         mod.main(["--epochs", "0"])
     assert e.value.code == 2
+
+
+def test_char_lm_scripts_print_the_same_lines(tmp_path):
+    """Both char LM scripts print the per-evaluation lines, the sampled words, then the
+    final line bench_realdata.py reads (char_lm_torch.py did not sample)."""
+    if importlib.util.find_spec("torch") is None:
+        pytest.skip("torch is not installed")
+    path = tmp_path / "words"
+    _write_words(path, 60)
+    args = ["--words", str(path), "--steps", "4", "--eval-every", "2", "--batch-size", "8",
+            "--hidden", "8"]
+    kinds = {}
+    for script in ("examples/char_lm.py", "benchmarks/char_lm_torch.py"):
+        p = subprocess.run([sys.executable, script] + args, cwd=ROOT, capture_output=True,
+                           text=True, timeout=300, env={**os.environ, "PYTHONPATH": ROOT})
+        assert p.returncode == 0, p.stderr
+        lines = p.stdout.splitlines()
+        kinds[script] = [line.split()[0] for line in lines[1:]]
+        assert lines[-2].startswith("sampled words: ")
+        assert load("benchmarks/bench_realdata.py", "b").LM_FINAL.match(lines[-1])
+    assert kinds["examples/char_lm.py"] == kinds["benchmarks/char_lm_torch.py"] == \
+        ["step", "step", "sampled", "validation"]
