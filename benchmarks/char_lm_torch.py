@@ -5,7 +5,8 @@
 ``Embedding(V, 32) -> LSTM(32, H) -> Linear(H, V)`` with PyTorch's default
 initialisation (funcgrad_nn's layers reproduce it), Adam, cross-entropy ignoring the
 padding, the batches in the same order (``char_lm.batches``), and the same printed lines
-(``validation bits per character: X.XXX after N steps in S s (T ms/step)`` last).
+(a few sampled words, then ``validation bits per character: X.XXX after N steps in S s
+(T ms/step)`` last).
 ``--threads`` sets PyTorch's thread count (default: PyTorch's own).
 """
 from __future__ import annotations
@@ -22,7 +23,8 @@ import torch.nn as tnn
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "examples"))
 
-from char_lm import IGNORE, batches, load_words     # noqa: E402
+from char_lm import (BOS, EOS, IGNORE, batches, check_args,  # noqa: E402
+                     check_batch_size, load_words)
 
 
 class CharLM(tnn.Module):
@@ -32,9 +34,28 @@ class CharLM(tnn.Module):
         self.lstm = tnn.LSTM(embed, hidden, batch_first=True)
         self.head = tnn.Linear(hidden, vocab)
 
-    def forward(self, ids):
-        h, _ = self.lstm(self.embed(ids))
-        return self.head(h)
+    def forward(self, ids, state=None):
+        h, state = self.lstm(self.embed(ids), state)
+        return self.head(h), state
+
+
+def sample(model, corpus, seed, n=5, max_len=20, temperature=1.0):
+    """``n`` words drawn from the model one character at a time, as ``char_lm.sample``
+    does (PyTorch's generator, so not the same words)."""
+    gen = torch.Generator().manual_seed(seed)
+    words = []
+    with torch.no_grad():
+        for _ in range(n):
+            ids, state, tok = [], None, BOS
+            for _ in range(max_len):
+                logits, state = model(torch.tensor([[tok]]), state)
+                probs = torch.softmax(logits[0, -1] / temperature, dim=-1)
+                tok = int(torch.multinomial(probs, 1, generator=gen))
+                if tok == EOS or tok < 3:
+                    break
+                ids.append(tok)
+            words.append(corpus.decode(ids))
+    return words
 
 
 def main(argv=None):
@@ -49,11 +70,13 @@ def main(argv=None):
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=None)
     args = ap.parse_args(argv)
+    check_args(ap, args)
     if args.threads:
         torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
 
     train, val = load_words(args.words, args.seed, limit=args.limit)
+    check_batch_size(args.batch_size, len(train.inputs))
     print(f"{len(train.inputs)} training and {len(val.inputs)} validation words, "
           f"{train.vocab} tokens, sequences of {train.inputs.shape[1]} "
           f"(PyTorch {torch.__version__}, {torch.get_num_threads()} threads)")
@@ -67,7 +90,7 @@ def main(argv=None):
         total = 0.0
         with torch.no_grad():
             for i in range(0, len(xva), 1000):
-                logits = model(xva[i:i + 1000])
+                logits, _ = model(xva[i:i + 1000])
                 total += float(torch.nn.functional.cross_entropy(
                     logits.reshape(-1, logits.shape[-1]), yva[i:i + 1000].reshape(-1),
                     ignore_index=IGNORE, reduction="sum"))
@@ -78,7 +101,7 @@ def main(argv=None):
         idx = torch.from_numpy(idx)
         t0 = time.perf_counter()
         opt.zero_grad()
-        logits = model(xtr[idx])
+        logits, _ = model(xtr[idx])
         loss = torch.nn.functional.cross_entropy(
             logits.reshape(-1, logits.shape[-1]), ytr[idx].reshape(-1), ignore_index=IGNORE)
         loss.backward()
@@ -88,6 +111,7 @@ def main(argv=None):
         if step % args.eval_every == 0 or step == args.steps:
             print(f"step {step:5d}: train {loss / math.log(2):.3f} bits/char, validation "
                   f"{validate():.3f} bits/char  ({train_time:.1f} s training)", flush=True)
+    print("sampled words:", " ".join(sample(model, train, args.seed + 1)))
     bpc = validate()
     print(f"validation bits per character: {bpc:.3f} after {args.steps} steps in "
           f"{train_time:.1f} s ({train_time / args.steps * 1e3:.2f} ms/step)")

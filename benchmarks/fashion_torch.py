@@ -64,13 +64,22 @@ def main(argv=None):
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=None)
     args = ap.parse_args(argv)
+    if args.epochs < 1:          # as examples/mnist.py: the last line needs an epoch
+        ap.error("--epochs must be at least 1")
+    for flag in ("limit_train", "limit_test"):
+        if getattr(args, flag) is not None and getattr(args, flag) < 1:
+            ap.error(f"--{flag.replace('_', '-')} must be a positive number of images")
     if args.threads:
         torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
 
     cls = nn.datasets.FashionMNIST if args.fashion else nn.datasets.MNIST
-    train = load_split(cls, args.root, True, False, args.limit_train)
-    test = load_split(cls, args.root, False, False, args.limit_test)
+    try:
+        train = load_split(cls, args.root, True, False, args.limit_train)
+        test = load_split(cls, args.root, False, False, args.limit_test)
+    except (OSError, ValueError) as e:   # missing or corrupt files: as examples/mnist.py
+        print(f"error: {e}", file=sys.stderr)
+        raise SystemExit(1) from None
     xtr, ytr = torch.from_numpy(train.arrays[0]), torch.from_numpy(train.arrays[1])
     xte, yte = torch.from_numpy(test.arrays[0]), torch.from_numpy(test.arrays[1])
     print(f"{cls.__name__}: {len(xtr)} training and {len(xte)} test images of 28x28 "

@@ -56,14 +56,20 @@ class Corpus:
 
 def load_words(path, seed, max_len=24, val_fraction=0.1, limit=None):
     """(train, validation) Corpus pair from a word list, split by ``seed``."""
-    with open(path, encoding="utf-8") as f:
-        words = sorted({w.strip() for w in f if 0 < len(w.strip()) < max_len})
-    if len(words) < 20:
-        raise SystemExit(f"error: {path} has {len(words)} usable words; need at least 20")
+    try:
+        with open(path, encoding="utf-8") as f:
+            words = sorted({w.strip() for w in f if 0 < len(w.strip()) < max_len})
+    except OSError as e:
+        raise SystemExit(f"error: cannot read the word list {path} ({e.strerror}); on "
+                         "Debian or Ubuntu apt-get install wamerican gives "
+                         "/usr/share/dict/words") from None
     rng = np.random.default_rng(seed)
     rng.shuffle(words)
     if limit:
         words = words[:limit]
+    if len(words) < 20:
+        raise SystemExit(f"error: {path} gives {len(words)} usable words"
+                         f"{f' (--limit {limit})' if limit else ''}; need at least 20")
     chars = sorted(set("".join(words)))
     n_val = max(1, int(len(words) * val_fraction))
     return Corpus(words[n_val:], chars), Corpus(words[:n_val], chars)
@@ -71,7 +77,11 @@ def load_words(path, seed, max_len=24, val_fraction=0.1, limit=None):
 
 def batches(n, batch_size, steps, seed):
     """``steps`` index arrays: shuffled epochs of ``range(n)``, full batches only (the
-    same order in both libraries)."""
+    same order in both libraries). Raises ``ValueError`` when ``batch_size`` is not in
+    ``1..n`` (no full batch could be made)."""
+    if not 1 <= batch_size <= n:
+        raise ValueError(f"batch size {batch_size} is not in 1..{n}, the number of "
+                         "training words")
     rng = np.random.default_rng(seed + 1)
     out = []
     while len(out) < steps:
@@ -117,6 +127,23 @@ def sample(model, params, corpus, key, n=5, max_len=20, temperature=1.0):
     return words
 
 
+def check_args(ap, args):
+    """Exit through ``ap.error`` on a count that is not positive (a zero ``--eval-every``
+    or ``--steps`` would divide by zero after training, a zero batch never ends)."""
+    for flag in ("steps", "batch_size", "hidden", "eval_every", "limit"):
+        value = getattr(args, flag)
+        if value is not None and value < 1:
+            ap.error(f"--{flag.replace('_', '-')} must be at least 1, got {value}")
+
+
+def check_batch_size(batch_size, n_train):
+    """Batches are full (``batches``): more words per batch than there are training
+    words would make none."""
+    if batch_size > n_train:
+        raise SystemExit(f"error: --batch-size {batch_size} is more than the {n_train} "
+                         "training words; pass a smaller --batch-size or more words")
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--words", default="/usr/share/dict/words")
@@ -128,8 +155,10 @@ def main(argv=None):
     ap.add_argument("--limit", type=int, default=None, help="use the first N shuffled words")
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args(argv)
+    check_args(ap, args)
 
     train, val = load_words(args.words, args.seed, limit=args.limit)
+    check_batch_size(args.batch_size, len(train.inputs))
     print(f"{len(train.inputs)} training and {len(val.inputs)} validation words, "
           f"{train.vocab} tokens, sequences of {train.inputs.shape[1]}")
     model = CharLM(train.vocab, args.hidden)

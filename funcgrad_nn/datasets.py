@@ -176,7 +176,8 @@ class MNIST(Dataset):
         :class:`funcgrad_nn.transforms.Transform` also receives the loader's ``rng``.
       download: fetch missing files from the mirrors (MD5-checked).
 
-    Attributes: ``data`` (uint8, (N, 28, 28)), ``targets`` (int64, (N,)), ``classes``.
+    Attributes: ``data`` (uint8, (N, 28, 28)), ``targets`` (int64, (N,)), ``classes``,
+    ``class_to_idx`` (torchvision's ``{class name: label}``).
     Raises ``FileNotFoundError`` naming the paths looked at when files are missing,
     ``ValueError`` for corrupt files, :class:`DownloadError` when a download fails.
     """
@@ -219,6 +220,10 @@ class MNIST(Dataset):
                 f"0..{len(self.classes) - 1}")
         self.data = images
         self.targets = labels.astype(np.int64)
+
+    @property
+    def class_to_idx(self) -> dict:
+        return {c: i for i, c in enumerate(self.classes)}
 
     @property
     def raw_folder(self) -> str:

@@ -3,7 +3,9 @@
 that benchmarks/bench_realdata.py reads, on small files written here."""
 import importlib.util
 import os
+import subprocess
 import sys
+import threading
 
 import numpy as np
 import pytest
@@ -96,3 +98,119 @@ def test_lm_floor_numpy_step_is_the_same_step(tmp_path):
     for _ in range(20):
         last = step(ids, tgt)
     assert last < first - 0.1
+
+
+def _char_lm():
+    return load("examples/char_lm.py", "char_lm")
+
+
+def _write_words(path, n, seed=0):
+    rng = np.random.default_rng(seed)
+    words = set()
+    while len(words) < n:
+        words.add("".join(rng.choice(list("bdkaoeiu"), rng.integers(2, 9))))
+    path.write_text("\n".join(sorted(words)) + "\n")
+    return words
+
+
+def test_char_lm_split_is_held_out_and_drawn_by_the_seed(tmp_path):
+    char_lm = _char_lm()
+    path = tmp_path / "words"
+    words = _write_words(path, 300)
+    splits = {}
+    for seed in (0, 1):
+        train, val = char_lm.load_words(str(path), seed)
+        tr = {train.decode(r) for r in train.inputs}
+        va = {val.decode(r) for r in val.inputs}
+        assert len(va) == 30 and len(tr) == 270           # 10% held out
+        assert not tr & va and tr | va == words           # disjoint, every word used
+        splits[seed] = va
+    again = _char_lm().load_words(str(path), 0)[1]
+    assert {again.decode(r) for r in again.inputs} == splits[0]     # seed reproduces
+    assert splits[0] != splits[1]                                   # seed changes it
+
+
+def test_char_lm_batches_larger_than_the_training_set_fail_instead_of_hanging(tmp_path):
+    """Fewer training words than a batch made no full batch: batches() looped forever."""
+    char_lm = _char_lm()
+    result = {}
+
+    def call():
+        try:
+            char_lm.batches(20, 64, 5, 0)
+        except ValueError as e:
+            result["error"] = str(e)
+
+    t = threading.Thread(target=call, daemon=True)
+    t.start()
+    t.join(10)
+    assert not t.is_alive(), "batches(20, 64, ...) did not return"
+    assert "64" in result["error"] and "20" in result["error"]
+    assert [len(b) for b in char_lm.batches(20, 20, 3, 0)] == [20, 20, 20]
+
+    path = tmp_path / "words"
+    _write_words(path, 40)                               # 36 training words
+    scripts = ["examples/char_lm.py"]
+    if importlib.util.find_spec("torch") is not None:
+        scripts.append("benchmarks/char_lm_torch.py")
+    for script in scripts:
+        p = subprocess.run([sys.executable, script, "--words", str(path), "--steps", "3"],
+                           cwd=ROOT, capture_output=True, text=True, timeout=300,
+                           env={**os.environ, "PYTHONPATH": ROOT})
+        assert p.returncode == 1, (script, p.stdout, p.stderr)
+        assert "--batch-size 64 is more than the 36 training words" in p.stderr, script
+
+
+@pytest.mark.parametrize("bad", [["--eval-every", "0"], ["--steps", "0"],
+                                 ["--batch-size", "0"], ["--limit", "0"]])
+def test_char_lm_rejects_non_positive_counts(tmp_path, bad, capsys):
+    with pytest.raises(SystemExit) as e:
+        _char_lm().main(["--words", str(tmp_path / "absent")] + bad)
+    assert e.value.code == 2
+    assert f"{bad[0]} must be at least 1" in capsys.readouterr().err
+
+
+def test_char_lm_missing_or_short_word_list_says_what_to_do(tmp_path):
+    char_lm = _char_lm()
+    with pytest.raises(SystemExit, match="apt-get install wamerican"):
+        char_lm.load_words(str(tmp_path / "absent"), 0)
+    path = tmp_path / "words"
+    _write_words(path, 100)
+    with pytest.raises(SystemExit, match="10 usable words .--limit 10.; need at least 20"):
+        char_lm.load_words(str(path), 0, limit=10)
+
+
+def test_fashion_torch_rejects_bad_arguments_and_missing_files_like_the_example(tmp_path):
+    if importlib.util.find_spec("torch") is None:
+        pytest.skip("torch is not installed")
+    p = subprocess.run([sys.executable, "benchmarks/fashion_torch.py", "--fashion",
+                        "--root", str(tmp_path)], cwd=ROOT, capture_output=True,
+                       text=True, timeout=300, env={**os.environ, "PYTHONPATH": ROOT})
+    assert p.returncode == 1 and "Traceback" not in p.stderr
+    assert os.path.join(str(tmp_path), "train-images-idx3-ubyte.gz") in p.stderr
+    mod = load("benchmarks/fashion_torch.py", "fashion_torch")
+    with pytest.raises(SystemExit) as e:
+        mod.main(["--epochs", "0"])
+    assert e.value.code == 2
+
+
+def test_char_lm_scripts_print_the_same_lines(tmp_path):
+    """Both char LM scripts print the per-evaluation lines, the sampled words, then the
+    final line bench_realdata.py reads (char_lm_torch.py did not sample)."""
+    if importlib.util.find_spec("torch") is None:
+        pytest.skip("torch is not installed")
+    path = tmp_path / "words"
+    _write_words(path, 60)
+    args = ["--words", str(path), "--steps", "4", "--eval-every", "2", "--batch-size", "8",
+            "--hidden", "8"]
+    kinds = {}
+    for script in ("examples/char_lm.py", "benchmarks/char_lm_torch.py"):
+        p = subprocess.run([sys.executable, script] + args, cwd=ROOT, capture_output=True,
+                           text=True, timeout=300, env={**os.environ, "PYTHONPATH": ROOT})
+        assert p.returncode == 0, p.stderr
+        lines = p.stdout.splitlines()
+        kinds[script] = [line.split()[0] for line in lines[1:]]
+        assert lines[-2].startswith("sampled words: ")
+        assert load("benchmarks/bench_realdata.py", "b").LM_FINAL.match(lines[-1])
+    assert kinds["examples/char_lm.py"] == kinds["benchmarks/char_lm_torch.py"] == \
+        ["step", "step", "sampled", "validation"]

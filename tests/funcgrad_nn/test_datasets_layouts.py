@@ -31,3 +31,15 @@ def test_missing_files_name_both_layouts_and_the_offline_package(tmp_path):
     assert os.path.join(str(tmp_path), "FashionMNIST", "raw", "train-images-idx3-ubyte") in msg
     assert os.path.join(str(tmp_path), "train-images-idx3-ubyte.gz") in msg
     assert "apt-get install dataset-fashion-mnist" in msg
+
+
+@pytest.mark.parametrize("cls", [MNIST, FashionMNIST])
+def test_class_to_idx_as_torchvision(tmp_path, cls):
+    write_mnist(str(tmp_path), folder=cls.__name__, gz=False)
+    ds = cls(str(tmp_path), train=False)
+    assert list(ds.class_to_idx) == ds.classes and len(ds.classes) == 10
+    assert [ds.class_to_idx[c] for c in ds.classes] == list(range(10))
+    if cls is FashionMNIST:
+        assert ds.class_to_idx["Ankle boot"] == 9
+    else:
+        assert ds.class_to_idx["7 - seven"] == 7
