@@ -9,7 +9,8 @@
   and the final validation bits per character.
 
 Each pair runs as separate processes, alternating for ``--rounds`` rounds, each library
-with its default threads. Round ``k`` runs both libraries with ``--seed k`` (initialisation,
+with its default threads (Fashion-MNIST: both under the glibc allocator thresholds
+``examples/mnist.py`` sets). Round ``k`` runs both libraries with ``--seed k`` (initialisation,
 shuffling and, for the LM, the word split): one seed's accuracy differs between libraries
 by the luck of the draw (Fashion-MNIST: up to 0.8 points), so the quality figures compare
 means over the same seeds.
@@ -112,7 +113,8 @@ def fashion(args, out_dir):
         f"- accuracy difference (mean): **{np.mean(fg[1]) - np.mean(pt[1]):+.2f} points** "
         "(target within 0.5)",
         f"- {args.epochs} epochs of Fashion-MNIST ({args.limit_train or 60000} training "
-        "images, batch 64, Adam 1e-3), default threads, "
+        "images, batch 64, Adam 1e-3), default threads, the same glibc allocator "
+        "thresholds in both (funcgrad.config keep_freed_memory), "
         f"{args.rounds} alternating round(s) of separate processes (round k: seed k in "
         "both); best epoch time per library; `python benchmarks/bench_realdata.py --write`"
         + (f" (`--mpi {args.mpi}`)" if args.mpi else "")] + extra

@@ -110,4 +110,9 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
+    # the same glibc allocator thresholds examples/mnist.py sets for its own process
+    # (funcgrad.config's keep_freed_memory only calls mallopt): both libraries' steps
+    # then run under the same allocator, whatever it does for either
+    import funcgrad
+    funcgrad.config.update("keep_freed_memory", True)
     main()
