@@ -647,3 +647,33 @@ def test_eager_reverse_pass_keeps_no_carry_history():
           ) / (2 * eps)
     np.testing.assert_allclose(np.sum(hv * v), fd, rtol=1e-5)
     assert got.shape == (n, n)
+
+
+
+@pytest.mark.parametrize("sa,sb", [((4, 1), (3,)), ((3,), (4, 1)), ((1, 3), (4, 1)),
+                                   ((2, 1, 3), (1, 4, 1)), ((2, 4, 1), (2, 1, 3)),
+                                   ((4, 1, 1), (1, 2, 3)), ((1, 1), (2, 3)), ((5,), (1,))])
+def test_sum_of_products_layouts(sa, sb):
+    """``_sum_of_products``'s einsum over the stacked factors (broadcast axes dropped)
+    equals the sum over steps of the broadcast products, in every layout; no contraction
+    where the product is no bigger than a factor."""
+    from funcgrad._src.ir import Eqn, Var
+    from funcgrad._src.prims import control_flow as cf
+    out_shape = np.broadcast_shapes(sa, sb)
+    a, b, o = Var("a", sa, np.float64), Var("b", sb, np.float64), Var("o", out_shape, np.float64)
+    e = Eqn(cf.multiply_p, [a, b], {}, [o])
+    steps = 7
+    spec = cf._sum_of_products(e, {"a": "r", "b": "r"}, steps)
+    if np.prod(out_shape) <= max(np.prod(sa), np.prod(sb)):
+        assert spec is None
+        return
+    shape_a, shape_b, subscripts = spec
+    rng = np.random.default_rng(7)
+    A, B = rng.standard_normal((steps,) + sa), rng.standard_normal((steps,) + sb)
+    got = np.einsum(subscripts, A.reshape(shape_a), B.reshape(shape_b), optimize=True)
+    def aligned(X, s):                       # the step axis first, then s right-aligned
+        return X.reshape((steps,) + (1,) * (len(out_shape) - len(s)) + s)
+    want = (aligned(A, sa) * aligned(B, sb)).sum(axis=0)
+    np.testing.assert_allclose(got, want, rtol=1e-13, atol=1e-13)
+    # an invariant factor (kind "k") is not a per-step product
+    assert cf._sum_of_products(e, {"a": "k", "b": "r"}, steps) is None
