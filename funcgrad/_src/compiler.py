@@ -846,17 +846,26 @@ def _fresh(e):
             or getattr(e.prim.impl, "fresh_result", False))
 
 
-def _memory_of(graph):
+def _memory_of(graph, cap=64):
     """For each output position of ``graph``, the names of the variables (inputs and
-    results) whose memory it may share: walking back through every equation that may
-    return a view of its operands (all but :func:`_fresh` ones)."""
+    results) whose memory it may share, walking back through every equation that may
+    return a view of its operands (all but :func:`_fresh` ones); None where that set
+    passes ``cap`` names (it may share anything: a long chain of views), which keeps
+    this linear in the graph's size."""
     may = {v.name: frozenset((v.name,))
            for v in list(graph.invars) + [c for c, _ in graph.consts]}
     for e in graph.eqns:
-        base = frozenset() if _fresh(e) else frozenset().union(
-            *[may.get(v.name, ()) for v in e.invars if isinstance(v, Var)])
+        base = frozenset()
+        if not _fresh(e):
+            for v in e.invars:
+                if isinstance(v, Var):
+                    m = may.get(v.name, frozenset())
+                    base = None if m is None else base | m
+                    if base is None or len(base) > cap:
+                        base = None
+                        break
         for o in e.outvars:
-            may[o.name] = base | {o.name}
+            may[o.name] = None if base is None else base | {o.name}
     return [may.get(v.name, frozenset((v.name,))) if isinstance(v, Var) else frozenset()
             for v in graph.outvars]
 
@@ -865,16 +874,36 @@ def _new_aliases(traced, simplified):
     """Output positions whose buffer the passes made shared with an input or with an
     earlier output although the traced function's was not: ``x * 1.0`` folded to ``x``,
     two equal products merged into one. Those outputs are copied on the way out, so that
-    writing into a result of a jitted function changes nothing else, as without jit."""
+    writing into a result of a jitted function changes nothing else, as without jit.
+    (Where the traced sharing is unknown, :func:`_memory_of`'s None, nothing is copied;
+    where only the simplified one is, the output is copied.)"""
     before, after = _memory_of(traced), _memory_of(simplified)
     inputs = {v.name for v in traced.invars}
     copies = []
+    owners = {}       # name -> the kept outputs that may share its memory after the passes
+    unshared = {}     # name -> those of them that may not share it in the traced graph
     for j, (b, a) in enumerate(zip(before, after)):
-        if not a or not isinstance(simplified.outvars[j], Var) or simplified.outvars[j].weak:
+        o = simplified.outvars[j]
+        if b is None or not isinstance(o, Var) or o.weak:
             continue
-        if (a - b) & inputs or any(
-                i not in copies and a & after[i] and not b & before[i] for i in range(j)):
+        new = a is None or bool((a - b) & inputs)
+        if not new:
+            for name in a:
+                # an earlier output sharing ``name`` whose traced memory also held it
+                # shares with this one in the traced graph too, when this one holds it
+                for i in (unshared.get(name, ()) if name in b else owners.get(name, ())):
+                    if not b & before[i]:
+                        new = True
+                        break
+                if new:
+                    break
+        if new:
             copies.append(j)
+            continue
+        for name in a:
+            owners.setdefault(name, []).append(j)
+            if name not in b:
+                unshared.setdefault(name, []).append(j)
     return tuple(copies)
 
 
