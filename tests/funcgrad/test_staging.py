@@ -493,3 +493,21 @@ def test_jit_closing_over_an_outer_tracer_called_twice():
 def test_jit_output_depending_only_on_closure_tracer():
     x = np.linspace(0.1, 1.0, 4)
     assert float(fg.grad(lambda w: fnp.sum(fg.jit(lambda v: w * 2.0)(x)))(1.0)) == 2.0
+
+
+def test_array_methods_of_traced_values_inside_jit():
+    # a tracer class's own attributes must not hide the array methods every Tracer has
+    # (GraphTracer's slot ``var`` made ``x.var(axis=0)`` inside jit the graph variable)
+    from funcgrad._src import ad, batching, staging  # noqa: F401 - their tracer classes
+
+    def subclasses(c):
+        for s in c.__subclasses__():
+            yield s
+            yield from subclasses(s)
+    for cls in subclasses(core.Tracer):
+        for name in cls.__dict__.get("__slots__", ()):
+            assert not any(name in b.__dict__ for b in cls.__mro__[1:]), (cls, name)
+    x = np.arange(6.0).reshape(2, 3) ** 2
+    f = jit(lambda x: x.var(axis=0) + x.std(axis=1).sum())
+    for _ in range(3):
+        np.testing.assert_allclose(f(x), x.var(axis=0) + x.std(axis=1).sum(), rtol=1e-12)
