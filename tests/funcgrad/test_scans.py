@@ -323,6 +323,28 @@ def test_nan_propagates_in_median_and_quantile():
     np.testing.assert_array_equal(fnp.quantile(x, [0.2], axis=1), np.quantile(x, [0.2], axis=1))
 
 
+@pytest.mark.parametrize("method", ["linear", "midpoint", "hazen", "weibull",
+                                    "interpolated_inverted_cdf", "median_unbiased"])
+@pytest.mark.parametrize("name", ["quantile", "nanquantile"])
+def test_float32_quantile_with_an_array_q_interpolates_as_numpy(name, method):
+    # float32 a, float64 q: a float64 result whose neighbours' difference NumPy takes in
+    # float32 (_lerp's b - a) before promoting; traced (jvp, jit's trace and replay) the
+    # same, not a float32-rounding away (the difference was taken in float64)
+    x = np.array([[-0.1321, 0.6404, 0.1049, -0.5357],
+                  [1.2345, -0.3333, 0.7071, 0.0101]], np.float32)
+    q = np.array([0.9127, 0.6066, 0.1])
+    want = getattr(np, name)(x, q, axis=-1, method=method)
+
+    def f(x):
+        return getattr(fnp, name)(x, q, axis=-1, method=method)
+    got = [funcgrad.jvp(f, (x,), (x,))[0]]
+    jf = funcgrad.jit(f)
+    got += [jf(x) for _ in range(3)]
+    for g in got:
+        assert g.dtype == np.float64
+        np.testing.assert_array_equal(g, want)
+
+
 def test_quantile_errors():
     cases = [(lambda x: fnp.quantile(x, 1.5), ValueError, "range"),
              (lambda x: fnp.percentile(x, -1), ValueError, "range"),
