@@ -345,6 +345,23 @@ def test_float32_quantile_with_an_array_q_interpolates_as_numpy(name, method):
         np.testing.assert_array_equal(g, want)
 
 
+@pytest.mark.parametrize("wdtype", [np.float32, np.int64, np.float64])
+def test_cov_weights_are_float64_as_numpy(wdtype):
+    # NumPy's cov takes its weights as float64 whatever their dtype: float32 aweights
+    # traced (jvp, jit's trace and replay) were summed in float32
+    x = np.array([[0.3, -1.2, 0.7, 2.1, -0.4]], np.float32)
+    aw = np.array([0.51, 1.73, 0.92, 1.37, 1.11]).astype(wdtype) + (wdtype == np.int64)
+    fw = np.array([1, 2, 1, 1, 2])
+    for kw in [dict(aweights=aw), dict(aweights=aw, fweights=fw, ddof=2)]:
+        want = np.cov(x, **kw)
+        got = [funcgrad.jvp(lambda x: fnp.cov(x, **kw), (x,), (x,))[0]]
+        jf = funcgrad.jit(lambda x: fnp.cov(x, **kw))
+        got += [jf(x) for _ in range(3)]
+        for g in got:
+            assert g.dtype == want.dtype == np.float64
+            np.testing.assert_allclose(g, want, rtol=1e-15, atol=0)
+
+
 def test_quantile_errors():
     cases = [(lambda x: fnp.quantile(x, 1.5), ValueError, "range"),
              (lambda x: fnp.percentile(x, -1), ValueError, "range"),

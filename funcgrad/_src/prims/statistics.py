@@ -514,8 +514,8 @@ def nanargmin(a, axis=None, out=None, *, keepdims=False):
 
 def _weights_1d(w, n, name):
     w = _as_array(w)
-    if w.dtype.kind not in "fc":
-        w = _s.astype(w, np.float64)
+    if w.dtype.kind != "c" and w.dtype != np.float64:
+        w = _s.astype(w, np.float64)   # NumPy's cov: np.asarray(weights, dtype=float)
     if _s._ndim(w) > 1:
         raise FuncgradValueError(f"cov: cannot handle multidimensional {name}")
     if w.shape[0] != n:
