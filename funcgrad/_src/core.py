@@ -314,6 +314,10 @@ class Tracer:
     def imag(self):
         return _np().imag(self)
 
+    # Whether the value is a Python number traced by jit (weakly typed: it stays a Python
+    # number through arithmetic); staging's GraphTracer says so of its own values.
+    weak = False
+
     def _concrete(self, what):
         """The concrete value below all transformations, or a ConcretizationTypeError."""
         v = self

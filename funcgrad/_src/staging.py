@@ -67,6 +67,10 @@ class GraphTracer(Tracer):
     def dtype(self):
         return self.graph_var.dtype
 
+    @property
+    def weak(self):
+        return self.graph_var.weak
+
     def _value(self, what):
         trace = self._trace
         names = trace.describe_deps(self.graph_var.deps)

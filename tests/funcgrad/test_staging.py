@@ -511,3 +511,23 @@ def test_array_methods_of_traced_values_inside_jit():
     f = jit(lambda x: x.var(axis=0) + x.std(axis=1).sum())
     for _ in range(3):
         np.testing.assert_allclose(f(x), x.var(axis=0) + x.std(axis=1).sum(), rtol=1e-12)
+
+
+def test_jit_asarray_of_a_python_number_is_a_0d_array_as_eager():
+    # a Python number traced by jit is weakly typed; asarray/array make it a 0-d array,
+    # as numpy.asarray does, so it promotes a float32 array as it does eagerly. The cast
+    # doing it is no no-op for remove_noops (it was dropped: the replay gave the number)
+    a32 = np.linspace(-1.0, 1.0, 4, dtype=np.float32)
+    cases = [(lambda s, a: fnp.asarray(s), 2.0), (lambda s, a: fnp.array(s), 3),
+             (lambda s, a: fnp.asarray(s) * a, 2.0), (lambda s, a: fnp.array(s, ndmin=1), 2.0),
+             (lambda s, a: fnp.asarray(s, dtype=np.float64) + a, 2.0),
+             (lambda s, a: (s * 2, fnp.asarray(s * 2)), 1.5)]
+    for f, s in cases:
+        want = f(s, a32)
+        jf = jit(f)
+        for call in range(3):                 # traced, then replayed
+            got = jf(s, a32)
+            for g, w in zip(tree_leaves(got), tree_leaves(want)):
+                assert type(g) is type(w), (call, type(g), type(w))
+                assert np.asarray(g).dtype == np.asarray(w).dtype, call
+                np.testing.assert_array_equal(g, w)

@@ -113,9 +113,11 @@ def unbroadcast(g, x):
 # ---- reshape ---------------------------------------------------------------------------
 def _same_type(invars, outvars, params):
     """Whether an equation's result has its operand's shape and dtype (a reshape, a cast
-    or a broadcast that changes nothing: the is_noop property)."""
+    or a broadcast that changes nothing: the is_noop property), and is a Python number
+    exactly when its operand is (a cast of a weakly typed value makes a 0-d array)."""
     src, out = invars[0], outvars[0]
-    return hasattr(src, "shape") and src.shape == out.shape and src.dtype == out.dtype
+    return (hasattr(src, "shape") and src.shape == out.shape and src.dtype == out.dtype
+            and src.weak == out.weak)
 
 
 def _reshape_impl(x, shape):
