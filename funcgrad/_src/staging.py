@@ -148,8 +148,10 @@ class GraphTrace(Trace):
                 weak = weak and type(a) in _WEAK
         with np.errstate(all="ignore"):
             out = bind(prim, *vals, **params) if not self.bottom else prim.impl(*vals, **params)
-        if weak and not prim.multiple_results and isinstance(out, np.generic):
-            # arithmetic on Python scalars stays a (weakly typed) Python scalar
+        if (weak and prim.python_operator and not prim.multiple_results
+                and isinstance(out, np.generic)):
+            # Python's arithmetic on Python scalars stays a (weakly typed) Python scalar;
+            # NumPy's functions of them give NumPy scalars (np.sin(2.0): a float64)
             out = out.item()
             outvar = self.new_var((), _dtype_of(np.asarray(out)), deps)
             outvar.weak = True

@@ -531,3 +531,29 @@ def test_jit_asarray_of_a_python_number_is_a_0d_array_as_eager():
                 assert type(g) is type(w), (call, type(g), type(w))
                 assert np.asarray(g).dtype == np.asarray(w).dtype, call
                 np.testing.assert_array_equal(g, w)
+
+
+def test_jit_numpy_functions_of_python_numbers_give_numpy_scalars_as_eager():
+    # Python's operators on Python numbers give Python numbers (weakly typed under jit);
+    # NumPy's functions of them give NumPy scalars, which promote a float32 array. Under
+    # jit every primitive of weak values gave a weak Python number: sin(s) * float32 was
+    # float32 (float64 eagerly) and sum(s) a Python float
+    a32 = np.linspace(-1.0, 1.0, 4, dtype=np.float32)
+    cases = [(lambda s, a: fnp.sin(s) * a, 2.0), (lambda s, a: fnp.sum(s) * a, 2.0),
+             (lambda s, a: fnp.sqrt(s) * a, 4), (lambda s, a: fnp.maximum(s, 1.0) * a, 3.0),
+             (lambda s, a: fnp.exp(s) * a, 1j), (lambda s, a: fnp.sin(s), 2.0),
+             (lambda s, a: fnp.floor(s), 2.5),
+             # Python's own arithmetic stays Python's
+             (lambda s, a: (s * 2, -s, s / 4, s // 2, s % 2, s ** 2, abs(s), s > 1), 3.0),
+             (lambda s, a: (s * 2, -s, s // 2, s < 2, s & 6, s << 1), 3),
+             (lambda s, a: s * a, 2.0), (lambda s, a: (s * 0.5 + 1) * a, 2.0),
+             (lambda s, a: fg.grad(lambda t: fnp.sin(t) * t * 2.0)(s), 1.5)]
+    for f, s in cases:
+        want = f(s, a32)
+        jf = jit(f)
+        for call in range(3):                 # traced, then replayed
+            got = jf(s, a32)
+            for g, w in zip(tree_leaves(got), tree_leaves(want)):
+                assert type(g) is type(w), (call, type(g), type(w))
+                assert np.asarray(g).dtype == np.asarray(w).dtype, call
+                np.testing.assert_allclose(g, w, rtol=1e-15)
