@@ -61,9 +61,9 @@ class Primitive:
         equation (a contraction: BLAS work).
       inline: ``f(params) -> Graph``: a call whose body a caller may write in place
         (``jit_call``).
-      python_operator: it is what one of Python's operators on numbers computes (``+``,
-        ``*``, ``<``, unary ``-``...): on Python numbers traced by jit (weakly typed) its
-        result stays a Python number, as in Python. Any other primitive gives a NumPy
+      python_operator: it is what Python itself computes on numbers (an operator: ``+``,
+        ``*``, ``<``, unary ``-``...; ``.real``, ``.imag``): on Python numbers traced by
+        jit (weakly typed) its result stays a Python number, as in Python. Any other primitive gives a NumPy
         scalar there, as NumPy's functions do (``sin(2.0)`` is a float64 that promotes a
         float32 array).
     """

@@ -149,10 +149,10 @@ class GraphTrace(Trace):
         with np.errstate(all="ignore"):
             out = bind(prim, *vals, **params) if not self.bottom else prim.impl(*vals, **params)
         if (weak and prim.python_operator and not prim.multiple_results
-                and isinstance(out, np.generic)):
+                and (isinstance(out, np.generic) or type(out) in _WEAK)):
             # Python's arithmetic on Python scalars stays a (weakly typed) Python scalar;
             # NumPy's functions of them give NumPy scalars (np.sin(2.0): a float64)
-            out = out.item()
+            out = out.item() if isinstance(out, np.generic) else out
             outvar = self.new_var((), _dtype_of(np.asarray(out)), deps)
             outvar.weak = True
             self.eqns.append(Eqn(prim, invars, params, [outvar]))

@@ -557,3 +557,31 @@ def test_jit_numpy_functions_of_python_numbers_give_numpy_scalars_as_eager():
                 assert type(g) is type(w), (call, type(g), type(w))
                 assert np.asarray(g).dtype == np.asarray(w).dtype, call
                 np.testing.assert_allclose(g, w, rtol=1e-15)
+
+
+def test_jit_python_numbers_through_functions_sharing_an_operators_primitive():
+    # np.add(2.0, 1.0) is a float64, 2.0 + 1.0 a float: the functions of the primitives
+    # behind Python's operators make their weak results strong (the operators do not);
+    # .real/.imag stay Python's (np.real(2j) is a float); functions that make arrays of
+    # their arguments (np.transpose, scipy.special.jv's order) read a Python number as
+    # NumPy does. Under jit these were Python numbers, or failed ('float' has no 'dtype')
+    from funcgrad.scipy import special
+    a32 = np.linspace(0.5, 1.0, 4, dtype=np.float32)
+    cases = [(lambda s, a: fnp.add(s, 1.0) * a, 2.0), (lambda s, a: fnp.negative(s) * a, 2.0),
+             (lambda s, a: fnp.abs(s) * a, -3), (lambda s, a: fnp.less(s, 1.0), 2.0),
+             (lambda s, a: (-s, abs(s), +s, s.real, s.imag), 2.0),
+             (lambda s, a: ((s * 1j).real, (s * 1j).imag, fnp.real(s * 1j)), 2.0),
+             (lambda s, a: fnp.transpose(s) * a, 2.0), (lambda s, a: fnp.squeeze(s), 2.0),
+             (lambda s, a: special.jv(s, a), 1.5), (lambda s, a: special.jv(s, s), 1.5)]
+    for f, s in cases:
+        want = f(s, a32)
+        jf = jit(f)
+        for call in range(3):                 # traced, then replayed
+            got = jf(s, a32)
+            for g, w in zip(tree_leaves(got), tree_leaves(want)):
+                # a NumPy scalar and a 0-d array are alike here; a Python number is not
+                kind = [type(v) if type(v) in (bool, int, float, complex) else np.ndim(v)
+                        for v in (g, w)]
+                assert kind[0] == kind[1], (call, type(g), type(w))
+                assert np.asarray(g).dtype == np.asarray(w).dtype, call
+                np.testing.assert_allclose(g, w, rtol=1e-15)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..backend import _default_device, array_module, is_device_array, on_default_device
-from ..core import Tracer, bind, xp_of
+from ..core import Tracer, xp_of
 from ..errors import FuncgradTypeError
 from . import shape as _shape
 from .elementwise import power
@@ -26,8 +26,7 @@ def asarray(a, dtype=None, order=None, *, copy=None):
     jit (weakly typed) becomes a 0-d array of its dtype, as ``numpy.asarray`` makes one
     (a float32 array times it is then float64, as without jit)."""
     if isinstance(a, Tracer):
-        if a.weak:
-            a = bind(_shape.astype_p, a, dtype=a.dtype)
+        a = _shape.strong(a)
         return a if dtype is None else _shape.astype(a, dtype)
     if isinstance(a, (list, tuple)) and _contains_tracer(a):
         if not a:

@@ -69,11 +69,14 @@ def _seq_as_array(x):
 # straight to that trace: the same decision `bind` makes, minus its loops (this is the
 # hottest path of all). Everything else goes through `bind`.
 def _wrap1(p, doc):
+    numpy_scalar = _numpy_scalar(p)
+
     def f(x, /):
         if isinstance(x, Tracer):
             t = x._trace
             if t.alive:
-                return t.process(p, (x,), _NO_PARAMS)
+                r = t.process(p, (x,), _NO_PARAMS)
+                return _shape.strong(r) if numpy_scalar and getattr(r, "weak", False) else r
         elif type(x) in _SEQUENCES:
             x = _shape._as_array(x)
         return bind(p, x)
@@ -82,16 +85,27 @@ def _wrap1(p, doc):
     return f
 
 
+def _numpy_scalar(p):
+    """Whether the function ``p`` is called by gives NumPy scalars where its primitive's
+    operator gives Python numbers (a ufunc: ``np.add(2.0, 1.0)`` is a float64, ``2.0 + 1.0``
+    a float): its result on weak values (Python numbers traced by jit) is made strong."""
+    return p.python_operator and isinstance(p.impl, np.ufunc)
+
+
 def _wrap2(p, doc):
+    numpy_scalar = _numpy_scalar(p)
+
     def f(x1, x2, /):
         if isinstance(x1, Tracer):
             t = x1._trace
             if t.alive and (not isinstance(x2, Tracer) or x2._trace is t):
-                return t.process(p, (x1, x2), _NO_PARAMS)
+                r = t.process(p, (x1, x2), _NO_PARAMS)
+                return _shape.strong(r) if numpy_scalar and getattr(r, "weak", False) else r
         elif isinstance(x2, Tracer):
             t = x2._trace
             if t.alive:
-                return t.process(p, (x1, x2), _NO_PARAMS)
+                r = t.process(p, (x1, x2), _NO_PARAMS)
+                return _shape.strong(r) if numpy_scalar and getattr(r, "weak", False) else r
         if type(x1) in _SEQUENCES:
             x1 = _shape._as_array(x1)
         if type(x2) in _SEQUENCES:
@@ -187,10 +201,10 @@ abs_p = _elementwise("absolute", np.abs, python_operator=True,
                      vjp=(_abs_vjp,))
 
 # Complex parts. Reverse rules are transposes of the real-linear maps (JAX's convention).
-real_p = _elementwise("real", np.real, linear_in=((0,),),
+real_p = _elementwise("real", np.real, linear_in=((0,),), python_operator=True,
                       jvp=(lambda t, ans, x: real(t),),
                       vjp=(lambda g, ans, x: _shape.astype(g, x.dtype),))
-imag_p = _elementwise("imag", np.imag, linear_in=((0,),),
+imag_p = _elementwise("imag", np.imag, linear_in=((0,),), python_operator=True,
                       jvp=(lambda t, ans, x: imag(t),),
                       vjp=(lambda g, ans, x: g * (-1j) if x.dtype.kind == "c" else None,))
 conj_p = _elementwise("conjugate", np.conjugate, linear_in=((0,),),
@@ -595,7 +609,13 @@ def _operators():
             return bind(p, other, self)
         return op
 
-    table = {"neg": negative, "abs": abs}
+    def unary(p):      # (not negative or abs: those give NumPy scalars of Python numbers)
+        def op(self):
+            t = self._trace
+            return t.process(p, (self,), _NO_PARAMS) if t.alive else bind(p, self)
+        return op
+
+    table = {"neg": unary(negative_p), "abs": unary(abs_p)}
     for name, p in [("add", add_p), ("sub", subtract_p), ("mul", multiply_p),
                     ("truediv", true_divide_p), ("floordiv", floor_divide_p),
                     ("mod", remainder_p), ("pow", power_p), ("and", bitwise_and_p),

@@ -264,8 +264,19 @@ def atleast_3d(*arys):
     return res[0] if len(res) == 1 else tuple(res)   # a tuple, as NumPy 2
 
 
+def strong(x):
+    """``x``, or for a Python number traced by jit (a weakly typed tracer) a 0-d array of
+    its dtype, as ``numpy.asarray`` makes of a Python number: it then promotes as an
+    array does (a float32 array times it is float64), with or without jit."""
+    return bind(astype_p, x, dtype=x.dtype) if isinstance(x, Tracer) and x.weak else x
+
+
 def _as_array(x):
-    if type(x) is np.ndarray or isinstance(x, (Tracer, np.ndarray)) or hasattr(
+    if type(x) is np.ndarray:
+        return x
+    if isinstance(x, Tracer):
+        return strong(x)
+    if isinstance(x, np.ndarray) or hasattr(
             x, "__cuda_array_interface__") or array_module(x) is not np:
         return x
     if isinstance(x, (list, tuple)) and _holds_tracer(x):
