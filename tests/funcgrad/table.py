@@ -24,6 +24,12 @@ over). Every case runs through:
 * ``test_numpy_dispatch``: under ``jvp`` and ``grad`` the plain NumPy spelling
   ``fn(numpy, tracer)`` reaches funcgrad.numpy and gives the same values and derivatives.
 
+A sixth, ``test_jit_matches`` (``check_jit``: ``funcgrad.jit`` of the case, called three
+times so that the compiled replay runs, gives the eager result, in float64, float32 and
+with 0-d arguments as Python floats), comes from ``jit_table_test(CASES)``, which a
+family's file assigns to ``test_jit_matches``; a case whose result may not match under
+jit says why in its ``jit`` field (e.g. it needs concrete values).
+
 Two ways to draw a case's arguments: ``spec(name, fn, domains, shapes)`` draws one
 array per domain (``domain(rng, shape)``) over a hypothesis strategy of shapes (the
 domains keep away from poles, kinks and ties); ``Case(name, draw, fn)`` takes any
@@ -470,16 +476,30 @@ def check_jit(case, data):
     gives the eager result on its first call (the trace) and on two more (the compiled
     replay, through the passes of compiler.py): the same containers, Python scalar
     types, shapes, dtypes and values; no call changes its inputs, and no later call
-    changes an earlier call's results. In float64, and in float32 where it applies
-    (Python-number constants folded by the passes must not promote it)."""
+    changes an earlier call's results. In float64; in float32 where it applies
+    (Python-number constants folded by the passes must not promote it); and with the
+    0-d floating arguments passed as Python floats, weakly typed under jit, where the
+    function takes them (jit must read them as NumPy does: ``np.sin(2.0)`` is a float64
+    that promotes float32, ``2.0 + 1.0`` a Python float)."""
     args, static = case.draw(data)
     _check_jit(case, list(args), static)
     if case.f32 and _dyn(args):
         _check_jit(case, list(_with_dtype(args, np.float32)), static, "float32: ")
+    scalars = [i for i, a in enumerate(args)
+               if isinstance(a, (np.ndarray, np.generic)) and a.ndim == 0 and a.dtype.kind == "f"]
+    if scalars:
+        py = [float(a) if i in scalars else a for i, a in enumerate(args)]
+        try:
+            with np.errstate(all="ignore"):
+                case.fn(fnp, *py, **static)
+        except Exception:       # noqa: BLE001 - an array method (x.reshape): not for floats
+            return
+        _check_jit(case, py, static, "Python floats: ", extra=scalars)
 
 
-def _check_jit(case, args, static, what=""):
-    arrays = [i for i, a in enumerate(args) if isinstance(a, (np.ndarray, np.generic))]
+def _check_jit(case, args, static, what="", extra=()):
+    arrays = sorted({i for i, a in enumerate(args) if isinstance(a, (np.ndarray, np.generic))}
+                    | set(extra))
     before = [np.array(args[i], copy=True) for i in arrays]
 
     def unchanged(when):
