@@ -63,9 +63,9 @@ class Primitive:
         (``jit_call``).
       python_operator: it is what Python itself computes on numbers (an operator: ``+``,
         ``*``, ``<``, unary ``-``...; ``.real``, ``.imag``): on Python numbers traced by
-        jit (weakly typed) its result stays a Python number, as in Python. Any other primitive gives a NumPy
-        scalar there, as NumPy's functions do (``sin(2.0)`` is a float64 that promotes a
-        float32 array).
+        jit (weakly typed) its result stays a Python number, as in Python. Any other
+        primitive gives a NumPy scalar there, as NumPy's functions do (``sin(2.0)`` is a
+        float64 that promotes a float32 array).
     """
 
     __slots__ = ("name", "impl", "jvp_rules", "jvp", "vjp_rules", "vjp", "vjp_fwd", "batch",

@@ -86,9 +86,10 @@ def _wrap1(p, doc):
 
 
 def _numpy_scalar(p):
-    """Whether the function ``p`` is called by gives NumPy scalars where its primitive's
-    operator gives Python numbers (a ufunc: ``np.add(2.0, 1.0)`` is a float64, ``2.0 + 1.0``
-    a float): its result on weak values (Python numbers traced by jit) is made strong."""
+    """Whether funcgrad.numpy's function of ``p`` gives a NumPy scalar where ``p``'s
+    Python operator gives a Python number (a ufunc's: ``np.add(2.0, 1.0)`` is a float64,
+    ``2.0 + 1.0`` a float): its weak results (of Python numbers traced by jit) are made
+    strong, as ``Tracer``'s operators' are not."""
     return p.python_operator and isinstance(p.impl, np.ufunc)
 
 

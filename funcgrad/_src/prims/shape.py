@@ -117,7 +117,7 @@ def _same_type(invars, outvars, params):
     exactly when its operand is (a cast of a weakly typed value makes a 0-d array)."""
     src, out = invars[0], outvars[0]
     return (hasattr(src, "shape") and src.shape == out.shape and src.dtype == out.dtype
-            and src.weak == out.weak)
+            and getattr(src, "weak", False) == getattr(out, "weak", False))
 
 
 def _reshape_impl(x, shape):
