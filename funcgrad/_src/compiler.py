@@ -563,7 +563,11 @@ def compile_graph(graph, host=False):
                         out_kw = f", out={ref(v)}"
                         del owned[v.name]
                         break
-            lines.append(f"    {target} = {fname}({args}{out_kw})" + (".item()" if o.weak else ""))
+            call = f"{fname}({args}{out_kw})"
+            if o.weak:          # a Python number: a ufunc's NumPy scalar made one
+                call = f"{call}.item()" if isinstance(impl, np.ufunc) else f"_python({call})"
+                ns["_python"] = _python_number
+            lines.append(f"    {target} = {call}")
             # (a matmul result, its impl not a ufunc, is never written over: BLAS's
             # threads have just written it from other cores, and an in-place update was
             # measured 10-20% slower on the W2 step than a fresh array)
@@ -585,6 +589,11 @@ def compile_graph(graph, host=False):
     fn = ns["compiled"]
     fn.source = src
     return fn
+
+
+def _python_number(x):
+    """A weakly typed result as a Python number (``np.real`` of one already is)."""
+    return x.item() if isinstance(x, np.generic) else x
 
 
 def _compile_subgraph(graph, host=False):

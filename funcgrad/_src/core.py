@@ -61,17 +61,22 @@ class Primitive:
         equation (a contraction: BLAS work).
       inline: ``f(params) -> Graph``: a call whose body a caller may write in place
         (``jit_call``).
+      python_operator: it is what Python itself computes on numbers (an operator: ``+``,
+        ``*``, ``<``, unary ``-``...; ``.real``, ``.imag``): on Python numbers traced by
+        jit (weakly typed) its result stays a Python number, as in Python. Any other
+        primitive gives a NumPy scalar there, as NumPy's functions do (``sin(2.0)`` is a
+        float64 that promotes a float32 array).
     """
 
     __slots__ = ("name", "impl", "jvp_rules", "jvp", "vjp_rules", "vjp", "vjp_fwd", "batch",
                  "rows", "multiple_results", "effectful", "elementwise", "reduction",
                  "commutative", "linear_in", "inverse_in", "scalar_multiple", "is_noop",
-                 "multiply_adds", "inline", "__weakref__")
+                 "multiply_adds", "inline", "python_operator", "__weakref__")
 
     def __init__(self, name, impl, *, multiple_results=False, effectful=False,
                  elementwise=False, reduction=False, commutative=False, linear_in=(),
                  inverse_in=(), scalar_multiple=None, is_noop=None, multiply_adds=None,
-                 inline=None):
+                 inline=None, python_operator=False):
         _BY_NAME.setdefault(name, self)
         self.name = name
         self.impl = impl
@@ -89,6 +94,7 @@ class Primitive:
         self.is_noop = is_noop
         self.multiply_adds = multiply_adds
         self.inline = inline
+        self.python_operator = python_operator
 
     def bind(self, *args, **params):
         return bind(self, *args, **params)
@@ -313,6 +319,10 @@ class Tracer:
     @property
     def imag(self):
         return _np().imag(self)
+
+    # Whether the value is a Python number traced by jit (weakly typed: it stays a Python
+    # number through arithmetic); staging's GraphTracer says so of its own values.
+    weak = False
 
     def _concrete(self, what):
         """The concrete value below all transformations, or a ConcretizationTypeError."""

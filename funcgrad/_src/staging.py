@@ -50,24 +50,30 @@ def render_graph(graph, path, format="svg"):
 
 
 class GraphTracer(Tracer):
-    __slots__ = ("var", "aval")
+    # the graph variable is ``graph_var``, not ``var``: a slot of that name would hide
+    # the ``var`` method every Tracer has (``x.var(axis=0)`` inside jit)
+    __slots__ = ("graph_var", "aval")
 
     def __init__(self, trace, var, aval):
         self._trace = trace
-        self.var = var
+        self.graph_var = var
         self.aval = aval      # the value on the tracing inputs: used for shapes only
 
     @property
     def shape(self):
-        return self.var.shape
+        return self.graph_var.shape
 
     @property
     def dtype(self):
-        return self.var.dtype
+        return self.graph_var.dtype
+
+    @property
+    def weak(self):
+        return self.graph_var.weak
 
     def _value(self, what):
         trace = self._trace
-        names = trace.describe_deps(self.var.deps)
+        names = trace.describe_deps(self.graph_var.deps)
         raise ConcretizationTypeError(
             f"{what} on a traced value inside jit: the value {dtype_name(self)} depends on "
             f"{names}, which jit treats as abstract (only its shape and dtype are known "
@@ -131,9 +137,9 @@ class GraphTrace(Trace):
         for a in args:
             if isinstance(a, GraphTracer) and a._trace is self:
                 vals.append(a.aval)
-                invars.append(a.var)
-                deps = deps | a.var.deps
-                weak = weak and a.var.weak
+                invars.append(a.graph_var)
+                deps = deps | a.graph_var.deps
+                weak = weak and a.graph_var.weak
             else:
                 if isinstance(a, Tracer):
                     self.outer = True     # a closure over another transformation's value
@@ -142,9 +148,11 @@ class GraphTrace(Trace):
                 weak = weak and type(a) in _WEAK
         with np.errstate(all="ignore"):
             out = bind(prim, *vals, **params) if not self.bottom else prim.impl(*vals, **params)
-        if weak and not prim.multiple_results and isinstance(out, np.generic):
-            # arithmetic on Python scalars stays a (weakly typed) Python scalar
-            out = out.item()
+        if (weak and prim.python_operator and not prim.multiple_results
+                and (isinstance(out, np.generic) or type(out) in _WEAK)):
+            # Python's arithmetic on Python scalars stays a (weakly typed) Python scalar;
+            # NumPy's functions of them give NumPy scalars (np.sin(2.0): a float64)
+            out = out.item() if isinstance(out, np.generic) else out
             outvar = self.new_var((), _dtype_of(np.asarray(out)), deps)
             outvar.weak = True
             self.eqns.append(Eqn(prim, invars, params, [outvar]))
@@ -205,15 +213,15 @@ def trace_to_graph(fun, args, kwargs, static_argnums=(), static_argnames=()):
         values = []
         for o in out_flat:
             if isinstance(o, GraphTracer) and o._trace is trace:
-                outvars.append(o.var)
+                outvars.append(o.graph_var)
                 values.append(o.aval)
             else:
                 if isinstance(o, Tracer):
                     trace.outer = True
                 outvars.append(trace.const(o) if o is not None else None)
                 values.append(o)
-    graph = Graph([t.var for t in ins], trace.consts, trace.eqns, outvars, in_tree, out_tree,
-                  leaf_names)
+    graph = Graph([t.graph_var for t in ins], trace.consts, trace.eqns, outvars, in_tree,
+                  out_tree, leaf_names)
     graph.uses_outer_values = trace.outer
     return graph, tree_unflatten(out_tree, values)
 
@@ -339,8 +347,8 @@ class SubGraphTrace(GraphTrace):
         for a in args:
             if isinstance(a, GraphTracer) and a._trace is self:
                 vals.append(a.aval)
-                invars.append(a.var)
-                deps = deps | a.var.deps
+                invars.append(a.graph_var)
+                deps = deps | a.graph_var.deps
             elif isinstance(a, Tracer):
                 vals.append(example_value(a))
                 invars.append(self.lift(a))
@@ -373,7 +381,7 @@ def trace_subgraph(fun, examples, names=None):
         outvars = []
         for o in outs:
             if isinstance(o, GraphTracer) and o._trace is trace:
-                outvars.append(o.var)
+                outvars.append(o.graph_var)
             elif isinstance(o, Tracer):
                 outvars.append(trace.lift(o))
             else:
@@ -381,7 +389,7 @@ def trace_subgraph(fun, examples, names=None):
                     o = np.asarray(o)
                 outvars.append(trace.const(o))
     lifted = list(trace.lifted.values())
-    graph = Graph([v for v, _ in lifted] + [t.var for t in ins], trace.consts, trace.eqns,
+    graph = Graph([v for v, _ in lifted] + [t.graph_var for t in ins], trace.consts, trace.eqns,
                   outvars)
     return graph, [t for _, t in lifted]
 

@@ -24,6 +24,12 @@ over). Every case runs through:
 * ``test_numpy_dispatch``: under ``jvp`` and ``grad`` the plain NumPy spelling
   ``fn(numpy, tracer)`` reaches funcgrad.numpy and gives the same values and derivatives.
 
+A sixth, ``test_jit_matches`` (``check_jit``: ``funcgrad.jit`` of the case, called three
+times so that the compiled replay runs, gives the eager result, in float64, float32 and
+with 0-d arguments as Python floats), comes from ``jit_table_test(CASES)``, which a
+family's file assigns to ``test_jit_matches``; a case whose result may not match under
+jit says why in its ``jit`` field (e.g. it needs concrete values).
+
 Two ways to draw a case's arguments: ``spec(name, fn, domains, shapes)`` draws one
 array per domain (``domain(rng, shape)``) over a hypothesis strategy of shapes (the
 domains keep away from poles, kinks and ties); ``Case(name, draw, fn)`` takes any
@@ -233,6 +239,7 @@ class Case:
     tol: dict = dataclasses.field(default_factory=dict)   # check_grads atol/rtol/eps
     rtol: float = 1e-12             # values against NumPy
     atol: float = 1e-12
+    jit: str = ""                   # why jit's result may differ from eager ("": it may not)
 
     def __repr__(self):
         return self.name
@@ -428,6 +435,102 @@ def check_dispatch(case, data):
     np.testing.assert_allclose(s_np, s_fnp, rtol=1e-12, atol=1e-12)
 
 
+def _py_kind(x):
+    """What kind of leaf ``x`` is, for :func:`check_jit`: its Python type for a Python
+    scalar; "array" for a NumPy scalar or 0-d array (jit may give either: same dtype);
+    "ndarray" for an array of one or more dimensions."""
+    if type(x) in (bool, int, float, complex):
+        return type(x).__name__
+    if isinstance(x, np.generic) or (isinstance(x, np.ndarray) and x.ndim == 0):
+        return "array"
+    return type(x).__name__
+
+
+def _assert_same(got, want, what):
+    """``got`` (jit's) is ``want`` (eager): the same containers and Python scalar types,
+    leaves of the same shapes and dtypes, integers and booleans equal, floating values
+    equal to a few ulp of the leaf's scale (the passes reassociate), NaNs in place."""
+    g_leaves, g_tree = funcgrad.tree_util.tree_flatten(got)
+    w_leaves, w_tree = funcgrad.tree_util.tree_flatten(want)
+    assert g_tree == w_tree, f"{what}returns {g_tree}, eagerly {w_tree}"
+    for k, (a, b) in enumerate(zip(g_leaves, w_leaves)):
+        at = f"{what}leaf {k}: "
+        assert _py_kind(a) == _py_kind(b), \
+            f"{at}a {type(a).__name__} {a!r:.60}, eagerly a {type(b).__name__} {b!r:.60}"
+        assert np.shape(a) == np.shape(b), f"{at}shape {np.shape(a)}, eagerly {np.shape(b)}"
+        assert np.result_type(a) == np.result_type(b), \
+            f"{at}dtype {np.result_type(a)}, eagerly {np.result_type(b)}"
+        a, b = np.asarray(a), np.asarray(b)
+        if b.dtype.kind not in "fc":
+            np.testing.assert_array_equal(a, b, err_msg=at)
+            continue
+        rtol = 1e-5 if _is32(b.dtype) else 1e-12
+        finite = np.abs(b[np.isfinite(b)])
+        scale = float(finite.max()) if finite.size else 0.0
+        np.testing.assert_allclose(a, b, rtol=rtol, atol=rtol * scale + 1e-300,
+                                   equal_nan=True, err_msg=at)
+
+
+def check_jit(case, data):
+    """``funcgrad.jit`` of the function (array arguments passed, the rest closed over)
+    gives the eager result on its first call (the trace) and on two more (the compiled
+    replay, through the passes of compiler.py): the same containers, Python scalar
+    types, shapes, dtypes and values; no call changes its inputs, and no later call
+    changes an earlier call's results. In float64; in float32 where it applies
+    (Python-number constants folded by the passes must not promote it); and with the
+    0-d floating arguments passed as Python floats, weakly typed under jit, where the
+    function takes them (jit must read them as NumPy does: ``np.sin(2.0)`` is a float64
+    that promotes float32, ``2.0 + 1.0`` a Python float)."""
+    args, static = case.draw(data)
+    _check_jit(case, list(args), static)
+    if case.f32 and _dyn(args):
+        _check_jit(case, list(_with_dtype(args, np.float32)), static, "float32: ")
+    scalars = [i for i, a in enumerate(args)
+               if isinstance(a, (np.ndarray, np.generic)) and a.ndim == 0 and a.dtype.kind == "f"]
+    if scalars:
+        py = [float(a) if i in scalars else a for i, a in enumerate(args)]
+        try:
+            with np.errstate(all="ignore"):
+                case.fn(fnp, *py, **static)
+        except Exception:       # noqa: BLE001 - an array method (x.reshape): not for floats
+            return
+        _check_jit(case, py, static, "Python floats: ", extra=scalars)
+
+
+def _check_jit(case, args, static, what="", extra=()):
+    arrays = sorted({i for i, a in enumerate(args) if isinstance(a, (np.ndarray, np.generic))}
+                    | set(extra))
+    before = [np.array(args[i], copy=True) for i in arrays]
+
+    def unchanged(when):
+        for i, b in zip(arrays, before):
+            np.testing.assert_array_equal(args[i], b, err_msg=f"{what}{when} changed "
+                                          f"argument {i}")
+
+    with np.errstate(all="ignore"):
+        want = case.fn(fnp, *args, **static)
+    unchanged("the eager call")
+    want_copy = funcgrad.tree_util.tree_map(
+        lambda x: x.copy() if isinstance(x, np.ndarray) else x, want)
+
+    def f(*d):
+        full = list(args)
+        for i, v in zip(arrays, d):
+            full[i] = v
+        return case.fn(fnp, *full, **static)
+    f.__name__ = case.name
+    jf = funcgrad.jit(f)
+    outs = []
+    for call in range(3):
+        with np.errstate(all="ignore"):
+            outs.append(jf(*[args[i] for i in arrays]))
+        unchanged(f"jit's call {call + 1}")
+        _assert_same(outs[-1], want, f"{what}jit's call {call + 1}: ")
+    assert jf.cache_size() == 1, f"{what}jit compiled nothing: the later calls did not replay"
+    for call, out in enumerate(outs):
+        _assert_same(out, want_copy, f"{what}jit's call {call + 1}, after the later calls: ")
+
+
 # Examples per case and check; TABLE_EXAMPLES scales them all (default 6, the grads
 # count of the first families' table).
 _SCALE = int(os.environ.get("TABLE_EXAMPLES", os.environ.get("BATTERY_EXAMPLES", 6))) / 6
@@ -460,6 +563,25 @@ def table_tests(cases, *, values=2, grads=6, float32=2, mixed=1, dispatch=2):
             make(check_float32, [c for c in diff if c.f32], float32),
             make(check_mixed_precision, [c for c in diff if c.f32 and c.mixed], mixed),
             make(check_dispatch, [c for c in diff if c.dispatch and c.numpy], dispatch))
+
+
+def jit_table_test(cases, examples=1):
+    """The sixth table test, ``test_jit_matches`` (:func:`check_jit`) over ``cases``
+    (those with no ``jit`` reason to differ), ``examples`` hypothesis examples per case:
+    a family opts in with ``test_jit_matches = table.jit_table_test(CASES)``."""
+    names = [c.name for c in cases]
+    assert len(set(names)) == len(names), "duplicate case names"
+    selected = [c for c in cases if not c.jit]
+    if not selected:
+        return None
+
+    @pytest.mark.parametrize("case", selected, ids=repr)
+    @settings(max_examples=_examples(examples))
+    @given(data=st.data())
+    def test_jit_matches(case, data):
+        check_jit(case, data)
+    test_jit_matches.__doc__ = check_jit.__doc__
+    return test_jit_matches
 
 
 # --------------------------------------------------------------------------------------

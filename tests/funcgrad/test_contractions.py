@@ -86,6 +86,7 @@ for _subs, _shapes in _EINSUM:
 
 (test_values_match_numpy, test_grads, test_float32, test_mixed_precision,
  test_numpy_dispatch) = table.table_tests(CASES)
+test_jit_matches = table.jit_table_test(CASES)
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])

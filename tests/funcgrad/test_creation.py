@@ -40,3 +40,4 @@ spec("zeros_like_is_constant", lambda m, x: m.zeros_like(x) + m.ones_like(x) * x
 
 (test_values_match_numpy, test_grads, test_float32, test_mixed_precision,
  test_numpy_dispatch) = table.table_tests(CASES)
+test_jit_matches = table.jit_table_test(CASES)

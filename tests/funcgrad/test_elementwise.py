@@ -114,6 +114,7 @@ spec("complex_attributes", lambda m, x, y: ((x + 1j * y) * x).real * ((x - 1j * 
 
 (test_values_match_numpy, test_grads, test_float32, test_mixed_precision,
  test_numpy_dispatch) = table.table_tests(CASES)
+test_jit_matches = table.jit_table_test(CASES)
 
 
 # ---- documented conventions at non-differentiable points --------------------------------

@@ -86,6 +86,7 @@ spec("at_get", lambda m, x: fnp.at(x)[::-1, 2].get(), [_real], fixed((4, 5, 3)),
 
 (test_values_match_numpy, test_grads, test_float32, test_mixed_precision,
  test_numpy_dispatch) = table.table_tests(CASES)
+test_jit_matches = table.jit_table_test(CASES)
 
 
 def test_integer_index_and_mask_get_no_gradient():

@@ -45,6 +45,7 @@ CASES = [
 
 (test_values_match_numpy, test_grads, test_float32, _, _) = table.table_tests(
     CASES, values=3, grads=3, float32=1, mixed=0, dispatch=0)
+test_jit_matches = table.jit_table_test(CASES)
 
 
 def test_eig_values_and_known_derivatives():

@@ -311,6 +311,7 @@ CASES = [
 
 (test_values_match_numpy, test_grads, test_float32, test_mixed_precision,
  test_numpy_dispatch) = table.table_tests(CASES, values=12, grads=12, float32=4, dispatch=2)
+test_jit_matches = table.jit_table_test(CASES)
 
 
 def test_take_repeated_indices_accumulate():

@@ -64,6 +64,7 @@ _TABLE = [table.Case(name, table.fixed_args(make), fn,
 (test_values_match_numpy, test_grads, test_float32, test_mixed_precision,
  test_numpy_dispatch) = table.table_tests(_TABLE, values=1, grads=1, float32=1, mixed=1,
                                           dispatch=1)
+test_jit_matches = table.jit_table_test(_TABLE)
 
 
 @settings(max_examples=8)

@@ -354,6 +354,28 @@ def test_declared_properties_hold():
     assert s.reduction and s.linear_in == ((0,),)
     a = primitive_named("true_divide")
     np.testing.assert_allclose(a.impl(X, 2.0 * (X + 3)), a.impl(X, X + 3) / 2.0)
+    # python_operator: what one of Python's operators (or .real/.imag) computes on numbers
+    import operator
+    python = {"add": operator.add, "subtract": operator.sub, "multiply": operator.mul,
+              "true_divide": operator.truediv, "floor_divide": operator.floordiv,
+              "remainder": operator.mod, "power": operator.pow, "bitwise_and": operator.and_,
+              "bitwise_or": operator.or_, "bitwise_xor": operator.xor,
+              "left_shift": operator.lshift, "right_shift": operator.rshift,
+              "equal": operator.eq, "not_equal": operator.ne, "less": operator.lt,
+              "less_equal": operator.le, "greater": operator.gt,
+              "greater_equal": operator.ge, "negative": operator.neg,
+              "absolute": operator.abs, "invert": operator.invert,
+              "real": lambda x: x.real, "imag": lambda x: x.imag}
+    declared = {p.name for p in set(core._BY_NAME.values()) if p.python_operator}
+    assert declared <= set(python), declared - set(python)
+    for name in declared:
+        p = primitive_named(name)
+        for args in [(7, 3), (-7, 2), (2.5, -1.5)][:3 if name not in (
+                "bitwise_and", "bitwise_or", "bitwise_xor", "left_shift", "right_shift",
+                "invert") else 2]:
+            args = args[:1] if getattr(p.impl, "nin", 2) == 1 or name in ("real", "imag") \
+                else args
+            assert p.impl(*args) == python[name](*args), (name, args)
 
 
 def test_scalar_consts():

@@ -62,6 +62,7 @@ spec("reduction_methods", lambda m, x: x.sum(axis=0) * x.mean() + x.prod(axis=-1
 
 (test_values_match_numpy, test_grads, test_float32, test_mixed_precision,
  test_numpy_dispatch) = table.table_tests(CASES)
+test_jit_matches = table.jit_table_test(CASES)
 
 
 @pytest.mark.parametrize("name", ["max", "min"])

@@ -226,6 +226,7 @@ CASES = [
 
 (test_values_match_numpy, test_grads, test_float32, test_mixed_precision,
  test_numpy_dispatch) = table.table_tests(CASES, values=12, grads=12, float32=4, dispatch=2)
+test_jit_matches = table.jit_table_test(CASES)
 
 
 def _jac(f, x):
@@ -321,6 +322,45 @@ def test_nan_propagates_in_median_and_quantile():
     x = np.array([[1.0, np.nan, 3.0], [1.0, 2.0, 3.0]])
     np.testing.assert_array_equal(fnp.median(x, axis=1), np.median(x, axis=1))
     np.testing.assert_array_equal(fnp.quantile(x, [0.2], axis=1), np.quantile(x, [0.2], axis=1))
+
+
+@pytest.mark.parametrize("method", ["linear", "midpoint", "hazen", "weibull",
+                                    "interpolated_inverted_cdf", "median_unbiased"])
+@pytest.mark.parametrize("name", ["quantile", "nanquantile"])
+def test_float32_quantile_with_an_array_q_interpolates_as_numpy(name, method):
+    # float32 a, float64 q: a float64 result whose neighbours' difference NumPy takes in
+    # float32 (_lerp's b - a) before promoting; traced (jvp, jit's trace and replay) the
+    # same, not a float32-rounding away (the difference was taken in float64)
+    x = np.array([[-0.1321, 0.6404, 0.1049, -0.5357],
+                  [1.2345, -0.3333, 0.7071, 0.0101]], np.float32)
+    q = np.array([0.9127, 0.6066, 0.1])
+    want = getattr(np, name)(x, q, axis=-1, method=method)
+
+    def f(x):
+        return getattr(fnp, name)(x, q, axis=-1, method=method)
+    got = [funcgrad.jvp(f, (x,), (x,))[0]]
+    jf = funcgrad.jit(f)
+    got += [jf(x) for _ in range(3)]
+    for g in got:
+        assert g.dtype == np.float64
+        np.testing.assert_array_equal(g, want)
+
+
+@pytest.mark.parametrize("wdtype", [np.float32, np.int64, np.float64])
+def test_cov_weights_are_float64_as_numpy(wdtype):
+    # NumPy's cov takes its weights as float64 whatever their dtype: float32 aweights
+    # traced (jvp, jit's trace and replay) were summed in float32
+    x = np.array([[0.3, -1.2, 0.7, 2.1, -0.4]], np.float32)
+    aw = np.array([0.51, 1.73, 0.92, 1.37, 1.11]).astype(wdtype) + (wdtype == np.int64)
+    fw = np.array([1, 2, 1, 1, 2])
+    for kw in [dict(aweights=aw), dict(aweights=aw, fweights=fw, ddof=2)]:
+        want = np.cov(x, **kw)
+        got = [funcgrad.jvp(lambda x: fnp.cov(x, **kw), (x,), (x,))[0]]
+        jf = funcgrad.jit(lambda x: fnp.cov(x, **kw))
+        got += [jf(x) for _ in range(3)]
+        for g in got:
+            assert g.dtype == want.dtype == np.float64
+            np.testing.assert_allclose(g, want, rtol=1e-15, atol=0)
 
 
 def test_quantile_errors():

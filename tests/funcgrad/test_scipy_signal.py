@@ -42,6 +42,7 @@ CASES = [Case(f"{f}_{mode}", _draw(mode == "valid"),
 
 (test_values_match_scipy, test_grads, test_float32, test_mixed_precision,
  _) = table.table_tests(CASES, values=4, grads=3, float32=1, mixed=1, dispatch=0)
+test_jit_matches = table.jit_table_test(CASES)
 
 
 def test_errors_name_the_function():

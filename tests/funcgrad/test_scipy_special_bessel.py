@@ -49,6 +49,7 @@ CASES += [Case("ive", _draw(-12.0, 12.0, (0.0, 1.0, 2.0, -3.0)),
 
 (test_values_match_scipy, test_grads, test_float32, _, _) = table.table_tests(
     CASES, values=3, grads=3, float32=1, mixed=0, dispatch=0)
+test_jit_matches = table.jit_table_test(CASES)
 
 
 def test_known_derivatives():

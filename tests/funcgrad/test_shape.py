@@ -105,6 +105,7 @@ spec("astype_int_blocks", lambda m, x: m.astype(m.astype(x * 10.0, np.int64), x.
 
 (test_values_match_numpy, test_grads, test_float32, test_mixed_precision,
  test_numpy_dispatch) = table.table_tests(CASES)
+test_jit_matches = table.jit_table_test(CASES)
 
 
 def test_split_cotangent_is_one_concatenate():

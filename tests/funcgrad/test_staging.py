@@ -493,3 +493,95 @@ def test_jit_closing_over_an_outer_tracer_called_twice():
 def test_jit_output_depending_only_on_closure_tracer():
     x = np.linspace(0.1, 1.0, 4)
     assert float(fg.grad(lambda w: fnp.sum(fg.jit(lambda v: w * 2.0)(x)))(1.0)) == 2.0
+
+
+def test_array_methods_of_traced_values_inside_jit():
+    # a tracer class's own attributes must not hide the array methods every Tracer has
+    # (GraphTracer's slot ``var`` made ``x.var(axis=0)`` inside jit the graph variable)
+    from funcgrad._src import ad, batching, staging  # noqa: F401 - their tracer classes
+
+    def subclasses(c):
+        for s in c.__subclasses__():
+            yield s
+            yield from subclasses(s)
+    for cls in subclasses(core.Tracer):
+        for name in cls.__dict__.get("__slots__", ()):
+            assert not any(name in b.__dict__ for b in cls.__mro__[1:]), (cls, name)
+    x = np.arange(6.0).reshape(2, 3) ** 2
+    f = jit(lambda x: x.var(axis=0) + x.std(axis=1).sum())
+    for _ in range(3):
+        np.testing.assert_allclose(f(x), x.var(axis=0) + x.std(axis=1).sum(), rtol=1e-12)
+
+
+def test_jit_asarray_of_a_python_number_is_a_0d_array_as_eager():
+    # a Python number traced by jit is weakly typed; asarray/array make it a 0-d array,
+    # as numpy.asarray does, so it promotes a float32 array as it does eagerly. The cast
+    # doing it is no no-op for remove_noops (it was dropped: the replay gave the number)
+    a32 = np.linspace(-1.0, 1.0, 4, dtype=np.float32)
+    cases = [(lambda s, a: fnp.asarray(s), 2.0), (lambda s, a: fnp.array(s), 3),
+             (lambda s, a: fnp.asarray(s) * a, 2.0), (lambda s, a: fnp.array(s, ndmin=1), 2.0),
+             (lambda s, a: fnp.asarray(s, dtype=np.float64) + a, 2.0),
+             (lambda s, a: (s * 2, fnp.asarray(s * 2)), 1.5)]
+    for f, s in cases:
+        want = f(s, a32)
+        jf = jit(f)
+        for call in range(3):                 # traced, then replayed
+            got = jf(s, a32)
+            for g, w in zip(tree_leaves(got), tree_leaves(want)):
+                assert type(g) is type(w), (call, type(g), type(w))
+                assert np.asarray(g).dtype == np.asarray(w).dtype, call
+                np.testing.assert_array_equal(g, w)
+
+
+def test_jit_numpy_functions_of_python_numbers_give_numpy_scalars_as_eager():
+    # Python's operators on Python numbers give Python numbers (weakly typed under jit);
+    # NumPy's functions of them give NumPy scalars, which promote a float32 array. Under
+    # jit every primitive of weak values gave a weak Python number: sin(s) * float32 was
+    # float32 (float64 eagerly) and sum(s) a Python float
+    a32 = np.linspace(-1.0, 1.0, 4, dtype=np.float32)
+    cases = [(lambda s, a: fnp.sin(s) * a, 2.0), (lambda s, a: fnp.sum(s) * a, 2.0),
+             (lambda s, a: fnp.sqrt(s) * a, 4), (lambda s, a: fnp.maximum(s, 1.0) * a, 3.0),
+             (lambda s, a: fnp.exp(s) * a, 1j), (lambda s, a: fnp.sin(s), 2.0),
+             (lambda s, a: fnp.floor(s), 2.5),
+             # Python's own arithmetic stays Python's
+             (lambda s, a: (s * 2, -s, s / 4, s // 2, s % 2, s ** 2, abs(s), s > 1), 3.0),
+             (lambda s, a: (s * 2, -s, s // 2, s < 2, s & 6, s << 1), 3),
+             (lambda s, a: s * a, 2.0), (lambda s, a: (s * 0.5 + 1) * a, 2.0),
+             (lambda s, a: fg.grad(lambda t: fnp.sin(t) * t * 2.0)(s), 1.5)]
+    for f, s in cases:
+        want = f(s, a32)
+        jf = jit(f)
+        for call in range(3):                 # traced, then replayed
+            got = jf(s, a32)
+            for g, w in zip(tree_leaves(got), tree_leaves(want)):
+                assert type(g) is type(w), (call, type(g), type(w))
+                assert np.asarray(g).dtype == np.asarray(w).dtype, call
+                np.testing.assert_allclose(g, w, rtol=1e-15)
+
+
+def test_jit_python_numbers_through_functions_sharing_an_operators_primitive():
+    # np.add(2.0, 1.0) is a float64, 2.0 + 1.0 a float: the functions of the primitives
+    # behind Python's operators make their weak results strong (the operators do not);
+    # .real/.imag stay Python's (np.real(2j) is a float); functions that make arrays of
+    # their arguments (np.transpose, scipy.special.jv's order) read a Python number as
+    # NumPy does. Under jit these were Python numbers, or failed ('float' has no 'dtype')
+    from funcgrad.scipy import special
+    a32 = np.linspace(0.5, 1.0, 4, dtype=np.float32)
+    cases = [(lambda s, a: fnp.add(s, 1.0) * a, 2.0), (lambda s, a: fnp.negative(s) * a, 2.0),
+             (lambda s, a: fnp.abs(s) * a, -3), (lambda s, a: fnp.less(s, 1.0), 2.0),
+             (lambda s, a: (-s, abs(s), +s, s.real, s.imag), 2.0),
+             (lambda s, a: ((s * 1j).real, (s * 1j).imag, fnp.real(s * 1j)), 2.0),
+             (lambda s, a: fnp.transpose(s) * a, 2.0), (lambda s, a: fnp.squeeze(s), 2.0),
+             (lambda s, a: special.jv(s, a), 1.5), (lambda s, a: special.jv(s, s), 1.5)]
+    for f, s in cases:
+        want = f(s, a32)
+        jf = jit(f)
+        for call in range(3):                 # traced, then replayed
+            got = jf(s, a32)
+            for g, w in zip(tree_leaves(got), tree_leaves(want)):
+                # a NumPy scalar and a 0-d array are alike here; a Python number is not
+                kind = [type(v) if type(v) in (bool, int, float, complex) else np.ndim(v)
+                        for v in (g, w)]
+                assert kind[0] == kind[1], (call, type(g), type(w))
+                assert np.asarray(g).dtype == np.asarray(w).dtype, call
+                np.testing.assert_allclose(g, w, rtol=1e-15)

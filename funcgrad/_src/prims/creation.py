@@ -22,8 +22,11 @@ def _contains_tracer(obj):
 
 def asarray(a, dtype=None, order=None, *, copy=None):
     """``a`` as an array. A traced value is returned as it is (cast to ``dtype`` if given);
-    nested lists of traced values are stacked, differentiably."""
+    nested lists of traced values are stacked, differentiably. A Python number traced by
+    jit (weakly typed) becomes a 0-d array of its dtype, as ``numpy.asarray`` makes one
+    (a float32 array times it is then float64, as without jit)."""
     if isinstance(a, Tracer):
+        a = _shape.strong(a)
         return a if dtype is None else _shape.astype(a, dtype)
     if isinstance(a, (list, tuple)) and _contains_tracer(a):
         if not a:

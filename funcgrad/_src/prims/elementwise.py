@@ -43,11 +43,11 @@ def _unary(name, impl, rule):
     return _elementwise(name, impl, jvp=(rule,), vjp=(rule,))
 
 
-def _binary(name, impl, dx, dy):
+def _binary(name, impl, dx, dy, **properties):
     """A differentiable binary elementwise primitive from its partial derivatives
     ``dx(ans, x, y)`` and ``dy(ans, x, y)``."""
     return _elementwise(
-        name, impl,
+        name, impl, **properties,
         jvp=(lambda t, ans, x, y: t * dx(ans, x, y), lambda t, ans, x, y: t * dy(ans, x, y)),
         vjp=(lambda g, ans, x, y: unbroadcast(g * dx(ans, x, y), x),
              lambda g, ans, x, y: unbroadcast(g * dy(ans, x, y), y)))
@@ -69,11 +69,14 @@ def _seq_as_array(x):
 # straight to that trace: the same decision `bind` makes, minus its loops (this is the
 # hottest path of all). Everything else goes through `bind`.
 def _wrap1(p, doc):
+    numpy_scalar = _numpy_scalar(p)
+
     def f(x, /):
         if isinstance(x, Tracer):
             t = x._trace
             if t.alive:
-                return t.process(p, (x,), _NO_PARAMS)
+                r = t.process(p, (x,), _NO_PARAMS)
+                return _shape.strong(r) if numpy_scalar and getattr(r, "weak", False) else r
         elif type(x) in _SEQUENCES:
             x = _shape._as_array(x)
         return bind(p, x)
@@ -82,16 +85,28 @@ def _wrap1(p, doc):
     return f
 
 
+def _numpy_scalar(p):
+    """Whether funcgrad.numpy's function of ``p`` gives a NumPy scalar where ``p``'s
+    Python operator gives a Python number (a ufunc's: ``np.add(2.0, 1.0)`` is a float64,
+    ``2.0 + 1.0`` a float): its weak results (of Python numbers traced by jit) are made
+    strong, as ``Tracer``'s operators' are not."""
+    return p.python_operator and isinstance(p.impl, np.ufunc)
+
+
 def _wrap2(p, doc):
+    numpy_scalar = _numpy_scalar(p)
+
     def f(x1, x2, /):
         if isinstance(x1, Tracer):
             t = x1._trace
             if t.alive and (not isinstance(x2, Tracer) or x2._trace is t):
-                return t.process(p, (x1, x2), _NO_PARAMS)
+                r = t.process(p, (x1, x2), _NO_PARAMS)
+                return _shape.strong(r) if numpy_scalar and getattr(r, "weak", False) else r
         elif isinstance(x2, Tracer):
             t = x2._trace
             if t.alive:
-                return t.process(p, (x1, x2), _NO_PARAMS)
+                r = t.process(p, (x1, x2), _NO_PARAMS)
+                return _shape.strong(r) if numpy_scalar and getattr(r, "weak", False) else r
         if type(x1) in _SEQUENCES:
             x1 = _shape._as_array(x1)
         if type(x2) in _SEQUENCES:
@@ -134,7 +149,7 @@ def _over_number(invars):
 
 
 # ---- unary, differentiable -----------------------------------------------------------
-negative_p = _elementwise("negative", np.negative, linear_in=((0,),),
+negative_p = _elementwise("negative", np.negative, linear_in=((0,),), python_operator=True,
                           scalar_multiple=lambda invars: (0, -1),
                           jvp=(lambda t, ans, x: -t,),
                           vjp=(lambda g, ans, x: -g,))
@@ -182,15 +197,15 @@ def _abs_vjp(g, ans, x):
     return g * sign(x)
 
 
-abs_p = _elementwise("absolute", np.abs,
+abs_p = _elementwise("absolute", np.abs, python_operator=True,
                      jvp=(_abs_jvp,),
                      vjp=(_abs_vjp,))
 
 # Complex parts. Reverse rules are transposes of the real-linear maps (JAX's convention).
-real_p = _elementwise("real", np.real, linear_in=((0,),),
+real_p = _elementwise("real", np.real, linear_in=((0,),), python_operator=True,
                       jvp=(lambda t, ans, x: real(t),),
                       vjp=(lambda g, ans, x: _shape.astype(g, x.dtype),))
-imag_p = _elementwise("imag", np.imag, linear_in=((0,),),
+imag_p = _elementwise("imag", np.imag, linear_in=((0,),), python_operator=True,
                       jvp=(lambda t, ans, x: imag(t),),
                       vjp=(lambda g, ans, x: g * (-1j) if x.dtype.kind == "c" else None,))
 conj_p = _elementwise("conjugate", np.conjugate, linear_in=((0,),),
@@ -205,26 +220,26 @@ trunc_p = _elementwise("trunc", np.trunc)
 rint_p = _elementwise("rint", np.rint)
 round_p = _elementwise("round", lambda x, decimals=0: np.round(x, decimals))
 logical_not_p = _elementwise("logical_not", np.logical_not)
-invert_p = _elementwise("invert", np.invert)
+invert_p = _elementwise("invert", np.invert, python_operator=True)
 isnan_p = _elementwise("isnan", np.isnan)
 isinf_p = _elementwise("isinf", np.isinf)
 isfinite_p = _elementwise("isfinite", np.isfinite)
 signbit_p = _elementwise("signbit", np.signbit)
 
 # ---- binary, differentiable ----------------------------------------------------------
-add_p = _elementwise("add", np.add, linear_in=((0, 1),), commutative=True,
+add_p = _elementwise("add", np.add, linear_in=((0, 1),), commutative=True, python_operator=True,
                      jvp=(lambda t, ans, x, y: t,
                           lambda t, ans, x, y: t),
                      vjp=(lambda g, ans, x, y: unbroadcast(g, x),
                           lambda g, ans, x, y: unbroadcast(g, y)))
 
-subtract_p = _elementwise("subtract", np.subtract, linear_in=((0, 1),),
+subtract_p = _elementwise("subtract", np.subtract, linear_in=((0, 1),), python_operator=True,
                           jvp=(lambda t, ans, x, y: t,
                                lambda t, ans, x, y: -t),
                           vjp=(lambda g, ans, x, y: unbroadcast(g, x),
                                lambda g, ans, x, y: unbroadcast(-g, y)))
 
-multiply_p = _elementwise("multiply", np.multiply, linear_in=((0,), (1,)),
+multiply_p = _elementwise("multiply", np.multiply, linear_in=((0,), (1,)), python_operator=True,
                           commutative=True, scalar_multiple=_times_number,
                           jvp=(lambda t, ans, x, y: t * y,
                                lambda t, ans, x, y: x * t),
@@ -232,7 +247,7 @@ multiply_p = _elementwise("multiply", np.multiply, linear_in=((0,), (1,)),
                                lambda g, ans, x, y: unbroadcast(x * g, y)))
 
 true_divide_p = _elementwise("true_divide", np.true_divide, linear_in=((0,),),
-                             inverse_in=(1,), scalar_multiple=_over_number,
+                             inverse_in=(1,), scalar_multiple=_over_number, python_operator=True,
                              jvp=(lambda t, ans, x, y: t / y,
                                   lambda t, ans, x, y: -t * ans / y),
                              vjp=(lambda g, ans, x, y: unbroadcast(g / y, x),
@@ -253,7 +268,7 @@ def _pow_dy(ans, x, y):
     return where(x == 0, 0, ans * log(safe_x))
 
 
-power_p = _binary("power", np.power, _pow_dx, _pow_dy)
+power_p = _binary("power", np.power, _pow_dx, _pow_dy, python_operator=True)
 arctan2_p = _binary("arctan2", np.arctan2, lambda ans, x, y: y / (x * x + y * y),
                     lambda ans, x, y: -x / (x * x + y * y))
 hypot_p = _binary("hypot", np.hypot, lambda ans, x, y: x / ans, lambda ans, x, y: y / ans)
@@ -313,7 +328,7 @@ fmin_p = _binary("fmin", np.fmin,
                  lambda ans, x, y: _select_weight((x < y) | isnan(y), x == y, _dtype_of(ans)),
                  lambda ans, x, y: _select_weight((y < x) | isnan(x), x == y, _dtype_of(ans)))
 remainder_p = _binary("remainder", np.remainder, lambda ans, x, y: 1,
-                      lambda ans, x, y: -floor_divide(x, y))
+                      lambda ans, x, y: -floor_divide(x, y), python_operator=True)
 fmod_p = _binary("fmod", np.fmod, lambda ans, x, y: 1, lambda ans, x, y: -trunc(x / y))
 copysign_p = _elementwise("copysign", np.copysign,
                           jvp=(lambda t, ans, x, y: t * (sign(x) * sign(ans)),
@@ -322,22 +337,22 @@ copysign_p = _elementwise("copysign", np.copysign,
                                None))
 
 # ---- binary, no derivative -----------------------------------------------------------
-floor_divide_p = _elementwise("floor_divide", np.floor_divide)
+floor_divide_p = _elementwise("floor_divide", np.floor_divide, python_operator=True)
 heaviside_p = _elementwise("heaviside", np.heaviside)
-equal_p = _elementwise("equal", np.equal)
-not_equal_p = _elementwise("not_equal", np.not_equal)
-less_p = _elementwise("less", np.less)
-less_equal_p = _elementwise("less_equal", np.less_equal)
-greater_p = _elementwise("greater", np.greater)
-greater_equal_p = _elementwise("greater_equal", np.greater_equal)
+equal_p = _elementwise("equal", np.equal, python_operator=True)
+not_equal_p = _elementwise("not_equal", np.not_equal, python_operator=True)
+less_p = _elementwise("less", np.less, python_operator=True)
+less_equal_p = _elementwise("less_equal", np.less_equal, python_operator=True)
+greater_p = _elementwise("greater", np.greater, python_operator=True)
+greater_equal_p = _elementwise("greater_equal", np.greater_equal, python_operator=True)
 logical_and_p = _elementwise("logical_and", np.logical_and)
 logical_or_p = _elementwise("logical_or", np.logical_or)
 logical_xor_p = _elementwise("logical_xor", np.logical_xor)
-bitwise_and_p = _elementwise("bitwise_and", np.bitwise_and)
-bitwise_or_p = _elementwise("bitwise_or", np.bitwise_or)
-bitwise_xor_p = _elementwise("bitwise_xor", np.bitwise_xor)
-left_shift_p = _elementwise("left_shift", np.left_shift)
-right_shift_p = _elementwise("right_shift", np.right_shift)
+bitwise_and_p = _elementwise("bitwise_and", np.bitwise_and, python_operator=True)
+bitwise_or_p = _elementwise("bitwise_or", np.bitwise_or, python_operator=True)
+bitwise_xor_p = _elementwise("bitwise_xor", np.bitwise_xor, python_operator=True)
+left_shift_p = _elementwise("left_shift", np.left_shift, python_operator=True)
+right_shift_p = _elementwise("right_shift", np.right_shift, python_operator=True)
 
 # ---- where and clip ------------------------------------------------------------------
 where_p = _elementwise("where", np.where,
@@ -595,7 +610,13 @@ def _operators():
             return bind(p, other, self)
         return op
 
-    table = {"neg": negative, "abs": abs}
+    def unary(p):      # (not negative or abs: those give NumPy scalars of Python numbers)
+        def op(self):
+            t = self._trace
+            return t.process(p, (self,), _NO_PARAMS) if t.alive else bind(p, self)
+        return op
+
+    table = {"neg": unary(negative_p), "abs": unary(abs_p)}
     for name, p in [("add", add_p), ("sub", subtract_p), ("mul", multiply_p),
                     ("truediv", true_divide_p), ("floordiv", floor_divide_p),
                     ("mod", remainder_p), ("pow", power_p), ("and", bitwise_and_p),

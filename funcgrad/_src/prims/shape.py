@@ -113,9 +113,11 @@ def unbroadcast(g, x):
 # ---- reshape ---------------------------------------------------------------------------
 def _same_type(invars, outvars, params):
     """Whether an equation's result has its operand's shape and dtype (a reshape, a cast
-    or a broadcast that changes nothing: the is_noop property)."""
+    or a broadcast that changes nothing: the is_noop property), and is a Python number
+    exactly when its operand is (a cast of a weakly typed value makes a 0-d array)."""
     src, out = invars[0], outvars[0]
-    return hasattr(src, "shape") and src.shape == out.shape and src.dtype == out.dtype
+    return (hasattr(src, "shape") and src.shape == out.shape and src.dtype == out.dtype
+            and getattr(src, "weak", False) == getattr(out, "weak", False))
 
 
 def _reshape_impl(x, shape):
@@ -262,8 +264,19 @@ def atleast_3d(*arys):
     return res[0] if len(res) == 1 else tuple(res)   # a tuple, as NumPy 2
 
 
+def strong(x):
+    """``x``, or for a Python number traced by jit (a weakly typed tracer) a 0-d array of
+    its dtype, as ``numpy.asarray`` makes of a Python number: it then promotes as an
+    array does (a float32 array times it is float64), with or without jit."""
+    return bind(astype_p, x, dtype=x.dtype) if isinstance(x, Tracer) and x.weak else x
+
+
 def _as_array(x):
-    if type(x) is np.ndarray or isinstance(x, (Tracer, np.ndarray)) or hasattr(
+    if type(x) is np.ndarray:
+        return x
+    if isinstance(x, Tracer):
+        return strong(x)
+    if isinstance(x, np.ndarray) or hasattr(
             x, "__cuda_array_interface__") or array_module(x) is not np:
         return x
     if isinstance(x, (list, tuple)) and _holds_tracer(x):

@@ -428,20 +428,25 @@ def _real_or_complex_input(x, op):
 
 
 def _common_real(x, y, op):
-    """Two real arguments cast to their common floating dtype (Python numbers are weak)."""
-    vals = []
+    """Two real arguments cast to their common floating dtype (Python numbers are weak,
+    also when traced by jit)."""
+    vals, probe = [], []
     for v in (x, y):
         if isinstance(v, (int, float)) and not isinstance(v, bool):
             vals.append(v)
+            probe.append(v)
+        elif isinstance(v, Tracer) and v.weak:
+            vals.append(v)
+            probe.append(v.dtype.type(0).item())     # a Python number of its kind
         else:
             vals.append(_as_array(v))
-    probe = [v if isinstance(v, (int, float)) else np.empty((), v.dtype) for v in vals]
+            probe.append(np.empty((), vals[-1].dtype))
     dt = np.result_type(*probe)
     if dt.kind == "c":
         raise FuncgradTypeError(f"special.{op}: complex input is not supported")
     if dt.kind != "f":
         dt = np.dtype(np.float64)
-    return [_sh.astype(v, dt) if not isinstance(v, (int, float)) else np.asarray(v, dt)
+    return [np.asarray(v, dt) if isinstance(v, (int, float)) else _sh.astype(_sh.strong(v), dt)
             for v in vals]
 
 

@@ -171,12 +171,12 @@ def _quantile(op, a, q, axis, method, keepdims, weak_q, omit_nan):
             dtype = np.result_type(s.dtype, 0.5)
         else:
             dtype = np.result_type(s.dtype, gamma.dtype)
-        if s.dtype != dtype:
-            s = _s.astype(s, dtype)
         if gamma.dtype != dtype:
             gamma = _s.astype(gamma, dtype)
         below, above = gather(lo), gather(hi)
-        d = above - below
+        d = above - below      # in a's dtype, then promoted, as NumPy's _lerp does
+        if s.dtype != dtype:
+            below, above, d = (_s.astype(v, dtype) for v in (below, above, d))
         res = _where(gamma >= 0.5, above - d * (1 - gamma), below + d * gamma)
     if inexact:
         if omit_nan:
@@ -514,8 +514,8 @@ def nanargmin(a, axis=None, out=None, *, keepdims=False):
 
 def _weights_1d(w, n, name):
     w = _as_array(w)
-    if w.dtype.kind not in "fc":
-        w = _s.astype(w, np.float64)
+    if w.dtype.kind != "c" and w.dtype != np.float64:
+        w = _s.astype(w, np.float64)   # NumPy's cov: np.asarray(weights, dtype=float)
     if _s._ndim(w) > 1:
         raise FuncgradValueError(f"cov: cannot handle multidimensional {name}")
     if w.shape[0] != n:
