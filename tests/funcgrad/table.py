@@ -475,8 +475,9 @@ def check_jit(case, data):
     """``funcgrad.jit`` of the function (array arguments passed, the rest closed over)
     gives the eager result on its first call (the trace) and on two more (the compiled
     replay, through the passes of compiler.py): the same containers, Python scalar
-    types, shapes, dtypes and values; no call changes its inputs, and no later call
-    changes an earlier call's results. In float64; in float32 where it applies
+    types, shapes, dtypes and values; no call changes its inputs, no later call
+    changes an earlier call's results, and no replayed result shares memory with an
+    argument or another result where the traced call's does not. In float64; in float32 where it applies
     (Python-number constants folded by the passes must not promote it); and with the
     0-d floating arguments passed as Python floats, weakly typed under jit, where the
     function takes them (jit must read them as NumPy does: ``np.sin(2.0)`` is a float64
@@ -529,6 +530,31 @@ def _check_jit(case, args, static, what="", extra=()):
     assert jf.cache_size() == 1, f"{what}jit compiled nothing: the later calls did not replay"
     for call, out in enumerate(outs):
         _assert_same(out, want_copy, f"{what}jit's call {call + 1}, after the later calls: ")
+        _assert_no_new_sharing(out, outs[0], [args[i] for i in arrays],
+                               f"{what}jit's call {call + 1}: ")
+
+
+def _assert_no_new_sharing(out, want, inputs, what):
+    """A replayed result of jit shares memory with an argument or with another result
+    only where the traced call's does: the passes must not make results share
+    (``x * 1.0`` folded to ``x``; two equal products merged), or writing into one would
+    change another. (The traced call itself may return an argument where eager NumPy
+    copies, ``tile(x, 1)``: funcgrad's arrays are values, a documented choice.)"""
+    got = funcgrad.tree_util.tree_leaves(out)
+    ref = funcgrad.tree_util.tree_leaves(want)
+    if len(got) != len(ref):
+        return                  # (_assert_same reports the structure)
+
+    def shares(a, b):
+        return (isinstance(a, np.ndarray) and isinstance(b, np.ndarray)
+                and np.shares_memory(a, b))
+    for j, (g, r) in enumerate(zip(got, ref)):
+        for i, x in enumerate(inputs):
+            assert not shares(g, x) or shares(r, x), (
+                f"{what}result {j} shares memory with argument {i}; eagerly it does not")
+        for k in range(j):
+            assert not shares(g, got[k]) or shares(r, ref[k]), (
+                f"{what}results {k} and {j} share memory; eagerly they do not")
 
 
 # Examples per case and check; TABLE_EXAMPLES scales them all (default 6, the grads
