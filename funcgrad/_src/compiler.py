@@ -494,8 +494,9 @@ def product_sums(graph):
                  graph.out_tree, graph.arg_names)
 
 
-def compile_graph(graph, host=False):
-    """Straight-line Python for ``graph``: returns ``f(*flat_inputs) -> list of outputs``.
+def compile_graph(graph, host=False, copies=()):
+    """Straight-line Python for ``graph``: returns ``f(*flat_inputs) -> list of outputs``,
+    those at positions ``copies`` copied (see :func:`_new_aliases`).
 
     ``host=True`` promises that every value is a NumPy array or scalar (no CuPy or other
     device arrays), which allows host-only speed-ups such as 0-d array literals and the
@@ -581,8 +582,8 @@ def compile_graph(graph, host=False):
     params = ", ".join(names[v.name] for v in graph.invars)
     const_names = {v.name for v, x in graph.consts if isinstance(x, np.ndarray)}
     # constants handed out are copied, so that changing a result never changes the cache
-    ret = ", ".join(ref(v) + (".copy()" if isinstance(v, Var) and v.name in const_names else "")
-                    for v in graph.outvars)
+    ret = ", ".join(ref(v) + (".copy()" if isinstance(v, Var) and (
+        v.name in const_names or j in copies) else "") for j, v in enumerate(graph.outvars))
     src = f"def compiled({params}):\n" + "\n".join(lines) + f"\n    return [{ret}]\n"
     code = compile(src, "<funcgrad.jit>", "exec")
     exec(code, ns)
@@ -598,8 +599,14 @@ def _python_number(x):
 
 def _compile_subgraph(graph, host=False):
     """Code for a sub-graph of a control-flow equation (a scan's body, a cond's branch):
-    simplified and generated like a jitted function's, run by the primitive's loop."""
-    return compile_graph(simplify(graph), host)
+    simplified and generated like a jitted function's, run by the primitive's loop.
+    An output the passes made share memory with an input or another output is copied,
+    as by jit (:func:`_new_aliases`): a scan carry ``c * 1.0`` folded to ``c`` would
+    otherwise hand the scan's argument back as its result, a nested jit of ``x * 1.0``
+    its argument. (No dearer than the unsimplified graph: the copy replaces the
+    equation the pass removed.)"""
+    simple = simplify(graph)
+    return compile_graph(simple, host, _new_aliases(graph, simple))
 
 
 _staging.register_graph_compiler(_compile_subgraph)
@@ -856,27 +863,38 @@ def _fresh(e):
 
 
 def _memory_of(graph, cap=64):
-    """For each output position of ``graph``, the names of the variables (inputs and
-    results) whose memory it may share, walking back through every equation that may
-    return a view of its operands (all but :func:`_fresh` ones); None where that set
-    passes ``cap`` names (it may share anything: a long chain of views), which keeps
-    this linear in the graph's size."""
+    """For each output position of ``graph``, ``(names, inputs)``: the names of the
+    variables (inputs and results) whose memory it may share, walking back through
+    every equation that may return a view of its operands (all but :func:`_fresh`
+    ones), None where that set passes ``cap`` names (it may share anything: a long
+    chain of views), which keeps this linear in the graph's size; and the graph inputs
+    among them, kept exactly whatever the chain's length (at most one set per input
+    combination: a one-operand view passes its operand's set on, not a copy)."""
     may = {v.name: frozenset((v.name,))
            for v in list(graph.invars) + [c for c, _ in graph.consts]}
+    empty = frozenset()
+    ins = {v.name: frozenset((v.name,)) for v in graph.invars}
     for e in graph.eqns:
         base = frozenset()
+        roots = empty
         if not _fresh(e):
             for v in e.invars:
                 if isinstance(v, Var):
+                    r = ins.get(v.name, empty)
+                    if r and not r <= roots:
+                        roots = r if not roots else roots | r
+                    if base is None:
+                        continue
                     m = may.get(v.name, frozenset())
                     base = None if m is None else base | m
-                    if base is None or len(base) > cap:
+                    if base is not None and len(base) > cap:
                         base = None
-                        break
         for o in e.outvars:
             may[o.name] = None if base is None else base | {o.name}
-    return [may.get(v.name, frozenset((v.name,))) if isinstance(v, Var) else frozenset()
-            for v in graph.outvars]
+            if roots:
+                ins[o.name] = roots
+    return [(may.get(v.name, frozenset((v.name,))), ins.get(v.name, empty))
+            if isinstance(v, Var) else (frozenset(), empty) for v in graph.outvars]
 
 
 def _new_aliases(traced, simplified):
@@ -884,30 +902,37 @@ def _new_aliases(traced, simplified):
     earlier output although the traced function's was not: ``x * 1.0`` folded to ``x``,
     two equal products merged into one. Those outputs are copied on the way out, so that
     writing into a result of a jitted function changes nothing else, as without jit.
-    (Where the traced sharing is unknown, :func:`_memory_of`'s None, nothing is copied;
-    where only the simplified one is, the output is copied.)"""
-    before, after = _memory_of(traced), _memory_of(simplified)
-    inputs = {v.name for v in traced.invars}
+    (Sharing with an input is known exactly; where the traced sharing with other
+    results is unknown, :func:`_memory_of`'s None, no copy is made for it; where only
+    the simplified one is, the output is copied.)"""
+    # (a nested jit's call, as if it may view all its operands, would hide the sharing
+    # its body's passes create once inlined: the traced body is read instead)
+    before, after = _memory_of(inline_calls(traced)), _memory_of(simplified)
     copies = []
     owners = {}       # name -> the kept outputs that may share its memory after the passes
     unshared = {}     # name -> those of them that may not share it in the traced graph
-    for j, (b, a) in enumerate(zip(before, after)):
+    for j, ((b, b_in), (a, a_in)) in enumerate(zip(before, after)):
         o = simplified.outvars[j]
-        if b is None or not isinstance(o, Var) or o.weak:
+        if not isinstance(o, Var) or o.weak:
             continue
-        new = a is None or bool((a - b) & inputs)
-        if not new:
-            for name in a:
-                # an earlier output sharing ``name`` whose traced memory also held it
-                # shares with this one in the traced graph too, when this one holds it
-                for i in (unshared.get(name, ()) if name in b else owners.get(name, ())):
-                    if not b & before[i]:
-                        new = True
+        new = not a_in <= b_in
+        if not new and b is not None:
+            new = a is None
+            if not new:
+                for name in a:
+                    # an earlier output sharing ``name`` whose traced memory also held
+                    # it shares with this one in the traced graph too, when this one
+                    # holds it
+                    for i in (unshared.get(name, ()) if name in b else owners.get(name, ())):
+                        if not b & before[i][0]:
+                            new = True
+                            break
+                    if new:
                         break
-                if new:
-                    break
         if new:
             copies.append(j)
+            continue
+        if b is None or a is None:
             continue
         for name in a:
             owners.setdefault(name, []).append(j)
