@@ -585,3 +585,26 @@ def test_jit_python_numbers_through_functions_sharing_an_operators_primitive():
                 assert kind[0] == kind[1], (call, type(g), type(w))
                 assert np.asarray(g).dtype == np.asarray(w).dtype, call
                 np.testing.assert_allclose(g, w, rtol=1e-15)
+
+
+def test_jit_numpy_functions_of_operators_give_numpy_scalars_not_0d_arrays():
+    # fnp.add(s, 1.0) of a Python number traced by jit was made strong after the ufunc,
+    # by a cast that makes a 0-d array: eagerly np.add(3.0, 1.0) is a NumPy scalar
+    # (a float subclass, hashable: a dict key, which a 0-d array cannot be). The traced
+    # operands are made strong first instead, so the ufunc itself gives the scalar.
+    a32 = np.linspace(0.5, 1.0, 4, dtype=np.float32)
+    cases = [(lambda s: fnp.add(s, 1.0), 3.0), (lambda s: fnp.multiply(2, s), 3.0),
+             (lambda s: fnp.true_divide(s, 2), 3), (lambda s: fnp.less(s, 1.0), 2.0),
+             (lambda s: fnp.equal(s, s), 2), (lambda s: fnp.power(s, 2), 3),
+             (lambda s: fnp.negative(s), 2.0), (lambda s: fnp.abs(s), -3),
+             (lambda s: fnp.bitwise_and(s, 6), 3), (lambda s: fnp.add(s, 1.0) * a32, 2.0),
+             (lambda s: fnp.subtract(s, a32), 2.0), (lambda s: (s + 1, fnp.add(s, 1)), 2)]
+    for f, s in cases:
+        want = f(s)
+        jf = jit(f)
+        for call in range(3):                 # traced, then replayed
+            got = jf(s)
+            for g, w in zip(tree_leaves(got), tree_leaves(want)):
+                assert type(g) is type(w), (call, type(g), type(w))
+                assert np.asarray(g).dtype == np.asarray(w).dtype, call
+                np.testing.assert_array_equal(g, w)

@@ -75,8 +75,9 @@ def _wrap1(p, doc):
         if isinstance(x, Tracer):
             t = x._trace
             if t.alive:
-                r = t.process(p, (x,), _NO_PARAMS)
-                return _shape.strong(r) if numpy_scalar and getattr(r, "weak", False) else r
+                if numpy_scalar and x.weak:
+                    x = _shape.strong(x)
+                return t.process(p, (x,), _NO_PARAMS)
         elif type(x) in _SEQUENCES:
             x = _shape._as_array(x)
         return bind(p, x)
@@ -88,9 +89,24 @@ def _wrap1(p, doc):
 def _numpy_scalar(p):
     """Whether funcgrad.numpy's function of ``p`` gives a NumPy scalar where ``p``'s
     Python operator gives a Python number (a ufunc's: ``np.add(2.0, 1.0)`` is a float64,
-    ``2.0 + 1.0`` a float): its weak results (of Python numbers traced by jit) are made
-    strong, as ``Tracer``'s operators' are not."""
+    ``2.0 + 1.0`` a float): where all its operands are weak (Python numbers traced by
+    jit, or written in place) its traced ones are made strong first, 0-d arrays as
+    ``np.asarray`` makes, so that the ufunc gives a NumPy scalar on the trace and on the
+    replay, as eagerly (making its weak result strong afterwards gave a 0-d array);
+    ``Tracer``'s operators keep Python numbers Python numbers."""
     return p.python_operator and isinstance(p.impl, np.ufunc)
+
+
+_WEAK = (int, float, complex)     # Python numbers that stay weak (staging's _WEAK)
+
+
+def _weak_operands(x1, x2):
+    """Whether both operands are weak (see :func:`_numpy_scalar`)."""
+    return all(v.weak if isinstance(v, Tracer) else type(v) in _WEAK for v in (x1, x2))
+
+
+def _strong_operands(x1, x2):
+    return _shape.strong(x1), _shape.strong(x2)
 
 
 def _wrap2(p, doc):
@@ -100,13 +116,15 @@ def _wrap2(p, doc):
         if isinstance(x1, Tracer):
             t = x1._trace
             if t.alive and (not isinstance(x2, Tracer) or x2._trace is t):
-                r = t.process(p, (x1, x2), _NO_PARAMS)
-                return _shape.strong(r) if numpy_scalar and getattr(r, "weak", False) else r
+                if numpy_scalar and x1.weak and _weak_operands(x1, x2):
+                    x1, x2 = _strong_operands(x1, x2)
+                return t.process(p, (x1, x2), _NO_PARAMS)
         elif isinstance(x2, Tracer):
             t = x2._trace
             if t.alive:
-                r = t.process(p, (x1, x2), _NO_PARAMS)
-                return _shape.strong(r) if numpy_scalar and getattr(r, "weak", False) else r
+                if numpy_scalar and x2.weak and _weak_operands(x1, x2):
+                    x1, x2 = _strong_operands(x1, x2)
+                return t.process(p, (x1, x2), _NO_PARAMS)
         if type(x1) in _SEQUENCES:
             x1 = _shape._as_array(x1)
         if type(x2) in _SEQUENCES:
