@@ -66,17 +66,24 @@ class Primitive:
         jit (weakly typed) its result stays a Python number, as in Python. Any other
         primitive gives a NumPy scalar there, as NumPy's functions do (``sin(2.0)`` is a
         float64 that promotes a float32 array).
+      bools_as_ints: a ``python_operator`` that Python computes on bools as on ints
+        (``True + True`` is 2, ``-True`` is -1, ``~True`` is -2; not ``&``, ``|``, ``^``
+        or the comparisons), where its ufunc keeps bools (``np.add(True, True)`` is
+        True) or refuses them: jit casts weak bools (Python bools, comparisons of Python
+        numbers it traces) to Python ints for it (the primitive of
+        :func:`register_int_cast`).
     """
 
     __slots__ = ("name", "impl", "jvp_rules", "jvp", "vjp_rules", "vjp", "vjp_fwd", "batch",
                  "rows", "multiple_results", "effectful", "elementwise", "reduction",
                  "commutative", "linear_in", "inverse_in", "scalar_multiple", "is_noop",
-                 "multiply_adds", "inline", "python_operator", "__weakref__")
+                 "multiply_adds", "inline", "python_operator", "bools_as_ints",
+                 "__weakref__")
 
     def __init__(self, name, impl, *, multiple_results=False, effectful=False,
                  elementwise=False, reduction=False, commutative=False, linear_in=(),
                  inverse_in=(), scalar_multiple=None, is_noop=None, multiply_adds=None,
-                 inline=None, python_operator=False):
+                 inline=None, python_operator=False, bools_as_ints=False):
         _BY_NAME.setdefault(name, self)
         self.name = name
         self.impl = impl
@@ -95,6 +102,7 @@ class Primitive:
         self.multiply_adds = multiply_adds
         self.inline = inline
         self.python_operator = python_operator
+        self.bools_as_ints = bools_as_ints
 
     def bind(self, *args, **params):
         return bind(self, *args, **params)
@@ -119,6 +127,20 @@ def register_scaling(*, multiply, negate):
     """Called once by the elementwise primitives: the primitives with which jit's passes
     write ``x * c`` (``c`` a Python number) and ``-x``."""
     _SCALING["multiply"], _SCALING["negate"] = multiply, negate
+
+
+_INT_CAST = []         # how jit casts a weak bool to a Python int: set by the shape family
+
+
+def register_int_cast(cast):
+    """Called once by the shape primitives: the cast (``cast(x, dtype=...)``) with which
+    jit reads a weak bool as a Python int for a ``bools_as_ints`` primitive."""
+    _INT_CAST[:] = [cast]
+
+
+def int_cast_primitive():
+    """The primitive of :func:`register_int_cast`."""
+    return _INT_CAST[0]
 
 
 def scaling_primitives():
@@ -542,7 +564,8 @@ Tracer.__rmatmul__ = _binop("matmul", reflected=True)
 
 
 def _divmod(self, other):
-    return _np().floor_divide(self, other), _np().remainder(self, other)
+    # (the operators: on Python numbers traced by jit, Python's divmod gives Python numbers)
+    return self // other, self % other
 
 
 Tracer.__divmod__ = _divmod

@@ -21,7 +21,7 @@ import re
 import numpy as np
 
 from .backend import array_module, dtype_name
-from .core import Trace, Tracer, bind, new_trace
+from .core import Trace, Tracer, bind, int_cast_primitive, new_trace
 from .errors import ConcretizationTypeError
 from .ir import (Eqn, Graph, Literal, Var, dead_output_rules, eval_graph,  # noqa: F401
                  prune_graph)  # (re-exported: the IR lives in ir.py)
@@ -84,6 +84,7 @@ class GraphTracer(Tracer):
 
 
 _WEAK = (int, float, complex)
+_INT = np.dtype(np.int64)
 
 
 class GraphTrace(Trace):
@@ -129,7 +130,37 @@ class GraphTrace(Trace):
         self.consts.append((v, x))
         return v
 
+    def _python_int(self, a):
+        """A weak bool (a Python bool, or one traced by jit: a comparison of Python
+        numbers) as the Python int its arithmetic reads it as."""
+        if not isinstance(a, GraphTracer):
+            return int(a)
+        v = a.graph_var
+        out = self.new_var((), _INT, v.deps)
+        out.weak = True
+        self.eqns.append(Eqn(int_cast_primitive(), [v], {"dtype": _INT}, [out]))
+        return GraphTracer(self, out, int(a.aval))
+
+    def _python_bools(self, args):
+        """Whether ``args`` are weak (Python numbers, traced or not) with a bool among
+        them: Python's arithmetic reads the bools as ints."""
+        has_bool = False
+        for a in args:
+            if isinstance(a, GraphTracer) and a._trace is self:
+                if not a.graph_var.weak:
+                    return False
+                has_bool = has_bool or a.graph_var.dtype.kind == "b"
+            elif type(a) is bool:
+                has_bool = True
+            elif type(a) not in _WEAK:
+                return False
+        return has_bool
+
     def process(self, prim, args, params):
+        if prim.bools_as_ints and self._python_bools(args):
+            args = [self._python_int(a) if type(a) is bool or (
+                isinstance(a, GraphTracer) and a.graph_var.dtype.kind == "b") else a
+                for a in args]
         vals = []
         invars = []
         deps = frozenset()
@@ -145,7 +176,7 @@ class GraphTrace(Trace):
                     self.outer = True     # a closure over another transformation's value
                 vals.append(a)
                 invars.append(self.const(a))
-                weak = weak and type(a) in _WEAK
+                weak = weak and (type(a) in _WEAK or type(a) is bool)
         with np.errstate(all="ignore"):
             out = bind(prim, *vals, **params) if not self.bottom else prim.impl(*vals, **params)
         if (weak and prim.python_operator and not prim.multiple_results

@@ -376,6 +376,20 @@ def test_declared_properties_hold():
             args = args[:1] if getattr(p.impl, "nin", 2) == 1 or name in ("real", "imag") \
                 else args
             assert p.impl(*args) == python[name](*args), (name, args)
+    # bools_as_ints: a python_operator whose Python operator reads bools as ints, where
+    # its ufunc gives something else on bools (a bool, or an error); the others agree
+    for name in declared - {"real", "imag"}:
+        p = primitive_named(name)
+        unary = getattr(p.impl, "nin", 2) == 1
+        for args in [(True,), (False,)] if unary else [(True, True), (True, False)]:
+            if name in ("true_divide", "floor_divide", "remainder") and not args[-1]:
+                continue
+            want = python[name](*args)
+            assert p.impl(*[int(a) for a in args]) == want, (name, args)
+            if not p.bools_as_ints:
+                assert type(want) is bool and p.impl(*args) == want, (name, args)
+            elif type(want) is bool:
+                pytest.fail(f"{name} keeps bools in Python: no bools_as_ints")
 
 
 def test_scalar_consts():

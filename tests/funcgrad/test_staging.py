@@ -608,3 +608,30 @@ def test_jit_numpy_functions_of_operators_give_numpy_scalars_not_0d_arrays():
                 assert type(g) is type(w), (call, type(g), type(w))
                 assert np.asarray(g).dtype == np.asarray(w).dtype, call
                 np.testing.assert_array_equal(g, w)
+
+
+def test_jit_python_bools_of_python_numbers_do_python_arithmetic():
+    # a comparison of Python numbers traced by jit is a Python bool; Python's arithmetic
+    # reads bools as ints (True + True is 2, -True is -1, ~True is -2) where NumPy's
+    # ufuncs, which the replay calls, keep bools (np.add(True, True) is True) or refuse
+    # them (np.negative(True) raised); a Python bool written in place (s * True) is weak
+    # too, and ~ and divmod go through Python's operators as +, - and abs() do
+    x32 = np.ones(2, np.float32)
+    cases = [(lambda s: (s > 1) + (s > 2), 3.0), (lambda s: (s > 1) * (s > 2), 3.0),
+             (lambda s: (s > 1) - (s > 2), 3.0), (lambda s: -(s > 1), 3.0),
+             (lambda s: ~(s > 1), 3.0), (lambda s: abs(s > 1), 3.0),
+             (lambda s: sum([s > 0, s > 1, s > 2]), 3.0), (lambda s: (s > 1) * True, 3.0),
+             (lambda s: s * True, 5.0), (lambda s: True + s, 5), (lambda s: ~s, 3),
+             (lambda s: divmod(s, 2.0), 5.0), (lambda s: divmod(s, 2), 5),
+             (lambda s: ((s > 1) & (s > 2), (s > 1) | True, (s > 1) == (s > 2)), 3.0),
+             (lambda s: ((s > 1) + (s > 2)) * x32, 3.0),
+             (lambda s: fnp.add(s > 1, s > 2), 3.0)]       # NumPy's add: NumPy's bools
+    for f, s in cases:
+        want = f(s)
+        jf = jit(f)
+        for call in range(3):                 # traced, then replayed
+            got = jf(s)
+            for g, w in zip(tree_leaves(got), tree_leaves(want)):
+                assert type(g) is type(w), (call, type(g), type(w))
+                assert np.asarray(g).dtype == np.asarray(w).dtype, call
+                np.testing.assert_array_equal(g, w)

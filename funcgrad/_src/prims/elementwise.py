@@ -167,7 +167,8 @@ def _over_number(invars):
 
 
 # ---- unary, differentiable -----------------------------------------------------------
-negative_p = _elementwise("negative", np.negative, linear_in=((0,),), python_operator=True,
+negative_p = _elementwise("negative", np.negative, linear_in=((0,),),
+                          python_operator=True, bools_as_ints=True,
                           scalar_multiple=lambda invars: (0, -1),
                           jvp=(lambda t, ans, x: -t,),
                           vjp=(lambda g, ans, x: -g,))
@@ -215,7 +216,7 @@ def _abs_vjp(g, ans, x):
     return g * sign(x)
 
 
-abs_p = _elementwise("absolute", np.abs, python_operator=True,
+abs_p = _elementwise("absolute", np.abs, python_operator=True, bools_as_ints=True,
                      jvp=(_abs_jvp,),
                      vjp=(_abs_vjp,))
 
@@ -238,26 +239,29 @@ trunc_p = _elementwise("trunc", np.trunc)
 rint_p = _elementwise("rint", np.rint)
 round_p = _elementwise("round", lambda x, decimals=0: np.round(x, decimals))
 logical_not_p = _elementwise("logical_not", np.logical_not)
-invert_p = _elementwise("invert", np.invert, python_operator=True)
+invert_p = _elementwise("invert", np.invert, python_operator=True, bools_as_ints=True)
 isnan_p = _elementwise("isnan", np.isnan)
 isinf_p = _elementwise("isinf", np.isinf)
 isfinite_p = _elementwise("isfinite", np.isfinite)
 signbit_p = _elementwise("signbit", np.signbit)
 
 # ---- binary, differentiable ----------------------------------------------------------
-add_p = _elementwise("add", np.add, linear_in=((0, 1),), commutative=True, python_operator=True,
+add_p = _elementwise("add", np.add, linear_in=((0, 1),), commutative=True,
+                     python_operator=True, bools_as_ints=True,
                      jvp=(lambda t, ans, x, y: t,
                           lambda t, ans, x, y: t),
                      vjp=(lambda g, ans, x, y: unbroadcast(g, x),
                           lambda g, ans, x, y: unbroadcast(g, y)))
 
-subtract_p = _elementwise("subtract", np.subtract, linear_in=((0, 1),), python_operator=True,
+subtract_p = _elementwise("subtract", np.subtract, linear_in=((0, 1),),
+                          python_operator=True, bools_as_ints=True,
                           jvp=(lambda t, ans, x, y: t,
                                lambda t, ans, x, y: -t),
                           vjp=(lambda g, ans, x, y: unbroadcast(g, x),
                                lambda g, ans, x, y: unbroadcast(-g, y)))
 
-multiply_p = _elementwise("multiply", np.multiply, linear_in=((0,), (1,)), python_operator=True,
+multiply_p = _elementwise("multiply", np.multiply, linear_in=((0,), (1,)),
+                          python_operator=True, bools_as_ints=True,
                           commutative=True, scalar_multiple=_times_number,
                           jvp=(lambda t, ans, x, y: t * y,
                                lambda t, ans, x, y: x * t),
@@ -265,7 +269,8 @@ multiply_p = _elementwise("multiply", np.multiply, linear_in=((0,), (1,)), pytho
                                lambda g, ans, x, y: unbroadcast(x * g, y)))
 
 true_divide_p = _elementwise("true_divide", np.true_divide, linear_in=((0,),),
-                             inverse_in=(1,), scalar_multiple=_over_number, python_operator=True,
+                             inverse_in=(1,), scalar_multiple=_over_number,
+                             python_operator=True, bools_as_ints=True,
                              jvp=(lambda t, ans, x, y: t / y,
                                   lambda t, ans, x, y: -t * ans / y),
                              vjp=(lambda g, ans, x, y: unbroadcast(g / y, x),
@@ -286,7 +291,7 @@ def _pow_dy(ans, x, y):
     return where(x == 0, 0, ans * log(safe_x))
 
 
-power_p = _binary("power", np.power, _pow_dx, _pow_dy, python_operator=True)
+power_p = _binary("power", np.power, _pow_dx, _pow_dy, python_operator=True, bools_as_ints=True)
 arctan2_p = _binary("arctan2", np.arctan2, lambda ans, x, y: y / (x * x + y * y),
                     lambda ans, x, y: -x / (x * x + y * y))
 hypot_p = _binary("hypot", np.hypot, lambda ans, x, y: x / ans, lambda ans, x, y: y / ans)
@@ -346,7 +351,8 @@ fmin_p = _binary("fmin", np.fmin,
                  lambda ans, x, y: _select_weight((x < y) | isnan(y), x == y, _dtype_of(ans)),
                  lambda ans, x, y: _select_weight((y < x) | isnan(x), x == y, _dtype_of(ans)))
 remainder_p = _binary("remainder", np.remainder, lambda ans, x, y: 1,
-                      lambda ans, x, y: -floor_divide(x, y), python_operator=True)
+                      lambda ans, x, y: -floor_divide(x, y),
+                      python_operator=True, bools_as_ints=True)
 fmod_p = _binary("fmod", np.fmod, lambda ans, x, y: 1, lambda ans, x, y: -trunc(x / y))
 copysign_p = _elementwise("copysign", np.copysign,
                           jvp=(lambda t, ans, x, y: t * (sign(x) * sign(ans)),
@@ -355,7 +361,8 @@ copysign_p = _elementwise("copysign", np.copysign,
                                None))
 
 # ---- binary, no derivative -----------------------------------------------------------
-floor_divide_p = _elementwise("floor_divide", np.floor_divide, python_operator=True)
+floor_divide_p = _elementwise("floor_divide", np.floor_divide,
+                              python_operator=True, bools_as_ints=True)
 heaviside_p = _elementwise("heaviside", np.heaviside)
 equal_p = _elementwise("equal", np.equal, python_operator=True)
 not_equal_p = _elementwise("not_equal", np.not_equal, python_operator=True)
@@ -369,8 +376,9 @@ logical_xor_p = _elementwise("logical_xor", np.logical_xor)
 bitwise_and_p = _elementwise("bitwise_and", np.bitwise_and, python_operator=True)
 bitwise_or_p = _elementwise("bitwise_or", np.bitwise_or, python_operator=True)
 bitwise_xor_p = _elementwise("bitwise_xor", np.bitwise_xor, python_operator=True)
-left_shift_p = _elementwise("left_shift", np.left_shift, python_operator=True)
-right_shift_p = _elementwise("right_shift", np.right_shift, python_operator=True)
+left_shift_p = _elementwise("left_shift", np.left_shift, python_operator=True, bools_as_ints=True)
+right_shift_p = _elementwise("right_shift", np.right_shift,
+                             python_operator=True, bools_as_ints=True)
 
 # ---- where and clip ------------------------------------------------------------------
 where_p = _elementwise("where", np.where,
@@ -634,7 +642,7 @@ def _operators():
             return t.process(p, (self,), _NO_PARAMS) if t.alive else bind(p, self)
         return op
 
-    table = {"neg": unary(negative_p), "abs": unary(abs_p)}
+    table = {"neg": unary(negative_p), "abs": unary(abs_p), "invert": unary(invert_p)}
     for name, p in [("add", add_p), ("sub", subtract_p), ("mul", multiply_p),
                     ("truediv", true_divide_p), ("floordiv", floor_divide_p),
                     ("mod", remainder_p), ("pow", power_p), ("and", bitwise_and_p),

@@ -19,7 +19,7 @@ import numpy as np
 from .. import rows as _rows
 from ..backend import array_module, dtype_name
 from ..batching import bdim_size, move_to_front
-from ..core import Primitive, Tracer, bind, def_rules
+from ..core import Primitive, Tracer, bind, def_rules, register_int_cast
 from ..core import _np    # families above this one (see the module docstring)
 from ..errors import FuncgradTypeError, FuncgradValueError
 
@@ -447,6 +447,7 @@ def _astype_impl(x, dtype):
 
 _astype_impl.fresh_result = True     # astype copies, even to the same dtype
 astype_p = Primitive("convert_element_type", _astype_impl, is_noop=_same_type)
+register_int_cast(astype_p)     # (jit reads weak bools as Python ints with it)
 
 
 def _astype_batch(vals, dims, dtype):
