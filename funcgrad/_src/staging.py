@@ -113,7 +113,7 @@ class GraphTrace(Trace):
 
     def new_input(self, value, k):
         v = self.new_var(np.shape(value), _dtype_of(value), frozenset([k]))
-        v.weak = type(value) in _WEAK
+        v.weak = type(value) in _WEAK or type(value) is bool
         if isinstance(value, Tracer):
             self.bottom = False
         return GraphTracer(self, v, value)

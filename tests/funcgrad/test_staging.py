@@ -625,7 +625,10 @@ def test_jit_python_bools_of_python_numbers_do_python_arithmetic():
              (lambda s: divmod(s, 2.0), 5.0), (lambda s: divmod(s, 2), 5),
              (lambda s: ((s > 1) & (s > 2), (s > 1) | True, (s > 1) == (s > 2)), 3.0),
              (lambda s: ((s > 1) + (s > 2)) * x32, 3.0),
-             (lambda s: fnp.add(s > 1, s > 2), 3.0)]       # NumPy's add: NumPy's bools
+             (lambda s: fnp.add(s > 1, s > 2), 3.0),       # NumPy's add: NumPy's bools
+             # a Python bool passed to jit is weak as a Python int or float is
+             (lambda s: (s + s, s * 2.5, s, -s, ~s, s & True), True),
+             (lambda s: (fnp.where(s, x32, 0.0), s * x32, fnp.add(s, s)), True)]
     for f, s in cases:
         want = f(s)
         jf = jit(f)
