@@ -599,14 +599,20 @@ def test_jit_numpy_functions_of_operators_give_numpy_scalars_not_0d_arrays():
              (lambda s: fnp.negative(s), 2.0), (lambda s: fnp.abs(s), -3),
              (lambda s: fnp.bitwise_and(s, 6), 3), (lambda s: fnp.add(s, 1.0) * a32, 2.0),
              (lambda s: fnp.subtract(s, a32), 2.0), (lambda s: (s + 1, fnp.add(s, 1)), 2)]
+    _jit_gives_eager_types(cases)
+
+
+def _jit_gives_eager_types(cases):
+    """Each ``(f, s)``: ``jit(f)(s)``, traced and replayed, gives ``f(s)``'s leaves with
+    the same Python types, dtypes and values."""
     for f, s in cases:
         want = f(s)
         jf = jit(f)
         for call in range(3):                 # traced, then replayed
             got = jf(s)
             for g, w in zip(tree_leaves(got), tree_leaves(want)):
-                assert type(g) is type(w), (call, type(g), type(w))
-                assert np.asarray(g).dtype == np.asarray(w).dtype, call
+                assert type(g) is type(w), (f, call, type(g), type(w))
+                assert np.asarray(g).dtype == np.asarray(w).dtype, (f, call)
                 np.testing.assert_array_equal(g, w)
 
 
@@ -629,12 +635,4 @@ def test_jit_python_bools_of_python_numbers_do_python_arithmetic():
              # a Python bool passed to jit is weak as a Python int or float is
              (lambda s: (s + s, s * 2.5, s, -s, ~s, s & True), True),
              (lambda s: (fnp.where(s, x32, 0.0), s * x32, fnp.add(s, s)), True)]
-    for f, s in cases:
-        want = f(s)
-        jf = jit(f)
-        for call in range(3):                 # traced, then replayed
-            got = jf(s)
-            for g, w in zip(tree_leaves(got), tree_leaves(want)):
-                assert type(g) is type(w), (call, type(g), type(w))
-                assert np.asarray(g).dtype == np.asarray(w).dtype, call
-                np.testing.assert_array_equal(g, w)
+    _jit_gives_eager_types(cases)
