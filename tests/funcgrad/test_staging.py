@@ -513,6 +513,20 @@ def test_array_methods_of_traced_values_inside_jit():
         np.testing.assert_allclose(f(x), x.var(axis=0) + x.std(axis=1).sum(), rtol=1e-12)
 
 
+def _jit_gives_eager_types(cases, *extra, check=np.testing.assert_array_equal):
+    """Each ``(f, s)``: ``jit(f)(s, *extra)``, traced and replayed, gives
+    ``f(s, *extra)``'s leaves with the same Python types and dtypes, values by ``check``."""
+    for f, s in cases:
+        want = f(s, *extra)
+        jf = jit(f)
+        for call in range(3):                 # traced, then replayed
+            got = jf(s, *extra)
+            for g, w in zip(tree_leaves(got), tree_leaves(want)):
+                assert type(g) is type(w), (f, call, type(g), type(w))
+                assert np.asarray(g).dtype == np.asarray(w).dtype, (f, call)
+                check(g, w)
+
+
 def test_jit_asarray_of_a_python_number_is_a_0d_array_as_eager():
     # a Python number traced by jit is weakly typed; asarray/array make it a 0-d array,
     # as numpy.asarray does, so it promotes a float32 array as it does eagerly. The cast
@@ -522,15 +536,7 @@ def test_jit_asarray_of_a_python_number_is_a_0d_array_as_eager():
              (lambda s, a: fnp.asarray(s) * a, 2.0), (lambda s, a: fnp.array(s, ndmin=1), 2.0),
              (lambda s, a: fnp.asarray(s, dtype=np.float64) + a, 2.0),
              (lambda s, a: (s * 2, fnp.asarray(s * 2)), 1.5)]
-    for f, s in cases:
-        want = f(s, a32)
-        jf = jit(f)
-        for call in range(3):                 # traced, then replayed
-            got = jf(s, a32)
-            for g, w in zip(tree_leaves(got), tree_leaves(want)):
-                assert type(g) is type(w), (call, type(g), type(w))
-                assert np.asarray(g).dtype == np.asarray(w).dtype, call
-                np.testing.assert_array_equal(g, w)
+    _jit_gives_eager_types(cases, a32)
 
 
 def test_jit_numpy_functions_of_python_numbers_give_numpy_scalars_as_eager():
@@ -548,15 +554,8 @@ def test_jit_numpy_functions_of_python_numbers_give_numpy_scalars_as_eager():
              (lambda s, a: (s * 2, -s, s // 2, s < 2, s & 6, s << 1), 3),
              (lambda s, a: s * a, 2.0), (lambda s, a: (s * 0.5 + 1) * a, 2.0),
              (lambda s, a: fg.grad(lambda t: fnp.sin(t) * t * 2.0)(s), 1.5)]
-    for f, s in cases:
-        want = f(s, a32)
-        jf = jit(f)
-        for call in range(3):                 # traced, then replayed
-            got = jf(s, a32)
-            for g, w in zip(tree_leaves(got), tree_leaves(want)):
-                assert type(g) is type(w), (call, type(g), type(w))
-                assert np.asarray(g).dtype == np.asarray(w).dtype, call
-                np.testing.assert_allclose(g, w, rtol=1e-15)
+    _jit_gives_eager_types(cases, a32, check=lambda g, w: np.testing.assert_allclose(
+        g, w, rtol=1e-15))
 
 
 def test_jit_python_numbers_through_functions_sharing_an_operators_primitive():
@@ -600,20 +599,6 @@ def test_jit_numpy_functions_of_operators_give_numpy_scalars_not_0d_arrays():
              (lambda s: fnp.bitwise_and(s, 6), 3), (lambda s: fnp.add(s, 1.0) * a32, 2.0),
              (lambda s: fnp.subtract(s, a32), 2.0), (lambda s: (s + 1, fnp.add(s, 1)), 2)]
     _jit_gives_eager_types(cases)
-
-
-def _jit_gives_eager_types(cases):
-    """Each ``(f, s)``: ``jit(f)(s)``, traced and replayed, gives ``f(s)``'s leaves with
-    the same Python types, dtypes and values."""
-    for f, s in cases:
-        want = f(s)
-        jf = jit(f)
-        for call in range(3):                 # traced, then replayed
-            got = jf(s)
-            for g, w in zip(tree_leaves(got), tree_leaves(want)):
-                assert type(g) is type(w), (f, call, type(g), type(w))
-                assert np.asarray(g).dtype == np.asarray(w).dtype, (f, call)
-                np.testing.assert_array_equal(g, w)
 
 
 def test_jit_python_bools_of_python_numbers_do_python_arithmetic():
